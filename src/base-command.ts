@@ -1,0 +1,127 @@
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import {ExitCode, R1Error, exitCodeOf} from './errors.js'
+import {err as stderrColor} from './ui/colors.js'
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+/** The `--json` error document. */
+export interface ErrorJson {
+  error: {code: string; message: string; exitCode: number; hint?: string; details?: unknown}
+}
+
+/**
+ * Every r1 command extends this: parsing in `init`, `--json` (the typed return value is the one
+ * document on stdout), errors mapped to exit codes (also under `--json`), SIGINT cleanup.
+ */
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true
+  static override baseFlags = {
+    json: Flags.boolean({description: 'Print one JSON document (NDJSON for streams) on stdout and nothing else.', helpGroup: 'GLOBAL'}),
+  }
+
+  /** Commands that end by themselves on Ctrl-C (streams, `run`) set this and watch `this.signal`. */
+  static interruptible = false
+
+  protected flags!: CommandFlags<T>
+  protected args!: CommandArgs<T>
+  private readonly interrupt = new AbortController()
+  private readonly cleanups: Array<() => unknown | Promise<unknown>> = []
+  private readonly onSignal = (signal: NodeJS.Signals) => void this.handleSignal(signal)
+
+  /** Aborted on the first SIGINT/SIGTERM. */
+  protected get signal(): AbortSignal {
+    return this.interrupt.signal
+  }
+
+  /** Registers work to undo or close on exit, including Ctrl-C (run last-in first-out). */
+  protected onCleanup(fn: () => unknown | Promise<unknown>): void {
+    this.cleanups.push(fn)
+  }
+
+  public override async init(): Promise<void> {
+    await super.init()
+    process.on('SIGINT', this.onSignal)
+    process.on('SIGTERM', this.onSignal)
+    const {args, flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as CommandFlags<T>
+    this.args = args as CommandArgs<T>
+  }
+
+  /** Writes one NDJSON line to stdout (streaming commands under `--json`). */
+  protected ndjson(value: unknown): void {
+    process.stdout.write(JSON.stringify(value) + '\n')
+  }
+
+  /** Progress and notes for humans: stderr, silent under `--json`. */
+  protected note(message: string): void {
+    if (!this.jsonEnabled()) process.stderr.write(message + '\n')
+  }
+
+  public override logJson(json: unknown): void {
+    process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+  }
+
+  protected override toErrorJson(error: unknown): ErrorJson {
+    const e = error instanceof R1Error ? error : undefined
+    const message = error instanceof Error ? error.message : String(error)
+    return {
+      error: {
+        code: e?.code ?? ((error as {code?: unknown})?.code && typeof (error as {code?: unknown}).code === 'string' ? String((error as {code: string}).code) : 'ERROR'),
+        message: stripAnsi(message),
+        exitCode: exitCodeOf(error),
+        ...(e?.hint ? {hint: e.hint} : {}),
+        ...(e?.details === undefined ? {} : {details: e.details}),
+      },
+    }
+  }
+
+  protected override async catch(error: Error & {exitCode?: number}): Promise<void> {
+    const code = exitCodeOf(error)
+    process.exitCode = code
+    if (this.jsonEnabled()) {
+      this.logJson(this.toErrorJson(error))
+      return
+    }
+    const hint = error instanceof R1Error && error.hint ? `\n${stderrColor.dim('→ ' + error.hint)}` : ''
+    const debug = process.env.DEBUG && error.stack ? `\n${error.stack}` : ''
+    process.stderr.write(`${stderrColor.red('✖')} ${error.message}${hint}${debug}\n`)
+  }
+
+  protected override async finally(error: Error | undefined): Promise<void> {
+    process.off('SIGINT', this.onSignal)
+    process.off('SIGTERM', this.onSignal)
+    await this.runCleanups()
+    await super.finally(error)
+  }
+
+  private async runCleanups(): Promise<void> {
+    while (this.cleanups.length > 0) {
+      const fn = this.cleanups.pop()!
+      try {
+        await fn()
+      } catch (error) {
+        process.stderr.write(`cleanup failed: ${(error as Error).message}\n`)
+      }
+    }
+  }
+
+  private async handleSignal(signal: NodeJS.Signals): Promise<void> {
+    if (this.interrupt.signal.aborted) process.exit(ExitCode.INTERRUPTED) // second Ctrl-C: leave now
+    this.interrupt.abort(new R1Error(`Interrupted (${signal})`, ExitCode.INTERRUPTED, {code: 'INTERRUPTED'}))
+    if ((this.ctor as typeof BaseCommand).interruptible) return
+    await this.runCleanups()
+    process.exit(ExitCode.INTERRUPTED)
+  }
+}
+
+function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001B\[[0-9;]*m/g, '')
+}
