@@ -1,0 +1,32 @@
+import {randomBytes} from 'node:crypto'
+import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
+
+/**
+ * Writes a file so that readers see the old or the new content, never a torn one:
+ * temp file in the same directory, fsync, rename, fsync the directory.
+ * On any failure (e.g. a full disk) the old file is untouched and the temp file removed.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, options: {mode?: number} = {}): Promise<void> {
+  const dir = dirname(path)
+  await mkdir(dir, {recursive: true})
+  const temp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`)
+  try {
+    const handle = await open(temp, 'wx', options.mode ?? 0o644)
+    try {
+      await handle.writeFile(data)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, path)
+  } catch (error) {
+    await rm(temp, {force: true})
+    throw error
+  }
+  const dirHandle = await open(dir, 'r').catch(() => undefined)
+  if (dirHandle) {
+    await dirHandle.sync().catch(() => undefined)
+    await dirHandle.close()
+  }
+}

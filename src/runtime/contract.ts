@@ -1,0 +1,40 @@
+import type {HeartbeatEvent, NodeEvent} from '../protocol/events.js'
+
+/**
+ * The seam between the node core (src/runtime/node.ts), the WebSocket server
+ * (src/runtime/server.ts) and the event journal (src/runtime/journal.ts).
+ * The core knows nothing of sockets or signatures; the server knows nothing of instances.
+ */
+
+/** Who sent a command that the server has already authenticated. */
+export interface CommandMeta {
+  /** EE_HASH of the signed command: every confirmation/rejection notification names it as COMMAND_HASH. */
+  hash: string
+  /** EE_SENDER address (or the local session's address for in-process calls). */
+  sender: string
+  initiator?: string
+  sessionId?: string
+}
+
+/** A stream of node events in EE_MESSAGE_SEQ order. Returns the unsubscribe function. */
+export type EventListener = (event: NodeEvent) => void
+
+export interface NodeCore {
+  readonly address: string
+  readonly alias: string
+  /**
+   * Executes one Ratio1 action (UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE,
+   * BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, …) with an already
+   * validated payload. Confirmations and failures are emitted as NOTIFICATION events carrying
+   * COMMAND_HASH = meta.hash and Ratio1's codes; a payload the core cannot apply throws R1Error and
+   * changes nothing.
+   */
+  execute(action: string, payload: unknown, meta: CommandMeta): Promise<void>
+  /** Subscribes to every event the node emits from now on (already sequenced). */
+  onEvent(listener: EventListener): () => void
+  /** The last sequence number assigned (0 before any event). */
+  lastSeq(): number
+  /** Builds (and emits) a heartbeat now. */
+  heartbeat(): HeartbeatEvent
+  stop(): Promise<void>
+}
