@@ -1,0 +1,43 @@
+// Shared helpers for `npm run bench`: every figure is reported next to a baseline measured in the same run.
+import {spawnSync} from 'node:child_process'
+import {fileURLToPath} from 'node:url'
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+export const r1 = fileURLToPath(new URL('../bin/run.js', import.meta.url))
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/** Median wall time in ms of a command, over `runs` runs after one warm-up. */
+export function wallMedian(command, args, {runs = 15, cwd = root, expectStatus = 0} = {}) {
+  const times = []
+  for (let i = 0; i <= runs; i++) {
+    const start = process.hrtime.bigint()
+    const result = spawnSync(command, args, {cwd, stdio: ['ignore', 'pipe', 'pipe']})
+    const ms = Number(process.hrtime.bigint() - start) / 1e6
+    if (result.status !== expectStatus) {
+      throw new Error(`${command} ${args.join(' ')} exited ${result.status}: ${result.stderr}`)
+    }
+    if (i > 0) times.push(ms)
+  }
+  return median(times)
+}
+
+/**
+ * A row of the report. `ratio` is value / baseline; `budget` is the ratio (or absolute) limit and
+ * `higherIsBetter` tells which side of it passes.
+ */
+export function row(figure, {value, unit, baseline, baselineName, budget, higherIsBetter = false, absolute = false}) {
+  const ratio = baseline ? value / baseline : undefined
+  const measured = absolute ? value : ratio
+  const ok = budget === undefined || measured === undefined ? undefined : higherIsBetter ? measured >= budget : measured <= budget
+  return {figure, value: round(value), unit, baseline: baseline === undefined ? undefined : round(baseline), baselineName, ratio: ratio === undefined ? undefined : round(ratio, 2), budget, ok}
+}
+
+function round(n, digits = 1) {
+  const f = 10 ** digits
+  return Math.round(n * f) / f
+}

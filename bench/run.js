@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// `npm run bench`: every budget of DESIGN.md §7, each as a ratio to a baseline measured in this run.
+// Each bench/<name>.js default-exports an async function returning rows made with `row()` from lib.js.
+// `--json` prints the rows as one JSON document; `node bench/run.js startup` runs one group.
+const groups = ['startup', 'run', 'events', 'deploy', 'node', 'signing']
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const json = process.argv.includes('--json')
+const rows = []
+let failed = false
+for (const group of groups) {
+  if (wanted.length > 0 && !wanted.includes(group)) continue
+  let mod
+  try {
+    mod = await import(`./${group}.js`)
+  } catch (error) {
+    if (error.code === 'ERR_MODULE_NOT_FOUND' && String(error.message).includes(`${group}.js`)) continue
+    throw error
+  }
+  try {
+    rows.push(...(await mod.default()))
+  } catch (error) {
+    failed = true
+    rows.push({figure: `${group}: bench failed`, error: error.message})
+  }
+}
+if (json) {
+  process.stdout.write(JSON.stringify({rows}, null, 2) + '\n')
+} else {
+  for (const r of rows) {
+    if (r.error) {
+      console.log(`✖ ${r.figure}: ${r.error}`)
+      continue
+    }
+    const mark = r.ok === undefined ? '·' : r.ok ? '✔' : '✖'
+    const base = r.baseline === undefined ? '' : `  baseline ${r.baselineName} ${r.baseline} ${r.unit}`
+    const ratio = r.ratio === undefined ? '' : `  ratio ${r.ratio}×`
+    const budget = r.budget === undefined ? '' : `  budget ${r.budget}`
+    console.log(`${mark} ${r.figure}: ${r.value} ${r.unit}${base}${ratio}${budget}`)
+  }
+}
+process.exitCode = failed ? 1 : 0
