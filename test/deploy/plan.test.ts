@@ -1,0 +1,128 @@
+import {Chalk} from 'chalk'
+import {describe, expect, it} from 'vitest'
+import {diffKeys, planPipeline, planTarget} from '../../src/deploy/plan.js'
+import {renderPlan} from '../../src/deploy/render.js'
+import type {PipelineConfig} from '../../src/protocol/pipeline.js'
+
+const H1 = 'a'.repeat(64)
+const H2 = 'b'.repeat(64)
+
+function pipeline(over: Partial<PipelineConfig> = {}, m1: Record<string, unknown> = {}): PipelineConfig {
+  return {
+    NAME: 'temps',
+    TYPE: 'Void',
+    PLUGINS: [
+      {SIGNATURE: 'TEMP_MONITOR', INSTANCES: [{INSTANCE_ID: 'monitor-1', THRESHOLD: 25, PROCESS_DELAY: 1, ...m1}, {INSTANCE_ID: 'monitor-2', THRESHOLD: 30}]},
+      {SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'exec', CODE: 'return 1'}]},
+    ],
+    R1_BUNDLES: {TEMP_MONITOR: H1},
+    ...over,
+  }
+}
+const plain = new Chalk({level: 0})
+
+describe('planPipeline', () => {
+  it('creates a pipeline the node lacks, confirming the pipeline and every instance', () => {
+    const plan = planPipeline(pipeline(), undefined)
+    expect(plan.change).toBe('create')
+    expect(plan.command).toEqual({action: 'UPDATE_CONFIG', payload: pipeline()})
+    expect(plan.confirm.pipeline).toBe(true)
+    expect(plan.confirm.instances).toEqual([
+      {signature: 'TEMP_MONITOR', instanceId: 'monitor-1'},
+      {signature: 'TEMP_MONITOR', instanceId: 'monitor-2'},
+      {signature: 'CUSTOM_EXEC_01', instanceId: 'exec'},
+    ])
+    expect(plan.previous).toBeUndefined()
+  })
+
+  it('leaves an identical pipeline alone, whatever the key order and node-managed keys', () => {
+    const current = {...pipeline(), R1_VERSION: 3}
+    current.PLUGINS[0].INSTANCES[0] = {PROCESS_DELAY: 1, THRESHOLD: 25, INSTANCE_ID: 'monitor-1'}
+    const plan = planPipeline(pipeline(), current)
+    expect(plan.change).toBe('unchanged')
+    expect(plan.command).toBeUndefined()
+    expect(plan.confirm).toEqual({pipeline: false, instances: []})
+  })
+
+  it('sends only the changed instance as a batch delta when only instance configs change', () => {
+    const current = pipeline()
+    const plan = planPipeline(pipeline({}, {THRESHOLD: 40, UNIT: 'F'}), current)
+    expect(plan.change).toBe('update-instances')
+    expect(plan.command).toEqual({
+      action: 'BATCH_UPDATE_PIPELINE_INSTANCE',
+      payload: [{NAME: 'temps', SIGNATURE: 'TEMP_MONITOR', INSTANCE_ID: 'monitor-1', INSTANCE_CONFIG: {THRESHOLD: 40, PROCESS_DELAY: 1, UNIT: 'F'}}],
+    })
+    expect(plan.confirm).toEqual({pipeline: false, instances: [{signature: 'TEMP_MONITOR', instanceId: 'monitor-1'}]})
+    expect(plan.instances.find((i) => i.instanceId === 'monitor-1')!.diff).toEqual([
+      {key: 'THRESHOLD', kind: 'change', from: 25, to: 40},
+      {key: 'UNIT', kind: 'add', to: 'F'},
+    ])
+    expect(plan.instances.filter((i) => i.change === 'unchanged')).toHaveLength(2)
+    expect(plan.previous).toBe(current)
+  })
+
+  it('sends the whole pipeline when a key is removed, an instance is added or removed, or TYPE changes', () => {
+    const noDelay = pipeline()
+    delete (noDelay.PLUGINS[0].INSTANCES[0] as Record<string, unknown>).PROCESS_DELAY
+    expect(planPipeline(noDelay, pipeline()).command?.action).toBe('UPDATE_CONFIG')
+
+    const added = pipeline()
+    added.PLUGINS[1].INSTANCES.push({INSTANCE_ID: 'exec-2', CODE: 'return 2'})
+    const addPlan = planPipeline(added, pipeline())
+    expect(addPlan.change).toBe('update')
+    expect(addPlan.confirm).toEqual({pipeline: true, instances: [{signature: 'CUSTOM_EXEC_01', instanceId: 'exec-2'}]})
+
+    const removed = pipeline()
+    removed.PLUGINS[0].INSTANCES.pop()
+    const removePlan = planPipeline(removed, pipeline())
+    expect(removePlan.instances.find((i) => i.instanceId === 'monitor-2')!.change).toBe('remove')
+    expect(removePlan.confirm).toEqual({pipeline: true, instances: []})
+
+    const typed = planPipeline(pipeline({TYPE: 'VideoStream'}), pipeline())
+    expect(typed.change).toBe('update')
+    expect(typed.diff).toEqual([{key: 'TYPE', kind: 'change', from: 'Void', to: 'VideoStream'}])
+  })
+
+  it('restarts the instances of a signature whose bundle changed, not the others', () => {
+    const plan = planPipeline(pipeline({R1_BUNDLES: {TEMP_MONITOR: H2}}), pipeline())
+    expect(plan.change).toBe('update')
+    expect(plan.bundles).toEqual([{key: 'TEMP_MONITOR', kind: 'change', from: H1, to: H2}])
+    expect(plan.confirm.instances.map((i) => i.instanceId)).toEqual(['monitor-1', 'monitor-2'])
+    expect(plan.instances.find((i) => i.instanceId === 'exec')!.change).toBe('unchanged')
+  })
+})
+
+describe('planTarget', () => {
+  it('plans only the desired pipelines and lists the bundles they need', () => {
+    const other = {NAME: 'other', TYPE: 'Void', PLUGINS: []}
+    const second = pipeline({NAME: 'second', R1_BUNDLES: {TEMP_MONITOR: H2}})
+    const plan = planTarget([pipeline(), second], [pipeline(), other])
+    expect(plan.pipelines.map((p) => [p.name, p.change])).toEqual([
+      ['temps', 'unchanged'],
+      ['second', 'create'],
+    ])
+    expect(plan.bundles).toEqual([H1, H2])
+    expect(plan.changed).toBe(true)
+    expect(planTarget([pipeline()], [pipeline()]).changed).toBe(false)
+  })
+})
+
+describe('diffKeys', () => {
+  it('compares nested values structurally', () => {
+    expect(diffKeys({ENV: {A: 1, B: 2}}, {ENV: {B: 2, A: 1}})).toEqual([])
+    expect(diffKeys({ENV: {A: 1}}, {ENV: {A: 2}})).toEqual([{key: 'ENV', kind: 'change', from: {A: 1}, to: {A: 2}}])
+  })
+})
+
+describe('renderPlan', () => {
+  it('shows what changes, with the config diff, and dims what does not', () => {
+    const plan = planTarget([pipeline({}, {THRESHOLD: 40}), pipeline({NAME: 'fresh'})], [pipeline()])
+    const text = renderPlan(plan, plain).join('\n')
+    expect(text).toContain('~ pipeline temps: update-instances (1 to change, 2 unchanged) via BATCH_UPDATE_PIPELINE_INSTANCE')
+    expect(text).toContain('~ TEMP_MONITOR/monitor-1')
+    expect(text).toContain('~ THRESHOLD: 25 → 40')
+    expect(text.split('pipeline fresh')[0]).not.toContain('monitor-2')
+    expect(text).toContain('+ pipeline fresh: create (3 to create) via UPDATE_CONFIG')
+    expect(text).toContain('+ bundle TEMP_MONITOR: aaaaaaaaaaaa')
+  })
+})
