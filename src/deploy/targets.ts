@@ -1,4 +1,6 @@
 import {ExitCode, R1Error} from '../errors.js'
+import {closest} from '../manifest/diagnostics.js'
+import {isAddress, normalizeAddress} from '../protocol/identity.js'
 
 /** One node a command talks to: a named target from `config.yaml` or an ad hoc `--node`. */
 export interface Target {
@@ -20,8 +22,6 @@ export interface TargetSelection {
   all?: boolean
   exclude?: string[]
 }
-
-const ADDRESS = /^0xai_[A-Za-z0-9_-]{43,44}=?$/
 
 /**
  * Resolves the target flags to the nodes to talk to, in a stable order (named targets as given,
@@ -86,10 +86,10 @@ function checked(target: Target, where: string): Target {
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw usage(`${where}: "${target.url}" must use ws:// or wss://.`, 'A node URL looks like ws://127.0.0.1:7443 or wss://edge.example:7443')
   }
-  if (!ADDRESS.test(target.address ?? '')) {
+  if (typeof target.address !== 'string' || !isAddress(target.address)) {
     throw usage(`${where}: "${target.address}" is not a node address.`, 'A node address looks like 0xai_A2pP… (shown by `r1 node start`).')
   }
-  return target
+  return {...target, address: normalizeAddress(target.address)}
 }
 
 function adHocName(url: string): string {
@@ -112,32 +112,4 @@ function unknownTarget(name: string, names: string[]): R1Error {
 
 function usage(message: string, hint: string): R1Error {
   return new R1Error(message, ExitCode.USAGE, {code: 'BAD_TARGET', hint})
-}
-
-/** The candidate within edit distance ⌈len/3⌉ (at least 2), if any. */
-export function closest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined
-  let bestDistance = Math.max(2, Math.ceil(word.length / 3)) + 1
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase())
-    if (d < bestDistance) {
-      best = c
-      bestDistance = d
-    }
-  }
-  return best
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1))
-      diagonal = above
-    }
-  }
-  return row[b.length]
 }

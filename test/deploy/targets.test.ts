@@ -1,9 +1,10 @@
 import {describe, expect, it} from 'vitest'
 import {resolveTargets, type TargetMap} from '../../src/deploy/targets.js'
 import {R1Error} from '../../src/errors.js'
+import {generateIdentity} from '../../src/protocol/identity.js'
 
-const A = '0xai_A2pPf0lxZSZkGONzLOmhzndncc1VvDBHfF-YLWlsrG9m'
-const B = '0xai_AhvsY6ZWHn0hgIWYU4d2Cr4xzgx4hTiBi8VWKRHXa6Dg'
+const A = generateIdentity().address
+const B = generateIdentity().address
 const configured: TargetMap = {
   'edge-a': {url: 'wss://10.0.0.5:7443', address: A},
   'edge-b': {url: 'ws://127.0.0.1:7444', address: B},
