@@ -1,0 +1,214 @@
+import {ExitCode, R1Error} from '../errors.js'
+import {NotificationCode} from '../protocol/codes.js'
+import type {PipelineConfig} from '../protocol/pipeline.js'
+import type {Expectation} from './confirm.js'
+import {type Connect, type NodeLink, type TargetStatus, exitCodeFor, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
+import type {Target} from './targets.js'
+
+/**
+ * `r1 deploy` per target: connect (the session verifies the node's address) → read its state →
+ * plan → upload only the bundles it lacks → UPDATE_CONFIG / BATCH_UPDATE_PIPELINE_INSTANCE →
+ * wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. With `atomic`,
+ * targets that took the new version are put back as they were when any target fails.
+ */
+
+export type DeployStep = 'queued' | 'connecting' | 'planning' | 'uploading' | 'applying' | 'confirming' | 'rolling back' | 'done'
+
+export interface DeployOptions {
+  targets: Target[]
+  /** Compiled pipelines to deploy (all of the project's, or the ones named). */
+  pipelines: PipelineConfig[]
+  /** Bundle bytes by sha256, built once for every target. */
+  bundles: ReadonlyMap<string, Uint8Array>
+  connect: Connect
+  maxConcurrent?: number
+  waitTimeoutMs?: number
+  dryRun?: boolean
+  atomic?: boolean
+  /** Upload attempts per bundle when the connection drops (default 4). */
+  uploadAttempts?: number
+  onStep?: (target: Target, step: DeployStep, detail?: string) => void
+  signal?: AbortSignal
+}
+
+export interface Timings {
+  connect?: number
+  upload?: number
+  apply?: number
+  confirm?: number
+  total: number
+}
+
+export interface TargetResult {
+  target: string
+  url: string
+  address: string
+  ok: boolean
+  status: TargetStatus
+  error?: string
+  /** Bundles uploaded to this node (the ones it lacked). */
+  uploaded: string[]
+  timings: Timings
+  plan?: TargetPlan
+  /** With --atomic: how the rollback of this target went. */
+  rollback?: {ok: boolean; error?: string}
+}
+
+export interface DeployResult {
+  ok: boolean
+  exitCode: ExitCode
+  targets: TargetResult[]
+}
+
+interface Attempt {
+  result: TargetResult
+  link?: NodeLink
+  /** Pipelines whose command was sent: what --atomic undoes. */
+  applied: PipelinePlan[]
+}
+
+export async function deploy(options: DeployOptions): Promise<DeployResult> {
+  const waitTimeoutMs = options.waitTimeoutMs ?? 60_000
+  let failedOnce = false
+  const attempts = await pool(options.targets, options.maxConcurrent ?? 8, async (target) => {
+    if (options.atomic && failedOnce) return skipped(target)
+    const attempt = await deployTarget(target, options, waitTimeoutMs)
+    if (!attempt.result.ok) failedOnce = true
+    return attempt
+  })
+
+  if (options.atomic && attempts.some((a) => !a.result.ok)) {
+    await pool(
+      // A rejected command changed nothing; everything else that was sent is undone.
+      attempts.filter((a) => a.applied.length > 0 && a.result.status !== 'rejected'),
+      options.maxConcurrent ?? 8,
+      (a) => rollBack(a, options, waitTimeoutMs),
+    )
+  }
+  await Promise.all(attempts.map((a) => a.link?.close().catch(() => undefined)))
+  const targets = attempts.map((a) => a.result)
+  const exitCode = exitCodeFor(targets)
+  return {ok: exitCode === ExitCode.OK, exitCode, targets}
+}
+
+function skipped(target: Target): Attempt {
+  return {
+    result: {target: target.name, url: target.url, address: target.address, ok: false, status: 'skipped', error: 'not attempted: another target failed (--atomic)', uploaded: [], timings: {total: 0}},
+    applied: [],
+  }
+}
+
+async function deployTarget(target: Target, options: DeployOptions, waitTimeoutMs: number): Promise<Attempt> {
+  const step = (s: DeployStep, detail?: string) => options.onStep?.(target, s, detail)
+  const started = performance.now()
+  const result: TargetResult = {target: target.name, url: target.url, address: target.address, ok: false, status: 'failed', uploaded: [], timings: {total: 0}}
+  const attempt: Attempt = {result, applied: []}
+  let mark = started
+  const lap = () => {
+    const now = performance.now()
+    const elapsed = now - mark
+    mark = now
+    return elapsed
+  }
+  try {
+    step('connecting')
+    attempt.link = await options.connect(target, options.signal)
+    result.timings.connect = lap()
+
+    step('planning')
+    const state = await attempt.link.state()
+    const plan = planTarget(options.pipelines, state.pipelines)
+    result.plan = plan
+    if (options.dryRun) return finish(attempt, 'planned')
+    if (!plan.changed) return finish(attempt, 'unchanged')
+
+    step('uploading')
+    const changing = plan.pipelines.filter((p) => p.command)
+    const needed = [...new Set(changing.flatMap((p) => Object.values((p.command!.action === 'UPDATE_CONFIG' ? p.command!.payload.R1_BUNDLES : undefined) ?? {}) as string[]))]
+    result.uploaded = await upload(attempt, target, needed, options, (detail) => step('uploading', detail))
+    result.timings.upload = lap()
+
+    step('applying')
+    const commands = changing.map((p) => ({action: p.command!.action, payload: p.command!.payload, expect: expectationOf(p)}))
+    attempt.applied = changing
+    step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
+    const {verdict, sentMs} = await sendAndConfirm(attempt.link, commands, waitTimeoutMs, options.signal)
+    result.timings.apply = sentMs
+    result.timings.confirm = lap() - sentMs
+    const error = verdictError(verdict, `Deploy to ${target.name}`, waitTimeoutMs)
+    if (error) throw error
+    return finish(attempt, 'deployed')
+  } catch (error) {
+    result.error = error instanceof Error ? error.message : String(error)
+    return finish(attempt, statusOfError(error))
+  } finally {
+    result.timings.total = performance.now() - started
+    step('done', result.status)
+  }
+}
+
+function finish(attempt: Attempt, status: TargetStatus): Attempt {
+  attempt.result.status = status
+  attempt.result.ok = !isFailure(status)
+  return attempt
+}
+
+function expectationOf(p: PipelinePlan): Expectation {
+  return {pipeline: p.name, pipelineCode: p.confirm.pipeline ? NotificationCode.PIPELINE_OK : undefined, instances: p.confirm.instances}
+}
+
+/** Uploads the bundles the node lacks; a dropped connection is retried with back-off on a fresh session. */
+async function upload(attempt: Attempt, target: Target, needed: string[], options: DeployOptions, progress: (detail: string) => void): Promise<string[]> {
+  if (needed.length === 0) return []
+  const attempts = options.uploadAttempts ?? 4
+  const uploaded: string[] = []
+  for (let round = 1; ; round++) {
+    try {
+      const missing = await attempt.link!.missingBundles(needed)
+      for (const [i, hash] of missing.entries()) {
+        const bytes = options.bundles.get(hash)
+        if (!bytes) throw new R1Error(`Bundle ${hash.slice(0, 12)} was not built`, ExitCode.FAILURE, {code: 'BUNDLE_MISSING'})
+        progress(`bundle ${i + 1}/${missing.length} (${Math.ceil(bytes.length / 1024)} KiB)`)
+        await attempt.link!.putBundle(hash, bytes)
+        if (!uploaded.includes(hash)) uploaded.push(hash)
+      }
+      return uploaded
+    } catch (error) {
+      // Only a dropped connection is worth another try; a rejection, a bad hash or a stall is not.
+      if (statusOfError(error) !== 'unreachable' || round >= attempts || options.signal?.aborted) throw error
+      const delay = Math.min(4000, 250 * 2 ** (round - 1))
+      progress(`connection lost, retrying in ${delay}ms (${round}/${attempts - 1})`)
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      await attempt.link!.close().catch(() => undefined)
+      attempt.link = await options.connect(target, options.signal)
+    }
+  }
+}
+
+/** Puts back what a target ran before this deploy: the previous config, or no pipeline at all. */
+async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs: number): Promise<void> {
+  const {result} = attempt
+  const target = options.targets.find((t) => t.name === result.target)!
+  options.onStep?.(target, 'rolling back')
+  try {
+    if (!attempt.link) attempt.link = await options.connect(target)
+    const commands = attempt.applied.map((p) =>
+      p.previous
+        ? {action: 'UPDATE_CONFIG', payload: p.previous, expect: {pipeline: p.name, pipelineCode: NotificationCode.PIPELINE_OK, instances: []}}
+        : {action: 'DELETE_CONFIG', payload: {NAME: p.name}, expect: {pipeline: p.name, pipelineCode: NotificationCode.PIPELINE_DELETE_OK, instances: []}},
+    )
+    const {verdict} = await sendAndConfirm(attempt.link, commands, waitTimeoutMs)
+    const error = verdictError(verdict, `Rollback on ${result.target}`, waitTimeoutMs)
+    if (error) throw error
+    result.rollback = {ok: true}
+    if (result.ok) {
+      result.status = 'rolled-back'
+      result.ok = false
+    }
+  } catch (error) {
+    result.rollback = {ok: false, error: error instanceof Error ? error.message : String(error)}
+  } finally {
+    options.onStep?.(target, 'done', result.status)
+  }
+}

@@ -1,0 +1,110 @@
+import {describe, expect, it} from 'vitest'
+import {ConfirmationTracker} from '../../src/deploy/confirm.js'
+import {exitCodeFor, failureOf, pool} from '../../src/deploy/fanout.js'
+import type {HeartbeatEvent, NotificationEvent} from '../../src/protocol/events.js'
+
+let seq = 0
+function note(path: [string | null, string | null, string | null], code: number, over: Partial<NotificationEvent> = {}): NotificationEvent {
+  return {
+    EE_EVENT_TYPE: 'NOTIFICATION',
+    EE_PAYLOAD_PATH: ['node-a', ...path],
+    EE_MESSAGE_SEQ: ++seq,
+    EE_TIMESTAMP: new Date().toISOString(),
+    NOTIFICATION_TYPE: code < 0 ? 'EXCEPTION' : 'NORMAL',
+    NOTIFICATION_CODE: code,
+    NOTIFICATION: `code ${code}`,
+    ...over,
+  }
+}
+
+const expectation = {pipeline: 'temps', pipelineCode: 1, instances: [{signature: 'TEMP_MONITOR', instanceId: 'm1'}, {signature: 'TEMP_MONITOR', instanceId: 'm2'}]}
+
+describe('ConfirmationTracker', () => {
+  it('confirms after PIPELINE_OK naming the command and PLUGIN_CONFIG_OK of every awaited instance', () => {
+    const t = new ConfirmationTracker(expectation)
+    // Seen before the hash is known: kept and re-examined.
+    t.observe(note(['temps', null, null], 1, {COMMAND_HASH: 'h1'}))
+    expect(t.setCommandHash('h1')).toEqual({state: 'pending', waitingFor: ['TEMP_MONITOR/m1', 'TEMP_MONITOR/m2']})
+    t.observe(note(['temps', 'TEMP_MONITOR', 'm1'], 100))
+    t.observe(note(['other', 'TEMP_MONITOR', 'm2'], 100))
+    expect(t.current().state).toBe('pending')
+    expect(t.observe(note(['temps', 'TEMP_MONITOR', 'm2'], 100)).state).toBe('confirmed')
+  })
+
+  it('ignores confirmations of other commands', () => {
+    const t = new ConfirmationTracker(expectation)
+    t.setCommandHash('mine')
+    t.observe(note(['temps', null, null], 1, {COMMAND_HASH: 'theirs'}))
+    t.observe(note(['temps', null, null], -1, {COMMAND_HASH: 'theirs'}))
+    expect(t.current()).toEqual({state: 'pending', waitingFor: ['pipeline temps (code 1)', 'TEMP_MONITOR/m1', 'TEMP_MONITOR/m2']})
+  })
+
+  it('a rejection naming the command ends the wait with its reason', () => {
+    const t = new ConfirmationTracker(expectation)
+    t.setCommandHash('h')
+    const v = t.observe(note([null, null, null], -5000, {COMMAND_HASH: 'h', NOTIFICATION: 'sender 0xai_x is not allowed'}))
+    expect(v).toEqual({state: 'rejected', reason: 'sender 0xai_x is not allowed', code: -5000})
+  })
+
+  it('an awaited instance that throws or crashes fails at once with its last error', () => {
+    const t = new ConfirmationTracker(expectation)
+    t.setCommandHash('h')
+    const v = t.observe(note(['temps', 'TEMP_MONITOR', 'm2'], -200, {NOTIFICATION: 'Exception in process', INFO: {message: 'TypeError: boom\n  at x'}}))
+    expect(v).toMatchObject({state: 'failed', reason: 'TEMP_MONITOR/m2: Exception in process (TypeError: boom)', instance: {instanceId: 'm2'}})
+    // An exception of an instance nobody waits for is not this deploy's business.
+    const other = new ConfirmationTracker(expectation)
+    other.setCommandHash('h')
+    expect(other.observe(note(['temps', 'TEMP_MONITOR', 'm9'], -200)).state).toBe('pending')
+  })
+
+  it('a heartbeat showing an awaited instance in error fails with LAST_ERROR', () => {
+    const t = new ConfirmationTracker({pipeline: 'temps', instances: [{signature: 'S', instanceId: 'i'}]})
+    const hb = {
+      EE_EVENT_TYPE: 'HEARTBEAT',
+      EE_PAYLOAD_PATH: ['node-a', null, null, null],
+      EE_MESSAGE_SEQ: ++seq,
+      EE_TIMESTAMP: '',
+      ACTIVE_PLUGINS: [{STREAM_ID: 'temps', SIGNATURE: 'S', INSTANCE_ID: 'i', STATUS: 'error', LAST_ERROR: 'exit code 3'}],
+    } as unknown as HeartbeatEvent
+    expect(t.observe(hb)).toMatchObject({state: 'failed', reason: 'S/i is error: exit code 3'})
+  })
+})
+
+describe('exit codes over targets', () => {
+  it('is 0 only when every target succeeded, 6 on a partial failure, the common code when all failed alike', () => {
+    expect(exitCodeFor([{status: 'deployed'}, {status: 'unchanged'}])).toBe(0)
+    expect(exitCodeFor([{status: 'deployed'}, {status: 'unreachable'}])).toBe(6)
+    expect(exitCodeFor([{status: 'rejected'}, {status: 'rejected'}])).toBe(4)
+    expect(exitCodeFor([{status: 'timeout'}])).toBe(5)
+    expect(exitCodeFor([{status: 'unreachable'}])).toBe(7)
+    expect(exitCodeFor([{status: 'failed'}])).toBe(1)
+    expect(exitCodeFor([{status: 'rejected'}, {status: 'timeout'}])).toBe(6)
+    expect(exitCodeFor([{status: 'failed'}, {status: 'rolled-back'}])).toBe(6)
+  })
+
+  it('failureOf names every failed target and its reason', () => {
+    const error = failureOf('Deploy', [
+      {target: 'a', status: 'deployed'},
+      {target: 'b', status: 'unreachable', error: 'connect ECONNREFUSED'},
+    ])!
+    expect(error.exitCode).toBe(6)
+    expect(error.message).toContain('b: unreachable — connect ECONNREFUSED')
+    expect(failureOf('Deploy', [{target: 'a', status: 'deployed'}])).toBeUndefined()
+  })
+})
+
+describe('pool', () => {
+  it('never runs more than the limit at once and keeps the order', async () => {
+    let running = 0
+    let peak = 0
+    const out = await pool([1, 2, 3, 4, 5, 6, 7], 3, async (n) => {
+      running++
+      peak = Math.max(peak, running)
+      await new Promise((r) => setTimeout(r, 5 * (8 - n)))
+      running--
+      return n * 10
+    })
+    expect(out).toEqual([10, 20, 30, 40, 50, 60, 70])
+    expect(peak).toBe(3)
+  })
+})
