@@ -1,0 +1,115 @@
+/** Every check `r1 validate` makes, by stable rule id (these ids are a public contract: tools match on them). */
+export const RULES = {
+  'yaml-syntax': {severity: 'error', summary: 'config.yaml is not valid YAML'},
+  'yaml-duplicate-key': {severity: 'error', summary: 'a mapping has the same key twice'},
+  'schema-unknown-key': {severity: 'error', summary: 'a structural key the schema does not define'},
+  'schema-type': {severity: 'error', summary: 'a structural value has the wrong type'},
+  'schema-required': {severity: 'error', summary: 'a required structural key is missing'},
+  'schema-enum': {severity: 'error', summary: 'a structural value is not one of the allowed values'},
+  'schema-range': {severity: 'error', summary: 'a structural value is too small or too large'},
+  'name-format': {severity: 'error', summary: 'a project, pipeline, instance or target name has the wrong format'},
+  'version-format': {severity: 'error', summary: 'version is not semver'},
+  'signature-format': {severity: 'error', summary: 'a plugin signature is not UPPER_SNAKE'},
+  'config-key-format': {severity: 'error', summary: 'a config key is not an identifier'},
+  'ref-unknown-plugin': {severity: 'error', summary: "an instance's plugin is neither a project plugin nor a built-in"},
+  'ref-entry-missing': {severity: 'error', summary: "a plugin's entry file does not exist"},
+  'ref-entry-extension': {severity: 'error', summary: "a plugin's entry is not .ts, .js, .mjs or .mts"},
+  'ref-builtin-shadowed': {severity: 'error', summary: 'a project plugin reuses a built-in signature'},
+  'field-default': {severity: 'error', summary: "a config field's default does not satisfy the field"},
+  'field-constraint': {severity: 'error', summary: 'a config field has contradictory or inapplicable constraints'},
+  'config-type': {severity: 'error', summary: 'an instance config value has the wrong type'},
+  'config-range': {severity: 'error', summary: 'an instance config value is out of range'},
+  'config-enum': {severity: 'error', summary: 'an instance config value is not one of the allowed values'},
+  'config-required': {severity: 'error', summary: 'a required instance config key is missing'},
+  'config-unknown-key': {severity: 'error', summary: "an instance config key the plugin's schema does not declare"},
+  'config-duplicate-key': {severity: 'error', summary: 'two spellings of one config key (keys are compared in UPPERCASE)'},
+  'config-reserved-key': {severity: 'error', summary: 'a config key r1 sets itself (INSTANCE_ID)'},
+  'config-value': {severity: 'error', summary: 'an instance config value is invalid for its plugin (e.g. CODE does not parse)'},
+  'target-url': {severity: 'error', summary: 'a target URL is not ws:// or wss://'},
+  'target-address': {severity: 'error', summary: 'a target address is not a valid node address'},
+  'target-insecure': {severity: 'warning', summary: 'a target on another host uses unencrypted ws://'},
+  'unused-plugin': {severity: 'warning', summary: 'a project plugin no instance uses'},
+  'empty-pipeline': {severity: 'warning', summary: 'a pipeline without instances'},
+  'no-pipelines': {severity: 'warning', summary: 'the manifest defines no pipeline'},
+  'missing-description': {severity: 'warning', summary: 'a project plugin without a description'},
+} as const satisfies Record<string, {severity: Severity; summary: string}>
+
+export type RuleId = keyof typeof RULES
+export type Severity = 'error' | 'warning'
+
+export interface Diagnostic {
+  /** Absolute path of the manifest. */
+  file: string
+  /** 1-based. */
+  line: number
+  /** 1-based, in characters. */
+  col: number
+  severity: Severity
+  rule: RuleId
+  /** Dotted path in the manifest, e.g. `pipelines.temps.instances.monitor-1.config.threshold` ('' for the document). */
+  path: string
+  message: string
+  /** "did you mean" or another concrete fix. */
+  suggestion?: string
+}
+
+/** A path segment list rendered as the dotted path used in diagnostics. */
+export function dottedPath(path: ReadonlyArray<string | number>): string {
+  let out = ''
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`
+    else out += out === '' ? segment : `.${segment}`
+  }
+  return out
+}
+
+/** Levenshtein distance (insert, delete, substitute), case-sensitive. */
+export function levenshtein(a: string, b: string): number {
+  if (a === b) return 0
+  if (a.length === 0) return b.length
+  if (b.length === 0) return a.length
+  let previous = Array.from({length: b.length + 1}, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+    }
+    previous = current
+  }
+  return previous[b.length]
+}
+
+/** The closest candidate (compared case-insensitively), if it is close enough to be a likely typo. */
+export function closest(input: string, candidates: Iterable<string>): string | undefined {
+  const needle = input.toLowerCase()
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const candidate of candidates) {
+    const distance = levenshtein(needle, candidate.toLowerCase())
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+  if (best === undefined) return undefined
+  // A third of the longer word, at least 1 and at most 3 edits: `threshhold`→`threshold`, not `foo`→`url`.
+  const limit = Math.min(3, Math.max(1, Math.floor(Math.max(needle.length, best.length) / 3)))
+  return bestDistance <= limit ? best : undefined
+}
+
+/** `did you mean "x"?` text for a suggestion, or undefined. */
+export function didYouMean(input: string, candidates: Iterable<string>): string | undefined {
+  const match = closest(input, candidates)
+  return match === undefined ? undefined : `did you mean "${match}"?`
+}
+
+export function countBySeverity(diagnostics: readonly Diagnostic[]): {errors: number; warnings: number} {
+  let errors = 0
+  let warnings = 0
+  for (const d of diagnostics) {
+    if (d.severity === 'error') errors++
+    else warnings++
+  }
+  return {errors, warnings}
+}

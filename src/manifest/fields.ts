@@ -1,0 +1,342 @@
+import {inflateSync} from 'node:zlib'
+import {closest, didYouMean, type RuleId} from './diagnostics.js'
+import {CONFIG_KEY_PATTERN, type ConfigField, type FieldType, type Manifest} from './schema.js'
+
+/**
+ * Instance config schemas: the base keys every plugin has, the built-in signatures, and the
+ * checks and defaults that the validator, the compiler and the runtime share.
+ */
+
+export type EnumValue = string | number | boolean
+
+/** One config key's schema: what config.yaml can declare, plus unions and nesting for built-ins. */
+export interface FieldSpec {
+  type: FieldType | readonly FieldType[]
+  nullable?: boolean
+  default?: unknown
+  min?: number
+  max?: number
+  enum?: readonly EnumValue[]
+  required?: boolean
+  description?: string
+  /** For objects with a fixed set of keys (compared as written). */
+  properties?: Readonly<Record<string, FieldSpec>>
+  /** For objects used as maps: every value's schema. */
+  values?: FieldSpec
+  /** For arrays: every item's schema. */
+  items?: FieldSpec
+  /** Checks across keys of one value (e.g. HEALTH_CHECK tcp needs a port). */
+  refine?: (value: unknown) => ConfigProblem[]
+}
+
+export interface PluginSpec {
+  signature: string
+  builtin: boolean
+  /** As written in config.yaml (relative to its folder); built-ins have none. */
+  entry?: string
+  description?: string
+  /** UPPERCASE key → schema; base keys included. */
+  fields: Readonly<Record<string, FieldSpec>>
+  /** Undeclared keys pass through unchecked. */
+  allowUnknown: boolean
+}
+
+/** A problem inside one instance config; `path` is relative to the config object. */
+export interface ConfigProblem {
+  rule: RuleId
+  path: Array<string | number>
+  message: string
+  suggestion?: string
+  /** Point at the key rather than the value. */
+  at?: 'key' | 'value'
+}
+
+/**
+ * Keys every plugin instance has. ALLOW_EMPTY_INPUTS defaults to true (Ratio1's default is false)
+ * because r1 pipelines are mostly `Void`, which never has input: false would mean "never runs".
+ */
+export const BASE_FIELDS: Readonly<Record<string, FieldSpec>> = {
+  PROCESS_DELAY: {type: 'number', min: 0, default: 1, description: 'Minimum seconds between two process() calls'},
+  ALLOW_EMPTY_INPUTS: {type: 'boolean', default: true, description: 'Run process() even when the pipeline has no input (Void pipelines never have any)'},
+  DISABLED: {type: 'boolean', default: false, description: 'Configured but not started'},
+  RESTART_BACKOFF_MAX: {type: 'number', min: 1, default: 60, description: 'Cap, in seconds, of the exponential restart back-off after crashes'},
+  SHUTDOWN_TIMEOUT: {type: 'number', min: 0, default: 5, description: 'Seconds close() may take before the instance process is killed'},
+}
+
+/** Keys r1 sets itself in the compiled config. */
+export const RESERVED_KEYS: readonly string[] = ['INSTANCE_ID']
+
+const healthCheck: FieldSpec = {
+  type: 'object',
+  nullable: true,
+  default: null,
+  description: 'How to tell the app is up: tcp (port), http (url or port + path) or delay (seconds)',
+  properties: {
+    type: {type: 'string', enum: ['tcp', 'http', 'delay'], required: true},
+    port: {type: 'integer', min: 1, max: 65535},
+    url: {type: 'string', min: 1},
+    path: {type: 'string'},
+    delay: {type: 'number', min: 0},
+    timeout: {type: 'number', min: 0},
+  },
+  refine(value) {
+    const check = value as Record<string, unknown> | null
+    if (check === null || typeof check !== 'object') return []
+    if (check.type === 'tcp' && check.port === undefined) return [{rule: 'config-required', path: [], message: 'a tcp health check needs `port`'}]
+    if (check.type === 'http' && check.url === undefined && check.port === undefined)
+      return [{rule: 'config-required', path: [], message: 'an http health check needs `url` or `port`'}]
+    if (check.type === 'delay' && check.delay === undefined) return [{rule: 'config-required', path: [], message: 'a delay health check needs `delay` (seconds)'}]
+    return []
+  },
+}
+
+export const BUILTIN_PLUGINS: Readonly<Record<string, Omit<PluginSpec, 'fields'> & {own: Record<string, FieldSpec>}>> = {
+  CUSTOM_EXEC_01: {
+    signature: 'CUSTOM_EXEC_01',
+    builtin: true,
+    description: 'Runs inline JavaScript (CODE: the body of an async function with `plugin` in scope) every PROCESS_DELAY seconds',
+    allowUnknown: false,
+    own: {
+      CODE: {
+        type: 'string',
+        required: true,
+        min: 1,
+        description: 'JavaScript function body, or base64 of zlib-compressed JavaScript as Ratio1 sends it',
+        refine(value) {
+          if (typeof value !== 'string') return []
+          const problem = checkCodeSyntax(value)
+          return problem ? [{rule: 'config-value', path: [], message: problem}] : []
+        },
+      },
+    },
+  },
+  PROCESS_APP_RUNNER: {
+    signature: 'PROCESS_APP_RUNNER',
+    builtin: true,
+    description: 'Runs a command (Python, a binary, a shell script) and emits its output lines as payloads',
+    allowUnknown: false,
+    own: {
+      COMMAND: {
+        type: ['string', 'array'],
+        required: true,
+        min: 1,
+        items: {type: 'string'},
+        description: 'A shell command line, or [program, ...args] run without a shell',
+      },
+      CWD: {type: 'string', description: "Working directory (relative to the project's folder)"},
+      ENV: {type: 'object', values: {type: ['string', 'number', 'boolean']}, default: {}, description: 'Environment of the process (it gets nothing else)'},
+      RESTART_POLICY: {type: 'string', enum: ['always', 'on-failure', 'no'], default: 'on-failure', description: 'When to restart the process after it exits'},
+      HEALTH_CHECK: healthCheck,
+      OUTPUT_THROTTLE: {type: 'number', min: 0, default: 0, description: 'Minimum seconds between two output payloads (lines in between are batched)'},
+    },
+  },
+}
+
+export const BUILTIN_SIGNATURES: readonly string[] = Object.keys(BUILTIN_PLUGINS)
+
+/** A FieldSpec from a config.yaml field declaration. */
+export function fieldFromManifest(field: ConfigField): FieldSpec {
+  const spec: FieldSpec = {type: field.type}
+  if (field.default !== undefined) spec.default = field.default
+  if (field.min !== undefined) spec.min = field.min
+  if (field.max !== undefined) spec.max = field.max
+  if (field.enum !== undefined) spec.enum = field.enum
+  if (field.required !== undefined) spec.required = field.required
+  if (field.description !== undefined) spec.description = field.description
+  return spec
+}
+
+/** The schema of one signature: a built-in, one of the manifest's plugins, or undefined when unknown. */
+export function pluginSpec(signature: string, manifest?: Manifest): PluginSpec | undefined {
+  const builtin = BUILTIN_PLUGINS[signature]
+  if (builtin) {
+    const {own, ...rest} = builtin
+    return {...rest, fields: {...BASE_FIELDS, ...own}}
+  }
+  const plugin = manifest?.plugins[signature]
+  if (!plugin) return undefined
+  const fields: Record<string, FieldSpec> = {...BASE_FIELDS}
+  for (const [key, field] of Object.entries(plugin.config)) {
+    const upper = key.toUpperCase()
+    const base = BASE_FIELDS[upper]
+    // A plugin may re-declare a base key to change its default or bounds; its type stays the base one.
+    fields[upper] = base ? {...base, ...fieldFromManifest(field), type: base.type} : fieldFromManifest(field)
+  }
+  return {signature, builtin: false, entry: plugin.entry, description: plugin.description, fields, allowUnknown: plugin.allow_unknown_config}
+}
+
+/** Every signature the manifest can use: the built-ins and the project's plugins. */
+export function pluginSchemas(manifest?: Manifest): Record<string, PluginSpec> {
+  const out: Record<string, PluginSpec> = {}
+  for (const signature of BUILTIN_SIGNATURES) out[signature] = pluginSpec(signature)!
+  for (const signature of Object.keys(manifest?.plugins ?? {})) out[signature] = pluginSpec(signature, manifest)!
+  return out
+}
+
+/** A spec for a signature the runtime knows nothing about (e.g. a deployed bundle): base keys checked, the rest passed through. */
+export function openPluginSpec(signature: string): PluginSpec {
+  return {signature, builtin: false, fields: {...BASE_FIELDS}, allowUnknown: true}
+}
+
+/**
+ * Instance config with keys in UPPERCASE and every default filled in. Used by the compiler and by
+ * the runtime for raw pipeline configs; the signature's spec comes from the built-ins or `manifest`,
+ * else only the base keys get defaults.
+ */
+export function applyDefaults(signature: string, config: Readonly<Record<string, unknown>>, manifest?: Manifest): Record<string, unknown> {
+  const spec = pluginSpec(signature, manifest) ?? openPluginSpec(signature)
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(config)) out[key.toUpperCase()] = value
+  for (const [key, field] of Object.entries(spec.fields)) {
+    if (out[key] === undefined && field.default !== undefined) out[key] = structuredClone(field.default)
+  }
+  return out
+}
+
+/** Checks one instance config against its plugin (keys as written). Problems' paths are relative to the config. */
+export function checkInstanceConfig(spec: PluginSpec, config: Readonly<Record<string, unknown>>): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const seen = new Map<string, string>()
+  for (const [key, value] of Object.entries(config)) {
+    if (!CONFIG_KEY_PATTERN.test(key)) {
+      problems.push({rule: 'config-key-format', path: [key], at: 'key', message: `config key "${key}" is not an identifier (letters, digits and _)`})
+      continue
+    }
+    const upper = key.toUpperCase()
+    const first = seen.get(upper)
+    if (first !== undefined) {
+      problems.push({
+        rule: 'config-duplicate-key',
+        path: [key],
+        at: 'key',
+        message: `"${key}" and "${first}" are the same key (config keys are compared in UPPERCASE)`,
+        suggestion: `keep one of "${first}" and "${key}"`,
+      })
+      continue
+    }
+    seen.set(upper, key)
+    if (RESERVED_KEYS.includes(upper)) {
+      problems.push({rule: 'config-reserved-key', path: [key], at: 'key', message: `${upper} is set by r1 from the instance's key; remove it from config`})
+      continue
+    }
+    const field = spec.fields[upper]
+    if (!field) {
+      if (spec.allowUnknown) continue
+      const suggestion = didYouMean(upper, Object.keys(spec.fields))
+      problems.push({
+        rule: 'config-unknown-key',
+        path: [key],
+        at: 'key',
+        message: `${spec.signature} has no config key "${upper}"${spec.builtin ? '' : ' (declare it under plugins.' + spec.signature + '.config)'}`,
+        ...(suggestion ? {suggestion} : {}),
+      })
+      continue
+    }
+    for (const problem of checkValue(field, value)) problems.push({...problem, path: [key, ...problem.path]})
+  }
+  for (const [key, field] of Object.entries(spec.fields)) {
+    if (field.required && field.default === undefined && !seen.has(key)) {
+      problems.push({rule: 'config-required', path: [], at: 'key', message: `${spec.signature} requires config key ${key}${field.description ? ` (${field.description})` : ''}`})
+    }
+  }
+  return problems
+}
+
+const typeName = (value: unknown): string => {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  if (typeof value === 'number' && Number.isInteger(value)) return 'integer'
+  return typeof value
+}
+
+function matchesType(type: FieldType, value: unknown): boolean {
+  switch (type) {
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value)
+    case 'integer':
+      return typeof value === 'number' && Number.isInteger(value)
+    case 'string':
+      return typeof value === 'string'
+    case 'boolean':
+      return typeof value === 'boolean'
+    case 'array':
+      return Array.isArray(value)
+    case 'object':
+      return typeof value === 'object' && value !== null && !Array.isArray(value)
+  }
+}
+
+/** Checks one value against its field schema; paths are relative to the value. */
+export function checkValue(field: FieldSpec, value: unknown): ConfigProblem[] {
+  const types = typeof field.type === 'string' ? [field.type] : field.type
+  if (value === null && field.nullable) return []
+  const type = types.find((t) => matchesType(t, value))
+  if (!type) {
+    const expected = types.join(' or ') + (field.nullable ? ' or null' : '')
+    const shown = typeof value === 'string' ? ` ("${value.length > 30 ? value.slice(0, 30) + '…' : value}")` : ''
+    return [{rule: 'config-type', path: [], message: `expected ${expected}, got ${typeName(value)}${shown}`}]
+  }
+  const problems: ConfigProblem[] = []
+  if (field.enum && !field.enum.includes(value as EnumValue)) {
+    const suggestion = typeof value === 'string' ? didYouMean(value, field.enum.map(String)) : undefined
+    problems.push({rule: 'config-enum', path: [], message: `${JSON.stringify(value)} is not one of ${field.enum.map((v) => JSON.stringify(v)).join(', ')}`, ...(suggestion ? {suggestion} : {})})
+  }
+  const measured = type === 'string' || type === 'array' ? (value as string | unknown[]).length : type === 'number' || type === 'integer' ? (value as number) : undefined
+  if (measured !== undefined) {
+    const what = type === 'string' ? 'length ' : type === 'array' ? 'item count ' : ''
+    if (field.min !== undefined && measured < field.min) problems.push({rule: 'config-range', path: [], message: `${what}${measured} is below the minimum ${field.min}`})
+    if (field.max !== undefined && measured > field.max) problems.push({rule: 'config-range', path: [], message: `${what}${measured} is above the maximum ${field.max}`})
+  }
+  if (type === 'array' && field.items) {
+    ;(value as unknown[]).forEach((item, i) => {
+      for (const p of checkValue(field.items!, item)) problems.push({...p, path: [i, ...p.path]})
+    })
+  }
+  if (type === 'object' && (field.properties || field.values)) {
+    const object = value as Record<string, unknown>
+    for (const [key, item] of Object.entries(object)) {
+      const sub = field.properties ? field.properties[key] : field.values
+      if (!sub) {
+        const suggestion = didYouMean(key, Object.keys(field.properties ?? {}))
+        problems.push({rule: 'config-unknown-key', path: [key], at: 'key', message: `unknown key "${key}" (expected ${Object.keys(field.properties!).join(', ')})`, ...(suggestion ? {suggestion} : {})})
+        continue
+      }
+      for (const p of checkValue(sub, item)) problems.push({...p, path: [key, ...p.path]})
+    }
+    for (const [key, sub] of Object.entries(field.properties ?? {})) {
+      if (sub.required && object[key] === undefined) problems.push({rule: 'config-required', path: [], message: `missing required key "${key}"`})
+    }
+  }
+  if (problems.length === 0 && field.refine) problems.push(...field.refine(value))
+  return problems
+}
+
+/** CODE as it will run: plain JavaScript, or Ratio1's base64 of zlib-compressed JavaScript decoded. */
+export function decodeCode(code: string): string {
+  const compact = code.replace(/\s+/g, '')
+  if (compact.length >= 8 && compact.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(compact)) {
+    try {
+      return inflateSync(Buffer.from(compact, 'base64')).toString('utf8')
+    } catch {
+      // not zlib: an identifier-only body such as `noop` is plain JavaScript
+    }
+  }
+  return code
+}
+
+/** A syntax error message for CODE, or undefined. Compiles without running it. */
+export function checkCodeSyntax(code: string): string | undefined {
+  const source = decodeCode(code)
+  try {
+    const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => unknown
+    new AsyncFunction('plugin', source)
+    return undefined
+  } catch (error) {
+    return `CODE does not parse as the body of an async function: ${(error as Error).message}`
+  }
+}
+
+/** Suggests a known signature for a mistyped one. */
+export function suggestSignature(signature: string, manifest?: Manifest): string | undefined {
+  return closest(signature, [...BUILTIN_SIGNATURES, ...Object.keys(manifest?.plugins ?? {})])
+}

@@ -1,0 +1,27 @@
+/** The config.yaml manifest: schema, validation with positions, compilation to Ratio1 pipeline configs. */
+export {ManifestSchema, ConfigFieldSchema, PluginSchema, PipelineSchema, InstanceSchema, TargetSchema, FIELD_TYPES} from './schema.js'
+export type {Manifest, ConfigField, Plugin, Pipeline, Instance, Target, FieldType} from './schema.js'
+export {RULES, countBySeverity, didYouMean, levenshtein} from './diagnostics.js'
+export type {Diagnostic, RuleId, Severity} from './diagnostics.js'
+export {MANIFEST_FILE, ENTRY_EXTENSIONS, validateProject, validateSource, loadManifest, resolveManifestPath} from './validate.js'
+export type {ValidationResult} from './validate.js'
+export {compileManifest} from './compile.js'
+export type {CompileOptions} from './compile.js'
+export {
+  BASE_FIELDS,
+  BUILTIN_PLUGINS,
+  BUILTIN_SIGNATURES,
+  RESERVED_KEYS,
+  applyDefaults,
+  checkInstanceConfig,
+  checkValue,
+  decodeCode,
+  openPluginSpec,
+  pluginSchemas,
+  pluginSpec,
+} from './fields.js'
+export type {ConfigProblem, FieldSpec, PluginSpec} from './fields.js'
+export {checkNodeAddress, addressPublicKey} from './address.js'
+export {formatDiagnostics, formatSummary} from './format.js'
+export {generateConfigTypes, configTypeName, typedSignatures} from './types-gen.js'
+export {manifestJsonSchema} from './json-schema.js'

@@ -1,0 +1,95 @@
+import {z} from 'zod'
+
+/**
+ * The config.yaml schema (DESIGN.md §2): the single source for validation, the `Manifest` type
+ * and the JSON Schema shipped for editors (write-schema.ts). Structural only: checks that need
+ * the whole manifest (references, instance config against its plugin) live in validate.ts.
+ */
+
+export const PROJECT_NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/
+// semver 2.0.0 (the official regex without named groups)
+export const SEMVER_PATTERN =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
+export const SIGNATURE_PATTERN = /^[A-Z][A-Z0-9_]*$/
+/** Pipeline names, instance ids and target names: what a shell, a URL path and Ratio1 accept unquoted. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+/** Instance config keys as written (any case); they are compared and compiled in UPPERCASE. */
+export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/
+export const TARGET_URL_PATTERN = /^wss?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/
+export const ADDRESS_PATTERN = /^0xai_[A-Za-z0-9_-]{44}$/
+
+export const FIELD_TYPES = ['number', 'integer', 'string', 'boolean', 'object', 'array'] as const
+export type FieldType = (typeof FIELD_TYPES)[number]
+
+const EnumValue = z.union([z.string(), z.number(), z.boolean()])
+
+/** One key of a plugin's instance config schema (cf. Ratio1 VALIDATION_RULES). */
+export const ConfigFieldSchema = z
+  .strictObject({
+    type: z.enum(FIELD_TYPES).describe('Type of the value'),
+    default: z.unknown().optional().describe('Value used when an instance does not set this key'),
+    min: z.number().optional().describe('Lower bound: the value for number/integer, the length for string/array'),
+    max: z.number().optional().describe('Upper bound: the value for number/integer, the length for string/array'),
+    enum: z.array(EnumValue).min(1).optional().describe('Allowed values'),
+    required: z.boolean().optional().describe('Every instance must set this key (a default also satisfies it)'),
+    description: z.string().optional(),
+  })
+  .describe('Schema of one instance config key')
+export type ConfigField = z.infer<typeof ConfigFieldSchema>
+
+export const PluginSchema = z
+  .strictObject({
+    entry: z.string().min(1).describe('Module whose default export is definePlugin(...): .ts, .js, .mjs or .mts, relative to config.yaml'),
+    description: z.string().optional(),
+    config: z
+      .record(z.string().regex(CONFIG_KEY_PATTERN), ConfigFieldSchema)
+      .default({})
+      .describe('Instance config schema; keys are compared in UPPERCASE'),
+    allow_unknown_config: z
+      .boolean()
+      .default(false)
+      .describe('Accept instance config keys that the schema does not declare (they are passed through unchecked)'),
+  })
+  .describe('A signature this project provides')
+export type Plugin = z.infer<typeof PluginSchema>
+
+export const InstanceSchema = z
+  .strictObject({
+    plugin: z.string().min(1).describe("SIGNATURE: one of this project's plugins or a built-in (CUSTOM_EXEC_01, PROCESS_APP_RUNNER)"),
+    config: z
+      .record(z.string().regex(CONFIG_KEY_PATTERN), z.unknown())
+      .default({})
+      .describe('Instance config; keys are normalized to UPPERCASE'),
+  })
+  .describe('One plugin instance; its key is the INSTANCE_ID')
+export type Instance = z.infer<typeof InstanceSchema>
+
+export const PipelineSchema = z
+  .strictObject({
+    type: z.string().min(1).default('Void').describe('Data source TYPE (Void = none)'),
+    instances: z.record(z.string().regex(ID_PATTERN), InstanceSchema).default({}).describe('INSTANCE_ID → instance'),
+  })
+  .describe('A pipeline; its key is the pipeline NAME')
+export type Pipeline = z.infer<typeof PipelineSchema>
+
+export const TargetSchema = z
+  .strictObject({
+    url: z.string().regex(TARGET_URL_PATTERN).describe('ws:// or wss:// URL of the node'),
+    address: z.string().regex(ADDRESS_PATTERN).describe('The node address: 0xai_ + 44 URL-safe base64 characters'),
+  })
+  .describe('A remote node for r1 deploy')
+export type Target = z.infer<typeof TargetSchema>
+
+export const ManifestSchema = z
+  .strictObject({
+    name: z.string().regex(PROJECT_NAME_PATTERN).describe('kebab-case project name'),
+    version: z.string().regex(SEMVER_PATTERN).describe('semver version of the project'),
+    description: z.string().optional(),
+    plugins: z.record(z.string().regex(SIGNATURE_PATTERN), PluginSchema).default({}).describe('SIGNATURE (UPPER_SNAKE) → plugin'),
+    pipelines: z.record(z.string().regex(ID_PATTERN), PipelineSchema).default({}).describe('pipeline NAME → pipeline'),
+    targets: z.record(z.string().regex(ID_PATTERN), TargetSchema).default({}).describe('target name → node'),
+  })
+  .describe('r1 project manifest (config.yaml)')
+
+/** A manifest after parsing: defaults applied, instance config keys still as written. */
+export type Manifest = z.output<typeof ManifestSchema>
