@@ -1,4 +1,4 @@
-import {pluginSpec, type FieldSpec, type PluginSpec} from './fields.js'
+import {BASE_FIELDS, pluginSpec, type FieldSpec, type PluginSpec} from './fields.js'
 import type {Manifest} from './schema.js'
 
 /** `TEMP_MONITOR` → `TempMonitorConfig`. */
@@ -28,7 +28,10 @@ export function generateConfigTypes(manifest: Manifest): string {
   for (const spec of specs) {
     out.push(`/** Instance config of ${spec.signature}${spec.description ? `: ${oneLine(spec.description)}` : ''}. */`)
     out.push(`export interface ${configTypeName(spec.signature)} {`)
-    for (const [key, field] of Object.entries(spec.fields)) {
+    // The plugin's own keys first, then the base keys every plugin has.
+    const keys = Object.keys(spec.fields).sort((a, b) => Number(a in BASE_FIELDS) - Number(b in BASE_FIELDS))
+    for (const key of keys) {
+      const field = spec.fields[key]
       const doc = fieldDoc(field)
       if (doc) out.push(`  /** ${doc} */`)
       const optional = field.default === undefined && !field.required
@@ -69,7 +72,8 @@ function fieldDoc(field: FieldSpec): string {
   if (field.type === 'integer') notes.push('integer')
   if (field.min !== undefined || field.max !== undefined) {
     const unit = field.type === 'string' ? ' (length)' : field.type === 'array' ? ' (items)' : ''
-    notes.push(`${field.min ?? '…'}..${field.max ?? '…'}${unit}`)
+    const range = field.min !== undefined && field.max !== undefined ? `${field.min}..${field.max}` : field.min !== undefined ? `≥ ${field.min}` : `≤ ${field.max}`
+    notes.push(range + unit)
   }
   if (field.default !== undefined) notes.push(`default ${JSON.stringify(field.default)}`)
   return notes.join('; ')
@@ -77,4 +81,19 @@ function fieldDoc(field: FieldSpec): string {
 
 function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').replace(/\*\//g, '*\\/').trim()
+}
+
+export const DEFAULT_TYPES_FILE = 'src/r1-config.d.ts'
+
+/**
+ * Validates the project and writes its config types to `out` (relative to the project folder;
+ * default src/r1-config.d.ts). Throws R1Error exit 3 when config.yaml has errors.
+ */
+export async function writeConfigTypes(pathOrDir: string, out?: string): Promise<{file: string; signatures: string[]; types: string}> {
+  const [{loadManifest}, {writeFileAtomic}, {resolve}] = await Promise.all([import('./validate.js'), import('../files.js'), import('node:path')])
+  const {manifest, dir} = await loadManifest(pathOrDir)
+  const types = generateConfigTypes(manifest)
+  const file = resolve(dir, out ?? DEFAULT_TYPES_FILE)
+  await writeFileAtomic(file, types)
+  return {file, signatures: typedSignatures(manifest), types}
 }
