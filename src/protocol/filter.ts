@@ -32,14 +32,15 @@ export type EventFilter = z.infer<typeof EventFilterSchema>
 
 /**
  * What a reader gets in place of events it can never have: `FROM_SEQ..TO_SEQ` (inclusive) were
- * dropped by retention (`REASON: 'retention'`) or found corrupt on disk (`REASON: 'corrupt'`).
+ * dropped by retention (`REASON: 'retention'`), or are missing inside the retained range (`REASON: 'missing'`:
+ * a corrupt record skipped on read, or a write that failed, e.g. on a full disk).
  * It carries no EE_MESSAGE_SEQ of its own; the next event's seq is TO_SEQ + 1 or later.
  */
 export const GapEventSchema = z.object({
   EE_EVENT_TYPE: z.literal('R1_GAP'),
   FROM_SEQ: z.number().int().nonnegative(),
   TO_SEQ: z.number().int().nonnegative(),
-  REASON: z.enum(['retention', 'corrupt']),
+  REASON: z.enum(['retention', 'missing']),
   EE_TIMESTAMP: z.string(),
   /** `[node alias, null, null, null]` when the sender knows its alias (the server adds it). */
   EE_PAYLOAD_PATH: z.tuple([z.string(), z.null(), z.null(), z.null()]).optional(),
@@ -78,12 +79,15 @@ export function eventLevel(event: FilterableEvent): EventLevel {
 
 export type EventMatcher = (event: FilterableEvent) => boolean
 
+/** What compileFilter returns for an empty filter (callers may compare against it to skip work). */
+export const MATCH_ALL: EventMatcher = () => true
+
 /**
  * Compiles a filter once into a predicate (the node runs it on every event of every subscription).
  * An empty or absent filter matches everything; gap events always match (a reader must learn of them).
  */
 export function compileFilter(filter: EventFilter | undefined): EventMatcher {
-  if (!filter) return () => true
+  if (!filter) return MATCH_ALL
   const checks: EventMatcher[] = []
   if (filter.TYPES) {
     const types = new Set<string>(filter.TYPES)
@@ -116,7 +120,7 @@ export function compileFilter(filter: EventFilter | undefined): EventMatcher {
     const needle = filter.SEARCH.toLowerCase()
     checks.push((e) => JSON.stringify(e).toLowerCase().includes(needle))
   }
-  if (checks.length === 0) return () => true
+  if (checks.length === 0) return MATCH_ALL
   return (event) => {
     if (event.EE_EVENT_TYPE === 'R1_GAP') return true
     for (const check of checks) if (!check(event)) return false
