@@ -1,0 +1,229 @@
+import {z} from 'zod'
+import {NotificationCode, NotificationType} from './codes.js'
+import {EventType, NodeEventSchema, type NodeEvent} from './events.js'
+import {EventFilterSchema, GapEventSchema, type GapEvent} from './filter.js'
+import {PipelineConfigSchema} from './pipeline.js'
+
+/**
+ * Every frame of the r1 WebSocket protocol (subprotocol `r1.v1`), both directions.
+ * PROTOCOL.md in this folder is the prose reference; test/protocol/protocol-doc.test.ts keeps
+ * the two in step.
+ */
+
+export const SUBPROTOCOL = 'r1.v1'
+/** ws maxPayload on both ends: a frame above it closes the connection with 1009. */
+export const MAX_FRAME_BYTES = 1024 * 1024
+/** Raw bytes per R1_BUNDLE_PUT chunk (base64 inflates by 4/3; the envelope must stay under MAX_FRAME_BYTES). */
+export const BUNDLE_CHUNK_BYTES = 512 * 1024
+/** A bundle may be at most this big (64 MiB). */
+export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+
+const PipelineName = z.string().min(1).max(200)
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256')
+
+/** UPDATE_PIPELINE_INSTANCE: one instance's config delta; `INSTANCE_COMMAND` inside is a one-shot command. */
+export const InstanceUpdateSchema = z.object({
+  NAME: PipelineName,
+  SIGNATURE: z.string().min(1),
+  INSTANCE_ID: z.string().min(1),
+  INSTANCE_CONFIG: z
+    .object({
+      /** One-shot command delivered to the plugin's `command()` (Ratio1: any JSON; a string or `{COMMAND, ...}`). */
+      INSTANCE_COMMAND: z.unknown().optional(),
+    })
+    .catchall(z.unknown()),
+})
+export type InstanceUpdate = z.infer<typeof InstanceUpdateSchema>
+
+/** PIPELINE_COMMAND: a command for the whole pipeline (its data source). */
+export const PipelineCommandSchema = z
+  .object({
+    NAME: PipelineName,
+    PIPELINE_COMMAND: z.unknown(),
+  })
+  .catchall(z.unknown())
+
+/** R1_BUNDLE_PUT: one chunk of a content-addressed bundle; the node stores it once all COUNT chunks hash to HASH. */
+export const BundlePutSchema = z.object({
+  HASH: Sha256Hex,
+  SIZE: z.number().int().nonnegative().max(MAX_BUNDLE_BYTES),
+  INDEX: z.number().int().nonnegative(),
+  COUNT: z.number().int().positive().max(Math.ceil(MAX_BUNDLE_BYTES / BUNDLE_CHUNK_BYTES) + 1),
+  DATA: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected standard base64'),
+}).refine((chunk) => chunk.INDEX < chunk.COUNT, {message: 'INDEX must be below COUNT', path: ['INDEX']})
+export type BundlePut = z.infer<typeof BundlePutSchema>
+
+export const BundleHasSchema = z.object({HASHES: z.array(Sha256Hex).max(1000)})
+
+/** R1_STATE: the node's pipelines and instance statuses (one pipeline with NAME). */
+export const StateQuerySchema = z.object({NAME: PipelineName.optional()}).nullish()
+
+/** R1_SUBSCRIBE: one subscription per connection (a new one replaces the old). History first, then live. */
+export const SubscribeSchema = z.object({
+  /** Shorthand for FILTER.TYPES. */
+  TYPES: z.array(z.enum(EventType)).min(1).optional(),
+  FILTER: EventFilterSchema.optional(),
+  /** Replay every journaled event with EE_MESSAGE_SEQ > SINCE_SEQ, then go live. */
+  SINCE_SEQ: z.number().int().nonnegative().optional(),
+  /** Replay the last LAST matching events, then go live (ignored when SINCE_SEQ is given). */
+  LAST: z.number().int().nonnegative().max(100_000).optional(),
+})
+export type Subscribe = z.infer<typeof SubscribeSchema>
+
+export const RollbackSchema = z.object({NAME: PipelineName, VERSION: z.number().int().positive().optional()})
+
+const NoPayload = z.union([z.null(), z.object({}).strict()]).optional()
+
+/** ACTION → PAYLOAD schema. Ratio1 actions first, then r1's `R1_` extensions. */
+export const PayloadSchemas = {
+  UPDATE_CONFIG: PipelineConfigSchema,
+  DELETE_CONFIG: PipelineName,
+  ARCHIVE_CONFIG: PipelineName,
+  UPDATE_PIPELINE_INSTANCE: InstanceUpdateSchema,
+  BATCH_UPDATE_PIPELINE_INSTANCE: z.array(InstanceUpdateSchema).min(1).max(1000),
+  PIPELINE_COMMAND: PipelineCommandSchema,
+  FULL_HEARTBEAT: z.unknown(),
+  R1_BUNDLE_PUT: BundlePutSchema,
+  R1_BUNDLE_HAS: BundleHasSchema,
+  R1_STATE: StateQuerySchema,
+  R1_SUBSCRIBE: SubscribeSchema,
+  R1_UNSUBSCRIBE: NoPayload,
+  R1_ROLLBACK: RollbackSchema,
+} as const
+export type Action = keyof typeof PayloadSchemas
+export const Actions = Object.keys(PayloadSchemas) as Action[]
+export type PayloadOf<A extends Action> = z.infer<(typeof PayloadSchemas)[A]>
+
+/** Actions anyone may send (no allow-list): a heartbeat request. */
+export const PUBLIC_ACTIONS: ReadonlySet<Action> = new Set<Action>(['FULL_HEARTBEAT'])
+/** Actions the server answers itself (the rest go to the node core). */
+export const SERVER_ACTIONS: ReadonlySet<Action> = new Set<Action>(['R1_SUBSCRIBE', 'R1_UNSUBSCRIBE'])
+
+/** `YYYY-mm-dd HH:MM:SS.ffffff` in UTC, as Ratio1 stamps commands. */
+export const TIME_RE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$/
+
+export function formatTime(date: Date = new Date()): string {
+  return date.toISOString().replace('T', ' ').replace('Z', '000')
+}
+
+/** Milliseconds since the epoch of a TIME string (UTC), NaN when malformed. */
+export function parseTime(time: string): number {
+  if (!TIME_RE.test(time)) return Number.NaN
+  return Date.parse(time.slice(0, 23).replace(' ', 'T') + 'Z')
+}
+
+/** The signed command envelope (client → node). Extra Ratio1 keys (EE_ID, EE_IS_ENCRYPTED, EE_ETH_*) are allowed. */
+export const CommandEnvelopeSchema = z
+  .object({
+    ACTION: z.enum(Actions as [Action, ...Action[]]),
+    PAYLOAD: z.unknown(),
+    EE_DEST: z.string(),
+    INITIATOR_ID: z.string().max(200),
+    SESSION_ID: z.string().max(200),
+    TIME: z.string().regex(TIME_RE, 'expected "YYYY-mm-dd HH:MM:SS.ffffff" (UTC)'),
+    SIGN_CANON_V: z.literal('v2'),
+    EE_HASH: Sha256Hex,
+    EE_SIGN: z.string(),
+    EE_SENDER: z.string(),
+    EE_IS_ENCRYPTED: z.boolean().optional(),
+  })
+  .catchall(z.unknown())
+export type CommandEnvelope = z.infer<typeof CommandEnvelopeSchema>
+
+/** A command before signing. */
+export interface UnsignedCommand {
+  ACTION: Action
+  PAYLOAD: unknown
+  EE_DEST: string
+  INITIATOR_ID: string
+  SESSION_ID: string
+  TIME: string
+}
+
+/** Why the server rejected a frame (REASON of a COMM_RECEIVED_BAD_COMMAND notification). */
+export const RejectionReason = [
+  'BAD_JSON',
+  'INVALID_MESSAGE',
+  'UNKNOWN_ACTION',
+  'INVALID_PAYLOAD',
+  'BAD_SIGNATURE',
+  'WRONG_DEST',
+  'TIME_SKEW',
+  'REPLAY',
+  'NOT_ALLOWED',
+  'THROTTLED',
+  'ENCRYPTED_UNSUPPORTED',
+  'EXECUTION_FAILED',
+  'SHUTTING_DOWN',
+] as const
+export type RejectionReason = (typeof RejectionReason)[number]
+
+/** Server → client: a command was refused; nothing changed. Not sequenced, not journaled. */
+export const RejectionSchema = z
+  .object({
+    EE_EVENT_TYPE: z.literal('NOTIFICATION'),
+    EE_PAYLOAD_PATH: z.tuple([z.string(), z.null(), z.null(), z.null()]),
+    EE_TIMESTAMP: z.string(),
+    NOTIFICATION_TYPE: z.literal(NotificationType.EXCEPTION),
+    NOTIFICATION_CODE: z.literal(NotificationCode.COMM_RECEIVED_BAD_COMMAND),
+    NOTIFICATION: z.string(),
+    REASON: z.enum(RejectionReason),
+    /** EE_HASH of the refused frame, when it carried a well-formed one (null for unparseable frames). */
+    COMMAND_HASH: z.string().nullable(),
+    ACTION: z.string().nullable(),
+  })
+  .catchall(z.unknown())
+export type Rejection = z.infer<typeof RejectionSchema>
+
+/** Server → client: the answer to an accepted command (queries carry RESULT; others RESULT null). */
+export const ReplySchema = z
+  .object({
+    EE_EVENT_TYPE: z.literal('R1_REPLY'),
+    EE_PAYLOAD_PATH: z.tuple([z.string(), z.null(), z.null(), z.null()]),
+    EE_TIMESTAMP: z.string(),
+    COMMAND_HASH: z.string(),
+    ACTION: z.enum(Actions as [Action, ...Action[]]),
+    RESULT: z.unknown(),
+  })
+  .catchall(z.unknown())
+export type Reply = z.infer<typeof ReplySchema>
+
+/** RESULT of R1_SUBSCRIBE: the node's last seq when the subscription started. */
+export const SubscribeResultSchema = z.object({LAST_SEQ: z.number().int().nonnegative(), FROM_SEQ: z.number().int().nonnegative()})
+/** RESULT of R1_BUNDLE_HAS. */
+export const BundleHasResultSchema = z.object({HAVE: z.array(z.string()), MISSING: z.array(z.string())})
+/** RESULT of R1_BUNDLE_PUT. */
+export const BundlePutResultSchema = z.object({HASH: z.string(), RECEIVED: z.number().int(), COUNT: z.number().int(), STORED: z.boolean()})
+
+/** Anything that travels inside a frame: a node event, a gap, a reply or a rejection. */
+export type FrameItem = NodeEvent | GapEvent | Reply | Rejection
+
+export function parseFrameItem(value: unknown): FrameItem | undefined {
+  const type = (value as {EE_EVENT_TYPE?: unknown} | null)?.EE_EVENT_TYPE
+  const schema =
+    type === 'R1_REPLY'
+      ? ReplySchema
+      : type === 'R1_GAP'
+        ? GapEventSchema
+        : type === 'NOTIFICATION' && (value as {EE_MESSAGE_SEQ?: unknown}).EE_MESSAGE_SEQ === undefined
+          ? RejectionSchema
+          : NodeEventSchema
+  const result = schema.safeParse(value)
+  return result.success ? (result.data as FrameItem) : undefined
+}
+
+/** Server → client batch: several items under one signature, in order. */
+export const BatchFrameSchema = z.object({
+  EE_EVENT_TYPE: z.literal('R1_BATCH'),
+  EE_TIMESTAMP: z.string(),
+  EVENTS: z.array(z.unknown()).min(1),
+  SIGN_CANON_V: z.literal('v2'),
+  EE_HASH: Sha256Hex,
+  EE_SIGN: z.string(),
+  EE_SENDER: z.string(),
+})
+
+/** True when an event is a node event with a sequence number (what subscriptions track). */
+export function isSequenced(item: FrameItem): item is NodeEvent {
+  return typeof (item as {EE_MESSAGE_SEQ?: unknown}).EE_MESSAGE_SEQ === 'number' && item.EE_EVENT_TYPE !== 'R1_REPLY'
+}

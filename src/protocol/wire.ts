@@ -1,0 +1,182 @@
+import {createHash} from 'node:crypto'
+import secp256k1 from 'secp256k1'
+import {z} from 'zod'
+import {canonicalJson, parseWireJson, pythonJsonString, signingCanonical, toPlain, WireJsonError} from './canonical.js'
+import {type Identity, normalizeAddress, publicKeyFromAddress} from './identity.js'
+import {
+  type Action,
+  BatchFrameSchema,
+  CommandEnvelopeSchema,
+  type CommandEnvelope,
+  type FrameItem,
+  parseFrameItem,
+  PayloadSchemas,
+  type RejectionReason,
+  type UnsignedCommand,
+} from './messages.js'
+import {verifyMessage} from './signing.js'
+
+/**
+ * encode / decode of whole frames. Outgoing frames are the canonical text followed by the three
+ * signature fields, so a receiver can check `sha256(text before EE_HASH + "}")` directly (the fast
+ * path); anything else (a Python peer, reordered keys) goes through the number-preserving parser.
+ */
+
+function sha256(data: string | Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest()
+}
+
+function derToB64(der: Uint8Array): string {
+  return Buffer.from(der).toString('base64').replace(/\+/g, '-').replace(/\//g, '_')
+}
+
+/** Signs an already canonical v2 string (it must contain "SIGN_CANON_V":"v2") and returns the wire text. */
+export function signCanonical(canonical: string, identity: Identity): {text: string; hash: string} {
+  const digest = sha256(canonical)
+  const hash = digest.toString('hex')
+  const der = secp256k1.signatureExport(secp256k1.ecdsaSign(sha256(digest), identity.privateKey).signature)
+  const text = canonical.slice(0, -1) + `,"EE_HASH":"${hash}","EE_SENDER":"${identity.address}","EE_SIGN":"${derToB64(der)}"}`
+  return {text, hash}
+}
+
+/** Signs a message object and returns its wire text and EE_HASH. */
+export function encodeSigned(message: Record<string, unknown>, identity: Identity): {text: string; hash: string} {
+  return signCanonical(signingCanonical(message, {version: 'v2'}), identity)
+}
+
+/** Signs several frame items as one `R1_BATCH` frame (items given as their canonical JSON). */
+export function encodeBatch(itemCanonicals: string[], identity: Identity, timestamp = new Date().toISOString()): {text: string; hash: string} {
+  // Keys in code-point order: EE_EVENT_TYPE < EE_TIMESTAMP < EVENTS < SIGN_CANON_V.
+  const canonical = `{"EE_EVENT_TYPE":"R1_BATCH","EE_TIMESTAMP":${pythonJsonString(timestamp)},"EVENTS":[${itemCanonicals.join(',')}],"SIGN_CANON_V":"v2"}`
+  return signCanonical(canonical, identity)
+}
+
+/** Canonical JSON of one frame item (what encodeBatch takes). */
+export function itemCanonical(item: FrameItem | Record<string, unknown>): string {
+  return canonicalJson(item)
+}
+
+export type DecodeFailure = {ok: false; reason: RejectionReason; detail: string; hash: string | null; action: string | null}
+export type DecodedSigned = {ok: true; message: Record<string, unknown>; hash: string | undefined; sender: string}
+
+const TAIL_RE = /,"EE_HASH":"([0-9a-f]{64})","EE_SENDER":"((?:0xai_|aixp_)[A-Za-z0-9_-]{44})","EE_SIGN":"([A-Za-z0-9_-]+={0,2})"\}$/
+
+function claimedField(value: unknown, key: string): string | null {
+  const field = (value as Record<string, unknown> | null)?.[key]
+  return typeof field === 'string' ? field.slice(0, 100) : null
+}
+
+/** Parses a frame and checks its signature. Numbers keep their wire form for the check. */
+export function decodeSigned(text: string): DecodedSigned | DecodeFailure {
+  const tail = TAIL_RE.exec(text.length > 400 ? text.slice(-400) : text)
+  if (tail) {
+    const signed = text.slice(0, text.length - tail[0].length) + '}'
+    const digest = sha256(signed)
+    if (digest.toString('hex') === tail[1]) {
+      let message: unknown
+      try {
+        message = JSON.parse(text)
+      } catch {
+        message = undefined // e.g. NaN tokens: the general path below decides
+      }
+      if (message && typeof message === 'object' && !Array.isArray(message)) {
+        const publicKey = publicKeyFromAddress(tail[2])
+        let compact: Uint8Array | undefined
+        try {
+          compact = secp256k1.signatureNormalize(secp256k1.signatureImport(new Uint8Array(Buffer.from(tail[3], 'base64url'))))
+        } catch {
+          compact = undefined
+        }
+        const record = message as Record<string, unknown>
+        if (publicKey && compact && secp256k1.ecdsaVerify(compact, sha256(digest), publicKey)) {
+          return {ok: true, message: record, hash: tail[1], sender: normalizeAddress(tail[2])}
+        }
+        return {ok: false, reason: 'BAD_SIGNATURE', detail: 'InvalidSignature', hash: tail[1], action: claimedField(record, 'ACTION')}
+      }
+    }
+  }
+  let raw: unknown
+  try {
+    raw = parseWireJson(text)
+  } catch (error) {
+    return {ok: false, reason: 'BAD_JSON', detail: error instanceof WireJsonError ? error.message : String(error), hash: null, action: null}
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return {ok: false, reason: 'INVALID_MESSAGE', detail: 'a frame must be a JSON object', hash: null, action: null}
+  }
+  const claimedHash = claimedField(raw, 'EE_HASH')
+  const hash = claimedHash && /^[0-9a-f]{64}$/.test(claimedHash) ? claimedHash : null
+  const verdict = verifyMessage(raw)
+  if (!verdict.valid) return {ok: false, reason: 'BAD_SIGNATURE', detail: verdict.reason, hash, action: claimedField(raw, 'ACTION')}
+  return {ok: true, message: toPlain(raw) as Record<string, unknown>, hash: verdict.hash, sender: verdict.sender}
+}
+
+/** Signs a command envelope after validating its payload against the ACTION's schema. */
+export function encodeCommand(command: UnsignedCommand, identity: Identity): {text: string; hash: string} {
+  const schema = PayloadSchemas[command.ACTION] as z.ZodType
+  const payload = schema.safeParse(command.PAYLOAD)
+  if (!payload.success) throw new Error(`Invalid ${command.ACTION} payload: ${describeIssue(payload.error, 'PAYLOAD')}`)
+  return encodeSigned({...command}, identity)
+}
+
+/** The first zod issue as `PAYLOAD.a.b: message`. */
+export function describeIssue(error: z.ZodError, root: string): string {
+  const issue = error.issues[0]
+  if (!issue) return 'invalid'
+  const path = [root, ...issue.path.map(String)].filter(Boolean).join('.')
+  return `${path}: ${issue.message}`
+}
+
+export type DecodedCommand = {ok: true; command: CommandEnvelope; action: Action; payload: unknown; hash: string; sender: string}
+
+/**
+ * Decodes a client frame into a verified, schema-valid command (signature first, so nobody learns
+ * anything about the schema without a key; then the envelope, then the payload of its ACTION).
+ */
+export function decodeCommand(text: string): DecodedCommand | DecodeFailure {
+  const decoded = decodeSigned(text)
+  if (!decoded.ok) return decoded
+  const {message, sender} = decoded
+  const action = claimedField(message, 'ACTION')
+  const hash = decoded.hash ?? null
+  if (typeof message.ACTION === 'string' && !(message.ACTION in PayloadSchemas)) {
+    return {ok: false, reason: 'UNKNOWN_ACTION', detail: `unknown ACTION ${JSON.stringify(message.ACTION.slice(0, 60))}`, hash, action}
+  }
+  if (message.EE_IS_ENCRYPTED === true) {
+    return {ok: false, reason: 'ENCRYPTED_UNSUPPORTED', detail: 'encrypted commands (EE_ENCRYPTED_DATA) are not supported by r1 nodes yet', hash, action}
+  }
+  const envelope = CommandEnvelopeSchema.safeParse(message)
+  if (!envelope.success) return {ok: false, reason: 'INVALID_MESSAGE', detail: describeIssue(envelope.error, ''), hash, action}
+  const command = envelope.data
+  const payload = (PayloadSchemas[command.ACTION] as z.ZodType).safeParse(command.PAYLOAD)
+  if (!payload.success) return {ok: false, reason: 'INVALID_PAYLOAD', detail: describeIssue(payload.error, 'PAYLOAD'), hash, action}
+  return {ok: true, command, action: command.ACTION, payload: payload.data, hash: command.EE_HASH, sender}
+}
+
+export type DecodedNodeFrame = {ok: true; items: FrameItem[]; hash: string | undefined} | {ok: false; reason: string}
+
+/** Decodes a node frame (single item or R1_BATCH) and checks that the expected node signed it. */
+export function decodeNodeFrame(text: string, expectedAddress: string): DecodedNodeFrame {
+  const decoded = decodeSigned(text)
+  if (!decoded.ok) return {ok: false, reason: `${decoded.reason}: ${decoded.detail}`}
+  if (decoded.sender !== normalizeAddress(expectedAddress)) {
+    return {ok: false, reason: `frame signed by ${decoded.sender}, expected the node ${expectedAddress}`}
+  }
+  const message = decoded.message
+  const items: FrameItem[] = []
+  if (message.EE_EVENT_TYPE === 'R1_BATCH') {
+    const batch = BatchFrameSchema.safeParse(message)
+    if (!batch.success) return {ok: false, reason: `invalid R1_BATCH: ${describeIssue(batch.error, '')}`}
+    for (const event of batch.data.EVENTS) {
+      const item = parseFrameItem(event)
+      if (!item) return {ok: false, reason: 'invalid event inside R1_BATCH'}
+      items.push(item)
+    }
+  } else {
+    const {EE_HASH: _h, EE_SIGN: _s, EE_SENDER: _e, SIGN_CANON_V: _v, ...rest} = message
+    const item = parseFrameItem(rest)
+    if (!item) return {ok: false, reason: `invalid ${String(message.EE_EVENT_TYPE)} frame`}
+    items.push(item)
+  }
+  return {ok: true, items, hash: decoded.hash}
+}
