@@ -19,12 +19,12 @@ export interface Expectation {
 
 export type Verdict =
   | {state: 'pending'; waitingFor: string[]}
-  | {state: 'confirmed'}
+  | {state: 'confirmed'; info?: Record<string, unknown>}
   | {state: 'rejected'; reason: string; code?: number}
   | {state: 'failed'; reason: string; instance?: InstanceRef; code?: number}
 
 /** Codes that mean an instance's code failed (rather than the command being refused). */
-const INSTANCE_FAILURES = new Set<number>([NotificationCode.PLUGIN_EXCEPTION, NotificationCode.PLUGIN_CRASHED, NotificationCode.PLUGIN_CONFIG_FAILED])
+const INSTANCE_FAILURES = new Set<number>([NotificationCode.PLUGIN_EXCEPTION, NotificationCode.PLUGIN_CRASHED, NotificationCode.PLUGIN_CONFIG_FAILED, NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED])
 
 export class ConfirmationTracker {
   private hash?: string
@@ -32,6 +32,8 @@ export class ConfirmationTracker {
   private pipelineDone: boolean
   private readonly pendingInstances: Map<string, InstanceRef>
   private verdict?: Verdict
+  /** INFO of the last instance confirmation (a command's RESULT travels there). */
+  private info?: Record<string, unknown>
 
   constructor(private readonly expect: Expectation) {
     this.pipelineDone = expect.pipelineCode === undefined
@@ -57,7 +59,7 @@ export class ConfirmationTracker {
   current(): Verdict {
     if (this.verdict) return this.verdict
     if (this.pipelineDone && this.pendingInstances.size === 0) {
-      this.verdict = {state: 'confirmed'}
+      this.verdict = this.info ? {state: 'confirmed', info: this.info} : {state: 'confirmed'}
       return this.verdict
     }
     const waitingFor = [
@@ -90,6 +92,7 @@ export class ConfirmationTracker {
     if (!awaited) return
     if (code === (this.expect.instanceCode ?? NotificationCode.PLUGIN_CONFIG_OK)) {
       this.pendingInstances.delete(k)
+      if (n.INFO && typeof n.INFO === 'object') this.info = n.INFO as Record<string, unknown>
       return
     }
     const failedCode = code !== undefined && (INSTANCE_FAILURES.has(code) || code < 0)

@@ -127,7 +127,7 @@ export async function sendAndConfirm(
     const verdicts = trackers.map((t) => t.current())
     const bad = verdicts.find((v) => v.state === 'rejected' || v.state === 'failed')
     if (bad) settle(bad)
-    else if (verdicts.every((v) => v.state === 'confirmed')) settle({state: 'confirmed'})
+    else if (verdicts.every((v) => v.state === 'confirmed')) settle(verdicts.length === 1 ? verdicts[0] : {state: 'confirmed'})
   }
   const unsubscribe = link.onEvent((event) => {
     for (const t of trackers) t.observe(event)

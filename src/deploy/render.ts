@@ -67,3 +67,80 @@ export function ms(value: number | undefined): string {
   if (value === undefined) return '-'
   return value < 1000 ? `${Math.round(value)}ms` : `${(value / 1000).toFixed(2)}s`
 }
+
+const STATUS_COLOR: Record<string, 'green' | 'yellow' | 'red' | 'dim'> = {
+  deployed: 'green',
+  ok: 'green',
+  unchanged: 'dim',
+  planned: 'dim',
+  running: 'green',
+  starting: 'yellow',
+  restarting: 'yellow',
+  paused: 'yellow',
+  stopped: 'dim',
+  'rolled-back': 'yellow',
+  skipped: 'yellow',
+}
+
+export function paintStatus(status: string, text: string, color: ChalkInstance): string {
+  const c = STATUS_COLOR[status] ?? 'red'
+  return color[c](text)
+}
+
+/** The deploy summary: one row per target with its result and timings. */
+export function renderDeploySummary(
+  targets: ReadonlyArray<{target: string; status: string; error?: string; uploaded: string[]; timings: {connect?: number; upload?: number; apply?: number; confirm?: number; total: number}; rollback?: {ok: boolean; error?: string}}>,
+  color: ChalkInstance,
+): string[] {
+  const rows = targets.map((t) => [
+    t.target,
+    t.status,
+    ms(t.timings.connect),
+    t.uploaded.length > 0 ? `${ms(t.timings.upload)} (${t.uploaded.length})` : ms(t.timings.upload),
+    ms(t.timings.apply),
+    ms(t.timings.confirm),
+    ms(t.timings.total),
+    [t.error, t.rollback && (t.rollback.ok ? 'rolled back' : `rollback failed: ${t.rollback.error}`)].filter(Boolean).join('; '),
+  ])
+  return table(['TARGET', 'RESULT', 'CONNECT', 'UPLOAD', 'APPLY', 'CONFIRM', 'TOTAL', 'DETAIL'], rows, color, (row, col, text) => (col === 1 ? paintStatus(rows[row][1], text, color) : text))
+}
+
+/** Per-target results of a managing command: target, result, detail. */
+export function renderTargetResults(targets: ReadonlyArray<{target: string; status: string; error?: string}>, detail: (index: number) => string, color: ChalkInstance): string[] {
+  const rows = targets.map((t, i) => [t.target, t.status, t.error ?? detail(i)])
+  return table(['TARGET', 'RESULT', 'DETAIL'], rows, color, (row, col, text) => (col === 1 ? paintStatus(rows[row][1], text, color) : text))
+}
+
+function duration(seconds: number | undefined): string {
+  if (seconds === undefined) return '-'
+  const s = Math.floor(seconds)
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`
+}
+
+function mib(bytes: number | undefined): string {
+  return bytes === undefined ? '-' : `${Math.round(bytes / (1024 * 1024))} MiB`
+}
+
+/** `r1 status` for one node (the NodeStatus of src/deploy/manage.ts). */
+export function renderNodeStatus(
+  name: string,
+  s: {address: string; alias: string; version?: string; uptime?: number; cpu?: number; memory?: {process?: number; available?: number; machine?: number}; pipelines: Array<{name: string; type: string; instances: Array<{signature: string; instanceId: string; status: string; restarts?: number; lastError?: string | null}>}>},
+  color: ChalkInstance,
+): string[] {
+  const lines = [
+    `${color.bold(name)} ${color.green('online')}  ${s.alias}  ${s.address}`,
+    `  version ${s.version ?? '-'}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${mib(s.memory?.process)} (available ${mib(s.memory?.available)} of ${mib(s.memory?.machine)})`,
+  ]
+  if (s.pipelines.length === 0) return [...lines, color.dim('  no pipelines')]
+  const rows = s.pipelines.flatMap((p) =>
+    p.instances.map((i) => [p.name, `${i.signature}/${i.instanceId}`, i.status, String(i.restarts ?? '-'), i.lastError ? i.lastError.split('\n')[0].slice(0, 80) : '']),
+  )
+  const empty = s.pipelines.filter((p) => p.instances.length === 0).map((p) => [p.name, color.dim('(no instances)'), '', '', ''])
+  const table_ = table(['PIPELINE', 'INSTANCE', 'STATUS', 'RESTARTS', 'LAST ERROR'], [...rows, ...empty], color, (row, col, text) =>
+    col === 2 && row < rows.length ? paintStatus(rows[row][2], text, color) : col === 4 ? color.red(text) : text,
+  )
+  return [...lines, ...table_.map((l) => `  ${l}`)]
+}

@@ -196,7 +196,7 @@ async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs:
     const commands = attempt.applied.map((p) =>
       p.previous
         ? {action: 'UPDATE_CONFIG', payload: p.previous, expect: {pipeline: p.name, pipelineCode: NotificationCode.PIPELINE_OK, instances: []}}
-        : {action: 'DELETE_CONFIG', payload: {NAME: p.name}, expect: {pipeline: p.name, pipelineCode: NotificationCode.PIPELINE_DELETE_OK, instances: []}},
+        : {action: 'DELETE_CONFIG', payload: p.name, expect: {pipeline: p.name, pipelineCode: NotificationCode.PIPELINE_DELETE_OK, instances: []}},
     )
     const {verdict} = await sendAndConfirm(attempt.link, commands, waitTimeoutMs)
     const error = verdictError(verdict, `Rollback on ${result.target}`, waitTimeoutMs)
