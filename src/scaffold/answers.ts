@@ -1,0 +1,113 @@
+import {basename} from 'node:path'
+import {ExitCode, R1Error} from '../errors.js'
+import {missingAnswer} from '../ui/prompts.js'
+import {projectNameProblem, signatureProblem, toKebabCase, toUpperSnakeCase} from './names.js'
+import type {Asker} from './prompts.js'
+import {detectPackageManager, PACKAGE_MANAGERS, type PackageManager} from './setup.js'
+import {listBuiltinTemplates, type TemplateMeta} from './template.js'
+
+export const DEFAULT_TEMPLATE = 'ts-plugin'
+
+/** What `r1 init` was told by flags; anything missing is asked (on a terminal), defaulted (`--yes`) or an error. */
+export interface InitFlags {
+  template?: string
+  name?: string
+  signature?: string
+  packageManager?: PackageManager
+  install?: boolean
+  git?: boolean
+  yes?: boolean
+}
+
+export interface InitAnswers {
+  name: string
+  /** Absent when the template has no plugin of its own. */
+  signature?: string
+  packageManager: PackageManager
+  install: boolean
+  git: boolean
+  /** Flags that did not apply to this template. */
+  warnings: string[]
+}
+
+/** The template to use: the flag, the default under `--yes`, or a choice among the built-in ones. */
+export async function chooseTemplate(flags: InitFlags, asker: Asker | undefined, builtinDir?: string): Promise<string> {
+  if (flags.template) return flags.template
+  if (flags.yes) return DEFAULT_TEMPLATE
+  if (!asker) throw missingAnswer('template', '--template')
+  const templates = await listBuiltinTemplates(builtinDir)
+  return asker.select(
+    'Template',
+    templates.map((t) => ({name: t.id, value: t.id, description: t.description})),
+    templates.some((t) => t.id === DEFAULT_TEMPLATE) ? DEFAULT_TEMPLATE : undefined,
+  )
+}
+
+function invalid(problem: string, flag: string, example: string): R1Error {
+  return new R1Error(`Invalid ${flag}: ${problem}.`, ExitCode.USAGE, {code: 'NAME_INVALID', hint: `For example ${flag} ${example}.`})
+}
+
+/** Checks names given as flags before anything is fetched or asked. */
+export function checkNameFlags(flags: InitFlags): void {
+  const nameProblem = flags.name === undefined ? undefined : projectNameProblem(flags.name)
+  if (nameProblem) throw invalid(nameProblem, '--name', 'sensor-watch')
+  const signatureProblemText = flags.signature === undefined ? undefined : signatureProblem(flags.signature)
+  if (signatureProblemText) throw invalid(signatureProblemText, '--signature', 'TEMP_MONITOR')
+}
+
+/** The default project name: the target folder's name when it makes a valid one, else the template's. */
+export function defaultProjectName(meta: TemplateMeta, dir?: string): string {
+  if (dir) {
+    const base = basename(dir)
+    if (!projectNameProblem(base)) return base
+    const kebab = toKebabCase(base)
+    if (kebab && !projectNameProblem(kebab)) return kebab
+  }
+  return meta.variables.name
+}
+
+/**
+ * The signature defaults to the project name in UPPER_SNAKE when the template's own defaults are so
+ * related (`my-plugin` / `MY_PLUGIN`), else to the template's signature.
+ */
+export function defaultSignature(meta: TemplateMeta, name: string): string | undefined {
+  const own = meta.variables.signature
+  if (own === undefined) return undefined
+  return own === toUpperSnakeCase(meta.variables.name) ? toUpperSnakeCase(name) : own
+}
+
+/** Resolves every answer from flags, `--yes` defaults or prompts; without a prompt a missing answer names its flag. */
+export async function resolveAnswers(flags: InitFlags, meta: TemplateMeta, asker: Asker | undefined, dir?: string): Promise<InitAnswers> {
+  checkNameFlags(flags)
+  const warnings: string[] = []
+  const ask = async <T>(given: T | undefined, fallback: T, what: string, flag: string, prompt: () => Promise<T>): Promise<T> => {
+    if (given !== undefined) return given
+    if (flags.yes) return fallback
+    if (!asker) throw missingAnswer(what, flag)
+    return prompt()
+  }
+
+  const nameDefault = defaultProjectName(meta, dir)
+  const name = await ask(flags.name, nameDefault, 'project name', '--name', () =>
+    asker!.input('Project name (kebab-case)', nameDefault, projectNameProblem))
+
+  let signature: string | undefined
+  const signatureDefault = defaultSignature(meta, name)
+  if (signatureDefault === undefined) {
+    if (flags.signature !== undefined) warnings.push(`--signature ${flags.signature} ignored: this template has no plugin of its own.`)
+  } else {
+    signature = await ask(flags.signature, signatureDefault, 'plugin signature', '--signature', () =>
+      asker!.input('Signature of the first plugin (UPPER_SNAKE)', signatureDefault, signatureProblem))
+  }
+
+  const install = await ask(flags.install, true, 'answer to "install dependencies?"', '--install or --no-install', () =>
+    asker!.confirm('Install dependencies?', true))
+  const detected = detectPackageManager()
+  const packageManager = install
+    ? await ask(flags.packageManager, detected, 'package manager', '--package-manager', () =>
+      asker!.select('Package manager', PACKAGE_MANAGERS.map((pm) => ({name: pm, value: pm})), detected))
+    : flags.packageManager ?? detected
+  const git = await ask(flags.git, true, 'answer to "initialize a git repository?"', '--git or --no-git', () =>
+    asker!.confirm('Initialize a git repository?', true))
+  return {name, ...(signature === undefined ? {} : {signature}), packageManager, install, git, warnings}
+}
