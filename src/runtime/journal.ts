@@ -58,6 +58,8 @@ export interface ReadOptions {
   sinceSeq?: number
   /** Start at the last N events that match `filter` (within retention; no gap for the part before). */
   last?: number
+  /** Start at the first event stamped at or after this time (ms since the epoch); no gap for the part before. */
+  sinceTime?: number
   /** Applied before events leave the journal; gaps always pass. */
   filter?: EventFilter
   /** At most this many entries (read/iterator only). */
@@ -286,6 +288,10 @@ export class Journal {
       const fromLast = await this.startOfLast(options.last, match)
       since = options.sinceSeq === undefined ? fromLast : Math.max(options.sinceSeq, fromLast)
     }
+    if (options.sinceTime !== undefined) {
+      const fromTime = await this.startOfTime(options.sinceTime)
+      since = options.sinceSeq === undefined && options.last === undefined ? fromTime : Math.max(since, fromTime)
+    }
     return new JournalCursor(this, Math.max(0, since), match)
   }
 
@@ -429,6 +435,32 @@ export class Journal {
       needed -= seqs.length
     }
     return oldest
+  }
+
+  private async startOfTime(time: number): Promise<number> {
+    for (const segment of [...this.segments]) {
+      // A segment last written before `time` holds only older events.
+      if (segment.lastWriteMs < time && segment !== this.segments.at(-1)) continue
+      let data: Buffer
+      try {
+        data = (await fs.promises.readFile(segment.file)).subarray(0, segment.bytes)
+      } catch {
+        continue
+      }
+      for (let p = 0; p < data.length; ) {
+        const record = decodeRecord(data, p, data.length)
+        if (!record) break
+        p = record.end
+        if (!record.ok) continue
+        try {
+          const stamp = Date.parse((JSON.parse(data.toString('utf8', record.jsonStart, record.end - 1)) as {EE_TIMESTAMP?: string}).EE_TIMESTAMP ?? '')
+          if (stamp >= time) return record.seq - 1
+        } catch {
+          // Unparsable: the cursor reports it as missing.
+        }
+      }
+    }
+    return this.last
   }
 
   private closeActive(): void {

@@ -77,6 +77,16 @@ describe('journal basics', () => {
     expect(seqsOf(await readAll(journal, {filter: {SEARCH: 'boom'}, sinceSeq: 75, last: 5}))).toEqual([80, 90, 100])
   })
 
+  it('starts at the first event stamped at or after a time', async () => {
+    const {journal} = await open(dir(), {segmentBytes: 3000, flushBytes: 100})
+    for (const seq of range(1, 100)) journal.append(payload(seq))
+    // payload(seq) is stamped 1_700_000_000_000 + seq ms.
+    expect(seqsOf(await readAll(journal, {sinceTime: 1_700_000_000_000 + 60}))).toEqual(range(60, 100))
+    expect(seqsOf(await readAll(journal, {sinceTime: 0}))).toEqual(range(1, 100))
+    expect(seqsOf(await readAll(journal, {sinceTime: Date.now() + 60_000}))).toEqual([])
+    expect(seqsOf(await readAll(journal, {sinceTime: 1_700_000_000_000 + 60, last: 3}))).toEqual([98, 99, 100])
+  })
+
   it('serves a cursor that catches up and then sees live appends', async () => {
     const {journal} = await open(dir(), {segmentBytes: 4096})
     for (const seq of range(1, 50)) journal.append(payload(seq))
