@@ -63,21 +63,22 @@ export function dottedPath(path: ReadonlyArray<string | number>): string {
   return out
 }
 
-/** Levenshtein distance (insert, delete, substitute), case-sensitive. */
+/** Edit distance (Levenshtein plus adjacent transpositions, so `prot`→`port` is 1), case-sensitive. */
 export function levenshtein(a: string, b: string): number {
   if (a === b) return 0
   if (a.length === 0) return b.length
   if (b.length === 0) return a.length
-  let previous = Array.from({length: b.length + 1}, (_, i) => i)
+  const rows: number[][] = [Array.from({length: b.length + 1}, (_, j) => j)]
   for (let i = 1; i <= a.length; i++) {
-    const current = [i]
+    const row = [i]
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+      row[j] = Math.min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j], rows[i - 2][j - 2] + 1)
     }
-    previous = current
+    rows.push(row)
   }
-  return previous[b.length]
+  return rows[a.length][b.length]
 }
 
 /** The closest candidate (compared case-insensitively), if it is close enough to be a likely typo. */

@@ -92,7 +92,13 @@ export function validateSource(source: string, file: string): ValidationResult {
   const yaml = parseYaml(source)
   const out = new Collector(absolute, yaml)
 
-  for (const problem of yaml.syntaxErrors) out.at(problem.position, 'yaml-syntax', '', `${problem.message}`)
+  const linesWithError = new Set<number>()
+  for (const problem of yaml.syntaxErrors) {
+    // One YAML mistake often cascades into more errors on its line: the first one is the useful one.
+    if (linesWithError.has(problem.position.line)) continue
+    linesWithError.add(problem.position.line)
+    out.at(problem.position, 'yaml-syntax', '', problem.message, YAML_HINTS[problem.code])
+  }
   if (yaml.syntaxErrors.length > 0) return out.result(dir)
 
   for (const dup of yaml.duplicateKeys) {
@@ -113,6 +119,15 @@ export function validateSource(source: string, file: string): ValidationResult {
   const result = out.result(dir)
   if (result.valid && parsed.success) result.manifest = parsed.data
   return result
+}
+
+const YAML_HINTS: Record<string, string> = {
+  TAB_AS_INDENT: 'indent with spaces, not tabs',
+  BLOCK_AS_IMPLICIT_KEY: 'quote the value if it contains ": " (e.g. description: "a: b")',
+  BAD_INDENT: 'check the indentation and that every [ and { is closed',
+  MULTILINE_IMPLICIT_KEY: 'a key must fit on one line; check for a missing ":" or an unclosed quote',
+  MISSING_CHAR: 'a closing quote or bracket is missing',
+  UNEXPECTED_TOKEN: 'check the indentation and quoting around this point',
 }
 
 class Collector {
@@ -154,7 +169,7 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   return node
 }
 
-const kind = (value: unknown): string => (value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : typeof value)
+const kind = (value: unknown): string => (value === null ? 'nothing (an empty value: add entries or remove the key)' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : typeof value)
 const expectedName = (expected: string): string => (expected === 'object' || expected === 'record' ? 'a mapping' : expected === 'array' ? 'a list' : expected)
 
 function mapIssue(issue: Issue, data: unknown, out: Collector): void {
@@ -171,8 +186,7 @@ function mapIssue(issue: Issue, data: unknown, out: Collector): void {
     case 'invalid_type': {
       const value = valueAt(data, path)
       if (value === undefined) {
-        const key = path.at(-1)
-        out.add(path.slice(0, -1), 'key', 'schema-required', `missing required key "${String(key)}"${path.length > 1 ? ` in ${dottedPath(path.slice(0, -1))}` : ''}`)
+        missing(path, out)
       } else {
         out.add(path, 'value', 'schema-type', `expected ${expectedName(issue.expected)}, got ${kind(value)}`)
       }
@@ -180,6 +194,7 @@ function mapIssue(issue: Issue, data: unknown, out: Collector): void {
     }
     case 'invalid_value': {
       const value = valueAt(data, path)
+      if (value === undefined) return missing(path, out)
       const allowed = issue.values.map((v) => String(v))
       out.add(path, 'value', 'schema-enum', `${JSON.stringify(value)} is not one of ${allowed.join(', ')}`, typeof value === 'string' ? didYouMean(value, allowed) : undefined)
       return
@@ -206,6 +221,11 @@ function mapIssue(issue: Issue, data: unknown, out: Collector): void {
     default:
       out.add(path, 'value', 'schema-type', issue.message)
   }
+}
+
+function missing(path: PathSegment[], out: Collector): void {
+  const key = path.at(-1)
+  out.add(path.slice(0, -1), 'key', 'schema-required', `missing required key "${String(key)}"${path.length > 1 ? ` in ${dottedPath(path.slice(0, -1))}` : ''}`)
 }
 
 function formatIssue(path: PathSegment[], value: unknown, out: Collector): void {
@@ -295,8 +315,8 @@ function checkSemantics(data: unknown, dir: string, out: Collector): void {
   }
 
   const pipelines = isRecord(data.pipelines) ? data.pipelines : undefined
-  if (!pipelines || Object.keys(pipelines).length === 0) {
-    out.add(pipelines ? ['pipelines'] : [], 'key', 'no-pipelines', 'the manifest defines no pipeline, so `r1 run` and `r1 deploy` have nothing to do', 'add one under `pipelines:`')
+  if (data.pipelines === undefined || (pipelines && Object.keys(pipelines).length === 0)) {
+    out.add(data.pipelines === undefined ? [] : ['pipelines'], 'key', 'no-pipelines', 'the manifest defines no pipeline, so `r1 run` and `r1 deploy` have nothing to do', 'add one under `pipelines:`')
   }
   for (const [name, pipeline] of Object.entries(pipelines ?? {})) {
     if (!isRecord(pipeline)) continue
@@ -315,8 +335,9 @@ function checkSemantics(data: unknown, dir: string, out: Collector): void {
         continue
       }
       const spec = pluginSpec(signature, partial) ?? openPluginSpec(signature)
-      if (!isRecord(instance.config)) continue
-      for (const problem of checkInstanceConfig(spec, instance.config)) addConfigProblem([...path, 'config'], problem, out)
+      const config = instance.config === undefined ? {} : instance.config
+      if (!isRecord(config)) continue
+      for (const problem of checkInstanceConfig(spec, config)) addConfigProblem([...path, 'config'], problem, out)
     }
   }
 
