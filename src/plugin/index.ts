@@ -1,0 +1,134 @@
+/**
+ * The plugin SDK: `import {definePlugin} from 'r1/plugin'` (DESIGN.md §3), and `testPlugin`,
+ * a harness to unit-test a plugin without a node.
+ */
+import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'
+import {PluginRunner, type CommandResult, type LogLevel, type StepResult} from './runner.js'
+
+export {definePlugin, isPlugin, PLUGIN_BRAND} from './define.js'
+export type {BaseInstanceConfig, InstanceConfigOf, NotifyOptions, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
+export type {CommandResult, LogLevel, StepResult} from './runner.js'
+export {NotificationCode, NotificationType} from '../protocol/codes.js'
+
+/** A notification as the harness records it (the node would add the envelope). */
+export interface TestNotification {
+  message: string
+  code?: number
+  type: PluginNotificationType
+  info?: unknown
+  commandHash?: string
+}
+
+export interface TestLog {
+  level: LogLevel
+  text: string
+}
+
+export interface TestPluginOptions<C> {
+  /** The instance config; keys are uppercased as the node does. */
+  config?: Partial<C> & Record<string, unknown>
+  instanceId?: string
+  pipeline?: string
+  signature?: string
+  node?: {address: string; alias: string}
+}
+
+export interface ProcessOutcome extends StepResult {
+  /** Payloads emitted by this call (the return value and `ctx.emit`s). */
+  payloads: PluginPayload[]
+  /** Notifications emitted by this call (EXCEPTION on a throw, PLUGIN_CONFIG_OK after (re)config). */
+  notifications: TestNotification[]
+}
+
+export interface PluginTestHarness<C> {
+  readonly ctx: PluginContext<C>
+  /** The current config (after accepted reconfigurations). */
+  readonly config: InstanceConfigOf<C>
+  /** Calls `init` (done automatically before the first `process` or `command`). */
+  init(): Promise<StepResult>
+  /** One `process` call with optional pipeline inputs (`ctx.inputs`). */
+  process(inputs?: unknown[]): Promise<ProcessOutcome>
+  /** One instance command, as `INSTANCE_COMMAND` delivers it. */
+  command(name: string, params?: unknown): Promise<CommandResult>
+  /** Live reconfiguration with a whole new instance config. */
+  reconfigure(next: Partial<C> & Record<string, unknown>): Promise<StepResult>
+  /** Aborts `ctx.signal` and calls `close`. */
+  close(): Promise<StepResult>
+  /** Everything emitted so far, in order. */
+  readonly payloads: PluginPayload[]
+  readonly notifications: TestNotification[]
+  readonly logs: TestLog[]
+}
+
+/**
+ * Runs a plugin's hooks in the current process, the way a node's instance host does, and collects
+ * what it emits. No node, no child process, no timers: the test decides when `process` runs.
+ *
+ * ```ts
+ * import {testPlugin} from 'r1/plugin'
+ * import plugin from '../src/temp-monitor.js'
+ *
+ * const t = testPlugin(plugin, {config: {THRESHOLD: 25}})
+ * const {payloads} = await t.process()
+ * expect(payloads[0]).toMatchObject({TEMPERATURE: expect.any(Number)})
+ * expect((await t.command('RESET')).ok).toBe(true)
+ * await t.reconfigure({THRESHOLD: 30})   // the plugin's `config` hook runs; PLUGIN_CONFIG_OK follows the next process
+ * await t.close()
+ * ```
+ */
+export function testPlugin<C = Record<string, unknown>>(plugin: Plugin<C> | PluginDefinition<C>, options: TestPluginOptions<C> = {}): PluginTestHarness<C> {
+  const payloads: PluginPayload[] = []
+  const notifications: TestNotification[] = []
+  const logs: TestLog[] = []
+  let callPayloads: PluginPayload[] = []
+  let callNotifications: TestNotification[] = []
+  const runner = new PluginRunner<C>(plugin, {
+    config: {INSTANCE_ID: options.instanceId ?? 'test-1', ...options.config},
+    instanceId: options.instanceId ?? 'test-1',
+    pipeline: options.pipeline ?? 'test',
+    signature: options.signature ?? 'TEST_PLUGIN',
+    node: options.node ?? {address: '0xai_test', alias: 'test-node'},
+    announceConfig: true,
+    onEvent: (event) => {
+      if (event.kind === 'payload') {
+        payloads.push(event.data)
+        callPayloads.push(event.data)
+      } else if (event.kind === 'notification') {
+        const {kind: _kind, ...notification} = event
+        notifications.push(notification)
+        callNotifications.push(notification)
+      } else {
+        logs.push({level: event.level, text: event.text})
+      }
+    },
+  })
+  let initialized: Promise<StepResult> | undefined
+  const init = () => (initialized ??= runner.init())
+  return {
+    get ctx() {
+      return runner.ctx
+    },
+    get config() {
+      return runner.currentConfig
+    },
+    init,
+    async process(inputs = []) {
+      callPayloads = []
+      callNotifications = []
+      const started = await init()
+      if (!started.ok) return {...started, payloads: callPayloads, notifications: callNotifications}
+      const result = await runner.process(inputs)
+      return {...result, payloads: callPayloads, notifications: callNotifications}
+    },
+    async command(name, params) {
+      const started = await init()
+      if (!started.ok) return started
+      return runner.command(name, params)
+    },
+    reconfigure: (next) => runner.reconfigure({INSTANCE_ID: runner.ctx.instanceId, ...next}),
+    close: () => runner.close(),
+    payloads,
+    notifications,
+    logs,
+  }
+}

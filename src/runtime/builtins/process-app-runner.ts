@@ -1,0 +1,269 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {connect} from 'node:net'
+import {resolve} from 'node:path'
+import {createInterface} from 'node:readline'
+import {definePlugin, type PluginContext} from '../../plugin/define.js'
+import type {HostApi} from '../instance-host.js'
+
+/**
+ * PROCESS_APP_RUNNER: runs any command (Python, a binary, a shell script) in its own process group.
+ * COMMAND (string → `sh -c`, or argv array), CWD, ENV, RESTART_POLICY always|on-failure|no,
+ * HEALTH_CHECK {type: tcp|http|delay, port, host, url, path, delay, timeout}; output lines are
+ * emitted as payloads (one per PROCESS_DELAY at most, OUTPUT_THROTTLE apart); commands RESTART, STOP, START.
+ */
+
+type AppStatus = 'starting' | 'healthy' | 'running' | 'restarting' | 'exited' | 'stopped' | 'failed'
+
+interface HealthCheck {
+  type: 'tcp' | 'http' | 'delay'
+  host: string
+  port?: number
+  url?: string
+  delayMs: number
+  timeoutMs: number
+}
+
+const MAX_BUFFERED_LINES = 1000
+
+function healthCheckOf(config: Record<string, unknown>): HealthCheck | undefined {
+  const raw = config.HEALTH_CHECK
+  if (raw === undefined || raw === null || raw === false) return undefined
+  const spec = (typeof raw === 'string' ? {type: raw} : raw) as Record<string, unknown>
+  // nested keys are written as in config.yaml (lowercase) or UPPERCASE as Ratio1 would
+  const get = (key: string) => spec[key] ?? spec[key.toUpperCase()]
+  const type = String(get('type') ?? '').toLowerCase()
+  if (type !== 'tcp' && type !== 'http' && type !== 'delay') throw new Error(`HEALTH_CHECK type must be tcp, http or delay, got "${String(get('type'))}"`)
+  const port = Number(get('port'))
+  const host = String(get('host') ?? '127.0.0.1')
+  const check: HealthCheck = {type, host, delayMs: Number(get('delay') ?? 1) * 1000, timeoutMs: Number(get('timeout') ?? 60) * 1000}
+  if (Number.isInteger(port) && port > 0) check.port = port
+  if (type === 'tcp' && check.port === undefined) throw new Error('HEALTH_CHECK tcp needs a port')
+  if (type === 'http') {
+    const path = String(get('path') ?? '/')
+    check.url = get('url') ? String(get('url')) : check.port ? `http://${host}:${check.port}${path.startsWith('/') ? path : `/${path}`}` : undefined
+    if (!check.url) throw new Error('HEALTH_CHECK http needs a url or a port')
+  }
+  return check
+}
+
+function commandOf(config: Record<string, unknown>): {file: string; args: string[]} {
+  const command = config.COMMAND
+  if (typeof command === 'string' && command.trim()) return {file: '/bin/sh', args: ['-c', command]}
+  if (Array.isArray(command) && command.length > 0 && command.every((part) => typeof part === 'string')) return {file: command[0], args: command.slice(1)}
+  throw new Error('PROCESS_APP_RUNNER needs COMMAND: a shell command string or an argv array, e.g. "python3 app.py"')
+}
+
+function policyOf(config: Record<string, unknown>): 'always' | 'on-failure' | 'no' {
+  const policy = String(config.RESTART_POLICY ?? 'on-failure')
+  if (policy !== 'always' && policy !== 'on-failure' && policy !== 'no') throw new Error(`RESTART_POLICY must be always, on-failure or no, got "${policy}"`)
+  return policy
+}
+
+function probeTcp(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({host, port})
+    socket.setTimeout(1000)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+    socket.once('timeout', () => {
+      socket.destroy()
+      resolve(false)
+    })
+  })
+}
+
+async function probeHttp(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, {signal: AbortSignal.timeout(2000)})
+    await response.body?.cancel()
+    return response.status < 500
+  } catch {
+    return false
+  }
+}
+
+export function createProcessAppRunner(host: HostApi) {
+  let app: ChildProcess | undefined
+  let status: AppStatus = 'starting'
+  let statusChanged = true
+  let lines: string[] = []
+  let stderrLines: string[] = []
+  let dropped = 0
+  let restarts = 0
+  let lastExit: {code: number | null; signal: string | null} | undefined
+  let restartTimer: NodeJS.Timeout | undefined
+  let wantRunning = true
+  let context: PluginContext | undefined
+  let lastOutputAt = 0
+
+  const setStatus = (next: AppStatus) => {
+    if (next !== status) statusChanged = true
+    status = next
+  }
+
+  const buffer = (target: 'out' | 'err', line: string) => {
+    const list = target === 'out' ? lines : stderrLines
+    list.push(line)
+    if (lines.length + stderrLines.length > MAX_BUFFERED_LINES) {
+      ;(lines.length > 0 ? lines : stderrLines).shift()
+      dropped++
+    }
+  }
+
+  async function waitHealthy(ctx: PluginContext, child: ChildProcess, check: HealthCheck): Promise<void> {
+    const deadline = Date.now() + check.timeoutMs
+    if (check.type === 'delay') {
+      await new Promise((resolve) => setTimeout(resolve, check.delayMs))
+    } else {
+      for (;;) {
+        if (app !== child || child.exitCode !== null || child.signalCode !== null || ctx.signal.aborted) return
+        const ok = check.type === 'tcp' ? await probeTcp(check.host, check.port!) : await probeHttp(check.url!)
+        if (ok) break
+        if (Date.now() > deadline) {
+          ctx.notify({type: 'ABNORMAL FUNCTIONING', message: `Health check ${check.type} not passing after ${check.timeoutMs / 1000} s`})
+          return
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+    }
+    if (app !== child || child.exitCode !== null || child.signalCode !== null) return
+    setStatus('healthy')
+    ctx.notify({message: `App healthy (${check.type})`})
+  }
+
+  function start(ctx: PluginContext): void {
+    const config = ctx.config as Record<string, unknown>
+    const {file, args} = commandOf(config)
+    const env: Record<string, string> = {...host.baseEnv}
+    for (const [key, value] of Object.entries((config.ENV ?? {}) as Record<string, unknown>)) env[key] = typeof value === 'string' ? value : JSON.stringify(value)
+    // a relative CWD is relative to the node's work dir (the project folder under `r1 run`), the host's cwd
+    const child = spawn(file, args, {cwd: config.CWD ? resolve(String(config.CWD)) : undefined, env, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
+    app = child
+    setStatus('starting')
+    if (child.pid) host.trackGroup(child.pid)
+    createInterface({input: child.stdout!}).on('line', (line) => buffer('out', line))
+    createInterface({input: child.stderr!}).on('line', (line) => buffer('err', line))
+    child.once('error', (error) => {
+      buffer('err', `failed to start: ${error.message}`)
+    })
+    child.once('spawn', () => {
+      const check = healthCheckOf(config)
+      if (check) void waitHealthy(ctx, child, check)
+      else setStatus('running')
+    })
+    child.once('close', (code, signal) => {
+      if (child.pid) host.untrackGroup(child.pid)
+      if (app !== child) return
+      app = undefined
+      lastExit = {code, signal}
+      const failed = code !== 0
+      if (!wantRunning) {
+        setStatus('stopped')
+        return
+      }
+      const policy = policyOf(config)
+      const again = policy === 'always' || (policy === 'on-failure' && failed)
+      ctx.notify({type: failed ? 'ABNORMAL FUNCTIONING' : 'NORMAL', message: `App exited (${signal ? `signal ${signal}` : `code ${code}`})${again ? ', restarting' : ''}`, info: {EXIT_CODE: code, SIGNAL: signal}})
+      if (!again) {
+        setStatus(failed ? 'failed' : 'exited')
+        return
+      }
+      setStatus('restarting')
+      restarts++
+      const delay = Math.min(1000 * 2 ** Math.min(restarts - 1, 5), 30_000)
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined
+        if (wantRunning && !ctx.signal.aborted) start(ctx)
+      }, delay)
+    })
+  }
+
+  async function kill(graceMs: number): Promise<void> {
+    if (restartTimer) clearTimeout(restartTimer)
+    restartTimer = undefined
+    const child = app
+    if (!child || !child.pid || child.exitCode !== null || child.signalCode !== null) return
+    const closed = new Promise((resolve) => child.once('close', resolve))
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal)
+      } catch {
+        // the group is already gone
+      }
+    }
+    signalGroup('SIGTERM')
+    const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs)
+    await closed
+    clearTimeout(timer)
+    // the leader is gone; members that ignored SIGTERM go now
+    signalGroup('SIGKILL')
+  }
+
+  // the app gets a little less than the instance's own SHUTDOWN_TIMEOUT, so the host is not killed first
+  const graceOf = (ctx: PluginContext) => Math.max(100, Number((ctx.config as Record<string, unknown>).SHUTDOWN_TIMEOUT ?? 5) * 1000 * 0.8)
+
+  return definePlugin({
+    init(ctx) {
+      context = ctx
+      commandOf(ctx.config)
+      policyOf(ctx.config)
+      healthCheckOf(ctx.config)
+      start(ctx)
+    },
+    async config(ctx, next) {
+      commandOf(next)
+      policyOf(next)
+      healthCheckOf(next)
+      const prev = ctx.config as Record<string, unknown>
+      const restartNeeded = ['COMMAND', 'CWD', 'ENV', 'HEALTH_CHECK'].some((key) => JSON.stringify(prev[key]) !== JSON.stringify(next[key]))
+      if (restartNeeded && wantRunning) {
+        await kill(graceOf(ctx))
+        // start with the new config once the runner has swapped it in
+        setImmediate(() => context && wantRunning && !app && start(context))
+      }
+    },
+    process(ctx) {
+      const throttleMs = Number((ctx.config as Record<string, unknown>).OUTPUT_THROTTLE ?? 0) * 1000
+      const hasOutput = lines.length > 0 || stderrLines.length > 0
+      if (!statusChanged && (!hasOutput || Date.now() - lastOutputAt < throttleMs)) return undefined
+      if (hasOutput) lastOutputAt = Date.now()
+      const payload: Record<string, unknown> = {APP_STATUS: status, PID: app?.pid ?? null, RESTARTS: restarts}
+      if (lines.length > 0) payload.OUTPUT = lines
+      if (stderrLines.length > 0) payload.STDERR = stderrLines
+      if (dropped > 0) payload.DROPPED_LINES = dropped
+      if (lastExit && !app) payload.EXIT = {CODE: lastExit.code, SIGNAL: lastExit.signal}
+      lines = []
+      stderrLines = []
+      dropped = 0
+      statusChanged = false
+      return payload
+    },
+    async command(ctx, name) {
+      switch (name.toUpperCase()) {
+        case 'RESTART':
+          wantRunning = true
+          await kill(graceOf(ctx))
+          start(ctx)
+          return {APP_STATUS: status, PID: app?.pid ?? null}
+        case 'STOP':
+          wantRunning = false
+          await kill(graceOf(ctx))
+          setStatus('stopped')
+          return {APP_STATUS: status}
+        case 'START':
+          wantRunning = true
+          if (!app) start(ctx)
+          return {APP_STATUS: status, PID: app?.pid ?? null}
+        default:
+          throw new Error(`Unknown command "${name}" (PROCESS_APP_RUNNER knows RESTART, STOP, START)`)
+      }
+    },
+    async close(ctx) {
+      wantRunning = false
+      await kill(graceOf(ctx))
+    },
+  })
+}

@@ -1,0 +1,137 @@
+import {createHash} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {access, mkdir, readFile} from 'node:fs/promises'
+import {isAbsolute, join, relative, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {ExitCode, R1Error} from '../errors.js'
+import {writeFileAtomic} from '../files.js'
+import {NotificationCode, NotificationType} from '../protocol/codes.js'
+
+/**
+ * Plugin bundles: one self-contained ES module per entry, named by the sha256 of its bytes
+ * (the artifact `r1 run` runs and `r1 deploy` ships).
+ */
+
+export interface Bundle {
+  /** Hex sha256 of `bytes`. */
+  hash: string
+  bytes: Uint8Array
+  /** The entry, absolute. */
+  entry: string
+  /** Every source file that went into the bundle (absolute): what `--watch` watches. */
+  inputs: string[]
+}
+
+export interface BundleDiagnostic {
+  file: string
+  line: number
+  column: number
+  message: string
+  lineText?: string
+}
+
+export function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+const HASH = /^[0-9a-f]{64}$/
+
+/** The SDK source that `r1/plugin` resolves to inside a bundle (define.ts imports nothing). */
+async function sdkModuleSource(): Promise<{contents: string; loader: 'js' | 'ts'}> {
+  const js = fileURLToPath(new URL('../plugin/define.js', import.meta.url))
+  const useJs = existsSync(js)
+  const source = await readFile(useJs ? js : fileURLToPath(new URL('../plugin/define.ts', import.meta.url)), 'utf8')
+  const constants = `\nexport const NotificationCode = Object.freeze(${JSON.stringify(NotificationCode)});\nexport const NotificationType = Object.freeze(${JSON.stringify(NotificationType)});\n`
+  return {contents: source.replace(/\/\/# sourceMappingURL=.*$/m, '') + constants, loader: useJs ? 'js' : 'ts'}
+}
+
+function formatDiagnostic(d: BundleDiagnostic): string {
+  return `${d.file}:${d.line}:${d.column} error: ${d.message}${d.lineText ? `\n    ${d.lineText.trim()}` : ''}`
+}
+
+/**
+ * Bundles a TypeScript/JavaScript entry with esbuild (ESM, platform node, target node20;
+ * `r1/plugin` inlined). A build error → R1Error (exit 3) with file:line:col diagnostics.
+ */
+export async function bundleEntry(entry: string, options: {projectDir?: string} = {}): Promise<Bundle> {
+  const projectDir = resolve(options.projectDir ?? process.cwd())
+  const entryPath = isAbsolute(entry) ? entry : resolve(projectDir, entry)
+  const shown = (file: string) => (isAbsolute(file) ? relative(process.cwd(), file) || file : file)
+  try {
+    await access(entryPath)
+  } catch {
+    throw new R1Error(`Plugin entry not found: ${shown(entryPath)}`, ExitCode.INVALID_CONFIG, {code: 'BUNDLE_ENTRY_MISSING', hint: 'Check the `entry` of the plugin in config.yaml.'})
+  }
+  const esbuild = await import('esbuild')
+  const sdk = await sdkModuleSource()
+  try {
+    const result = await esbuild.build({
+      entryPoints: [entryPath],
+      absWorkingDir: projectDir,
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      sourcemap: 'inline',
+      metafile: true,
+      logLevel: 'silent',
+      // bundled CommonJS dependencies may call require() for Node built-ins
+      banner: {js: "import {createRequire as __r1CreateRequire} from 'node:module'; const require = __r1CreateRequire(import.meta.url);"},
+      plugins: [
+        {
+          name: 'r1-plugin-sdk',
+          setup(build) {
+            build.onResolve({filter: /^r1\/plugin$/}, () => ({path: 'r1/plugin', namespace: 'r1-sdk'}))
+            build.onLoad({filter: /.*/, namespace: 'r1-sdk'}, () => sdk)
+          },
+        },
+      ],
+    })
+    const bytes = result.outputFiles[0].contents
+    const inputs = Object.keys(result.metafile.inputs)
+      .filter((input) => !input.startsWith('r1-sdk:'))
+      .map((input) => resolve(projectDir, input))
+    return {hash: sha256Hex(bytes), bytes, entry: entryPath, inputs}
+  } catch (error) {
+    const messages = (error as {errors?: Array<{text: string; location: {file: string; line: number; column: number; lineText: string} | null}>}).errors
+    if (!messages) throw error
+    const diagnostics: BundleDiagnostic[] = messages.map((m) => ({
+      file: m.location ? shown(resolve(projectDir, m.location.file)) : shown(entryPath),
+      line: m.location?.line ?? 1,
+      column: (m.location?.column ?? 0) + 1,
+      message: m.text,
+      ...(m.location?.lineText ? {lineText: m.location.lineText} : {}),
+    }))
+    throw new R1Error(`Cannot bundle ${shown(entryPath)}:\n${diagnostics.map(formatDiagnostic).join('\n')}`, ExitCode.INVALID_CONFIG, {
+      code: 'BUNDLE_FAILED',
+      hint: 'Fix the error above; the plugin entry must be a TypeScript or JavaScript module whose default export is definePlugin({...}).',
+      details: {diagnostics},
+    })
+  }
+}
+
+/** Bundles stored by hash: `<dir>/<sha256>.mjs`. */
+export class BundleStore {
+  constructor(readonly dir: string) {}
+
+  path(hash: string): string {
+    if (!HASH.test(hash)) throw new R1Error(`Not a bundle hash (64 hex digits): ${hash}`, ExitCode.USAGE, {code: 'BAD_BUNDLE_HASH'})
+    return join(this.dir, `${hash}.mjs`)
+  }
+
+  has(hash: string): boolean {
+    return HASH.test(hash) && existsSync(this.path(hash))
+  }
+
+  /** Stores bytes under their hash after checking that they hash to it. */
+  async put(hash: string, bytes: Uint8Array): Promise<void> {
+    const actual = sha256Hex(bytes)
+    if (actual !== hash) {
+      throw new R1Error(`Bundle content does not match its hash: expected ${hash}, got ${actual}`, ExitCode.REJECTED, {code: 'BUNDLE_HASH_MISMATCH', hint: 'Upload the bundle again; it was corrupted in transit.'})
+    }
+    if (this.has(hash)) return
+    await mkdir(this.dir, {recursive: true})
+    await writeFileAtomic(this.path(hash), bytes)
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * The child process that hosts one plugin instance (DESIGN.md §4 isolation). Forked by the
+ * supervisor; talks to it only over the IPC channel; dies when the parent does.
+ */
+import {pathToFileURL} from 'node:url'
+import {Worker} from 'node:worker_threads'
+import {isPlugin, type Plugin, type PluginDefinition} from '../plugin/define.js'
+import {PluginRunner, describeError, type RunnerEvent} from '../plugin/runner.js'
+import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
+
+/** What built-ins may ask of their host. */
+export interface HostApi {
+  /** Reports a process group the instance started, so it is killed with the instance in every case. */
+  trackGroup(pid: number): void
+  untrackGroup(pid: number): void
+  baseEnv: Record<string, string>
+}
+
+function send(message: ChildMessage, then?: () => void): void {
+  if (!process.connected) {
+    then?.()
+    return
+  }
+  process.send!(message, undefined, {}, () => then?.())
+}
+
+/**
+ * A worker thread that kills this process (and its groups) when the parent dies: the IPC
+ * `disconnect` event cannot fire while plugin code blocks the main event loop.
+ */
+function startOrphanWatchdog(): Worker {
+  const worker = new Worker(
+    `const {parentPort} = require('node:worker_threads')
+const parent = process.ppid
+const groups = new Set()
+parentPort.on('message', (m) => { if (m.active) groups.add(m.pid); else groups.delete(m.pid) })
+setInterval(() => {
+  if (process.ppid === parent) return
+  for (const pid of groups) { try { process.kill(-pid, 'SIGKILL') } catch {} }
+  process.kill(process.pid, 'SIGKILL')
+}, 250)`,
+    {eval: true},
+  )
+  worker.unref()
+  return worker
+}
+
+async function loadPlugin(spec: InstanceSpec, host: HostApi): Promise<Plugin<any> | PluginDefinition<any>> {
+  if (spec.builtin) {
+    const {createBuiltin} = await import('./builtins/index.js')
+    return createBuiltin(spec.builtin, host)
+  }
+  if (!spec.bundlePath) throw new Error(`No bundle and no built-in for signature ${spec.signature}`)
+  const module = (await import(pathToFileURL(spec.bundlePath).href)) as {default?: unknown}
+  const plugin = module.default
+  if (isPlugin(plugin)) return plugin
+  if (plugin && typeof plugin === 'object' && ['init', 'process', 'command', 'config', 'close'].some((hook) => typeof (plugin as Record<string, unknown>)[hook] === 'function')) {
+    return plugin as PluginDefinition<any>
+  }
+  throw new Error(`The bundle for ${spec.signature} has no plugin as its default export: export default definePlugin({...})`)
+}
+
+function delayMsOf(config: Record<string, unknown>): number {
+  const delay = Number(config.PROCESS_DELAY ?? 1)
+  return Number.isFinite(delay) && delay > 0 ? delay * 1000 : 0
+}
+
+class InstanceHost {
+  private runner!: PluginRunner<any>
+  private spec!: InstanceSpec
+  private stopping = false
+  private readonly inputs: unknown[] = []
+  private chain: Promise<unknown> = Promise.resolve()
+  private kick: (() => void) | undefined
+  private failures = 0
+  private readonly watchdog = startOrphanWatchdog()
+
+  /** Hooks never overlap: process, command, config and close run one at a time, in arrival order. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn)
+    this.chain = next.catch(() => undefined)
+    return next
+  }
+
+  private wake(): void {
+    const kick = this.kick
+    this.kick = undefined
+    kick?.()
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined
+      function done() {
+        if (timer) clearTimeout(timer)
+        resolve()
+      }
+      this.kick = done
+    })
+  }
+
+  async handle(message: ParentMessage): Promise<void> {
+    switch (message.t) {
+      case 'start':
+        await this.start(message.spec)
+        break
+      case 'ping':
+        send({t: 'pong', n: message.n})
+        break
+      case 'input':
+        this.inputs.push(message.data)
+        this.wake()
+        break
+      case 'config': {
+        const result = await this.serial(() => this.runner.reconfigure(message.config, message.hash))
+        send({t: 'configDone', ...result})
+        this.failures = 0
+        this.wake()
+        break
+      }
+      case 'command': {
+        const result = await this.serial(() => this.runner.command(message.name, message.params, message.hash))
+        send({t: 'commandDone', id: message.id, ok: result.ok, ...(result.error ? {error: result.error} : {})})
+        break
+      }
+      case 'stop':
+        await this.stop()
+        break
+    }
+  }
+
+  private async start(spec: InstanceSpec): Promise<void> {
+    this.spec = spec
+    const host: HostApi = {
+      trackGroup: (pid) => {
+        this.groups.add(pid)
+        this.watchdog.postMessage({pid, active: true})
+        send({t: 'group', pid, active: true})
+      },
+      untrackGroup: (pid) => {
+        this.groups.delete(pid)
+        this.watchdog.postMessage({pid, active: false})
+        send({t: 'group', pid, active: false})
+      },
+      baseEnv: spec.baseEnv,
+    }
+    let plugin: Plugin<any> | PluginDefinition<any>
+    try {
+      plugin = await loadPlugin(spec, host)
+    } catch (error) {
+      send({t: 'failed', stage: 'load', error: describeError(error)}, () => process.exit(1))
+      return
+    }
+    this.runner = new PluginRunner(plugin, {
+      config: spec.config,
+      instanceId: spec.instanceId,
+      pipeline: spec.pipeline,
+      signature: spec.signature,
+      node: spec.node,
+      announceConfig: spec.announceConfig,
+      configHash: spec.configHash,
+      onEvent: (event: RunnerEvent) => send({t: 'event', event}),
+    })
+    const init = await this.serial(() => this.runner.init())
+    if (!init.ok) {
+      send({t: 'failed', stage: 'init', error: init.error ?? 'init failed'}, () => process.exit(1))
+      return
+    }
+    send({t: 'ready'})
+    void this.loop()
+  }
+
+  private async loop(): Promise<void> {
+    let lastStart = -Infinity
+    while (!this.stopping) {
+      const config = this.runner.currentConfig as Record<string, unknown>
+      if (config.FORCED_PAUSE === true || (config.ALLOW_EMPTY_INPUTS === false && this.inputs.length === 0)) {
+        await this.sleep(Infinity)
+        continue
+      }
+      const {baseMs, capMs} = this.spec.exceptionBackoff
+      const wait = this.failures > 0 ? Math.max(delayMsOf(config), Math.min(baseMs * 2 ** (this.failures - 1), capMs)) : delayMsOf(config)
+      const due = lastStart + wait
+      const now = Date.now()
+      if (now < due) {
+        await this.sleep(due - now)
+        continue
+      }
+      lastStart = now
+      const batch = this.inputs.splice(0)
+      const result = await this.serial(async () => {
+        if (this.stopping) return undefined
+        const iteration = (this.runner.ctx.iteration as number) + 1
+        send({t: 'busy', iteration})
+        const outcome = await this.runner.process(batch)
+        send({t: 'idle', iteration, ok: outcome.ok, ...(outcome.error ? {error: outcome.error} : {})})
+        return outcome
+      })
+      if (result) this.failures = result.ok ? 0 : this.failures + 1
+      // let IPC messages (pings, commands) in between back-to-back iterations
+      if (wait === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+
+  private readonly groups = new Set<number>()
+
+  /** Close without a parent to tell (`close` hooks still run: an app runner ends its process group). */
+  async stopQuietly(): Promise<void> {
+    this.stopping = true
+    this.runner?.signalStop()
+    this.wake()
+    if (this.runner) await Promise.race([this.serial(() => this.runner.close()), new Promise((resolve) => setTimeout(resolve, 1500))])
+  }
+
+  /** Last resort: kill what the instance started, then this process. */
+  abandon(): never {
+    for (const pid of this.groups) {
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+    process.exit(1)
+  }
+
+  private async stop(): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    this.runner?.signalStop()
+    this.wake()
+    if (this.runner) await this.serial(() => this.runner.close())
+    send({t: 'closed'}, () => process.exit(0))
+  }
+}
+
+const host = new InstanceHost()
+// The parent is gone: nobody will ever stop this instance, so close it now, bounded in time.
+process.on('disconnect', () => {
+  setTimeout(() => host.abandon(), 2000).unref()
+  void host.stopQuietly().then(() => process.exit(0))
+})
+process.on('message', (message: ParentMessage) => {
+  host.handle(message).catch((error) => send({t: 'failed', stage: 'crash', error: describeError(error)}, () => process.exit(1)))
+})
+process.on('uncaughtException', (error) => {
+  send({t: 'failed', stage: 'crash', error: `Uncaught ${describeError(error)}`}, () => process.exit(1))
+})
+process.on('unhandledRejection', (error) => {
+  send({t: 'failed', stage: 'crash', error: `Unhandled rejection: ${describeError(error)}`}, () => process.exit(1))
+})

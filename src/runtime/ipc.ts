@@ -1,0 +1,46 @@
+import type {RunnerEvent} from '../plugin/runner.js'
+
+/** The messages between a supervisor (parent) and its instance host (child), over the fork IPC channel (JSON). */
+
+export interface InstanceSpec {
+  pipeline: string
+  signature: string
+  instanceId: string
+  /** UPPERCASE instance config, INSTANCE_ID included. */
+  config: Record<string, unknown>
+  /** Absolute path of the plugin bundle (an ES module), for project signatures. */
+  bundlePath?: string
+  /** Name of a built-in signature (CUSTOM_EXEC_01, PROCESS_APP_RUNNER), when no bundle. */
+  builtin?: string
+  node: {address: string; alias: string}
+  /** Emit PLUGIN_CONFIG_OK after the first good process (new or reconfigured instance). */
+  announceConfig: boolean
+  configHash?: string
+  /** Back-off of the process loop after an exception in `process`. */
+  exceptionBackoff: {baseMs: number; capMs: number}
+  /** Environment for processes the instance starts itself (PROCESS_APP_RUNNER). */
+  baseEnv: Record<string, string>
+}
+
+export type ParentMessage =
+  | {t: 'start'; spec: InstanceSpec}
+  | {t: 'config'; config: Record<string, unknown>; hash?: string}
+  | {t: 'command'; id: number; name: string; params: unknown; hash?: string}
+  | {t: 'input'; data: unknown}
+  | {t: 'ping'; n: number}
+  | {t: 'stop'}
+
+export type ChildMessage =
+  | {t: 'ready'}
+  | {t: 'event'; event: RunnerEvent}
+  /** A `process` call started (the parent times it to detect a hang). */
+  | {t: 'busy'; iteration: number}
+  | {t: 'idle'; iteration: number; ok: boolean; error?: string}
+  | {t: 'commandDone'; id: number; ok: boolean; error?: string}
+  | {t: 'configDone'; ok: boolean; error?: string}
+  | {t: 'pong'; n: number}
+  /** The instance cannot run (bundle failed to load, init threw, uncaught error); the host exits next. */
+  | {t: 'failed'; stage: 'load' | 'init' | 'crash'; error: string}
+  /** A process group the instance started (PROCESS_APP_RUNNER): the parent kills it if it must kill the host. */
+  | {t: 'group'; pid: number; active: boolean}
+  | {t: 'closed'}

@@ -1,0 +1,724 @@
+import {existsSync, statfsSync} from 'node:fs'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {createRequire} from 'node:module'
+import {cpus, freemem, tmpdir, totalmem} from 'node:os'
+import {join, resolve} from 'node:path'
+import {ExitCode, R1Error} from '../errors.js'
+import {writeFileAtomic} from '../files.js'
+import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields.js'
+import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
+import type {ActivePlugin, HeartbeatEvent, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
+import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
+import {BundleStore} from './bundle.js'
+import {isBuiltin} from './builtins/index.js'
+import type {CommandMeta, EventListener, NodeCore} from './contract.js'
+import type {InstanceSpec} from './ipc.js'
+import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
+
+export interface LocalNodeOptions {
+  /** The node's address (`0xai_…`); until identities are wired in, any string. */
+  address?: string
+  alias?: string
+  /** Persistent state (desired pipelines, archive, bundles). Default: a throw-away temp dir removed on stop. */
+  dataDir?: string
+  /** The last EE_MESSAGE_SEQ assigned before (from the journal): the first event gets startSeq + 1. */
+  startSeq?: number
+  /** Heartbeat period; 0 turns the timer off (heartbeats on request only). Default 10 s. */
+  heartbeatIntervalMs?: number
+  /** Supervisor timings (tests shrink them). */
+  supervisor?: Partial<SupervisorOptions>
+  /** Environment every instance process gets (nothing else from this process): default PATH only. */
+  instanceEnv?: Record<string, string>
+  /** Working directory of instance processes (relative CWDs of PROCESS_APP_RUNNER resolve against it). */
+  workDir?: string
+  /** Versions kept per pipeline for R1_ROLLBACK. */
+  historySize?: number
+}
+
+/** A stored version of a pipeline's desired config. */
+export interface PipelineVersion {
+  /** Node-assigned, increasing per pipeline. */
+  version: number
+  config: PipelineConfig
+  appliedAt: string
+}
+
+export interface InstanceState {
+  pipeline: string
+  signature: string
+  instanceId: string
+  status: InstanceStatus
+  pid?: number
+  lastError: string | null
+  config: Record<string, unknown>
+  counters: InstanceSupervisor['counters']
+}
+
+export interface PipelineState {
+  name: string
+  version: number
+  archived: boolean
+  config: PipelineConfig
+  instances: InstanceState[]
+}
+
+/** One line a plugin logged (ctx.log or its console): printed by `r1 run`, not an event. */
+export interface InstanceLog {
+  path: PayloadPath
+  level: 'debug' | 'info' | 'warn' | 'error'
+  text: string
+}
+
+interface StateFile {
+  format: 'r1-node-state'
+  version: 1
+  pipelines: PipelineVersion[]
+  archived: PipelineVersion[]
+  history: Record<string, PipelineVersion[]>
+}
+
+interface ActivePipeline {
+  current: PipelineVersion
+  instances: Map<string, InstanceSupervisor>
+}
+
+const STATE_FILE = 'state.json'
+const keyOf = (signature: string, instanceId: string) => `${signature}\u0000${instanceId}`
+const iso = () => new Date().toISOString()
+const packageVersion = (createRequire(import.meta.url)('../../package.json') as {version: string}).version
+
+function rejected(message: string, code: string, hint?: string): R1Error {
+  return new R1Error(message, ExitCode.REJECTED, {code, ...(hint ? {hint} : {})})
+}
+
+function pipelineNameOf(payload: unknown, action: string): string {
+  const name = typeof payload === 'string' ? payload : (payload as {NAME?: unknown} | null)?.NAME
+  if (typeof name !== 'string' || name === '') throw rejected(`${action} needs the pipeline name (PAYLOAD: "<name>" or {NAME})`, 'BAD_PAYLOAD')
+  return name
+}
+
+/** The edge node core (DESIGN.md §4): desired pipelines, one supervisor per instance, events, heartbeats. */
+export class LocalNode implements NodeCore {
+  readonly address: string
+  readonly alias: string
+  readonly dataDir: string
+  readonly bundles: BundleStore
+  private seq: number
+  private readonly listeners = new Set<EventListener>()
+  private readonly logListeners = new Set<(log: InstanceLog) => void>()
+  private readonly active = new Map<string, ActivePipeline>()
+  private readonly archived = new Map<string, PipelineVersion>()
+  private readonly history = new Map<string, PipelineVersion[]>()
+  private readonly supervisorOptions: SupervisorOptions
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private readonly startedAt = Date.now()
+  private cpuSample = cpuTimes()
+  private chain: Promise<unknown> = Promise.resolve()
+  private stopped = false
+
+  private constructor(
+    options: LocalNodeOptions,
+    dataDir: string,
+    private readonly throwAway: boolean,
+  ) {
+    this.address = options.address ?? '0xai_local'
+    this.alias = options.alias ?? 'local'
+    this.dataDir = dataDir
+    this.bundles = new BundleStore(join(dataDir, 'bundles'))
+    this.seq = options.startSeq ?? 0
+    const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
+    this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env}
+    this.workDir = options.workDir
+    this.historySize = options.historySize ?? 5
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000
+  }
+
+  private readonly workDir: string | undefined
+  private readonly historySize: number
+  private readonly heartbeatIntervalMs: number
+
+  /** Starts a node: loads persisted state (a corrupt state file is an error; nothing is overwritten) and starts every instance. */
+  static async start(options: LocalNodeOptions = {}): Promise<LocalNode> {
+    const dataDir = options.dataDir ? resolve(options.dataDir) : await mkdtemp(join(tmpdir(), 'r1-node-'))
+    const node = new LocalNode(options, dataDir, !options.dataDir)
+    await node.restore()
+    if (node.heartbeatIntervalMs > 0) {
+      node.heartbeatTimer = setInterval(() => node.heartbeat(), node.heartbeatIntervalMs)
+      node.heartbeatTimer.unref()
+    }
+    return node
+  }
+
+  // ---- NodeCore
+
+  lastSeq(): number {
+    return this.seq
+  }
+
+  onEvent(listener: EventListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Plugin log lines (ctx.log, console output of plugin code). */
+  onLog(listener: (log: InstanceLog) => void): () => void {
+    this.logListeners.add(listener)
+    return () => this.logListeners.delete(listener)
+  }
+
+  execute(action: string, payload: unknown, meta: CommandMeta): Promise<void> {
+    const run = () => this.executeNow(action, payload, meta)
+    const next = this.chain.then(run, run)
+    this.chain = next.catch(() => undefined)
+    return next
+  }
+
+  heartbeat(): HeartbeatEvent {
+    const now = cpuTimes()
+    const busy = now.busy - this.cpuSample.busy
+    const total = now.total - this.cpuSample.total
+    this.cpuSample = now
+    let totalDisk = 0
+    let availableDisk = 0
+    try {
+      const fs = statfsSync(this.dataDir)
+      totalDisk = fs.blocks * fs.bsize
+      availableDisk = fs.bavail * fs.bsize
+    } catch {
+      // a data dir on a filesystem without statfs reports 0
+    }
+    const activePlugins: ActivePlugin[] = []
+    for (const [name, pipeline] of this.active) {
+      for (const supervisor of pipeline.instances.values()) {
+        const {spec, counters} = supervisor
+        const delay = Number(spec.config.PROCESS_DELAY)
+        activePlugins.push({
+          STREAM_ID: name,
+          SIGNATURE: spec.signature,
+          INSTANCE_ID: spec.instanceId,
+          STATUS: supervisor.status,
+          FREQUENCY: delay > 0 ? 1 / delay : null,
+          CURRENT_PROCESS_ITERATION: counters.iterations,
+          TOTAL_PAYLOAD_COUNT: counters.payloads,
+          RESTARTS: counters.restarts,
+          INIT_TIMESTAMP: counters.initTime,
+          EXEC_TIMESTAMP: counters.execTime,
+          LAST_PAYLOAD_TIME: counters.lastPayloadTime,
+          LAST_CONFIG_TIMESTAMP: counters.lastConfigTime,
+          LAST_ERROR_TIME: counters.lastErrorTime,
+          LAST_ERROR: counters.lastError,
+        })
+      }
+    }
+    return this.emit({
+      EE_EVENT_TYPE: 'HEARTBEAT',
+      EE_PAYLOAD_PATH: [this.alias, null, null, null],
+      EE_ADDR: this.address,
+      EE_ALIAS: this.alias,
+      VERSION: packageVersion,
+      UPTIME: (Date.now() - this.startedAt) / 1000,
+      CPU_USED: total > 0 ? Math.round((busy / total) * 1000) / 10 : 0,
+      MACHINE_MEMORY: totalmem(),
+      AVAILABLE_MEMORY: freemem(),
+      PROCESS_MEMORY: process.memoryUsage.rss(),
+      TOTAL_DISK: totalDisk,
+      AVAILABLE_DISK: availableDisk,
+      PIPELINES: [...this.active.keys()],
+      ACTIVE_PLUGINS: activePlugins,
+    }) as HeartbeatEvent
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    clearInterval(this.heartbeatTimer)
+    await this.chain
+    await Promise.all([...this.active.values()].flatMap((pipeline) => [...pipeline.instances.values()].map((s) => s.stop())))
+    if (this.throwAway) await rm(this.dataDir, {recursive: true, force: true})
+  }
+
+  // ---- beyond the contract: the server's bundle upload and state query, tests
+
+  hasBundle(hash: string): boolean {
+    return this.bundles.has(hash)
+  }
+
+  /** Stores a bundle after checking that `bytes` hash to `hash` (R1Error exit 4 otherwise). */
+  putBundle(hash: string, bytes: Uint8Array): Promise<void> {
+    return this.bundles.put(hash, bytes)
+  }
+
+  /** Pipelines (active, then archived) with their instances' statuses. */
+  state(): PipelineState[] {
+    const out: PipelineState[] = []
+    for (const [name, pipeline] of this.active) {
+      out.push({
+        name,
+        version: pipeline.current.version,
+        archived: false,
+        config: pipeline.current.config,
+        instances: [...pipeline.instances.values()].map((s) => ({
+          pipeline: name,
+          signature: s.spec.signature,
+          instanceId: s.spec.instanceId,
+          status: s.status,
+          ...(s.pid ? {pid: s.pid} : {}),
+          lastError: s.counters.lastError,
+          config: s.spec.config,
+          counters: {...s.counters},
+        })),
+      })
+    }
+    for (const [name, version] of this.archived) out.push({name, version: version.version, archived: true, config: version.config, instances: []})
+    return out
+  }
+
+  /** Versions kept for rollback, oldest first. */
+  versions(name: string): PipelineVersion[] {
+    return [...(this.history.get(name) ?? [])]
+  }
+
+  /** The supervisor of one instance (tests and `r1 run --once` watch it). */
+  instance(pipeline: string, signature: string, instanceId: string): InstanceSupervisor | undefined {
+    return this.active.get(pipeline)?.instances.get(keyOf(signature, instanceId))
+  }
+
+  // ---- actions
+
+  private async executeNow(action: string, payload: unknown, meta: CommandMeta): Promise<void> {
+    if (this.stopped) throw new R1Error('The node is stopping', ExitCode.UNREACHABLE, {code: 'NODE_STOPPING'})
+    switch (action) {
+      case 'UPDATE_CONFIG':
+        return this.updateConfig(this.parsePipeline(payload), meta)
+      case 'DELETE_CONFIG':
+        return this.deleteConfig(pipelineNameOf(payload, action), meta)
+      case 'ARCHIVE_CONFIG':
+        return this.archiveConfig(pipelineNameOf(payload, action), meta)
+      case 'UPDATE_PIPELINE_INSTANCE':
+        return this.updateInstances([payload], meta)
+      case 'BATCH_UPDATE_PIPELINE_INSTANCE': {
+        const list = Array.isArray(payload) ? payload : (payload as {BATCH?: unknown} | null)?.BATCH
+        if (!Array.isArray(list) || list.length === 0) throw rejected('BATCH_UPDATE_PIPELINE_INSTANCE needs a non-empty list of {NAME, SIGNATURE, INSTANCE_ID, INSTANCE_CONFIG}', 'BAD_PAYLOAD')
+        return this.updateInstances(list, meta)
+      }
+      case 'PIPELINE_COMMAND':
+        return this.pipelineCommand(payload, meta)
+      case 'FULL_HEARTBEAT':
+        this.heartbeat()
+        return
+      case 'R1_ROLLBACK':
+        return this.rollback(payload, meta)
+      default:
+        throw rejected(`Unknown action ${action}`, 'UNKNOWN_ACTION', 'Actions: UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE, BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK')
+    }
+  }
+
+  private parsePipeline(payload: unknown): PipelineConfig {
+    const parsed = PipelineConfigSchema.safeParse(payload)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw rejected(`Not a pipeline config: ${issue.path.join('.') || '(root)'}: ${issue.message}`, 'BAD_PAYLOAD', 'UPDATE_CONFIG carries {NAME, TYPE, PLUGINS: [{SIGNATURE, INSTANCES: [{INSTANCE_ID, ...}]}]}')
+    }
+    const config = parsed.data
+    const seen = new Set<string>()
+    for (const plugin of config.PLUGINS) {
+      for (const instance of plugin.INSTANCES) {
+        const key = keyOf(plugin.SIGNATURE, instance.INSTANCE_ID)
+        if (seen.has(key)) throw rejected(`Pipeline ${config.NAME}: instance ${plugin.SIGNATURE}/${instance.INSTANCE_ID} appears twice`, 'BAD_PAYLOAD')
+        seen.add(key)
+      }
+      this.checkLoadable(config, plugin.SIGNATURE)
+    }
+    return config
+  }
+
+  /** A project signature needs its bundle on this node before the config that uses it. */
+  private checkLoadable(config: PipelineConfig, signature: string): void {
+    if (isBuiltin(signature)) return
+    const hash = (config.R1_BUNDLES as Record<string, string> | undefined)?.[signature]
+    if (!hash) throw rejected(`Pipeline ${config.NAME}: signature ${signature} is not built in and R1_BUNDLES names no bundle for it`, 'UNKNOWN_SIGNATURE', 'Upload the plugin bundle and list it in R1_BUNDLES (r1 deploy does both).')
+    if (!this.bundles.has(hash)) throw rejected(`Pipeline ${config.NAME}: bundle ${hash.slice(0, 12)}… for ${signature} is not on this node`, 'BUNDLE_MISSING', 'Upload the bundle first (R1_BUNDLE_UPLOAD), then send the config again.')
+  }
+
+  private async updateConfig(config: PipelineConfig, meta: CommandMeta, info?: Record<string, unknown>): Promise<void> {
+    const name = config.NAME
+    const previousVersion = this.active.get(name)?.current.version ?? this.archived.get(name)?.version ?? this.history.get(name)?.at(-1)?.version ?? 0
+    const version: PipelineVersion = {version: previousVersion + 1, config, appliedAt: iso()}
+    const summary = await this.applyPipeline(version, meta.hash)
+    this.archived.delete(name)
+    this.remember(version)
+    await this.persist()
+    this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Pipeline ${name} v${version.version} applied (${summary})`, meta.hash, {VERSION: version.version, ...info})
+  }
+
+  /** Creates, reconfigures, restarts and removes instances so that the pipeline matches `version`. */
+  private async applyPipeline(version: PipelineVersion, hash?: string, announce = true): Promise<string> {
+    const {config} = version
+    const existing = this.active.get(config.NAME)
+    const instances = existing?.instances ?? new Map<string, InstanceSupervisor>()
+    const wanted = new Map<string, {signature: string; config: Record<string, unknown>}>()
+    for (const plugin of config.PLUGINS) {
+      for (const instance of plugin.INSTANCES) wanted.set(keyOf(plugin.SIGNATURE, instance.INSTANCE_ID), {signature: plugin.SIGNATURE, config: instance})
+    }
+    let added = 0
+    let changed = 0
+    let restarted = 0
+    let removed = 0
+    const removals: Promise<void>[] = []
+    for (const [key, supervisor] of instances) {
+      if (wanted.has(key)) continue
+      instances.delete(key)
+      removals.push(supervisor.stop())
+      removed++
+    }
+    await Promise.all(removals)
+    for (const [key, want] of wanted) {
+      const spec = this.specFor(config, want.signature, want.config, hash, announce)
+      const current = instances.get(key)
+      if (!current) {
+        instances.set(key, this.createInstance(spec))
+        added++
+        continue
+      }
+      if (spec.bundlePath !== current.spec.bundlePath) {
+        await current.stop()
+        instances.set(key, this.createInstance(spec, current))
+        restarted++
+      } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config)) {
+        await this.reconfigureInstance(current, spec, hash)
+        changed++
+      }
+    }
+    this.active.set(config.NAME, {current: version, instances})
+    return `${added} added, ${changed} reconfigured, ${restarted} restarted, ${removed} removed`
+  }
+
+  private specFor(pipeline: PipelineConfig, signature: string, instance: Record<string, unknown>, hash?: string, announce = true): InstanceSpec {
+    const config = applyDefaults(signature, instance)
+    const bundleHash = isBuiltin(signature) ? undefined : (pipeline.R1_BUNDLES as Record<string, string> | undefined)?.[signature]
+    return {
+      pipeline: pipeline.NAME,
+      signature,
+      instanceId: String(instance.INSTANCE_ID),
+      config,
+      ...(isBuiltin(signature) ? {builtin: signature} : {}),
+      ...(bundleHash ? {bundlePath: this.bundles.path(bundleHash)} : {}),
+      node: {address: this.address, alias: this.alias},
+      announceConfig: announce,
+      ...(hash ? {configHash: hash} : {}),
+      exceptionBackoff: this.supervisorOptions.exceptionBackoff,
+      baseEnv: this.supervisorOptions.env,
+    }
+  }
+
+  /** Why an instance cannot start as configured, or undefined. */
+  private invalidReason(spec: InstanceSpec): string | undefined {
+    if (spec.builtin) {
+      const {INSTANCE_ID: _id, ...config} = spec.config
+      const problems = checkInstanceConfig(pluginSpec(spec.builtin)!, config)
+      if (problems.length > 0) return problems.map((p) => `${[spec.instanceId, ...p.path].join('.')}: ${p.message}`).join('; ')
+      return undefined
+    }
+    if (!spec.bundlePath || !existsSync(spec.bundlePath)) return `no bundle for ${spec.signature} on this node`
+    return undefined
+  }
+
+  private createInstance(spec: InstanceSpec, replacing?: InstanceSupervisor): InstanceSupervisor {
+    const path: PayloadPath = [this.alias, spec.pipeline, spec.signature, spec.instanceId]
+    const supervisor = new InstanceSupervisor(spec, this.optionsFor(spec), (event) => this.onInstanceEvent(path, event))
+    if (replacing) Object.assign(supervisor.counters, replacing.counters)
+    const invalid = this.invalidReason(spec)
+    if (invalid) {
+      supervisor.markInvalid(invalid)
+      this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, spec.configHash, undefined, NotificationType.ABNORMAL)
+    } else if (spec.config.DISABLED !== true) {
+      supervisor.start()
+    }
+    return supervisor
+  }
+
+  private async reconfigureInstance(supervisor: InstanceSupervisor, spec: InstanceSpec, hash?: string): Promise<void> {
+    const wasDisabled = supervisor.spec.config.DISABLED === true
+    const disabled = spec.config.DISABLED === true
+    if (disabled) {
+      supervisor.reconfigure(spec.config, hash)
+      await supervisor.stop()
+      return
+    }
+    const invalid = this.invalidReason(spec)
+    if (invalid) {
+      const path: [string, string, string] = [spec.pipeline, spec.signature, spec.instanceId]
+      this.notify(path, NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, hash, undefined, NotificationType.ABNORMAL)
+      return
+    }
+    supervisor.reconfigure(spec.config, hash)
+    if (wasDisabled || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') supervisor.start()
+  }
+
+  private optionsFor(spec: InstanceSpec): SupervisorOptions {
+    const options = {...this.supervisorOptions}
+    const cap = Number(spec.config.RESTART_BACKOFF_MAX)
+    if (Number.isFinite(cap) && cap > 0) options.restartCapMs = Math.min(options.restartCapMs, cap * 1000)
+    const grace = Number(spec.config.SHUTDOWN_TIMEOUT)
+    if (Number.isFinite(grace) && grace >= 0) options.graceMs = grace * 1000
+    if (this.workDir) options.cwd = this.workDir
+    return options
+  }
+
+  private async deleteConfig(name: string, meta: CommandMeta): Promise<void> {
+    const pipeline = this.active.get(name)
+    if (!pipeline && !this.archived.has(name)) throw this.unknownPipeline(name)
+    if (pipeline) await Promise.all([...pipeline.instances.values()].map((s) => s.stop()))
+    this.active.delete(name)
+    this.archived.delete(name)
+    this.history.delete(name)
+    await this.persist()
+    this.notify([name, null, null], NotificationCode.PIPELINE_DELETE_OK, `Pipeline ${name} deleted`, meta.hash)
+  }
+
+  private async archiveConfig(name: string, meta: CommandMeta): Promise<void> {
+    const pipeline = this.active.get(name)
+    if (!pipeline) throw this.unknownPipeline(name)
+    await Promise.all([...pipeline.instances.values()].map((s) => s.stop()))
+    this.active.delete(name)
+    this.archived.set(name, pipeline.current)
+    await this.persist()
+    this.notify([name, null, null], NotificationCode.PIPELINE_ARCHIVE_OK, `Pipeline ${name} archived (v${pipeline.current.version} kept for rollback)`, meta.hash)
+  }
+
+  private async updateInstances(items: unknown[], meta: CommandMeta): Promise<void> {
+    // check every item first: a batch applies whole or not at all
+    const parsed = items.map((item) => this.parseInstanceUpdate(item))
+    const touched = new Set<string>()
+    const commands: Array<() => void> = []
+    for (const update of parsed) {
+      const pipeline = this.active.get(update.name)!
+      if (Object.keys(update.config).length > 0 || !update.exists) {
+        const config = structuredClone(pipeline.current.config)
+        let plugin = config.PLUGINS.find((p) => p.SIGNATURE === update.signature)
+        if (!plugin) {
+          plugin = {SIGNATURE: update.signature, INSTANCES: []}
+          config.PLUGINS.push(plugin)
+        }
+        const index = plugin.INSTANCES.findIndex((i) => i.INSTANCE_ID === update.instanceId)
+        const merged = {...(index >= 0 ? plugin.INSTANCES[index] : {}), ...update.config, INSTANCE_ID: update.instanceId}
+        if (index >= 0) plugin.INSTANCES[index] = merged
+        else plugin.INSTANCES.push(merged)
+        const version: PipelineVersion = {version: pipeline.current.version + 1, config, appliedAt: iso()}
+        await this.applyPipeline(version, meta.hash)
+        this.remember(version)
+        touched.add(update.name)
+      }
+      if (update.command) {
+        const {name, params} = update.command
+        commands.push(() => void this.instance(update.name, update.signature, update.instanceId)?.command(name, params, meta.hash))
+      }
+    }
+    if (touched.size > 0) await this.persist()
+    for (const send of commands) send()
+  }
+
+  private parseInstanceUpdate(item: unknown): {name: string; signature: string; instanceId: string; exists: boolean; config: Record<string, unknown>; command?: {name: string; params: unknown}} {
+    const update = item as {NAME?: unknown; SIGNATURE?: unknown; INSTANCE_ID?: unknown; INSTANCE_CONFIG?: unknown} | null
+    if (!update || typeof update.NAME !== 'string' || typeof update.SIGNATURE !== 'string' || typeof update.INSTANCE_ID !== 'string') {
+      throw rejected('UPDATE_PIPELINE_INSTANCE needs {NAME, SIGNATURE, INSTANCE_ID, INSTANCE_CONFIG}', 'BAD_PAYLOAD')
+    }
+    const instanceConfig = update.INSTANCE_CONFIG ?? {}
+    if (typeof instanceConfig !== 'object' || Array.isArray(instanceConfig)) throw rejected('INSTANCE_CONFIG must be an object of UPPERCASE config keys', 'BAD_PAYLOAD')
+    const pipeline = this.active.get(update.NAME)
+    if (!pipeline) throw this.unknownPipeline(update.NAME)
+    const config: Record<string, unknown> = {}
+    let command: {name: string; params: unknown} | undefined
+    for (const [key, value] of Object.entries(instanceConfig as Record<string, unknown>)) {
+      if (key.toUpperCase() === 'INSTANCE_COMMAND') command = parseInstanceCommand(value)
+      else config[key.toUpperCase()] = value
+    }
+    const exists = pipeline.instances.has(keyOf(update.SIGNATURE, update.INSTANCE_ID))
+    if (!exists) this.checkLoadable(pipeline.current.config, update.SIGNATURE)
+    if (!exists && command && Object.keys(config).length === 0) {
+      throw rejected(`No instance ${update.SIGNATURE}/${update.INSTANCE_ID} in pipeline ${update.NAME} for the command`, 'UNKNOWN_INSTANCE', 'Check the instance id with `r1 status`.')
+    }
+    return {name: update.NAME, signature: update.SIGNATURE, instanceId: update.INSTANCE_ID, exists, config, ...(command ? {command} : {})}
+  }
+
+  /** PIPELINE_COMMAND {NAME, PIPELINE_COMMAND: {INPUT: data}} feeds `ctx.inputs` of every instance of the pipeline. */
+  private async pipelineCommand(payload: unknown, meta: CommandMeta): Promise<void> {
+    const name = pipelineNameOf(payload, 'PIPELINE_COMMAND')
+    const pipeline = this.active.get(name)
+    if (!pipeline) throw this.unknownPipeline(name)
+    const command = (payload as {PIPELINE_COMMAND?: unknown}).PIPELINE_COMMAND as Record<string, unknown> | undefined
+    const input = command && typeof command === 'object' ? (command.INPUT ?? command.DATA) : undefined
+    if (input === undefined) throw rejected('PIPELINE_COMMAND needs {NAME, PIPELINE_COMMAND: {INPUT: <data>}}', 'BAD_PAYLOAD')
+    for (const supervisor of pipeline.instances.values()) supervisor.input(input)
+    this.notify([name, null, null], NotificationCode.PIPELINE_DATA_OK, `Input delivered to ${pipeline.instances.size} instance(s) of ${name}`, meta.hash)
+  }
+
+  private async rollback(payload: unknown, meta: CommandMeta): Promise<void> {
+    const name = pipelineNameOf(payload, 'R1_ROLLBACK')
+    const wantedVersion = (payload as {VERSION?: unknown} | null)?.VERSION
+    const versions = this.history.get(name) ?? []
+    if (versions.length === 0) throw this.unknownPipeline(name)
+    const currentVersion = this.active.get(name)?.current.version
+    let target: PipelineVersion | undefined
+    if (wantedVersion === undefined || wantedVersion === null) {
+      // the version before the running one; for an archived pipeline, the archived one
+      target = currentVersion === undefined ? versions.at(-1) : [...versions].reverse().find((v) => v.version < currentVersion)
+    } else {
+      target = versions.find((v) => v.version === Number(wantedVersion) || (typeof wantedVersion === 'string' && v.config.R1_VERSION === wantedVersion))
+    }
+    if (!target) {
+      throw rejected(`No version ${wantedVersion ?? 'before the current one'} of pipeline ${name} to roll back to`, 'UNKNOWN_VERSION', `Kept versions: ${versions.map((v) => v.version).join(', ')}`)
+    }
+    this.parsePipeline(target.config)
+    await this.updateConfig(target.config, meta, {ROLLBACK_TO: target.version})
+  }
+
+  private unknownPipeline(name: string): R1Error {
+    const names = [...this.active.keys(), ...this.archived.keys()]
+    return rejected(`No pipeline ${name} on node ${this.alias}`, 'UNKNOWN_PIPELINE', names.length > 0 ? `Pipelines here: ${names.join(', ')}` : 'This node runs no pipeline.')
+  }
+
+  private remember(version: PipelineVersion): void {
+    const list = this.history.get(version.config.NAME) ?? []
+    list.push(version)
+    while (list.length > this.historySize) list.shift()
+    this.history.set(version.config.NAME, list)
+  }
+
+  // ---- events
+
+  private emit(event: Omit<NodeEvent, 'EE_MESSAGE_SEQ' | 'EE_TIMESTAMP'> & Record<string, unknown>): NodeEvent {
+    const full = {...event, EE_MESSAGE_SEQ: ++this.seq, EE_TIMESTAMP: iso()} as NodeEvent
+    for (const listener of this.listeners) {
+      try {
+        listener(full)
+      } catch (error) {
+        process.stderr.write(`r1 node: an event listener threw: ${(error as Error).message}\n`)
+      }
+    }
+    return full
+  }
+
+  private notify(path: [string | null, string | null, string | null], code: number, message: string, hash?: string, info?: unknown, type: string = code < 0 ? NotificationType.ABNORMAL : NotificationType.NORMAL): NotificationEvent {
+    return this.emit({
+      EE_EVENT_TYPE: 'NOTIFICATION',
+      EE_PAYLOAD_PATH: [this.alias, ...path],
+      NOTIFICATION_TYPE: type,
+      NOTIFICATION_CODE: code,
+      NOTIFICATION: message,
+      ...(hash ? {COMMAND_HASH: hash} : {}),
+      ...(info === undefined ? {} : {INFO: info}),
+    }) as NotificationEvent
+  }
+
+  private onInstanceEvent(path: PayloadPath, event: SupervisorEvent): void {
+    if (this.stopped && event.kind !== 'log') return
+    switch (event.kind) {
+      case 'payload':
+        this.emit({...event.data, EE_EVENT_TYPE: 'PAYLOAD', EE_PAYLOAD_PATH: path})
+        break
+      case 'notification':
+        this.emit({
+          EE_EVENT_TYPE: 'NOTIFICATION',
+          EE_PAYLOAD_PATH: path,
+          NOTIFICATION_TYPE: event.type,
+          ...(event.code === undefined ? {} : {NOTIFICATION_CODE: event.code}),
+          NOTIFICATION: event.message,
+          ...(event.commandHash ? {COMMAND_HASH: event.commandHash} : {}),
+          ...(event.info === undefined ? {} : {INFO: event.info}),
+        })
+        break
+      case 'crash':
+        this.emit({
+          EE_EVENT_TYPE: 'NOTIFICATION',
+          EE_PAYLOAD_PATH: path,
+          NOTIFICATION_TYPE: NotificationType.EXCEPTION,
+          NOTIFICATION_CODE: NotificationCode.PLUGIN_CRASHED,
+          NOTIFICATION: `Instance crashed: ${event.error}; restart ${event.restarts} in ${event.restartInMs / 1000} s`,
+          INFO: {RESTARTS: event.restarts, RESTART_IN: event.restartInMs / 1000},
+        })
+        break
+      case 'log':
+        for (const listener of this.logListeners) listener({path, level: event.level, text: event.text})
+        break
+      case 'status':
+        break
+    }
+  }
+
+  // ---- persistence
+
+  private async persist(): Promise<void> {
+    if (this.throwAway) return
+    const state: StateFile = {
+      format: 'r1-node-state',
+      version: 1,
+      pipelines: [...this.active.values()].map((p) => p.current),
+      archived: [...this.archived.values()],
+      history: Object.fromEntries(this.history),
+    }
+    await writeFileAtomic(join(this.dataDir, STATE_FILE), JSON.stringify(state, null, 1) + '\n', {mode: 0o600})
+  }
+
+  private async restore(): Promise<void> {
+    const file = join(this.dataDir, STATE_FILE)
+    let text: string
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw new R1Error(`Cannot read the node state ${file}: ${(error as Error).message}`, ExitCode.FAILURE, {code: 'STATE_UNREADABLE'})
+    }
+    const state = parseState(text, file)
+    for (const version of state.archived) this.archived.set(version.config.NAME, version)
+    for (const [name, versions] of Object.entries(state.history)) this.history.set(name, versions)
+    for (const version of state.pipelines) {
+      // restored instances announce nothing: no command is waiting for a confirmation
+      await this.applyPipeline(version, undefined, false)
+    }
+  }
+}
+
+/** INSTANCE_COMMAND as a name (`"RESET"`), or `{COMMAND|NAME, PARAMS?, ...}`: the other keys are the params. */
+function parseInstanceCommand(value: unknown): {name: string; params: unknown} {
+  if (typeof value === 'string' && value !== '') return {name: value, params: undefined}
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const {COMMAND, NAME, PARAMS, ...rest} = value as Record<string, unknown>
+    const name = COMMAND ?? NAME
+    if (typeof name === 'string' && name !== '') return {name, params: PARAMS ?? (Object.keys(rest).length > 0 ? rest : undefined)}
+  }
+  throw rejected('INSTANCE_COMMAND must be a command name or {COMMAND, PARAMS}', 'BAD_PAYLOAD')
+}
+
+function parseState(text: string, file: string): StateFile {
+  const corrupt = (why: string) =>
+    new R1Error(`The node state ${file} is corrupt (${why}); nothing was changed`, ExitCode.INVALID_CONFIG, {
+      code: 'STATE_CORRUPT',
+      hint: `Move the file aside (the node then starts empty) or restore it from a backup: mv ${file} ${file}.bad`,
+    })
+  let state: StateFile
+  try {
+    state = JSON.parse(text) as StateFile
+  } catch (error) {
+    throw corrupt(`not JSON: ${(error as Error).message}`)
+  }
+  if (state?.format !== 'r1-node-state' || state.version !== 1 || !Array.isArray(state.pipelines) || !Array.isArray(state.archived) || typeof state.history !== 'object' || state.history === null) {
+    throw corrupt('not an r1 node state, version 1')
+  }
+  for (const version of [...state.pipelines, ...state.archived, ...Object.values(state.history).flat()]) {
+    if (typeof version?.version !== 'number' || !PipelineConfigSchema.safeParse(version.config).success) throw corrupt(`bad pipeline entry ${JSON.stringify(version?.config?.NAME ?? null)}`)
+  }
+  return state
+}
+
+function cpuTimes(): {busy: number; total: number} {
+  let busy = 0
+  let total = 0
+  for (const cpu of cpus()) {
+    const {user, nice, sys, idle, irq} = cpu.times
+    busy += user + nice + sys + irq
+    total += user + nice + sys + irq + idle
+  }
+  return {busy, total}
+}
+

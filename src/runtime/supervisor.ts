@@ -1,0 +1,355 @@
+import {fork, type ChildProcess} from 'node:child_process'
+import {createInterface} from 'node:readline'
+import type {InstanceStatus} from '../protocol/codes.js'
+import {NotificationCode, NotificationType} from '../protocol/codes.js'
+import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
+import {childEntry} from './child-entry.js'
+import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
+
+/** Timings of a supervisor; tests shrink them, the defaults are DESIGN.md's. */
+export interface SupervisorOptions {
+  /** First restart delay after a crash; doubles per consecutive crash. */
+  restartBaseMs: number
+  /** Restart delay cap. */
+  restartCapMs: number
+  /** Running this long without a crash resets the back-off. */
+  stableMs: number
+  /** Consecutive crashes after which the status is `error` (it keeps retrying at the capped delay). */
+  crashLoopThreshold: number
+  /** Stop: time between the polite `stop` and SIGKILL. */
+  graceMs: number
+  /** Parent → child ping period. */
+  pingIntervalMs: number
+  /** No pong for this long means the child's event loop is blocked (an infinite loop): kill and restart. */
+  unresponsiveMs: number
+  /** A `process` call running longer than this is a hang: kill and restart. */
+  processTimeoutMs: number
+  /** Back-off of the process loop after exceptions in `process` (inside the child). */
+  exceptionBackoff: {baseMs: number; capMs: number}
+  /** The whole environment of the instance's child process. */
+  env: Record<string, string>
+  /** Working directory of the instance's child process. */
+  cwd?: string
+}
+
+export const defaultSupervisorOptions: SupervisorOptions = {
+  restartBaseMs: 1000,
+  restartCapMs: 60_000,
+  stableMs: 60_000,
+  crashLoopThreshold: 3,
+  graceMs: 5000,
+  pingIntervalMs: 1000,
+  unresponsiveMs: 10_000,
+  processTimeoutMs: 60_000,
+  exceptionBackoff: {baseMs: 1000, capMs: 60_000},
+  env: {},
+}
+
+export type SupervisorEvent =
+  | RunnerEvent
+  | {kind: 'status'; status: InstanceStatus; previous: InstanceStatus; error?: string}
+  /** The child died or was killed; it restarts after `restartInMs`. */
+  | {kind: 'crash'; error: string; restartInMs: number; restarts: number}
+
+export interface InstanceCounters {
+  iterations: number
+  payloads: number
+  restarts: number
+  initTime: string | null
+  execTime: string | null
+  lastPayloadTime: string | null
+  lastConfigTime: string | null
+  lastErrorTime: string | null
+  lastError: string | null
+}
+
+interface PendingCommand {
+  id: number
+  name: string
+  params: unknown
+  hash?: string
+  resolve: (result: CommandResult) => void
+}
+
+const iso = () => new Date().toISOString()
+
+/** One instance: its child process, status, restarts with back-off, hang detection, stop with a grace period. */
+export class InstanceSupervisor {
+  private statusValue: InstanceStatus = 'stopped'
+  readonly counters: InstanceCounters = {iterations: 0, payloads: 0, restarts: 0, initTime: null, execTime: null, lastPayloadTime: null, lastConfigTime: null, lastErrorTime: null, lastError: null}
+  private child: ChildProcess | undefined
+  private ready = false
+  private wanted = false
+  private consecutiveCrashes = 0
+  private failure: string | undefined
+  private busySince: number | undefined
+  private lastPong = 0
+  private pingCounter = 0
+  private pingTimer: NodeJS.Timeout | undefined
+  private restartTimer: NodeJS.Timeout | undefined
+  private stableTimer: NodeJS.Timeout | undefined
+  private readonly groups = new Set<number>()
+  private commandCounter = 0
+  private readonly queued: PendingCommand[] = []
+  private readonly inFlight = new Map<number, PendingCommand>()
+  private readonly inputs: unknown[] = []
+  private previousConfig: Record<string, unknown> | undefined
+  private exited: Promise<void> = Promise.resolve()
+
+  constructor(
+    private specValue: InstanceSpec,
+    private readonly options: SupervisorOptions,
+    private readonly sink: (event: SupervisorEvent) => void,
+  ) {}
+
+  get status(): InstanceStatus {
+    return this.statusValue
+  }
+
+  get spec(): InstanceSpec {
+    return this.specValue
+  }
+
+  /** PID of the instance's child process while it runs (tests check the process table with it). */
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
+  start(): void {
+    if (this.wanted) return
+    this.wanted = true
+    this.consecutiveCrashes = 0
+    this.counters.lastConfigTime = iso()
+    this.spawn()
+  }
+
+  /** An instance that cannot be started as configured (unknown signature, missing bundle). */
+  markInvalid(error: string): void {
+    this.counters.lastError = error
+    this.counters.lastErrorTime = iso()
+    this.setStatus('invalid_config', error)
+  }
+
+  /** Live reconfiguration: the `config` hook runs in the child; no restart. */
+  reconfigure(config: Record<string, unknown>, hash?: string): void {
+    this.previousConfig = this.specValue.config
+    this.specValue = {...this.specValue, config, announceConfig: true, configHash: hash}
+    this.counters.lastConfigTime = iso()
+    if (this.ready) this.send({t: 'config', config, hash})
+  }
+
+  /** Delivered once: queued until the instance is ready; a crash while it runs answers it negatively. */
+  command(name: string, params: unknown, hash?: string): Promise<CommandResult> {
+    return new Promise((resolve) => {
+      const pending: PendingCommand = {id: ++this.commandCounter, name, params, hash, resolve}
+      if (!this.wanted) {
+        this.failCommand(pending, `instance ${this.specValue.instanceId} is not running (status ${this.statusValue})`)
+        return
+      }
+      if (this.ready) this.deliver(pending)
+      else this.queued.push(pending)
+    })
+  }
+
+  /** Pipeline input for `ctx.inputs`. */
+  input(data: unknown): void {
+    if (this.ready) this.send({t: 'input', data})
+    else this.inputs.push(data)
+  }
+
+  /** Polite stop (`ctx.signal` aborted, `close` called), SIGKILL after the grace period. */
+  async stop(): Promise<void> {
+    this.wanted = false
+    if (this.restartTimer) clearTimeout(this.restartTimer)
+    this.restartTimer = undefined
+    for (const pending of this.queued.splice(0)) this.failCommand(pending, 'instance stopped before the command could run')
+    const child = this.child
+    if (!child) {
+      if (this.statusValue !== 'invalid_config') this.setStatus('stopped')
+      return
+    }
+    const exited = this.exited
+    this.send({t: 'stop'})
+    const timer = setTimeout(() => this.killChild(), this.options.graceMs)
+    await exited
+    clearTimeout(timer)
+  }
+
+  /** Stops, then starts with a new spec (a new bundle): counters stay, the back-off resets. */
+  async replace(spec: InstanceSpec): Promise<void> {
+    await this.stop()
+    this.specValue = spec
+    this.start()
+  }
+
+  private spawn(): void {
+    this.ready = false
+    this.failure = undefined
+    this.busySince = undefined
+    this.setStatus('starting')
+    const {modulePath, execArgv} = childEntry('instance-host')
+    const child = fork(modulePath, [], {execArgv, env: this.options.env, cwd: this.options.cwd, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
+    this.child = child
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+      this.onExit(child, code, signal)
+      resolve()
+    }))
+    child.on('error', (error) => {
+      this.failure ??= `instance process error: ${error.message}`
+    })
+    const forward = (stream: NodeJS.ReadableStream | null, level: 'info' | 'warn') => {
+      if (stream) createInterface({input: stream}).on('line', (text) => this.sink({kind: 'log', level, text}))
+    }
+    forward(child.stdout, 'info')
+    forward(child.stderr, 'warn')
+    child.on('message', (message: ChildMessage) => this.onMessage(message))
+    this.lastPong = Date.now()
+    this.pingTimer = setInterval(() => this.watch(), this.options.pingIntervalMs)
+    this.send({t: 'start', spec: this.specValue})
+  }
+
+  private watch(): void {
+    const now = Date.now()
+    if (this.busySince !== undefined && now - this.busySince > this.options.processTimeoutMs) {
+      this.failure = `process() did not return within ${this.options.processTimeoutMs / 1000} s (hang): instance killed`
+      this.killChild()
+      return
+    }
+    if (now - this.lastPong > this.options.unresponsiveMs) {
+      this.failure = `instance unresponsive for ${this.options.unresponsiveMs / 1000} s (event loop blocked, e.g. an infinite loop): instance killed`
+      this.killChild()
+      return
+    }
+    this.send({t: 'ping', n: ++this.pingCounter})
+  }
+
+  private killChild(): void {
+    for (const pid of this.groups) {
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        // the group already exited
+      }
+    }
+    this.groups.clear()
+    this.child?.kill('SIGKILL')
+  }
+
+  private send(message: ParentMessage): void {
+    const child = this.child
+    if (child?.connected) child.send(message, (error) => error && undefined)
+  }
+
+  private deliver(pending: PendingCommand): void {
+    this.inFlight.set(pending.id, pending)
+    this.send({t: 'command', id: pending.id, name: pending.name, params: pending.params, hash: pending.hash})
+  }
+
+  private failCommand(pending: PendingCommand, error: string): void {
+    this.sink({kind: 'notification', type: NotificationType.ABNORMAL, code: NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED, message: `Instance command "${pending.name}" failed: ${error}`, info: {COMMAND: pending.name}, commandHash: pending.hash})
+    pending.resolve({ok: false, error})
+  }
+
+  private onMessage(message: ChildMessage): void {
+    switch (message.t) {
+      case 'pong':
+        this.lastPong = Date.now()
+        break
+      case 'ready':
+        this.ready = true
+        this.counters.initTime = iso()
+        this.setStatus(this.specValue.config.FORCED_PAUSE === true ? 'paused' : 'running')
+        for (const data of this.inputs.splice(0)) this.send({t: 'input', data})
+        for (const pending of this.queued.splice(0)) this.deliver(pending)
+        this.stableTimer = setTimeout(() => {
+          this.consecutiveCrashes = 0
+        }, this.options.stableMs)
+        break
+      case 'event':
+        if (message.event.kind === 'payload') {
+          this.counters.payloads++
+          this.counters.lastPayloadTime = iso()
+        }
+        if (message.event.kind === 'notification' && message.event.type === NotificationType.EXCEPTION) {
+          this.counters.lastError = message.event.message
+          this.counters.lastErrorTime = iso()
+        }
+        this.sink(message.event)
+        break
+      case 'busy':
+        this.busySince = Date.now()
+        break
+      case 'idle':
+        this.busySince = undefined
+        this.counters.iterations = message.iteration
+        this.counters.execTime = iso()
+        break
+      case 'commandDone': {
+        const pending = this.inFlight.get(message.id)
+        this.inFlight.delete(message.id)
+        pending?.resolve({ok: message.ok, ...(message.error ? {error: message.error} : {})})
+        break
+      }
+      case 'configDone':
+        if (!message.ok && this.previousConfig) this.specValue = {...this.specValue, config: this.previousConfig}
+        this.previousConfig = undefined
+        if (this.ready && (this.statusValue === 'running' || this.statusValue === 'paused')) {
+          this.setStatus(this.specValue.config.FORCED_PAUSE === true ? 'paused' : 'running')
+        }
+        break
+      case 'failed':
+        this.failure = message.stage === 'load' ? `cannot load the plugin: ${message.error}` : message.stage === 'init' ? `init failed: ${message.error}` : message.error
+        break
+      case 'group':
+        if (message.active) this.groups.add(message.pid)
+        else this.groups.delete(message.pid)
+        break
+      case 'closed':
+        break
+    }
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.child !== child) return
+    clearInterval(this.pingTimer)
+    clearTimeout(this.stableTimer)
+    this.child = undefined
+    this.ready = false
+    this.busySince = undefined
+    // a host killed with SIGKILL cannot clean up the process groups it started
+    for (const pid of this.groups) {
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+    this.groups.clear()
+    const crashed = this.wanted
+    for (const pending of this.inFlight.values()) this.failCommand(pending, crashed ? 'the instance crashed while running the command' : 'the instance stopped while running the command')
+    this.inFlight.clear()
+    if (!crashed) {
+      this.setStatus('stopped')
+      return
+    }
+    const error = this.failure ?? (signal ? `instance process killed by ${signal}` : `instance process exited with code ${code}`)
+    this.consecutiveCrashes++
+    this.counters.restarts++
+    this.counters.lastError = error
+    this.counters.lastErrorTime = iso()
+    const delay = Math.min(this.options.restartBaseMs * 2 ** (this.consecutiveCrashes - 1), this.options.restartCapMs)
+    this.setStatus(this.consecutiveCrashes >= this.options.crashLoopThreshold ? 'error' : 'restarting', error)
+    this.sink({kind: 'crash', error, restartInMs: delay, restarts: this.counters.restarts})
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined
+      if (this.wanted) this.spawn()
+    }, delay)
+  }
+
+  private setStatus(status: InstanceStatus, error?: string): void {
+    if (status === this.statusValue) return
+    const previous = this.statusValue
+    this.statusValue = status
+    this.sink({kind: 'status', status, previous, ...(error ? {error} : {})})
+  }
+}
