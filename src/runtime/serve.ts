@@ -1,0 +1,143 @@
+import {mkdir, readFile} from 'node:fs/promises'
+import {createRequire} from 'node:module'
+import {join, resolve} from 'node:path'
+import {ExitCode, R1Error} from '../errors.js'
+import {type Identity, loadOrCreateIdentity, nodeKeyPath} from '../protocol/identity.js'
+import {type Journal, openJournal} from './journal.js'
+import {LocalNode, type LocalNodeOptions} from './node.js'
+import {NodeServer, type RateLimit} from './server.js'
+import {AllowList, allowListPath} from './server-allowlist.js'
+
+/**
+ * A whole node server without oclif: identity (key in the data dir) + node core + event journal +
+ * WebSocket server. `r1 node start` calls it; so can tests, benches and `r1 run`.
+ */
+export interface StartNodeServerOptions {
+  /** Holds node-key.pem, allowed.json, the journal and the core's state (created if missing). */
+  dataDir: string
+  host?: string
+  /** 0 (default) picks a free port; the handle's `url` has the real one. */
+  port?: number
+  /** PEM files for wss://. */
+  tlsCertPath?: string
+  tlsKeyPath?: string
+  alias?: string
+  /** Use this identity instead of the data dir's key (e.g. an ephemeral embedded node). */
+  identity?: Identity
+  /** Addresses allowed in addition to allowed.json (kept in memory only; e.g. `r1 run`'s own session). */
+  allow?: string[]
+  skewMs?: number
+  rateLimit?: Partial<RateLimit>
+  pingIntervalMs?: number
+  heartbeatIntervalMs?: number
+  /** Passed to the node core (supervisor timings, instance env, …). */
+  core?: Omit<LocalNodeOptions, 'address' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
+  /** Diagnostics (connection errors, floods); default: stderr. */
+  log?: (line: string) => void
+}
+
+export interface NodeServerHandle {
+  readonly address: string
+  readonly alias: string
+  /** `ws://host:port` or `wss://host:port`. */
+  readonly url: string
+  readonly dataDir: string
+  readonly core: LocalNode
+  readonly journal: Journal
+  readonly server: NodeServer
+  readonly allowList: AllowList
+  /** Graceful shutdown: connections closed (1001), instances stopped, state and journal flushed. Idempotent. */
+  stop(): Promise<void>
+}
+
+const packageVersion = (createRequire(import.meta.url)('../../package.json') as {version: string}).version
+
+export async function startNodeServer(options: StartNodeServerOptions): Promise<NodeServerHandle> {
+  const dataDir = resolve(options.dataDir)
+  const log = options.log ?? ((line: string) => process.stderr.write(`r1 node: ${line}\n`))
+  try {
+    await mkdir(dataDir, {recursive: true, mode: 0o700})
+  } catch (error) {
+    throw new R1Error(`Cannot create the data dir ${dataDir}: ${(error as Error).message}`, ExitCode.FAILURE, {code: 'DATA_DIR', hint: 'Pick a writable --data-dir.'})
+  }
+  const tls = await readTls(options.tlsCertPath, options.tlsKeyPath)
+  const identity = options.identity ?? (await loadOrCreateIdentity(nodeKeyPath(dataDir))).identity
+  const alias = options.alias ?? `r1-${identity.address.slice(5, 11)}`
+  const journal = await openJournal(join(dataDir, 'journal'), {onWarning: log})
+  let core: LocalNode
+  try {
+    core = await LocalNode.start({
+      ...options.core,
+      address: identity.address,
+      alias,
+      dataDir,
+      startSeq: journal.lastSeq(),
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+    })
+  } catch (error) {
+    await journal.close()
+    throw error
+  }
+  const unjournal = core.onEvent((event) => journal.append(event))
+  const allowList = new AllowList(allowListPath(dataDir), options.allow ?? [], log)
+  const server = new NodeServer({
+    core,
+    identity,
+    allowList,
+    history: {lastSeq: () => journal.lastSeq(), cursor: (o) => journal.cursor(o), flush: () => journal.flushQuietly()},
+    host: options.host,
+    port: options.port,
+    tls,
+    skewMs: options.skewMs,
+    rateLimit: options.rateLimit,
+    pingIntervalMs: options.pingIntervalMs,
+    version: packageVersion,
+    log,
+  })
+  let url: string
+  try {
+    url = await server.start()
+  } catch (error) {
+    await core.stop()
+    unjournal()
+    await journal.close()
+    const code = (error as NodeJS.ErrnoException).code
+    throw new R1Error(`Cannot listen on ${options.host ?? '127.0.0.1'}:${options.port ?? 0}: ${(error as Error).message}`, ExitCode.FAILURE, {
+      code: code === 'EADDRINUSE' ? 'PORT_IN_USE' : 'LISTEN_FAILED',
+      hint: code === 'EADDRINUSE' ? 'Another process uses that port: pick another --port (0 picks a free one).' : 'Check --host and --port.',
+    })
+  }
+  let stopping: Promise<void> | undefined
+  return {
+    address: identity.address,
+    alias,
+    url,
+    dataDir,
+    core,
+    journal,
+    server,
+    allowList,
+    stop: () =>
+      (stopping ??= (async () => {
+        await server.close()
+        await core.stop()
+        unjournal()
+        await journal.close()
+      })()),
+  }
+}
+
+async function readTls(certPath: string | undefined, keyPath: string | undefined): Promise<{cert: Buffer; key: Buffer} | undefined> {
+  if (!certPath && !keyPath) return undefined
+  if (!certPath || !keyPath) {
+    throw new R1Error('TLS needs both a certificate and a key', ExitCode.USAGE, {code: 'TLS_INCOMPLETE', hint: 'Pass --tls-cert <file> and --tls-key <file> together.'})
+  }
+  const read = async (path: string, what: string) => {
+    try {
+      return await readFile(path)
+    } catch (error) {
+      throw new R1Error(`Cannot read the TLS ${what} ${path}: ${(error as Error).message}`, ExitCode.FAILURE, {code: 'TLS_UNREADABLE'})
+    }
+  }
+  return {cert: await read(certPath, 'certificate'), key: await read(keyPath, 'key')}
+}
