@@ -1,0 +1,118 @@
+// `r1 deploy` fan-out (DESIGN.md §7: deploying one project to 20 local nodes ≤ 3 s in all).
+//
+// For the lead's bench/run.js: the default export starts 26 separate `r1 node start` processes
+// (one set of 1, one of 5, one of 20, so every deploy is a fresh one: bundle upload, UPDATE_CONFIG,
+// waiting for PIPELINE_OK and PLUGIN_CONFIG_OK), deploys a scaffolded ts-plugin project to each set
+// with `r1 deploy --json`, and returns rows made with lib.js `row()`:
+//   - "r1 deploy to N node(s) (wall)" for N = 1, 5, 20, as a ratio to the 1-node figure;
+//     the 20-node row carries the absolute 3000 ms budget;
+//   - "r1 deploy to 20 nodes: slowest target (in-process)" from the command's own per-target timings.
+// Standalone: `node bench/deploy.js` prints the rows as one JSON line {"group":"deploy","rows":[…]}.
+// Needs a build (dist/) like every bench group.
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {pathToFileURL} from 'node:url'
+import {r1, root, row} from './lib.js'
+
+const SETS = [1, 5, 20]
+
+function cli(args, env) {
+  const result = spawnSync(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+  return result
+}
+
+function startNode(dataDir, env) {
+  const child = spawn(process.execPath, [r1, 'node', 'start', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  return new Promise((resolve, reject) => {
+    let buffered = ''
+    const timer = setTimeout(() => reject(new Error(`r1 node start printed nothing in 60s: ${stderr}`)), 60_000)
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk
+      const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
+      if (!line) return
+      clearTimeout(timer)
+      resolve({...JSON.parse(line), child})
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`r1 node start exited ${code}: ${stderr}`))
+    })
+  })
+}
+
+async function stopNode(node) {
+  if (node.child.exitCode !== null || node.child.signalCode !== null) return
+  const exited = new Promise((resolve) => node.child.once('exit', resolve))
+  node.child.kill('SIGTERM')
+  const timer = setTimeout(() => node.child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
+}
+
+export default async function deployBench() {
+  const dir = mkdtempSync(join(tmpdir(), 'r1-bench-deploy-'))
+  const nodes = []
+  try {
+    const env = {R1_CONFIG_DIR: join(dir, 'cli')}
+    const keys = cli(['keys', 'generate', '--json'], env)
+    if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
+    const {address} = JSON.parse(keys.stdout)
+    const project = join(dir, 'project')
+    const init = cli(['init', project, '--template', 'ts-plugin', '--yes', '--no-install', '--no-git'], env)
+    if (init.status !== 0) throw new Error(`r1 init failed: ${init.stderr}`)
+
+    const total = SETS.reduce((a, b) => a + b, 0)
+    for (let i = 0; i < total; i++) {
+      const dataDir = join(dir, `node-${i}`)
+      mkdirSync(dataDir)
+      const allowed = cli(['node', 'allow', address, '--data-dir', dataDir], env)
+      if (allowed.status !== 0) throw new Error(`r1 node allow failed: ${allowed.stderr}`)
+    }
+    // Started a few at a time: 26 node start-ups at once on a small machine time out for no good reason.
+    for (let i = 0; i < total; i += 6) {
+      const batch = []
+      // Each node is recorded as soon as it is up, so `finally` stops it even if a sibling fails.
+      for (let j = i; j < Math.min(total, i + 6); j++) batch.push(startNode(join(dir, `node-${j}`), env).then((n) => nodes.push(n)))
+      await Promise.all(batch)
+    }
+
+    const figures = []
+    let offset = 0
+    for (const count of SETS) {
+      const set = nodes.slice(offset, offset + count)
+      offset += count
+      const args = ['deploy', '--dir', project, '--json', '--max-concurrent', '20', ...set.flatMap((n) => ['--node', n.url, '--address', n.address])]
+      const start = process.hrtime.bigint()
+      const result = cli(args, env)
+      const wall = Number(process.hrtime.bigint() - start) / 1e6
+      if (result.status !== 0) throw new Error(`r1 deploy to ${count} node(s) exited ${result.status}: ${result.stderr.slice(-500)}`)
+      const doc = JSON.parse(result.stdout)
+      const slowest = Math.max(...doc.targets.map((t) => t.timings.total))
+      figures.push({count, wall, slowest})
+    }
+    const base = figures[0].wall
+    const rows = figures.map((f) =>
+      row(`r1 deploy to ${f.count} node${f.count === 1 ? '' : 's'} (wall)`, {
+        value: f.wall,
+        unit: 'ms',
+        ...(f.count === 1 ? {} : {baseline: base, baselineName: '1 node'}),
+        ...(f.count === 20 ? {budget: 3000, absolute: true} : {}),
+      }),
+    )
+    const last = figures.at(-1)
+    rows.push(row('r1 deploy to 20 nodes: slowest target (in-process)', {value: last.slowest, unit: 'ms'}))
+    return rows
+  } finally {
+    await Promise.all(nodes.map(stopNode))
+    rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const rows = await deployBench()
+  process.stdout.write(JSON.stringify({group: 'deploy', rows}) + '\n')
+}
