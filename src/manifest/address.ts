@@ -15,6 +15,7 @@ export function addressPublicKey(address: string): Uint8Array | undefined {
 
 /** Why `address` is not a node address (0xai_ + URL-safe base64 of a compressed secp256k1 point), or undefined if it is one. */
 export function checkNodeAddress(address: string): string | undefined {
+  if (address.startsWith('aixp_')) return `node address uses the legacy prefix aixp_; write it as 0xai_${address.slice(5)}`
   if (!address.startsWith('0xai_')) return `node address "${address}" must start with 0xai_`
   const body = address.slice(5)
   if (body.length !== 44) return `node address must have 44 characters after 0xai_, this one has ${body.length}`

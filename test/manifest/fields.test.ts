@@ -1,0 +1,167 @@
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {deflateSync} from 'node:zlib'
+import secp256k1 from 'secp256k1'
+import {describe, expect, it} from 'vitest'
+import {
+  BASE_FIELDS,
+  addressPublicKey,
+  applyDefaults,
+  checkInstanceConfig,
+  checkNodeAddress,
+  checkValue,
+  decodeCode,
+  didYouMean,
+  levenshtein,
+  openPluginSpec,
+  pluginSchemas,
+  pluginSpec,
+} from '../../src/manifest/index.js'
+
+const vectors = JSON.parse(readFileSync(join(import.meta.dirname, '../../../shared/vectors/ratio1-signing.json'), 'utf8')) as {
+  keys: Record<string, {address: string; address_legacy_prefix: string; public_key_compressed_hex: string}>
+  positives: Array<{message?: Record<string, unknown>}>
+}
+
+describe('did you mean', () => {
+  it('counts a transposition as one edit', () => {
+    expect(levenshtein('prot', 'port')).toBe(1)
+    expect(levenshtein('kitten', 'sitting')).toBe(3)
+    expect(levenshtein('', 'abc')).toBe(3)
+  })
+  it('suggests close names only', () => {
+    expect(didYouMean('piplines', ['name', 'pipelines', 'plugins'])).toBe('did you mean "pipelines"?')
+    expect(didYouMean('threshhold', ['THRESHOLD', 'UNIT'])).toBe('did you mean "THRESHOLD"?')
+    expect(didYouMean('foo', ['url', 'address'])).toBeUndefined()
+  })
+})
+
+describe('node addresses', () => {
+  it('accepts every key address of the Ratio1 reference vectors', () => {
+    for (const key of Object.values(vectors.keys)) {
+      expect(checkNodeAddress(key.address)).toBeUndefined()
+      expect(Buffer.from(addressPublicKey(key.address)!).toString('hex')).toBe(key.public_key_compressed_hex)
+    }
+  })
+  it('accepts freshly generated keys of both parities', () => {
+    const seen = new Set<number>()
+    for (let i = 1; i <= 16; i++) {
+      const priv = Buffer.alloc(32)
+      priv[31] = i
+      const pub = secp256k1.publicKeyCreate(priv, true)
+      seen.add(pub[0])
+      expect(checkNodeAddress('0xai_' + Buffer.from(pub).toString('base64url'))).toBeUndefined()
+    }
+    expect([...seen].sort()).toEqual([2, 3])
+  })
+  it('explains what is wrong', () => {
+    const legacy = Object.values(vectors.keys)[0].address_legacy_prefix
+    expect(checkNodeAddress(legacy)).toMatch(/legacy prefix aixp_/)
+    expect(checkNodeAddress('0xai_abc')).toMatch(/44 characters/)
+    expect(checkNodeAddress('0xai_' + 'A'.repeat(43) + '=')).toMatch(/not URL-safe base64/)
+    expect(checkNodeAddress('0xai_' + Buffer.alloc(33, 4).toString('base64url'))).toMatch(/0x04, expected 0x02 or 0x03/)
+    const offCurve = Buffer.alloc(33)
+    offCurve[0] = 2
+    offCurve[32] = 5 // x = 5: x³ + 7 is not a square mod p
+    expect(checkNodeAddress('0xai_' + offCurve.toString('base64url'))).toMatch(/not a point on the secp256k1 curve/)
+  })
+})
+
+describe('instance config checks', () => {
+  const runner = pluginSpec('PROCESS_APP_RUNNER')!
+
+  it('knows the built-ins with the base keys', () => {
+    const schemas = pluginSchemas()
+    expect(Object.keys(schemas)).toEqual(['CUSTOM_EXEC_01', 'PROCESS_APP_RUNNER'])
+    for (const key of Object.keys(BASE_FIELDS)) expect(schemas.CUSTOM_EXEC_01.fields[key]).toBeDefined()
+    expect(BASE_FIELDS.ALLOW_EMPTY_INPUTS.default).toBe(true)
+    expect(BASE_FIELDS.PROCESS_DELAY.default).toBe(1)
+    expect(BASE_FIELDS.DISABLED.default).toBe(false)
+  })
+
+  it('accepts a full PROCESS_APP_RUNNER config in any key case', () => {
+    const problems = checkInstanceConfig(runner, {
+      command: ['node', 'server.js'],
+      Cwd: 'app',
+      ENV: {PORT: 3000, DEBUG: true, NAME: 'x'},
+      restart_policy: 'no',
+      health_check: {type: 'delay', delay: 2},
+      output_throttle: 1,
+    })
+    expect(problems).toEqual([])
+  })
+
+  it('reports nested problems with their path', () => {
+    const problems = checkInstanceConfig(runner, {COMMAND: ['python3', 3], HEALTH_CHECK: {type: 'http'}})
+    expect(problems.map((p) => [p.rule, p.path])).toEqual([
+      ['config-type', ['COMMAND', 1]],
+      ['config-required', ['HEALTH_CHECK']],
+    ])
+  })
+
+  it('reports every missing required key and never a duplicate for one spelling', () => {
+    expect(checkInstanceConfig(runner, {}).map((p) => p.rule)).toEqual(['config-required'])
+    expect(checkInstanceConfig(runner, {command: 'a', COMMAND: 'b'}).map((p) => p.rule)).toEqual(['config-duplicate-key'])
+  })
+
+  it('checks only base keys for unknown signatures (deployed bundles)', () => {
+    const open = openPluginSpec('SOMETHING_DEPLOYED')
+    expect(checkInstanceConfig(open, {ANY: 1, process_delay: 2})).toEqual([])
+    expect(checkInstanceConfig(open, {process_delay: 'x'}).map((p) => p.rule)).toEqual(['config-type'])
+  })
+
+  it('checks nullable, integer, enum and length constraints', () => {
+    expect(checkValue({type: 'integer'}, 2.5)[0].rule).toBe('config-type')
+    expect(checkValue({type: 'number'}, Number.NaN)[0].rule).toBe('config-type')
+    expect(checkValue({type: 'object', nullable: true}, null)).toEqual([])
+    expect(checkValue({type: 'object'}, null)[0].message).toMatch(/expected object, got null/)
+    expect(checkValue({type: 'array', max: 1}, [1, 2])[0].rule).toBe('config-range')
+    expect(checkValue({type: 'string', enum: ['on', 'off']}, 'offf')[0]).toMatchObject({rule: 'config-enum', suggestion: 'did you mean "off"?'})
+  })
+})
+
+describe('CUSTOM_EXEC_01 CODE', () => {
+  const exec = pluginSpec('CUSTOM_EXEC_01')!
+  it('decodes base64 of zlib as Ratio1 sends it, and leaves plain JavaScript alone', () => {
+    const body = 'return {ANSWER: 42}'
+    expect(decodeCode(deflateSync(body).toString('base64'))).toBe(body)
+    expect(decodeCode(body)).toBe(body)
+    expect(decodeCode('noopnoop')).toBe('noopnoop')
+  })
+  it('checks the syntax of both forms without running the code', () => {
+    ;(globalThis as {ran?: boolean}).ran = false
+    expect(checkInstanceConfig(exec, {CODE: 'globalThis.ran = true; return await plugin.x'})).toEqual([])
+    expect((globalThis as {ran?: boolean}).ran).toBe(false)
+    expect(checkInstanceConfig(exec, {CODE: deflateSync('return (').toString('base64')})[0].rule).toBe('config-value')
+  })
+})
+
+describe('applyDefaults', () => {
+  const manifest = {
+    name: 'p',
+    version: '1.0.0',
+    plugins: {TEMP: {entry: 'a.ts', config: {THRESHOLD: {type: 'number' as const, default: 30}, process_delay: {type: 'number' as const, default: 5}, TAGS: {type: 'array' as const, default: ['a']}}, allow_unknown_config: false}},
+    pipelines: {},
+    targets: {},
+  }
+
+  it('uppercases keys and fills defaults of a built-in, a project plugin, or base keys only', () => {
+    expect(applyDefaults('CUSTOM_EXEC_01', {code: 'return 1'})).toEqual({
+      CODE: 'return 1',
+      PROCESS_DELAY: 1,
+      ALLOW_EMPTY_INPUTS: true,
+      DISABLED: false,
+      RESTART_BACKOFF_MAX: 60,
+      SHUTDOWN_TIMEOUT: 5,
+    })
+    expect(applyDefaults('UNKNOWN_ONE', {x: 1})).toMatchObject({X: 1, PROCESS_DELAY: 1})
+    expect(applyDefaults('TEMP', {threshold: 10}, manifest)).toMatchObject({THRESHOLD: 10, PROCESS_DELAY: 5, TAGS: ['a'], DISABLED: false})
+  })
+
+  it('gives each instance its own copy of object defaults', () => {
+    const a = applyDefaults('TEMP', {}, manifest)
+    const b = applyDefaults('TEMP', {}, manifest)
+    ;(a.TAGS as string[]).push('b')
+    expect(b.TAGS).toEqual(['a'])
+  })
+})
