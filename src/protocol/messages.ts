@@ -188,6 +188,21 @@ export const ReplySchema = z
   .catchall(z.unknown())
 export type Reply = z.infer<typeof ReplySchema>
 
+/** Server → client, first frame of every connection: who the node is (the client checks the signer). */
+export const HelloSchema = z
+  .object({
+    EE_EVENT_TYPE: z.literal('R1_HELLO'),
+    EE_PAYLOAD_PATH: z.tuple([z.string(), z.null(), z.null(), z.null()]),
+    EE_TIMESTAMP: z.string(),
+    EE_ADDR: z.string(),
+    EE_ALIAS: z.string(),
+    LAST_SEQ: z.number().int().nonnegative(),
+    VERSION: z.string().nullable(),
+    PROTOCOL: z.literal(SUBPROTOCOL),
+  })
+  .catchall(z.unknown())
+export type Hello = z.infer<typeof HelloSchema>
+
 /** RESULT of R1_SUBSCRIBE: the node's last seq when the subscription started. */
 export const SubscribeResultSchema = z.object({LAST_SEQ: z.number().int().nonnegative(), FROM_SEQ: z.number().int().nonnegative()})
 /** RESULT of R1_BUNDLE_HAS. */
@@ -196,13 +211,15 @@ export const BundleHasResultSchema = z.object({HAVE: z.array(z.string()), MISSIN
 export const BundlePutResultSchema = z.object({HASH: z.string(), RECEIVED: z.number().int(), COUNT: z.number().int(), STORED: z.boolean()})
 
 /** Anything that travels inside a frame: a node event, a gap, a reply or a rejection. */
-export type FrameItem = NodeEvent | GapEvent | Reply | Rejection
+export type FrameItem = NodeEvent | GapEvent | Reply | Rejection | Hello
 
 export function parseFrameItem(value: unknown): FrameItem | undefined {
   const type = (value as {EE_EVENT_TYPE?: unknown} | null)?.EE_EVENT_TYPE
   const schema =
     type === 'R1_REPLY'
       ? ReplySchema
+      : type === 'R1_HELLO'
+        ? HelloSchema
       : type === 'R1_GAP'
         ? GapEventSchema
         : type === 'NOTIFICATION' && (value as {EE_MESSAGE_SEQ?: unknown}).EE_MESSAGE_SEQ === undefined

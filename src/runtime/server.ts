@@ -12,6 +12,7 @@ import {
   type Action,
   BUNDLE_CHUNK_BYTES,
   type BundlePut,
+  type Hello,
   MAX_FRAME_BYTES,
   parseTime,
   PUBLIC_ACTIONS,
@@ -351,6 +352,17 @@ class Connection {
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary))
     ws.on('pong', () => (this.alive = true))
     ws.on('error', (error) => server.log(`connection error: ${error.message}`))
+    const hello: Hello = {
+      EE_EVENT_TYPE: 'R1_HELLO',
+      EE_PAYLOAD_PATH: [server.core.alias, null, null, null],
+      EE_TIMESTAMP: new Date().toISOString(),
+      EE_ADDR: server.address,
+      EE_ALIAS: server.core.alias,
+      LAST_SEQ: server.core.lastSeq(),
+      VERSION: server.options.version ?? null,
+      PROTOCOL: SUBPROTOCOL,
+    }
+    this.enqueue({object: hello, canonical: canonicalJson(hello)})
   }
 
   checkAlive(): void {

@@ -1,0 +1,597 @@
+import {randomUUID} from 'node:crypto'
+import WebSocket from 'ws'
+import {ExitCode, R1Error} from '../errors.js'
+import {NotificationCode} from '../protocol/codes.js'
+import type {EventType, HeartbeatEvent, NodeEvent, NotificationEvent} from '../protocol/events.js'
+import {compileFilter, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
+import {type Identity, normalizeAddress} from '../protocol/identity.js'
+import {
+  type Action,
+  BUNDLE_CHUNK_BYTES,
+  formatTime,
+  type FrameItem,
+  type Hello,
+  MAX_FRAME_BYTES,
+  type Rejection,
+  type Reply,
+  SUBPROTOCOL,
+} from '../protocol/messages.js'
+import {decodeNodeFrame, encodeCommand} from '../protocol/wire.js'
+
+/**
+ * The client side of the r1 protocol (PROTOCOL.md): one WebSocket session with one node, used by
+ * deploy, status, logs and `r1 run`'s embedded node. It verifies every frame against the node
+ * address it expects, matches confirmations to commands by EE_HASH, and keeps a subscription alive
+ * across reconnects (resuming after the last seq it delivered).
+ */
+
+export interface SessionOptions {
+  /** `ws://host:port` or `wss://host:port`. */
+  url: string
+  /** The node's address; every frame must be signed by it (the hello first, before anything is sent). */
+  nodeAddress: string
+  /** The client's key (commands are signed with it). */
+  identity: Identity
+  /** INITIATOR_ID of commands (default `r1-cli`). */
+  initiatorId?: string
+  /** Connect (TCP + TLS + WebSocket + signed hello) within this (default 10 s), else exit 7. */
+  connectTimeoutMs?: number
+  /** Trusted CA certificate(s) in PEM, for nodes with self-signed certificates. */
+  ca?: string | Buffer
+  /** Skip TLS certificate checks (the node's signature is still checked on every frame). */
+  insecure?: boolean
+  /** Reconnect back-off for subscriptions (default 200 ms doubling to 10 s). */
+  reconnect?: {initialDelayMs?: number; maxDelayMs?: number}
+  /** ws ping period (default 15 s). */
+  pingIntervalMs?: number
+  /** Frames that fail verification are dropped and reported here (default: ignored). */
+  onWarning?: (message: string) => void
+}
+
+/** What a node notification must look like to confirm a command. */
+export interface Expectation {
+  /** Notification code to wait for (e.g. NotificationCode.PIPELINE_OK). */
+  code: number
+  /** Path to match: pipeline, signature, instance (undefined parts match anything). */
+  pipeline?: string
+  signature?: string
+  instance?: string
+}
+
+export interface SendOptions {
+  /** Confirmations to wait for after the R1_REPLY; the command fails on the matching negative code. */
+  expect?: Expectation[]
+  /** Default 30 s; then R1Error exit 5. */
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface CommandResult {
+  hash: string
+  reply: Reply
+  /** Notifications naming this command, in arrival order. */
+  notifications: NotificationEvent[]
+}
+
+export interface SubscribeOptions {
+  types?: EventType[]
+  filter?: EventFilter
+  /** Events after this seq first (from the node's journal). */
+  sinceSeq?: number
+  /** The last N matching events first (when sinceSeq is not given). */
+  last?: number
+  signal?: AbortSignal
+}
+
+/** What a subscription yields: node events in seq order, and gaps where the node lost some. */
+export type SubscriptionItem = NodeEvent | GapEvent
+
+interface Pending {
+  hash: string
+  action: Action
+  expect: Expectation[]
+  reply?: Reply
+  notifications: NotificationEvent[]
+  met: boolean[]
+  resolve: (result: CommandResult) => void
+  reject: (error: Error) => void
+  timer: NodeJS.Timeout
+}
+
+interface ActiveSubscription {
+  request: Record<string, unknown>
+  matcher: EventMatcher
+  lastSeq: number
+  queue: SubscriptionItem[]
+  wake?: () => void
+  error?: Error
+  done: boolean
+}
+
+const HIGH_QUEUE = 10_000
+const LOW_QUEUE = 1_000
+
+function unreachable(message: string, hint?: string, cause?: unknown): R1Error {
+  return new R1Error(message, ExitCode.UNREACHABLE, {code: 'NODE_UNREACHABLE', hint: hint ?? 'Check the URL and that the node is running (r1 node start).', cause})
+}
+
+export class Session {
+  readonly url: string
+  readonly address: string
+  readonly sessionId = randomUUID()
+  private hello?: Hello
+  private ws?: WebSocket
+  private readonly pending = new Map<string, Pending>()
+  private readonly listeners = new Set<(event: NodeEvent) => void>()
+  private subscription?: ActiveSubscription
+  private closed = false
+  private reconnecting?: Promise<void>
+  private pingTimer?: NodeJS.Timeout
+  private alive = true
+  private paused = false
+
+  private constructor(private readonly options: SessionOptions) {
+    this.url = options.url
+    this.address = normalizeAddress(options.nodeAddress)
+  }
+
+  /** Connects and checks the node's signed hello; R1Error exit 7 when unreachable, the wrong node, or too slow. */
+  static async connect(options: SessionOptions): Promise<Session> {
+    const session = new Session(options)
+    await session.open()
+    return session
+  }
+
+  /** The node's alias (from its hello). */
+  get alias(): string {
+    return this.hello?.EE_ALIAS ?? ''
+  }
+
+  /** The node's last EE_MESSAGE_SEQ when this session (re)connected. */
+  get nodeLastSeq(): number {
+    return this.hello?.LAST_SEQ ?? 0
+  }
+
+  get nodeVersion(): string | null {
+    return this.hello?.VERSION ?? null
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN
+  }
+
+  private open(): Promise<void> {
+    const {url, connectTimeoutMs = 10_000, ca, insecure} = this.options
+    return new Promise<void>((resolve, reject) => {
+      let settled = false
+      let ws: WebSocket
+      try {
+        ws = new WebSocket(url, SUBPROTOCOL, {
+          maxPayload: MAX_FRAME_BYTES * 2,
+          perMessageDeflate: false,
+          handshakeTimeout: connectTimeoutMs,
+          ...(ca ? {ca} : {}),
+          ...(insecure ? {rejectUnauthorized: false} : {}),
+        })
+      } catch (error) {
+        reject(unreachable(`Cannot connect to ${url}: ${(error as Error).message}`, 'A node URL looks like ws://host:port or wss://host:port.'))
+        return
+      }
+      const fail = (error: R1Error) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        ws.terminate()
+        reject(error)
+      }
+      const timer = setTimeout(() => fail(unreachable(`Timed out after ${connectTimeoutMs} ms connecting to ${url}`)), connectTimeoutMs)
+      ws.once('error', (error) => fail(unreachable(`Cannot connect to ${url}: ${error.message}`, undefined, error)))
+      ws.once('unexpected-response', (_req, res) => fail(unreachable(`${url} refused the WebSocket upgrade (HTTP ${res.statusCode} ${res.statusMessage ?? ''})`.trim())))
+      ws.once('close', (code, reason) => fail(unreachable(`${url} closed the connection (${code}${reason.length ? ` ${reason}` : ''})`)))
+      ws.once('message', (data) => {
+        const text = data.toString()
+        const frame = decodeNodeFrame(text, this.address)
+        const hello = frame.ok ? frame.items.find((i): i is Hello => i.EE_EVENT_TYPE === 'R1_HELLO') : undefined
+        if (!hello) {
+          fail(
+            new R1Error(`The node at ${url} is not ${this.address}: ${frame.ok ? 'no signed hello' : frame.reason}`, ExitCode.UNREACHABLE, {
+              code: 'NODE_ADDRESS_MISMATCH',
+              hint: 'Check the target address (the node prints it at start) and the URL.',
+            }),
+          )
+          return
+        }
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        this.hello = hello
+        this.attach(ws)
+        resolve()
+      })
+    })
+  }
+
+  private attach(ws: WebSocket): void {
+    this.ws = ws
+    ws.removeAllListeners('error')
+    ws.removeAllListeners('close')
+    ws.removeAllListeners('unexpected-response')
+    ws.on('error', () => undefined) // 'close' follows and handles it
+    ws.on('message', (data) => this.onFrame(data.toString()))
+    ws.on('pong', () => (this.alive = true))
+    ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()))
+    this.alive = true
+    clearInterval(this.pingTimer)
+    this.pingTimer = setInterval(() => {
+      if (!this.alive) {
+        ws.terminate()
+        return
+      }
+      this.alive = false
+      ws.ping()
+    }, this.options.pingIntervalMs ?? 15_000)
+    this.pingTimer.unref()
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.ws) return
+    clearInterval(this.pingTimer)
+    const why = `connection to ${this.url} closed (${code}${reason ? ` ${reason}` : ''})`
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer)
+      pending.reject(unreachable(`${pending.action} ${pending.hash.slice(0, 12)}…: ${why} before it was confirmed; it may or may not have been applied`, 'Check with `r1 status`, then retry.'))
+    }
+    this.pending.clear()
+    if (this.closed) return
+    if (this.subscription && !this.subscription.done) void this.reconnect()
+  }
+
+  /** Reconnects with back-off until it works or the session is closed; then resumes the subscription. */
+  private reconnect(): Promise<void> {
+    this.reconnecting ??= (async () => {
+      let delay = this.options.reconnect?.initialDelayMs ?? 200
+      const max = this.options.reconnect?.maxDelayMs ?? 10_000
+      while (!this.closed) {
+        await new Promise((r) => setTimeout(r, delay * (0.75 + Math.random() * 0.5)))
+        if (this.closed) return
+        try {
+          await this.open()
+          const sub = this.subscription
+          if (sub && !sub.done) {
+            await this.request('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: sub.lastSeq, LAST: undefined})
+          }
+          return
+        } catch (error) {
+          // The wrong node at this URL will not become the right one: stop.
+          if ((error as R1Error).code === 'NODE_ADDRESS_MISMATCH' && this.subscription) {
+            this.failSubscription(error as Error)
+            return
+          }
+          delay = Math.min(max, delay * 2)
+        }
+      }
+    })().finally(() => (this.reconnecting = undefined))
+    return this.reconnecting
+  }
+
+  private onFrame(text: string): void {
+    const frame = decodeNodeFrame(text, this.address)
+    if (!frame.ok) {
+      this.options.onWarning?.(`dropped a frame from ${this.url}: ${frame.reason}`)
+      return
+    }
+    for (const item of frame.items) this.route(item)
+  }
+
+  private route(item: FrameItem): void {
+    switch (item.EE_EVENT_TYPE) {
+      case 'R1_HELLO':
+        this.hello = item
+        return
+      case 'R1_REPLY': {
+        const pending = this.pending.get(item.COMMAND_HASH)
+        if (pending) {
+          pending.reply = item
+          this.settle(pending)
+        }
+        return
+      }
+      case 'R1_GAP':
+        this.deliver(item)
+        return
+    }
+    if (item.EE_EVENT_TYPE === 'NOTIFICATION' && (item as {EE_MESSAGE_SEQ?: unknown}).EE_MESSAGE_SEQ === undefined) {
+      const rejection = item as Rejection
+      const pending = rejection.COMMAND_HASH ? this.pending.get(rejection.COMMAND_HASH) : undefined
+      if (pending) this.fail(pending, new R1Error(`${pending.action} rejected by ${this.alias || this.address}: ${rejection.NOTIFICATION}`, ExitCode.REJECTED, {code: `REJECTED_${rejection.REASON}`, details: rejection, hint: hintFor(rejection)}))
+      else this.options.onWarning?.(rejection.NOTIFICATION)
+      return
+    }
+    const event = item as NodeEvent
+    for (const listener of this.listeners) listener(event)
+    if (event.EE_EVENT_TYPE === 'NOTIFICATION' && event.COMMAND_HASH) {
+      const pending = this.pending.get(event.COMMAND_HASH)
+      if (pending) this.notice(pending, event)
+    }
+    this.deliver(event)
+  }
+
+  private deliver(item: SubscriptionItem): void {
+    const sub = this.subscription
+    if (!sub || sub.done) return
+    if (item.EE_EVENT_TYPE === 'R1_GAP') {
+      if (item.TO_SEQ <= sub.lastSeq) return
+      sub.lastSeq = item.TO_SEQ
+    } else {
+      // Direct confirmations outside the filter, and anything seen before a reconnect, are not for the subscriber.
+      if (item.EE_MESSAGE_SEQ <= sub.lastSeq || !sub.matcher(item)) return
+      sub.lastSeq = item.EE_MESSAGE_SEQ
+    }
+    sub.queue.push(item)
+    if (sub.queue.length > HIGH_QUEUE && !this.paused) {
+      this.paused = true
+      this.ws?.pause() // TCP back-pressure: the node falls back to its journal
+    }
+    sub.wake?.()
+  }
+
+  private notice(pending: Pending, event: NotificationEvent): void {
+    pending.notifications.push(event)
+    const code = event.NOTIFICATION_CODE
+    if (typeof code !== 'number') return
+    const [, pipeline, signature, instance] = event.EE_PAYLOAD_PATH
+    pending.expect.forEach((e, i) => {
+      const pathMatches = (e.pipeline === undefined || e.pipeline === pipeline) && (e.signature === undefined || e.signature === signature) && (e.instance === undefined || e.instance === instance)
+      if (!pathMatches) return
+      if (code === e.code) pending.met[i] = true
+      else if (code === -e.code || (code < 0 && code !== NotificationCode.PLUGIN_CRASHED)) {
+        this.fail(pending, new R1Error(`${pending.action} failed on ${this.alias || this.address}: ${event.NOTIFICATION}`, ExitCode.REJECTED, {code: 'COMMAND_FAILED', details: event}))
+      }
+    })
+    this.settle(pending)
+  }
+
+  private settle(pending: Pending): void {
+    if (!pending.reply || !pending.met.every(Boolean) || !this.pending.has(pending.hash)) return
+    this.pending.delete(pending.hash)
+    clearTimeout(pending.timer)
+    pending.resolve({hash: pending.hash, reply: pending.reply, notifications: pending.notifications})
+  }
+
+  private fail(pending: Pending, error: Error): void {
+    if (!this.pending.delete(pending.hash)) return
+    clearTimeout(pending.timer)
+    pending.reject(error)
+  }
+
+  /** Every node event this session receives (subscribed or confirming its commands); returns the unsubscribe function. */
+  onEvent(listener: (event: NodeEvent) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Signs and sends a command without waiting; returns its EE_HASH. */
+  async post(action: Action, payload: unknown): Promise<string> {
+    const encoded = await this.encodeFor(action, payload)
+    await this.sendText(encoded.text)
+    return encoded.hash
+  }
+
+  /**
+   * Sends a command and resolves once the node accepted it (R1_REPLY) and every expected confirmation
+   * arrived. Rejects with R1Error: exit 4 on a rejection (-5000, with the node's reason) or a failure
+   * notification, 5 on timeout, 7 when the connection is lost.
+   */
+  async send(action: Action, payload: unknown, options: SendOptions = {}): Promise<CommandResult> {
+    const expect = options.expect ?? []
+    const timeoutMs = options.timeoutMs ?? 30_000
+    let registered: Pending | undefined
+    const result = new Promise<CommandResult>((resolve, reject) => {
+      registered = {hash: '', action, expect, notifications: [], met: expect.map(() => false), resolve, reject, timer: undefined as unknown as NodeJS.Timeout}
+    })
+    const pending = registered!
+    // Register under the hash before the frame leaves, so no fast confirmation is missed.
+    const encoded = await this.encodeFor(action, payload)
+    pending.hash = encoded.hash
+    pending.timer = setTimeout(() => {
+      const waiting = expect.filter((_, i) => !pending.met[i]).map((e) => `${e.code}${e.instance ? ` for ${e.instance}` : e.pipeline ? ` for ${e.pipeline}` : ''}`)
+      this.fail(
+        pending,
+        new R1Error(`${action} ${pending.hash.slice(0, 12)}… not confirmed by ${this.alias || this.address} within ${timeoutMs} ms${pending.reply ? ` (accepted; still waiting for ${waiting.join(', ')})` : ''}`, ExitCode.TIMEOUT, {
+          code: 'CONFIRMATION_TIMEOUT',
+          hint: 'Check `r1 status` on the node, or allow more time.',
+          details: {notifications: pending.notifications},
+        }),
+      )
+    }, timeoutMs)
+    this.pending.set(pending.hash, pending)
+    const onAbort = () => this.fail(pending, new R1Error(`${action} interrupted`, ExitCode.INTERRUPTED, {code: 'INTERRUPTED'}))
+    options.signal?.addEventListener('abort', onAbort, {once: true})
+    try {
+      await this.sendText(encoded.text)
+    } catch (error) {
+      this.fail(pending, error as Error)
+    }
+    return result.finally(() => options.signal?.removeEventListener('abort', onAbort))
+  }
+
+  private async encodeFor(action: Action, payload: unknown): Promise<{hash: string; text: string}> {
+    if (this.closed) throw unreachable('The session is closed')
+    if (this.reconnecting) await this.reconnecting
+    try {
+      return encodeCommand(
+        {ACTION: action, PAYLOAD: payload, EE_DEST: this.address, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()},
+        this.options.identity,
+      )
+    } catch (error) {
+      throw new R1Error((error as Error).message, ExitCode.FAILURE, {code: 'INVALID_COMMAND'})
+    }
+  }
+
+  private sendText(text: string): Promise<void> {
+    const ws = this.ws
+    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(unreachable(`Not connected to ${this.url}`))
+    return new Promise<void>((resolve, reject) => ws.send(text, (error) => (error ? reject(unreachable(`Sending to ${this.url} failed: ${error.message}`)) : resolve())))
+  }
+
+  /** Sends a query and resolves with its RESULT. */
+  async request<T = unknown>(action: Action, payload: unknown, options: Omit<SendOptions, 'expect'> = {}): Promise<T> {
+    const {reply} = await this.send(action, payload, options)
+    return reply.RESULT as T
+  }
+
+  /** FULL_HEARTBEAT: the node's heartbeat now (allowed for any key). */
+  heartbeat(options: Omit<SendOptions, 'expect'> = {}): Promise<HeartbeatEvent> {
+    return this.request<HeartbeatEvent>('FULL_HEARTBEAT', null, options)
+  }
+
+  /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
+  state(name?: string, options: Omit<SendOptions, 'expect'> = {}): Promise<NodeStateResult> {
+    return this.request<NodeStateResult>('R1_STATE', name === undefined ? null : {NAME: name}, options)
+  }
+
+  /** The hashes among `hashes` the node does not hold. */
+  async missingBundles(hashes: string[], options: Omit<SendOptions, 'expect'> = {}): Promise<string[]> {
+    if (hashes.length === 0) return []
+    const missing: string[] = []
+    for (let i = 0; i < hashes.length; i += 1000) {
+      const result = await this.request<{MISSING: string[]}>('R1_BUNDLE_HAS', {HASHES: hashes.slice(i, i + 1000)}, options)
+      missing.push(...result.MISSING)
+    }
+    return missing
+  }
+
+  /** Uploads a bundle in chunks (R1_BUNDLE_PUT); resolves once the node stored it (hash checked there). */
+  async putBundle(hash: string, bytes: Uint8Array, options: Omit<SendOptions, 'expect'> & {onProgress?: (sent: number, total: number) => void} = {}): Promise<void> {
+    const count = Math.max(1, Math.ceil(bytes.length / BUNDLE_CHUNK_BYTES))
+    for (let index = 0; index < count; index++) {
+      const chunk = bytes.subarray(index * BUNDLE_CHUNK_BYTES, (index + 1) * BUNDLE_CHUNK_BYTES)
+      const result = await this.request<{STORED: boolean}>('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: Buffer.from(chunk).toString('base64')}, options)
+      options.onProgress?.(Math.min(bytes.length, (index + 1) * BUNDLE_CHUNK_BYTES), bytes.length)
+      if (result.STORED) return
+    }
+    throw new R1Error(`The node did not store bundle ${hash.slice(0, 12)}… after all ${count} chunks`, ExitCode.FAILURE, {code: 'BUNDLE_NOT_STORED'})
+  }
+
+  /**
+   * Subscribes (one subscription per session) and yields events in seq order: history first
+   * (`sinceSeq` / `last`), then live. Survives disconnects: reconnects with back-off and resumes
+   * after the last seq yielded, so nothing is lost or repeated. Ends on `close()` or the signal.
+   */
+  async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<SubscriptionItem> {
+    const filter: EventFilter | undefined = options.types || options.filter ? {...options.filter, ...(options.types ? {TYPES: options.types} : {})} : undefined
+    const request: Record<string, unknown> = {
+      ...(filter ? {FILTER: filter} : {}),
+      ...(options.sinceSeq !== undefined ? {SINCE_SEQ: options.sinceSeq} : {}),
+      ...(options.sinceSeq === undefined && options.last !== undefined ? {LAST: options.last} : {}),
+    }
+    const sub: ActiveSubscription = {request: {...request, LAST: undefined}, matcher: compileFilter(filter), lastSeq: options.sinceSeq ?? -1, queue: [], done: false}
+    if (this.subscription && !this.subscription.done) this.subscription.done = true
+    this.subscription = sub
+    const started = await this.request<{LAST_SEQ: number; FROM_SEQ: number}>('R1_SUBSCRIBE', request)
+    // Live-only subscriptions start at the node's current seq; history ones at what the node replays from.
+    if (sub.lastSeq < 0) sub.lastSeq = options.last === undefined ? started.LAST_SEQ : started.FROM_SEQ
+    const onAbort = () => this.endSubscription(sub)
+    options.signal?.addEventListener('abort', onAbort, {once: true})
+    try {
+      for (;;) {
+        if (sub.queue.length > 0) {
+          const item = sub.queue.shift()!
+          if (this.paused && sub.queue.length < LOW_QUEUE) {
+            this.paused = false
+            this.ws?.resume()
+          }
+          yield item
+          continue
+        }
+        if (sub.error) throw sub.error
+        if (sub.done || this.closed) return
+        await new Promise<void>((resolve) => (sub.wake = resolve))
+        sub.wake = undefined
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+      if (this.subscription === sub) {
+        sub.done = true
+        this.subscription = undefined
+        if (this.connected && !this.closed) void this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
+      }
+    }
+  }
+
+  private endSubscription(sub: ActiveSubscription): void {
+    sub.done = true
+    sub.wake?.()
+  }
+
+  private failSubscription(error: Error): void {
+    const sub = this.subscription
+    if (!sub) return
+    sub.error = error
+    sub.wake?.()
+  }
+
+  /** Closes the connection; pending commands fail with exit 7, a subscription ends. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.pingTimer)
+    if (this.subscription) this.endSubscription(this.subscription)
+    const ws = this.ws
+    if (!ws || ws.readyState === WebSocket.CLOSED) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ws.terminate()
+        resolve()
+      }, 1000)
+      ws.once('close', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      ws.close(1000, 'bye')
+    })
+  }
+
+  /** Test hook: drops the connection as a network failure would (the session reconnects if subscribed). */
+  dropConnection(): void {
+    this.ws?.terminate()
+  }
+}
+
+/** R1_STATE's RESULT. */
+export interface NodeStateResult {
+  ADDRESS: string
+  ALIAS: string
+  VERSION: string | null
+  UPTIME: number
+  LAST_SEQ: number
+  PIPELINES: Array<Record<string, unknown> & {NAME: string; TYPE: string; R1_VERSION: number}>
+  ARCHIVED: Array<Record<string, unknown> & {NAME: string; R1_VERSION: number}>
+  INSTANCES: Array<{PIPELINE: string; SIGNATURE: string; INSTANCE_ID: string; STATUS: string; LAST_ERROR: string | null; PID?: number; COUNTERS?: Record<string, unknown>}>
+  VERSIONS: Record<string, Array<{VERSION: number; TIME: string}>>
+}
+
+function hintFor(rejection: Rejection): string | undefined {
+  switch (rejection.REASON) {
+    case 'NOT_ALLOWED':
+      return 'Ask the node operator to run `r1 node allow <your address>` (yours: `r1 keys show`).'
+    case 'TIME_SKEW':
+      return "Fix this machine's clock (or the node's): commands carry a timestamp."
+    case 'WRONG_DEST':
+      return 'The target address does not match the node at that URL.'
+    case 'THROTTLED':
+      return 'Too many commands at once; retry more slowly.'
+    default:
+      return undefined
+  }
+}
+
+/** Convenience: connect, run `fn`, always close. */
+export async function withSession<T>(options: SessionOptions, fn: (session: Session) => Promise<T>): Promise<T> {
+  const session = await Session.connect(options)
+  try {
+    return await fn(session)
+  } finally {
+    await session.close()
+  }
+}
