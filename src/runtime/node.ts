@@ -62,6 +62,13 @@ export interface PipelineState {
   instances: InstanceState[]
 }
 
+/** Lifecycle of one instance: status changes, finished `process` calls, crashes (not events on the wire). */
+export type InstanceChange = {path: PayloadPath} & (
+  | {kind: 'status'; status: InstanceStatus; previous: InstanceStatus; error?: string}
+  | {kind: 'iteration'; iteration: number; ok: boolean; error?: string}
+  | {kind: 'crash'; error: string; restartInMs: number; restarts: number}
+)
+
 /** One line a plugin logged (ctx.log or its console): printed by `r1 run`, not an event. */
 export interface InstanceLog {
   path: PayloadPath
@@ -106,6 +113,7 @@ export class LocalNode implements NodeCore {
   private seq: number
   private readonly listeners = new Set<EventListener>()
   private readonly logListeners = new Set<(log: InstanceLog) => void>()
+  private readonly changeListeners = new Set<(change: InstanceChange) => void>()
   private readonly active = new Map<string, ActivePipeline>()
   private readonly archived = new Map<string, PipelineVersion>()
   private readonly history = new Map<string, PipelineVersion[]>()
@@ -164,6 +172,12 @@ export class LocalNode implements NodeCore {
   onLog(listener: (log: InstanceLog) => void): () => void {
     this.logListeners.add(listener)
     return () => this.logListeners.delete(listener)
+  }
+
+  /** Instance statuses, iterations and crashes as they happen (`r1 run --once`, start checks, tests). */
+  onInstanceChange(listener: (change: InstanceChange) => void): () => void {
+    this.changeListeners.add(listener)
+    return () => this.changeListeners.delete(listener)
   }
 
   execute(action: string, payload: unknown, meta: CommandMeta): Promise<void> {
@@ -612,6 +626,9 @@ export class LocalNode implements NodeCore {
   }
 
   private onInstanceEvent(path: PayloadPath, event: SupervisorEvent): void {
+    if (event.kind === 'status' || event.kind === 'iteration' || event.kind === 'crash') {
+      for (const listener of this.changeListeners) listener({path, ...event})
+    }
     if (this.stopped && event.kind !== 'log') return
     switch (event.kind) {
       case 'payload':
@@ -642,6 +659,7 @@ export class LocalNode implements NodeCore {
         for (const listener of this.logListeners) listener({path, level: event.level, text: event.text})
         break
       case 'status':
+      case 'iteration':
         break
     }
   }

@@ -48,6 +48,8 @@ export const defaultSupervisorOptions: SupervisorOptions = {
 export type SupervisorEvent =
   | RunnerEvent
   | {kind: 'status'; status: InstanceStatus; previous: InstanceStatus; error?: string}
+  /** A `process` call ended (ok or with an exception). */
+  | {kind: 'iteration'; iteration: number; ok: boolean; error?: string}
   /** The child died or was killed; it restarts after `restartInMs`. */
   | {kind: 'crash'; error: string; restartInMs: number; restarts: number}
 
@@ -283,6 +285,7 @@ export class InstanceSupervisor {
         this.busySince = undefined
         this.counters.iterations = message.iteration
         this.counters.execTime = iso()
+        this.sink({kind: 'iteration', iteration: message.iteration, ok: message.ok, ...(message.error ? {error: message.error} : {})})
         break
       case 'commandDone': {
         const pending = this.inFlight.get(message.id)

@@ -1,0 +1,99 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import {ExitCode, R1Error} from '../errors.js'
+
+export default class Run extends BaseCommand<typeof Run> {
+  static override summary = "Run a project's pipelines on the embedded runtime and print their events"
+  static override description =
+    'Validates config.yaml, bundles the plugins, starts a local node (throw-away data dir) and applies the pipelines. Events print as they come: pretty lines, or NDJSON with --json. Plugin logs go to stderr. Ctrl-C stops everything and exits 0.'
+
+  static override examples = [
+    '<%= config.bin %> run',
+    '<%= config.bin %> run temps --dir examples/sensor-watch',
+    '<%= config.bin %> run --watch',
+    '<%= config.bin %> run --once --json',
+    '<%= config.bin %> run --duration 10',
+  ]
+
+  static override strict = false
+  static override interruptible = true
+
+  static override args = {
+    pipeline: Args.string({description: 'Pipelines to run (default: all); several may be given'}),
+  }
+
+  static override flags = {
+    dir: Flags.string({char: 'd', description: 'Project folder (with config.yaml)', default: '.'}),
+    duration: Flags.custom<number>({
+      description: 'Stop after this many seconds',
+      parse: async (input) => {
+        const seconds = Number(input)
+        if (!Number.isFinite(seconds) || seconds <= 0) throw new R1Error(`--duration expects a positive number of seconds, got "${input}"`, ExitCode.USAGE)
+        return seconds
+      },
+    })(),
+    once: Flags.boolean({description: 'Stop after every instance has processed once', exclusive: ['watch']}),
+    watch: Flags.boolean({char: 'w', description: 'Re-validate, re-bundle and apply what changed when config.yaml or plugin sources change'}),
+    'data-dir': Flags.string({description: 'Keep the node state here instead of a throw-away folder'}),
+  }
+
+  public async run(): Promise<undefined> {
+    const {argv} = await this.parse(Run)
+    const json = this.jsonEnabled()
+    const {validateForRun, buildForRun, ProjectRun} = await import('../runtime/project-run.js')
+    const {renderEvent, renderLog} = await import('../ui/render-event.js')
+    const {err} = await import('../ui/colors.js')
+    const {tasks} = await import('../ui/tasks.js')
+    const validated = await validateForRun(this.flags.dir, argv as string[], {color: err.level > 0})
+
+    let built!: Awaited<ReturnType<typeof buildForRun>>
+    let run!: Awaited<ReturnType<typeof ProjectRun.start>>
+    let failure: Error | undefined
+    const step = (fn: () => Promise<void>) => async () => {
+      try {
+        if (!failure) await fn()
+      } catch (error) {
+        failure = error as Error // reported once, by the command, not also by listr
+      }
+    }
+    await tasks(
+      [
+        {title: 'Bundle plugins', task: step(async () => void (built = await buildForRun(validated)))},
+        {
+          title: 'Start the runtime',
+          task: step(async () => {
+            run = await ProjectRun.start(validated.dir, this.flags['data-dir'] ? {dataDir: this.flags['data-dir']} : {})
+            this.onCleanup(() => run.stop())
+            run.node.onEvent((event) => (json ? this.ndjson(event) : process.stdout.write(renderEvent(event) + '\n')))
+            run.node.onLog((log) => process.stderr.write(renderLog(log, {color: err.level > 0}) + '\n'))
+          }),
+        },
+        {title: `Apply ${validated.pipelines.join(', ')}`, task: step(async () => void (await run.apply(built)))},
+      ],
+      {json},
+    ).run()
+    if (failure) throw failure
+
+    const stopped = new Promise<void>((resolve) => {
+      if (this.signal.aborted) resolve()
+      this.signal.addEventListener('abort', () => resolve(), {once: true})
+      if (this.flags.duration) setTimeout(resolve, this.flags.duration * 1000).unref()
+    })
+    if (this.flags.watch) {
+      run.watch(
+        built,
+        (outcome) => {
+          if (outcome.error) process.stderr.write(`${err.red('✖')} ${outcome.error.message}\n${err.dim('→ still running the last good version; fix and save to retry')}\n`)
+          else this.note(err.green('✔') + ` applied: ${outcome.applied?.join(', ') || 'nothing changed'}${outcome.deleted?.length ? `; removed: ${outcome.deleted.join(', ')}` : ''}`)
+        },
+        () => this.note(err.dim('↻ change detected: rebuilding')),
+      )
+      this.note(err.dim('watching config.yaml and plugin sources (Ctrl-C to stop)'))
+    } else {
+      await Promise.race([run.whenStarted(), stopped])
+    }
+    await Promise.race([stopped, ...(this.flags.once ? [run.whenAllProcessed()] : [])])
+    await run.stop()
+    return undefined
+  }
+}

@@ -1,0 +1,123 @@
+import {Chalk, type ChalkInstance} from 'chalk'
+import type {NodeEvent} from '../protocol/events.js'
+import {out} from './colors.js'
+
+/**
+ * One node event as one human line (or a few, for an app's output): time, path, a compact payload.
+ * `r1 run` and `r1 logs` both print through this.
+ */
+export interface RenderEventOptions {
+  /** Colors (default: stdout's color support). */
+  color?: boolean
+  /** Prefix naming the node (`r1 logs` over many nodes: the target name or alias); omitted when undefined. */
+  nodeLabel?: string
+  /** Cut the compact payload at this many characters (default 200; 0 = never). */
+  maxWidth?: number
+  /** Show the date too, not only the time of day (default false). */
+  date?: boolean
+}
+
+const plain = new Chalk({level: 0})
+
+function chalkOf(options: RenderEventOptions): ChalkInstance {
+  if (options.color === undefined) return out
+  return options.color ? (out.level > 0 ? out : new Chalk({level: 1})) : plain
+}
+
+function clip(text: string, max: number): string {
+  return max > 0 && text.length > max ? text.slice(0, max - 1) + '…' : text
+}
+
+function compactValue(value: unknown): string {
+  if (typeof value === 'string') return /^[\w.:/@+-]+$/.test(value) ? value : JSON.stringify(value)
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : String(Math.round(value * 1e4) / 1e4)
+  return JSON.stringify(value) ?? String(value)
+}
+
+/** `KEY=value KEY2=value` of a payload without its envelope (EE_*) keys. */
+export function compactPayload(event: Record<string, unknown>): string {
+  return Object.entries(event)
+    .filter(([key]) => !key.startsWith('EE_'))
+    .map(([key, value]) => `${key}=${compactValue(value)}`)
+    .join(' ')
+}
+
+function timeOf(event: NodeEvent, date: boolean): string {
+  const stamp = new Date(event.EE_TIMESTAMP)
+  if (Number.isNaN(stamp.getTime())) return String(event.EE_TIMESTAMP)
+  const pad = (n: number, width = 2) => String(n).padStart(width, '0')
+  const time = `${pad(stamp.getHours())}:${pad(stamp.getMinutes())}:${pad(stamp.getSeconds())}.${pad(stamp.getMilliseconds(), 3)}`
+  return date ? `${stamp.getFullYear()}-${pad(stamp.getMonth() + 1)}-${pad(stamp.getDate())} ${time}` : time
+}
+
+/** `pipeline/SIGNATURE/instance` (node-level events: the node alias). */
+export function pathLabel(event: NodeEvent): string {
+  const [alias, pipeline, signature, instance] = event.EE_PAYLOAD_PATH
+  const parts = [pipeline, signature, instance].filter((part): part is string => part !== null)
+  return parts.length > 0 ? parts.join('/') : alias
+}
+
+function renderPayload(event: Record<string, unknown>, c: ChalkInstance, max: number): string {
+  if (event.R1_KIND === 'PROGRESS') {
+    const current = Number(event.CURRENT)
+    const total = Number(event.TOTAL)
+    const percent = total > 0 ? ` (${Math.round((current / total) * 100)}%)` : ''
+    return `${c.cyan('progress')} ${current}/${total}${percent}${event.CATEGORY ? ' ' + c.dim(String(event.CATEGORY)) : ''}`
+  }
+  if (event.R1_KIND === 'METRICS') {
+    const values = Object.entries((event.METRICS ?? {}) as Record<string, unknown>).map(([k, v]) => `${k}=${compactValue(v)}`)
+    return clip(`${c.cyan('metrics')}${event.CATEGORY ? ' ' + c.dim(String(event.CATEGORY)) : ''} ${values.join(' ')}`, max)
+  }
+  if (Array.isArray(event.OUTPUT) || Array.isArray(event.STDERR)) {
+    // PROCESS_APP_RUNNER: the app's lines, one per row, under a status line
+    const {OUTPUT, STDERR, ...rest} = event
+    const head = clip(compactPayload(rest), max)
+    const lines = [...((OUTPUT as string[]) ?? []).map((l) => `  ${c.dim('│')} ${l}`), ...((STDERR as string[]) ?? []).map((l) => `  ${c.red('│')} ${l}`)]
+    return [head, ...lines].join('\n')
+  }
+  return clip(compactPayload(event), max)
+}
+
+function renderNotification(event: Record<string, unknown>, c: ChalkInstance, max: number): string {
+  const type = String(event.NOTIFICATION_TYPE ?? '')
+  const code = typeof event.NOTIFICATION_CODE === 'number' ? event.NOTIFICATION_CODE : undefined
+  const paint = type === 'EXCEPTION' || (code !== undefined && code < 0) ? c.red : type === 'NORMAL' ? c.green : c.yellow
+  const label = paint(type === 'NORMAL' ? 'note' : type === 'EXCEPTION' ? 'exception' : 'abnormal')
+  const codeText = code === undefined ? '' : c.dim(` [${code}]`)
+  return `${label}${codeText} ${clip(String(event.NOTIFICATION ?? ''), max)}`
+}
+
+function renderHeartbeat(event: Record<string, unknown>, c: ChalkInstance, max: number): string {
+  const plugins = (event.ACTIVE_PLUGINS ?? []) as Array<Record<string, unknown>>
+  const mib = (bytes: unknown) => `${Math.round(Number(bytes) / 1048576)} MiB`
+  const statuses = plugins.map((p) => `${p.INSTANCE_ID}:${p.STATUS}`).join(' ')
+  const text = `up ${Math.round(Number(event.UPTIME))}s cpu ${event.CPU_USED}% rss ${mib(event.PROCESS_MEMORY)} pipelines ${(event.PIPELINES as unknown[] | undefined)?.length ?? 0} instances ${plugins.length}${statuses ? ` ${statuses}` : ''}`
+  return `${c.magenta('heartbeat')} ${clip(text, max)}`
+}
+
+/** Renders one event for humans (no trailing newline). */
+export function renderEvent(event: NodeEvent, options: RenderEventOptions = {}): string {
+  const c = chalkOf(options)
+  const max = options.maxWidth ?? 200
+  const record = event as Record<string, unknown>
+  const body =
+    event.EE_EVENT_TYPE === 'PAYLOAD'
+      ? renderPayload(record, c, max)
+      : event.EE_EVENT_TYPE === 'NOTIFICATION'
+        ? renderNotification(record, c, max)
+        : event.EE_EVENT_TYPE === 'HEARTBEAT'
+          ? renderHeartbeat(record, c, max)
+          : clip(compactPayload(record), max)
+  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
+  return `${c.dim(timeOf(event, options.date ?? false))} ${node}${c.bold(pathLabel(event))} ${body}`
+}
+
+/** A plugin's log line (ctx.log or console output), for stderr. */
+export function renderLog(log: {path: readonly (string | null)[]; level: string; text: string}, options: RenderEventOptions = {}): string {
+  const c = chalkOf(options)
+  const [, pipeline, signature, instance] = log.path
+  const where = [pipeline, signature, instance].filter(Boolean).join('/')
+  const level = log.level === 'error' ? c.red('error') : log.level === 'warn' ? c.yellow('warn ') : c.dim(log.level === 'debug' ? 'debug' : 'log  ')
+  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
+  return `${node}${c.dim(where)} ${level} ${log.text}`
+}
