@@ -32,7 +32,7 @@ export class ConfirmationTracker {
   private pipelineDone: boolean
   private readonly pendingInstances: Map<string, InstanceRef>
   private verdict?: Verdict
-  /** INFO of the last instance confirmation (a command's RESULT travels there). */
+  /** INFO of the confirmations (a command's RESULT, a rollback's VERSION travel there). */
   private info?: Record<string, unknown>
 
   constructor(private readonly expect: Expectation) {
@@ -84,6 +84,7 @@ export class ConfirmationTracker {
     }
     if (ours && code === this.expect.pipelineCode) {
       this.pipelineDone = true
+      if (n.INFO && typeof n.INFO === 'object') this.info = {...(n.INFO as Record<string, unknown>), ...this.info}
       return
     }
     if (others || pipeline !== this.expect.pipeline || !signature || !instanceId) return
@@ -92,7 +93,7 @@ export class ConfirmationTracker {
     if (!awaited) return
     if (code === (this.expect.instanceCode ?? NotificationCode.PLUGIN_CONFIG_OK)) {
       this.pendingInstances.delete(k)
-      if (n.INFO && typeof n.INFO === 'object') this.info = n.INFO as Record<string, unknown>
+      if (n.INFO && typeof n.INFO === 'object') this.info = {...this.info, ...(n.INFO as Record<string, unknown>)}
       return
     }
     const failedCode = code !== undefined && (INSTANCE_FAILURES.has(code) || code < 0)

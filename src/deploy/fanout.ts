@@ -1,5 +1,5 @@
 import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
-import type {NodeEvent} from '../protocol/events.js'
+import type {HeartbeatEvent, NodeEvent} from '../protocol/events.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import {ConfirmationTracker, type Expectation, type Verdict} from './confirm.js'
 import type {Target} from './targets.js'
@@ -14,10 +14,14 @@ export interface NodeLink {
   readonly alias: string
   /** Every node event from now on (already verified); returns the unsubscribe function. */
   onEvent(listener: (event: NodeEvent) => void): () => void
-  /** Signs and sends a command; resolves with its EE_HASH once it is written. */
+  /** Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4). */
   send(action: string, payload: unknown): Promise<string>
+  /** Also receive the node's notifications that name no command (an instance's exception), to fail fast. */
+  watchNotifications(): Promise<void>
   /** The node's pipelines and statuses (R1_STATE). */
   state(): Promise<NodeState>
+  /** A fresh heartbeat (FULL_HEARTBEAT): resources and every instance's counters. */
+  heartbeat(): Promise<HeartbeatEvent>
   /** The hashes among `hashes` that the node does not hold (R1_BUNDLE_HAS). */
   missingBundles(hashes: string[]): Promise<string[]>
   /** Uploads one bundle in chunks (R1_BUNDLE_PUT); rejects on a drop or a stall. */
@@ -30,11 +34,13 @@ export interface NodeState {
   alias: string
   version?: string
   uptime?: number
+  /** Running pipelines as the node stores them (R1_VERSION added by the node). */
   pipelines: PipelineConfig[]
-  /** Archived versions per pipeline, newest first (what `rollback --to` picks from). */
-  archives?: Record<string, Array<{version: number | string; time?: string}>>
-  /** Raw extra fields of the node's answer (heartbeat figures, instance statuses). */
-  [key: string]: unknown
+  /** Stopped (archived) pipelines, kept for rollback. */
+  archived: PipelineConfig[]
+  instances: Array<{pipeline: string; signature: string; instanceId: string; status: string; lastError: string | null}>
+  /** Kept versions per pipeline, oldest first (what `rollback --to` picks from). */
+  versions: Record<string, Array<{version: number; time?: string}>>
 }
 
 export type Connect = (target: Target, signal?: AbortSignal) => Promise<NodeLink>

@@ -3,7 +3,7 @@ import {NotificationCode} from '../protocol/codes.js'
 import type {ActivePlugin} from '../protocol/events.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import {type Connect, type NodeLink, type NodeState, type TargetStatus, exitCodeFor, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
-import type {Target} from './targets.js'
+import type {Target, TargetSelection} from './targets.js'
 
 /**
  * The managing commands (`status`, `pipelines ls|stop|delete`, `command`, `rollback`): each runs
@@ -72,43 +72,42 @@ export interface NodeStatus {
   uptime?: number
   cpu?: number
   memory?: {process?: number; available?: number; machine?: number}
-  pipelines: Array<{name: string; type: string; instances: InstanceStatusRow[]}>
+  pipelines: Array<{name: string; type: string; version?: number; stopped: boolean; instances: InstanceStatusRow[]}>
 }
 
-/** `r1 status` for one node: its state and its last heartbeat's figures, instance by instance. */
+/** `r1 status` for one node: its state and a fresh heartbeat's figures, instance by instance. */
 export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
-  const state = await link.state()
-  const plugins = activePlugins(state)
-  const heartbeat = (state.heartbeat ?? {}) as Record<string, unknown>
-  const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
+  const [state, heartbeat] = await Promise.all([link.state(), link.heartbeat()])
   return {
     address: state.address ?? link.address,
     alias: state.alias ?? link.alias,
-    version: typeof state.version === 'string' ? state.version : typeof heartbeat.VERSION === 'string' ? heartbeat.VERSION : undefined,
-    uptime: num(state.uptime) ?? num(heartbeat.UPTIME),
-    cpu: num(heartbeat.CPU_USED),
-    memory: {process: num(heartbeat.PROCESS_MEMORY), available: num(heartbeat.AVAILABLE_MEMORY), machine: num(heartbeat.MACHINE_MEMORY)},
-    pipelines: state.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, instances: instanceRows(p, plugins)})),
+    version: state.version ?? heartbeat.VERSION,
+    uptime: state.uptime ?? heartbeat.UPTIME,
+    cpu: heartbeat.CPU_USED,
+    memory: {process: heartbeat.PROCESS_MEMORY, available: heartbeat.AVAILABLE_MEMORY, machine: heartbeat.MACHINE_MEMORY},
+    pipelines: [
+      ...state.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, state)})),
+      ...state.archived.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: true, instances: []})),
+    ],
   }
 }
 
-function activePlugins(state: NodeState): ActivePlugin[] {
-  const fromHeartbeat = (state.heartbeat as {ACTIVE_PLUGINS?: ActivePlugin[]} | undefined)?.ACTIVE_PLUGINS
-  const direct = state.instances as ActivePlugin[] | undefined
-  return Array.isArray(direct) ? direct : Array.isArray(fromHeartbeat) ? fromHeartbeat : []
+function versionOf(p: PipelineConfig): number | undefined {
+  return typeof p.R1_VERSION === 'number' ? p.R1_VERSION : undefined
 }
 
-function instanceRows(pipeline: PipelineConfig, plugins: ActivePlugin[]): InstanceStatusRow[] {
+function instanceRows(pipeline: PipelineConfig, plugins: ActivePlugin[], state: NodeState): InstanceStatusRow[] {
   return pipeline.PLUGINS.flatMap((plugin) =>
     plugin.INSTANCES.map((instance) => {
       const live = plugins.find((p) => p.STREAM_ID === pipeline.NAME && p.SIGNATURE === plugin.SIGNATURE && p.INSTANCE_ID === instance.INSTANCE_ID)
+      const known = state.instances.find((i) => i.pipeline === pipeline.NAME && i.signature === plugin.SIGNATURE && i.instanceId === instance.INSTANCE_ID)
       return {
         pipeline: pipeline.NAME,
         signature: plugin.SIGNATURE,
         instanceId: instance.INSTANCE_ID,
-        status: live?.STATUS ?? 'unknown',
+        status: live?.STATUS ?? known?.status ?? 'unknown',
         restarts: live?.RESTARTS,
-        lastError: live?.LAST_ERROR ?? null,
+        lastError: live?.LAST_ERROR ?? known?.lastError ?? null,
         lastErrorTime: live?.LAST_ERROR_TIME ?? null,
         lastConfig: live?.LAST_CONFIG_TIMESTAMP ?? null,
         iteration: live?.CURRENT_PROCESS_ITERATION,
@@ -144,14 +143,18 @@ export async function deletePipeline(link: NodeLink, name: string, timeoutMs: nu
   return {pipeline: name, deleted: true}
 }
 
-/** `r1 rollback`: R1_ROLLBACK to the previous (or a given) archived version, confirmed by PIPELINE_OK. */
-export async function rollbackPipeline(link: NodeLink, name: string, version: number | undefined, timeoutMs: number): Promise<{pipeline: string; version?: number}> {
+/** `r1 rollback`: R1_ROLLBACK to the previous (or a given) kept version, confirmed by PIPELINE_OK naming the new version. */
+export async function rollbackPipeline(link: NodeLink, name: string, version: number | undefined, timeoutMs: number): Promise<{pipeline: string; restored?: number; version?: number}> {
   const payload = version === undefined ? {NAME: name} : {NAME: name, VERSION: version}
-  await confirmOne(link, 'R1_ROLLBACK', payload, {pipeline: name, pipelineCode: NotificationCode.PIPELINE_OK, instances: []}, `Rolling back ${name} on ${link.alias}`, timeoutMs)
-  const state = await link.state()
-  const now = state.pipelines.find((p) => p.NAME === name)
-  const restored = typeof now?.R1_VERSION === 'number' ? now.R1_VERSION : version
-  return {pipeline: name, ...(restored === undefined ? {} : {version: restored})}
+  const {verdict} = await sendAndConfirm(link, [{action: 'R1_ROLLBACK', payload, expect: {pipeline: name, pipelineCode: NotificationCode.PIPELINE_OK, instances: []}}], timeoutMs)
+  const error = verdictError(verdict, `Rolling back ${name} on ${link.alias}`, timeoutMs)
+  if (error) throw error
+  const info = verdict.state === 'confirmed' ? (verdict.info ?? {}) : {}
+  return {
+    pipeline: name,
+    ...(typeof info.ROLLBACK_TO === 'number' ? {restored: info.ROLLBACK_TO} : {}),
+    ...(typeof info.VERSION === 'number' ? {version: info.VERSION} : {}),
+  }
 }
 
 /** The INSTANCE_COMMAND value Ratio1 sends: the bare name, or `{COMMAND, ...params}` when there are params. */
@@ -191,4 +194,40 @@ async function confirmOne(link: NodeLink, action: string, payload: unknown, expe
   const {verdict} = await sendAndConfirm(link, [{action, payload, expect}], timeoutMs)
   const error = verdictError(verdict, what, timeoutMs)
   if (error) throw error
+}
+
+/** The target and session flags every managing command takes. */
+export interface ManageFlags extends TargetSelection {
+  dir: string
+  'max-concurrent': number
+  'connect-timeout': number
+  'wait-timeout': number
+}
+
+/** Resolves the targets, loads the session identity, and runs `operation` on every target. */
+export async function manage<T>(flags: ManageFlags, signal: AbortSignal | undefined, operation: (link: NodeLink, target: Target, timeoutMs: number) => Promise<T>) {
+  const [{selectTargets}, {connector}] = await Promise.all([import('./project.js'), import('./link.js')])
+  const targets = await selectTargets(flags.dir, flags)
+  const connect = await connector({connectTimeoutMs: flags['connect-timeout'] * 1000})
+  const timeoutMs = flags['wait-timeout'] * 1000
+  return onEveryTarget({targets, connect, maxConcurrent: flags['max-concurrent'], signal}, (link, target) => operation(link, target, timeoutMs))
+}
+
+/** `--param KEY=VALUE` values: JSON where it parses (numbers, booleans, objects), else the string. Keys in UPPERCASE. */
+export function parseParams(pairs: string[]): Record<string, unknown> {
+  const params: Record<string, unknown> = {}
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0) throw new R1Error(`--param "${pair}" is not KEY=VALUE`, ExitCode.USAGE, {code: 'BAD_PARAM', hint: 'e.g. --param delay=5 --param mode=fast'})
+    const key = pair.slice(0, eq).trim().toUpperCase()
+    const raw = pair.slice(eq + 1)
+    let value: unknown = raw
+    try {
+      value = JSON.parse(raw)
+    } catch {
+      // not JSON: keep the text
+    }
+    params[key] = value
+  }
+  return params
 }

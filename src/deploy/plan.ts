@@ -113,7 +113,7 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
   }
 
   const touched = instances.filter((i) => i.change !== 'unchanged')
-  const base = {name: desired.NAME, diff, bundles, instances, previous: current}
+  const base = {name: desired.NAME, diff, bundles, instances, previous: withoutNodeKeys(current)}
   if (diff.length === 0 && bundles.length === 0 && touched.length === 0) {
     return {...base, change: 'unchanged', confirm: {pipeline: false, instances: []}}
   }
@@ -128,6 +128,11 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
     return {...base, change: 'update-instances', command: {action: 'BATCH_UPDATE_PIPELINE_INSTANCE', payload}, confirm: {pipeline: false, instances: toConfirm}}
   }
   return {...base, change: 'update', command: {action: 'UPDATE_CONFIG', payload: desired}, confirm: {pipeline: true, instances: toConfirm}}
+}
+
+/** A stored pipeline as it was sent: without the keys the node added. */
+export function withoutNodeKeys(pipeline: PipelineConfig): PipelineConfig {
+  return Object.fromEntries(Object.entries(pipeline).filter(([k]) => !NODE_MANAGED_KEYS.has(k))) as PipelineConfig
 }
 
 function ref(i: InstancePlan): InstanceRef {

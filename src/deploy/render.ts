@@ -127,7 +127,7 @@ function mib(bytes: number | undefined): string {
 /** `r1 status` for one node (the NodeStatus of src/deploy/manage.ts). */
 export function renderNodeStatus(
   name: string,
-  s: {address: string; alias: string; version?: string; uptime?: number; cpu?: number; memory?: {process?: number; available?: number; machine?: number}; pipelines: Array<{name: string; type: string; instances: Array<{signature: string; instanceId: string; status: string; restarts?: number; lastError?: string | null}>}>},
+  s: {address: string; alias: string; version?: string; uptime?: number; cpu?: number; memory?: {process?: number; available?: number; machine?: number}; pipelines: Array<{name: string; type: string; stopped?: boolean; version?: number; instances: Array<{signature: string; instanceId: string; status: string; restarts?: number; lastError?: string | null}>}>},
   color: ChalkInstance,
 ): string[] {
   const lines = [
@@ -138,9 +138,21 @@ export function renderNodeStatus(
   const rows = s.pipelines.flatMap((p) =>
     p.instances.map((i) => [p.name, `${i.signature}/${i.instanceId}`, i.status, String(i.restarts ?? '-'), i.lastError ? i.lastError.split('\n')[0].slice(0, 80) : '']),
   )
-  const empty = s.pipelines.filter((p) => p.instances.length === 0).map((p) => [p.name, color.dim('(no instances)'), '', '', ''])
+  const empty = s.pipelines.filter((p) => p.instances.length === 0).map((p) => [p.name, p.stopped ? `(stopped at v${p.version ?? '?'}, kept for rollback)` : '(no instances)', p.stopped ? 'stopped' : '', '', ''])
   const table_ = table(['PIPELINE', 'INSTANCE', 'STATUS', 'RESTARTS', 'LAST ERROR'], [...rows, ...empty], color, (row, col, text) =>
     col === 2 && row < rows.length ? paintStatus(rows[row][2], text, color) : col === 4 ? color.red(text) : text,
   )
   return [...lines, ...table_.map((l) => `  ${l}`)]
+}
+
+/** The stdout lines and the stderr failure summary of a per-target command. */
+export function reportTargets(
+  targets: ReadonlyArray<{target: string; status: string; error?: string}>,
+  detail: (index: number) => string,
+  color: {out: ChalkInstance; err: ChalkInstance},
+  failure: {message: string; hint?: string} | undefined,
+): {stdout: string; stderr: string} {
+  const stdout = renderTargetResults(targets, detail, color.out).join('\n') + '\n'
+  const stderr = failure ? `${color.err.red('✖')} ${failure.message}\n${failure.hint ? color.err.dim('→ ' + failure.hint) + '\n' : ''}` : ''
+  return {stdout, stderr}
 }

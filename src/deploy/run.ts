@@ -130,6 +130,7 @@ async function deployTarget(target: Target, options: DeployOptions, waitTimeoutM
     result.timings.upload = lap()
 
     step('applying')
+    await attempt.link.watchNotifications()
     const commands = changing.map((p) => ({action: p.command!.action, payload: p.command!.payload, expect: expectationOf(p)}))
     attempt.applied = changing
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))

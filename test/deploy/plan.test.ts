@@ -58,7 +58,7 @@ describe('planPipeline', () => {
       {key: 'UNIT', kind: 'add', to: 'F'},
     ])
     expect(plan.instances.filter((i) => i.change === 'unchanged')).toHaveLength(2)
-    expect(plan.previous).toBe(current)
+    expect(plan.previous).toEqual(current)
   })
 
   it('sends the whole pipeline when a key is removed, an instance is added or removed, or TYPE changes', () => {

@@ -1,0 +1,40 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import {targetFlags} from './deploy.js'
+
+export default class Command extends BaseCommand<typeof Command> {
+  static override summary = 'Send a one-shot command to a plugin instance and wait for PLUGIN_INSTANCE_COMMAND_OK'
+  static override description = "The instance's command() receives the name and the --param values (numbers, booleans and JSON are parsed; anything else stays a string). Its return value is shown as the result."
+  static override examples = ['<%= config.bin %> command temps monitor-1 RESET --target edge-a', '<%= config.bin %> command apps runner RESTART --param delay=5 --all --json']
+
+  static override args = {
+    pipeline: Args.string({description: 'Pipeline NAME', required: true}),
+    instance: Args.string({description: 'INSTANCE_ID', required: true}),
+    command: Args.string({description: 'Command name, e.g. RESTART', required: true}),
+  }
+
+  static override flags = {
+    ...targetFlags,
+    param: Flags.string({char: 'p', description: 'Command parameter KEY=VALUE (repeatable)', multiple: true}),
+    signature: Flags.string({description: 'SIGNATURE of the instance, when its id is used by several plugins'}),
+  }
+
+  public async run() {
+    const [{manage, instanceCommand, parseParams}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
+    const params = parseParams(this.flags.param ?? [])
+    const args = {pipeline: this.args.pipeline, instanceId: this.args.instance, command: this.args.command, signature: this.flags.signature, params}
+    const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => instanceCommand(link, args, timeoutMs))
+    if (!this.jsonEnabled()) {
+      const [{out, err}, {reportTargets}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
+      const detail = (i: number) => {
+        const r = result.targets[i].result
+        return r && 'result' in r ? `OK: ${JSON.stringify(r.result)}` : 'OK'
+      }
+      const report = reportTargets(result.targets, detail, {out, err}, failureOf(`Command ${this.args.command}`, result.targets))
+      process.stdout.write(report.stdout)
+      process.stderr.write(report.stderr)
+    }
+    process.exitCode = result.exitCode
+    return result
+  }
+}

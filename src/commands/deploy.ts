@@ -1,0 +1,86 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import type {TargetStatus} from '../deploy/fanout.js'
+import type {DeployResult} from '../deploy/run.js'
+
+/** Target flags shared by deploy and the managing commands. */
+export const targetFlags = {
+  target: Flags.string({char: 't', description: 'Named target from config.yaml `targets` (repeatable)', multiple: true}),
+  node: Flags.string({description: 'Ad hoc node URL (ws:// or wss://), with --address (repeatable)', multiple: true}),
+  address: Flags.string({description: 'The address expected at each --node (0xai_…)', multiple: true}),
+  all: Flags.boolean({description: 'Every target in config.yaml'}),
+  exclude: Flags.string({description: 'Leave this target out (repeatable)', multiple: true}),
+  dir: Flags.string({char: 'd', description: 'Project folder (holds config.yaml)', default: '.'}),
+  'max-concurrent': Flags.integer({description: 'Targets handled at once', default: 8, min: 1}),
+  'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
+  'wait-timeout': Flags.integer({description: 'Seconds to wait for the node to confirm', default: 60, min: 1}),
+}
+
+export default class Deploy extends BaseCommand<typeof Deploy> {
+  static override summary = 'Bundle, upload and apply pipelines on nodes, waiting for their confirmations'
+  static override description =
+    'Per target: connect and verify the node address, upload only the bundles it lacks, send UPDATE_CONFIG (or only the changed instances), then wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. Unchanged instances keep running. Exit 0 when every target succeeded, 6 when some failed, 4/5/7 when all were rejected / timed out / unreachable.'
+
+  static override examples = [
+    '<%= config.bin %> deploy --target edge-a',
+    '<%= config.bin %> deploy temps --all --exclude edge-c --atomic',
+    '<%= config.bin %> deploy --node wss://10.0.0.5:7443 --address 0xai_A2pP… --dry-run',
+    '<%= config.bin %> deploy --all --json',
+  ]
+
+  static override strict = false
+  static override args = {}
+  static override flags = {
+    ...targetFlags,
+    'dry-run': Flags.boolean({description: "Show each target's plan against its current state; change nothing"}),
+    atomic: Flags.boolean({description: 'If any target fails, put back the targets that already took the new version'}),
+  }
+
+  public async run(): Promise<DeployResult> {
+    const {argv} = await this.parse(Deploy)
+    const pipelines = argv.map(String)
+    const [{prepareProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}] = await Promise.all([
+      import('../deploy/project.js'),
+      import('../deploy/targets.js'),
+      import('../deploy/link.js'),
+      import('../deploy/run.js'),
+      import('../deploy/progress.js'),
+    ])
+    const project = await prepareProject(this.flags.dir, pipelines)
+    const targets = resolveTargets(project.targets, this.flags)
+    const connect = await connector({connectTimeoutMs: this.flags['connect-timeout'] * 1000})
+    const json = this.jsonEnabled()
+    const progress = targetProgress(targets, {json})
+    const result = await deploy({
+      targets,
+      pipelines: project.pipelines,
+      bundles: project.bundles,
+      connect,
+      maxConcurrent: this.flags['max-concurrent'],
+      waitTimeoutMs: this.flags['wait-timeout'] * 1000,
+      dryRun: this.flags['dry-run'],
+      atomic: this.flags.atomic,
+      signal: this.signal,
+      onStep: (target, step, detail) => (step === 'done' ? !this.flags.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
+    })
+    await progress.close(result.targets)
+    if (!json) await this.render(result)
+    process.exitCode = result.exitCode
+    return result
+  }
+
+  private async render(result: DeployResult): Promise<void> {
+    const [{out, err}, {renderDeploySummary, renderPlan}, {failureOf}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js'), import('../deploy/fanout.js')])
+    const lines: string[] = []
+    if (this.flags['dry-run']) {
+      for (const t of result.targets) {
+        lines.push(out.bold(`${t.target} (${t.url})`), ...(t.plan ? renderPlan(t.plan, out) : [out.red(`  ${t.status}: ${t.error}`)]))
+      }
+    } else {
+      lines.push(...renderDeploySummary(result.targets, out))
+    }
+    process.stdout.write(lines.join('\n') + '\n')
+    const failure = failureOf(this.flags['dry-run'] ? 'Planning' : 'Deploy', result.targets)
+    if (failure) process.stderr.write(`${err.red('✖')} ${failure.message}\n${err.dim('→ ' + failure.hint)}\n`)
+  }
+}

@@ -1,0 +1,24 @@
+import {Args} from '@oclif/core'
+import {BaseCommand} from '../../base-command.js'
+import {targetFlags} from '../deploy.js'
+
+export default class PipelinesStop extends BaseCommand<typeof PipelinesStop> {
+  static override summary = 'Stop a pipeline on nodes (ARCHIVE_CONFIG): its instances end, the node keeps it for rollback'
+  static override examples = ['<%= config.bin %> pipelines stop temps --target edge-a', '<%= config.bin %> pipelines stop temps --all --json']
+
+  static override args = {name: Args.string({description: 'Pipeline NAME', required: true})}
+  static override flags = {...targetFlags}
+
+  public async run() {
+    const [{manage, stopPipeline}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
+    const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => stopPipeline(link, this.args.name, timeoutMs))
+    if (!this.jsonEnabled()) {
+      const [{out, err}, {reportTargets}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
+      const report = reportTargets(result.targets, () => `${this.args.name} archived`, {out, err}, failureOf('Stopping ' + this.args.name, result.targets))
+      process.stdout.write(report.stdout)
+      process.stderr.write(report.stderr)
+    }
+    process.exitCode = result.exitCode
+    return result
+  }
+}

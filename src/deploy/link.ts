@@ -1,0 +1,106 @@
+import {cliKeyPath, requireIdentity} from '../protocol/identity.js'
+import type {Action} from '../protocol/messages.js'
+import {ExitCode, R1Error} from '../errors.js'
+import {type PipelineConfig, PipelineConfigSchema} from '../protocol/pipeline.js'
+import {Session} from '../session/index.js'
+import type {Connect, NodeLink, NodeState} from './fanout.js'
+import type {Target} from './targets.js'
+
+export interface ConnectorOptions {
+  connectTimeoutMs?: number
+  /** How long a single request (state, bundle chunk, command acceptance) may take before it is an error (exit 5). */
+  requestTimeoutMs?: number
+}
+
+/**
+ * The session client as a NodeLink: loads the CLI key once (R1_CONFIG_DIR or the XDG config dir)
+ * and connects per target; the session checks the node's signed hello against the target address.
+ */
+export async function connector(options: ConnectorOptions = {}): Promise<Connect> {
+  const identity = await requireIdentity(cliKeyPath())
+  return async (target: Target, signal?: AbortSignal) => {
+    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs})
+    if (signal?.aborted) {
+      await session.close()
+      throw signal.reason
+    }
+    return new SessionLink(session, options.requestTimeoutMs ?? 30_000)
+  }
+}
+
+class SessionLink implements NodeLink {
+  private watching?: Promise<void>
+
+  constructor(
+    private readonly session: Session,
+    private readonly timeoutMs: number,
+  ) {}
+
+  get address(): string {
+    return this.session.address
+  }
+
+  get alias(): string {
+    return this.session.alias || this.session.address
+  }
+
+  onEvent(listener: Parameters<NodeLink['onEvent']>[0]): () => void {
+    return this.session.onEvent(listener)
+  }
+
+  /** Resolves once the node accepted the command (R1_REPLY); a rejection throws (exit 4). */
+  async send(action: string, payload: unknown): Promise<string> {
+    const {hash} = await this.session.send(action as Action, payload, {timeoutMs: this.timeoutMs})
+    return hash
+  }
+
+  /**
+   * Asks the node for its notifications on this connection: an instance's exception carries no
+   * command hash, and deploy must see it to fail fast.
+   */
+  watchNotifications(): Promise<void> {
+    this.watching ??= this.session.request('R1_SUBSCRIBE', {FILTER: {TYPES: ['NOTIFICATION']}}, {timeoutMs: this.timeoutMs}).then(() => undefined)
+    return this.watching
+  }
+
+  async state(): Promise<NodeState> {
+    const s = await this.session.state(undefined, {timeoutMs: this.timeoutMs})
+    return {
+      address: s.ADDRESS,
+      alias: s.ALIAS,
+      version: s.VERSION ?? undefined,
+      uptime: s.UPTIME,
+      pipelines: pipelinesOf(s.PIPELINES, this.alias),
+      archived: pipelinesOf(s.ARCHIVED, this.alias),
+      instances: (s.INSTANCES ?? []).map((i) => ({pipeline: i.PIPELINE, signature: i.SIGNATURE, instanceId: i.INSTANCE_ID, status: i.STATUS, lastError: i.LAST_ERROR})),
+      versions: Object.fromEntries(Object.entries(s.VERSIONS ?? {}).map(([name, list]) => [name, list.map((v) => ({version: v.VERSION, time: v.TIME}))])),
+    }
+  }
+
+  heartbeat() {
+    return this.session.heartbeat({timeoutMs: this.timeoutMs})
+  }
+
+  missingBundles(hashes: string[]): Promise<string[]> {
+    return this.session.missingBundles(hashes, {timeoutMs: this.timeoutMs})
+  }
+
+  /** Chunked upload; each chunk must be acknowledged within the request timeout, so a stall is an error (exit 5). */
+  putBundle(hash: string, bytes: Uint8Array): Promise<void> {
+    return this.session.putBundle(hash, bytes, {timeoutMs: this.timeoutMs})
+  }
+
+  close(): Promise<void> {
+    return this.session.close()
+  }
+}
+
+/** The node's stored pipelines, checked: a node that reports nonsense is an error, not a plan. */
+function pipelinesOf(list: unknown, alias: string): PipelineConfig[] {
+  const parsed = PipelineConfigSchema.array().safeParse(list ?? [])
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new R1Error(`${alias} reported a malformed pipeline state (${issue.path.join('.')}: ${issue.message})`, ExitCode.FAILURE, {code: 'BAD_NODE_STATE', hint: 'Is the node running a compatible r1 version? Check `r1 status`.'})
+  }
+  return parsed.data
+}
