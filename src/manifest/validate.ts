@@ -31,7 +31,7 @@ export function resolveManifestPath(pathOrDir: string): string {
   try {
     stats = statSync(absolute)
   } catch {
-    throw notFound(absolute, pathOrDir)
+    throw notFound(`${absolute} does not exist`, pathOrDir)
   }
   if (!stats.isDirectory()) return absolute
   const file = join(absolute, MANIFEST_FILE)
@@ -40,13 +40,13 @@ export function resolveManifestPath(pathOrDir: string): string {
   } catch {
     // fall through
   }
-  throw notFound(file, pathOrDir)
+  throw notFound(`No ${MANIFEST_FILE} in ${absolute}`, pathOrDir)
 }
 
-function notFound(file: string, given: string): R1Error {
-  return new R1Error(`No ${MANIFEST_FILE} at ${file}`, ExitCode.FAILURE, {
+function notFound(message: string, given: string): R1Error {
+  return new R1Error(message, ExitCode.FAILURE, {
     code: 'MANIFEST_NOT_FOUND',
-    hint: `Pass the project folder or its config.yaml (got "${given}"), or create a project with \`r1 init\`.`,
+    hint: `Pass a project folder or its ${MANIFEST_FILE} (got "${given}"), or create a project with \`r1 init\`.`,
   })
 }
 

@@ -39,14 +39,14 @@ async function rejection(promise: Promise<unknown>): Promise<R1Error> {
 describe('validateProject: finding the file', () => {
   it('fails with MANIFEST_NOT_FOUND (exit 1) and a hint for a missing path', async () => {
     const error = await rejection(validateProject(join(tmp, 'nope')))
-    expect(error).toMatchObject({exitCode: 1, code: 'MANIFEST_NOT_FOUND'})
+    expect(error).toMatchObject({exitCode: 1, code: 'MANIFEST_NOT_FOUND', message: `${join(tmp, 'nope')} does not exist`})
     expect(error.hint).toMatch(/r1 init/)
   })
   it('fails the same way for a folder without config.yaml', async () => {
     const empty = join(tmp, 'empty')
     mkdirSync(empty)
     const error = await rejection(validateProject(empty))
-    expect(error.message).toBe(`No config.yaml at ${join(empty, 'config.yaml')}`)
+    expect(error.message).toBe(`No config.yaml in ${empty}`)
   })
   it('accepts a manifest file under any name', async () => {
     const file = join(tmp, 'other.yaml')

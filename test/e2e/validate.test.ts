@@ -1,0 +1,156 @@
+import {spawnSync} from 'node:child_process'
+import {cpSync, existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+// Spawns the built CLI (`npm run build` first): exit codes, stdout/stderr separation, --json documents.
+const repo = join(import.meta.dirname, '../..')
+const bin = join(repo, 'bin/run.js')
+const fixtures = join(repo, 'test/fixtures/manifests')
+let tmp: string
+
+function r1(args: string[], cwd = repo) {
+  const result = spawnSync(process.execPath, [bin, ...args], {cwd, encoding: 'utf8', env: {...process.env, NO_COLOR: '1', FORCE_COLOR: undefined}, timeout: 60_000})
+  return {code: result.status, stdout: result.stdout, stderr: result.stderr}
+}
+
+beforeAll(() => {
+  if (!existsSync(join(repo, 'dist/commands/validate.js'))) throw new Error('dist/ is missing: run `npm run build` before the e2e tests')
+  tmp = mkdtempSync(join(tmpdir(), 'r1-e2e-validate-'))
+})
+afterAll(() => {
+  rmSync(tmp, {recursive: true, force: true})
+})
+
+describe('r1 validate', () => {
+  it('exits 0 for a valid project (default path: the current folder), summary on stdout, nothing on stderr', () => {
+    const run = r1(['validate'], join(fixtures, 'valid/sensor-watch'))
+    expect(run).toEqual({code: 0, stdout: '✔ config.yaml is valid\n', stderr: ''})
+  })
+
+  it('accepts a folder or a file path', () => {
+    expect(r1(['validate', join(fixtures, 'valid/app-runner')]).code).toBe(0)
+    expect(r1(['validate', join(fixtures, 'valid/app-runner/config.yaml')]).code).toBe(0)
+  })
+
+  it('exits 3 with every diagnostic, code frames and a summary on stdout', () => {
+    const run = r1(['validate', 'invalid/many-problems'], fixtures)
+    expect(run.code).toBe(3)
+    expect(run.stderr).toBe('')
+    expect(run.stdout).toContain('invalid/many-problems/config.yaml:1:7 error project name "Bad_Name" must be kebab-case')
+    expect(run.stdout).toContain('  > 1 | name: Bad_Name\n      |       ^')
+    for (const rule of ['name-format', 'schema-unknown-key', 'ref-entry-missing', 'config-range', 'ref-unknown-plugin', 'config-unknown-key']) expect(run.stdout).toContain(`[${rule}]`)
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toBe('✖ 6 errors in invalid/many-problems/config.yaml')
+    expect(run.stdout).not.toContain('\u001B[')
+  })
+
+  it('--json prints one document {valid, file, diagnostics} and exits 3', () => {
+    const run = r1(['validate', join(fixtures, 'invalid/config-enum'), '--json'])
+    expect(run.code).toBe(3)
+    expect(run.stderr).toBe('')
+    const doc = JSON.parse(run.stdout)
+    expect(doc).toEqual({
+      valid: false,
+      file: join(fixtures, 'invalid/config-enum/config.yaml'),
+      diagnostics: [
+        {
+          file: join(fixtures, 'invalid/config-enum/config.yaml'),
+          line: 17,
+          col: 40,
+          severity: 'error',
+          rule: 'config-enum',
+          path: 'pipelines.temps.instances.monitor-1.config.unit',
+          message: '"c" is not one of "C", "F"',
+          suggestion: 'did you mean "C"?',
+        },
+      ],
+    })
+  })
+
+  it('--json on a valid project', () => {
+    const run = r1(['validate', join(fixtures, 'valid/minimal'), '--json'])
+    expect(run.code).toBe(0)
+    expect(JSON.parse(run.stdout)).toEqual({valid: true, file: join(fixtures, 'valid/minimal/config.yaml'), diagnostics: []})
+  })
+
+  it('passes warnings, and fails them with --strict', () => {
+    const dir = join(fixtures, 'warnings/missing-description')
+    const loose = r1(['validate', dir])
+    expect(loose.code).toBe(0)
+    expect(loose.stdout).toContain('warning plugin TEMP_MONITOR has no description [missing-description]')
+    expect(loose.stdout.trimEnd().split('\n').at(-1)).toMatch(/^✔ .*config\.yaml is valid \(1 warning\)$/)
+    const strict = r1(['validate', dir, '--strict'])
+    expect(strict.code).toBe(3)
+    expect(strict.stdout.trimEnd().split('\n').at(-1)).toMatch(/^✖ 0 errors, 1 warning in .*\(--strict fails on warnings\)$/)
+    const json = r1(['validate', dir, '--strict', '--json'])
+    expect(json.code).toBe(3)
+    expect(JSON.parse(json.stdout)).toMatchObject({valid: false, diagnostics: [{rule: 'missing-description', severity: 'warning'}]})
+  })
+
+  it('reports YAML syntax errors as diagnostics (exit 3)', () => {
+    const run = r1(['validate', join(fixtures, 'invalid/yaml-tab-indent'), '--json'])
+    expect(run.code).toBe(3)
+    expect(JSON.parse(run.stdout).diagnostics).toMatchObject([{rule: 'yaml-syntax', line: 13, col: 1}])
+  })
+
+  it('a missing project is a clear error on stderr, exit 1, no stack trace', () => {
+    const run = r1(['validate', join(tmp, 'absent')])
+    expect(run.code).toBe(1)
+    expect(run.stdout).toBe('')
+    expect(run.stderr).toContain(`${join(tmp, 'absent')} does not exist`)
+    expect(run.stderr).toContain('r1 init')
+    expect(run.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it('a folder without config.yaml: exit 1, and under --json the error document on stdout', () => {
+    const run = r1(['validate', tmp, '--json'])
+    expect(run.code).toBe(1)
+    expect(JSON.parse(run.stdout)).toMatchObject({error: {code: 'MANIFEST_NOT_FOUND', exitCode: 1, message: `No config.yaml in ${tmp}`}})
+  })
+
+  it('usage errors exit 2', () => {
+    expect(r1(['validate', '--bogus']).code).toBe(2)
+    expect(r1(['validate', 'a', 'b']).code).toBe(2)
+  })
+})
+
+describe('r1 types', () => {
+  it('writes src/r1-config.d.ts and prints its path', () => {
+    const project = join(tmp, 'sensor-watch')
+    cpSync(join(fixtures, 'valid/sensor-watch'), project, {recursive: true})
+    const run = r1(['types'], project)
+    expect(run.code).toBe(0)
+    expect(run.stderr).toBe('')
+    expect(run.stdout).toBe(`✔ Wrote ${join(project, 'src/r1-config.d.ts')} (1 signature: TEMP_MONITOR)\n`)
+    const types = readFileSync(join(project, 'src/r1-config.d.ts'), 'utf8')
+    expect(types).toContain('export interface TempMonitorConfig {')
+    expect(types).toContain('  UNIT: "C" | "F"')
+    expect(types).toContain('  PROCESS_DELAY: number')
+  })
+
+  it('--json returns {file, signatures}; --out picks the file', () => {
+    const project = join(tmp, 'app-runner')
+    cpSync(join(fixtures, 'valid/app-runner'), project, {recursive: true})
+    const run = r1(['types', project, '--out', 'types/config.d.ts', '--json'])
+    expect(run.code).toBe(0)
+    expect(JSON.parse(run.stdout)).toEqual({file: join(project, 'types/config.d.ts'), signatures: ['PROCESS_APP_RUNNER']})
+    expect(readFileSync(join(project, 'types/config.d.ts'), 'utf8')).toContain("RESTART_POLICY: \"always\" | \"on-failure\" | \"no\"")
+  })
+
+  it('--out - prints the declarations instead', () => {
+    const run = r1(['types', join(fixtures, 'valid/minimal'), '--out', '-'])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain('export interface CustomExec01Config {')
+  })
+
+  it('refuses an invalid project with exit 3 and writes nothing', () => {
+    const project = join(tmp, 'broken')
+    cpSync(join(fixtures, 'invalid/config-type'), project, {recursive: true})
+    const run = r1(['types', project])
+    expect(run.code).toBe(3)
+    expect(run.stdout).toBe('')
+    expect(run.stderr).toMatch(/config\.yaml has 1 error:\n.*config\.yaml:17:30 expected number, got string \("hot"\) \[config-type\]/)
+    expect(existsSync(join(project, 'src/r1-config.d.ts'))).toBe(false)
+  })
+})
