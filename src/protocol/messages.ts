@@ -102,8 +102,21 @@ export const SERVER_ACTIONS: ReadonlySet<Action> = new Set<Action>(['R1_SUBSCRIB
 /** `YYYY-mm-dd HH:MM:SS.ffffff` in UTC, as Ratio1 stamps commands. */
 export const TIME_RE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$/
 
-export function formatTime(date: Date = new Date()): string {
-  return date.toISOString().replace('T', ' ').replace('Z', '000')
+let lastMicros = 0
+
+/**
+ * `date` (default: now) as a command TIME. Without an explicit date, successive calls are strictly
+ * increasing (microseconds bumped within one millisecond), so two identical commands sent at once
+ * still differ in EE_HASH and neither looks like a replay.
+ */
+export function formatTime(date?: Date): string {
+  let micros = (date ?? new Date()).getTime() * 1000
+  if (!date) {
+    if (micros <= lastMicros) micros = lastMicros + 1
+    lastMicros = micros
+  }
+  const iso = new Date(Math.floor(micros / 1000)).toISOString()
+  return iso.slice(0, 10) + ' ' + iso.slice(11, 23) + String(micros % 1000).padStart(3, '0')
 }
 
 /** Milliseconds since the epoch of a TIME string (UTC), NaN when malformed. */

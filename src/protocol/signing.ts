@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import secp256k1 from 'secp256k1'
-import {canonicalJson, signingCanonical} from './canonical.js'
+import {canonicalJson, signingCanonical, WireNumber} from './canonical.js'
 import {addressFromPublicKey, type Identity, publicKeyFromAddress} from './identity.js'
 
 /**
@@ -56,7 +56,7 @@ const B64URL = /^[A-Za-z0-9_-]+={0,2}$/
  * `parseWireJson` so that numbers keep their wire form; plain objects work for r1-made messages.
  */
 export function verifyMessage(message: unknown): Verdict {
-  if (message === null || typeof message !== 'object' || Array.isArray(message)) return {valid: false, reason: 'not a JSON object'}
+  if (message === null || typeof message !== 'object' || Array.isArray(message) || message instanceof WireNumber) return {valid: false, reason: 'not a JSON object'}
   const record = message as Record<string, unknown>
   const {EE_SIGN: sign, EE_SENDER: sender, EE_HASH: hash, SIGN_CANON_V: version} = record
   if (typeof sender !== 'string' || typeof sign !== 'string') return {valid: false, reason: 'EE_SENDER or EE_SIGN missing'}

@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
 import secp256k1 from 'secp256k1'
 import {z} from 'zod'
-import {canonicalJson, parseWireJson, pythonJsonString, signingCanonical, toPlain, WireJsonError} from './canonical.js'
+import {canonicalJson, parseWireJson, pythonJsonString, signingCanonical, toPlain, WireJsonError, WireNumber} from './canonical.js'
 import {type Identity, normalizeAddress, publicKeyFromAddress} from './identity.js'
 import {
   type Action,
@@ -101,7 +101,7 @@ export function decodeSigned(text: string): DecodedSigned | DecodeFailure {
   } catch (error) {
     return {ok: false, reason: 'BAD_JSON', detail: error instanceof WireJsonError ? error.message : String(error), hash: null, action: null}
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || raw instanceof WireNumber) {
     return {ok: false, reason: 'INVALID_MESSAGE', detail: 'a frame must be a JSON object', hash: null, action: null}
   }
   const claimedHash = claimedField(raw, 'EE_HASH')

@@ -5,7 +5,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, loadOrCreateIdentity, nodeKeyPath} from '../protocol/identity.js'
 import {type Journal, openJournal} from './journal.js'
 import {LocalNode, type LocalNodeOptions} from './node.js'
-import {NodeServer, type RateLimit} from './server.js'
+import {NodeServer, type NodeServerOptions, type RateLimit} from './server.js'
 import {AllowList, allowListPath} from './server-allowlist.js'
 
 /**
@@ -29,6 +29,8 @@ export interface StartNodeServerOptions {
   skewMs?: number
   rateLimit?: Partial<RateLimit>
   pingIntervalMs?: number
+  /** Back-pressure knobs of the WebSocket server (tests shrink them). */
+  server?: Pick<NodeServerOptions, 'highWaterBytes' | 'maxQueuedEvents'>
   heartbeatIntervalMs?: number
   /** Passed to the node core (supervisor timings, instance env, …). */
   core?: Omit<LocalNodeOptions, 'address' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
@@ -91,6 +93,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     skewMs: options.skewMs,
     rateLimit: options.rateLimit,
     pingIntervalMs: options.pingIntervalMs,
+    ...options.server,
     version: packageVersion,
     log,
   })
