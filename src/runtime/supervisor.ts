@@ -213,7 +213,8 @@ export class InstanceSupervisor {
   private watch(): void {
     const now = Date.now()
     if (this.busySince !== undefined && now - this.busySince > this.options.processTimeoutMs) {
-      this.failure = `process() did not return within ${this.options.processTimeoutMs / 1000} s (hang): instance killed`
+      const blocked = now - this.lastPong > 3 * this.options.pingIntervalMs
+      this.failure = `process() did not return within ${this.options.processTimeoutMs / 1000} s (${blocked ? 'hang with the event loop blocked, e.g. an infinite loop' : 'hang'}): instance killed`
       this.killChild()
       return
     }
