@@ -1,4 +1,4 @@
-import {cliKeyPath, requireIdentity} from '../protocol/identity.js'
+import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
 import type {Action} from '../protocol/messages.js'
 import {ExitCode, R1Error} from '../errors.js'
 import {type PipelineConfig, PipelineConfigSchema} from '../protocol/pipeline.js'
@@ -17,7 +17,11 @@ export interface ConnectorOptions {
  * and connects per target; the session checks the node's signed hello against the target address.
  */
 export async function connector(options: ConnectorOptions = {}): Promise<Connect> {
-  const identity = await requireIdentity(cliKeyPath())
+  return sessionConnector(await requireIdentity(cliKeyPath()), options)
+}
+
+/** Connects with a given identity (tests, benches, embedded use). */
+export function sessionConnector(identity: Identity, options: ConnectorOptions = {}): Connect {
   return async (target: Target, signal?: AbortSignal) => {
     const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs})
     if (signal?.aborted) {

@@ -157,9 +157,9 @@ export async function rollbackPipeline(link: NodeLink, name: string, version: nu
   }
 }
 
-/** The INSTANCE_COMMAND value Ratio1 sends: the bare name, or `{COMMAND, ...params}` when there are params. */
+/** The INSTANCE_COMMAND value: the bare name (as Ratio1 sends it), or `{COMMAND, PARAMS}` when there are params. */
 export function instanceCommandValue(command: string, params: Record<string, unknown>): unknown {
-  return Object.keys(params).length === 0 ? command : {COMMAND: command, ...params}
+  return Object.keys(params).length === 0 ? command : {COMMAND: command, PARAMS: params}
 }
 
 /** `r1 command`: a one-shot INSTANCE_COMMAND, confirmed by PLUGIN_INSTANCE_COMMAND_OK (its RESULT, if any, returned). */

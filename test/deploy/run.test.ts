@@ -1,0 +1,216 @@
+// deploy() and the managing operations against real nodes (in-process servers on 127.0.0.1:0) through
+// the real session client; a real TCP proxy in between drops or stalls the connection mid-upload.
+import {mkdtemp, rm} from 'node:fs/promises'
+import {type Server, type Socket, connect as netConnect, createServer} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import type {Connect} from '../../src/deploy/fanout.js'
+import {sessionConnector} from '../../src/deploy/link.js'
+import {instanceCommand, nodeStatus, onEveryTarget, rollbackPipeline, stopPipeline} from '../../src/deploy/manage.js'
+import {type PreparedProject, prepareProject} from '../../src/deploy/project.js'
+import {deploy} from '../../src/deploy/run.js'
+import type {Target} from '../../src/deploy/targets.js'
+import {sha256Hex} from '../../src/runtime/bundle.js'
+import {generateIdentity} from '../../src/protocol/identity.js'
+import type {PipelineConfig} from '../../src/protocol/pipeline.js'
+import {type NodeServerHandle, startNodeServer} from '../../src/runtime/serve.js'
+
+const fixture = fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url))
+const client = generateIdentity()
+const connect = sessionConnector(client, {connectTimeoutMs: 5000})
+const nodes: NodeServerHandle[] = []
+const dirs: string[] = []
+let project: PreparedProject
+
+async function node(allow = [client.address]): Promise<NodeServerHandle> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'r1-deploy-run-'))
+  dirs.push(dataDir)
+  const handle = await startNodeServer({dataDir, port: 0, heartbeatIntervalMs: 0, allow, log: () => undefined, core: {supervisor: {restartBaseMs: 50}}})
+  nodes.push(handle)
+  return handle
+}
+
+function targetOf(n: NodeServerHandle, name: string, url = n.url): Target {
+  return {name, url, address: n.address}
+}
+
+/** A TCP proxy to `port` that, on its first connection, drops (or stalls) after `afterBytes` from the client. */
+async function proxy(port: number, afterBytes: number, mode: 'drop' | 'stall'): Promise<{url: string; connections: () => number; close(): Promise<void>}> {
+  let count = 0
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((downstream) => {
+    const first = count++ === 0
+    const upstream = netConnect(port, '127.0.0.1')
+    sockets.add(downstream).add(upstream)
+    let forwarded = 0
+    downstream.on('data', (chunk: Buffer) => {
+      forwarded += chunk.length
+      if (first && forwarded > afterBytes) {
+        if (mode === 'drop') {
+          downstream.destroy()
+          upstream.destroy()
+        }
+        return // stall: swallow everything from here on, keep the connection open
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk: Buffer) => downstream.write(chunk))
+    const end = () => {
+      downstream.destroy()
+      upstream.destroy()
+    }
+    downstream.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port: proxyPort} = server.address() as {port: number}
+  return {
+    url: `ws://127.0.0.1:${proxyPort}`,
+    connections: () => count,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+/** The fixture's pipeline with a bigger bundle (> 2 chunks of 512 KiB) that still runs. */
+function withBigBundle(): {pipelines: PipelineConfig[]; bundles: Map<string, Uint8Array>} {
+  const [hash, bytes] = [...project.bundles][0]
+  const padded = Buffer.concat([Buffer.from(bytes), Buffer.from(`\n/*${'x'.repeat(1_300_000)}*/\n`)])
+  const big = sha256Hex(padded)
+  const pipelines = project.pipelines.map((p) => ({...p, NAME: 'big', R1_BUNDLES: Object.fromEntries(Object.entries(p.R1_BUNDLES as Record<string, string>).map(([s, h]) => [s, h === hash ? big : h]))}))
+  return {pipelines, bundles: new Map([[big, new Uint8Array(padded)]])}
+}
+
+beforeAll(async () => {
+  project = await prepareProject(fixture)
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all(nodes.map((n) => n.stop()))
+  await Promise.all(dirs.map((d) => rm(d, {recursive: true, force: true})))
+})
+
+describe('deploy()', () => {
+  it('deploys to several nodes, then finds nothing to do, then sends only the changed instance', async () => {
+    const [a, b] = [await node(), await node()]
+    const targets = [targetOf(a, 'a'), targetOf(b, 'b')]
+    const steps: string[] = []
+    const first = await deploy({targets, pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000, onStep: (t, s) => steps.push(`${t.name}:${s}`)})
+    expect(first.exitCode).toBe(0)
+    expect(first.targets.map((t) => t.status)).toEqual(['deployed', 'deployed'])
+    expect(first.targets[0].uploaded).toEqual([...project.bundles.keys()])
+    expect(steps).toEqual(expect.arrayContaining(['a:connecting', 'a:uploading', 'a:confirming', 'b:done']))
+    expect(a.core.state()[0].instances[0].status).toBe('running')
+
+    const again = await deploy({targets, pipelines: project.pipelines, bundles: project.bundles, connect})
+    expect(again.targets.map((t) => t.status)).toEqual(['unchanged', 'unchanged'])
+
+    const changed = structuredClone(project.pipelines)
+    changed[0].PLUGINS[0].INSTANCES[0].STEP = 5
+    const third = await deploy({targets: [targets[0]], pipelines: changed, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    expect(third.targets[0].status).toBe('deployed')
+    expect(third.targets[0].plan!.pipelines[0].command!.action).toBe('BATCH_UPDATE_PIPELINE_INSTANCE')
+    expect(a.core.state()[0].config.PLUGINS).toEqual(changed[0].PLUGINS)
+  })
+
+  it('a plugin whose config() throws fails that target at once with the reason', async () => {
+    const a = await node()
+    await deploy({targets: [targetOf(a, 'a')], pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    const bad = structuredClone(project.pipelines)
+    bad[0].PLUGINS[0].INSTANCES[0].STEP = -1
+    const result = await deploy({targets: [targetOf(a, 'a')], pipelines: bad, bundles: project.bundles, connect, waitTimeoutMs: 600_000})
+    expect(result.targets[0].status).toBe('failed')
+    expect(result.targets[0].error).toContain('STEP must not be negative')
+    expect(result.exitCode).toBe(1)
+  })
+
+  it('retries an upload whose connection drops, on a fresh session', async () => {
+    const a = await node()
+    const p = await proxy(Number(new URL(a.url).port), 700_000, 'drop')
+    try {
+      const {pipelines, bundles} = withBigBundle()
+      const result = await deploy({targets: [targetOf(a, 'a', p.url)], pipelines, bundles, connect, waitTimeoutMs: 30_000})
+      expect(result.targets[0].error).toBeUndefined()
+      expect(result.targets[0].status).toBe('deployed')
+      expect(result.targets[0].uploaded).toEqual([...bundles.keys()])
+      expect(p.connections()).toBeGreaterThanOrEqual(2)
+      expect(a.core.hasBundle([...bundles.keys()][0])).toBe(true)
+    } finally {
+      await p.close()
+    }
+  })
+
+  it('a stalled upload is an error (timeout), not a hang', async () => {
+    const a = await node()
+    const p = await proxy(Number(new URL(a.url).port), 700_000, 'stall')
+    try {
+      const {pipelines, bundles} = withBigBundle()
+      const stalling: Connect = sessionConnector(client, {connectTimeoutMs: 5000, requestTimeoutMs: 1500})
+      const result = await deploy({targets: [targetOf(a, 'a', p.url)], pipelines, bundles, connect: stalling})
+      expect(result.targets[0].status).toBe('timeout')
+      expect(result.targets[0].error).toContain('R1_BUNDLE_PUT')
+      expect(result.exitCode).toBe(5)
+    } finally {
+      await p.close()
+    }
+  })
+
+  it('reports unreachable and rejecting targets per target; --atomic puts back the ones that took it', async () => {
+    const [good, strict] = [await node(), await node([])]
+    const dead = {name: 'dead', url: 'ws://127.0.0.1:9', address: generateIdentity().address}
+    const mixed = await deploy({targets: [targetOf(good, 'good'), dead], pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    expect(mixed.exitCode).toBe(6)
+    expect(mixed.targets.map((t) => t.status)).toEqual(['deployed', 'unreachable'])
+
+    const refused = await deploy({targets: [targetOf(strict, 'strict')], pipelines: project.pipelines, bundles: project.bundles, connect})
+    expect(refused.exitCode).toBe(4)
+    expect(refused.targets[0].error).toMatch(/allow/i)
+
+    const changed = structuredClone(project.pipelines)
+    changed[0].PLUGINS[0].INSTANCES[0].STEP = 7
+    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(strict, 'strict')], pipelines: changed, bundles: project.bundles, connect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
+    expect(atomic.exitCode).toBe(6)
+    expect(atomic.targets.map((t) => t.status)).toEqual(['rolled-back', 'rejected'])
+    expect(atomic.targets[0].rollback).toEqual({ok: true})
+    expect(good.core.state()[0].config.PLUGINS).toEqual(project.pipelines[0].PLUGINS)
+  })
+})
+
+describe('managing operations', () => {
+  it('status, command, stop and rollback, each confirmed by the node', async () => {
+    const a = await node()
+    const targets = [targetOf(a, 'a')]
+    await deploy({targets, pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    const name = project.pipelines[0].NAME
+    const instance = project.pipelines[0].PLUGINS[0].INSTANCES[0].INSTANCE_ID
+
+    const status = await onEveryTarget({targets, connect}, (link) => nodeStatus(link))
+    expect(status.exitCode).toBe(0)
+    expect(status.targets[0].result!.pipelines[0]).toMatchObject({name, stopped: false, instances: [{instanceId: instance, status: 'running'}]})
+    expect(status.targets[0].result!.version).toBeTruthy()
+
+    const command = await onEveryTarget({targets, connect}, (link) => instanceCommand(link, {pipeline: name, instanceId: instance, command: 'RESET', params: {TO: 100}}, 30_000))
+    expect(command.targets[0].result).toMatchObject({command: 'RESET', result: {COUNT: 100}})
+    const unknown = await onEveryTarget({targets, connect}, (link) => instanceCommand(link, {pipeline: name, instanceId: instance, command: 'EXPLODE', params: {}}, 30_000))
+    expect(unknown.targets[0].status).toBe('failed')
+    expect(unknown.targets[0].error).toContain('unknown command EXPLODE')
+
+    const stopped = await onEveryTarget({targets, connect}, (link) => stopPipeline(link, name, 30_000))
+    expect(stopped.targets[0].result).toEqual({pipeline: name, archived: true})
+    expect(a.core.state()[0].archived).toBe(true)
+
+    const back = await onEveryTarget({targets, connect}, (link) => rollbackPipeline(link, name, undefined, 30_000))
+    expect(back.exitCode).toBe(0)
+    expect(back.targets[0].result).toMatchObject({pipeline: name, restored: 1})
+    expect(a.core.state()[0].archived).toBe(false)
+
+    const missing = await onEveryTarget({targets, connect}, (link) => stopPipeline(link, 'nope', 30_000))
+    expect(missing.targets[0].status).toBe('failed')
+    expect(missing.targets[0].error).toContain('No pipeline "nope"')
+  })
+})
