@@ -47,6 +47,24 @@ export const GapEventSchema = z.object({
 })
 export type GapEvent = z.infer<typeof GapEventSchema>
 
+/**
+ * Node → subscriber, once the history replay of a subscription is over (and right after the reply for
+ * a live-only one): every event up to POSITION has been examined and the matching ones sent; what
+ * follows is live. Not sequenced, not journaled. A non-following reader (`r1 logs` without --follow)
+ * stops here.
+ */
+export const LiveMarkerSchema = z.object({
+  EE_EVENT_TYPE: z.literal('R1_LIVE'),
+  EE_PAYLOAD_PATH: z.tuple([z.string(), z.null(), z.null(), z.null()]),
+  EE_TIMESTAMP: z.string(),
+  POSITION: z.number().int().nonnegative(),
+})
+export type LiveMarker = z.infer<typeof LiveMarkerSchema>
+
+export function liveMarker(alias: string, position: number): LiveMarker {
+  return {EE_EVENT_TYPE: 'R1_LIVE', EE_PAYLOAD_PATH: [alias, null, null, null], EE_TIMESTAMP: new Date().toISOString(), POSITION: position}
+}
+
 export function gapEvent(fromSeq: number, toSeq: number, reason: GapEvent['REASON']): GapEvent {
   return {EE_EVENT_TYPE: 'R1_GAP', FROM_SEQ: fromSeq, TO_SEQ: toSeq, REASON: reason, EE_TIMESTAMP: new Date().toISOString()}
 }
