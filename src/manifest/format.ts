@@ -2,6 +2,7 @@ import {readFileSync} from 'node:fs'
 import {relative} from 'node:path'
 import {Chalk, type ChalkInstance} from 'chalk'
 import {countBySeverity, type Diagnostic} from './diagnostics.js'
+import {stripBom} from './positions.js'
 import type {ValidationResult} from './validate.js'
 
 export interface FormatOptions {
@@ -21,7 +22,7 @@ export function formatDiagnostics(result: Pick<ValidationResult, 'file' | 'diagn
   let lines: string[] = []
   if (result.diagnostics.length > 0) {
     try {
-      lines = (options.source ?? readFileSync(result.file, 'utf8')).split(/\r?\n/)
+      lines = stripBom(options.source ?? readFileSync(result.file, 'utf8')).split(/\r?\n/)
     } catch {
       lines = []
     }

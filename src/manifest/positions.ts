@@ -27,6 +27,11 @@ export interface ParsedYaml {
   locate(path: readonly PathSegment[], at?: 'key' | 'value'): Position
 }
 
+/** Editors on Windows may save a byte-order mark; it is not part of the YAML and would shift columns on line 1. */
+export function stripBom(source: string): string {
+  return source.charCodeAt(0) === 0xfeff ? source.slice(1) : source
+}
+
 export function parseYaml(source: string): ParsedYaml {
   const lineCounter = new LineCounter()
   const doc = parseDocument(source, {lineCounter, uniqueKeys: true, prettyErrors: false, merge: true, keepSourceTokens: false})
@@ -48,12 +53,20 @@ export function parseYaml(source: string): ParsedYaml {
         key: found?.key ?? source.slice(error.pos[0], error.pos[1]),
       })
     } else {
-      syntaxErrors.push({code: error.code, message: firstLine(error.message), position: position(error.pos[0])})
+      const message = error.code === 'MULTIPLE_DOCS' ? 'config.yaml must hold a single YAML document: remove the second "---" and what follows' : firstLine(error.message)
+      syntaxErrors.push({code: error.code, message, position: position(error.pos[0])})
     }
   }
 
   let data: unknown
-  if (syntaxErrors.length === 0) data = doc.toJS({maxAliasCount: 1000})
+  if (syntaxErrors.length === 0) {
+    try {
+      data = doc.toJS({maxAliasCount: 1000})
+    } catch (error) {
+      // yaml refuses alias expansion bombs ("billion laughs") here: report it, never crash.
+      syntaxErrors.push({code: 'ALIAS_LIMIT', message: `${(error as Error).message} (more than 1000 alias expansions)`, position: position(rangeStart(doc.contents) ?? 0)})
+    }
+  }
 
   const locate = (path: readonly PathSegment[], at: 'key' | 'value' = 'value'): Position => {
     let node: unknown = doc.contents

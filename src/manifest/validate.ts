@@ -5,7 +5,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {checkNodeAddress} from './address.js'
 import {RULES, didYouMean, dottedPath, type Diagnostic, type RuleId} from './diagnostics.js'
 import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldFromManifest, openPluginSpec, pluginSpec, type ConfigProblem} from './fields.js'
-import {parseYaml, type ParsedYaml, type PathSegment} from './positions.js'
+import {parseYaml, stripBom, type ParsedYaml, type PathSegment} from './positions.js'
 import {ManifestSchema, PluginSchema, type Manifest, type Plugin} from './schema.js'
 
 export const MANIFEST_FILE = 'config.yaml'
@@ -89,7 +89,7 @@ export async function loadManifest(pathOrDir: string): Promise<ValidationResult 
 export function validateSource(source: string, file: string): ValidationResult {
   const absolute = resolve(file)
   const dir = dirname(absolute)
-  const yaml = parseYaml(source)
+  const yaml = parseYaml(stripBom(source))
   const out = new Collector(absolute, yaml)
 
   const linesWithError = new Set<number>()
