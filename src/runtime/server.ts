@@ -6,7 +6,7 @@ import {R1Error} from '../errors.js'
 import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
-import {compileFilter, gapEvent, type EventFilter, type EventMatcher} from '../protocol/filter.js'
+import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
 import {
   type Action,
@@ -156,6 +156,9 @@ export class NodeServer {
   get connectionCount(): number {
     return this.connections.size
   }
+
+  /** Back-pressure figures: the largest per-connection outgoing queue seen, and fallbacks to the journal. */
+  readonly stats = {maxQueueLength: 0, fallbacks: 0, framesSent: 0, batchesSent: 0}
 
   /** Listens; resolves with the URL (`ws://host:port` or `wss://…`, the real port when 0 was asked). */
   async start(): Promise<string> {
@@ -548,6 +551,13 @@ class Connection {
       this.enqueue(this.gapItem(request.SINCE_SEQ + 1, lastSeq), true)
     }
     if (subscription.mode === 'history') void this.pump()
+    else this.enqueueLiveMarker(subscription.position)
+  }
+
+  /** Tells the subscriber that history is over (r1 logs without --follow stops there). */
+  private enqueueLiveMarker(position: number): void {
+    const marker = liveMarker(this.server.core.alias, position)
+    this.enqueue({object: marker, canonical: canonicalJson(marker)}, true)
   }
 
   /** Offers a live event; true when it was queued for this connection's subscription. */
@@ -570,6 +580,7 @@ class Connection {
   private fallBehind(): void {
     const sub = this.subscription!
     const history = this.server.options.history
+    this.server.stats.fallbacks++
     const firstDropped = this.dropQueuedSubscriptionItems()
     const resumeAfter = firstDropped === undefined ? sub.position : firstDropped - 1
     if (!history) {
@@ -606,6 +617,7 @@ class Connection {
         if (sub.cursor.caughtUp && sub.position >= this.server.core.lastSeq()) {
           sub.mode = 'live'
           sub.cursor = undefined
+          this.enqueueLiveMarker(sub.position)
           return
         }
         if (page.length === 0) await new Promise((r) => setTimeout(r, 5))
@@ -653,7 +665,8 @@ class Connection {
 
   enqueue(item: OutItem, subscriptionItem = false): void {
     if (this.disposed) return
-    this.queue.push(subscriptionItem ? Object.assign(item, {sub: true}) : item)
+    this.queue.push(subscriptionItem ? {...item, sub: true} : item)
+    if (this.queue.length > this.server.stats.maxQueueLength) this.server.stats.maxQueueLength = this.queue.length
     if (subscriptionItem) this.queuedSubscriptionItems++
     this.scheduleFlush()
   }
@@ -706,6 +719,8 @@ class Connection {
     this.server.options.history?.flush?.()
     const sent = this.queue.splice(0, taken) as Array<OutItem & {sub?: boolean}>
     for (const item of sent) if (item.sub) this.queuedSubscriptionItems--
+    this.server.stats.framesSent++
+    if (taken > 1) this.server.stats.batchesSent++
     this.ws.send(text, (error) => {
       if (error) this.server.log(`send failed: ${error.message}`)
     })

@@ -3,7 +3,7 @@ import WebSocket from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import type {EventType, HeartbeatEvent, NodeEvent, NotificationEvent} from '../protocol/events.js'
-import {compileFilter, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
+import {compileFilter, type EventFilter, type EventMatcher, type GapEvent, type LiveMarker} from '../protocol/filter.js'
 import {type Identity, normalizeAddress} from '../protocol/identity.js'
 import {
   type Action,
@@ -81,6 +81,8 @@ export interface SubscribeOptions {
   /** The last N matching events first (when sinceSeq is not given). */
   last?: number
   signal?: AbortSignal
+  /** Called, in stream order, each time the node says its history replay is over (R1_LIVE; again after a resume). */
+  onLive?: (position: number) => void
 }
 
 /** What a subscription yields: node events in seq order, and gaps where the node lost some. */
@@ -102,7 +104,7 @@ interface ActiveSubscription {
   request: Record<string, unknown>
   matcher: EventMatcher
   lastSeq: number
-  queue: SubscriptionItem[]
+  queue: Array<SubscriptionItem | LiveMarker>
   wake?: () => void
   error?: Error
   done: boolean
@@ -129,6 +131,8 @@ export class Session {
   private pingTimer?: NodeJS.Timeout
   private alive = true
   private paused = false
+  /** True while reconnect() itself re-subscribes (its command must not wait for the reconnect). */
+  private resubscribing = false
 
   private constructor(private readonly options: SessionOptions) {
     this.url = options.url
@@ -258,7 +262,12 @@ export class Session {
           await this.open()
           const sub = this.subscription
           if (sub && !sub.done) {
-            await this.request('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: sub.lastSeq, LAST: undefined})
+            this.resubscribing = true
+            try {
+              await this.request('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), LAST: undefined})
+            } finally {
+              this.resubscribing = false
+            }
           }
           return
         } catch (error) {
@@ -299,6 +308,15 @@ export class Session {
       case 'R1_GAP':
         this.deliver(item)
         return
+      case 'R1_LIVE': {
+        const sub = this.subscription
+        if (!sub || sub.done) return
+        // Everything up to POSITION was examined by the node: a resume need not rescan it.
+        sub.lastSeq = Math.max(sub.lastSeq, item.POSITION)
+        sub.queue.push(item)
+        sub.wake?.()
+        return
+      }
     }
     if (item.EE_EVENT_TYPE === 'NOTIFICATION' && (item as {EE_MESSAGE_SEQ?: unknown}).EE_MESSAGE_SEQ === undefined) {
       const rejection = item as Rejection
@@ -417,7 +435,7 @@ export class Session {
 
   private async encodeFor(action: Action, payload: unknown): Promise<{hash: string; text: string}> {
     if (this.closed) throw unreachable('The session is closed')
-    if (this.reconnecting) await this.reconnecting
+    if (this.reconnecting && !this.resubscribing) await this.reconnecting
     try {
       return encodeCommand(
         {ACTION: action, PAYLOAD: payload, EE_DEST: this.address, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()},
@@ -500,6 +518,10 @@ export class Session {
           if (this.paused && sub.queue.length < LOW_QUEUE) {
             this.paused = false
             this.ws?.resume()
+          }
+          if (item.EE_EVENT_TYPE === 'R1_LIVE') {
+            options.onLive?.(item.POSITION)
+            continue
           }
           yield item
           continue
