@@ -66,6 +66,7 @@ export interface InstanceStatusRow {
 }
 
 export interface NodeStatus {
+  online: true
   address: string
   alias: string
   version?: string
@@ -79,6 +80,7 @@ export interface NodeStatus {
 export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
   const [state, heartbeat] = await Promise.all([link.state(), link.heartbeat()])
   return {
+    online: true,
     address: state.address ?? link.address,
     alias: state.alias ?? link.alias,
     version: state.version ?? heartbeat.VERSION,
@@ -184,7 +186,7 @@ export async function instanceCommand(
     [{action: 'UPDATE_PIPELINE_INSTANCE', payload, expect: {pipeline: args.pipeline, instances: [{signature, instanceId: args.instanceId}], instanceCode: NotificationCode.PLUGIN_INSTANCE_COMMAND_OK}}],
     timeoutMs,
   )
-  const error = verdictError(verdict, `Command ${args.command} on ${signature}/${args.instanceId} (${link.alias})`, timeoutMs)
+  const error = verdictError(verdict, `Command ${args.command} on ${link.alias}`, timeoutMs)
   if (error) throw error
   const result = verdict.state === 'confirmed' ? verdict.info?.RESULT : undefined
   return {pipeline: args.pipeline, signature, instanceId: args.instanceId, command: args.command, ...(result === undefined ? {} : {result})}
