@@ -81,8 +81,8 @@ describe('line ends and byte-order marks', () => {
   it('reports the same line:col and frame with CRLF and a BOM', () => {
     const source = '\uFEFFname: x\r\nversion: 1.0.0\r\npipelines: {p: {instances: {i: {plugin: NOPE}}}}\r\n'
     const result = validateSource(source, join(tmp, 'crlf.yaml'))
-    expect(result.diagnostics.map((d) => [d.rule, d.line, d.col])).toEqual([['ref-unknown-plugin', 3, 42]])
-    expect(formatDiagnostics(result, {source})).toContain('  > 3 | pipelines: {p: {instances: {i: {plugin: NOPE}}}}\n      |                                          ^')
+    expect(result.diagnostics.map((d) => [d.rule, d.line, d.col])).toEqual([['ref-unknown-plugin', 3, 41]])
+    expect(formatDiagnostics(result, {source})).toContain('  > 3 | pipelines: {p: {instances: {i: {plugin: NOPE}}}}\n      | ' + ' '.repeat(40) + '^')
   })
 })
 
