@@ -129,6 +129,14 @@ describe('deploy()', () => {
     expect(result.exitCode).toBe(1)
   })
 
+  it('an instance that throws on its first run fails the wait at once with its error (no timeout)', async () => {
+    const a = await node()
+    const broken: PipelineConfig = {NAME: 'broken', TYPE: 'Void', PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'bad', CODE: "throw new Error('sensor exploded')", PROCESS_DELAY: 0.1}]}]}
+    const result = await deploy({targets: [targetOf(a, 'a')], pipelines: [broken], bundles: new Map(), connect, waitTimeoutMs: 600_000})
+    expect(result.targets[0].status).toBe('failed')
+    expect(result.targets[0].error).toContain('sensor exploded')
+  })
+
   it('retries an upload whose connection drops, on a fresh session', async () => {
     const a = await node()
     const p = await proxy(Number(new URL(a.url).port), 700_000, 'drop')
