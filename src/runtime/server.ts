@@ -37,7 +37,7 @@ export interface EventHistory {
   lastSeq(): number
   /** Puts buffered events on disk before they go on the wire (Journal.flushQuietly). */
   flush?(): void
-  cursor(options: {sinceSeq?: number; last?: number; filter?: EventFilter}): Promise<HistoryCursor>
+  cursor(options: {sinceSeq?: number; last?: number; sinceTime?: number; filter?: EventFilter}): Promise<HistoryCursor>
 }
 export interface HistoryCursor {
   position: number
@@ -104,6 +104,8 @@ const HASH_IN_TEXT = /"EE_HASH"\s*:\s*"([0-9a-f]{64})"/
 interface OutItem {
   object: Record<string, unknown>
   canonical: string
+  /** Part of the subscription stream (dropped and re-read from the journal when the reader is slow). */
+  sub?: boolean
 }
 
 interface Subscription {
@@ -537,10 +539,15 @@ class Connection {
     this.dropQueuedSubscriptionItems()
     const history = this.server.options.history
     const lastSeq = this.server.core.lastSeq()
-    const wantsHistory = request.SINCE_SEQ !== undefined || (request.LAST !== undefined && request.LAST > 0)
+    const wantsHistory = request.SINCE_SEQ !== undefined || (request.LAST !== undefined && request.LAST > 0) || request.SINCE_TIME !== undefined
     const subscription: Subscription = {matcher: compileFilter(filter), filter, position: lastSeq, mode: 'live', generation}
     if (wantsHistory && history) {
-      subscription.cursor = await history.cursor({sinceSeq: request.SINCE_SEQ, last: request.SINCE_SEQ === undefined ? request.LAST : undefined, filter})
+      subscription.cursor = await history.cursor({
+        sinceSeq: request.SINCE_SEQ,
+        last: request.SINCE_SEQ === undefined ? request.LAST : undefined,
+        sinceTime: request.SINCE_TIME === undefined ? undefined : Date.parse(request.SINCE_TIME),
+        filter,
+      })
       if (generation !== this.generation) return
       subscription.position = subscription.cursor.position
       subscription.mode = 'history'
@@ -675,7 +682,7 @@ class Connection {
   private dropQueuedSubscriptionItems(): number | undefined {
     let first: number | undefined
     for (let i = this.queue.length - 1; i >= 0; i--) {
-      const item = this.queue[i] as OutItem & {sub?: boolean}
+      const item = this.queue[i]!
       if (!item.sub) continue
       const seq = item.object.EE_MESSAGE_SEQ
       if (typeof seq === 'number') first = seq
@@ -717,7 +724,7 @@ class Connection {
       text = taken === 1 ? signCanonical(signingCanonical(first.object), identity).text : encodeBatch(this.queue.slice(0, taken).map((i) => i.canonical), identity).text
     }
     this.server.options.history?.flush?.()
-    const sent = this.queue.splice(0, taken) as Array<OutItem & {sub?: boolean}>
+    const sent = this.queue.splice(0, taken)
     for (const item of sent) if (item.sub) this.queuedSubscriptionItems--
     this.server.stats.framesSent++
     if (taken > 1) this.server.stats.batchesSent++
