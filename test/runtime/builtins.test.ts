@@ -1,0 +1,112 @@
+import {createServer} from 'node:net'
+import {deflateSync} from 'node:zlib'
+import {afterEach, describe, expect, it} from 'vitest'
+import {NotificationCode} from '../../src/protocol/codes.js'
+import {startLocalNode, type LocalNode} from '../../src/runtime/index.js'
+import {Events, FAST, isAlive, meta, until} from './helpers.js'
+
+let node: LocalNode | undefined
+afterEach(async () => {
+  await node?.stop()
+  node = undefined
+})
+
+async function start(signature: string, instances: Array<Record<string, unknown>>): Promise<Events> {
+  node = await startLocalNode({heartbeatIntervalMs: 0, supervisor: FAST})
+  const events = new Events(node)
+  await node.execute('UPDATE_CONFIG', {NAME: 'b', TYPE: 'Void', PLUGINS: [{SIGNATURE: signature, INSTANCES: instances.map((i) => ({PROCESS_DELAY: 0.05, SHUTDOWN_TIMEOUT: 2, ...i}))}]}, meta())
+  return events
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as {port: number}
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+describe('CUSTOM_EXEC_01', () => {
+  it('runs CODE with plugin in scope each PROCESS_DELAY; its value is EXEC_RESULT', async () => {
+    const events = await start('CUSTOM_EXEC_01', [{INSTANCE_ID: 'x', CODE: 'plugin.obj_cache.n = (plugin.obj_cache.n ?? 0) + 1; return {N: plugin.obj_cache.n, ID: plugin.instanceId}'}])
+    await events.waitUntil(() => events.payloads('x').length >= 2, 20_000, 'two results')
+    expect(events.payloads('x').slice(0, 2).map((p) => p.EXEC_RESULT)).toEqual([
+      {N: 1, ID: 'x'},
+      {N: 2, ID: 'x'},
+    ])
+    expect(events.payloads('x')[0].EXEC_ERRORS).toBeNull()
+  })
+
+  it('accepts CODE as Ratio1 sends it (base64 of zlib) and sees only the configured environment', async () => {
+    const code = deflateSync('return Object.keys(process.env).sort()').toString('base64')
+    const events = await start('CUSTOM_EXEC_01', [{INSTANCE_ID: 'z', CODE: code}])
+    const payload = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
+    expect(payload.EXEC_RESULT).toEqual(['PATH']) // no secrets from the parent's environment
+  })
+
+  it('a throw gives EXEC_ERRORS and an EXCEPTION notification; a new CODE applies live', async () => {
+    const events = await start('CUSTOM_EXEC_01', [{INSTANCE_ID: 'e', CODE: 'throw new TypeError("boom")'}])
+    const failed = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
+    expect(failed).toMatchObject({EXEC_RESULT: null, EXEC_ERRORS: ['TypeError: boom']})
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_EXCEPTION && e.NOTIFICATION === 'Exception in process: TypeError: boom')
+    const pid = node!.instance('b', 'CUSTOM_EXEC_01', 'e')!.pid
+    await node!.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'b', SIGNATURE: 'CUSTOM_EXEC_01', INSTANCE_ID: 'e', INSTANCE_CONFIG: {CODE: 'return "fixed"'}}, meta())
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EXEC_RESULT === 'fixed')
+    expect(node!.instance('b', 'CUSTOM_EXEC_01', 'e')!.pid).toBe(pid)
+  })
+
+  it('CODE that does not compile is invalid_config, reported, never started', async () => {
+    const events = await start('CUSTOM_EXEC_01', [{INSTANCE_ID: 'bad', CODE: 'return {'}])
+    expect(node!.instance('b', 'CUSTOM_EXEC_01', 'bad')!.status).toBe('invalid_config')
+    expect(events.notifications({code: NotificationCode.PLUGIN_CONFIG_FAILED})[0].NOTIFICATION).toMatch(/bad.CODE: CODE does not parse/)
+  })
+})
+
+describe('PROCESS_APP_RUNNER', () => {
+  it('emits output lines as payloads, only with its ENV; STOP and RESTART; no process left after stop', async () => {
+    const events = await start('PROCESS_APP_RUNNER', [{INSTANCE_ID: 'app', COMMAND: 'echo "hello $GREETING-$HOME"; echo oops >&2; exec sleep 300', ENV: {GREETING: 'hi'}}])
+    const lines = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && Array.isArray(e.OUTPUT) && Array.isArray(e.STDERR), 20_000, 'output lines')
+    expect(lines).toMatchObject({OUTPUT: ['hello hi-'], STDERR: ['oops'], APP_STATUS: 'running'})
+    const first = Number(lines.PID)
+    expect(isAlive(first)).toBe(true)
+
+    const restart = meta()
+    await node!.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'b', SIGNATURE: 'PROCESS_APP_RUNNER', INSTANCE_ID: 'app', INSTANCE_CONFIG: {INSTANCE_COMMAND: 'RESTART'}}, restart)
+    const restarted = await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.COMMAND_HASH === restart.hash)
+    expect(restarted.NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_INSTANCE_COMMAND_OK)
+    const second = Number((restarted.INFO as {RESULT: {PID: number}}).RESULT.PID)
+    expect(second).not.toBe(first)
+    expect(isAlive(first)).toBe(false)
+
+    const stop = meta()
+    await node!.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'b', SIGNATURE: 'PROCESS_APP_RUNNER', INSTANCE_ID: 'app', INSTANCE_CONFIG: {INSTANCE_COMMAND: 'STOP'}}, stop)
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.COMMAND_HASH === stop.hash && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_INSTANCE_COMMAND_OK)
+    expect(isAlive(second)).toBe(false)
+
+    await node!.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'b', SIGNATURE: 'PROCESS_APP_RUNNER', INSTANCE_ID: 'app', INSTANCE_CONFIG: {INSTANCE_COMMAND: 'START'}}, meta())
+    const third = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && typeof e.PID === 'number' && e.PID !== first && e.PID !== second)
+    const host = node!.instance('b', 'PROCESS_APP_RUNNER', 'app')!.pid!
+    await node!.stop()
+    node = undefined
+    await until(() => !isAlive(Number(third.PID)) && !isAlive(host), 10_000, 'the app and its host to end')
+  })
+
+  it('restarts on failure per RESTART_POLICY, and stays down with "no"', async () => {
+    const events = await start('PROCESS_APP_RUNNER', [
+      {INSTANCE_ID: 'flaky', COMMAND: 'echo run; exit 2', RESTART_POLICY: 'on-failure'},
+      {INSTANCE_ID: 'once', COMMAND: ['sh', '-c', 'exit 5'], RESTART_POLICY: 'no'},
+    ])
+    await events.waitUntil(() => events.notifications({instanceId: 'flaky'}).filter((n) => /App exited \(code 2\), restarting/.test(String(n.NOTIFICATION))).length >= 2, 20_000, 'two restarts')
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'once' && e.APP_STATUS === 'failed')
+    expect(events.notifications({instanceId: 'once'}).map((n) => n.NOTIFICATION)).toContain('App exited (code 5)')
+  })
+
+  it('waits for an http health check before reporting healthy', async () => {
+    const port = await freePort()
+    const server = `require("http").createServer((q, s) => s.end("ok")).listen(${port}, "127.0.0.1")`
+    const events = await start('PROCESS_APP_RUNNER', [{INSTANCE_ID: 'web', COMMAND: [process.execPath, '-e', server], HEALTH_CHECK: {type: 'http', port, path: '/health'}}])
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION === 'App healthy (http)', 20_000, 'healthy')
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.APP_STATUS === 'healthy')
+  })
+})
