@@ -141,3 +141,20 @@ export async function requireIdentity(path: string): Promise<Identity> {
   }
   return identity
 }
+
+/** `r1 keys generate`: a new key at `path`; an existing one is kept unless `force`. */
+export async function generateKeyFile(path: string, options: {force?: boolean} = {}): Promise<{identity: Identity; path: string; replaced?: string}> {
+  const existing = await readIdentity(path).catch((error) => {
+    if (options.force) return undefined // an unreadable key is replaced under --force
+    throw error
+  })
+  if (existing && !options.force) {
+    throw new R1Error(`A key already exists at ${path} (address ${existing.address})`, ExitCode.FAILURE, {
+      code: 'KEY_EXISTS',
+      hint: 'Keep using it (`r1 keys show`), or replace it with `r1 keys generate --force` (nodes that allow the old address will refuse the new one).',
+    })
+  }
+  const identity = generateIdentity()
+  await writeIdentity(path, identity)
+  return {identity, path, ...(existing ? {replaced: existing.address} : {})}
+}
