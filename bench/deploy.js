@@ -24,7 +24,7 @@ function cli(args, env) {
 }
 
 function startNode(dataDir, env) {
-  const child = spawn(process.execPath, [r1, 'node', 'start', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn(process.execPath, [r1, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   let stderr = ''
   child.stderr.on('data', (chunk) => (stderr += chunk))
   return new Promise((resolve, reject) => {

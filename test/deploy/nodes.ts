@@ -84,7 +84,7 @@ export async function startNode(options: {dataDir: string; allow?: string[]; tls
     const allowed = await r1(['node', 'allow', address, '--data-dir', options.dataDir], {env: options.env})
     if (allowed.exitCode !== 0) throw new Error(`r1 node allow failed: ${allowed.stderr}`)
   }
-  const args = [bin, 'node', 'start', '--port', '0', '--host', '127.0.0.1', '--data-dir', options.dataDir, ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []), ...(options.extraArgs ?? [])]
+  const args = [bin, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', options.dataDir, ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []), ...(options.extraArgs ?? [])]
   const child = spawn(process.execPath, args, {cwd: repoRoot, env: {...process.env, NO_COLOR: '1', ...options.env}, stdio: ['ignore', 'pipe', 'pipe']})
   let stderr = ''
   child.stderr!.on('data', (chunk) => (stderr += chunk))
