@@ -1,0 +1,156 @@
+import {statSync} from 'node:fs'
+import {extname, resolve} from 'node:path'
+import {checkNodeAddress} from './address.js'
+import type {Collector} from './collector.js'
+import {didYouMean} from './diagnostics.js'
+import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldFromManifest, openPluginSpec, pluginSpec, type ConfigProblem} from './fields.js'
+import type {PathSegment} from './positions.js'
+import {PluginSchema, type Manifest, type Plugin} from './schema.js'
+
+/** Checks across the manifest: references, entry files, plugin config schemas, instance configs, targets, warnings. */
+
+export const ENTRY_EXTENSIONS = ['.ts', '.js', '.mjs', '.mts'] as const
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+export function checkSemantics(data: unknown, dir: string, out: Collector): void {
+  if (!isRecord(data)) return
+  const rawPlugins = isRecord(data.plugins) ? data.plugins : {}
+  // Plugins that parse on their own: their config schemas check instances even if other parts are broken.
+  const plugins: Record<string, Plugin> = {}
+  for (const [signature, raw] of Object.entries(rawPlugins)) {
+    const parsed = PluginSchema.safeParse(raw)
+    if (parsed.success) plugins[signature] = parsed.data
+  }
+  const partial = {name: '', version: '', plugins, pipelines: {}, targets: {}} as Manifest
+  const used = new Set<string>()
+
+  for (const [signature, plugin] of Object.entries(plugins)) checkPlugin(signature, plugin, dir, out)
+  for (const signature of Object.keys(rawPlugins)) {
+    if (BUILTIN_SIGNATURES.includes(signature)) {
+      out.add(['plugins', signature], 'key', 'ref-builtin-shadowed', `${signature} is a built-in signature; a project plugin cannot reuse its name`, 'rename the plugin')
+    }
+  }
+
+  const pipelines = isRecord(data.pipelines) ? data.pipelines : undefined
+  if (data.pipelines === undefined || (pipelines && Object.keys(pipelines).length === 0)) {
+    out.add(data.pipelines === undefined ? [] : ['pipelines'], 'key', 'no-pipelines', 'the manifest defines no pipeline, so `r1 run` and `r1 deploy` have nothing to do', 'add one under `pipelines:`')
+  }
+  for (const [name, pipeline] of Object.entries(pipelines ?? {})) {
+    if (!isRecord(pipeline)) continue
+    const instances = isRecord(pipeline.instances) ? pipeline.instances : undefined
+    if (pipeline.instances === undefined || (instances && Object.keys(instances).length === 0)) {
+      out.add(['pipelines', name], 'key', 'empty-pipeline', `pipeline "${name}" has no instances`, 'add one under `instances:` or remove the pipeline')
+    }
+    for (const [id, instance] of Object.entries(instances ?? {})) {
+      if (!isRecord(instance) || typeof instance.plugin !== 'string') continue
+      const path = ['pipelines', name, 'instances', id]
+      const signature = instance.plugin
+      used.add(signature)
+      if (!BUILTIN_SIGNATURES.includes(signature) && !(signature in rawPlugins)) {
+        const known = [...BUILTIN_SIGNATURES, ...Object.keys(rawPlugins)]
+        out.add([...path, 'plugin'], 'value', 'ref-unknown-plugin', `instance "${id}" uses plugin "${signature}", which is neither a project plugin nor a built-in (known: ${known.join(', ')})`, didYouMean(signature, known))
+        continue
+      }
+      const spec = pluginSpec(signature, partial) ?? openPluginSpec(signature)
+      const config = instance.config === undefined ? {} : instance.config
+      if (!isRecord(config)) continue
+      for (const problem of checkInstanceConfig(spec, config)) addConfigProblem([...path, 'config'], problem, out)
+    }
+  }
+
+  for (const signature of Object.keys(rawPlugins)) {
+    if (!used.has(signature) && !BUILTIN_SIGNATURES.includes(signature)) {
+      out.add(['plugins', signature], 'key', 'unused-plugin', `plugin ${signature} is not used by any pipeline instance`, 'add an instance that uses it, or remove it')
+    }
+  }
+
+  const targets = isRecord(data.targets) ? data.targets : {}
+  for (const [name, target] of Object.entries(targets)) {
+    if (!isRecord(target)) continue
+    if (typeof target.address === 'string' && /^0xai_[A-Za-z0-9_-]{44}$/.test(target.address)) {
+      const problem = checkNodeAddress(target.address)
+      if (problem) out.add(['targets', name, 'address'], 'value', 'target-address', problem, 'copy it from `r1 keys show` on the node')
+    }
+    if (typeof target.url === 'string' && target.url.startsWith('ws://')) {
+      const host = hostOf(target.url)
+      if (host && !isLoopback(host)) {
+        out.add(['targets', name, 'url'], 'value', 'target-insecure', `target "${name}" uses unencrypted ws:// to ${host}; commands are signed but payloads travel in clear`, `use "${target.url.replace(/^ws:/, 'wss:')}"`)
+      }
+    }
+  }
+}
+
+function addConfigProblem(configPath: PathSegment[], problem: ConfigProblem, out: Collector): void {
+  const path = [...configPath, ...problem.path]
+  out.add(path, problem.at ?? 'value', problem.rule, problem.message, problem.suggestion)
+}
+
+function checkPlugin(signature: string, plugin: Plugin, dir: string, out: Collector): void {
+  const path = ['plugins', signature]
+  if (!plugin.description) out.add(path, 'key', 'missing-description', `plugin ${signature} has no description`, 'add `description:` (shown by `r1 types` and in docs)')
+
+  const ext = extname(plugin.entry)
+  if (!(ENTRY_EXTENSIONS as readonly string[]).includes(ext)) {
+    out.add([...path, 'entry'], 'value', 'ref-entry-extension', `entry "${plugin.entry}" must be a .ts, .js, .mjs or .mts module`)
+  } else {
+    const full = resolve(dir, plugin.entry)
+    let isFile = false
+    try {
+      isFile = statSync(full).isFile()
+    } catch {
+      // missing
+    }
+    if (!isFile) out.add([...path, 'entry'], 'value', 'ref-entry-missing', `entry file ${plugin.entry} does not exist (looked for ${full})`, 'create it or fix the path (relative to config.yaml)')
+  }
+
+  const seen = new Map<string, string>()
+  for (const [key, field] of Object.entries(plugin.config)) {
+    const fieldPath = [...path, 'config', key]
+    const upper = key.toUpperCase()
+    const first = seen.get(upper)
+    if (first !== undefined) {
+      out.add(fieldPath, 'key', 'config-duplicate-key', `"${key}" and "${first}" declare the same key (config keys are compared in UPPERCASE)`, `keep one of "${first}" and "${key}"`)
+      continue
+    }
+    seen.set(upper, key)
+    const base = BASE_FIELDS[upper]
+    if (base && base.type !== field.type) {
+      out.add([...fieldPath, 'type'], 'value', 'field-constraint', `${upper} is a base key of type ${String(base.type)}; a plugin may change its default or bounds, not its type`)
+      continue
+    }
+    const numeric = field.type === 'number' || field.type === 'integer' || field.type === 'string' || field.type === 'array'
+    if (!numeric && (field.min !== undefined || field.max !== undefined)) {
+      out.add([...fieldPath, field.min !== undefined ? 'min' : 'max'], 'key', 'field-constraint', `min/max apply to number, integer, string (length) and array (item count) fields, not ${field.type}`)
+    }
+    if (field.min !== undefined && field.max !== undefined && field.min > field.max) {
+      out.add([...fieldPath, 'min'], 'value', 'field-constraint', `min ${field.min} is greater than max ${field.max}`)
+    }
+    if (field.enum) {
+      if (field.type === 'object' || field.type === 'array') {
+        out.add([...fieldPath, 'enum'], 'key', 'field-constraint', `enum applies to scalar fields, not ${field.type}`)
+      } else {
+        field.enum.forEach((value, i) => {
+          const problems = checkValue({type: field.type}, value)
+          if (problems.length > 0) out.add([...fieldPath, 'enum', i], 'value', 'field-constraint', `enum value ${JSON.stringify(value)} is not a ${field.type}`)
+        })
+      }
+    }
+    if (field.default !== undefined) {
+      const problems = checkValue(fieldFromManifest({...field, required: false}), field.default)
+      for (const problem of problems) out.add([...fieldPath, 'default', ...problem.path], 'value', 'field-default', `default ${JSON.stringify(field.default)} does not satisfy its own field: ${problem.message}`)
+    }
+  }
+}
+
+function hostOf(url: string): string | undefined {
+  try {
+    return new URL(url).hostname
+  } catch {
+    return undefined
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
