@@ -49,6 +49,11 @@ describe('invalid manifests: every diagnostic, exact rule, line and column', () 
   })
 })
 
+it('documents every rule in src/manifest/README.md', () => {
+  const readme = readFileSync(join(import.meta.dirname, '../../src/manifest/README.md'), 'utf8')
+  for (const [id, rule] of Object.entries(RULES)) expect(readme).toContain(`| \`${id}\` | ${rule.severity} | ${rule.summary} |`)
+})
+
 describe('manifests with warnings only: valid, but --strict fails', () => {
   for (const name of list('warnings')) {
     it(name, async () => {
