@@ -1,4 +1,4 @@
-import {Listr, type ListrTask} from 'listr2'
+import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
 
 export interface TaskOptions {
   /** Under `--json` progress is silent. */
@@ -10,12 +10,14 @@ export interface TaskOptions {
 /** listr2 on stderr: silent under `--json`, the simple renderer without a TTY or in CI. */
 export function tasks<Ctx extends object>(list: ListrTask<Ctx>[], options: TaskOptions = {}): Listr<Ctx> {
   const plain = !process.stderr.isTTY || Boolean(process.env.CI) || process.env.TERM === 'dumb'
+  // listr2 renderers write to stdout unless their logger's process output says otherwise
+  const logger = () => new ListrLogger({useIcons: true, processOutput: new ProcessOutput(process.stderr, process.stderr)})
   return new Listr<Ctx>(list, {
     concurrent: options.concurrent ?? false,
     exitOnError: options.exitOnError ?? true,
     renderer: options.json ? 'silent' : plain ? 'simple' : 'default',
     fallbackRenderer: 'simple',
-    rendererOptions: {output: process.stderr} as never,
-    fallbackRendererOptions: {output: process.stderr} as never,
+    rendererOptions: {logger: logger()} as never,
+    fallbackRendererOptions: {logger: logger()} as never,
   } as never)
 }
