@@ -1,0 +1,55 @@
+import {describe, expect, it} from 'vitest'
+import type {NodeEvent} from '../../src/protocol/events.js'
+import {compactPayload, renderEvent, renderLog} from '../../src/ui/render-event.js'
+
+const at = new Date(2026, 0, 2, 3, 4, 5, 67).toISOString()
+const envelope = (path: NodeEvent['EE_PAYLOAD_PATH'], seq = 1) => ({EE_PAYLOAD_PATH: path, EE_MESSAGE_SEQ: seq, EE_TIMESTAMP: at})
+
+describe('renderEvent', () => {
+  it('a payload: time, path, KEY=value without the envelope', () => {
+    const event = {EE_EVENT_TYPE: 'PAYLOAD', ...envelope(['edge', 'temps', 'TEMP_MONITOR', 'm1']), TEMPERATURE: 21.123456, UNIT: 'C', NOTE: 'two words', NESTED: {A: [1, 2]}} as NodeEvent
+    expect(renderEvent(event, {color: false})).toBe('03:04:05.067 temps/TEMP_MONITOR/m1 TEMPERATURE=21.1235 UNIT=C NOTE="two words" NESTED={"A":[1,2]}')
+    expect(renderEvent(event, {color: false, nodeLabel: 'edge-a', date: true})).toBe('2026-01-02 03:04:05.067 edge-a temps/TEMP_MONITOR/m1 TEMPERATURE=21.1235 UNIT=C NOTE="two words" NESTED={"A":[1,2]}')
+  })
+
+  it('notifications show their kind and code; node-level paths show the alias', () => {
+    const ok = {EE_EVENT_TYPE: 'NOTIFICATION', ...envelope(['edge', 'temps', null, null]), NOTIFICATION_TYPE: 'NORMAL', NOTIFICATION_CODE: 1, NOTIFICATION: 'Pipeline temps applied'} as NodeEvent
+    expect(renderEvent(ok, {color: false})).toBe('03:04:05.067 temps note [1] Pipeline temps applied')
+    const bad = {EE_EVENT_TYPE: 'NOTIFICATION', ...envelope(['edge', null, null, null]), NOTIFICATION_TYPE: 'EXCEPTION', NOTIFICATION_CODE: -200, NOTIFICATION: 'boom'} as NodeEvent
+    expect(renderEvent(bad, {color: false})).toBe('03:04:05.067 edge exception [-200] boom')
+    expect(renderEvent(bad, {color: true})).toMatch(/\u001B\[31mexception/)
+  })
+
+  it('heartbeats summarize resources and instance statuses', () => {
+    const hb = {
+      EE_EVENT_TYPE: 'HEARTBEAT',
+      ...envelope(['edge', null, null, null]),
+      UPTIME: 12.4,
+      CPU_USED: 3.5,
+      PROCESS_MEMORY: 50 * 1048576,
+      PIPELINES: ['temps'],
+      ACTIVE_PLUGINS: [{INSTANCE_ID: 'm1', STATUS: 'running'}],
+    } as unknown as NodeEvent
+    expect(renderEvent(hb, {color: false})).toBe('03:04:05.067 edge heartbeat up 12s cpu 3.5% rss 50 MiB pipelines 1 instances 1 m1:running')
+  })
+
+  it('progress, metrics and app output lines get their own shapes; long payloads are clipped', () => {
+    const base = envelope(['n', 'p', 'S', 'i'])
+    expect(renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, R1_KIND: 'PROGRESS', CURRENT: 3, TOTAL: 12, CATEGORY: 'upload'} as NodeEvent, {color: false})).toBe('03:04:05.067 p/S/i progress 3/12 (25%) upload')
+    expect(renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, R1_KIND: 'METRICS', CATEGORY: null, METRICS: {rps: 10.5}} as NodeEvent, {color: false})).toBe('03:04:05.067 p/S/i metrics rps=10.5')
+    expect(renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, APP_STATUS: 'running', OUTPUT: ['a', 'b'], STDERR: ['c']} as NodeEvent, {color: false}).split('\n')).toEqual(['03:04:05.067 p/S/i APP_STATUS=running', '  │ a', '  │ b', '  │ c'])
+    const long = renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, TEXT: 'x'.repeat(500)} as NodeEvent, {color: false, maxWidth: 40})
+    expect(long).toBe(`03:04:05.067 p/S/i TEXT=${'x'.repeat(34)}…`)
+  })
+
+  it('compactPayload drops EE_ keys only', () => {
+    expect(compactPayload({EE_X: 1, A: 'b', B: true, C: null})).toBe('A=b B=true C=null')
+  })
+})
+
+describe('renderLog', () => {
+  it('a plugin log line with its instance path and level', () => {
+    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'warn', text: 'careful'}, {color: false})).toBe('p/S/i warn  careful')
+    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'hi'}, {color: false, nodeLabel: 'edge-a'})).toBe('edge-a p/S/i log   hi')
+  })
+})
