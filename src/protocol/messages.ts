@@ -1,7 +1,7 @@
 import {z} from 'zod'
 import {NotificationCode, NotificationType} from './codes.js'
 import {EventType, NodeEventSchema, type NodeEvent} from './events.js'
-import {EventFilterSchema, GapEventSchema, type GapEvent} from './filter.js'
+import {EventFilterSchema, GapEventSchema, LiveMarkerSchema, type GapEvent, type LiveMarker} from './filter.js'
 import {PipelineConfigSchema} from './pipeline.js'
 
 /**
@@ -67,6 +67,8 @@ export const SubscribeSchema = z.object({
   SINCE_SEQ: z.number().int().nonnegative().optional(),
   /** Replay the last LAST matching events, then go live (ignored when SINCE_SEQ is given). */
   LAST: z.number().int().nonnegative().max(100_000).optional(),
+  /** Replay from the first event stamped at or after this ISO-8601 time, then go live (with SINCE_SEQ or LAST: the later start wins). */
+  SINCE_TIME: z.string().refine((t) => !Number.isNaN(Date.parse(t)), 'expected an ISO-8601 time').optional(),
 })
 export type Subscribe = z.infer<typeof SubscribeSchema>
 
@@ -224,7 +226,7 @@ export const BundleHasResultSchema = z.object({HAVE: z.array(z.string()), MISSIN
 export const BundlePutResultSchema = z.object({HASH: z.string(), RECEIVED: z.number().int(), COUNT: z.number().int(), STORED: z.boolean()})
 
 /** Anything that travels inside a frame: a node event, a gap, a reply or a rejection. */
-export type FrameItem = NodeEvent | GapEvent | Reply | Rejection | Hello
+export type FrameItem = NodeEvent | GapEvent | LiveMarker | Reply | Rejection | Hello
 
 export function parseFrameItem(value: unknown): FrameItem | undefined {
   const type = (value as {EE_EVENT_TYPE?: unknown} | null)?.EE_EVENT_TYPE
@@ -235,6 +237,8 @@ export function parseFrameItem(value: unknown): FrameItem | undefined {
         ? HelloSchema
       : type === 'R1_GAP'
         ? GapEventSchema
+      : type === 'R1_LIVE'
+        ? LiveMarkerSchema
         : type === 'NOTIFICATION' && (value as {EE_MESSAGE_SEQ?: unknown}).EE_MESSAGE_SEQ === undefined
           ? RejectionSchema
           : NodeEventSchema

@@ -4,7 +4,7 @@ import {homedir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, loadOrCreateIdentity, nodeKeyPath} from '../protocol/identity.js'
-import {type Journal, openJournal} from './journal.js'
+import {type Journal, type JournalOptions, openJournal} from './journal.js'
 import {LocalNode, type LocalNodeOptions} from './node.js'
 import {NodeServer, type NodeServerOptions, type RateLimit} from './server.js'
 import {AllowList, allowListPath} from './server-allowlist.js'
@@ -33,6 +33,8 @@ export interface StartNodeServerOptions {
   /** Back-pressure knobs of the WebSocket server (tests shrink them). */
   server?: Pick<NodeServerOptions, 'highWaterBytes' | 'maxQueuedEvents'>
   heartbeatIntervalMs?: number
+  /** Event journal limits (size, age, segment size); defaults in journal.ts. */
+  journal?: Omit<JournalOptions, 'onWarning'>
   /** Passed to the node core (supervisor timings, instance env, …). */
   core?: Omit<LocalNodeOptions, 'address' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
   /** Diagnostics (connection errors, floods); default: stderr. */
@@ -71,7 +73,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
   const tls = await readTls(options.tlsCertPath, options.tlsKeyPath)
   const identity = options.identity ?? (await loadOrCreateIdentity(nodeKeyPath(dataDir))).identity
   const alias = options.alias ?? `r1-${identity.address.slice(5, 11)}`
-  const journal = await openJournal(join(dataDir, 'journal'), {onWarning: log})
+  const journal = await openJournal(join(dataDir, 'journal'), {onWarning: log, onError: (error) => log(error.message), ...options.journal})
   let core: LocalNode
   try {
     core = await LocalNode.start({

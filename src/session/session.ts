@@ -80,6 +80,8 @@ export interface SubscribeOptions {
   sinceSeq?: number
   /** The last N matching events first (when sinceSeq is not given). */
   last?: number
+  /** Events stamped at or after this time (ms since the epoch) first. */
+  sinceTime?: number
   signal?: AbortSignal
   /** Called, in stream order, each time the node says its history replay is over (R1_LIVE; again after a resume). */
   onLive?: (position: number) => void
@@ -264,7 +266,7 @@ export class Session {
           if (sub && !sub.done) {
             this.resubscribing = true
             try {
-              await this.request('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), LAST: undefined})
+              await this.request('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), LAST: undefined, SINCE_TIME: undefined})
             } finally {
               this.resubscribing = false
             }
@@ -502,13 +504,14 @@ export class Session {
       ...(filter ? {FILTER: filter} : {}),
       ...(options.sinceSeq !== undefined ? {SINCE_SEQ: options.sinceSeq} : {}),
       ...(options.sinceSeq === undefined && options.last !== undefined ? {LAST: options.last} : {}),
+      ...(options.sinceTime !== undefined ? {SINCE_TIME: new Date(options.sinceTime).toISOString()} : {}),
     }
     const sub: ActiveSubscription = {request: {...request, LAST: undefined}, matcher: compileFilter(filter), lastSeq: options.sinceSeq ?? -1, queue: [], done: false}
     if (this.subscription && !this.subscription.done) this.subscription.done = true
     this.subscription = sub
     const started = await this.request<{LAST_SEQ: number; FROM_SEQ: number}>('R1_SUBSCRIBE', request)
     // Live-only subscriptions start at the node's current seq; history ones at what the node replays from.
-    if (sub.lastSeq < 0) sub.lastSeq = options.last === undefined ? started.LAST_SEQ : started.FROM_SEQ
+    if (sub.lastSeq < 0) sub.lastSeq = options.last === undefined && options.sinceTime === undefined ? started.LAST_SEQ : started.FROM_SEQ
     const onAbort = () => this.endSubscription(sub)
     options.signal?.addEventListener('abort', onAbort, {once: true})
     try {
