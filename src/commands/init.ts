@@ -71,15 +71,16 @@ export default class Init extends BaseCommand<typeof Init> {
     if (args.dir) await scaffold.checkTarget(resolve(args.dir), flags.force)
     const ref = scaffold.parseTemplateRef(await scaffold.chooseTemplate(given, asker), flags.path)
 
+    // Only a clone takes long enough to deserve progress; built-in and local templates are read directly.
     const fetched: {template?: Awaited<ReturnType<typeof scaffold.fetchTemplate>>} = {}
-    await tasks([
-      {title: `Fetch template ${ref.kind === 'git' ? ref.url : ref.kind === 'builtin' ? ref.id : ref.path}`, task: async () => {
-        fetched.template = await scaffold.fetchTemplate(ref, {signal})
-        this.onCleanup(() => fetched.template!.cleanup())
-      }},
-      {title: 'Check the template', task: () => scaffold.checkProjectDir(fetched.template!.dir, `Template ${fetched.template!.label}`, {color: err.level > 0})},
-    ], {json}).run()
+    const fetch = async () => {
+      fetched.template = await scaffold.fetchTemplate(ref, {signal})
+      this.onCleanup(() => fetched.template!.cleanup())
+    }
+    if (ref.kind === 'git') await tasks([{title: `Fetch template ${ref.url}${ref.ref ? `#${ref.ref}` : ''}`, task: fetch}], {json}).run()
+    else await fetch()
     const template = fetched.template!
+    await scaffold.checkProjectDir(template.dir, `Template ${template.label}`, {color: err.level > 0})
 
     const answers = await scaffold.resolveAnswers(given, template.meta, asker, args.dir)
     for (const warning of answers.warnings) this.warn(warning)

@@ -2,6 +2,7 @@ import {mkdtemp, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {isAbsolute, join, normalize, resolve, sep} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
+import {closest} from '../manifest/diagnostics.js'
 import {listBuiltinTemplates, loadTemplateMeta, type TemplateMeta} from './template.js'
 
 /** Where a template comes from, as parsed from `--template` (and `--path`). */
@@ -78,7 +79,7 @@ export async function fetchTemplate(ref: TemplateRef, options: FetchOptions = {}
     const found = all.find((t) => t.id === ref.id)
     if (!found) {
       const ids = all.map((t) => t.id)
-      const close = ids.find((id) => id.includes(ref.id) || ref.id.includes(id))
+      const close = closest(ref.id, ids)
       throw new R1Error(`Unknown template "${ref.id}".${close ? ` Did you mean "${close}"?` : ''}`, ExitCode.USAGE, {
         code: 'TEMPLATE_UNKNOWN',
         hint: `Built-in templates: ${ids.join(', ')}. A local folder needs a path (./${ref.id}); a git repository needs its URL.`,

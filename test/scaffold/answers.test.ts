@@ -1,0 +1,86 @@
+import {describe, expect, it} from 'vitest'
+import {chooseTemplate, defaultProjectName, resolveAnswers} from '../../src/scaffold/answers.js'
+import type {Asker} from '../../src/scaffold/prompts.js'
+import type {TemplateMeta} from '../../src/scaffold/template.js'
+
+const plugin: TemplateMeta = {description: 'd', variables: {name: 'my-plugin', signature: 'MY_PLUGIN'}, rename: {}, exclude: []}
+const stack: TemplateMeta = {description: 'd', variables: {name: 'my-app-stack', signature: 'SENSOR_FEED'}, rename: {}, exclude: []}
+const noPlugin: TemplateMeta = {description: 'd', variables: {name: 'my-process-app'}, rename: {}, exclude: []}
+
+/** A terminal that answers from a script and records the questions (the real one is driven on a pty in test/e2e/init.test.ts). */
+function scripted(answers: unknown[]): Asker & {asked: string[]} {
+  const asked: string[] = []
+  const next = (message: string) => {
+    asked.push(message)
+    if (answers.length === 0) throw new Error(`unexpected question: ${message}`)
+    return answers.shift()
+  }
+  return {
+    asked,
+    select: async (message) => next(message) as never,
+    input: async (message, _initial, validate) => {
+      const answer = next(message) as string
+      expect(validate(answer)).toBeUndefined()
+      return answer
+    },
+    confirm: async (message) => next(message) as boolean,
+  }
+}
+
+describe('without a terminal', () => {
+  it('fails on the first missing answer, naming its flag (exit 2)', async () => {
+    await expect(chooseTemplate({}, undefined)).rejects.toMatchObject({exitCode: 2, code: 'MISSING_FLAG', message: expect.stringContaining('--template')})
+    await expect(resolveAnswers({}, plugin, undefined)).rejects.toMatchObject({exitCode: 2, message: expect.stringContaining('--name')})
+    await expect(resolveAnswers({name: 'a'}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--signature')})
+    await expect(resolveAnswers({name: 'a', signature: 'A'}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--install or --no-install')})
+    await expect(resolveAnswers({name: 'a', signature: 'A', install: true}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--package-manager')})
+    await expect(resolveAnswers({name: 'a', signature: 'A', install: false}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--git or --no-git')})
+  })
+
+  it('takes every answer from flags', async () => {
+    const answers = await resolveAnswers({name: 'a', signature: 'A', install: true, packageManager: 'pnpm', git: false}, plugin, undefined)
+    expect(answers).toEqual({name: 'a', signature: 'A', install: true, packageManager: 'pnpm', git: false, warnings: []})
+  })
+
+  it('with --yes takes the defaults: ts-plugin, the folder name, its signature, install and git', async () => {
+    expect(await chooseTemplate({yes: true}, undefined)).toBe('ts-plugin')
+    const answers = await resolveAnswers({yes: true}, plugin, undefined, '/tmp/Sensor Watch')
+    expect(answers).toMatchObject({name: 'sensor-watch', signature: 'SENSOR_WATCH', install: true, git: true})
+    // a template whose signature is not its name in UPPER_SNAKE keeps its own
+    expect((await resolveAnswers({yes: true, name: 'ops'}, stack, undefined)).signature).toBe('SENSOR_FEED')
+  })
+
+  it('rejects bad names before anything else (exit 2)', async () => {
+    await expect(resolveAnswers({yes: true, name: 'My Project'}, plugin, undefined)).rejects.toMatchObject({exitCode: 2, code: 'NAME_INVALID', message: expect.stringMatching(/Invalid --name: "My Project" is not kebab-case.*"my-project"/)})
+    await expect(resolveAnswers({yes: true, signature: 'temp-monitor'}, plugin, undefined)).rejects.toMatchObject({exitCode: 2, message: expect.stringMatching(/Invalid --signature.*"TEMP_MONITOR"/)})
+  })
+
+  it('ignores --signature, with a warning, for a template without a plugin', async () => {
+    const answers = await resolveAnswers({yes: true, signature: 'X'}, noPlugin, undefined)
+    expect(answers.signature).toBeUndefined()
+    expect(answers.warnings).toEqual(['--signature X ignored: this template has no plugin of its own.'])
+  })
+})
+
+describe('on a terminal', () => {
+  it('asks every question without a flag, the package manager only when installing', async () => {
+    const asker = scripted(['js-plugin'])
+    expect(await chooseTemplate({}, asker)).toBe('js-plugin')
+    expect(asker.asked).toEqual(['Template'])
+
+    const installing = scripted(['weather', 'WEATHER_FEED', true, 'yarn', false])
+    expect(await resolveAnswers({}, plugin, installing)).toMatchObject({name: 'weather', signature: 'WEATHER_FEED', install: true, packageManager: 'yarn', git: false})
+    expect(installing.asked).toEqual(['Project name (kebab-case)', 'Signature of the first plugin (UPPER_SNAKE)', 'Install dependencies?', 'Package manager', 'Initialize a git repository?'])
+
+    const notInstalling = scripted([false, true])
+    expect(await resolveAnswers({name: 'x', signature: 'X'}, plugin, notInstalling)).toMatchObject({install: false, git: true})
+    expect(notInstalling.asked).toEqual(['Install dependencies?', 'Initialize a git repository?'])
+  })
+})
+
+it('names a project after its folder when the folder name allows it', () => {
+  expect(defaultProjectName(plugin, '/x/sensor-watch')).toBe('sensor-watch')
+  expect(defaultProjectName(plugin, '/x/SensorWatch')).toBe('sensor-watch')
+  expect(defaultProjectName(plugin, '/x/123')).toBe('my-plugin')
+  expect(defaultProjectName(plugin)).toBe('my-plugin')
+})
