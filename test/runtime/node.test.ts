@@ -236,3 +236,33 @@ describe('node core: persistence', () => {
     expect(await readFile(file, 'utf8')).toBe(JSON.stringify({format: 'something-else'}))
   })
 })
+
+describe('node core: statuses', () => {
+  it('DISABLED instances are stopped, FORCED_PAUSE ones paused; both come back live', async () => {
+    const started = await faultyNode()
+    node = started.node
+    const {events} = started
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'off', DISABLED: true}, {INSTANCE_ID: 'held', FORCED_PAUSE: true}]), meta())
+    const held = node.instance('p', 'FAULTY', 'held')!
+    await until(() => held.status === 'paused', 20_000, 'paused')
+    expect(node.instance('p', 'FAULTY', 'off')!.status).toBe('stopped')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(events.payloads()).toEqual([]) // neither processes
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'off'}, {INSTANCE_ID: 'held'}]), meta())
+    await events.waitUntil(() => events.payloads('off').length > 0 && events.payloads('held').length > 0, 20_000, 'both processing')
+    expect(held.status).toBe('running')
+    expect(held.counters.restarts).toBe(0) // un-paused live, same process
+  })
+
+  it('stopping during a restart back-off cancels the restart', async () => {
+    const started = await faultyNode({supervisor: {...FAST, restartBaseMs: 60_000, restartCapMs: 60_000}})
+    node = started.node
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'x', MODE: 'exit'}]), meta())
+    const instance = node.instance('p', 'FAULTY', 'x')!
+    await until(() => instance.status === 'restarting', 20_000, 'restarting')
+    expect(instance.pid).toBeUndefined()
+    await node.execute('DELETE_CONFIG', 'p', meta())
+    expect(instance.status).toBe('stopped')
+    expect(instance.pid).toBeUndefined()
+  })
+})
