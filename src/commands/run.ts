@@ -64,8 +64,9 @@ export default class Run extends BaseCommand<typeof Run> {
           task: step(async () => {
             run = await ProjectRun.start(validated.dir, this.flags['data-dir'] ? {dataDir: this.flags['data-dir']} : {})
             this.onCleanup(() => run.stop())
-            run.node.onEvent((event) => (json ? this.ndjson(event) : process.stdout.write(renderEvent(event) + '\n')))
+            run.onEvent((event) => (json ? this.ndjson(event) : process.stdout.write(renderEvent(event) + '\n')))
             run.node.onLog((log) => process.stderr.write(renderLog(log, {color: err.level > 0}) + '\n'))
+            await run.subscribe()
           }),
         },
         {title: `Apply ${validated.pipelines.join(', ')}`, task: step(async () => void (await run.apply(built)))},

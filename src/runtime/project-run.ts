@@ -1,13 +1,18 @@
-import {randomBytes} from 'node:crypto'
 import {watch, type FSWatcher} from 'node:fs'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import {basename, dirname, join, relative, sep} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import type {Diagnostic} from '../manifest/diagnostics.js'
 import type {Manifest} from '../manifest/schema.js'
+import {NotificationCode} from '../protocol/codes.js'
+import type {NodeEvent} from '../protocol/events.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
+import type {Session} from '../session/session.js'
 import {bundleEntry, type Bundle} from './bundle.js'
 import {isBuiltin} from './builtins/index.js'
-import {LocalNode, type InstanceChange, type LocalNodeOptions} from './node.js'
+import type {InstanceChange, LocalNode, LocalNodeOptions} from './node.js'
+import type {NodeServerHandle} from './serve.js'
 
 /**
  * `r1 run` without oclif: validate a project, bundle its plugins, run its pipelines on an embedded
@@ -82,39 +87,118 @@ export interface WatchOutcome extends Partial<ApplyOutcome> {
   error?: R1Error | Error
 }
 
-/** A project's pipelines running on an embedded node. */
+export interface ProjectRunOptions {
+  /** Keep the node's state here; default: a throw-away folder removed on stop. */
+  dataDir?: string
+  /** Heartbeat period of the embedded node (default 10 s). */
+  heartbeatIntervalMs?: number
+  /** Node core options (supervisor timings, instance env). */
+  core?: Omit<LocalNodeOptions, 'address' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
+  /** Node server diagnostics (default: stderr). */
+  log?: (line: string) => void
+}
+
+/**
+ * A project's pipelines on an embedded node, reached as a remote one is (DESIGN.md §4): a node server
+ * on 127.0.0.1:0 with a throw-away identity, and a session whose key is the only one allowed.
+ * Lifecycle checks (`whenStarted`, `whenAllProcessed`) and plugin logs come from the in-process core.
+ */
 export class ProjectRun {
   private applied = new Map<string, string>()
   private watchers: FSWatcher[] = []
   private debounce: NodeJS.Timeout | undefined
   private rebuilding: Promise<void> = Promise.resolve()
   private project: BuiltProject | undefined
+  private readonly listeners = new Set<(event: NodeEvent) => void>()
+  private readonly subscription = new AbortController()
+  private pump: Promise<void> = Promise.resolve()
+  private stopping: Promise<void> | undefined
+  private deliveredSeq = 0
 
-  private constructor(readonly node: LocalNode) {}
+  private constructor(
+    private readonly handle: NodeServerHandle,
+    readonly session: Session,
+    private readonly throwAwayDir: string | undefined,
+  ) {}
 
-  /** Starts a node (throw-away data dir unless `options.dataDir`), working in the project folder. */
-  static async start(dir: string, options: LocalNodeOptions = {}): Promise<ProjectRun> {
-    return new ProjectRun(await LocalNode.start({alias: 'local', heartbeatIntervalMs: 10_000, workDir: dir, ...options}))
+  /** The embedded node's core (in this process). */
+  get node(): LocalNode {
+    return this.handle.core
   }
 
-  /** Stores the bundles and sends UPDATE_CONFIG for new and changed pipelines, DELETE_CONFIG for dropped ones. */
+  /** Starts the embedded node server and connects a session to it; events flow once `subscribe` is called. */
+  static async start(dir: string, options: ProjectRunOptions = {}): Promise<ProjectRun> {
+    const [{startNodeServer}, {Session}, {generateIdentity}] = await Promise.all([import('./serve.js'), import('../session/index.js'), import('../protocol/identity.js')])
+    const throwAwayDir = options.dataDir ? undefined : await mkdtemp(join(tmpdir(), 'r1-run-'))
+    const client = generateIdentity()
+    let handle: NodeServerHandle | undefined
+    try {
+      handle = await startNodeServer({
+        dataDir: options.dataDir ?? throwAwayDir!,
+        host: '127.0.0.1',
+        port: 0,
+        alias: 'local',
+        identity: generateIdentity(),
+        allow: [client.address],
+        heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+        core: {workDir: dir, ...options.core},
+        ...(options.log ? {log: options.log} : {}),
+      })
+      const session = await Session.connect({url: handle.url, nodeAddress: handle.address, identity: client, initiatorId: 'r1-run'})
+      return new ProjectRun(handle, session, throwAwayDir)
+    } catch (error) {
+      await handle?.stop()
+      if (throwAwayDir) await rm(throwAwayDir, {recursive: true, force: true})
+      throw error
+    }
+  }
+
+  /** Node events as the session receives them (in seq order), from the moment `subscribe` resolves. */
+  onEvent(listener: (event: NodeEvent) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Subscribes the session to every event of the node, live; resolves once the node confirmed it. */
+  async subscribe(): Promise<void> {
+    let live!: () => void
+    const ready = new Promise<void>((resolve) => (live = resolve))
+    const stream = this.session.subscribe({signal: this.subscription.signal, onLive: () => live()})
+    this.pump = (async () => {
+      try {
+        for await (const item of stream) {
+          if (item.EE_EVENT_TYPE === 'R1_GAP') continue // live-only from a fresh node: nothing can be missing
+          this.deliveredSeq = Math.max(this.deliveredSeq, (item as NodeEvent).EE_MESSAGE_SEQ)
+          for (const listener of this.listeners) listener(item as NodeEvent)
+        }
+      } catch (error) {
+        if (!this.stopping) process.stderr.write(`r1 run: the event stream ended: ${(error as Error).message}\n`)
+      } finally {
+        live()
+      }
+    })()
+    await ready
+  }
+
+  /** Uploads missing bundles and sends UPDATE_CONFIG for new and changed pipelines, DELETE_CONFIG for dropped ones. */
   async apply(project: BuiltProject): Promise<ApplyOutcome> {
-    for (const bundle of project.bundles.values()) await this.node.putBundle(bundle.hash, bundle.bytes)
+    const bundles = [...project.bundles.values()]
+    const missing = new Set(await this.session.missingBundles(bundles.map((b) => b.hash)))
+    for (const bundle of bundles) if (missing.has(bundle.hash)) await this.session.putBundle(bundle.hash, bundle.bytes)
     const outcome: ApplyOutcome = {applied: [], deleted: [], unchanged: []}
-    const meta = () => ({hash: randomBytes(32).toString('hex'), sender: this.node.address, initiator: 'r1 run'})
     for (const config of project.configs) {
       const text = JSON.stringify(config)
       if (this.applied.get(config.NAME) === text) {
         outcome.unchanged.push(config.NAME)
         continue
       }
-      await this.node.execute('UPDATE_CONFIG', config, meta())
+      await this.session.send('UPDATE_CONFIG', config, {expect: [{code: NotificationCode.PIPELINE_OK, pipeline: config.NAME}]})
       this.applied.set(config.NAME, text)
       outcome.applied.push(config.NAME)
     }
     for (const name of [...this.applied.keys()]) {
       if (project.configs.some((config) => config.NAME === name)) continue
-      await this.node.execute('DELETE_CONFIG', {NAME: name}, meta())
+      await this.session.send('DELETE_CONFIG', {NAME: name}, {expect: [{code: NotificationCode.PIPELINE_DELETE_OK, pipeline: name}]})
       this.applied.delete(name)
       outcome.deleted.push(name)
     }
@@ -228,12 +312,27 @@ export class ProjectRun {
     }
   }
 
-  async stop(): Promise<void> {
-    clearTimeout(this.debounce)
-    for (const watcher of this.watchers) watcher.close()
-    this.watchers = []
-    await this.rebuilding
-    await this.node.stop()
+  /** Waits (bounded) until the session has delivered every event the node emitted so far. */
+  async drain(timeoutMs = 3000): Promise<void> {
+    const target = this.node.lastSeq()
+    const deadline = Date.now() + timeoutMs
+    while (this.deliveredSeq < target && Date.now() < deadline && this.session.connected) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+
+  /** Stops watching, delivers pending events, closes the session, stops the node (every instance), removes the throw-away dir. */
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      clearTimeout(this.debounce)
+      for (const watcher of this.watchers) watcher.close()
+      this.watchers = []
+      await this.rebuilding
+      await this.drain()
+      this.subscription.abort()
+      await this.session.close()
+      await this.pump
+      await this.handle.stop()
+      if (this.throwAwayDir) await rm(this.throwAwayDir, {recursive: true, force: true})
+    })())
   }
 }
 
