@@ -22,8 +22,11 @@ const LINKED_ONLY = new Set(['js-plugin', 'process-app', 'custom-code'])
 
 let work: string
 
-function r1(args: string[], options: {cwd?: string} = {}) {
-  return execa(process.execPath, [BIN, ...args], {cwd: options.cwd ?? work, reject: false, env: {NO_COLOR: '1'}, stdin: 'ignore'})
+// The first commit of `git init` needs an identity, whatever the machine's git config.
+const GIT_IDENTITY = {GIT_AUTHOR_NAME: 'r1 test', GIT_AUTHOR_EMAIL: 'test@r1.invalid', GIT_COMMITTER_NAME: 'r1 test', GIT_COMMITTER_EMAIL: 'test@r1.invalid'}
+
+function r1(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}) {
+  return execa(process.execPath, [BIN, ...args], {cwd: options.cwd ?? work, reject: false, env: {NO_COLOR: '1', ...GIT_IDENTITY, ...options.env}, stdin: 'ignore'})
 }
 
 /** What `npm install` of a generated project would link: r1 (this checkout) and the repo's tsx. */
@@ -96,6 +99,17 @@ describe.each(TEMPLATES)('r1 init --yes --template %s', (template) => {
     expect(JSON.parse(run.stdout)).toMatchObject({valid: true, diagnostics: []})
     expect(run.exitCode).toBe(0)
   })
+
+  it('runs: r1 run emits payloads from the signature it was given', async () => {
+    const run = await r1(['run', '--json', '--duration', '4'], {cwd: dir})
+    expect(run.exitCode, run.stderr).toBe(0)
+    const events = run.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line))
+    const payloads = events.filter((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
+    expect(payloads.length, run.stdout).toBeGreaterThan(0)
+    const signatures = new Set(payloads.map((e) => e.EE_PAYLOAD_PATH[2]))
+    if (result.signature) expect(signatures).toContain(result.signature)
+    expect(events.filter((e) => e.NOTIFICATION_TYPE === 'EXCEPTION')).toEqual([])
+  }, 120_000)
 
   it('passes its own tests', async () => {
     if (LINKED_ONLY.has(template)) {
@@ -211,6 +225,22 @@ describe('r1 init with bad input', () => {
     expect(forced.exitCode).toBe(0)
     expect(await entries(dir)).toEqual(['.gitignore', 'README.md', 'config.yaml', 'notes.txt', 'package.json', 'src', 'test'])
     expect(await readFile(join(dir, 'notes.txt'), 'utf8')).toBe('mine')
+  })
+
+  it('keeps the complete project when the package manager is missing, and says how to install (exit 1)', async () => {
+    // A PATH with node and git only: no pnpm.
+    const bin = join(work, 'only-node-and-git')
+    await mkdir(bin)
+    await symlink(process.execPath, join(bin, 'node'))
+    await symlink(execFileSync('sh', ['-c', 'command -v git'], {encoding: 'utf8'}).trim(), join(bin, 'git'))
+    const dir = join(work, 'no-pnpm')
+    const run = await r1(['init', dir, '--yes', '--template', 'js-plugin', '--package-manager', 'pnpm', '--no-git'], {env: {PATH: bin}})
+    await rm(bin, {recursive: true})
+    expect(run.exitCode).toBe(1)
+    expect(run.stderr).toContain(`pnpm is not installed, so the dependencies of ${dir} were not installed.`)
+    expect(run.stderr).toContain(`install its dependencies yourself: cd ${dir} && pnpm install`)
+    expect(await entries(dir)).toEqual(['.gitignore', 'README.md', 'config.yaml', 'package.json', 'src', 'test'])
+    await rm(dir, {recursive: true})
   })
 
   it('rejects bad names with the rule and a suggestion (exit 2)', async () => {
