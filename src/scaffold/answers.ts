@@ -1,4 +1,4 @@
-import {basename} from 'node:path'
+import {basename, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {missingAnswer} from '../ui/prompts.js'
 import {projectNameProblem, signatureProblem, toKebabCase, toUpperSnakeCase} from './names.js'
@@ -58,7 +58,7 @@ export function checkNameFlags(flags: InitFlags): void {
 /** The default project name: the target folder's name when it makes a valid one, else the template's. */
 export function defaultProjectName(meta: TemplateMeta, dir?: string): string {
   if (dir) {
-    const base = basename(dir)
+    const base = basename(resolve(dir))
     if (!projectNameProblem(base)) return base
     const kebab = toKebabCase(base)
     if (kebab && !projectNameProblem(kebab)) return kebab

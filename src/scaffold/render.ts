@@ -12,7 +12,8 @@ export interface Variables {
   r1Dependency?: string
 }
 
-const ALWAYS_EXCLUDED = new Set(['.git', 'node_modules', TEMPLATE_META_FILE])
+// Version control, installed packages, r1's local run state and the template's own description never travel.
+const ALWAYS_EXCLUDED = new Set(['.git', 'node_modules', '.r1', TEMPLATE_META_FILE])
 
 /** Pairs of (template text → project text) for the variables the template declares. */
 export function substitutions(meta: TemplateMeta, values: Variables): Array<[string, string]> {

@@ -29,7 +29,7 @@ export const TemplateMetaSchema = z.strictObject({
   }),
   /** Files renamed on the way out (e.g. `gitignore` → `.gitignore`, which npm would drop from a package). */
   rename: z.record(z.string(), z.string()).default({}),
-  /** Top-level entries never copied, besides `.git`, `node_modules` and template.json. */
+  /** Top-level entries never copied, besides `.git`, `node_modules`, `.r1` and template.json. */
   exclude: z.array(z.string()).default([]),
 })
 export type TemplateMeta = z.infer<typeof TemplateMetaSchema>

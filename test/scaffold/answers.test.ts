@@ -81,6 +81,7 @@ describe('on a terminal', () => {
 it('names a project after its folder when the folder name allows it', () => {
   expect(defaultProjectName(plugin, '/x/sensor-watch')).toBe('sensor-watch')
   expect(defaultProjectName(plugin, '/x/SensorWatch')).toBe('sensor-watch')
+  expect(defaultProjectName(plugin, '/x/sensor-watch/.')).toBe('sensor-watch')
   expect(defaultProjectName(plugin, '/x/123')).toBe('my-plugin')
   expect(defaultProjectName(plugin)).toBe('my-plugin')
 })
