@@ -78,6 +78,9 @@ export async function fetchTemplate(ref: TemplateRef, options: FetchOptions = {}
     const all = await listBuiltinTemplates(options.builtinDir)
     const found = all.find((t) => t.id === ref.id)
     if (!found) {
+      // `--template my-template` with such a folder here means that folder.
+      const local = resolve(options.cwd ?? process.cwd(), ref.id)
+      if (await stat(local).then((s) => s.isDirectory(), () => false)) return fetchTemplate({kind: 'local', path: ref.id}, options)
       const ids = all.map((t) => t.id)
       const close = closest(ref.id, ids)
       throw new R1Error(`Unknown template "${ref.id}".${close ? ` Did you mean "${close}"?` : ''}`, ExitCode.USAGE, {

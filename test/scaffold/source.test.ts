@@ -124,6 +124,13 @@ describe('fetchTemplate', () => {
     expect(error.hint).toMatch(/ts-plugin, js-plugin, process-app, custom-code, app-stack/)
   })
 
+  it('takes a bare name that is no built-in id as a folder here, when there is one', async () => {
+    await cp(join(import.meta.dirname, '../../templates/js-plugin'), join(root, 'my-template'), {recursive: true})
+    const template = await fetchTemplate(parseTemplateRef('my-template'), {cwd: root})
+    expect(template.dir).toBe(join(root, 'my-template'))
+    expect(template.label).toBe('my-template')
+  })
+
   it('rejects a local folder that does not exist', async () => {
     await expect(fetchTemplate(parseTemplateRef('./nowhere/at-all'), {cwd: root})).rejects.toMatchObject({exitCode: 2, message: expect.stringMatching(/does not exist/)})
   })
