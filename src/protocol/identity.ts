@@ -30,11 +30,19 @@ export function addressFromPublicKey(publicKey: Uint8Array): string {
   return ADDRESS_PREFIX + Buffer.from(publicKey).toString('base64url')
 }
 
+// Point validation costs as much as a hash; a node sees the same few senders again and again.
+const keyCache = new Map<string, Uint8Array>()
+
 /** The 33-byte public key of an address, or undefined when it is not a valid point. */
 export function publicKeyFromAddress(address: string): Uint8Array | undefined {
+  const cached = keyCache.get(address)
+  if (cached) return cached
   if (!ADDRESS_RE.test(address)) return undefined
   const key = new Uint8Array(Buffer.from(address.slice(5), 'base64url'))
-  return key.length === 33 && secp256k1.publicKeyVerify(key) ? key : undefined
+  if (key.length !== 33 || !secp256k1.publicKeyVerify(key)) return undefined
+  if (keyCache.size >= 1024) keyCache.clear()
+  keyCache.set(address, key)
+  return key
 }
 
 /** True for a well-formed `0xai_` (or legacy `aixp_`) address of a valid curve point. */
