@@ -1,5 +1,5 @@
 import {createRequire} from 'node:module'
-import {ADDRESS_PATTERN} from './schema.js'
+import {ADDRESS_PATTERN} from './patterns.js'
 
 type Secp256k1 = {publicKeyVerify(key: Uint8Array): boolean}
 let secp: Secp256k1 | undefined

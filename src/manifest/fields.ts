@@ -1,6 +1,7 @@
 import {inflateSync} from 'node:zlib'
 import {closest, didYouMean, type RuleId} from './diagnostics.js'
-import {CONFIG_KEY_PATTERN, type ConfigField, type FieldType, type Manifest} from './schema.js'
+import {CONFIG_KEY_PATTERN, type FieldType} from './patterns.js'
+import type {ConfigField, Manifest} from './schema.js'
 
 /**
  * Instance config schemas: the base keys every plugin has, the built-in signatures, and the

@@ -1,5 +1,8 @@
-/** The config.yaml manifest: schema, validation with positions, compilation to Ratio1 pipeline configs. */
-export {ManifestSchema, ConfigFieldSchema, PluginSchema, PipelineSchema, InstanceSchema, TargetSchema, FIELD_TYPES} from './schema.js'
+/**
+ * The config.yaml manifest: validation with positions, compilation to Ratio1 pipeline configs.
+ * This entry does not load zod; the zod schemas are in ./schema.js, the JSON Schema in ./json-schema.js.
+ */
+export {FIELD_TYPES} from './patterns.js'
 export type {Manifest, ConfigField, Plugin, Pipeline, Instance, Target, FieldType} from './schema.js'
 export {RULES, countBySeverity, didYouMean, levenshtein} from './diagnostics.js'
 export type {Diagnostic, RuleId, Severity} from './diagnostics.js'
@@ -24,5 +27,6 @@ export type {ConfigProblem, FieldSpec, PluginSpec} from './fields.js'
 export {checkNodeAddress, addressPublicKey} from './address.js'
 export {formatDiagnostics, formatSummary} from './format.js'
 export {generateConfigTypes, configTypeName, typedSignatures} from './types-gen.js'
-export {manifestJsonSchema} from './json-schema.js'
+export {manifestStructureSchema, checkStructure} from './structure.js'
+export type {JsonSchema, StructureIssue} from './structure.js'
 export {writeConfigTypes, DEFAULT_TYPES_FILE} from './types-gen.js'

@@ -1,13 +1,10 @@
-import type {z} from 'zod'
 import {checkNodeAddress} from './address.js'
 import type {Collector} from './collector.js'
 import {didYouMean, dottedPath} from './diagnostics.js'
 import type {PathSegment} from './positions.js'
-import {ManifestSchema} from './schema.js'
+import {knownKeysAt, type JsonSchema, type StructureIssue} from './structure.js'
 
-/** zod issues of the manifest schema → diagnostics with rule ids, positions and "did you mean". */
-
-type Issue = z.core.$ZodIssue
+/** Structural issues (zod's codes) → diagnostics with rule ids, positions and "did you mean". */
 
 function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   let node = data
@@ -21,12 +18,12 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
 const kind = (value: unknown): string => (value === null ? 'nothing (an empty value: add entries or remove the key)' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : typeof value)
 const expectedName = (expected: string): string => (expected === 'object' || expected === 'record' ? 'a mapping' : expected === 'array' ? 'a list' : expected)
 
-export function mapIssue(issue: Issue, data: unknown, out: Collector): void {
-  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) as PathSegment[]
+export function mapIssue(issue: StructureIssue, data: unknown, schema: JsonSchema, out: Collector): void {
+  const path = issue.path
   switch (issue.code) {
     case 'unrecognized_keys': {
-      const known = knownKeysAt(path)
-      for (const key of issue.keys) {
+      const known = knownKeysAt(schema, path)
+      for (const key of issue.keys ?? []) {
         const where = path.length ? dottedPath(path) : 'the top level'
         out.add([...path, key], 'key', 'schema-unknown-key', `unknown key "${key}" in ${where} (allowed: ${known.join(', ')})`, didYouMean(key, known))
       }
@@ -37,14 +34,14 @@ export function mapIssue(issue: Issue, data: unknown, out: Collector): void {
       if (value === undefined) {
         missing(path, out)
       } else {
-        out.add(path, 'value', 'schema-type', `expected ${expectedName(issue.expected)}, got ${kind(value)}`)
+        out.add(path, 'value', 'schema-type', `expected ${expectedName(issue.expected ?? 'a different type')}, got ${kind(value)}`)
       }
       return
     }
     case 'invalid_value': {
       const value = valueAt(data, path)
       if (value === undefined) return missing(path, out)
-      const allowed = issue.values.map((v) => String(v))
+      const allowed = (issue.values ?? []).map((v) => String(v))
       out.add(path, 'value', 'schema-enum', `${JSON.stringify(value)} is not one of ${allowed.join(', ')}`, typeof value === 'string' ? didYouMean(value, allowed) : undefined)
       return
     }
@@ -60,15 +57,15 @@ export function mapIssue(issue: Issue, data: unknown, out: Collector): void {
       if (issue.code === 'too_small' && (typeof value === 'string' || Array.isArray(value)) && Number(issue.minimum) === 1) {
         out.add(path, 'value', 'schema-range', `${dottedPath(path)} must not be empty`)
       } else {
-        out.add(path, 'value', 'schema-range', issue.message)
+        const what = typeof value === 'string' ? 'length' : Array.isArray(value) ? 'item count' : 'value'
+        const bound = issue.code === 'too_small' ? `at least ${issue.minimum}` : `at most ${issue.maximum}`
+        out.add(path, 'value', 'schema-range', `${dottedPath(path)}: ${what} must be ${bound}`)
       }
       return
     }
     case 'invalid_union':
       out.add(path, 'value', 'schema-type', `expected a string, number or boolean, got ${kind(valueAt(data, path))}`)
       return
-    default:
-      out.add(path, 'value', 'schema-type', issue.message)
   }
 }
 
@@ -116,26 +113,4 @@ function suggestKebab(text: string): string | undefined {
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '')
   return /^[a-z]/.test(kebab) ? `use "${kebab}"` : undefined
-}
-
-/** The keys the zod schema allows at `path` (for "did you mean"). */
-function knownKeysAt(path: readonly PathSegment[]): string[] {
-  let schema = unwrap(ManifestSchema as unknown as ZodLike)
-  for (const segment of path) {
-    const def = schema._zod.def
-    if (def.type === 'object') schema = unwrap(def.shape![String(segment)])
-    else if (def.type === 'record') schema = unwrap(def.valueType!)
-    else return []
-    if (!schema) return []
-  }
-  return schema._zod.def.type === 'object' ? Object.keys(schema._zod.def.shape!) : []
-}
-
-interface ZodLike {
-  _zod: {def: {type: string; shape?: Record<string, ZodLike>; valueType?: ZodLike; innerType?: ZodLike}}
-}
-function unwrap(schema: ZodLike): ZodLike {
-  let current = schema
-  while (current?._zod.def.innerType) current = current._zod.def.innerType
-  return current
 }

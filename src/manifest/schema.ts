@@ -1,25 +1,14 @@
 import {z} from 'zod'
+import {ADDRESS_PATTERN, CONFIG_KEY_PATTERN, FIELD_TYPES, ID_PATTERN, PROJECT_NAME_PATTERN, SEMVER_PATTERN, SIGNATURE_PATTERN, TARGET_URL_PATTERN} from './patterns.js'
 
 /**
- * The config.yaml schema (DESIGN.md §2): the single source for validation, the `Manifest` type
- * and the JSON Schema shipped for editors (write-schema.ts). Structural only: checks that need
- * the whole manifest (references, instance config against its plugin) live in validate.ts.
+ * The config.yaml schema (DESIGN.md §2): the single source of the `Manifest` type and of the JSON
+ * Schema (write-schema.ts) that editors use and that structure.ts checks at run time without
+ * loading zod. Structural only: checks that need the whole manifest live in semantics.ts.
  */
 
-export const PROJECT_NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/
-// semver 2.0.0 (the official regex without named groups)
-export const SEMVER_PATTERN =
-  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
-export const SIGNATURE_PATTERN = /^[A-Z][A-Z0-9_]*$/
-/** Pipeline names, instance ids and target names: what a shell, a URL path and Ratio1 accept unquoted. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
-/** Instance config keys as written (any case); they are compared and compiled in UPPERCASE. */
-export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/
-export const TARGET_URL_PATTERN = /^wss?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/
-export const ADDRESS_PATTERN = /^0xai_[A-Za-z0-9_-]{44}$/
-
-export const FIELD_TYPES = ['number', 'integer', 'string', 'boolean', 'object', 'array'] as const
-export type FieldType = (typeof FIELD_TYPES)[number]
+export {PROJECT_NAME_PATTERN, SEMVER_PATTERN, SIGNATURE_PATTERN, ID_PATTERN, CONFIG_KEY_PATTERN, TARGET_URL_PATTERN, ADDRESS_PATTERN, FIELD_TYPES} from './patterns.js'
+export type {FieldType} from './patterns.js'
 
 const EnumValue = z.union([z.string(), z.number(), z.boolean()])
 

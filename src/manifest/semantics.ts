@@ -5,7 +5,8 @@ import type {Collector} from './collector.js'
 import {didYouMean} from './diagnostics.js'
 import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldFromManifest, openPluginSpec, pluginSpec, type ConfigProblem} from './fields.js'
 import type {PathSegment} from './positions.js'
-import {PluginSchema, type Manifest, type Plugin} from './schema.js'
+import type {Manifest, Plugin} from './schema.js'
+import {checkStructure, subschema, type JsonSchema} from './structure.js'
 
 /** Checks across the manifest: references, entry files, plugin config schemas, instance configs, targets, warnings. */
 
@@ -13,14 +14,15 @@ export const ENTRY_EXTENSIONS = ['.ts', '.js', '.mjs', '.mts'] as const
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
-export function checkSemantics(data: unknown, dir: string, out: Collector): void {
+export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, out: Collector): void {
   if (!isRecord(data)) return
   const rawPlugins = isRecord(data.plugins) ? data.plugins : {}
   // Plugins that parse on their own: their config schemas check instances even if other parts are broken.
   const plugins: Record<string, Plugin> = {}
+  const pluginSchema = subschema(schema, ['plugins', '*'])
   for (const [signature, raw] of Object.entries(rawPlugins)) {
-    const parsed = PluginSchema.safeParse(raw)
-    if (parsed.success) plugins[signature] = parsed.data
+    const parsed = checkStructure(pluginSchema, raw)
+    if (parsed.issues.length === 0) plugins[signature] = parsed.value as Plugin
   }
   const partial = {name: '', version: '', plugins, pipelines: {}, targets: {}} as Manifest
   const used = new Set<string>()

@@ -5,8 +5,9 @@ import {Collector} from './collector.js'
 import {dottedPath, type Diagnostic} from './diagnostics.js'
 import {parseYaml, stripBom} from './positions.js'
 import {mapIssue} from './schema-issues.js'
-import {ManifestSchema, type Manifest} from './schema.js'
+import type {Manifest} from './schema.js'
 import {checkSemantics} from './semantics.js'
+import {checkStructure, manifestStructureSchema, type JsonSchema} from './structure.js'
 
 export {ENTRY_EXTENSIONS} from './semantics.js'
 
@@ -64,7 +65,7 @@ export async function validateProject(pathOrDir: string): Promise<ValidationResu
       cause: error,
     })
   }
-  return validateSource(source, file)
+  return validateSource(source, file, await manifestStructureSchema())
 }
 
 /**
@@ -86,8 +87,11 @@ export async function loadManifest(pathOrDir: string): Promise<ValidationResult 
   return result as ValidationResult & {manifest: Manifest}
 }
 
-/** Validates manifest text; `file` names it in diagnostics and its folder anchors entry paths. */
-export function validateSource(source: string, file: string): ValidationResult {
+/**
+ * Validates manifest text; `file` names it in diagnostics and its folder anchors entry paths.
+ * `schema` is `await manifestStructureSchema()` (the JSON Schema generated from the zod schema).
+ */
+export function validateSource(source: string, file: string, schema: JsonSchema): ValidationResult {
   const absolute = resolve(file)
   const dir = dirname(absolute)
   const yaml = parseYaml(stripBom(source))
@@ -116,13 +120,13 @@ export function validateSource(source: string, file: string): ValidationResult {
     return result()
   }
 
-  const parsed = ManifestSchema.safeParse(data)
-  if (!parsed.success) for (const issue of parsed.error.issues) mapIssue(issue, data, out)
+  const structure = checkStructure(schema, data)
+  for (const issue of structure.issues) mapIssue(issue, data, schema, out)
 
-  checkSemantics(data, dir, out)
+  checkSemantics(data, dir, schema, out)
 
   const final = result()
-  if (final.valid && parsed.success) final.manifest = parsed.data
+  if (final.valid && structure.issues.length === 0) final.manifest = structure.value as Manifest
   return final
 }
 

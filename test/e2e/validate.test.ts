@@ -3,6 +3,7 @@ import {cpSync, existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {manifestJsonSchema} from '../../src/manifest/json-schema.js'
 
 // Spawns the built CLI (`npm run build` first): exit codes, stdout/stderr separation, --json documents.
 const repo = join(import.meta.dirname, '../..')
@@ -112,6 +113,12 @@ describe('r1 validate', () => {
   it('usage errors exit 2', () => {
     expect(r1(['validate', '--bogus']).code).toBe(2)
     expect(r1(['validate', 'a', 'b']).code).toBe(2)
+  })
+})
+
+describe('the shipped JSON Schema', () => {
+  it('dist/config.schema.json is the one generated from the zod schema (the build is not stale)', () => {
+    expect(JSON.parse(readFileSync(join(repo, 'dist/config.schema.json'), 'utf8'))).toEqual(manifestJsonSchema())
   })
 })
 
