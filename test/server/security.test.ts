@@ -159,3 +159,22 @@ describe('flooding', () => {
     expect(state.ADDRESS).toBe(f.node.address)
   })
 })
+
+describe('liveness', () => {
+  let l: TestNode
+  beforeAll(async () => {
+    l = await startTestNode({pingIntervalMs: 100})
+  })
+  afterAll(async () => l?.dispose())
+
+  it('a peer that stops answering pings is dropped; one that answers stays', async () => {
+    const deaf = new WebSocket(l.node.url, 'r1.v1', {autoPong: false})
+    const closed = new Promise<number>((resolve) => deaf.once('close', (code) => resolve(code)))
+    deaf.on('error', () => undefined)
+    const healthy = await l.connect()
+    expect(await closed).toBe(1006) // terminated, no close handshake
+    await new Promise((r) => setTimeout(r, 400))
+    expect((await healthy.state()).ADDRESS).toBe(l.node.address)
+    expect(l.node.server.connectionCount).toBe(1)
+  })
+})
