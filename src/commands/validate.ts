@@ -1,13 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {ExitCode} from '../errors.js'
-import type {Diagnostic} from '../manifest/diagnostics.js'
+import type {ValidationReport} from '../manifest/format.js'
 
-export interface ValidateResult {
-  valid: boolean
-  file: string
-  diagnostics: Diagnostic[]
-}
+export type ValidateResult = ValidationReport['json']
 
 export default class Validate extends BaseCommand<typeof Validate> {
   static override summary = 'Check config.yaml statically: YAML, schema, references, instance config, targets'
@@ -30,19 +25,11 @@ export default class Validate extends BaseCommand<typeof Validate> {
   }
 
   public async run(): Promise<ValidateResult> {
-    // Loaded here, not at module top: `r1 --help` and other commands never pay for yaml and zod.
-    const {validateProject} = await import('../manifest/validate.js')
-    const result = await validateProject(this.args.path)
-    const failed = !result.valid || (this.flags.strict && result.diagnostics.length > 0)
-    if (failed) process.exitCode = ExitCode.INVALID_CONFIG
-
-    if (!this.jsonEnabled()) {
-      const {formatDiagnostics, formatSummary} = await import('../manifest/format.js')
-      const {out} = await import('../ui/colors.js')
-      const color = out.level > 0
-      if (result.diagnostics.length > 0) process.stdout.write(formatDiagnostics(result, {color}) + '\n')
-      process.stdout.write(formatSummary(result, {color, strict: this.flags.strict}) + '\n')
-    }
-    return {valid: !failed, file: result.file, diagnostics: result.diagnostics}
+    // Loaded here, not at module top: `r1 --help` and other commands never pay for yaml.
+    const [{validateProject}, {validationReport}, {out}] = await Promise.all([import('../manifest/validate.js'), import('../manifest/format.js'), import('../ui/colors.js')])
+    const report = validationReport(await validateProject(this.args.path), {strict: this.flags.strict, color: out.level > 0})
+    process.exitCode = report.exitCode
+    if (!this.jsonEnabled()) process.stdout.write(report.text)
+    return report.json
   }
 }

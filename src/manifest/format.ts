@@ -74,3 +74,23 @@ function displayPath(file: string, cwd = process.cwd()): string {
   const rel = relative(cwd, file)
   return rel && !rel.startsWith('..') ? rel : file
 }
+
+/** What `r1 validate` prints and returns, shared by the oclif command and any entry that skips oclif. */
+export interface ValidationReport {
+  /** The `--json` document. */
+  json: {valid: boolean; file: string; diagnostics: ValidationResult['diagnostics']}
+  /** Human output (diagnostics with code frames, then the summary line). */
+  text: string
+  /** 0 valid, 3 invalid (with `strict`, warnings count as invalid). */
+  exitCode: 0 | 3
+}
+
+export function validationReport(result: ValidationResult, options: {strict?: boolean; color?: boolean; cwd?: string} = {}): ValidationReport {
+  const failed = !result.valid || (options.strict === true && result.diagnostics.length > 0)
+  const frames = result.diagnostics.length > 0 ? formatDiagnostics(result, {color: options.color, cwd: options.cwd}) + '\n' : ''
+  return {
+    json: {valid: !failed, file: result.file, diagnostics: result.diagnostics},
+    text: frames + formatSummary(result, options) + '\n',
+    exitCode: failed ? 3 : 0,
+  }
+}
