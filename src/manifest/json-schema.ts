@@ -5,5 +5,5 @@ import {ManifestSchema} from './schema.js'
 export function manifestJsonSchema(): Record<string, unknown> {
   // io 'input': keys with defaults are optional, as a user writes them; draft-07 is what editors support best.
   const schema = z.toJSONSchema(ManifestSchema, {io: 'input', target: 'draft-7'}) as Record<string, unknown>
-  return {...schema, $id: 'https://r1.dev/config.schema.json', title: 'r1 project manifest (config.yaml)'}
+  return {...schema, title: 'r1 project manifest (config.yaml)'}
 }
