@@ -1,4 +1,4 @@
-import {LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node} from 'yaml'
+import {LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node} from 'yaml'
 
 /** The one place that knows how YAML nodes map to line:col (STYLE.md: keep path→position code together). */
 
@@ -63,8 +63,11 @@ export function parseYaml(source: string): ParsedYaml {
     try {
       data = doc.toJS({maxAliasCount: 1000})
     } catch (error) {
-      // yaml refuses alias expansion bombs ("billion laughs") here: report it, never crash.
-      syntaxErrors.push({code: 'ALIAS_LIMIT', message: `${(error as Error).message} (more than 1000 alias expansions)`, position: position(rangeStart(doc.contents) ?? 0)})
+      // toJS refuses alias bombs ("billion laughs") and bad merges (`<<: 1`): report them, never crash.
+      const message = (error as Error).message
+      const merge = /merge/i.test(message) ? findBadMerge(doc, doc.contents) : undefined
+      const hint = /alias count/i.test(message) ? ' (more than 1000 alias expansions)' : ''
+      syntaxErrors.push({code: merge === undefined ? 'TO_JS' : 'BAD_MERGE', message: message + hint, position: position(merge ?? rangeStart(doc.contents) ?? 0)})
     }
   }
 
@@ -98,8 +101,7 @@ function child(node: unknown, segment: PathSegment): {value: unknown; keyOffset?
     let found: {value: unknown; keyOffset?: number} | undefined
     for (const pair of node.items) {
       if (!isPair(pair)) continue
-      const key = isScalar(pair.key) ? pair.key.value : pair.key
-      if (String(key) === String(segment)) found = {value: pair.value, keyOffset: rangeStart(pair.key)}
+      if (keyText(pair.key) === String(segment)) found = {value: pair.value, keyOffset: rangeStart(pair.key)}
     }
     return found
   }
@@ -110,9 +112,37 @@ function child(node: unknown, segment: PathSegment): {value: unknown; keyOffset?
   return undefined
 }
 
+/** A map key as toJS() names it; complex keys (maps, lists, merges) are never a manifest path segment. */
+function keyText(key: unknown): string {
+  if (isScalar(key)) return String(key.value)
+  return key === null || key === undefined ? '' : '\u0000complex'
+}
+
 function rangeStart(node: unknown): number | undefined {
   const range = (node as Node | null | undefined)?.range
   return Array.isArray(range) ? range[0] : undefined
+}
+
+/** Offset of the first `<<` whose value is neither a map, an alias of one, nor a list of those. */
+function findBadMerge(doc: Document, node: unknown): number | undefined {
+  const mapLike = (item: unknown) => isMap(item) || (isAlias(item) && isMap(item.resolve(doc)))
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      if (isScalar(pair.key) && pair.key.source === '<<') {
+        const value = pair.value
+        const ok = mapLike(value) || (isSeq(value) && value.items.every(mapLike))
+        if (!ok) return rangeStart(pair.key)
+      }
+      const inner = findBadMerge(doc, pair.value)
+      if (inner !== undefined) return inner
+    }
+  } else if (isSeq(node)) {
+    for (const item of node.items) {
+      const inner = findBadMerge(doc, item)
+      if (inner !== undefined) return inner
+    }
+  }
+  return undefined
 }
 
 /** Finds which map key starts at `offset` (duplicate-key errors carry only an offset). */
@@ -121,7 +151,7 @@ function findKeyAt(doc: Document, offset: number): {path: PathSegment[]; key: st
     if (isMap(node)) {
       for (const pair of node.items) {
         if (!isPair(pair)) continue
-        const key = String(isScalar(pair.key) ? pair.key.value : pair.key)
+        const key = keyText(pair.key)
         if (rangeStart(pair.key) === offset) return {path, key}
         const found = walk(pair.value, [...path, key])
         if (found) return found

@@ -137,4 +137,5 @@ const YAML_HINTS: Record<string, string> = {
   MULTILINE_IMPLICIT_KEY: 'a key must fit on one line; check for a missing ":" or an unclosed quote',
   MISSING_CHAR: 'a closing quote or bracket is missing',
   UNEXPECTED_TOKEN: 'check the indentation and quoting around this point',
+  BAD_MERGE: '"<<:" merges a mapping: use an alias to one (<<: *defaults) or a list of them',
 }
