@@ -281,11 +281,13 @@ export class Journal {
 
   /** A cursor reading forward from `sinceSeq` (or the last N matching events); see JournalCursor. */
   async cursor(options: Omit<ReadOptions, 'limit'> = {}): Promise<JournalCursor> {
+    // "The last N" means as of this call: events appended while older segments are scanned do not shift the window.
+    const until = this.last
     this.flushQuietly()
     const match = compileFilter(options.filter)
-    let since = options.sinceSeq ?? (options.last === undefined ? 0 : this.last)
+    let since = options.sinceSeq ?? (options.last === undefined ? 0 : until)
     if (options.last !== undefined) {
-      const fromLast = await this.startOfLast(options.last, match)
+      const fromLast = await this.startOfLast(options.last, match, until)
       since = options.sinceSeq === undefined ? fromLast : Math.max(options.sinceSeq, fromLast)
     }
     if (options.sinceTime !== undefined) {
@@ -405,10 +407,10 @@ export class Journal {
     this.onWarning(message)
   }
 
-  private async startOfLast(count: number, match: EventMatcher): Promise<number> {
-    if (count <= 0) return this.last
+  private async startOfLast(count: number, match: EventMatcher, until: number): Promise<number> {
+    if (count <= 0) return until
     const oldest = Math.max(0, this.firstSeq() - 1)
-    if (match === MATCH_ALL) return Math.max(oldest, this.last - count)
+    if (match === MATCH_ALL) return Math.max(oldest, until - count)
     // Walk segments newest first, collecting matching seqs, until `count` are found.
     let needed = count
     for (let i = this.segments.length - 1; i >= 0; i--) {
@@ -424,7 +426,7 @@ export class Journal {
         const record = decodeRecord(data, p, data.length)
         if (!record) break
         p = record.end
-        if (!record.ok) continue
+        if (!record.ok || record.seq > until) continue
         try {
           if (match(JSON.parse(data.toString('utf8', record.jsonStart, record.end - 1)))) seqs.push(record.seq)
         } catch {

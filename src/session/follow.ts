@@ -142,12 +142,17 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
     signal?.addEventListener('abort', onAbort, {once: true})
     try {
       const resumeAfter = outcome.lastSeq
+      // Without --follow, history is what the node held when it accepted the subscription: nothing after its LAST_SEQ.
+      let cutoff: number | undefined
       const items = session.subscribe({
         filter: options.filter,
         sinceSeq: resumeAfter ?? (options.since && 'seq' in options.since ? options.since.seq : undefined),
         sinceTime: resumeAfter === undefined && options.since && 'time' in options.since ? options.since.time : undefined,
         last: resumeAfter === undefined ? options.tail : undefined,
         signal: stop.signal,
+        onStarted: (started) => {
+          if (!options.follow) cutoff ??= started.LAST_SEQ
+        },
         onLive: (position) => {
           if (historyDone) return
           historyDone = true
@@ -156,7 +161,7 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
         },
       })
       for await (const item of items) {
-        if (!options.follow && historyDone) break
+        if (!options.follow && (historyDone || (cutoff !== undefined && (item.EE_EVENT_TYPE === 'R1_GAP' ? item.FROM_SEQ : item.EE_MESSAGE_SEQ) > cutoff))) break
         if (item.EE_EVENT_TYPE === 'R1_GAP') {
           if (outcome.lastSeq !== undefined && item.TO_SEQ <= outcome.lastSeq) continue
           outcome.lastSeq = item.TO_SEQ
@@ -170,6 +175,7 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
         if (rate < 1 && item.EE_EVENT_TYPE === 'PAYLOAD' && !sampled(seq, rate)) continue
         outcome.events++
         await handlers.onEntry(target, item)
+        if (!options.follow && cutoff !== undefined && seq >= cutoff) break
       }
       if (signal?.aborted) outcome.status = 'interrupted'
       if (signal?.aborted || !options.follow) return outcome

@@ -83,6 +83,8 @@ export interface SubscribeOptions {
   /** Events stamped at or after this time (ms since the epoch) first. */
   sinceTime?: number
   signal?: AbortSignal
+  /** Called once the node accepted the subscription, before any item is yielded: its seq when it started and where the replay starts. */
+  onStarted?: (result: {LAST_SEQ: number; FROM_SEQ: number}) => void
   /** Called, in stream order, each time the node says its history replay is over (R1_LIVE; again after a resume). */
   onLive?: (position: number) => void
 }
@@ -510,6 +512,7 @@ export class Session {
     if (this.subscription && !this.subscription.done) this.subscription.done = true
     this.subscription = sub
     const started = await this.request<{LAST_SEQ: number; FROM_SEQ: number}>('R1_SUBSCRIBE', request)
+    options.onStarted?.(started)
     // Live-only subscriptions start at the node's current seq; history ones at what the node replays from.
     if (sub.lastSeq < 0) sub.lastSeq = options.last === undefined && options.sinceTime === undefined ? started.LAST_SEQ : started.FROM_SEQ
     const onAbort = () => this.endSubscription(sub)

@@ -77,6 +77,16 @@ describe('journal basics', () => {
     expect(seqsOf(await readAll(journal, {filter: {SEARCH: 'boom'}, sinceSeq: 75, last: 5}))).toEqual([80, 90, 100])
   })
 
+  it('takes "the last N" as of the call, even when events arrive while it scans', async () => {
+    const {journal} = await open(dir(), {segmentBytes: 2000, flushBytes: 100})
+    for (const seq of range(1, 60)) journal.append(payload(seq, {}, seq % 3 ? 'temps' : 'hums'))
+    const pending = journal.cursor({last: 2, filter: {PIPELINE: 'hums'}})
+    for (const seq of range(61, 70)) journal.append(payload(seq, {}, 'hums'))
+    const cursor = await pending
+    expect(seqsOf(await cursor.next(2))).toEqual([57, 60])
+    expect(seqsOf(await cursor.next())).toEqual(range(61, 70))
+  })
+
   it('starts at the first event stamped at or after a time', async () => {
     const {journal} = await open(dir(), {segmentBytes: 3000, flushBytes: 100})
     for (const seq of range(1, 100)) journal.append(payload(seq))

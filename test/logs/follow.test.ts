@@ -118,6 +118,24 @@ describe('followNodes', () => {
     expect(none.result).toMatchObject({ok: true, exitCode: 0, targets: [{target: 'edge-a', status: 'ok', events: 0}]})
   })
 
+  it('without --follow prints exactly the last N the node held when asked, even while events keep coming', async () => {
+    const t = await node()
+    heartbeats(t, 50)
+    const emitting = setInterval(() => heartbeats(t, 20), 1)
+    try {
+      for (let round = 0; round < 5; round++) {
+        const got: FollowEntry[] = []
+        const result = await followNodes({targets: [{name: 'n', url: t.node.url, address: t.node.address}], identity: t.client, follow: false, tail: 7}, {onEntry: (_, e) => void got.push(e)})
+        expect(result.ok).toBe(true)
+        const seqs = got.map(seqOf) as number[]
+        expect(seqs).toHaveLength(7)
+        expect(seqs).toEqual(Array.from({length: 7}, (_, i) => seqs[0]! + i))
+      }
+    } finally {
+      clearInterval(emitting)
+    }
+  })
+
   it('follows several nodes, labels each entry, retries a node that is down at start, and ends on the signal', async () => {
     const a = await node()
     const portB = await freePort()
