@@ -39,22 +39,23 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   public async run(): Promise<DeployResult> {
     const {argv} = await this.parse(Deploy)
     const pipelines = argv.map(String)
-    const [{prepareProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}] = await Promise.all([
+    const [{openProject, buildProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}] = await Promise.all([
       import('../deploy/project.js'),
       import('../deploy/targets.js'),
       import('../deploy/link.js'),
       import('../deploy/run.js'),
       import('../deploy/progress.js'),
     ])
-    const project = await prepareProject(this.flags.dir, pipelines)
+    const project = await openProject(this.flags.dir)
     const targets = resolveTargets(project.targets, this.flags)
+    // Targets connect and read their state while esbuild bundles.
+    const built = buildProject(project, pipelines)
     const connect = await connector({connectTimeoutMs: this.flags['connect-timeout'] * 1000})
     const json = this.jsonEnabled()
     const progress = targetProgress(targets, {json})
     const result = await deploy({
       targets,
-      pipelines: project.pipelines,
-      bundles: project.bundles,
+      project: built,
       connect,
       maxConcurrent: this.flags['max-concurrent'],
       waitTimeoutMs: this.flags['wait-timeout'] * 1000,

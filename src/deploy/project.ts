@@ -2,12 +2,16 @@ import {compileManifest, loadManifest, type Manifest} from '../manifest/index.js
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import {type Target, type TargetMap, type TargetSelection, resolveTargets} from './targets.js'
 
-/** A project ready to deploy: its compiled pipelines and the bundle bytes they reference, built once for every target. */
-export interface PreparedProject {
+/** A project's manifest, validated (exit 3 on errors), with its targets. */
+export interface OpenProject {
   file: string
   dir: string
   manifest: Manifest
   targets: TargetMap
+}
+
+/** A project ready to deploy: its compiled pipelines and the bundle bytes they reference, built once for every target. */
+export interface BuiltProject {
   pipelines: PipelineConfig[]
   /** sha256 → bundle bytes. */
   bundles: Map<string, Uint8Array>
@@ -15,33 +19,44 @@ export interface PreparedProject {
   signatures: Record<string, string>
 }
 
+export async function openProject(dir: string): Promise<OpenProject> {
+  const {file, dir: root, manifest} = await loadManifest(dir)
+  return {file, dir: root, manifest, targets: manifest.targets}
+}
+
 /** The project's targets only (for the managing commands, which need no bundles). */
 export async function loadTargets(dir: string): Promise<TargetMap> {
-  const {manifest} = await loadManifest(dir)
-  return manifest.targets
+  return (await openProject(dir)).targets
 }
 
 /**
- * Validates the project (exit 3 on errors), bundles each project plugin the selected pipelines use
- * (esbuild, content-addressed) and compiles the pipelines with their `R1_BUNDLES`.
+ * Bundles each project plugin the selected pipelines use (esbuild, content-addressed) and compiles
+ * the pipelines with their `R1_BUNDLES`. Unknown pipeline names throw at once (exit 2), before any build.
  */
-export async function prepareProject(dir: string, pipelineNames?: string[]): Promise<PreparedProject> {
-  const loaded = await loadManifest(dir)
-  const {manifest} = loaded
-  const selected = compileManifest(manifest, pipelineNames && pipelineNames.length > 0 ? {pipelines: pipelineNames} : {})
+export function buildProject(project: OpenProject, pipelineNames?: string[]): Promise<BuiltProject> {
+  const {manifest} = project
+  const names = pipelineNames && pipelineNames.length > 0 ? {pipelines: pipelineNames} : {}
+  const selected = compileManifest(manifest, names)
   const used = [...new Set(selected.flatMap((p) => p.PLUGINS.map((plugin) => plugin.SIGNATURE)))].filter((s) => Object.hasOwn(manifest.plugins, s))
-  const bundles = new Map<string, Uint8Array>()
-  const signatures: Record<string, string> = {}
-  if (used.length > 0) {
-    const {bundleEntry} = await import('../runtime/bundle.js')
-    const built = await Promise.all(used.map((signature) => bundleEntry(manifest.plugins[signature].entry, {projectDir: loaded.dir})))
-    used.forEach((signature, i) => {
-      signatures[signature] = built[i].hash
-      bundles.set(built[i].hash, built[i].bytes)
-    })
-  }
-  const pipelines = compileManifest(manifest, {...(pipelineNames && pipelineNames.length > 0 ? {pipelines: pipelineNames} : {}), bundles: signatures})
-  return {file: loaded.file, dir: loaded.dir, manifest, targets: manifest.targets, pipelines, bundles, signatures}
+  return (async () => {
+    const bundles = new Map<string, Uint8Array>()
+    const signatures: Record<string, string> = {}
+    if (used.length > 0) {
+      const {bundleEntry} = await import('../runtime/bundle.js')
+      const built = await Promise.all(used.map((signature) => bundleEntry(manifest.plugins[signature].entry, {projectDir: project.dir})))
+      used.forEach((signature, i) => {
+        signatures[signature] = built[i].hash
+        bundles.set(built[i].hash, built[i].bytes)
+      })
+    }
+    return {pipelines: compileManifest(manifest, {...names, bundles: signatures}), bundles, signatures}
+  })()
+}
+
+/** Both steps at once (tests, benches). */
+export async function prepareProject(dir: string, pipelineNames?: string[]): Promise<OpenProject & BuiltProject> {
+  const project = await openProject(dir)
+  return {...project, ...(await buildProject(project, pipelineNames))}
 }
 
 /**

@@ -17,10 +17,11 @@ export type DeployStep = 'queued' | 'connecting' | 'planning' | 'uploading' | 'a
 
 export interface DeployOptions {
   targets: Target[]
-  /** Compiled pipelines to deploy (all of the project's, or the ones named). */
-  pipelines: PipelineConfig[]
-  /** Bundle bytes by sha256, built once for every target. */
-  bundles: ReadonlyMap<string, Uint8Array>
+  /**
+   * The compiled pipelines to deploy and their bundle bytes by sha256, built once for every target.
+   * May be a promise: targets connect and read their state while the bundles build.
+   */
+  project: DeployProject | Promise<DeployProject>
   connect: Connect
   maxConcurrent?: number
   waitTimeoutMs?: number
@@ -30,6 +31,11 @@ export interface DeployOptions {
   uploadAttempts?: number
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
   signal?: AbortSignal
+}
+
+export interface DeployProject {
+  pipelines: PipelineConfig[]
+  bundles: ReadonlyMap<string, Uint8Array>
 }
 
 export interface Timings {
@@ -70,13 +76,22 @@ interface Attempt {
 
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const waitTimeoutMs = options.waitTimeoutMs ?? 60_000
+  const project = Promise.resolve(options.project)
+  project.catch(() => undefined) // awaited below; a build error ends the whole deploy
   let failedOnce = false
   const attempts = await pool(options.targets, options.maxConcurrent ?? 8, async (target) => {
     if (options.atomic && failedOnce) return skipped(target)
-    const attempt = await deployTarget(target, options, waitTimeoutMs)
+    const attempt = await deployTarget(target, options, project, waitTimeoutMs)
     if (!attempt.result.ok) failedOnce = true
     return attempt
   })
+  try {
+    await project
+  } catch (error) {
+    // Nothing was applied anywhere: the build failed before any plan.
+    await Promise.all(attempts.map((a) => a.link?.close().catch(() => undefined)))
+    throw error
+  }
 
   if (options.atomic && attempts.some((a) => !a.result.ok)) {
     await pool(
@@ -99,7 +114,7 @@ function skipped(target: Target): Attempt {
   }
 }
 
-async function deployTarget(target: Target, options: DeployOptions, waitTimeoutMs: number): Promise<Attempt> {
+async function deployTarget(target: Target, options: DeployOptions, project: Promise<DeployProject>, waitTimeoutMs: number): Promise<Attempt> {
   const step = (s: DeployStep, detail?: string) => options.onStep?.(target, s, detail)
   const started = performance.now()
   const result: TargetResult = {target: target.name, url: target.url, address: target.address, ok: false, status: 'failed', uploaded: [], timings: {total: 0}}
@@ -117,20 +132,28 @@ async function deployTarget(target: Target, options: DeployOptions, waitTimeoutM
     result.timings.connect = lap()
 
     step('planning')
-    const state = await attempt.link.state()
-    const plan = planTarget(options.pipelines, state.pipelines)
+    const link = attempt.link
+    // One round trip for what the node runs, which bundles it lacks, and its notifications.
+    const [state, missing] = await Promise.all([
+      link.state(),
+      project.then((p) => (options.dryRun ? [] : link.missingBundles([...p.bundles.keys()]))),
+      options.dryRun ? undefined : link.watchNotifications(),
+    ])
+    const {pipelines, bundles} = await project
+    const plan = planTarget(pipelines, state.pipelines)
     result.plan = plan
+    result.timings.connect! += lap() // connect covers the session and the state query
     if (options.dryRun) return finish(attempt, 'planned')
     if (!plan.changed) return finish(attempt, 'unchanged')
 
     step('uploading')
     const changing = plan.pipelines.filter((p) => p.command)
-    const needed = [...new Set(changing.flatMap((p) => Object.values((p.command!.action === 'UPDATE_CONFIG' ? p.command!.payload.R1_BUNDLES : undefined) ?? {}) as string[]))]
-    result.uploaded = await upload(attempt, target, needed, options, (detail) => step('uploading', detail))
+    const needed = new Set(changing.flatMap((p) => Object.values((p.command!.action === 'UPDATE_CONFIG' ? p.command!.payload.R1_BUNDLES : undefined) ?? {}) as string[]))
+    const toUpload = missing.filter((hash) => needed.has(hash))
+    result.uploaded = await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
     result.timings.upload = lap()
 
     step('applying')
-    await attempt.link.watchNotifications()
     const commands = changing.map((p) => ({action: p.command!.action, payload: p.command!.payload, expect: expectationOf(p)}))
     attempt.applied = changing
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
@@ -159,16 +182,19 @@ function expectationOf(p: PipelinePlan): Expectation {
   return {pipeline: p.name, pipelineCode: p.confirm.pipeline ? NotificationCode.PIPELINE_OK : undefined, instances: p.confirm.instances}
 }
 
-/** Uploads the bundles the node lacks; a dropped connection is retried with back-off on a fresh session. */
-async function upload(attempt: Attempt, target: Target, needed: string[], options: DeployOptions, progress: (detail: string) => void): Promise<string[]> {
-  if (needed.length === 0) return []
+/**
+ * Uploads the bundles the node lacks; a dropped connection is retried with back-off on a fresh
+ * session (which asks again what is missing: a bundle may have landed before the drop).
+ */
+async function upload(attempt: Attempt, target: Target, missingAtStart: string[], bundles: ReadonlyMap<string, Uint8Array>, options: DeployOptions, progress: (detail: string) => void): Promise<string[]> {
+  if (missingAtStart.length === 0) return []
   const attempts = options.uploadAttempts ?? 4
   const uploaded: string[] = []
   for (let round = 1; ; round++) {
     try {
-      const missing = await attempt.link!.missingBundles(needed)
+      const missing = round === 1 ? missingAtStart : await attempt.link!.missingBundles(missingAtStart)
       for (const [i, hash] of missing.entries()) {
-        const bytes = options.bundles.get(hash)
+        const bytes = bundles.get(hash)
         if (!bytes) throw new R1Error(`Bundle ${hash.slice(0, 12)} was not built`, ExitCode.FAILURE, {code: 'BUNDLE_MISSING'})
         progress(`bundle ${i + 1}/${missing.length} (${Math.ceil(bytes.length / 1024)} KiB)`)
         await attempt.link!.putBundle(hash, bytes)
@@ -183,6 +209,7 @@ async function upload(attempt: Attempt, target: Target, needed: string[], option
       await new Promise((resolve) => setTimeout(resolve, delay))
       await attempt.link!.close().catch(() => undefined)
       attempt.link = await options.connect(target, options.signal)
+      await attempt.link.watchNotifications()
     }
   }
 }

@@ -1,6 +1,6 @@
 // deploy() and the managing operations against real nodes (in-process servers on 127.0.0.1:0) through
 // the real session client; a real TCP proxy in between drops or stalls the connection mid-upload.
-import {mkdtemp, rm} from 'node:fs/promises'
+import {cp, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {type Server, type Socket, connect as netConnect, createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -9,7 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Connect} from '../../src/deploy/fanout.js'
 import {sessionConnector} from '../../src/deploy/link.js'
 import {instanceCommand, nodeStatus, onEveryTarget, rollbackPipeline, stopPipeline} from '../../src/deploy/manage.js'
-import {type PreparedProject, prepareProject} from '../../src/deploy/project.js'
+import {type BuiltProject, type OpenProject, buildProject, openProject, prepareProject} from '../../src/deploy/project.js'
 import {deploy} from '../../src/deploy/run.js'
 import type {Target} from '../../src/deploy/targets.js'
 import {sha256Hex} from '../../src/runtime/bundle.js'
@@ -22,7 +22,7 @@ const client = generateIdentity()
 const connect = sessionConnector(client, {connectTimeoutMs: 5000})
 const nodes: NodeServerHandle[] = []
 const dirs: string[] = []
-let project: PreparedProject
+let project: OpenProject & BuiltProject
 
 async function node(allow = [client.address]): Promise<NodeServerHandle> {
   const dataDir = await mkdtemp(join(tmpdir(), 'r1-deploy-run-'))
@@ -100,19 +100,19 @@ describe('deploy()', () => {
     const [a, b] = [await node(), await node()]
     const targets = [targetOf(a, 'a'), targetOf(b, 'b')]
     const steps: string[] = []
-    const first = await deploy({targets, pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000, onStep: (t, s) => steps.push(`${t.name}:${s}`)})
+    const first = await deploy({targets, project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000, onStep: (t, s) => steps.push(`${t.name}:${s}`)})
     expect(first.exitCode).toBe(0)
     expect(first.targets.map((t) => t.status)).toEqual(['deployed', 'deployed'])
     expect(first.targets[0].uploaded).toEqual([...project.bundles.keys()])
     expect(steps).toEqual(expect.arrayContaining(['a:connecting', 'a:uploading', 'a:confirming', 'b:done']))
     expect(a.core.state()[0].instances[0].status).toBe('running')
 
-    const again = await deploy({targets, pipelines: project.pipelines, bundles: project.bundles, connect})
+    const again = await deploy({targets, project: {pipelines: project.pipelines, bundles: project.bundles}, connect})
     expect(again.targets.map((t) => t.status)).toEqual(['unchanged', 'unchanged'])
 
     const changed = structuredClone(project.pipelines)
     changed[0].PLUGINS[0].INSTANCES[0].STEP = 5
-    const third = await deploy({targets: [targets[0]], pipelines: changed, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    const third = await deploy({targets: [targets[0]], project: {pipelines: changed, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
     expect(third.targets[0].status).toBe('deployed')
     expect(third.targets[0].plan!.pipelines[0].command!.action).toBe('BATCH_UPDATE_PIPELINE_INSTANCE')
     expect(a.core.state()[0].config.PLUGINS).toEqual(changed[0].PLUGINS)
@@ -120,10 +120,10 @@ describe('deploy()', () => {
 
   it('a plugin whose config() throws fails that target at once with the reason', async () => {
     const a = await node()
-    await deploy({targets: [targetOf(a, 'a')], pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    await deploy({targets: [targetOf(a, 'a')], project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
     const bad = structuredClone(project.pipelines)
     bad[0].PLUGINS[0].INSTANCES[0].STEP = -1
-    const result = await deploy({targets: [targetOf(a, 'a')], pipelines: bad, bundles: project.bundles, connect, waitTimeoutMs: 600_000})
+    const result = await deploy({targets: [targetOf(a, 'a')], project: {pipelines: bad, bundles: project.bundles}, connect, waitTimeoutMs: 600_000})
     expect(result.targets[0].status).toBe('failed')
     expect(result.targets[0].error).toContain('STEP must not be negative')
     expect(result.exitCode).toBe(1)
@@ -132,9 +132,21 @@ describe('deploy()', () => {
   it('an instance that throws on its first run fails the wait at once with its error (no timeout)', async () => {
     const a = await node()
     const broken: PipelineConfig = {NAME: 'broken', TYPE: 'Void', PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'bad', CODE: "throw new Error('sensor exploded')", PROCESS_DELAY: 0.1}]}]}
-    const result = await deploy({targets: [targetOf(a, 'a')], pipelines: [broken], bundles: new Map(), connect, waitTimeoutMs: 600_000})
+    const result = await deploy({targets: [targetOf(a, 'a')], project: {pipelines: [broken], bundles: new Map()}, connect, waitTimeoutMs: 600_000})
     expect(result.targets[0].status).toBe('failed')
     expect(result.targets[0].error).toContain('sensor exploded')
+  })
+
+  it('a bundle that does not build ends the deploy with exit 3 and applies nothing', async () => {
+    const a = await node()
+    const dir = await mkdtemp(join(tmpdir(), 'r1-deploy-broken-'))
+    dirs.push(dir)
+    await cp(fixture, dir, {recursive: true})
+    await writeFile(join(dir, 'src/counter.ts'), 'export default definePlugin({ process( {\n')
+    const broken = await openProject(dir)
+    await expect(deploy({targets: [targetOf(a, 'a')], project: buildProject(broken), connect})).rejects.toMatchObject({exitCode: 3, code: 'BUNDLE_FAILED'})
+    expect(a.core.state()).toEqual([])
+    expect(() => buildProject(broken, ['nope'])).toThrow(/Unknown pipeline "nope"/)
   })
 
   it('retries an upload whose connection drops, on a fresh session', async () => {
@@ -142,7 +154,7 @@ describe('deploy()', () => {
     const p = await proxy(Number(new URL(a.url).port), 700_000, 'drop')
     try {
       const {pipelines, bundles} = withBigBundle()
-      const result = await deploy({targets: [targetOf(a, 'a', p.url)], pipelines, bundles, connect, waitTimeoutMs: 30_000})
+      const result = await deploy({targets: [targetOf(a, 'a', p.url)], project: {pipelines, bundles}, connect, waitTimeoutMs: 30_000})
       expect(result.targets[0].error).toBeUndefined()
       expect(result.targets[0].status).toBe('deployed')
       expect(result.targets[0].uploaded).toEqual([...bundles.keys()])
@@ -159,7 +171,7 @@ describe('deploy()', () => {
     try {
       const {pipelines, bundles} = withBigBundle()
       const stalling: Connect = sessionConnector(client, {connectTimeoutMs: 5000, requestTimeoutMs: 1500})
-      const result = await deploy({targets: [targetOf(a, 'a', p.url)], pipelines, bundles, connect: stalling})
+      const result = await deploy({targets: [targetOf(a, 'a', p.url)], project: {pipelines, bundles}, connect: stalling})
       expect(result.targets[0].status).toBe('timeout')
       expect(result.targets[0].error).toContain('R1_BUNDLE_PUT')
       expect(result.exitCode).toBe(5)
@@ -171,17 +183,17 @@ describe('deploy()', () => {
   it('reports unreachable and rejecting targets per target; --atomic puts back the ones that took it', async () => {
     const [good, strict] = [await node(), await node([])]
     const dead = {name: 'dead', url: 'ws://127.0.0.1:9', address: generateIdentity().address}
-    const mixed = await deploy({targets: [targetOf(good, 'good'), dead], pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    const mixed = await deploy({targets: [targetOf(good, 'good'), dead], project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
     expect(mixed.exitCode).toBe(6)
     expect(mixed.targets.map((t) => t.status)).toEqual(['deployed', 'unreachable'])
 
-    const refused = await deploy({targets: [targetOf(strict, 'strict')], pipelines: project.pipelines, bundles: project.bundles, connect})
+    const refused = await deploy({targets: [targetOf(strict, 'strict')], project: {pipelines: project.pipelines, bundles: project.bundles}, connect})
     expect(refused.exitCode).toBe(4)
     expect(refused.targets[0].error).toMatch(/allow/i)
 
     const changed = structuredClone(project.pipelines)
     changed[0].PLUGINS[0].INSTANCES[0].STEP = 7
-    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(strict, 'strict')], pipelines: changed, bundles: project.bundles, connect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
+    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(strict, 'strict')], project: {pipelines: changed, bundles: project.bundles}, connect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
     expect(atomic.exitCode).toBe(6)
     expect(atomic.targets.map((t) => t.status)).toEqual(['rolled-back', 'rejected'])
     expect(atomic.targets[0].rollback).toEqual({ok: true})
@@ -193,7 +205,7 @@ describe('managing operations', () => {
   it('status, command, stop and rollback, each confirmed by the node', async () => {
     const a = await node()
     const targets = [targetOf(a, 'a')]
-    await deploy({targets, pipelines: project.pipelines, bundles: project.bundles, connect, waitTimeoutMs: 30_000})
+    await deploy({targets, project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
     const name = project.pipelines[0].NAME
     const instance = project.pipelines[0].PLUGINS[0].INSTANCES[0].INSTANCE_ID
 
