@@ -82,7 +82,7 @@ export default class Init extends BaseCommand<typeof Init> {
     const template = fetched.template!
     await scaffold.checkProjectDir(template.dir, `Template ${template.label}`, {color: err.level > 0})
 
-    const answers = await scaffold.resolveAnswers(given, template.meta, asker, args.dir)
+    const answers = await scaffold.resolveAnswers(given, template.meta, asker, args.dir, flags.force)
     for (const warning of answers.warnings) this.warn(warning)
     const dir = resolve(args.dir ?? answers.name)
     if (!args.dir) await scaffold.checkTarget(dir, flags.force)

@@ -3,6 +3,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {missingAnswer} from '../ui/prompts.js'
 import {projectNameProblem, signatureProblem, toKebabCase, toUpperSnakeCase} from './names.js'
 import type {Asker} from './prompts.js'
+import {isEmptyDir} from './render.js'
 import {detectPackageManager, PACKAGE_MANAGERS, type PackageManager} from './setup.js'
 import {listBuiltinTemplates, type TemplateMeta} from './template.js'
 
@@ -77,7 +78,7 @@ export function defaultSignature(meta: TemplateMeta, name: string): string | und
 }
 
 /** Resolves every answer from flags, `--yes` defaults or prompts; without a prompt a missing answer names its flag. */
-export async function resolveAnswers(flags: InitFlags, meta: TemplateMeta, asker: Asker | undefined, dir?: string): Promise<InitAnswers> {
+export async function resolveAnswers(flags: InitFlags, meta: TemplateMeta, asker: Asker | undefined, dir?: string, force = false): Promise<InitAnswers> {
   checkNameFlags(flags)
   const warnings: string[] = []
   const ask = async <T>(given: T | undefined, fallback: T, what: string, flag: string, prompt: () => Promise<T>): Promise<T> => {
@@ -88,8 +89,11 @@ export async function resolveAnswers(flags: InitFlags, meta: TemplateMeta, asker
   }
 
   const nameDefault = defaultProjectName(meta, dir)
+  // Without a folder argument the project goes to ./<name>: re-ask while that folder is taken.
+  const nameOrFolderProblem = async (value: string) =>
+    projectNameProblem(value) ?? (dir === undefined && !force && !(await isEmptyDir(resolve(value))) ? `folder ./${value} exists and is not empty (or pass --force)` : undefined)
   const name = await ask(flags.name, nameDefault, 'project name', '--name', () =>
-    asker!.input('Project name (kebab-case)', nameDefault, projectNameProblem))
+    asker!.input('Project name (kebab-case)', nameDefault, nameOrFolderProblem))
 
   let signature: string | undefined
   const signatureDefault = defaultSignature(meta, name)

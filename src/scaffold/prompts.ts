@@ -3,7 +3,7 @@ import {ExitCode, R1Error} from '../errors.js'
 /** The questions `r1 init` may ask; on a terminal they are @inquirer/prompts on stderr. */
 export interface Asker {
   select<T extends string>(message: string, choices: Array<{name: string; value: T; description?: string}>, initial?: T): Promise<T>
-  input(message: string, initial: string, validate: (value: string) => string | undefined): Promise<string>
+  input(message: string, initial: string, validate: (value: string) => string | undefined | Promise<string | undefined>): Promise<string>
   confirm(message: string, initial: boolean): Promise<boolean>
 }
 
@@ -24,7 +24,7 @@ export function terminalAsker(signal?: AbortSignal): Asker {
     },
     async input(message, initial, validate) {
       const {input} = await import('@inquirer/prompts')
-      const answer = await input({message, default: initial, validate: (value) => validate(value.trim()) ?? true}, context).catch(interrupted)
+      const answer = await input({message, default: initial, validate: async (value) => (await validate(value.trim())) ?? true}, context).catch(interrupted)
       return answer.trim()
     },
     async confirm(message, initial) {

@@ -94,6 +94,10 @@ export interface RenderOptions {
  */
 export async function renderTemplate(options: RenderOptions): Promise<string[]> {
   const target = resolve(options.target)
+  const source = resolve(options.source)
+  if (target === source || target.startsWith(source + sep) || source.startsWith(target + sep)) {
+    throw new R1Error(`The project folder ${target} and the template folder ${source} overlap.`, ExitCode.USAGE, {code: 'TARGET_IN_TEMPLATE', hint: 'Create the project outside the template folder.'})
+  }
   await checkTarget(target, options.force ?? false)
   const pairs = substitutions(options.meta, options.values)
   const targetExists = await stat(target).then(() => true, () => false)

@@ -20,7 +20,7 @@ function scripted(answers: unknown[]): Asker & {asked: string[]} {
     select: async (message) => next(message) as never,
     input: async (message, _initial, validate) => {
       const answer = next(message) as string
-      expect(validate(answer)).toBeUndefined()
+      expect(await validate(answer)).toBeUndefined()
       return answer
     },
     confirm: async (message) => next(message) as boolean,
@@ -76,6 +76,26 @@ describe('on a terminal', () => {
     expect(await resolveAnswers({name: 'x', signature: 'X'}, plugin, notInstalling)).toMatchObject({install: false, git: true})
     expect(notInstalling.asked).toEqual(['Install dependencies?', 'Initialize a git repository?'])
   })
+})
+
+it('on a terminal, without a folder argument, refuses a name whose folder is taken', async () => {
+  let problem: string | undefined
+  const asker: Asker = {
+    select: async () => 'x' as never,
+    confirm: async () => false,
+    input: async (_message, initial, validate) => {
+      problem = await validate('test') // ./test exists here (the working directory is the repository)
+      expect(await validate('no-such-folder-here')).toBeUndefined()
+      return initial
+    },
+  }
+  await resolveAnswers({signature: 'A', install: false, git: false}, plugin, asker)
+  expect(problem).toBe('folder ./test exists and is not empty (or pass --force)')
+  // with a folder argument, or --force, the name is only a name
+  await resolveAnswers({signature: 'A', install: false, git: false}, plugin, {...asker, input: async (_m, i, validate) => {
+    expect(await validate('test')).toBeUndefined()
+    return i
+  }}, '/somewhere/else')
 })
 
 it('names a project after its folder when the folder name allows it', () => {

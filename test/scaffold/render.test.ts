@@ -132,6 +132,12 @@ describe('renderTemplate', () => {
     expect(await readdir(root)).toEqual(['template'])
   })
 
+  it('refuses a project folder inside the template folder, or around it', async () => {
+    await expect(renderTemplate({source, meta: meta(), values, target: join(source, 'sub')})).rejects.toMatchObject({exitCode: 2, code: 'TARGET_IN_TEMPLATE'})
+    await expect(renderTemplate({source, meta: meta(), values, target: root, force: true})).rejects.toMatchObject({code: 'TARGET_IN_TEMPLATE'})
+    expect(await readdir(root)).toEqual(['template'])
+  })
+
   it('skips the excluded entries a template declares', async () => {
     const target = join(root, 'out')
     const files = await renderTemplate({source, meta: meta({exclude: ['logo.bin']}), values, target})
