@@ -1,10 +1,21 @@
-import {createRequire} from 'node:module'
+import {createPublicKey} from 'node:crypto'
 import {ADDRESS_PATTERN} from './patterns.js'
 
-type Secp256k1 = {publicKeyVerify(key: Uint8Array): boolean}
-let secp: Secp256k1 | undefined
-// Loaded on first use: the native module is only needed when a manifest has targets.
-const curve = (): Secp256k1 => (secp ??= createRequire(import.meta.url)('secp256k1') as Secp256k1)
+// SubjectPublicKeyInfo header for a 33-byte compressed secp256k1 point (id-ecPublicKey, secp256k1).
+const SPKI_PREFIX = Buffer.from('3036301006072a8648ce3d020106052b8104000a032200', 'hex')
+
+/**
+ * Whether a compressed point lies on secp256k1. OpenSSL decompresses it (y² = x³ + 7 must have a
+ * root), which is the check libsecp256k1's publicKeyVerify makes, without loading a native module.
+ */
+function onCurve(key: Uint8Array): boolean {
+  try {
+    createPublicKey({key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki'})
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** The 33-byte compressed public key inside a `0xai_` address, or undefined if it is not one. */
 export function addressPublicKey(address: string): Uint8Array | undefined {
@@ -24,6 +35,6 @@ export function checkNodeAddress(address: string): string | undefined {
   const key = addressPublicKey(address)
   if (!key) return 'node address does not decode to 33 bytes'
   if (key[0] !== 2 && key[0] !== 3) return `node address does not hold a compressed public key (first byte 0x${key[0].toString(16).padStart(2, '0')}, expected 0x02 or 0x03)`
-  if (!curve().publicKeyVerify(key)) return 'node address is not a point on the secp256k1 curve'
+  if (!onCurve(key)) return 'node address is not a point on the secp256k1 curve'
   return undefined
 }

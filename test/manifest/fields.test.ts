@@ -54,6 +54,20 @@ describe('node addresses', () => {
     }
     expect([...seen].sort()).toEqual([2, 3])
   })
+  it('decides "on the curve" exactly as libsecp256k1 does', () => {
+    let rejected = 0
+    for (let i = 0; i < 200; i++) {
+      const key = Buffer.alloc(33)
+      key[0] = 2 + (i % 2)
+      key.writeUInt32BE(Math.imul(i + 1, 2654435761) >>> 0, 29)
+      key.writeUInt32BE(i, 1)
+      const expected = secp256k1.publicKeyVerify(key)
+      if (!expected) rejected++
+      expect({i, ok: checkNodeAddress('0xai_' + key.toString('base64url')) === undefined}).toEqual({i, ok: expected})
+    }
+    expect(rejected).toBeGreaterThan(50) // about half of all x have no point
+  })
+
   it('explains what is wrong', () => {
     const legacy = Object.values(vectors.keys)[0].address_legacy_prefix
     expect(checkNodeAddress(legacy)).toMatch(/legacy prefix aixp_/)
