@@ -1,6 +1,6 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
-import type {ActivePlugin} from '../protocol/events.js'
+import type {ActivePlugin, HeartbeatEvent} from '../protocol/events.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import {type Connect, type NodeLink, type NodeState, type TargetStatus, exitCodeFor, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
 import type {Target, TargetSelection} from './targets.js'
@@ -67,6 +67,8 @@ export interface InstanceStatusRow {
 
 export interface NodeStatus {
   online: true
+  /** Set when the node refused R1_STATE (this key is not on its allow-list): the figures come from its heartbeat only. */
+  restricted?: string
   address: string
   alias: string
   version?: string
@@ -78,20 +80,57 @@ export interface NodeStatus {
 
 /** `r1 status` for one node: its state and a fresh heartbeat's figures, instance by instance. */
 export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
-  const [state, heartbeat] = await Promise.all([link.state(), link.heartbeat()])
+  const [state, heartbeat] = await Promise.all([link.state().catch((error: unknown) => error), link.heartbeat()])
+  if (state instanceof Error) {
+    // Anyone may ask for a heartbeat: a key the node does not allow still sees what runs there.
+    if (!(state instanceof R1Error) || state.exitCode !== ExitCode.REJECTED) throw state
+    return {...figures(link, heartbeat), restricted: state.message, pipelines: heartbeatPipelines(heartbeat)}
+  }
+  const s = state as NodeState
   return {
-    online: true,
-    address: state.address ?? link.address,
-    alias: state.alias ?? link.alias,
-    version: state.version ?? heartbeat.VERSION,
-    uptime: state.uptime ?? heartbeat.UPTIME,
-    cpu: heartbeat.CPU_USED,
-    memory: {process: heartbeat.PROCESS_MEMORY, available: heartbeat.AVAILABLE_MEMORY, machine: heartbeat.MACHINE_MEMORY},
+    ...figures(link, heartbeat),
+    address: s.address ?? link.address,
+    alias: s.alias ?? link.alias,
+    version: s.version ?? heartbeat.VERSION,
+    uptime: s.uptime ?? heartbeat.UPTIME,
     pipelines: [
-      ...state.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, state)})),
-      ...state.archived.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: true, instances: []})),
+      ...s.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, s)})),
+      ...s.archived.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: true, instances: []})),
     ],
   }
+}
+
+function figures(link: NodeLink, heartbeat: HeartbeatEvent): Omit<NodeStatus, 'pipelines'> {
+  return {
+    online: true,
+    address: heartbeat.EE_ADDR ?? link.address,
+    alias: heartbeat.EE_ALIAS ?? link.alias,
+    version: heartbeat.VERSION,
+    uptime: heartbeat.UPTIME,
+    cpu: heartbeat.CPU_USED,
+    memory: {process: heartbeat.PROCESS_MEMORY, available: heartbeat.AVAILABLE_MEMORY, machine: heartbeat.MACHINE_MEMORY},
+  }
+}
+
+/** Pipelines as a heartbeat shows them (no types or versions: those need R1_STATE). */
+function heartbeatPipelines(heartbeat: HeartbeatEvent): NodeStatus['pipelines'] {
+  return heartbeat.PIPELINES.map((name) => ({
+    name,
+    type: '?',
+    stopped: false,
+    instances: heartbeat.ACTIVE_PLUGINS.filter((p) => p.STREAM_ID === name).map((p) => ({
+      pipeline: name,
+      signature: p.SIGNATURE,
+      instanceId: p.INSTANCE_ID,
+      status: p.STATUS,
+      restarts: p.RESTARTS,
+      lastError: p.LAST_ERROR,
+      lastErrorTime: p.LAST_ERROR_TIME,
+      lastConfig: p.LAST_CONFIG_TIMESTAMP,
+      iteration: p.CURRENT_PROCESS_ITERATION,
+      payloads: p.TOTAL_PAYLOAD_COUNT,
+    })),
+  }))
 }
 
 function versionOf(p: PipelineConfig): number | undefined {

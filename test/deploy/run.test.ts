@@ -202,6 +202,14 @@ describe('deploy()', () => {
 })
 
 describe('managing operations', () => {
+  it('status of a node that does not allow this key falls back to its public heartbeat', async () => {
+    const strict = await node([])
+    const status = await onEveryTarget({targets: [targetOf(strict, 'strict')], connect}, (link) => nodeStatus(link))
+    expect(status.exitCode).toBe(0)
+    expect(status.targets[0].result).toMatchObject({online: true, address: strict.address, pipelines: []})
+    expect(status.targets[0].result!.restricted).toMatch(/allow/i)
+  })
+
   it('status, command, stop and rollback, each confirmed by the node', async () => {
     const a = await node()
     const targets = [targetOf(a, 'a')]
