@@ -10,6 +10,11 @@ import type {ConfigField, Manifest} from './schema.js'
 
 export type EnumValue = string | number | boolean
 
+/** `record[key]` only for own keys: names like `constructor` or `toString` come from user YAML. */
+export function own<T>(record: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined
+}
+
 /** One config key's schema: what config.yaml can declare, plus unions and nesting for built-ins. */
 export interface FieldSpec {
   type: FieldType | readonly FieldType[]
@@ -149,17 +154,17 @@ export function fieldFromManifest(field: ConfigField): FieldSpec {
 
 /** The schema of one signature: a built-in, one of the manifest's plugins, or undefined when unknown. */
 export function pluginSpec(signature: string, manifest?: Manifest): PluginSpec | undefined {
-  const builtin = BUILTIN_PLUGINS[signature]
+  const builtin = own(BUILTIN_PLUGINS, signature)
   if (builtin) {
     const {own, ...rest} = builtin
     return {...rest, fields: {...BASE_FIELDS, ...own}}
   }
-  const plugin = manifest?.plugins[signature]
+  const plugin = own(manifest?.plugins, signature)
   if (!plugin) return undefined
   const fields: Record<string, FieldSpec> = {...BASE_FIELDS}
   for (const [key, field] of Object.entries(plugin.config)) {
     const upper = key.toUpperCase()
-    const base = BASE_FIELDS[upper]
+    const base = own(BASE_FIELDS, upper)
     // A plugin may re-declare a base key to change its default or bounds; its type stays the base one.
     fields[upper] = base ? {...base, ...fieldFromManifest(field), type: base.type} : fieldFromManifest(field)
   }
@@ -220,7 +225,7 @@ export function checkInstanceConfig(spec: PluginSpec, config: Readonly<Record<st
       problems.push({rule: 'config-reserved-key', path: [key], at: 'key', message: `${upper} is set by r1 from the instance's key; remove it from config`})
       continue
     }
-    const field = spec.fields[upper]
+    const field = own(spec.fields, upper)
     if (!field) {
       if (spec.allowUnknown) continue
       const suggestion = didYouMean(upper, Object.keys(spec.fields))
@@ -296,7 +301,7 @@ export function checkValue(field: FieldSpec, value: unknown): ConfigProblem[] {
   if (type === 'object' && (field.properties || field.values)) {
     const object = value as Record<string, unknown>
     for (const [key, item] of Object.entries(object)) {
-      const sub = field.properties ? field.properties[key] : field.values
+      const sub = field.properties ? own(field.properties, key) : field.values
       if (!sub) {
         const suggestion = didYouMean(key, Object.keys(field.properties ?? {}))
         problems.push({rule: 'config-unknown-key', path: [key], at: 'key', message: `unknown key "${key}" (expected ${Object.keys(field.properties!).join(', ')})`, ...(suggestion ? {suggestion} : {})})

@@ -9,7 +9,7 @@ import {knownKeysAt, type JsonSchema, type StructureIssue} from './structure.js'
 function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   let node = data
   for (const segment of path) {
-    if (node === null || typeof node !== 'object') return undefined
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(node, segment)) return undefined
     node = (node as Record<PropertyKey, unknown>)[segment]
   }
   return node

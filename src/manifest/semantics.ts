@@ -3,7 +3,8 @@ import {extname, resolve} from 'node:path'
 import {checkNodeAddress} from './address.js'
 import type {Collector} from './collector.js'
 import {didYouMean} from './diagnostics.js'
-import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldFromManifest, openPluginSpec, pluginSpec, type ConfigProblem} from './fields.js'
+import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldFromManifest, openPluginSpec, own, pluginSpec, type ConfigProblem} from './fields.js'
+import {ADDRESS_PATTERN} from './patterns.js'
 import type {PathSegment} from './positions.js'
 import type {Manifest, Plugin} from './schema.js'
 import {checkStructure, subschema, type JsonSchema} from './structure.js'
@@ -49,7 +50,7 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
       const path = ['pipelines', name, 'instances', id]
       const signature = instance.plugin
       used.add(signature)
-      if (!BUILTIN_SIGNATURES.includes(signature) && !(signature in rawPlugins)) {
+      if (!BUILTIN_SIGNATURES.includes(signature) && !Object.hasOwn(rawPlugins, signature)) {
         const known = [...BUILTIN_SIGNATURES, ...Object.keys(rawPlugins)]
         out.add([...path, 'plugin'], 'value', 'ref-unknown-plugin', `instance "${id}" uses plugin "${signature}", which is neither a project plugin nor a built-in (known: ${known.join(', ')})`, didYouMean(signature, known))
         continue
@@ -70,7 +71,7 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
   const targets = isRecord(data.targets) ? data.targets : {}
   for (const [name, target] of Object.entries(targets)) {
     if (!isRecord(target)) continue
-    if (typeof target.address === 'string' && /^0xai_[A-Za-z0-9_-]{44}$/.test(target.address)) {
+    if (typeof target.address === 'string' && ADDRESS_PATTERN.test(target.address)) {
       const problem = checkNodeAddress(target.address)
       if (problem) out.add(['targets', name, 'address'], 'value', 'target-address', problem, 'copy it from `r1 keys show` on the node')
     }
@@ -116,7 +117,7 @@ function checkPlugin(signature: string, plugin: Plugin, dir: string, out: Collec
       continue
     }
     seen.set(upper, key)
-    const base = BASE_FIELDS[upper]
+    const base = own(BASE_FIELDS, upper)
     if (base && base.type !== field.type) {
       out.add([...fieldPath, 'type'], 'value', 'field-constraint', `${upper} is a base key of type ${String(base.type)}; a plugin may change its default or bounds, not its type`)
       continue

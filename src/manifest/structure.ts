@@ -105,14 +105,20 @@ function walk(schema: JsonSchema, value: unknown, path: PathSegment[], issues: S
   return value
 }
 
+// `__proto__` from YAML is an ordinary key: define it, never assign it (that would set the prototype).
+function put(object: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(object, key, {value, enumerable: true, writable: true, configurable: true})
+  else object[key] = value
+}
+
 function walkObject(schema: {[keyword: string]: any}, object: Record<string, unknown>, path: PathSegment[], issues: StructureIssue[]): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const properties: Record<string, JsonSchema> = schema.properties ?? {}
   const required = new Set<string>(schema.required ?? [])
   for (const [key, property] of Object.entries(properties)) {
     const present = Object.hasOwn(object, key) && object[key] !== undefined
-    if (present) out[key] = walk(property, object[key], [...path, key], issues)
-    else if (typeof property === 'object' && property.default !== undefined) out[key] = structuredClone(property.default)
+    if (present) put(out, key, walk(property, object[key], [...path, key], issues))
+    else if (typeof property === 'object' && property.default !== undefined) put(out, key, structuredClone(property.default))
     else if (required.has(key)) {
       // As zod: a missing enum is "not one of", any other missing key "expected <type>".
       if (typeof property === 'object' && property.enum) issues.push({code: 'invalid_value', path: [...path, key], values: property.enum})
@@ -132,7 +138,7 @@ function walkObject(schema: {[keyword: string]: any}, object: Record<string, unk
       }
     }
     if (schema.additionalProperties === false) unknown.push(key)
-    else out[key] = schema.additionalProperties === undefined ? item : walk(schema.additionalProperties, item, [...path, key], issues)
+    else put(out, key, schema.additionalProperties === undefined ? item : walk(schema.additionalProperties, item, [...path, key], issues))
   }
   if (unknown.length > 0) issues.push({code: 'unrecognized_keys', path, keys: unknown})
   return out

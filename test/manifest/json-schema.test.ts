@@ -55,6 +55,13 @@ describe('the JSON Schema for editors agrees with the zod schema', () => {
         expect(fixture.name).toMatch(/^yaml-/)
         return
       }
+      if (fixture.name === 'prototype-names') {
+        // The one known difference: zod silently drops `__proto__` keys; r1 keeps and reports them.
+        expect(ManifestSchema.safeParse(loaded.data).success).toBe(true)
+        const issues = checkStructure(schema, loaded.data).issues
+        expect(issues.map((i) => i.path.join('.'))).toEqual(['pipelines.apps.instances.__proto__'])
+        return
+      }
       if (expectAgreement(schema, loaded.data)) acceptedByBoth++
       else rejectedByBoth++
     })
