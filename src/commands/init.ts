@@ -95,14 +95,15 @@ export default class Init extends BaseCommand<typeof Init> {
           check: (staged) => scaffold.checkProjectDir(staged, 'The generated project', {color: err.level > 0})})
         task.title = `Wrote ${result.files.length} files to ${dir}`
       }},
+      {title: `Install dependencies with ${answers.packageManager}`, enabled: () => answers.install, task: async () => {
+        await scaffold.installDependencies(dir, answers.packageManager, signal)
+        result.installed = true
+      }},
+      // After the install, so the first commit holds the lock file.
       {title: 'Initialize a git repository', enabled: () => answers.git, task: async (_ctx, task) => {
         const outcome = await scaffold.initGitRepository(dir)
         result.git = outcome !== 'skipped-inside-repository'
         if (!result.git) task.skip('Inside an existing git repository: no new one')
-      }},
-      {title: `Install dependencies with ${answers.packageManager}`, enabled: () => answers.install, task: async () => {
-        await scaffold.installDependencies(dir, answers.packageManager, signal)
-        result.installed = true
       }},
     ], {json}).run()
 

@@ -117,6 +117,9 @@ describe.each(TEMPLATES)('r1 init --yes --template %s', (template) => {
       expect((await lstat(join(dir, 'node_modules/r1'))).isSymbolicLink()).toBe(true)
       expect(resolve(dir, 'node_modules', await readlink(join(dir, 'node_modules/r1')))).toBe(ROOT)
       expect(execFileSync('git', ['log', '--format=%s'], {cwd: dir, encoding: 'utf8'}).trim()).toBe('Initial commit from r1 init')
+      // the first commit holds everything, the lock file of the install included, and ignores node_modules
+      expect(execFileSync('git', ['status', '--porcelain'], {cwd: dir, encoding: 'utf8'})).toBe('')
+      expect(execFileSync('git', ['ls-files'], {cwd: dir, encoding: 'utf8'})).toMatch(/^package-lock\.json$/m)
     }
     const run = await execa('npm', ['test'], {cwd: dir, reject: false, env: {NO_COLOR: '1'}})
     expect(run.exitCode, run.stdout + run.stderr).toBe(0)
