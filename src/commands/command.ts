@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {targetFlags} from './deploy.js'
 
-export default class Command extends BaseCommand<typeof Command> {
+export default class InstanceCommand extends BaseCommand<typeof InstanceCommand> {
   static override summary = 'Send a one-shot command to a plugin instance and wait for PLUGIN_INSTANCE_COMMAND_OK'
   static override description = "The instance's command() receives the name and the --param values (numbers, booleans and JSON are parsed; anything else stays a string). Its return value is shown as the result."
   static override examples = ['<%= config.bin %> command temps monitor-1 RESET --target edge-a', '<%= config.bin %> command apps runner RESTART --param delay=5 --all --json']

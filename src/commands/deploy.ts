@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import type {TargetStatus} from '../deploy/fanout.js'
 import type {DeployResult} from '../deploy/run.js'
@@ -29,7 +29,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   ]
 
   static override strict = false
-  static override args = {}
+  static override args = {pipeline: Args.string({description: 'Pipelines to deploy, by NAME (default: every pipeline of the project)'})}
   static override flags = {
     ...targetFlags,
     'dry-run': Flags.boolean({description: "Show each target's plan against its current state; change nothing"}),

@@ -1,3 +1,4 @@
+import {ExitCode, R1Error} from '../errors.js'
 import {compileManifest, loadManifest, type Manifest} from '../manifest/index.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import {type Target, type TargetMap, type TargetSelection, resolveTargets} from './targets.js'
@@ -65,5 +66,16 @@ export async function prepareProject(dir: string, pipelineNames?: string[]): Pro
  */
 export async function selectTargets(dir: string, selection: TargetSelection): Promise<Target[]> {
   const adHocOnly = (selection.node?.length ?? 0) > 0 && !selection.all && (selection.target?.length ?? 0) === 0 && (selection.exclude?.length ?? 0) === 0
-  return resolveTargets(adHocOnly ? undefined : await loadTargets(dir), selection)
+  if (adHocOnly) return resolveTargets(undefined, selection)
+  let targets: TargetMap
+  try {
+    targets = await loadTargets(dir)
+  } catch (error) {
+    if ((error as R1Error).code !== 'MANIFEST_NOT_FOUND') throw error
+    throw new R1Error(`No target to talk to: ${(error as Error).message}, and no --node was given.`, ExitCode.USAGE, {
+      code: 'NO_TARGET',
+      hint: 'Run from a project folder (or pass --dir <project>) to use its `targets`, or name a node: --node <url> --address <0xai_…>.',
+    })
+  }
+  return resolveTargets(targets, selection)
 }

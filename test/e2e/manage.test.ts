@@ -61,6 +61,13 @@ describe.sequential('managing pipelines on real nodes', () => {
     expect(partial.stderr).toContain('127.0.0.1:9: unreachable')
   })
 
+  it('without a project or --node there is no target: usage error naming the flags', async () => {
+    const result = await r1(['status', '--dir', root.dir, '--json'], {env})
+    expect(result.exitCode).toBe(2)
+    expect(result.json.error.code).toBe('NO_TARGET')
+    expect(result.json.error.hint).toContain('--node <url> --address')
+  })
+
   it('pipelines ls lists pipelines per target', async () => {
     const result = await cli(['pipelines', 'ls', '--all', '--json'])
     expect(result.exitCode).toBe(0)
