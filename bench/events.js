@@ -1,0 +1,239 @@
+// Events from a plugin to `r1 logs --json` (DESIGN.md §7: ≥ 50 % of raw `ws` throughput of the same frames).
+//
+// For bench/run.js (group "events"): starts a real `r1 node start` process with a CUSTOM_EXEC_01 instance
+// that emits payloads as fast as it can, and returns rows made with lib.js `row()`:
+//   - "events plugin → node → r1 logs --json": payload lines per second on the CLI's stdout, as a ratio
+//     to a baseline measured in this run: the same event JSON sent as one ws text frame each, from one
+//     process to another (client parses every frame), as fast as ws carries them; budget ≥ 0.5;
+//   - "node RSS with a subscriber that reads nothing": the node's resident memory after flooding a
+//     connection whose client never reads, as a ratio to its RSS before that subscriber; budget ≤ 1.5
+//     (the node drops what the socket cannot take and resends it later from the journal).
+// Standalone: `node bench/events.js` prints the rows as one JSON line {"group":"events","rows":[…]}.
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {pathToFileURL} from 'node:url'
+import WebSocket from 'ws'
+import {r1, root, row} from './lib.js'
+
+const dist = (path) => import(pathToFileURL(join(root, 'dist', path)).href)
+const MEASURE_EVENTS = 150_000
+const MEASURE_MAX_MS = 15_000
+const WARMUP_EVENTS = 5_000
+const FLOOD_CODE = 'for (let i = 0; i < 2000; i++) plugin.emit({I: i, READING: 21.5 + (i % 10), UNIT: "C"}); return null'
+
+function cli(args, env) {
+  return spawnSync(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+}
+
+function startNode(dataDir, env) {
+  const child = spawn(process.execPath, [r1, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  return new Promise((resolve, reject) => {
+    let buffered = ''
+    const timer = setTimeout(() => reject(new Error(`r1 node start printed nothing in 60s: ${stderr}`)), 60_000)
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk
+      const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
+      if (!line) return
+      clearTimeout(timer)
+      resolve({...JSON.parse(line), child})
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`r1 node start exited ${code}: ${stderr}`))
+    })
+  })
+}
+
+async function stopChild(child, signal = 'SIGTERM') {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill(signal)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
+}
+
+function rssMiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024
+}
+
+/** Lines per second on a child's stdout between the WARMUP-th line and MEASURE more (or the time cap); keeps a sample of lines. */
+function measureLines(child) {
+  return new Promise((resolve, reject) => {
+    let count = 0
+    let start
+    let startCount = 0
+    let sample = ''
+    let stderr = ''
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      clearTimeout(cap)
+      const ms = Number(process.hrtime.bigint() - start) / 1e6
+      resolve({perSecond: ((count - startCount) / ms) * 1000, sample: sample.split('\n').slice(0, -1).filter((l) => l.startsWith('{'))})
+    }
+    const cap = setTimeout(() => (start ? finish() : reject(new Error(`r1 logs printed ${count} lines in ${MEASURE_MAX_MS} ms: ${stderr}`))), MEASURE_MAX_MS * 2)
+    child.stdout.on('data', (chunk) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) count++
+      if (sample.length < 256 * 1024) sample += chunk.toString()
+      if (start === undefined && count >= WARMUP_EVENTS) {
+        start = process.hrtime.bigint()
+        startCount = count
+        setTimeout(finish, MEASURE_MAX_MS)
+      }
+      if (start !== undefined && count - startCount >= MEASURE_EVENTS) finish()
+    })
+    child.once('exit', (code) => {
+      if (start === undefined) reject(new Error(`r1 logs exited ${code} after ${count} lines: ${stderr}`))
+      else finish()
+    })
+  })
+}
+
+/** Raw ws: a server process sends each sampled event JSON as its own text frame; this process parses them all. */
+async function rawWsBaseline(sample, dir) {
+  const file = join(dir, 'sample.json')
+  writeFileSync(file, JSON.stringify(sample))
+  const server = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import {WebSocketServer} from 'ws'
+import {readFileSync} from 'node:fs'
+const lines = JSON.parse(readFileSync(process.argv[1], 'utf8'))
+const wss = new WebSocketServer({host: '127.0.0.1', port: 0, perMessageDeflate: false}, () => console.log(wss.address().port))
+wss.on('connection', (ws) => {
+  let i = 0
+  const pump = () => {
+    while (ws.readyState === 1 && ws.bufferedAmount < 1024 * 1024) ws.send(lines[i++ % lines.length])
+    if (ws.readyState === 1) setImmediate(pump)
+  }
+  pump()
+})`,
+      file,
+    ],
+    {cwd: root, stdio: ['ignore', 'pipe', 'inherit']},
+  )
+  try {
+    const port = await new Promise((resolve, reject) => {
+      server.stdout.once('data', (chunk) => resolve(Number(String(chunk).trim())))
+      server.once('exit', (code) => reject(new Error(`baseline ws server exited ${code}`)))
+    })
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`, {perMessageDeflate: false})
+    const perSecond = await new Promise((resolve) => {
+      let count = 0
+      let start
+      ws.on('message', (data) => {
+        JSON.parse(data.toString())
+        count++
+        if (count === WARMUP_EVENTS) start = process.hrtime.bigint()
+        if (start !== undefined && count === WARMUP_EVENTS + MEASURE_EVENTS) {
+          resolve((MEASURE_EVENTS / (Number(process.hrtime.bigint() - start) / 1e6)) * 1000)
+          ws.terminate()
+        }
+      })
+    })
+    return perSecond
+  } finally {
+    await stopChild(server, 'SIGKILL')
+  }
+}
+
+/** A subscriber that sends R1_SUBSCRIBE and then never reads: returns its socket (paused). */
+async function stalledSubscriber(node, identity) {
+  const [{encodeCommand}, {formatTime}] = await Promise.all([dist('protocol/wire.js'), dist('protocol/messages.js')])
+  const ws = new WebSocket(node.url, 'r1.v1', {perMessageDeflate: false})
+  await new Promise((resolve, reject) => {
+    ws.once('message', resolve) // the hello
+    ws.once('error', reject)
+  })
+  const command = encodeCommand({ACTION: 'R1_SUBSCRIBE', PAYLOAD: {TYPES: ['PAYLOAD']}, EE_DEST: node.address, INITIATOR_ID: 'bench', SESSION_ID: 'stalled', TIME: formatTime()}, identity)
+  ws.send(command.text)
+  await new Promise((resolve) => ws.once('message', resolve)) // the reply
+  ws.pause()
+  ws.removeAllListeners('message')
+  return ws
+}
+
+export default async function eventsBench() {
+  const dir = mkdtempSync(join(tmpdir(), 'r1-bench-events-'))
+  let node
+  let logs
+  let session
+  const rows = []
+  try {
+    const env = {R1_CONFIG_DIR: join(dir, 'cli')}
+    const keys = cli(['keys', 'generate', '--json'], env)
+    if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
+    const {address} = JSON.parse(keys.stdout)
+    const dataDir = join(dir, 'node')
+    mkdirSync(dataDir)
+    const allowed = cli(['node', 'allow', address, '--data-dir', dataDir], env)
+    if (allowed.status !== 0) throw new Error(`r1 node allow failed: ${allowed.stderr}`)
+    node = await startNode(dataDir, env)
+    const rssIdle = rssMiB(node.child.pid)
+
+    const [{requireIdentity, cliKeyPath}, {Session}] = await Promise.all([dist('protocol/identity.js'), dist('session/index.js')])
+    const identity = await requireIdentity(cliKeyPath(env))
+    session = await Session.connect({url: node.url, nodeAddress: node.address, identity})
+
+    logs = spawn(process.execPath, [r1, 'logs', '--node', node.url, '--address', node.address, '--follow', '--json', '--tail', '0', '--type', 'payload'], {
+      cwd: root,
+      env: {...process.env, NO_COLOR: '1', ...env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const measuring = measureLines(logs)
+    await session.send('UPDATE_CONFIG', {NAME: 'flood', TYPE: 'Void', PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'flood-1', PROCESS_DELAY: 0, CODE: FLOOD_CODE}]}]}, {expect: [{code: 1}], timeoutMs: 60_000})
+    const measured = await measuring
+    await stopChild(logs, 'SIGINT')
+    const sample = measured.sample.slice(0, 2000).map((line) => {
+      const event = JSON.parse(line)
+      delete event.R1_TARGET
+      return JSON.stringify(event)
+    })
+    const baseline = await rawWsBaseline(sample, dir)
+    rows.push(row('events plugin → node → r1 logs --json', {value: measured.perSecond, unit: 'events/s', baseline, baselineName: 'raw ws, same events one per frame', budget: 0.5, higherIsBetter: true}))
+
+    // A consumer that reads nothing while the plugin floods: the node must not buffer for it.
+    const rssBefore = rssMiB(node.child.pid)
+    const stalled = await stalledSubscriber(node, identity)
+    let rssPeak = rssBefore
+    for (let i = 0; i < 20; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      rssPeak = Math.max(rssPeak, rssMiB(node.child.pid))
+    }
+    stalled.terminate()
+    rows.push(row('node RSS with a subscriber that reads nothing (5 s flood)', {value: rssPeak, unit: 'MiB', baseline: rssBefore, baselineName: 'RSS before it subscribed', budget: 1.5}))
+
+    // The node → ws → CLI path alone (the plugin's own rate out of the way): replay the journal the flood filled.
+    await session.send('DELETE_CONFIG', 'flood', {expect: [{code: 5}], timeoutMs: 60_000})
+    const replay = spawn(process.execPath, [r1, 'logs', '--node', node.url, '--address', node.address, '--json', '--since', '0', '--type', 'payload'], {
+      cwd: root,
+      env: {...process.env, NO_COLOR: '1', ...env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const replayed = await measureLines(replay)
+    await stopChild(replay, 'SIGINT')
+    rows.push(row('events journal replay → r1 logs --json', {value: replayed.perSecond, unit: 'events/s', baseline, baselineName: 'raw ws, same events one per frame', budget: 0.5, higherIsBetter: true}))
+    rows.push(row('node RSS idle, before the flood', {value: rssIdle, unit: 'MiB', budget: 80, absolute: true}))
+  } finally {
+    await session?.close().catch(() => undefined)
+    if (logs) await stopChild(logs, 'SIGINT')
+    if (node) await stopChild(node.child)
+    rmSync(dir, {recursive: true, force: true})
+  }
+  return rows
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const rows = await eventsBench()
+  process.stdout.write(JSON.stringify({group: 'events', rows}) + '\n')
+}
