@@ -120,7 +120,10 @@ async function cloneTemplate(ref: Extract<TemplateRef, {kind: 'git'}>, options: 
     if (sha) {
       // A commit cannot be cloned by name: fetch the history, then check the commit out.
       await git(['clone', '--quiet', '--no-checkout', ref.url, repo])
-      await git(['-C', repo, 'checkout', '--quiet', '--detach', ref.ref!])
+      const commit = await git(['-C', repo, 'rev-parse', '--verify', '--quiet', `${ref.ref}^{commit}`]).catch(() => {
+        throw Object.assign(new Error(`unknown revision ${ref.ref}`), {stderr: `fatal: unknown revision ${ref.ref}`})
+      })
+      await git(['-C', repo, 'checkout', '--quiet', '--detach', commit.stdout.trim()])
     } else {
       await git(['clone', '--quiet', '--depth', '1', ...(ref.ref ? ['--branch', ref.ref] : []), ref.url, repo])
     }
@@ -129,7 +132,7 @@ async function cloneTemplate(ref: Extract<TemplateRef, {kind: 'git'}>, options: 
     if (options.signal?.aborted) throw options.signal.reason
     const stderr = String((error as {stderr?: unknown}).stderr ?? (error as Error).message).trim()
     const reason = stderr.split('\n').filter(Boolean).slice(-2).join(' ') || (error as Error).message
-    const missingRef = ref.ref && /not found|did not match|unknown revision|couldn't find remote ref|pathspec/i.test(stderr)
+    const missingRef = ref.ref && /remote branch \S+ not found|did not match|unknown revision|couldn't find remote ref|not a tree/i.test(stderr)
     throw new R1Error(`Could not fetch template ${label}: ${reason}`, ExitCode.FAILURE, {
       code: missingRef ? 'TEMPLATE_REF_NOT_FOUND' : 'TEMPLATE_UNREACHABLE',
       hint: missingRef ? `Check that "${ref.ref}" is a branch, tag or commit of ${ref.url}.` : 'Check the URL, your network and your access to the repository.',

@@ -100,6 +100,8 @@ describe('fetchTemplate', () => {
     expect(error).toMatchObject({exitCode: 1, code: 'TEMPLATE_REF_NOT_FOUND'})
     expect(error.message).toContain(`Could not fetch template ${url}#v9`)
     expect(error.hint).toMatch(/"v9" is a branch, tag or commit/)
+    const sha = (await fetchTemplate(parseTemplateRef(`${url}#deadbeef1`)).catch((e: unknown) => e)) as R1Error
+    expect(sha).toMatchObject({exitCode: 1, code: 'TEMPLATE_REF_NOT_FOUND'})
   })
 
   it('fails clearly on a subdirectory the repository does not have', async () => {
