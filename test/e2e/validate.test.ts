@@ -1,5 +1,5 @@
 import {spawnSync} from 'node:child_process'
-import {cpSync, existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -11,8 +11,8 @@ const bin = join(repo, 'bin/run.js')
 const fixtures = join(repo, 'test/fixtures/manifests')
 let tmp: string
 
-function r1(args: string[], cwd = repo) {
-  const result = spawnSync(process.execPath, [bin, ...args], {cwd, encoding: 'utf8', env: {...process.env, NO_COLOR: '1', FORCE_COLOR: undefined}, timeout: 60_000})
+function r1(args: string[], cwd = repo, as?: {uid: number; gid: number}) {
+  const result = spawnSync(process.execPath, [bin, ...args], {cwd, encoding: 'utf8', env: {...process.env, NO_COLOR: '1', FORCE_COLOR: undefined}, timeout: 60_000, ...as})
   return {code: result.status, stdout: result.stdout, stderr: result.stderr}
 }
 
@@ -108,6 +108,23 @@ describe('r1 validate', () => {
     const run = r1(['validate', tmp, '--json'])
     expect(run.code).toBe(1)
     expect(JSON.parse(run.stdout)).toMatchObject({error: {code: 'MANIFEST_NOT_FOUND', exitCode: 1, message: `No config.yaml in ${tmp}`}})
+  })
+
+  it('an unreadable config.yaml: exit 1, the reason and a hint, no stack trace', (ctx) => {
+    // root reads anything: run the CLI as nobody then, if nobody can reach the built CLI here.
+    const as = process.getuid?.() === 0 ? {uid: 65534, gid: 65534} : undefined
+    if (as && spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(join(repo, 'dist/commands/validate.js'))})`], as).status !== 0) ctx.skip()
+    const dir = join(tmp, 'unreadable')
+    mkdirSync(dir, {mode: 0o755})
+    cpSync(join(fixtures, 'valid/minimal/config.yaml'), join(dir, 'config.yaml'))
+    chmodSync(join(dir, 'config.yaml'), 0o000)
+    chmodSync(tmp, 0o755)
+    const run = r1(['validate', dir], repo, as)
+    expect(run.code).toBe(1)
+    expect(run.stdout).toBe('')
+    expect(run.stderr).toContain(`Cannot read ${join(dir, 'config.yaml')}: EACCES`)
+    expect(run.stderr).toContain('Check the file permissions.')
+    expect(run.stderr).not.toMatch(/\n\s+at /)
   })
 
   it('usage errors exit 2', () => {
