@@ -14,6 +14,7 @@ export const targetFlags = {
   'max-concurrent': Flags.integer({description: 'Targets handled at once', default: 8, min: 1}),
   'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
   'wait-timeout': Flags.integer({description: 'Seconds to wait for the node to confirm', default: 60, min: 1}),
+  ca: Flags.string({description: 'PEM file of a CA (or self-signed certificate) to trust for wss:// nodes'}),
 }
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
@@ -50,7 +51,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     const targets = resolveTargets(project.targets, this.flags)
     // Targets connect and read their state while esbuild bundles.
     const built = buildProject(project, pipelines)
-    const connect = await connector({connectTimeoutMs: this.flags['connect-timeout'] * 1000})
+    const connect = await connector({connectTimeoutMs: this.flags['connect-timeout'] * 1000, caFile: this.flags.ca})
     const json = this.jsonEnabled()
     const progress = targetProgress(targets, {json})
     const result = await deploy({

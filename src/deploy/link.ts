@@ -1,6 +1,7 @@
+import {readFile} from 'node:fs/promises'
+import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
 import type {Action} from '../protocol/messages.js'
-import {ExitCode, R1Error} from '../errors.js'
 import {type PipelineConfig, PipelineConfigSchema} from '../protocol/pipeline.js'
 import {Session} from '../session/index.js'
 import type {Connect, NodeLink, NodeState} from './fanout.js'
@@ -10,6 +11,9 @@ export interface ConnectorOptions {
   connectTimeoutMs?: number
   /** How long a single request (state, bundle chunk, command acceptance) may take before it is an error (exit 5). */
   requestTimeoutMs?: number
+  /** PEM file of a CA to trust for wss:// (a node's self-signed certificate). */
+  caFile?: string
+  ca?: string | Buffer
 }
 
 /**
@@ -17,13 +21,22 @@ export interface ConnectorOptions {
  * and connects per target; the session checks the node's signed hello against the target address.
  */
 export async function connector(options: ConnectorOptions = {}): Promise<Connect> {
-  return sessionConnector(await requireIdentity(cliKeyPath()), options)
+  const ca = options.caFile ? await readCa(options.caFile) : options.ca
+  return sessionConnector(await requireIdentity(cliKeyPath()), {...options, ca})
+}
+
+async function readCa(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file)
+  } catch (error) {
+    throw new R1Error(`Cannot read the CA file ${file}: ${(error as Error).message}`, ExitCode.USAGE, {code: 'CA_UNREADABLE', hint: 'Pass --ca <file> with a PEM certificate (e.g. the node\'s --tls-cert).'})
+  }
 }
 
 /** Connects with a given identity (tests, benches, embedded use). */
 export function sessionConnector(identity: Identity, options: ConnectorOptions = {}): Connect {
   return async (target: Target, signal?: AbortSignal) => {
-    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs})
+    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, ...(options.ca ? {ca: options.ca} : {})})
     if (signal?.aborted) {
       await session.close()
       throw signal.reason

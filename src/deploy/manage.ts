@@ -243,13 +243,14 @@ export interface ManageFlags extends TargetSelection {
   'max-concurrent': number
   'connect-timeout': number
   'wait-timeout': number
+  ca?: string
 }
 
 /** Resolves the targets, loads the session identity, and runs `operation` on every target. */
 export async function manage<T>(flags: ManageFlags, signal: AbortSignal | undefined, operation: (link: NodeLink, target: Target, timeoutMs: number) => Promise<T>) {
   const [{selectTargets}, {connector}] = await Promise.all([import('./project.js'), import('./link.js')])
   const targets = await selectTargets(flags.dir, flags)
-  const connect = await connector({connectTimeoutMs: flags['connect-timeout'] * 1000})
+  const connect = await connector({connectTimeoutMs: flags['connect-timeout'] * 1000, caFile: flags.ca})
   const timeoutMs = flags['wait-timeout'] * 1000
   return onEveryTarget({targets, connect, maxConcurrent: flags['max-concurrent'], signal}, (link, target) => operation(link, target, timeoutMs))
 }

@@ -7,6 +7,9 @@ import {type NodeProcess, cliIdentity, r1, selfSignedCert, startNode, tempRoot} 
 const root = tempRoot('r1-e2e-deploy-')
 const project = join(root.dir, 'project')
 let env: Record<string, string>
+/** The CLI env without NODE_EXTRA_CA_CERTS. */
+let cliEnv: Record<string, string>
+let certFile: string
 let address: string
 let signature: string
 let nodes: NodeProcess[] = []
@@ -57,6 +60,8 @@ beforeAll(async () => {
   const cli = await cliIdentity(root.dir)
   address = cli.address
   const tls = await selfSignedCert(root.dir)
+  cliEnv = cli.env
+  certFile = tls.cert
   env = {...cli.env, NODE_EXTRA_CA_CERTS: tls.cert}
   nodes = await Promise.all([
     startNode({dataDir: join(root.dir, 'node-a'), allow: [address]}),
@@ -76,8 +81,15 @@ afterAll(async () => {
 })
 
 describe.sequential('r1 deploy to real nodes', () => {
-  it('uses wss:// for the TLS node', () => {
+  it('uses wss:// for the TLS node, trusting its certificate with --ca (or NODE_EXTRA_CA_CERTS)', async () => {
     expect(nodes[1].url.startsWith('wss://')).toBe(true)
+    const untrusted = await r1(['status', '--node', nodes[1].url, '--address', nodes[1].address, '--json'], {env: cliEnv})
+    expect(untrusted.exitCode).toBe(7)
+    expect(untrusted.json.targets[0].error).toMatch(/certificate/i)
+    const trusted = await r1(['status', '--node', nodes[1].url, '--address', nodes[1].address, '--ca', certFile, '--json'], {env: cliEnv})
+    expect(trusted.exitCode, trusted.stdout).toBe(0)
+    const badCa = await r1(['status', '--node', nodes[1].url, '--address', nodes[1].address, '--ca', join(root.dir, 'missing.pem'), '--json'], {env: cliEnv})
+    expect(badCa.exitCode).toBe(2)
   })
 
   it('deploys a scaffolded project to every target and waits for its instances', async () => {
