@@ -24,6 +24,8 @@ export interface SupervisorOptions {
   unresponsiveMs: number
   /** A `process` call running longer than this is a hang: kill and restart. */
   processTimeoutMs: number
+  /** A child that has not answered its first ping within this is killed (slow disks and busy machines start slowly). */
+  startTimeoutMs: number
   /** Back-off of the process loop after exceptions in `process` (inside the child). */
   exceptionBackoff: {baseMs: number; capMs: number}
   /** The whole environment of the instance's child process. */
@@ -41,6 +43,7 @@ export const defaultSupervisorOptions: SupervisorOptions = {
   pingIntervalMs: 1000,
   unresponsiveMs: 10_000,
   processTimeoutMs: 60_000,
+  startTimeoutMs: 60_000,
   exceptionBackoff: {baseMs: 1000, capMs: 60_000},
   env: {},
 }
@@ -85,7 +88,9 @@ export class InstanceSupervisor {
   private consecutiveCrashes = 0
   private failure: string | undefined
   private busySince: number | undefined
-  private lastPong = 0
+  /** undefined until the child answers its first ping: start-up is timed separately. */
+  private lastPong: number | undefined
+  private spawnedAt = 0
   private pingCounter = 0
   private pingTimer: NodeJS.Timeout | undefined
   private restartTimer: NodeJS.Timeout | undefined
@@ -205,7 +210,8 @@ export class InstanceSupervisor {
     forward(child.stdout, 'info')
     forward(child.stderr, 'warn')
     child.on('message', (message: ChildMessage) => this.onMessage(message))
-    this.lastPong = Date.now()
+    this.lastPong = undefined
+    this.spawnedAt = Date.now()
     this.pingTimer = setInterval(() => this.watch(), this.options.pingIntervalMs)
     this.send({t: 'start', spec: this.specValue})
   }
@@ -213,12 +219,18 @@ export class InstanceSupervisor {
   private watch(): void {
     const now = Date.now()
     if (this.busySince !== undefined && now - this.busySince > this.options.processTimeoutMs) {
-      const blocked = now - this.lastPong > 3 * this.options.pingIntervalMs
+      const blocked = this.lastPong !== undefined && now - this.lastPong > 3 * this.options.pingIntervalMs
       this.failure = `process() did not return within ${this.options.processTimeoutMs / 1000} s (${blocked ? 'hang with the event loop blocked, e.g. an infinite loop' : 'hang'}): instance killed`
       this.killChild()
       return
     }
-    if (now - this.lastPong > this.options.unresponsiveMs) {
+    if (this.lastPong === undefined) {
+      if (now - this.spawnedAt > this.options.startTimeoutMs) {
+        this.failure = `instance process did not start within ${this.options.startTimeoutMs / 1000} s: instance killed`
+        this.killChild()
+        return
+      }
+    } else if (now - this.lastPong > this.options.unresponsiveMs) {
       this.failure = `instance unresponsive for ${this.options.unresponsiveMs / 1000} s (event loop blocked, e.g. an infinite loop): instance killed`
       this.killChild()
       return
