@@ -133,6 +133,35 @@ describe('r1 validate', () => {
   })
 })
 
+describe('fastValidate (the oclif-free entry bin/run.js may take)', () => {
+  const fast = (args: string[], cwd = repo) => {
+    const script = `import {fastValidate} from ${JSON.stringify(join(repo, 'dist/manifest/fast-validate.js'))}; process.exitCode = (await fastValidate(process.argv.slice(1))) ?? 99`
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...args], {cwd, encoding: 'utf8', env: {...process.env, NO_COLOR: '1', FORCE_COLOR: undefined}, timeout: 60_000})
+    return {code: result.status, stdout: result.stdout, stderr: result.stderr}
+  }
+
+  it('prints and exits exactly as `r1 validate` does', () => {
+    const cases: Array<[string[], string?]> = [
+      [['validate'], join(fixtures, 'valid/sensor-watch')],
+      [['validate', 'invalid/many-problems'], fixtures],
+      [['validate', join(fixtures, 'invalid/config-enum'), '--json']],
+      [['validate', '--strict', join(fixtures, 'warnings/missing-description')]],
+      [['validate', join(fixtures, 'warnings/missing-description'), '--json', '--strict']],
+      [['validate', join(fixtures, 'invalid/yaml-tab-indent')]],
+    ]
+    for (const [args, cwd] of cases) {
+      const viaOclif = r1(args, cwd)
+      expect({args, ...fast(args, cwd)}).toEqual({args, ...viaOclif})
+    }
+  })
+
+  it('leaves everything else to oclif, printing nothing', () => {
+    for (const args of [['validate', '--help'], ['validate', join(tmp, 'absent')], ['validate', '--bogus'], ['validate', 'a', 'b'], ['types'], ['run', 'validate']]) {
+      expect({args, ...fast(args)}).toEqual({args, code: 99, stdout: '', stderr: ''})
+    }
+  })
+})
+
 describe('the shipped JSON Schema', () => {
   it('dist/config.schema.json is the one generated from the zod schema (the build is not stale)', () => {
     expect(JSON.parse(readFileSync(join(repo, 'dist/config.schema.json'), 'utf8'))).toEqual(manifestJsonSchema())
