@@ -75,7 +75,7 @@ export interface NodeStatus {
   uptime?: number
   cpu?: number
   memory?: {process?: number; available?: number; machine?: number}
-  pipelines: Array<{name: string; type: string; version?: number; stopped: boolean; instances: InstanceStatusRow[]}>
+  pipelines: Array<{name: string; type: string; version?: number; kept?: number[]; stopped: boolean; instances: InstanceStatusRow[]}>
 }
 
 /** `r1 status` for one node: its state and a fresh heartbeat's figures, instance by instance. */
@@ -94,8 +94,8 @@ export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
     version: s.version ?? heartbeat.VERSION,
     uptime: s.uptime ?? heartbeat.UPTIME,
     pipelines: [
-      ...s.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, s)})),
-      ...s.archived.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), stopped: true, instances: []})),
+      ...s.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), kept: kept(s, p.NAME), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, s)})),
+      ...s.archived.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), kept: kept(s, p.NAME), stopped: true, instances: []})),
     ],
   }
 }
@@ -131,6 +131,11 @@ function heartbeatPipelines(heartbeat: HeartbeatEvent): NodeStatus['pipelines'] 
       payloads: p.TOTAL_PAYLOAD_COUNT,
     })),
   }))
+}
+
+/** Versions the node keeps for `rollback --to`, oldest first. */
+function kept(state: NodeState, name: string): number[] {
+  return (state.versions[name] ?? []).map((v) => v.version)
 }
 
 function versionOf(p: PipelineConfig): number | undefined {

@@ -73,7 +73,8 @@ describe.sequential('managing pipelines on real nodes', () => {
     expect(result.exitCode).toBe(0)
     expect(result.json.targets.map((t: any) => t.result.map((p: any) => p.name))).toEqual([['counting'], ['counting']])
     const human = await cli(['pipelines', 'ls', '--all'])
-    expect(human.stdout).toMatch(/edge-a\s+counting\s+Void\s+1\s+counter-1:running/)
+    expect(human.stdout).toMatch(/edge-a\s+counting\s+Void\s+v1 \(kept 1\)\s+1\s+counter-1:running/)
+    expect(result.json.targets[0].result[0]).toMatchObject({version: 1, kept: [1]})
   })
 
   it('command: waits for PLUGIN_INSTANCE_COMMAND_OK and shows what the plugin returned', async () => {

@@ -1,6 +1,12 @@
 import {BaseCommand} from '../../base-command.js'
 import {targetFlags} from '../deploy.js'
 
+/** `v3 (kept 1-3)`: the running version and what `rollback --to` can pick. */
+function versions(p: {version?: number; kept?: number[]}): string {
+  const kept = p.kept && p.kept.length > 0 ? ` (kept ${p.kept.length > 2 ? `${p.kept[0]}-${p.kept.at(-1)}` : p.kept.join(',')})` : ''
+  return p.version === undefined ? '-' : `v${p.version}${kept}`
+}
+
 export default class PipelinesLs extends BaseCommand<typeof PipelinesLs> {
   static override summary = 'List the pipelines on nodes, with their instances and statuses'
   static override examples = ['<%= config.bin %> pipelines ls --all', '<%= config.bin %> pipelines ls --target edge-a --json']
@@ -14,10 +20,10 @@ export default class PipelinesLs extends BaseCommand<typeof PipelinesLs> {
       const [{out, err}, {table, paintStatus}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
       const rows = result.targets.flatMap((t) =>
         t.result
-          ? t.result.map((p) => [t.target, p.name, p.type, String(p.instances.length), p.instances.map((i) => `${i.instanceId}:${i.status}`).join(' ')])
-          : [[t.target, '-', '-', '-', `${t.status}: ${t.error ?? ''}`]],
+          ? t.result.map((p) => [t.target, p.name, p.type, versions(p), String(p.instances.length), p.stopped ? 'stopped' : p.instances.map((i) => `${i.instanceId}:${i.status}`).join(' ')])
+          : [[t.target, '-', '-', '-', '-', `${t.status}: ${t.error ?? ''}`]],
       )
-      const lines = rows.length > 0 ? table(['TARGET', 'PIPELINE', 'TYPE', 'INSTANCES', 'STATUS'], rows, out, (_r, c, text) => (c === 4 ? text.replace(/:(\w+)/g, (_m, s: string) => ':' + paintStatus(s, s, out)) : text)) : []
+      const lines = rows.length > 0 ? table(['TARGET', 'PIPELINE', 'TYPE', 'VERSION', 'INSTANCES', 'STATUS'], rows, out, (_r, c, text) => (c === 5 ? text.replace(/:(\w+)/g, (_m, s: string) => ':' + paintStatus(s, s, out)) : text)) : []
       process.stdout.write((lines.length > 1 ? lines : ['No pipelines.']).join('\n') + '\n')
       const failure = failureOf('Listing pipelines', result.targets)
       if (failure) process.stderr.write(`${err.red('✖')} ${failure.message}\n${err.dim('→ ' + failure.hint)}\n`)
