@@ -46,8 +46,14 @@ export default class Run extends BaseCommand<typeof Run> {
     const {tasks} = await import('../ui/tasks.js')
     const validated = await validateForRun(this.flags.dir, argv as string[], {color: err.level > 0})
 
-    let built!: Awaited<ReturnType<typeof buildForRun>>
-    let run!: Awaited<ReturnType<typeof ProjectRun.start>>
+    // bundling and starting the node overlap: time to first payload is a budget (DESIGN.md §7)
+    const building = buildForRun(validated)
+    const starting = ProjectRun.start(validated.dir, this.flags['data-dir'] ? {dataDir: this.flags['data-dir']} : {})
+    building.catch(() => undefined)
+    starting.catch(() => undefined)
+    this.onCleanup(async () => (await starting.catch(() => undefined))?.stop())
+    let built!: Awaited<typeof building>
+    let run!: Awaited<typeof starting>
     let failure: Error | undefined
     const step = (fn: () => Promise<void>) => async () => {
       try {
@@ -58,12 +64,11 @@ export default class Run extends BaseCommand<typeof Run> {
     }
     await tasks(
       [
-        {title: 'Bundle plugins', task: step(async () => void (built = await buildForRun(validated)))},
+        {title: 'Bundle plugins', task: step(async () => void (built = await building))},
         {
           title: 'Start the runtime',
           task: step(async () => {
-            run = await ProjectRun.start(validated.dir, this.flags['data-dir'] ? {dataDir: this.flags['data-dir']} : {})
-            this.onCleanup(() => run.stop())
+            run = await starting
             run.onEvent((event) => (json ? this.ndjson(event) : process.stdout.write(renderEvent(event) + '\n')))
             run.node.onLog((log) => process.stderr.write(renderLog(log, {color: err.level > 0}) + '\n'))
             await run.subscribe()

@@ -6,7 +6,7 @@ import {R1Error} from '../../src/errors.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
 import {HeartbeatEventSchema, NodeEventSchema} from '../../src/protocol/events.js'
 import {bundleEntry, startLocalNode, type LocalNode} from '../../src/runtime/index.js'
-import {Events, FAST, FIXTURES, faultyNode, faultyPipeline, isAlive, meta, until} from './helpers.js'
+import {Events, FAST, FIXTURES, descendants, faultyNode, faultyPipeline, isAlive, meta, until} from './helpers.js'
 
 let node: LocalNode | undefined
 let dataDir: string
@@ -264,5 +264,22 @@ describe('node core: statuses', () => {
     await node.execute('DELETE_CONFIG', 'p', meta())
     expect(instance.status).toBe('stopped')
     expect(instance.pid).toBeUndefined()
+  })
+})
+
+describe('node core: stop', () => {
+  it('a normal stop ends every instance process and every app it started', async () => {
+    const started = await faultyNode()
+    node = started.node
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a'}, {INSTANCE_ID: 'b'}]), meta())
+    await node.execute('UPDATE_CONFIG', {NAME: 'apps', TYPE: 'Void', PLUGINS: [{SIGNATURE: 'PROCESS_APP_RUNNER', INSTANCES: [{INSTANCE_ID: 'sleeper', COMMAND: 'sleep 300', PROCESS_DELAY: 0.1}]}]}, meta())
+    const app = await started.events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && typeof e.PID === 'number' && e.EE_PAYLOAD_PATH[3] === 'sleeper')
+    await started.events.waitUntil(() => started.events.payloads('a').length > 0 && started.events.payloads('b').length > 0, 20_000, 'both plugins running')
+    const pids = [Number(app.PID), ...node.state().flatMap((p) => p.instances.map((i) => i.pid!))]
+    expect(pids).toHaveLength(4)
+    expect(pids.every((pid) => descendants(process.pid).includes(pid))).toBe(true)
+    await node.stop()
+    node = undefined
+    await until(() => pids.every((pid) => !isAlive(pid)), 10_000, 'every process to end')
   })
 })
