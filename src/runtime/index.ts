@@ -20,3 +20,7 @@ export type {CommandMeta, EventListener, NodeCore} from './contract.js'
 export function startLocalNode(options: LocalNodeOptions = {}): Promise<LocalNode> {
   return LocalNode.start(options)
 }
+
+export {ProjectRun, buildForRun, validateForRun} from './project-run.js'
+export type {ApplyOutcome, BuiltProject, ProjectRunOptions, ValidatedProject, WatchOutcome} from './project-run.js'
+export type {InstanceSpec} from './ipc.js'

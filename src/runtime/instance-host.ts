@@ -240,6 +240,8 @@ process.on('disconnect', () => {
   setTimeout(() => host.abandon(), 2000).unref()
   void host.stopQuietly().then(() => process.exit(0))
 })
+// Ctrl-C in a terminal signals the whole foreground group: the parent decides when this instance stops.
+process.on('SIGINT', () => undefined)
 process.on('message', (message: ParentMessage) => {
   host.handle(message).catch((error) => send({t: 'failed', stage: 'crash', error: describeError(error)}, () => process.exit(1)))
 })

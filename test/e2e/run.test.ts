@@ -24,8 +24,8 @@ interface Cli {
   exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>
 }
 
-function r1(args: string[]): Cli {
-  const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', CI: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
+function r1(args: string[], options: {detached?: boolean} = {}): Cli {
+  const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', CI: '1'}, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false})
   running.push(child)
   const stdout: string[] = []
   let partial = ''
@@ -126,6 +126,18 @@ describe('r1 run: no orphan process on any exit path', () => {
       await until(() => tree.every((pid) => !isAlive(pid)), 15_000, 'every descendant to exit')
     })
   }
+
+  it('Ctrl-C in a terminal (SIGINT to the whole process group): instances close cleanly, none reported as crashed', async () => {
+    const cli = r1(['run', 'mixed', '--dir', join(FIXTURES, 'faulty'), '--json'], {detached: true})
+    await until(() => cli.events().some((e) => e.EE_PAYLOAD_PATH?.[3] === 'app' && typeof e.PID === 'number') && cli.events().some((e) => e.EE_PAYLOAD_PATH?.[3] === 'steady'), 30_000, 'payloads of both instances')
+    const tree = descendants(cli.child.pid!)
+    process.kill(-cli.child.pid!, 'SIGINT')
+    const {code} = await cli.exit
+    expect(code, cli.stderr()).toBe(0)
+    expect(cli.events().filter((e) => e.NOTIFICATION_CODE === -201)).toEqual([])
+    expect(cli.stderr()).toMatch(/mixed\/FAULTY\/steady log +closing steady/) // its close hook ran
+    await until(() => tree.every((pid) => !isAlive(pid)), 15_000, 'every descendant to exit')
+  })
 
   it('kill -9 of the node process: its instances and their apps exit by themselves', async () => {
     const {cli, tree} = await startMixed()
