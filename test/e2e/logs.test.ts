@@ -5,6 +5,8 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Identity} from '../../src/protocol/identity.js'
+import {startNodeServer} from '../../src/runtime/serve.js'
+import {allowAddress} from '../../src/runtime/server-allowlist.js'
 import {cliIdentity, r1, tempRoot} from '../deploy/nodes.js'
 import {type LogLine, LogsProc, type NodeProc, TcpProxy, cliKeyIdentity, deployEmitter, freePort, journalSeqs, spawnNode} from '../logs/helpers.js'
 
@@ -142,6 +144,27 @@ describe.sequential('r1 logs against real nodes', () => {
     await expectExactlyOnce(tail.seqs('edge-b'), bDir)
     a = await spawnNode({dataDir: a.dataDir, port: a.port, alias: 'edge-a', allow: []})
     started.push(a)
+  })
+
+  it('reports the range a node no longer holds as a gap, in NDJSON and in pretty output', async () => {
+    const dataDir = join(root.dir, 'node-small')
+    await allowAddress(dataDir, cliAddress)
+    const small = await startNodeServer({dataDir, port: 0, heartbeatIntervalMs: 0, log: () => undefined, journal: {segmentBytes: 16 * 1024, maxBytes: 48 * 1024}})
+    started.push(small)
+    for (let i = 0; i < 1500; i++) small.core.heartbeat()
+    small.journal.flush()
+    const first = small.journal.firstSeq()
+    const last = small.journal.lastSeq()
+    expect(first).toBeGreaterThan(1)
+    const run = await r1(['logs', '--node', small.url, '--address', small.address, '--json', '--since', '0'], {env})
+    expect(run.exitCode, run.stderr).toBe(0)
+    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as LogLine)
+    expect(lines[0]).toMatchObject({EE_EVENT_TYPE: 'R1_GAP', FROM_SEQ: 1, TO_SEQ: first - 1, REASON: 'retention'})
+    expect(lines.slice(1).map((l) => (l as {EE_MESSAGE_SEQ: number}).EE_MESSAGE_SEQ)).toEqual(Array.from({length: last - first + 1}, (_, i) => first + i))
+    const pretty = await r1(['logs', '--node', small.url, '--address', small.address, '--since', '0', '--type', 'payload'], {env})
+    expect(pretty.exitCode, pretty.stderr).toBe(0)
+    expect(pretty.stdout.trim()).toBe(`⚠ gap: events 1..${first - 1} are no longer in the node's journal (retention)`)
+    await small.stop()
   })
 
   it('exits 7 without --follow when the only node is down, naming it on stderr', async () => {
