@@ -48,7 +48,7 @@ setInterval(() => {
 async function loadPlugin(spec: InstanceSpec, host: HostApi): Promise<Plugin<any> | PluginDefinition<any>> {
   if (spec.builtin) {
     const {createBuiltin} = await import('./builtins/index.js')
-    return createBuiltin(spec.builtin, host)
+    return await createBuiltin(spec.builtin, host)
   }
   if (!spec.bundlePath) throw new Error(`No bundle and no built-in for signature ${spec.signature}`)
   const module = (await import(pathToFileURL(spec.bundlePath).href)) as {default?: unknown}
