@@ -136,6 +136,28 @@ describe('followNodes', () => {
     }
   })
 
+  it('samples payloads by seq with --sampling-rate, and lets every other event through', async () => {
+    const t = await node()
+    const session = await t.connect()
+    const code = 'for (let i = 0; i < 400; i++) plugin.emit({I: i}); return null'
+    await session.send('UPDATE_CONFIG', {NAME: 'burst', TYPE: 'Void', PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'b', PROCESS_DELAY: 3600, CODE: code}]}]}, {expect: [{code: 1}]})
+    const payloads = async () => {
+      const got: FollowEntry[] = []
+      await followNodes({targets: [{name: 'n', url: t.node.url, address: t.node.address}], identity: t.client, follow: false, since: {seq: 0}}, {onEntry: (_, e) => void got.push(e)})
+      return got
+    }
+    while ((await payloads()).filter((e) => e.EE_EVENT_TYPE === 'PAYLOAD').length < 400) await new Promise((r) => setTimeout(r, 100))
+    const all = await payloads()
+    const got: FollowEntry[] = []
+    await followNodes({targets: [{name: 'n', url: t.node.url, address: t.node.address}], identity: t.client, follow: false, since: {seq: 0}, samplingRate: 0.25}, {onEntry: (_, e) => void got.push(e)})
+    const kept = got.filter((e) => e.EE_EVENT_TYPE === 'PAYLOAD').map(seqOf)
+    const expected = all.filter((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && sampled((e as NodeEvent).EE_MESSAGE_SEQ, 0.25)).map(seqOf)
+    expect(kept).toEqual(expected)
+    expect(kept.length).toBeGreaterThan(50)
+    expect(kept.length).toBeLessThan(150)
+    expect(got.filter((e) => e.EE_EVENT_TYPE !== 'PAYLOAD').map(seqOf)).toEqual(all.filter((e) => e.EE_EVENT_TYPE !== 'PAYLOAD').map(seqOf))
+  })
+
   it('follows several nodes, labels each entry, retries a node that is down at start, and ends on the signal', async () => {
     const a = await node()
     const portB = await freePort()
