@@ -60,6 +60,21 @@ async function loadPlugin(spec: InstanceSpec, host: HostApi): Promise<Plugin<any
   throw new Error(`The bundle for ${spec.signature} has no plugin as its default export: export default definePlugin({...})`)
 }
 
+/** Largest payload (JSON bytes) an instance may emit: one event must fit in a 1 MiB WebSocket frame. */
+export const MAX_PAYLOAD_BYTES = 900 * 1024
+
+/** A payload that is not JSON, or too big for the wire, becomes an ABNORMAL notification (the plugin keeps running). */
+function checkedPayload(event: Extract<RunnerEvent, {kind: 'payload'}>): RunnerEvent {
+  let size: number
+  try {
+    size = Buffer.byteLength(JSON.stringify(event.data))
+  } catch (error) {
+    return {kind: 'notification', type: 'ABNORMAL FUNCTIONING', message: `Payload dropped: not JSON (${(error as Error).message})`}
+  }
+  if (size <= MAX_PAYLOAD_BYTES) return event
+  return {kind: 'notification', type: 'ABNORMAL FUNCTIONING', message: `Payload dropped: ${size} bytes of JSON, over the ${MAX_PAYLOAD_BYTES} byte limit`, info: {KEYS: Object.keys(event.data).slice(0, 20)}}
+}
+
 function delayMsOf(config: Record<string, unknown>): number {
   const delay = Number(config.PROCESS_DELAY ?? 1)
   return Number.isFinite(delay) && delay > 0 ? delay * 1000 : 0
@@ -159,7 +174,7 @@ class InstanceHost {
       node: spec.node,
       announceConfig: spec.announceConfig,
       configHash: spec.configHash,
-      onEvent: (event: RunnerEvent) => send({t: 'event', event}),
+      onEvent: (event: RunnerEvent) => send({t: 'event', event: event.kind === 'payload' ? checkedPayload(event) : event}),
     })
     const init = await this.serial(() => this.runner.init())
     if (!init.ok) {

@@ -56,6 +56,17 @@ describe('CUSTOM_EXEC_01', () => {
     expect(node!.instance('b', 'CUSTOM_EXEC_01', 'e')!.pid).toBe(pid)
   })
 
+  it('a payload too big for the wire or not JSON is dropped with a notification; the instance keeps running', async () => {
+    const events = await start('CUSTOM_EXEC_01', [
+      {INSTANCE_ID: 'big', CODE: 'if (plugin.iteration === 1) return "x".repeat(2 * 1024 * 1024); return plugin.iteration'},
+      {INSTANCE_ID: 'cyclic', CODE: 'const a = {}; a.self = a; plugin.emit({A: a}); return "after"'},
+    ])
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.EE_PAYLOAD_PATH[3] === 'big' && /Payload dropped: \d+ bytes of JSON, over the 921600 byte limit/.test(String(e.NOTIFICATION)))
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'big' && e.EXEC_RESULT === 2)
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.EE_PAYLOAD_PATH[3] === 'cyclic' && /Payload dropped: not JSON/.test(String(e.NOTIFICATION)))
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'cyclic' && e.EXEC_RESULT === 'after')
+  })
+
   it('CODE that does not compile is invalid_config, reported, never started', async () => {
     const events = await start('CUSTOM_EXEC_01', [{INSTANCE_ID: 'bad', CODE: 'return {'}])
     expect(node!.instance('b', 'CUSTOM_EXEC_01', 'bad')!.status).toBe('invalid_config')
