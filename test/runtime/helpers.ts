@@ -140,6 +140,6 @@ export function faultyPipeline(hash: string, instances: Array<Record<string, unk
     NAME: name,
     TYPE: 'Void',
     R1_BUNDLES: {FAULTY: hash},
-    PLUGINS: [{SIGNATURE: 'FAULTY', INSTANCES: instances.map((i) => ({PROCESS_DELAY: 0.1, SHUTDOWN_TIMEOUT: 1, ...i})) as PipelineConfig['PLUGINS'][number]['INSTANCES']}],
+    PLUGINS: [{SIGNATURE: 'FAULTY', INSTANCES: instances.map((i) => ({PROCESS_DELAY: 0.1, SHUTDOWN_TIMEOUT: 1, ...i})) as unknown as PipelineConfig['PLUGINS'][number]['INSTANCES']}],
   }
 }
