@@ -91,6 +91,19 @@ describe('isolation: a faulty instance affects only itself', () => {
   })
 })
 
+describe('restart back-off reset', () => {
+  it('an instance that ran for the stable period restarts at the base delay again', async () => {
+    // each life lasts at least two PROCESS_DELAYs (200 ms, a lower bound) before it crashes: longer than stableMs
+    const started = await faultyNode({supervisor: {...FAST, stableMs: 100}})
+    node = started.node
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'bad', MODE: 'exit', FAULT_AT: 3}]), meta())
+    await started.events.waitUntil(() => started.events.notifications({code: NotificationCode.PLUGIN_CRASHED}).length >= 3, 30_000, 'three crashes')
+    const delays = started.events.notifications({code: NotificationCode.PLUGIN_CRASHED}).map((n) => (n.INFO as {RESTART_IN: number}).RESTART_IN)
+    expect(delays.slice(0, 3)).toEqual([0.05, 0.05, 0.05])
+    expect(node.instance('p', 'FAULTY', 'bad')!.status).not.toBe('error')
+  })
+})
+
 describe('hang detection by pings', () => {
   it('with a long process timeout, missed pings alone catch a blocked event loop', async () => {
     const started = await faultyNode({supervisor: {...FAST, processTimeoutMs: 600_000}})
