@@ -268,6 +268,7 @@ export class LineSink {
   private size = 0
   private scheduled = false
   private draining?: Promise<void>
+  private drained?: () => void
   private closed = false
 
   constructor(
@@ -278,6 +279,7 @@ export class LineSink {
     stream.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error
       this.closed = true
+      this.drained?.() // nobody will drain it now: release whoever waits
       this.onClosed()
     })
   }
@@ -303,12 +305,14 @@ export class LineSink {
     this.chunks = []
     this.size = 0
     if (!this.stream.write(text) && !this.draining) {
-      this.draining = new Promise((resolve) =>
-        this.stream.once('drain', () => {
+      this.draining = new Promise((resolve) => {
+        this.drained = () => {
           this.draining = undefined
+          this.drained = undefined
           resolve()
-        }),
-      )
+        }
+        this.stream.once('drain', this.drained)
+      })
     }
     return this.draining
   }

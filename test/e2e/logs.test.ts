@@ -167,6 +167,19 @@ describe.sequential('r1 logs against real nodes', () => {
     await small.stop()
   })
 
+  it('stops quietly with exit 0 when its reader goes away (| head)', async () => {
+    const {execa} = await import('execa')
+    const {bin} = await import('../deploy/nodes.js')
+    const run = await execa('bash', ['-c', `"${process.execPath}" "${bin}" logs --node ${a.url} --address ${a.address} --follow --json | head -n 3; echo "status \${PIPESTATUS[0]}" >&2`], {
+      env: {...process.env, NO_COLOR: '1', ...env},
+      reject: false,
+      timeout: 60_000,
+    })
+    expect(run.stdout.trim().split('\n')).toHaveLength(3)
+    expect(run.stderr).toMatch(/status 0/)
+    expect(run.stderr).not.toMatch(/EPIPE|Error/)
+  })
+
   it('exits 7 without --follow when the only node is down, naming it on stderr', async () => {
     const port = await freePort()
     const run = await r1(['logs', '--node', `ws://127.0.0.1:${port}`, '--address', a.address, '--json'], {env})

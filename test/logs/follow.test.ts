@@ -97,6 +97,15 @@ describe('LineSink', () => {
     expect(closed).toBe(1)
     expect(sink.write('after\n')).toBeUndefined()
   })
+
+  it('releases a writer waiting for drain when the reader goes away', async () => {
+    const stream = new PassThrough({highWaterMark: 16})
+    const sink = new LineSink(stream, () => undefined, 8)
+    const waiting = sink.write('a line longer than the high-water mark\n')
+    expect(waiting).toBeInstanceOf(Promise)
+    stream.emit('error', Object.assign(new Error('write EPIPE'), {code: 'EPIPE'}))
+    await waiting
+  })
 })
 
 describe('followNodes', () => {
