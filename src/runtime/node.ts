@@ -475,6 +475,9 @@ export class LocalNode implements NodeCore {
     if (Number.isFinite(cap) && cap > 0) options.restartCapMs = Math.min(options.restartCapMs, cap * 1000)
     const grace = Number(spec.config.SHUTDOWN_TIMEOUT)
     if (Number.isFinite(grace) && grace >= 0) options.graceMs = grace * 1000
+    // a plugin whose process() legitimately runs long declares PROCESS_TIMEOUT (seconds) in its config
+    const processTimeout = Number(spec.config.PROCESS_TIMEOUT)
+    if (Number.isFinite(processTimeout) && processTimeout > 0) options.processTimeoutMs = processTimeout * 1000
     if (this.workDir) options.cwd = this.workDir
     return options
   }
