@@ -91,6 +91,16 @@ describe('isolation: a faulty instance affects only itself', () => {
   })
 })
 
+describe('per-instance hang timeout', () => {
+  it('PROCESS_TIMEOUT in the instance config overrides the node default', async () => {
+    const started = await faultyNode({supervisor: {...FAST, processTimeoutMs: 600_000}})
+    node = started.node
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'bad', MODE: 'hang', PROCESS_TIMEOUT: 0.5}]), meta())
+    const crash = await started.events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CRASHED)
+    expect(String(crash.NOTIFICATION)).toMatch(/did not return within 0.5 s \(hang\)/)
+  })
+})
+
 describe('restart back-off reset', () => {
   it('an instance that ran for the stable period restarts at the base delay again', async () => {
     // each life lasts at least two PROCESS_DELAYs (200 ms, a lower bound) before it crashes: longer than stableMs
