@@ -2,7 +2,7 @@
 // `npm run bench`: every budget of DESIGN.md §7, each as a ratio to a baseline measured in this run.
 // Each bench/<name>.js default-exports an async function returning rows made with `row()` from lib.js.
 // `--json` prints the rows as one JSON document; `node bench/run.js startup` runs one group.
-const groups = ['startup', 'run', 'events', 'deploy', 'node', 'signing']
+const groups = ['startup', 'local-run', 'events', 'deploy', 'node', 'signing']
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const json = process.argv.includes('--json')
 const rows = []
