@@ -82,6 +82,8 @@ export default class Run extends BaseCommand<typeof Run> {
 
     const stopped = new Promise<void>((resolve) => {
       if (this.signal.aborted) resolve()
+      // `r1 run --json | head`: nobody reads any more, so stop like on Ctrl-C
+      process.stdout.on('error', (error: NodeJS.ErrnoException) => error.code === 'EPIPE' && resolve())
       this.signal.addEventListener('abort', () => resolve(), {once: true})
       if (this.flags.duration) setTimeout(resolve, this.flags.duration * 1000).unref()
     })

@@ -139,6 +139,14 @@ describe('r1 run: no orphan process on any exit path', () => {
     await until(() => tree.every((pid) => !isAlive(pid)), 15_000, 'every descendant to exit')
   })
 
+  it('a reader that goes away (`r1 run --json | head -2`): stops cleanly with exit 0', async () => {
+    const {cli, tree} = await startMixed()
+    cli.child.stdout!.destroy()
+    const {code} = await cli.exit
+    expect(code, cli.stderr()).toBe(0)
+    await until(() => tree.every((pid) => !isAlive(pid)), 15_000, 'every descendant to exit')
+  })
+
   it('kill -9 of the node process: its instances and their apps exit by themselves', async () => {
     const {cli, tree} = await startMixed()
     cli.child.kill('SIGKILL')
