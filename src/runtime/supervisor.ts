@@ -349,6 +349,8 @@ export class InstanceSupervisor {
       return
     }
     const error = this.failure ?? (signal ? `instance process killed by ${signal}` : `instance process exited with code ${code}`)
+    // commands waiting for this life to become ready would otherwise wait for an instance that may never be
+    for (const pending of this.queued.splice(0)) this.failCommand(pending, `the instance crashed before it could run the command (${error})`)
     this.consecutiveCrashes++
     this.counters.restarts++
     this.counters.lastError = error

@@ -131,6 +131,13 @@ describe('node core: instance commands and updates', () => {
     for (const m of [ok, fail, crash]) expect(events.notifications({hash: m.hash})).toHaveLength(1)
     // a command is not config: it is not stored in the desired state
     expect(JSON.stringify(node.state()[0].config)).not.toMatch(/INSTANCE_COMMAND/)
+    // a command for an instance that crashes before it is ready is answered negatively, not left waiting
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a'}, {INSTANCE_ID: 'doomed', MODE: 'init-throw'}]), meta())
+    const waiting = meta()
+    await node.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'p', SIGNATURE: 'FAULTY', INSTANCE_ID: 'doomed', INSTANCE_CONFIG: {INSTANCE_COMMAND: 'PID'}}, waiting)
+    const refused = await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.COMMAND_HASH === waiting.hash)
+    expect(refused.NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED)
+    expect(String(refused.NOTIFICATION)).toMatch(/crashed before it could run the command \(init failed: Error: init refuses to start\)/)
     await expect(node.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'p', SIGNATURE: 'FAULTY', INSTANCE_ID: 'zz', INSTANCE_CONFIG: {INSTANCE_COMMAND: 'X'}}, meta())).rejects.toThrow(/No instance FAULTY\/zz/)
   })
 
