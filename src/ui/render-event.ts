@@ -52,6 +52,7 @@ function timeOf(event: NodeEvent, date: boolean): string {
 
 /** `pipeline/SIGNATURE/instance` (node-level events: the node alias). */
 export function pathLabel(event: NodeEvent): string {
+  if (!Array.isArray(event.EE_PAYLOAD_PATH)) return '-'
   const [alias, pipeline, signature, instance] = event.EE_PAYLOAD_PATH
   const parts = [pipeline, signature, instance].filter((part): part is string => part !== null)
   return parts.length > 0 ? parts.join('/') : alias
@@ -95,11 +96,15 @@ function renderHeartbeat(event: Record<string, unknown>, c: ChalkInstance, max: 
   return `${c.magenta('heartbeat')} ${clip(text, max)}`
 }
 
-/** Renders one event for humans (no trailing newline). */
-export function renderEvent(event: NodeEvent, options: RenderEventOptions = {}): string {
+/** Renders one event for humans (no trailing newline); also a subscription's `R1_GAP` marker. */
+export function renderEvent(event: NodeEvent | ({EE_EVENT_TYPE: 'R1_GAP'} & Record<string, unknown>), options: RenderEventOptions = {}): string {
   const c = chalkOf(options)
   const max = options.maxWidth ?? 200
   const record = event as Record<string, unknown>
+  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
+  if (record.EE_EVENT_TYPE === 'R1_GAP') {
+    return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${c.yellow(`gap: events ${record.FROM_SEQ}..${record.TO_SEQ} are missing (${record.REASON})`)}`
+  }
   const body =
     event.EE_EVENT_TYPE === 'PAYLOAD'
       ? renderPayload(record, c, max)
@@ -108,8 +113,7 @@ export function renderEvent(event: NodeEvent, options: RenderEventOptions = {}):
         : event.EE_EVENT_TYPE === 'HEARTBEAT'
           ? renderHeartbeat(record, c, max)
           : clip(compactPayload(record), max)
-  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
-  return `${c.dim(timeOf(event, options.date ?? false))} ${node}${c.bold(pathLabel(event))} ${body}`
+  return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${c.bold(pathLabel(event as NodeEvent))} ${body}`
 }
 
 /** A plugin's log line (ctx.log or console output), for stderr. */

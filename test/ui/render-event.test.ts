@@ -42,6 +42,11 @@ describe('renderEvent', () => {
     expect(long).toBe(`03:04:05.067 p/S/i TEXT=${'x'.repeat(34)}…`)
   })
 
+  it('a subscription gap says which events are missing', () => {
+    const gap = {EE_EVENT_TYPE: 'R1_GAP' as const, FROM_SEQ: 10, TO_SEQ: 19, REASON: 'retention', EE_TIMESTAMP: at}
+    expect(renderEvent(gap, {color: false, nodeLabel: 'edge-a'})).toBe('03:04:05.067 edge-a gap: events 10..19 are missing (retention)')
+  })
+
   it('compactPayload drops EE_ keys only', () => {
     expect(compactPayload({EE_X: 1, A: 'b', B: true, C: null})).toBe('A=b B=true C=null')
   })
