@@ -123,6 +123,9 @@ export class LocalNode implements NodeCore {
   private cpuSample = cpuTimes()
   private chain: Promise<unknown> = Promise.resolve()
   private stopped = false
+  private readonly workDir: string | undefined
+  private readonly historySize: number
+  private readonly heartbeatIntervalMs: number
 
   private constructor(
     options: LocalNodeOptions,
@@ -140,10 +143,6 @@ export class LocalNode implements NodeCore {
     this.historySize = options.historySize ?? 5
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000
   }
-
-  private readonly workDir: string | undefined
-  private readonly historySize: number
-  private readonly heartbeatIntervalMs: number
 
   /** Starts a node: loads persisted state (a corrupt state file is an error; nothing is overwritten) and starts every instance. */
   static async start(options: LocalNodeOptions = {}): Promise<LocalNode> {
