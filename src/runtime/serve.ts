@@ -31,7 +31,7 @@ export interface StartNodeServerOptions {
   rateLimit?: Partial<RateLimit>
   pingIntervalMs?: number
   /** Back-pressure knobs of the WebSocket server (tests shrink them). */
-  server?: Pick<NodeServerOptions, 'highWaterBytes' | 'maxQueuedEvents'>
+  server?: Pick<NodeServerOptions, 'highWaterBytes' | 'maxQueuedEvents' | 'maxConnections'>
   heartbeatIntervalMs?: number
   /** Event journal limits (size, age, segment size); defaults in journal.ts. */
   journal?: Omit<JournalOptions, 'onWarning'>

@@ -91,6 +91,8 @@ export interface NodeServerOptions {
   highWaterBytes?: number
   /** Node software version reported by R1_STATE. */
   version?: string
+  /** Open connections above which new ones are refused with HTTP 503 (default 1024). */
+  maxConnections?: number
   /** Queued subscription items above which the node stops buffering and catches up from the journal. */
   maxQueuedEvents?: number
   log?: (line: string) => void
@@ -177,6 +179,7 @@ export class NodeServer {
       verifyClient: (info: {req: IncomingMessage}, done: (ok: boolean, code?: number, message?: string) => void) => {
         const offered = String(info.req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim())
         if (this.closing) done(false, 503, 'node shutting down')
+        else if (this.connections.size >= (this.options.maxConnections ?? 1024)) done(false, 503, 'too many connections to this node; retry later')
         else if (offered.includes(SUBPROTOCOL)) done(true)
         else done(false, 400, `subprotocol ${SUBPROTOCOL} required`)
       },
@@ -233,8 +236,10 @@ export class NodeServer {
   }
 
   /** Replay check: true when the hash is new (and records it until TIME + skew has passed). */
-  remember(hash: string, timeMs: number): boolean {
+  remember(hash: string, timeMs: number): boolean | 'full' {
     if (this.seen.has(hash)) return false
+    // Bounded memory: beyond this many commands within one skew window the node is saturated anyway.
+    if (this.seen.size >= 1_000_000) return 'full'
     this.seen.set(hash, Math.max(timeMs, Date.now()) + this.skewMs + 1000)
     return true
   }
@@ -469,7 +474,12 @@ class Connection {
       this.reject('TIME_SKEW', `TIME ${command.TIME} is more than ${Math.round(server.skewMs / 1000)} s from the node's clock (${new Date().toISOString()}); check the client's clock`, hash, action)
       return
     }
-    if (!server.remember(hash, timeMs)) {
+    const fresh = server.remember(hash, timeMs)
+    if (fresh === 'full') {
+      this.reject('THROTTLED', 'the node is saturated with commands; retry shortly', hash, action)
+      return
+    }
+    if (!fresh) {
       this.reject('REPLAY', `command ${hash} was already received; sign a new one`, hash, action)
       return
     }

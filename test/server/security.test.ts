@@ -178,3 +178,22 @@ describe('liveness', () => {
     expect(l.node.server.connectionCount).toBe(1)
   })
 })
+
+describe('connection cap', () => {
+  let c: TestNode
+  beforeAll(async () => {
+    c = await startTestNode({server: {maxConnections: 2}})
+  })
+  afterAll(async () => c?.dispose())
+
+  it('beyond maxConnections the upgrade is refused (503, exit 7 for a session); a freed slot is reusable', async () => {
+    const first = await c.connect()
+    await c.connect()
+    const third = await c.connect().catch((e) => e)
+    expect(third).toMatchObject({exitCode: 7})
+    expect(third.message).toContain('503')
+    await first.close()
+    await new Promise((r) => setTimeout(r, 100))
+    expect((await (await c.connect()).state()).ADDRESS).toBe(c.node.address)
+  })
+})
