@@ -25,13 +25,16 @@ export interface FieldSpec {
   enum?: readonly EnumValue[]
   required?: boolean
   description?: string
-  /** For objects with a fixed set of keys (compared as written). */
+  /**
+   * For objects with a fixed set of keys: UPPERCASE, like top-level config keys. A user may write
+   * them in any case (two spellings of one key are an error); compiled configs carry them UPPERCASE.
+   */
   properties?: Readonly<Record<string, FieldSpec>>
   /** For objects used as maps: every value's schema. */
   values?: FieldSpec
   /** For arrays: every item's schema. */
   items?: FieldSpec
-  /** Checks across keys of one value (e.g. HEALTH_CHECK tcp needs a port). */
+  /** Checks across keys of one value (e.g. HEALTH_CHECK tcp needs a PORT); gets the value with its property keys UPPERCASE. */
   refine?: (value: unknown) => ConfigProblem[]
 }
 
@@ -67,6 +70,9 @@ export const BASE_FIELDS: Readonly<Record<string, FieldSpec>> = {
   DISABLED: {type: 'boolean', default: false, description: 'Configured but not started'},
   RESTART_BACKOFF_MAX: {type: 'number', min: 1, default: 60, description: 'Cap, in seconds, of the exponential restart back-off after crashes'},
   SHUTDOWN_TIMEOUT: {type: 'number', min: 0, default: 5, description: 'Seconds close() may take before the instance process is killed'},
+  FORCED_PAUSE: {type: 'boolean', default: false, description: 'Loaded and initialized, but process() is not called (status paused)'},
+  // no default: the node's own hang timeout applies (60 s; tests shrink it)
+  PROCESS_TIMEOUT: {type: 'number', min: 0, description: "Seconds one process() call may run before the instance counts as hung and is restarted; unset or 0: the node's default (60 s)"},
 }
 
 /** Keys r1 sets itself in the compiled config. */
@@ -76,22 +82,23 @@ const healthCheck: FieldSpec = {
   type: 'object',
   nullable: true,
   default: null,
-  description: 'How to tell the app is up: tcp (port), http (url or port + path) or delay (seconds)',
+  description: 'How to tell the app is up: tcp (PORT), http (URL, or PORT + PATH) or delay (DELAY seconds)',
   properties: {
-    type: {type: 'string', enum: ['tcp', 'http', 'delay'], required: true},
-    port: {type: 'integer', min: 1, max: 65535},
-    url: {type: 'string', min: 1},
-    path: {type: 'string'},
-    delay: {type: 'number', min: 0},
-    timeout: {type: 'number', min: 0},
+    TYPE: {type: 'string', enum: ['tcp', 'http', 'delay'], required: true},
+    HOST: {type: 'string', min: 1, description: 'Host probed by tcp and by http with PORT (default 127.0.0.1)'},
+    PORT: {type: 'integer', min: 1, max: 65535},
+    URL: {type: 'string', min: 1},
+    PATH: {type: 'string', description: 'Path probed by http with PORT (default /)'},
+    DELAY: {type: 'number', min: 0, description: 'Seconds a delay check waits'},
+    TIMEOUT: {type: 'number', min: 0, description: 'Seconds before a failing tcp/http check is reported (default 60)'},
   },
   refine(value) {
     const check = value as Record<string, unknown> | null
     if (check === null || typeof check !== 'object') return []
-    if (check.type === 'tcp' && check.port === undefined) return [{rule: 'config-required', path: [], message: 'a tcp health check needs `port`'}]
-    if (check.type === 'http' && check.url === undefined && check.port === undefined)
-      return [{rule: 'config-required', path: [], message: 'an http health check needs `url` or `port`'}]
-    if (check.type === 'delay' && check.delay === undefined) return [{rule: 'config-required', path: [], message: 'a delay health check needs `delay` (seconds)'}]
+    if (check.TYPE === 'tcp' && check.PORT === undefined) return [{rule: 'config-required', path: [], message: 'a tcp health check needs PORT'}]
+    if (check.TYPE === 'http' && check.URL === undefined && check.PORT === undefined)
+      return [{rule: 'config-required', path: [], message: 'an http health check needs URL or PORT'}]
+    if (check.TYPE === 'delay' && check.DELAY === undefined) return [{rule: 'config-required', path: [], message: 'a delay health check needs DELAY (seconds)'}]
     return []
   },
 }
@@ -192,11 +199,38 @@ export function openPluginSpec(signature: string): PluginSpec {
 export function applyDefaults(signature: string, config: Readonly<Record<string, unknown>>, manifest?: Manifest): Record<string, unknown> {
   const spec = pluginSpec(signature, manifest) ?? openPluginSpec(signature)
   const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(config)) out[key.toUpperCase()] = value
+  for (const [key, value] of Object.entries(config)) {
+    const upper = key.toUpperCase()
+    const field = own(spec.fields, upper)
+    out[upper] = field ? normalizeValue(field, value) : value
+  }
   for (const [key, field] of Object.entries(spec.fields)) {
     if (out[key] === undefined && field.default !== undefined) out[key] = structuredClone(field.default)
   }
   return out
+}
+
+/**
+ * A value with the keys of its fixed-key objects (`properties`, e.g. HEALTH_CHECK) in UPPERCASE, at
+ * every depth; map values (`values`, e.g. ENV) keep their keys as written. Anything else is returned as is.
+ */
+export function normalizeValue(field: FieldSpec, value: unknown): unknown {
+  if (field.properties && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const out: Record<string, unknown> = {}
+    for (const [key, item] of Object.entries(value)) {
+      const upper = key.toUpperCase()
+      const sub = own(field.properties, upper)
+      out[upper] = sub ? normalizeValue(sub, item) : item
+    }
+    return out
+  }
+  if (field.values && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const out: Record<string, unknown> = {}
+    for (const [key, item] of Object.entries(value)) out[key] = normalizeValue(field.values, item)
+    return out
+  }
+  if (field.items && Array.isArray(value)) return value.map((item) => normalizeValue(field.items!, item))
+  return value
 }
 
 /** Checks one instance config against its plugin (keys as written). Problems' paths are relative to the config. */
@@ -298,22 +332,38 @@ export function checkValue(field: FieldSpec, value: unknown): ConfigProblem[] {
       for (const p of checkValue(field.items!, item)) problems.push({...p, path: [i, ...p.path]})
     })
   }
-  if (type === 'object' && (field.properties || field.values)) {
-    const object = value as Record<string, unknown>
-    for (const [key, item] of Object.entries(object)) {
-      const sub = field.properties ? own(field.properties, key) : field.values
+  if (type === 'object' && field.values) {
+    for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+      for (const p of checkValue(field.values, item)) problems.push({...p, path: [key, ...p.path]})
+    }
+  }
+  if (type === 'object' && field.properties) {
+    const properties = field.properties
+    const seen = new Map<string, string>()
+    for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+      const upper = key.toUpperCase()
+      const first = seen.get(upper)
+      if (first !== undefined) {
+        problems.push({rule: 'config-duplicate-key', path: [key], at: 'key', message: `"${key}" and "${first}" are the same key (keys are compared in UPPERCASE)`, suggestion: `keep one of "${first}" and "${key}"`})
+        continue
+      }
+      seen.set(upper, key)
+      const sub = own(properties, upper)
       if (!sub) {
-        const suggestion = didYouMean(key, Object.keys(field.properties ?? {}))
-        problems.push({rule: 'config-unknown-key', path: [key], at: 'key', message: `unknown key "${key}" (expected ${Object.keys(field.properties!).join(', ')})`, ...(suggestion ? {suggestion} : {})})
+        // suggest in the case the user writes in (config.yaml usually lowercase)
+        const lower = key === key.toLowerCase()
+        const names = Object.keys(properties).map((name) => (lower ? name.toLowerCase() : name))
+        const suggestion = didYouMean(lower ? key : upper, names)
+        problems.push({rule: 'config-unknown-key', path: [key], at: 'key', message: `unknown key "${key}" (expected ${names.join(', ')}, in any case)`, ...(suggestion ? {suggestion} : {})})
         continue
       }
       for (const p of checkValue(sub, item)) problems.push({...p, path: [key, ...p.path]})
     }
-    for (const [key, sub] of Object.entries(field.properties ?? {})) {
-      if (sub.required && object[key] === undefined) problems.push({rule: 'config-required', path: [], message: `missing required key "${key}"`})
+    for (const [key, sub] of Object.entries(properties)) {
+      if (sub.required && !seen.has(key)) problems.push({rule: 'config-required', path: [], message: `missing required key ${key}`})
     }
   }
-  if (problems.length === 0 && field.refine) problems.push(...field.refine(value))
+  if (problems.length === 0 && field.refine) problems.push(...field.refine(normalizeValue(field, value)))
   return problems
 }
 

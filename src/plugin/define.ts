@@ -20,6 +20,12 @@ export interface BaseInstanceConfig {
   DISABLED?: boolean
   /** A paused instance stays loaded but `process` is not called (status `paused`). */
   FORCED_PAUSE?: boolean
+  /** Cap, in seconds, of the restart back-off after crashes. */
+  RESTART_BACKOFF_MAX?: number
+  /** Seconds `close` may take before the instance process is killed. */
+  SHUTDOWN_TIMEOUT?: number
+  /** Seconds one `process` call may run before the instance counts as hung and is restarted (unset: the node's 60 s). */
+  PROCESS_TIMEOUT?: number
   [key: string]: unknown
 }
 

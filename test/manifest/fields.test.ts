@@ -105,6 +105,26 @@ describe('instance config checks', () => {
     expect(problems).toEqual([])
   })
 
+  it('compares HEALTH_CHECK keys in UPPERCASE: either case passes, two spellings of one key do not', () => {
+    expect(checkInstanceConfig(runner, {COMMAND: 'x', HEALTH_CHECK: {TYPE: 'tcp', PORT: 80, HOST: 'db'}})).toEqual([])
+    expect(checkInstanceConfig(runner, {COMMAND: 'x', health_check: {Type: 'tcp', port: 80}})).toEqual([])
+    const twice = checkInstanceConfig(runner, {COMMAND: 'x', HEALTH_CHECK: {type: 'tcp', TYPE: 'http', port: 80}})
+    expect(twice.map((p) => [p.rule, p.path])).toEqual([['config-duplicate-key', ['HEALTH_CHECK', 'TYPE']]])
+    // a suggestion comes in the case the user writes in
+    expect(checkInstanceConfig(runner, {COMMAND: 'x', HEALTH_CHECK: {type: 'tcp', prot: 80}})[0].suggestion).toBe('did you mean "port"?')
+    expect(checkInstanceConfig(runner, {COMMAND: 'x', HEALTH_CHECK: {TYPE: 'tcp', PROT: 80}})[0].suggestion).toBe('did you mean "PORT"?')
+  })
+
+  it('accepts the instance keys the runtime honours: FORCED_PAUSE and PROCESS_TIMEOUT', () => {
+    expect(checkInstanceConfig(runner, {COMMAND: 'x', forced_pause: true, PROCESS_TIMEOUT: 0.5})).toEqual([])
+    expect(checkInstanceConfig(runner, {COMMAND: 'x', FORCED_PAUSE: 'yes', PROCESS_TIMEOUT: -1}).map((p) => [p.rule, p.path])).toEqual([
+      ['config-type', ['FORCED_PAUSE']],
+      ['config-range', ['PROCESS_TIMEOUT']],
+    ])
+    // no default: the node's own hang timeout applies when it is unset
+    expect(applyDefaults('PROCESS_APP_RUNNER', {COMMAND: 'x'})).not.toHaveProperty('PROCESS_TIMEOUT')
+  })
+
   it('reports nested problems with their path', () => {
     const problems = checkInstanceConfig(runner, {COMMAND: ['python3', 3], HEALTH_CHECK: {type: 'http'}})
     expect(problems.map((p) => [p.rule, p.path])).toEqual([
@@ -167,9 +187,17 @@ describe('applyDefaults', () => {
       DISABLED: false,
       RESTART_BACKOFF_MAX: 60,
       SHUTDOWN_TIMEOUT: 5,
+      FORCED_PAUSE: false,
     })
     expect(applyDefaults('UNKNOWN_ONE', {x: 1})).toMatchObject({X: 1, PROCESS_DELAY: 1})
     expect(applyDefaults('TEMP', {threshold: 10}, manifest)).toMatchObject({THRESHOLD: 10, PROCESS_DELAY: 5, TAGS: ['a'], DISABLED: false})
+  })
+
+  it('writes nested fixed keys UPPERCASE and leaves map keys (ENV) as written', () => {
+    const config = applyDefaults('PROCESS_APP_RUNNER', {command: 'x', env: {path: '/bin', Home: '/h'}, health_check: {type: 'http', Port: 80, path: '/up'}})
+    expect(config.HEALTH_CHECK).toEqual({TYPE: 'http', PORT: 80, PATH: '/up'})
+    expect(config.ENV).toEqual({path: '/bin', Home: '/h'})
+    expect(applyDefaults('PROCESS_APP_RUNNER', config)).toEqual(config)
   })
 
   it('gives each instance its own copy of object defaults', () => {

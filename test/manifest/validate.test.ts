@@ -207,9 +207,9 @@ describe('config types', () => {
       [
         "import type {TempMonitorConfig, R1PluginConfigs} from './r1-config.js'",
         "import type {ProcessAppRunnerConfig} from './app.js'",
-        "const ok: TempMonitorConfig = {THRESHOLD: 1, UNIT: 'F', SENSOR: 'x', PROCESS_DELAY: 1, ALLOW_EMPTY_INPUTS: true, DISABLED: false, RESTART_BACKOFF_MAX: 60, SHUTDOWN_TIMEOUT: 5}",
+        "const ok: TempMonitorConfig = {THRESHOLD: 1, UNIT: 'F', SENSOR: 'x', PROCESS_DELAY: 1, ALLOW_EMPTY_INPUTS: true, DISABLED: false, RESTART_BACKOFF_MAX: 60, SHUTDOWN_TIMEOUT: 5, FORCED_PAUSE: false}",
         "const unit: R1PluginConfigs['TEMP_MONITOR']['UNIT'] = ok.UNIT",
-        "const check: ProcessAppRunnerConfig['HEALTH_CHECK'] = {type: 'tcp', port: 1}",
+        "const check: ProcessAppRunnerConfig['HEALTH_CHECK'] = {TYPE: 'tcp', PORT: 1}",
         "// @ts-expect-error UNIT is C or F",
         "const bad: TempMonitorConfig['UNIT'] = 'K'",
         'export {ok, unit, check, bad}',

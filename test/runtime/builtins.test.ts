@@ -1,9 +1,15 @@
 import {createServer} from 'node:net'
+import {join} from 'node:path'
 import {deflateSync} from 'node:zlib'
 import {afterEach, describe, expect, it} from 'vitest'
+import {compileManifest, loadManifest} from '../../src/manifest/index.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
+import {parseHealthCheck} from '../../src/runtime/builtins/process-app-runner.js'
 import {startLocalNode, type LocalNode} from '../../src/runtime/index.js'
-import {Events, FAST, isAlive, meta, until} from './helpers.js'
+import {Events, FAST, FIXTURES, isAlive, meta, until} from './helpers.js'
+
+// from helpers' FIXTURES: this file imports `meta`, which trips vite's rewrite of import.meta
+const PROCESS_APP_TEMPLATE = join(FIXTURES, '../../../templates/process-app')
 
 let node: LocalNode | undefined
 afterEach(async () => {
@@ -111,6 +117,31 @@ describe('PROCESS_APP_RUNNER', () => {
     await events.waitUntil(() => events.notifications({instanceId: 'flaky'}).filter((n) => /App exited \(code 2\), restarting/.test(String(n.NOTIFICATION))).length >= 2, 20_000, 'two restarts')
     await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'once' && e.APP_STATUS === 'failed')
     expect(events.notifications({instanceId: 'once'}).map((n) => n.NOTIFICATION)).toContain('App exited (code 5)')
+  })
+
+  it('reads the HEALTH_CHECK that the compiler writes for the process-app template', async () => {
+    const {manifest} = await loadManifest(PROCESS_APP_TEMPLATE)
+    const [pipeline] = compileManifest(manifest)
+    const instance = pipeline.PLUGINS[0].INSTANCES[0]
+    // one spelling on the wire: nested keys UPPERCASE, as the top-level ones
+    expect(instance.HEALTH_CHECK).toEqual({TYPE: 'http', URL: 'http://127.0.0.1:8765/health', TIMEOUT: 30})
+    expect(parseHealthCheck(instance)).toEqual({type: 'http', host: '127.0.0.1', url: 'http://127.0.0.1:8765/health', delayMs: 1000, timeoutMs: 30_000})
+    // a raw config in config.yaml's lowercase reads the same
+    expect(parseHealthCheck({HEALTH_CHECK: {type: 'http', url: 'http://127.0.0.1:8765/health', timeout: 30}})).toEqual(parseHealthCheck(instance))
+    expect(() => parseHealthCheck({HEALTH_CHECK: {TYPE: 'tcp'}})).toThrow(/tcp needs a PORT/)
+  })
+
+  it('runs the compiled template config on a node: the health check passes', async () => {
+    const port = await freePort()
+    const {manifest} = await loadManifest(PROCESS_APP_TEMPLATE)
+    const [pipeline] = compileManifest(manifest)
+    // the template's python app and folder are swapped for a node one-liner; the rest stays as compiled
+    const {CWD: _cwd, ...compiled} = pipeline.PLUGINS[0].INSTANCES[0]
+    const server = `require("http").createServer((q, s) => s.end("ok")).listen(${port}, "127.0.0.1")`
+    const healthCheck = {...(compiled.HEALTH_CHECK as Record<string, unknown>), URL: `http://127.0.0.1:${port}/health`}
+    const events = await start('PROCESS_APP_RUNNER', [{...compiled, INSTANCE_ID: 'tpl', COMMAND: [process.execPath, '-e', server], HEALTH_CHECK: healthCheck}])
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION === 'App healthy (http)', 20_000, 'healthy')
+    expect(node!.instance('b', 'PROCESS_APP_RUNNER', 'tpl')!.status).toBe('running')
   })
 
   it('waits for an http health check before reporting healthy', async () => {

@@ -8,13 +8,13 @@ import type {HostApi} from '../instance-host.js'
 /**
  * PROCESS_APP_RUNNER: runs any command (Python, a binary, a shell script) in its own process group.
  * COMMAND (string → `sh -c`, or argv array), CWD, ENV, RESTART_POLICY always|on-failure|no,
- * HEALTH_CHECK {type: tcp|http|delay, port, host, url, path, delay, timeout}; output lines are
+ * HEALTH_CHECK {TYPE: tcp|http|delay, PORT, HOST, URL, PATH, DELAY, TIMEOUT}; output lines are
  * emitted as payloads (one per PROCESS_DELAY at most, OUTPUT_THROTTLE apart); commands RESTART, STOP, START.
  */
 
 type AppStatus = 'starting' | 'healthy' | 'running' | 'restarting' | 'exited' | 'stopped' | 'failed'
 
-interface HealthCheck {
+export interface HealthCheck {
   type: 'tcp' | 'http' | 'delay'
   host: string
   port?: number
@@ -25,23 +25,26 @@ interface HealthCheck {
 
 const MAX_BUFFERED_LINES = 1000
 
-function healthCheckOf(config: Record<string, unknown>): HealthCheck | undefined {
+/**
+ * HEALTH_CHECK of an instance config, as the runner uses it. Compiled configs carry its keys
+ * UPPERCASE (src/manifest/fields.ts normalizes them); lowercase ones (a raw config, a Ratio1 client) are read too.
+ */
+export function parseHealthCheck(config: Record<string, unknown>): HealthCheck | undefined {
   const raw = config.HEALTH_CHECK
   if (raw === undefined || raw === null || raw === false) return undefined
-  const spec = (typeof raw === 'string' ? {type: raw} : raw) as Record<string, unknown>
-  // nested keys are written as in config.yaml (lowercase) or UPPERCASE as Ratio1 would
-  const get = (key: string) => spec[key] ?? spec[key.toUpperCase()]
-  const type = String(get('type') ?? '').toLowerCase()
-  if (type !== 'tcp' && type !== 'http' && type !== 'delay') throw new Error(`HEALTH_CHECK type must be tcp, http or delay, got "${String(get('type'))}"`)
-  const port = Number(get('port'))
-  const host = String(get('host') ?? '127.0.0.1')
-  const check: HealthCheck = {type, host, delayMs: Number(get('delay') ?? 1) * 1000, timeoutMs: Number(get('timeout') ?? 60) * 1000}
+  const spec = (typeof raw === 'string' ? {TYPE: raw} : raw) as Record<string, unknown>
+  const get = (key: 'TYPE' | 'HOST' | 'PORT' | 'URL' | 'PATH' | 'DELAY' | 'TIMEOUT') => spec[key] ?? spec[key.toLowerCase()]
+  const type = String(get('TYPE') ?? '').toLowerCase()
+  if (type !== 'tcp' && type !== 'http' && type !== 'delay') throw new Error(`HEALTH_CHECK TYPE must be tcp, http or delay, got "${String(get('TYPE'))}"`)
+  const port = Number(get('PORT'))
+  const host = String(get('HOST') ?? '127.0.0.1')
+  const check: HealthCheck = {type, host, delayMs: Number(get('DELAY') ?? 1) * 1000, timeoutMs: Number(get('TIMEOUT') ?? 60) * 1000}
   if (Number.isInteger(port) && port > 0) check.port = port
-  if (type === 'tcp' && check.port === undefined) throw new Error('HEALTH_CHECK tcp needs a port')
+  if (type === 'tcp' && check.port === undefined) throw new Error('HEALTH_CHECK tcp needs a PORT')
   if (type === 'http') {
-    const path = String(get('path') ?? '/')
-    check.url = get('url') ? String(get('url')) : check.port ? `http://${host}:${check.port}${path.startsWith('/') ? path : `/${path}`}` : undefined
-    if (!check.url) throw new Error('HEALTH_CHECK http needs a url or a port')
+    const path = String(get('PATH') ?? '/')
+    check.url = get('URL') ? String(get('URL')) : check.port ? `http://${host}:${check.port}${path.startsWith('/') ? path : `/${path}`}` : undefined
+    if (!check.url) throw new Error('HEALTH_CHECK http needs a URL or a PORT')
   }
   return check
 }
@@ -150,7 +153,7 @@ export function createProcessAppRunner(host: HostApi) {
       buffer('err', `failed to start: ${error.message}`)
     })
     child.once('spawn', () => {
-      const check = healthCheckOf(config)
+      const check = parseHealthCheck(config)
       if (check) void waitHealthy(ctx, child, check)
       else setStatus('running')
     })
@@ -210,13 +213,13 @@ export function createProcessAppRunner(host: HostApi) {
       context = ctx
       commandOf(ctx.config)
       policyOf(ctx.config)
-      healthCheckOf(ctx.config)
+      parseHealthCheck(ctx.config)
       start(ctx)
     },
     async config(ctx, next) {
       commandOf(next)
       policyOf(next)
-      healthCheckOf(next)
+      parseHealthCheck(next)
       const prev = ctx.config as Record<string, unknown>
       const restartNeeded = ['COMMAND', 'CWD', 'ENV', 'HEALTH_CHECK'].some((key) => JSON.stringify(prev[key]) !== JSON.stringify(next[key]))
       if (restartNeeded && wantRunning) {
