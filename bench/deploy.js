@@ -9,49 +9,13 @@
 //   - "r1 deploy to 20 nodes: slowest target (in-process)" from the command's own per-target timings.
 // Standalone: `node bench/deploy.js` prints the rows as one JSON line {"group":"deploy","rows":[…]}.
 // Needs a build (dist/) like every bench group.
-import {spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {r1, root, row} from './lib.js'
+import {cli, row, startNode, stopChild} from './lib.js'
 
 const SETS = [1, 5, 20]
-
-function cli(args, env) {
-  const result = spawnSync(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
-  return result
-}
-
-function startNode(dataDir, env) {
-  const child = spawn(process.execPath, [r1, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stderr = ''
-  child.stderr.on('data', (chunk) => (stderr += chunk))
-  return new Promise((resolve, reject) => {
-    let buffered = ''
-    const timer = setTimeout(() => reject(new Error(`r1 node start printed nothing in 60s: ${stderr}`)), 60_000)
-    child.stdout.on('data', (chunk) => {
-      buffered += chunk
-      const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
-      if (!line) return
-      clearTimeout(timer)
-      resolve({...JSON.parse(line), child})
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`r1 node start exited ${code}: ${stderr}`))
-    })
-  })
-}
-
-async function stopNode(node) {
-  if (node.child.exitCode !== null || node.child.signalCode !== null) return
-  const exited = new Promise((resolve) => node.child.once('exit', resolve))
-  node.child.kill('SIGTERM')
-  const timer = setTimeout(() => node.child.kill('SIGKILL'), 10_000)
-  await exited
-  clearTimeout(timer)
-}
 
 export default async function deployBench() {
   const dir = mkdtempSync(join(tmpdir(), 'r1-bench-deploy-'))
@@ -107,7 +71,7 @@ export default async function deployBench() {
     rows.push(row('r1 deploy to 20 nodes: slowest target (in-process)', {value: last.slowest, unit: 'ms'}))
     return rows
   } finally {
-    await Promise.all(nodes.map(stopNode))
+    await Promise.all(nodes.map((node) => stopChild(node.child)))
     rmSync(dir, {recursive: true, force: true})
   }
 }

@@ -9,53 +9,19 @@
 //     connection whose client never reads, as a ratio to its RSS before that subscriber; budget ≤ 1.5
 //     (the node drops what the socket cannot take and resends it later from the journal).
 // Standalone: `node bench/events.js` prints the rows as one JSON line {"group":"events","rows":[…]}.
-import {spawn, spawnSync} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import WebSocket from 'ws'
-import {r1, root, row} from './lib.js'
+import {cli, r1, root, row, startNode, stopChild} from './lib.js'
 
 const dist = (path) => import(pathToFileURL(join(root, 'dist', path)).href)
 const MEASURE_EVENTS = 150_000
 const MEASURE_MAX_MS = 15_000
 const WARMUP_EVENTS = 5_000
 const FLOOD_CODE = 'for (let i = 0; i < 2000; i++) plugin.emit({I: i, READING: 21.5 + (i % 10), UNIT: "C"}); return null'
-
-function cli(args, env) {
-  return spawnSync(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
-}
-
-function startNode(dataDir, env) {
-  const child = spawn(process.execPath, [r1, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stderr = ''
-  child.stderr.on('data', (chunk) => (stderr += chunk))
-  return new Promise((resolve, reject) => {
-    let buffered = ''
-    const timer = setTimeout(() => reject(new Error(`r1 node start printed nothing in 60s: ${stderr}`)), 60_000)
-    child.stdout.on('data', (chunk) => {
-      buffered += chunk
-      const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
-      if (!line) return
-      clearTimeout(timer)
-      resolve({...JSON.parse(line), child})
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`r1 node start exited ${code}: ${stderr}`))
-    })
-  })
-}
-
-async function stopChild(child, signal = 'SIGTERM') {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill(signal)
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-  await exited
-  clearTimeout(timer)
-}
 
 function rssMiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')

@@ -1,5 +1,5 @@
 // Shared helpers for `npm run bench`: every figure is reported next to a baseline measured in the same run.
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
@@ -40,4 +40,41 @@ export function row(figure, {value, unit, baseline, baselineName, budget, higher
 function round(n, digits = 1) {
   const f = 10 ** digits
   return Math.round(n * f) / f
+}
+
+/** Runs the built CLI to completion, without color and as in CI. */
+export function cli(args, env) {
+  return spawnSync(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+}
+
+/** Starts `r1 node start --json` on 127.0.0.1:0; resolves with its `{address, url, alias}` line and the child. */
+export function startNode(dataDir, env) {
+  const child = spawn(process.execPath, [r1, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  return new Promise((resolve, reject) => {
+    let buffered = ''
+    const timer = setTimeout(() => reject(new Error(`r1 node start printed nothing in 60s: ${stderr}`)), 60_000)
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk
+      const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
+      if (!line) return
+      clearTimeout(timer)
+      resolve({...JSON.parse(line), child})
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`r1 node start exited ${code}: ${stderr}`))
+    })
+  })
+}
+
+/** Stops a child with `signal`, then SIGKILL after 10 s. */
+export async function stopChild(child, signal = 'SIGTERM') {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill(signal)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
 }

@@ -5,6 +5,18 @@ import {err as stderrColor} from './ui/colors.js'
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
+/** Flags that choose nodes: deploy, the managing commands and `r1 logs` share them. */
+export const targetFlags = {
+  target: Flags.string({char: 't', description: 'Named target from config.yaml `targets` (repeatable)', multiple: true}),
+  node: Flags.string({description: 'Ad hoc node URL (ws:// or wss://), with --address (repeatable)', multiple: true}),
+  address: Flags.string({description: 'The address expected at each --node (0xai_…)', multiple: true}),
+  all: Flags.boolean({description: 'Every target in config.yaml'}),
+  exclude: Flags.string({description: 'Leave this target out (repeatable)', multiple: true}),
+  dir: Flags.string({char: 'd', description: 'Project folder (holds config.yaml)', default: '.'}),
+  'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
+  ca: Flags.string({description: 'PEM file of a CA (or self-signed certificate) to trust for wss:// nodes'}),
+}
+
 /** The `--json` error document. */
 export interface ErrorJson {
   error: {code: string; message: string; exitCode: number; hint?: string; details?: unknown}

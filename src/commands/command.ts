@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {targetFlags} from './deploy.js'
+import {fleetFlags} from './deploy.js'
 
 export default class InstanceCommand extends BaseCommand<typeof InstanceCommand> {
   static override summary = 'Send a one-shot command to a plugin instance and wait for PLUGIN_INSTANCE_COMMAND_OK'
@@ -14,7 +14,7 @@ export default class InstanceCommand extends BaseCommand<typeof InstanceCommand>
   }
 
   static override flags = {
-    ...targetFlags,
+    ...fleetFlags,
     param: Flags.string({char: 'p', description: 'Command parameter KEY=VALUE (repeatable)', multiple: true}),
     signature: Flags.string({description: 'SIGNATURE of the instance, when its id is used by several plugins'}),
   }

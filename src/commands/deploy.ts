@@ -1,20 +1,13 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand, targetFlags} from '../base-command.js'
 import type {TargetStatus} from '../deploy/fanout.js'
 import type {DeployResult} from '../deploy/run.js'
 
-/** Target flags shared by deploy and the managing commands. */
-export const targetFlags = {
-  target: Flags.string({char: 't', description: 'Named target from config.yaml `targets` (repeatable)', multiple: true}),
-  node: Flags.string({description: 'Ad hoc node URL (ws:// or wss://), with --address (repeatable)', multiple: true}),
-  address: Flags.string({description: 'The address expected at each --node (0xai_…)', multiple: true}),
-  all: Flags.boolean({description: 'Every target in config.yaml'}),
-  exclude: Flags.string({description: 'Leave this target out (repeatable)', multiple: true}),
-  dir: Flags.string({char: 'd', description: 'Project folder (holds config.yaml)', default: '.'}),
+/** Target flags plus the fan-out and confirmation limits: deploy and the managing commands. */
+export const fleetFlags = {
+  ...targetFlags,
   'max-concurrent': Flags.integer({description: 'Targets handled at once', default: 8, min: 1}),
-  'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
   'wait-timeout': Flags.integer({description: 'Seconds to wait for the node to confirm', default: 60, min: 1}),
-  ca: Flags.string({description: 'PEM file of a CA (or self-signed certificate) to trust for wss:// nodes'}),
 }
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
@@ -32,7 +25,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   static override strict = false
   static override args = {pipeline: Args.string({description: 'Pipelines to deploy, by NAME (default: every pipeline of the project)'})}
   static override flags = {
-    ...targetFlags,
+    ...fleetFlags,
     'dry-run': Flags.boolean({description: "Show each target's plan against its current state; change nothing"}),
     atomic: Flags.boolean({description: 'If any target fails, put back the targets that already took the new version'}),
   }

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand, targetFlags} from '../base-command.js'
 import {ExitCode, R1Error} from '../errors.js'
 import {EventType} from '../protocol/events.js'
 import {EventLevel} from '../protocol/filter.js'
@@ -19,12 +19,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
   static override interruptible = true
 
   static override flags = {
-    target: Flags.string({char: 't', description: 'Named target from config.yaml `targets` (repeatable)', multiple: true}),
-    node: Flags.string({description: 'Ad hoc node URL (ws:// or wss://), with --address (repeatable)', multiple: true}),
-    address: Flags.string({description: 'The address expected at each --node (0xai_…)', multiple: true}),
-    all: Flags.boolean({description: 'Every target in config.yaml'}),
-    exclude: Flags.string({description: 'Leave this target out (repeatable)', multiple: true}),
-    dir: Flags.string({char: 'd', description: 'Project folder (holds config.yaml)', default: '.'}),
+    ...targetFlags,
     follow: Flags.boolean({char: 'f', description: 'Keep streaming live events after the history'}),
     type: Flags.string({description: 'Only these event types (repeatable)', options: EventType.map((t) => t.toLowerCase()), multiple: true}),
     pipeline: Flags.string({char: 'p', description: 'Only events of this pipeline'}),
@@ -44,19 +39,19 @@ export default class Logs extends BaseCommand<typeof Logs> {
       },
     })(),
     keepalive: Flags.integer({description: 'Seconds between pings; a connection that misses a pong is dropped and resumed', default: 10, min: 1}),
-    'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
   }
 
   public async run(): Promise<undefined> {
     const f = this.flags
     const json = this.jsonEnabled()
-    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}] = await Promise.all([
+    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}, {readCa}] = await Promise.all([
       import('../deploy/project.js'),
       import('../protocol/identity.js'),
       import('../protocol/filter.js'),
       import('../session/follow.js'),
       import('../ui/render-event.js'),
       import('../ui/colors.js'),
+      import('../deploy/link.js'),
     ])
     const filter = EventFilterSchema.parse({
       TYPES: f.type?.map((t) => t.toUpperCase()),
@@ -86,7 +81,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
         follow: f.follow,
         samplingRate: f['sampling-rate'],
         signal: stop.signal,
-        session: {pingIntervalMs: f.keepalive * 1000, connectTimeoutMs: f['connect-timeout'] * 1000},
+        session: {pingIntervalMs: f.keepalive * 1000, connectTimeoutMs: f['connect-timeout'] * 1000, ...(f.ca ? {ca: await readCa(f.ca)} : {})},
       },
       {
         onEntry: (target, entry) => {

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {targetFlags} from './deploy.js'
+import {fleetFlags} from './deploy.js'
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = "Put a pipeline back to its previous version (or --to a given one) from the node's archive"
@@ -9,7 +9,7 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
 
   static override args = {name: Args.string({description: 'Pipeline NAME', required: true})}
   static override flags = {
-    ...targetFlags,
+    ...fleetFlags,
     to: Flags.integer({description: 'Version to restore (default: the one before the current)', min: 1}),
   }
 

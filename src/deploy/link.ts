@@ -25,7 +25,8 @@ export async function connector(options: ConnectorOptions = {}): Promise<Connect
   return sessionConnector(await requireIdentity(cliKeyPath()), {...options, ca})
 }
 
-async function readCa(file: string): Promise<Buffer> {
+/** Reads a `--ca` PEM file (usage error when it cannot be read). */
+export async function readCa(file: string): Promise<Buffer> {
   try {
     return await readFile(file)
   } catch (error) {

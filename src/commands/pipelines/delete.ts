@@ -1,13 +1,13 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
-import {targetFlags} from '../deploy.js'
+import {fleetFlags} from '../deploy.js'
 
 export default class PipelinesDelete extends BaseCommand<typeof PipelinesDelete> {
   static override summary = 'Delete a pipeline from nodes (DELETE_CONFIG), confirmed by the node'
   static override examples = ['<%= config.bin %> pipelines delete temps --target edge-a', '<%= config.bin %> pipelines delete temps --all --json']
 
   static override args = {name: Args.string({description: 'Pipeline NAME', required: true})}
-  static override flags = {...targetFlags}
+  static override flags = {...fleetFlags}
 
   public async run() {
     const [{manage, deletePipeline}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])

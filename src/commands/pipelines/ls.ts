@@ -1,5 +1,5 @@
 import {BaseCommand} from '../../base-command.js'
-import {targetFlags} from '../deploy.js'
+import {fleetFlags} from '../deploy.js'
 
 /** `v3 (kept 1-3)`: the running version and what `rollback --to` can pick. */
 function versions(p: {version?: number; kept?: number[]}): string {
@@ -11,7 +11,7 @@ export default class PipelinesLs extends BaseCommand<typeof PipelinesLs> {
   static override summary = 'List the pipelines on nodes, with their instances and statuses'
   static override examples = ['<%= config.bin %> pipelines ls --all', '<%= config.bin %> pipelines ls --target edge-a --json']
 
-  static override flags = {...targetFlags}
+  static override flags = {...fleetFlags}
 
   public async run() {
     const [{manage, nodeStatus}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])

@@ -1,13 +1,13 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
-import {targetFlags} from '../deploy.js'
+import {fleetFlags} from '../deploy.js'
 
 export default class PipelinesStop extends BaseCommand<typeof PipelinesStop> {
   static override summary = 'Stop a pipeline on nodes (ARCHIVE_CONFIG): its instances end, the node keeps it for rollback'
   static override examples = ['<%= config.bin %> pipelines stop temps --target edge-a', '<%= config.bin %> pipelines stop temps --all --json']
 
   static override args = {name: Args.string({description: 'Pipeline NAME', required: true})}
-  static override flags = {...targetFlags}
+  static override flags = {...fleetFlags}
 
   public async run() {
     const [{manage, stopPipeline}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
