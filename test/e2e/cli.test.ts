@@ -6,6 +6,8 @@ import {describe, expect, it} from 'vitest'
 // The CLI foundation from the built bin/run.js: version, help, typos, usage errors, --json errors, color.
 const repo = join(import.meta.dirname, '../..')
 const bin = join(repo, 'bin/run.js')
+// eslint-disable-next-line no-control-regex -- an ANSI escape is exactly what we look for
+const ansi = /\u001B\[/
 const version = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).version
 
 function r1(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -58,10 +60,10 @@ describe('r1 (foundation)', () => {
   it('prints no color without a terminal or with NO_COLOR; FORCE_COLOR turns it on', () => {
     const piped = r1(['validate', 'templates/js-plugin'])
     expect(piped.code).toBe(0)
-    expect(piped.stdout + piped.stderr).not.toMatch(/\u001B\[/)
+    expect(piped.stdout + piped.stderr).not.toMatch(ansi)
     const forced = r1(['validate', 'templates/js-plugin/missing'], {FORCE_COLOR: '1'})
-    expect(forced.stderr).toMatch(/\u001B\[/)
+    expect(forced.stderr).toMatch(ansi)
     const noColor = r1(['validate', 'templates/js-plugin/missing'], {NO_COLOR: '1'})
-    expect(noColor.stderr).not.toMatch(/\u001B\[/)
+    expect(noColor.stderr).not.toMatch(ansi)
   })
 })
