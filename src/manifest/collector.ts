@@ -1,5 +1,10 @@
 import {RULES, dottedPath, type Diagnostic, type RuleId} from './diagnostics.js'
-import type {ParsedYaml, PathSegment} from './positions.js'
+import type {PathSegment, Position} from './positions.js'
+
+/** Where a path is in the source (positions.ts's `ParsedYaml`). */
+export interface Locator {
+  locate(path: readonly PathSegment[], at?: 'key' | 'value'): Position
+}
 
 /** Gathers diagnostics for one manifest, positioned through its parsed YAML. */
 export class Collector {
@@ -7,7 +12,7 @@ export class Collector {
   private readonly seen = new Set<string>()
   constructor(
     private readonly file: string,
-    readonly yaml: ParsedYaml,
+    private readonly locator: Locator,
   ) {}
 
   at(position: {line: number; col: number}, rule: RuleId, path: string, message: string, suggestion?: string): void {
@@ -19,7 +24,11 @@ export class Collector {
   }
 
   add(path: readonly PathSegment[], at: 'key' | 'value', rule: RuleId, message: string, suggestion?: string): void {
-    this.at(this.yaml.locate(path, at), rule, dottedPath(path), message, suggestion)
+    this.at(this.locator.locate(path, at), rule, dottedPath(path), message, suggestion)
+  }
+
+  get count(): number {
+    return this.list.length
   }
 
   /** Sorted by position. */

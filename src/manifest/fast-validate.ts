@@ -5,7 +5,8 @@ import {R1Error} from '../errors.js'
  * bin/run.js to try first: `r1 validate` runs in CI on every push and has a start-up budget
  * (DESIGN.md §7). Prints exactly what the oclif command prints and returns the exit code; returns
  * undefined, having printed nothing, for anything else (other flags, --help, errors such as a
- * missing file), which oclif then handles as usual.
+ * missing file), which oclif then handles as usual. Loads neither yaml@2 (only for diagnostics,
+ * see validate.ts) nor chalk (only when color is on).
  */
 export async function fastValidate(argv: readonly string[]): Promise<number | undefined> {
   if (argv[0] !== 'validate') return undefined
@@ -18,7 +19,7 @@ export async function fastValidate(argv: readonly string[]): Promise<number | un
     else if (!arg.startsWith('-') && path === undefined) path = arg
     else return undefined
   }
-  const [{validateProject}, {validationReport}] = await Promise.all([import('./validate.js'), import('./format.js')])
+  const {validateProject} = await import('./validate.js')
   let result
   try {
     result = await validateProject(path ?? '.')
@@ -26,8 +27,8 @@ export async function fastValidate(argv: readonly string[]): Promise<number | un
     if (error instanceof R1Error) return undefined
     throw error
   }
-  const {colorLevel} = await import('../ui/colors.js')
-  const report = validationReport(result, {strict, color: !json && colorLevel(process.stdout) > 0})
+  const {colorLevel} = await import('../ui/color-level.js')
+  const report = !json && colorLevel(process.stdout) > 0 ? (await import('./format.js')).validationReport(result, {strict, color: true}) : (await import('./report.js')).validationReport(result, {strict})
   process.stdout.write(json ? JSON.stringify(report.json, null, 2) + '\n' : report.text)
   return report.exitCode
 }

@@ -1,4 +1,4 @@
-import {inflateSync} from 'node:zlib'
+import {createRequire} from 'node:module'
 import {closest, didYouMean, type RuleId} from './diagnostics.js'
 import {CONFIG_KEY_PATTERN, type FieldType} from './patterns.js'
 import type {ConfigField, Manifest} from './schema.js'
@@ -367,12 +367,26 @@ export function checkValue(field: FieldSpec, value: unknown): ConfigProblem[] {
   return problems
 }
 
+// node:zlib only for base64 CODE: its import is a few ms of every `r1 validate`, and decodeCode is synchronous.
+let zlibModule: typeof import('node:zlib') | undefined
+const zlib = (): typeof import('node:zlib') => (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib'))
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+
+/** Whether base64 text starts with a zlib header (RFC 1950: deflate, header a multiple of 31), as inflate would check first. */
+function zlibHeader(base64: string): boolean {
+  const [a, b, c] = [BASE64.indexOf(base64[0]), BASE64.indexOf(base64[1]), BASE64.indexOf(base64[2])]
+  const cmf = (a << 2) | (b >> 4)
+  const flg = ((b & 15) << 4) | (c >> 2)
+  return (cmf & 15) === 8 && (cmf >> 4) <= 7 && (cmf * 256 + flg) % 31 === 0
+}
+
 /** CODE as it will run: plain JavaScript, or Ratio1's base64 of zlib-compressed JavaScript decoded. */
 export function decodeCode(code: string): string {
   const compact = code.replace(/\s+/g, '')
-  if (compact.length >= 8 && compact.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(compact)) {
+  if (compact.length >= 8 && compact.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(compact) && zlibHeader(compact)) {
     try {
-      return inflateSync(Buffer.from(compact, 'base64')).toString('utf8')
+      return zlib().inflateSync(Buffer.from(compact, 'base64')).toString('utf8')
     } catch {
       // not zlib: an identifier-only body such as `noop` is plain JavaScript
     }

@@ -7,7 +7,7 @@ export type {Manifest, ConfigField, Plugin, Pipeline, Instance, Target, FieldTyp
 export {RULES, countBySeverity, didYouMean, levenshtein} from './diagnostics.js'
 export type {Diagnostic, RuleId, Severity} from './diagnostics.js'
 export {MANIFEST_FILE, ENTRY_EXTENSIONS, validateProject, validateSource, loadManifest, resolveManifestPath} from './validate.js'
-export type {ValidationResult} from './validate.js'
+export type {ValidationResult, ValidateOptions} from './validate.js'
 export {compileManifest} from './compile.js'
 export type {CompileOptions} from './compile.js'
 export {

@@ -1,6 +1,9 @@
 import {LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node} from 'yaml'
 
-/** The one place that knows how YAML nodes map to line:col (STYLE.md: keep path→position code together). */
+/**
+ * The one place that knows how YAML nodes map to line:col (STYLE.md: keep path→position code together).
+ * yaml@2 is loaded only through here, and only when a diagnostic needs a position (validate.ts).
+ */
 
 export type PathSegment = string | number
 
@@ -27,10 +30,7 @@ export interface ParsedYaml {
   locate(path: readonly PathSegment[], at?: 'key' | 'value'): Position
 }
 
-/** Editors on Windows may save a byte-order mark; it is not part of the YAML and would shift columns on line 1. */
-export function stripBom(source: string): string {
-  return source.charCodeAt(0) === 0xfeff ? source.slice(1) : source
-}
+export {stripBom} from './text.js'
 
 export function parseYaml(source: string): ParsedYaml {
   const lineCounter = new LineCounter()

@@ -45,14 +45,14 @@ describe('mutated manifests', () => {
   })
 
   for (const name of readdirSync(root).sort()) {
-    it(`${name}: 300 mutations give well-formed diagnostics and never throw`, () => {
+    it(`${name}: 300 mutations give well-formed diagnostics and never throw`, async () => {
       const file = join(root, name, 'config.yaml')
       const original = readFileSync(file, 'utf8')
       const random = rng(name.length * 7919 + original.length)
       const rules = new Set<string>()
       for (let i = 0; i < 300; i++) {
         const source = mutate(original, random)
-        const result = validateSource(source, file, schema)
+        const result = await validateSource(source, file, schema)
         const lineCount = source.split('\n').length
         for (const d of result.diagnostics) {
           rules.add(d.rule)

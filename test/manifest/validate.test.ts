@@ -62,29 +62,29 @@ describe('validateProject: finding the file', () => {
 })
 
 describe('validateSource', () => {
-  it('reports every problem in one run, sorted by position', () => {
-    const result = validateSource(readFileSync(join(fixtures, 'invalid/many-problems/config.yaml'), 'utf8'), join(fixtures, 'invalid/many-problems/config.yaml'), schema)
+  it('reports every problem in one run, sorted by position', async () => {
+    const result = await validateSource(readFileSync(join(fixtures, 'invalid/many-problems/config.yaml'), 'utf8'), join(fixtures, 'invalid/many-problems/config.yaml'), schema)
     expect(result.diagnostics.length).toBe(6)
     const positions = result.diagnostics.map((d) => d.line * 1000 + d.col)
     expect(positions).toEqual([...positions].sort((a, b) => a - b))
   })
-  it('gives the dotted path of the original spelling', () => {
-    const result = validateSource(readFileSync(join(fixtures, 'invalid/config-duplicate-key/config.yaml'), 'utf8'), join(fixtures, 'invalid/config-duplicate-key/config.yaml'), schema)
+  it('gives the dotted path of the original spelling', async () => {
+    const result = await validateSource(readFileSync(join(fixtures, 'invalid/config-duplicate-key/config.yaml'), 'utf8'), join(fixtures, 'invalid/config-duplicate-key/config.yaml'), schema)
     expect(result.diagnostics[0]).toMatchObject({path: 'pipelines.temps.instances.monitor-1.config.THRESHOLD', severity: 'error'})
     expect(result.diagnostics[0].message).toBe('"THRESHOLD" and "threshold" are the same key (config keys are compared in UPPERCASE)')
   })
-  it('keeps warnings on a valid manifest and returns it', () => {
+  it('keeps warnings on a valid manifest and returns it', async () => {
     const dir = join(fixtures, 'warnings/unused-plugin')
-    const result = validateSource(readFileSync(join(dir, 'config.yaml'), 'utf8'), join(dir, 'config.yaml'), schema)
+    const result = await validateSource(readFileSync(join(dir, 'config.yaml'), 'utf8'), join(dir, 'config.yaml'), schema)
     expect(result.valid).toBe(true)
     expect(result.manifest?.plugins.SPARE.entry).toBe('src/temp-monitor.ts')
   })
 })
 
 describe('line ends and byte-order marks', () => {
-  it('reports the same line:col and frame with CRLF and a BOM', () => {
+  it('reports the same line:col and frame with CRLF and a BOM', async () => {
     const source = '\uFEFFname: x\r\nversion: 1.0.0\r\npipelines: {p: {instances: {i: {plugin: NOPE}}}}\r\n'
-    const result = validateSource(source, join(tmp, 'crlf.yaml'), schema)
+    const result = await validateSource(source, join(tmp, 'crlf.yaml'), schema)
     expect(result.diagnostics.map((d) => [d.rule, d.line, d.col])).toEqual([['ref-unknown-plugin', 3, 41]])
     expect(formatDiagnostics(result, {source})).toContain('  > 3 | pipelines: {p: {instances: {i: {plugin: NOPE}}}}\n      | ' + ' '.repeat(40) + '^')
   })
