@@ -7,6 +7,7 @@ import {Worker} from 'node:worker_threads'
 import {isPlugin, type Plugin, type PluginDefinition} from '../plugin/define.js'
 import {PluginRunner, describeError, type RunnerEvent} from '../plugin/runner.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
+import {Outbox} from './outbox.js'
 
 /** What built-ins may ask of their host. */
 export interface HostApi {
@@ -16,12 +17,25 @@ export interface HostApi {
   baseEnv: Record<string, string>
 }
 
-function send(message: ChildMessage, then?: () => void): void {
+/** One IPC write; false when the channel is backed up. Without a parent the message is dropped. */
+function write(message: ChildMessage, done: () => void): boolean {
   if (!process.connected) {
-    then?.()
-    return
+    done()
+    return true
   }
-  process.send!(message, undefined, {}, () => then?.())
+  return process.send!(message, undefined, {}, () => done())
+}
+
+const outbox = new Outbox({write})
+
+/** Queued with the rest of this event-loop turn's messages (one IPC write per batch). */
+function send(message: ChildMessage): void {
+  outbox.post(message)
+}
+
+/** Written at once, after what is queued: the parent needs it now (or the host exits next). */
+function sendNow(message: ChildMessage, then?: () => void): void {
+  outbox.postNow(message, then)
 }
 
 /**
@@ -63,16 +77,26 @@ async function loadPlugin(spec: InstanceSpec, host: HostApi): Promise<Plugin<any
 /** Largest payload (JSON bytes) an instance may emit: one event must fit in a 1 MiB WebSocket frame. */
 export const MAX_PAYLOAD_BYTES = 900 * 1024
 
-/** A payload that is not JSON, or too big for the wire, becomes an ABNORMAL notification (the plugin keeps running). */
-function checkedPayload(event: Extract<RunnerEvent, {kind: 'payload'}>): RunnerEvent {
-  let size: number
-  try {
-    size = Buffer.byteLength(JSON.stringify(event.data))
-  } catch (error) {
-    return {kind: 'notification', type: 'ABNORMAL FUNCTIONING', message: `Payload dropped: not JSON (${(error as Error).message})`}
+/** Queues an event for the parent; a payload that is not JSON, or too big for the wire, becomes an ABNORMAL notification (the plugin keeps running). */
+function sendEvent(event: RunnerEvent): void {
+  if (event.kind !== 'payload') {
+    outbox.post({t: 'event', event})
+    return
   }
-  if (size <= MAX_PAYLOAD_BYTES) return event
-  return {kind: 'notification', type: 'ABNORMAL FUNCTIONING', message: `Payload dropped: ${size} bytes of JSON, over the ${MAX_PAYLOAD_BYTES} byte limit`, info: {KEYS: Object.keys(event.data).slice(0, 20)}}
+  let json: string
+  try {
+    json = JSON.stringify(event.data)
+  } catch (error) {
+    outbox.post({t: 'event', event: {kind: 'notification', type: 'ABNORMAL FUNCTIONING', message: `Payload dropped: not JSON (${(error as Error).message})`}})
+    return
+  }
+  // UTF-16 length ≤ UTF-8 bytes ≤ 3 × it: count bytes only when it matters
+  const size = json.length * 3 <= MAX_PAYLOAD_BYTES ? json.length : Buffer.byteLength(json)
+  if (size <= MAX_PAYLOAD_BYTES) {
+    outbox.post({t: 'event', event}, size)
+    return
+  }
+  outbox.post({t: 'event', event: {kind: 'notification', type: 'ABNORMAL FUNCTIONING', message: `Payload dropped: ${size} bytes of JSON, over the ${MAX_PAYLOAD_BYTES} byte limit`, info: {KEYS: Object.keys(event.data).slice(0, 20)}}})
 }
 
 function delayMsOf(config: Record<string, unknown>): number {
@@ -119,8 +143,12 @@ class InstanceHost {
       case 'start':
         await this.start(message.spec)
         break
+      case 'ack':
+        outbox.ack(message.batches)
+        break
       case 'ping':
-        send({t: 'pong', n: message.n})
+        // straight to the channel: liveness is not queued behind a batch
+        write({t: 'pong', n: message.n}, () => undefined)
         break
       case 'input':
         this.inputs.push(message.data)
@@ -150,12 +178,12 @@ class InstanceHost {
       trackGroup: (pid) => {
         this.groups.add(pid)
         this.watchdog.postMessage({pid, active: true})
-        send({t: 'group', pid, active: true})
+        sendNow({t: 'group', pid, active: true})
       },
       untrackGroup: (pid) => {
         this.groups.delete(pid)
         this.watchdog.postMessage({pid, active: false})
-        send({t: 'group', pid, active: false})
+        sendNow({t: 'group', pid, active: false})
       },
       baseEnv: spec.baseEnv,
     }
@@ -163,7 +191,7 @@ class InstanceHost {
     try {
       plugin = await loadPlugin(spec, host)
     } catch (error) {
-      send({t: 'failed', stage: 'load', error: describeError(error)}, () => process.exit(1))
+      sendNow({t: 'failed', stage: 'load', error: describeError(error)}, () => process.exit(1))
       return
     }
     this.runner = new PluginRunner(plugin, {
@@ -174,14 +202,14 @@ class InstanceHost {
       node: spec.node,
       announceConfig: spec.announceConfig,
       configHash: spec.configHash,
-      onEvent: (event: RunnerEvent) => send({t: 'event', event: event.kind === 'payload' ? checkedPayload(event) : event}),
+      onEvent: sendEvent,
     })
     const init = await this.serial(() => this.runner.init())
     if (!init.ok) {
-      send({t: 'failed', stage: 'init', error: init.error ?? 'init failed'}, () => process.exit(1))
+      sendNow({t: 'failed', stage: 'init', error: init.error ?? 'init failed'}, () => process.exit(1))
       return
     }
-    send({t: 'ready'})
+    sendNow({t: 'ready'})
     void this.loop()
   }
 
@@ -201,12 +229,18 @@ class InstanceHost {
         await this.sleep(due - now)
         continue
       }
+      // back-pressure: while the parent has not taken what was sent, do not make more
+      if (outbox.blocked) {
+        await outbox.drained()
+        continue
+      }
       lastStart = now
       const batch = this.inputs.splice(0)
       const result = await this.serial(async () => {
         if (this.stopping) return undefined
         const iteration = (this.runner.ctx.iteration as number) + 1
-        send({t: 'busy', iteration})
+        // at once: the parent times the call from here (a hang that blocks the loop could never send it later)
+        sendNow({t: 'busy', iteration})
         const outcome = await this.runner.process(batch)
         send({t: 'idle', iteration, ok: outcome.ok, ...(outcome.error ? {error: outcome.error} : {})})
         return outcome
@@ -245,7 +279,7 @@ class InstanceHost {
     this.runner?.signalStop()
     this.wake()
     if (this.runner) await this.serial(() => this.runner.close())
-    send({t: 'closed'}, () => process.exit(0))
+    sendNow({t: 'closed'}, () => process.exit(0))
   }
 }
 
@@ -255,14 +289,16 @@ process.on('disconnect', () => {
   setTimeout(() => host.abandon(), 2000).unref()
   void host.stopQuietly().then(() => process.exit(0))
 })
+// process.exit() in plugin code: what it emitted in this turn still goes out (the writes are synchronous when the pipe has room)
+process.on('exit', () => outbox.flushAll())
 // Ctrl-C in a terminal signals the whole foreground group: the parent decides when this instance stops.
 process.on('SIGINT', () => undefined)
 process.on('message', (message: ParentMessage) => {
-  host.handle(message).catch((error) => send({t: 'failed', stage: 'crash', error: describeError(error)}, () => process.exit(1)))
+  host.handle(message).catch((error) => sendNow({t: 'failed', stage: 'crash', error: describeError(error)}, () => process.exit(1)))
 })
 process.on('uncaughtException', (error) => {
-  send({t: 'failed', stage: 'crash', error: `Uncaught ${describeError(error)}`}, () => process.exit(1))
+  sendNow({t: 'failed', stage: 'crash', error: `Uncaught ${describeError(error)}`}, () => process.exit(1))
 })
 process.on('unhandledRejection', (error) => {
-  send({t: 'failed', stage: 'crash', error: `Unhandled rejection: ${describeError(error)}`}, () => process.exit(1))
+  sendNow({t: 'failed', stage: 'crash', error: `Unhandled rejection: ${describeError(error)}`}, () => process.exit(1))
 })

@@ -28,9 +28,13 @@ export type ParentMessage =
   | {t: 'command'; id: number; name: string; params: unknown; hash?: string}
   | {t: 'input'; data: unknown}
   | {t: 'ping'; n: number}
+  /** The parent has handled `batches` more batches and had an event-loop turn since: the host may send as many more. */
+  | {t: 'ack'; batches: number}
   | {t: 'stop'}
 
 export type ChildMessage =
+  /** Messages queued during one event-loop turn of the host, in order (one IPC write instead of one per event). */
+  | {t: 'batch'; messages: ChildMessage[]}
   | {t: 'ready'}
   | {t: 'event'; event: RunnerEvent}
   /** A `process` call started (the parent times it to detect a hang). */

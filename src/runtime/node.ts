@@ -10,6 +10,7 @@ import {NotificationCode, NotificationType, type InstanceStatus} from '../protoc
 import type {ActivePlugin, HeartbeatEvent, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore} from './bundle.js'
+import {isoNow} from './clock.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
@@ -603,8 +604,11 @@ export class LocalNode implements NodeCore {
 
   // ---- events
 
+  /** Numbers and stamps `event` in place (the event path builds each event once) and hands it to every listener. */
   private emit(event: Omit<NodeEvent, 'EE_MESSAGE_SEQ' | 'EE_TIMESTAMP'> & Record<string, unknown>): NodeEvent {
-    const full = {...event, EE_MESSAGE_SEQ: ++this.seq, EE_TIMESTAMP: iso()} as NodeEvent
+    const full = event as unknown as NodeEvent & Record<string, unknown>
+    full.EE_MESSAGE_SEQ = ++this.seq
+    full.EE_TIMESTAMP = isoNow()
     for (const listener of this.listeners) {
       try {
         listener(full)
@@ -633,9 +637,14 @@ export class LocalNode implements NodeCore {
     }
     if (this.stopped && event.kind !== 'log') return
     switch (event.kind) {
-      case 'payload':
-        this.emit({...event.data, EE_EVENT_TYPE: 'PAYLOAD', EE_PAYLOAD_PATH: path})
+      case 'payload': {
+        // the data came fresh off the IPC channel and nobody else holds it: the event is built on it
+        const data = event.data as Record<string, unknown>
+        data.EE_EVENT_TYPE = 'PAYLOAD'
+        data.EE_PAYLOAD_PATH = path
+        this.emit(data as Omit<NodeEvent, 'EE_MESSAGE_SEQ' | 'EE_TIMESTAMP'>)
         break
+      }
       case 'notification':
         this.emit({
           EE_EVENT_TYPE: 'NOTIFICATION',

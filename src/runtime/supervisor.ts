@@ -4,6 +4,7 @@ import type {InstanceStatus} from '../protocol/codes.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
 import {childEntry} from './child-entry.js'
+import {isoNow as iso} from './clock.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 
 /** Timings of a supervisor; tests shrink them, the defaults are DESIGN.md's. */
@@ -76,8 +77,6 @@ interface PendingCommand {
   resolve: (result: CommandResult) => void
 }
 
-const iso = () => new Date().toISOString()
-
 /** One instance: its child process, status, restarts with back-off, hang detection, stop with a grace period. */
 export class InstanceSupervisor {
   private statusValue: InstanceStatus = 'stopped'
@@ -102,6 +101,8 @@ export class InstanceSupervisor {
   private readonly inputs: unknown[] = []
   private previousConfig: Record<string, unknown> | undefined
   private exited: Promise<void> = Promise.resolve()
+  /** Batches handled since the last `ack`. */
+  private unacked = 0
 
   constructor(
     private specValue: InstanceSpec,
@@ -191,6 +192,7 @@ export class InstanceSupervisor {
 
   private spawn(): void {
     this.ready = false
+    this.unacked = 0
     this.failure = undefined
     this.busySince = undefined
     this.setStatus('starting')
@@ -255,6 +257,19 @@ export class InstanceSupervisor {
     if (child?.connected) child.send(message, (error) => error && undefined)
   }
 
+  /**
+   * Acknowledges batches after this process's next event-loop turn, so the listeners' work (the
+   * journal, the WebSocket subscribers) runs between batches and a flooding instance goes at the node's pace.
+   */
+  private ackBatch(): void {
+    if (this.unacked++ > 0) return
+    setImmediate(() => {
+      const batches = this.unacked
+      this.unacked = 0
+      this.send({t: 'ack', batches})
+    })
+  }
+
   private deliver(pending: PendingCommand): void {
     this.inFlight.set(pending.id, pending)
     this.send({t: 'command', id: pending.id, name: pending.name, params: pending.params, hash: pending.hash})
@@ -267,6 +282,10 @@ export class InstanceSupervisor {
 
   private onMessage(message: ChildMessage): void {
     switch (message.t) {
+      case 'batch':
+        for (const item of message.messages) this.onMessage(item)
+        this.ackBatch()
+        break
       case 'pong':
         this.lastPong = Date.now()
         break
