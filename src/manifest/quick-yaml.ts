@@ -46,9 +46,9 @@ const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u202
 /**
  * Upper bound on aliases for the fast path: yaml@2 refuses documents whose alias expansions
  * exceed 1000 (count × nested count, merges re-expand), which no document with this many `*`
- * reaches (a search over alias/merge structures finds at most ~100 with 8 aliases).
+ * reaches: a search over alias and merge structures finds at most 2^n (64 for 6 aliases).
  */
-const MAX_ALIASES = 8
+const MAX_ALIASES = 6
 
 export interface QuickLoad {
   data: unknown
@@ -76,6 +76,8 @@ export function quickLoad(source: string): QuickLoad | undefined {
         if (event !== 'close') return
         // `!` (non-specific tag) keeps a scalar a string in js-yaml; leave such details to yaml@2.
         if ((state as typeof state & {tag: string | null}).tag === '!') unsure = true
+        // An alias (no kind of its own) followed by ":" is a key: js-yaml names a list key "a,b", yaml@2 "[ a, b ]".
+        if (state.kind === null && state.input.charCodeAt(state.position) === 0x3a) unsure = true
         if ((state.kind === 'mapping' || state.kind === 'sequence') && state.result !== null && typeof state.result === 'object') collections.push(state.result as object)
       },
     })
