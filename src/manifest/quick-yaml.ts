@@ -38,10 +38,11 @@ const CORE = new Schema({
  * explicit `?` keys and collections as keys (yaml@2 names them differently), document markers
  * (only a leading `---` is allowed), line breaks other than LF/CRLF, control characters, a BOM
  * past the start, a `#` glued to a closing quote or bracket (a comment for js-yaml, an error for
- * yaml@2), and implicit keys that may exceed yaml@2's 1024-character limit.
+ * yaml@2), an anchor followed by `x: y` on its line but not by a flow collection (js-yaml
+ * reads a mapping, yaml@2 rejects a compact one), and implicit keys that may exceed yaml@2's 1024-character limit.
  */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
-const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'\]}]#|^[^\n]{1000}/m
+const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'\]}]#|&[^\s[\]{},]+[ ]+[^\s[{][^\n]*:(?:\s|$)|^[^\n]{1000}/m
 
 /**
  * Upper bound on aliases for the fast path: yaml@2 refuses documents whose alias expansions
@@ -64,6 +65,7 @@ export function quickLoad(source: string): QuickLoad | undefined {
 
   // Collections js-yaml built; each must end up in the data (not as a key or an inline merge source).
   const collections: object[] = []
+  const closed = new Set<object>()
   let unsure = false
   let data: unknown
   try {
@@ -78,7 +80,15 @@ export function quickLoad(source: string): QuickLoad | undefined {
         if ((state as typeof state & {tag: string | null}).tag === '!') unsure = true
         // An alias (no kind of its own) followed by ":" is a key: js-yaml names a list key "a,b", yaml@2 "[ a, b ]".
         if (state.kind === null && state.input.charCodeAt(state.position) === 0x3a) unsure = true
-        if ((state.kind === 'mapping' || state.kind === 'sequence') && state.result !== null && typeof state.result === 'object') collections.push(state.result as object)
+        const result: unknown = state.result
+        if (result === null || typeof result !== 'object') return
+        if (state.kind === 'mapping' || state.kind === 'sequence') {
+          collections.push(result)
+          closed.add(result)
+        } else if (!closed.has(result)) {
+          // An alias to a collection still being built (`&a {<<: *a}`): js-yaml links it, yaml@2 refuses it.
+          unsure = true
+        }
       },
     })
   } catch {
