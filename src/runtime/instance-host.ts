@@ -93,7 +93,7 @@ function sendEvent(event: RunnerEvent): void {
   // UTF-16 length ≤ UTF-8 bytes ≤ 3 × it: count bytes only when it matters
   const size = json.length * 3 <= MAX_PAYLOAD_BYTES ? json.length : Buffer.byteLength(json)
   if (size <= MAX_PAYLOAD_BYTES) {
-    outbox.post({t: 'event', event}, size)
+    outbox.post({t: 'payload', data: event.data}, size)
     return
   }
   outbox.post({t: 'event', event: {kind: 'notification', type: 'ABNORMAL FUNCTIONING', message: `Payload dropped: ${size} bytes of JSON, over the ${MAX_PAYLOAD_BYTES} byte limit`, info: {KEYS: Object.keys(event.data).slice(0, 20)}}})

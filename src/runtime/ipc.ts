@@ -36,6 +36,9 @@ export type ChildMessage =
   /** Messages queued during one event-loop turn of the host, in order (one IPC write instead of one per event). */
   | {t: 'batch'; messages: ChildMessage[]}
   | {t: 'ready'}
+  /** A payload: the most frequent message, so the smallest (no RunnerEvent wrapper). */
+  | {t: 'payload'; data: Record<string, unknown>}
+  /** Any other event (notification, log). */
   | {t: 'event'; event: RunnerEvent}
   /** A `process` call started (the parent times it to detect a hang). */
   | {t: 'busy'; iteration: number}

@@ -1,3 +1,4 @@
+import type {RunnerEvent} from '../plugin/runner.js'
 import type {ChildMessage} from './ipc.js'
 
 /**
@@ -70,7 +71,7 @@ export class Outbox {
     this.maxBatchBytes = options.maxBatchBytes ?? 512 * 1024
     this.maxQueuedMessages = options.maxQueuedMessages ?? 50_000
     this.maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024
-    this.maxUnackedBatches = options.maxUnackedBatches ?? 4
+    this.maxUnackedBatches = options.maxUnackedBatches ?? 2
   }
 
   /** True while the channel is backed up or the parent has not acknowledged enough batches. */
@@ -179,8 +180,8 @@ export class Outbox {
 
   /** Drops a message that may be dropped (true), counting it in the current gap's notification. */
   private drop(message: ChildMessage): boolean {
-    if (message.t !== 'event') return false
-    const event = message.event
+    if (message.t !== 'event' && message.t !== 'payload') return false
+    const event: RunnerEvent = message.t === 'payload' ? {kind: 'payload', data: message.data} : message.event
     // confirmations and runner reports (they carry a code or a command hash) are never dropped
     if (event.kind === 'notification' && (event.code !== undefined || event.commandHash !== undefined)) return false
     if (!this.gap) {

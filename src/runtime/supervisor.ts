@@ -299,6 +299,11 @@ export class InstanceSupervisor {
           this.consecutiveCrashes = 0
         }, this.options.stableMs)
         break
+      case 'payload':
+        this.counters.payloads++
+        this.counters.lastPayloadTime = iso()
+        this.sink({kind: 'payload', data: message.data})
+        break
       case 'event':
         if (message.event.kind === 'payload') {
           this.counters.payloads++

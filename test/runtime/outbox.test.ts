@@ -22,7 +22,7 @@ class Channel {
   }
 }
 
-const payload = (i: number): ChildMessage => ({t: 'event', event: {kind: 'payload', data: {I: i}}})
+const payload = (i: number): ChildMessage => ({t: 'payload', data: {I: i}})
 const turn = () => new Promise((resolve) => setImmediate(resolve))
 const outbox = (channel: Channel, options: Partial<OutboxOptions> = {}) => new Outbox({write: channel.write, ...options})
 
