@@ -12,6 +12,7 @@ import {Schema, Type, load} from 'js-yaml'
 // yaml@2's core schema, scalar for scalar (its regexes and constructors), under private tags: any
 // explicit tag (`!!str`, `!!binary`, `!foo`) is unknown here, so js-yaml throws and yaml@2 decides.
 const PRIVATE = 'tag:r1.invalid,2026:'
+const MERGE = 'tag:yaml.org,2002:merge'
 const scalar = (name: string, test: RegExp, construct: (text: string) => unknown) =>
   new Type(PRIVATE + name, {kind: 'scalar', resolve: (text: string | null) => text !== null && test.test(text), construct})
 const CORE = new Schema({
@@ -27,7 +28,7 @@ const CORE = new Schema({
     scalar('float-exp', /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/, (text) => parseFloat(text)),
     scalar('float', /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/, (text) => parseFloat(text)),
     // js-yaml recognizes a merge key by this exact tag; a plain `<<` gets it (as yaml@2's `merge: true`).
-    new Type('tag:yaml.org,2002:merge', {kind: 'scalar', resolve: (text: string | null) => text === '<<'}),
+    new Type(MERGE, {kind: 'scalar', resolve: (text: string | null) => text === '<<'}),
   ],
   explicit: [],
 })
@@ -36,13 +37,13 @@ const CORE = new Schema({
  * Text that js-yaml and yaml@2 may read differently, or that yaml@2 may reject where js-yaml does
  * not: tabs (yaml@2 has its own rules for them), directives (`%YAML 1.1` changes the schema),
  * explicit `?` keys and collections as keys (yaml@2 names them differently), document markers
- * (only a leading `---` is allowed), line breaks other than LF/CRLF, control characters, a BOM
+ * (only a leading `---` is allowed), explicit merge tags, line breaks other than LF/CRLF, control characters, a BOM
  * past the start, a `#` glued to a closing quote or bracket (a comment for js-yaml, an error for
  * yaml@2), an anchor followed by `x: y` on its line but not by a flow collection (js-yaml
  * reads a mapping, yaml@2 rejects a compact one), and implicit keys that may exceed yaml@2's 1024-character limit.
  */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
-const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'\]}]#|&[^\s[\]{},]+[ ]+[^\s[{][^\n]*:(?:\s|$)|^[^\n]{1000}/m
+const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'\]}]#|&[^\s[\]{},]+[ ]+[^\s[{][^\n]*:(?:\s|$)|!!merge|yaml\.org,2002:merge|^[^\n]{1000}/m
 
 /**
  * Upper bound on aliases for the fast path: yaml@2 refuses documents whose alias expansions
@@ -67,6 +68,7 @@ export function quickLoad(source: string): QuickLoad | undefined {
   const collections: object[] = []
   const closed = new Set<object>()
   let unsure = false
+  let mergeValue = false
   let data: unknown
   try {
     data = load(body, {
@@ -76,6 +78,12 @@ export function quickLoad(source: string): QuickLoad | undefined {
       },
       listener(event, state) {
         if (event !== 'close') return
+        // The value after a `<<` key must be an alias to a map: js-yaml also merges lists (even empty ones), yaml@2 refuses them.
+        if (mergeValue) {
+          mergeValue = false
+          if (!(state.kind === null && typeof state.result === 'object' && state.result !== null && !Array.isArray(state.result))) unsure = true
+        }
+        if ((state as typeof state & {tag: string | null}).tag === MERGE) mergeValue = true
         // `!` (non-specific tag) keeps a scalar a string in js-yaml; leave such details to yaml@2.
         if ((state as typeof state & {tag: string | null}).tag === '!') unsure = true
         // An alias (no kind of its own) followed by ":" is a key: js-yaml names a list key "a,b", yaml@2 "[ a, b ]".

@@ -134,11 +134,11 @@ describe('generated YAML: js-yaml answers only with the value yaml@2 gives', () 
 
 describe('quickLoad', () => {
   it('reads YAML 1.2 core scalars as yaml@2 does', () => {
-    const source = 'a: yes\nb: on\nc: 012\nd: 0o17\ne: 0x1F\nf: 0b101\ng: 1_000\nh: -0\ni: .inf\nj: -.Inf\nk: .NaN\nl: 2024-01-01\nm: ~\nn:\no: <<\np: 1e3\nq: +5\nr: 0X1F\n'
+    const source = 'a: yes\nb: on\nc: 012\nd: 0o17\ne: 0x1F\nf: 0b101\ng: 1_000\nh: -0\ni: .inf\nj: -.Inf\nk: .NaN\nl: 2024-01-01\nm: ~\nn:\np: 1e3\nq: +5\nr: 0X1F\n'
     const quick = quickLoad(source)
     expect(quick).toBeDefined()
     expect(quick!.data).toEqual(parseYaml(source).data)
-    expect(quick!.data).toEqual({a: 'yes', b: 'on', c: 12, d: 15, e: 31, f: '0b101', g: '1_000', h: -0, i: Infinity, j: -Infinity, k: NaN, l: '2024-01-01', m: null, n: null, o: '<<', p: 1000, q: 5, r: '0X1F'})
+    expect(quick!.data).toEqual({a: 'yes', b: 'on', c: 12, d: 15, e: 31, f: '0b101', g: '1_000', h: -0, i: Infinity, j: -Infinity, k: NaN, l: '2024-01-01', m: null, n: null, p: 1000, q: 5, r: '0X1F'})
     expect(Object.is((quick!.data as {h: number}).h, -0)).toBe(true)
   })
 
@@ -178,6 +178,9 @@ describe('quickLoad', () => {
     ['a map that contains itself', 'a: &a\n  x: 1\n  self: *a\n'],
     ['an anchor followed by a compact mapping', 'a: &x b: c\n'],
     ['an anchor followed by a plain scalar with ": "', 'a: &x b c: d\n'],
+    ['a merge of an alias to a list', 'l: &l [[]]\nm:\n  <<: *l\n'],
+    ['an explicit merge tag', 'a: &a {x: 1}\nb:\n  !!merge <<: *a\n'],
+    ['a plain << as a value (js-yaml tags it as a merge key)', 'a: <<\nb: 1\n'],
     ['a merge of a list', 'a: &a {x: 1}\nb: &b {y: 1}\nc: {<<: [*a, *b]}\n'],
     ['an inline merge', 'c: {<<: {x: 1}}\n'],
     ['a duplicate key', 'a: 1\na: 2\n'],
