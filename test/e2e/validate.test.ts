@@ -1,7 +1,8 @@
 import {spawnSync} from 'node:child_process'
-import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {pathToFileURL} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {manifestJsonSchema} from '../../src/manifest/json-schema.js'
 
@@ -134,9 +135,10 @@ describe('r1 validate', () => {
 })
 
 describe('fastValidate (the oclif-free entry bin/run.js may take)', () => {
-  const fast = (args: string[], cwd = repo) => {
+  const noColor = {...process.env, NO_COLOR: '1', FORCE_COLOR: undefined}
+  const fast = (args: string[], cwd = repo, env: NodeJS.ProcessEnv = noColor) => {
     const script = `import {fastValidate} from ${JSON.stringify(join(repo, 'dist/manifest/fast-validate.js'))}; process.exitCode = (await fastValidate(process.argv.slice(1))) ?? 99`
-    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...args], {cwd, encoding: 'utf8', env: {...process.env, NO_COLOR: '1', FORCE_COLOR: undefined}, timeout: 60_000})
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...args], {cwd, encoding: 'utf8', env, timeout: 60_000})
     return {code: result.status, stdout: result.stdout, stderr: result.stderr}
   }
 
@@ -148,11 +150,42 @@ describe('fastValidate (the oclif-free entry bin/run.js may take)', () => {
       [['validate', '--strict', join(fixtures, 'warnings/missing-description')]],
       [['validate', join(fixtures, 'warnings/missing-description'), '--json', '--strict']],
       [['validate', join(fixtures, 'invalid/yaml-tab-indent')]],
+      [['validate', join(fixtures, 'invalid/yaml-alias-bomb'), '--json']],
+      [['validate', 'valid/yaml-anchors-merge'], fixtures],
+      [['validate', 'valid/yaml-directive-1.1', '--json'], fixtures],
     ]
     for (const [args, cwd] of cases) {
       const viaOclif = r1(args, cwd)
       expect({args, ...fast(args, cwd)}).toEqual({args, ...viaOclif})
     }
+  })
+
+  it('colors exactly as `r1 validate` does when FORCE_COLOR is set', () => {
+    const env = {...process.env, NO_COLOR: undefined, FORCE_COLOR: '1'}
+    for (const args of [['validate', 'invalid/many-problems'], ['validate', 'warnings/target-insecure'], ['validate', 'valid/minimal']]) {
+      const viaOclif = spawnSync(process.execPath, [bin, ...args], {cwd: fixtures, encoding: 'utf8', env, timeout: 60_000})
+      const viaFast = fast(args, fixtures, env)
+      expect({args, code: viaFast.code, stdout: viaFast.stdout}).toEqual({args, code: viaOclif.status, stdout: viaOclif.stdout})
+      expect(viaFast.stdout).toContain('\u001B[')
+    }
+  })
+
+  it('loads neither yaml@2, chalk, zod nor oclif for a valid manifest (start-up budget), and yaml@2 for diagnostics', () => {
+    const hook = join(tmp, 'log-loads.mjs')
+    writeFileSync(hook, "export async function resolve(specifier, context, next) {\n  const result = await next(specifier, context)\n  process.stderr.write('load ' + result.url + '\\n')\n  return result\n}\n")
+    const register = `data:text/javascript,import {register} from 'node:module'; register(${JSON.stringify(pathToFileURL(hook).href)})`
+    const loads = (dir: string) => {
+      const run = spawnSync(process.execPath, ['--import', register, bin, 'validate', dir], {cwd: fixtures, encoding: 'utf8', env: noColor, timeout: 60_000})
+      return {code: run.status, loaded: run.stderr.split('\n').filter((line) => line.startsWith('load ')).map((line) => line.slice(5))}
+    }
+    const heavy = ['/node_modules/yaml/', '/node_modules/chalk/', '/node_modules/zod/', '/node_modules/@oclif/', 'node:zlib']
+    const valid = loads('valid/yaml-anchors-merge')
+    expect(valid.code).toBe(0)
+    expect(valid.loaded.some((url) => url.includes('/node_modules/js-yaml/'))).toBe(true)
+    expect(valid.loaded.filter((url) => heavy.some((h) => url.includes(h)))).toEqual([])
+    const invalid = loads('invalid/config-enum')
+    expect(invalid.code).toBe(3)
+    expect(invalid.loaded.some((url) => url.includes('/node_modules/yaml/'))).toBe(true)
   })
 
   it('leaves everything else to oclif, printing nothing', () => {
