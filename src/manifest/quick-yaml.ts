@@ -38,14 +38,14 @@ const CORE = new Schema({
  * not: tabs (yaml@2 has its own rules for them), directives (`%YAML 1.1` changes the schema),
  * explicit `?` keys and collections as keys (yaml@2 names them differently), document markers
  * (only a leading `---` is allowed), explicit merge tags, line breaks other than LF/CRLF, control characters, a BOM
- * past the start, a `#` glued to a closing quote or bracket (a comment for js-yaml, an error for
+ * past the start, a `#` glued to a quote, bracket or comma (a comment for js-yaml, an error for
  * yaml@2), an anchor followed by `x: y` on its line but not by a flow collection (js-yaml
  * reads a mapping, yaml@2 rejects a compact one), an anchor glued to a flow indicator or starting a
  * line (js-yaml accepts `&a{`, and two anchors on one node across lines), empty `-` entries (js-yaml
  * accepts the next `-` at another indentation), and implicit keys that may exceed yaml@2's 1024-character limit.
  */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
-const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'\]}]#|&[^\s[\]{},]+[ ]+[^\s[{][^\n]*:(?:\s|$)|!!merge|yaml\.org,2002:merge|&[^\s[\]{},]*[[\]{},]|^[ ]*&|^[ -]*-[ ]*(?:#[^\n]*)?\r?$|^[^\n]{1000}/m
+const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'[\]{},]#|&[^\s[\]{},]+[ ]+[^\s[{][^\n]*:(?:\s|$)|!!merge|yaml\.org,2002:merge|&[^\s[\]{},]*[[\]{},]|^[ ]*&|^[ -]*-[ ]*(?:#[^\n]*)?\r?$|^[^\n]{1000}/m
 
 /**
  * Upper bound on aliases for the fast path: yaml@2 refuses documents whose alias expansions

@@ -168,6 +168,7 @@ describe('quickLoad', () => {
     ['a document end marker', 'a: 1\n...\n'],
     ['a comment glued to a flow map', 'a: {b: 1}#c\n'],
     ['a comment glued to a quoted string', 'a: "b"#c\n'],
+    ['a comment glued to a comma', 'a: [b,#c\n d]\n'],
     ['a lone CR line break', 'a: 1\rb: 2\n'],
     ['a line separator', 'a: "x\u2028y"\n'],
     ['a control character', 'a: "x\u0007"\n'],
