@@ -69,7 +69,7 @@ describe('the 100-pipeline bench manifest', () => {
 })
 
 describe('mutated manifests give the same result through both paths', () => {
-  const PIECES = [':', ': ', '- ', ' ', '  ', '\t', '{', '}', '[', ']', '"', "'", '&a ', '*a', '<<: *a\n', '#', ' #', '\n', '\r\n', 'x', '0', '012', '0o7', '0x1F', '1e3', '.inf', 'yes', 'null', '~', '|', '>-', '? ', ',', '!!str ', '! ', '%YAML 1.1\n', '---\n', '...\n', '\\', '"\\t"', '\u00e9', '\uFEFF', '\u2028', '[x]: 1\n', '  k: v\n']
+  const PIECES = [':', ': ', '- ', ' ', '  ', '\t', '{', '}', '[', ']', '"', "'", '&a ', '*a', '<<: *a\n', '#', ' #', '\n', '\r\n', 'x', '0', '012', '0o7', '0x1F', '1e3', '.inf', 'yes', 'null', '~', '|', '>-', '? ', ',', '!!str ', '! ', '%YAML 1.1\n', '---\n', '...\n', '\\', '"\\t"', '\u00e9', '\uFEFF', '\u2028', '[x]: 1\n', '  k: v\n', '&q{', '&q\n  &r ', 'k: &k b: c', '<<: *y\n', '&y {q: 1} ', '-\n', '- \n', '-  - ', ',#']
   let schema: JsonSchema
   beforeAll(async () => {
     schema = await manifestStructureSchema()
