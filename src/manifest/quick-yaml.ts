@@ -34,18 +34,18 @@ const CORE = new Schema({
 })
 
 /**
- * Text that js-yaml and yaml@2 may read differently, or that yaml@2 may reject where js-yaml does
- * not: tabs (yaml@2 has its own rules for them), directives (`%YAML 1.1` changes the schema),
- * explicit `?` keys and collections as keys (yaml@2 names them differently), document markers
- * (only a leading `---` is allowed), explicit merge tags, line breaks other than LF/CRLF, control characters, a BOM
- * past the start, a `#` glued to a quote, bracket or comma (a comment for js-yaml, an error for
- * yaml@2), an anchor followed by `x: y` on its line but not by a flow collection (js-yaml
- * reads a mapping, yaml@2 rejects a compact one), an anchor glued to a flow indicator or starting a
- * line (js-yaml accepts `&a{`, and two anchors on one node across lines), empty `-` entries (js-yaml
- * accepts the next `-` at another indentation), and implicit keys that may exceed yaml@2's 1024-character limit.
+ * Text that js-yaml and yaml@2 may read differently, or that only yaml@2 rejects (most found by
+ * fuzzing one against the other):
+ * - tabs (yaml@2 has its own rules), control characters, line breaks other than LF/CRLF, a BOM past the start;
+ * - directives (`%YAML 1.1` changes yaml@2's schema), document markers (a leading `---` is stripped), `!!merge`;
+ * - explicit `?` keys, flow collections as keys, aliases where a flow map has its keys (names differ);
+ * - a `#` glued to a quote, bracket or comma (a comment for js-yaml, an error for yaml@2);
+ * - an anchor followed by `x: y` on its line (a compact mapping), glued to a flow indicator (`&a{`) or
+ *   starting a line (two anchors on one node), and empty `-` entries (js-yaml then takes any indentation);
+ * - lines of 1000+ characters (yaml@2 limits implicit keys to 1024).
  */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
-const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'[\]{},]#|&[^\s[\]{},]+[ ]+[^\s[{][^\n]*:(?:\s|$)|!!merge|yaml\.org,2002:merge|&[^\s[\]{},]*[[\]{},]|^[ ]*&|^[ -]*-[ ]*(?:#[^\n]*)?\r?$|^[^\n]{1000}/m
+const UNSURE = /[\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0085\u2028\u2029\ufeff]|\r(?!\n)|^%|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ ]*:|^(?:---|\.\.\.)(?:\s|$)|["'[\]{},]#|&[^\s[\]{},]+[ ]+[^\s[{][^\n]*:(?:\s|$)|!!merge|yaml\.org,2002:merge|[{,]\s*\*|&[^\s[\]{},]*[[\]{},]|^[ ]*&|^[ -]*-[ ]*(?:#[^\n]*)?\r?$|^[^\n]{1000}/m
 
 /**
  * Upper bound on aliases for the fast path: yaml@2 refuses documents whose alias expansions
@@ -111,7 +111,7 @@ export function quickLoad(source: string): QuickLoad | undefined {
 
 /**
  * Checks keys and reachability: a `null` key is "" in yaml@2 but "null" in js-yaml, so any "null"
- * key goes to yaml@2; every collection js-yaml built must be reachable (else it was a key or an
+ * key goes to yaml@2, as does a map used as a key; every collection js-yaml built must be reachable (else it was a key or an
  * inline merge source, which yaml@2 handles differently).
  */
 function plainTree(root: unknown, built: readonly object[]): boolean {
@@ -126,7 +126,7 @@ function plainTree(root: unknown, built: readonly object[]): boolean {
       continue
     }
     for (const key of Object.keys(node)) {
-      if (key === 'null') return false
+      if (key === 'null' || key === '[object Object]') return false
       stack.push((node as Record<string, unknown>)[key])
     }
   }

@@ -158,6 +158,8 @@ describe('quickLoad', () => {
     ['an alias as a key to a list', 'l: &l [a]\n*l : 1\n'],
     ['an alias as a key in a flow map', 'l: &l [a]\nm: {*l : 1}\n'],
     ['an alias to a string as a key', 's: &s a\n*s : 1\n'],
+    ['an alias as a key without a value in a flow map', 'm: &m {a: 1}\nf: {b: 1, *m}\n'],
+    ['an alias to a list as a key without a value', 'l: &l [a]\nf: {\n  *l }\n'],
     ['a null key ("" in yaml@2, "null" in js-yaml)', '~: 1\n'],
     ['a key written null', 'null: 1\n'],
     ['an explicit tag', 'a: !!str 1\n'],
