@@ -1,7 +1,7 @@
 import {readFileSync, statSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
-import {Collector, type Locator} from './collector.js'
+import {Collector} from './collector.js'
 import {dottedPath, type Diagnostic} from './diagnostics.js'
 import type {ParsedYaml} from './positions.js'
 import {quickLoad} from './quick-yaml.js'
@@ -110,9 +110,20 @@ export async function validateSource(source: string, file: string, schema: JsonS
     // The common case, a valid manifest, never needs a position: yaml@2 (~150 ms cold on 100 pipelines) is not loaded.
     const quick = quickLoad(text)
     if (quick) {
-      const out = new Collector(absolute, NO_POSITIONS)
-      const structure = checkData(quick.data, dir, schema, out)
-      if (out.count === 0 && structure.issues.length === 0) return {file: absolute, dir, valid: true, diagnostics: [], manifest: structure.value as Manifest}
+      // The first diagnostic ends this pass (its locate throws); `located` holds even if something swallowed the throw.
+      let located = false
+      const out = new Collector(absolute, {
+        locate() {
+          located = true
+          throw NEEDS_POSITIONS
+        },
+      })
+      try {
+        const structure = checkData(quick.data, dir, schema, out)
+        if (!located && out.count === 0 && structure.issues.length === 0) return {file: absolute, dir, valid: true, diagnostics: [], manifest: structure.value as Manifest}
+      } catch (error) {
+        if (error !== NEEDS_POSITIONS) throw error
+      }
     }
   }
   // Something to report (or a document js-yaml cannot vouch for): yaml@2 gives the positions and the YAML diagnostics.
@@ -120,8 +131,8 @@ export async function validateSource(source: string, file: string, schema: JsonS
   return validateParsed(parseYaml(text), absolute, dir, schema)
 }
 
-/** Diagnostics found on the fast path are discarded and recomputed with yaml@2's positions. */
-const NO_POSITIONS: Locator = {locate: () => ({line: 0, col: 0, offset: 0})}
+/** Thrown on the fast path by the first diagnostic: diagnostics are computed again with yaml@2's positions. */
+const NEEDS_POSITIONS = new Error('a diagnostic needs positions')
 
 function checkData(data: unknown, dir: string, schema: JsonSchema, out: Collector): ReturnType<typeof checkStructure> {
   const structure = checkStructure(schema, data)
