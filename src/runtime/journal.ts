@@ -414,24 +414,9 @@ export class Journal {
     // Walk segments newest first, collecting matching seqs, until `count` are found.
     let needed = count
     for (let i = this.segments.length - 1; i >= 0; i--) {
-      const segment = this.segments[i]!
       const seqs: number[] = []
-      let data: Buffer
-      try {
-        data = (await fs.promises.readFile(segment.file)).subarray(0, segment.bytes)
-      } catch {
-        continue
-      }
-      for (let p = 0; p < data.length; ) {
-        const record = decodeRecord(data, p, data.length)
-        if (!record) break
-        p = record.end
-        if (!record.ok || record.seq > until) continue
-        try {
-          if (match(JSON.parse(data.toString('utf8', record.jsonStart, record.end - 1)))) seqs.push(record.seq)
-        } catch {
-          // Checksummed but unparsable: the cursor reports it as missing.
-        }
+      for await (const {seq, event} of this.segmentEvents(this.segments[i]!)) {
+        if (seq <= until && match(event as Parameters<EventMatcher>[0])) seqs.push(seq)
       }
       if (seqs.length >= needed) return seqs[seqs.length - needed]! - 1
       needed -= seqs.length
@@ -443,26 +428,37 @@ export class Journal {
     for (const segment of [...this.segments]) {
       // A segment last written before `time` holds only older events.
       if (segment.lastWriteMs < time && segment !== this.segments.at(-1)) continue
-      let data: Buffer
-      try {
-        data = (await fs.promises.readFile(segment.file)).subarray(0, segment.bytes)
-      } catch {
-        continue
-      }
-      for (let p = 0; p < data.length; ) {
-        const record = decodeRecord(data, p, data.length)
-        if (!record) break
-        p = record.end
-        if (!record.ok) continue
-        try {
-          const stamp = Date.parse((JSON.parse(data.toString('utf8', record.jsonStart, record.end - 1)) as {EE_TIMESTAMP?: string}).EE_TIMESTAMP ?? '')
-          if (stamp >= time) return record.seq - 1
-        } catch {
-          // Unparsable: the cursor reports it as missing.
-        }
+      for await (const {seq, event} of this.segmentEvents(segment)) {
+        if (Date.parse((event as {EE_TIMESTAMP?: string}).EE_TIMESTAMP ?? '') >= time) return seq - 1
       }
     }
     return this.last
+  }
+
+  /**
+   * The intact records of one segment, parsed. An unreadable segment yields nothing; a checksummed
+   * but unparsable record is skipped (the cursor reports it as missing).
+   */
+  private async *segmentEvents(segment: Segment): AsyncGenerator<{seq: number; event: unknown}> {
+    let data: Buffer
+    try {
+      data = (await fs.promises.readFile(segment.file)).subarray(0, segment.bytes)
+    } catch {
+      return
+    }
+    for (let p = 0; p < data.length; ) {
+      const record = decodeRecord(data, p, data.length)
+      if (!record) break
+      p = record.end
+      if (!record.ok) continue
+      let event: unknown
+      try {
+        event = JSON.parse(data.toString('utf8', record.jsonStart, record.end - 1))
+      } catch {
+        continue
+      }
+      yield {seq: record.seq, event}
+    }
   }
 
   private closeActive(): void {
