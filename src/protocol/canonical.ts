@@ -69,7 +69,10 @@ function renderNumber(value: number | bigint | WireNumber, style: FloatStyle): s
   }
   if (!Number.isFinite(value)) return 'null'
   // A JS integer is sent (and hashed) as a Python int; anything else as a float.
-  if (Number.isInteger(value)) return Object.is(value, -0) ? '0' : BigInt(value).toString()
+  if (Number.isInteger(value)) return value > -1e21 && value < 1e21 ? String(value) : BigInt(value).toString()
+  // The event path's shortcut: JS and Python both print the shortest round-trip digits, and where
+  // Python uses positional notation (1e-4 ≤ |x| < 1e16) a non-integer prints the same in both.
+  if (style === 'v2' && (value >= 1e-4 || value <= -1e-4)) return String(value)
   return renderFloat(value, style)
 }
 
@@ -104,6 +107,12 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length
 }
 
+/** True when some key holds a UTF-16 surrogate or a code unit above it (the default sort would misorder it). */
+function needsCodePointSort(keys: string[]): boolean {
+  for (const key of keys) for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) >= 0xd800) return true
+  return false
+}
+
 /** Serializes any JSON-like value (plain JS or wire-parsed) as canonical JSON: sorted keys, no spaces. */
 export function canonicalJson(value: unknown, style: FloatStyle = 'v2'): string {
   if (value === null || value === undefined) return 'null'
@@ -117,12 +126,23 @@ export function canonicalJson(value: unknown, style: FloatStyle = 'v2'): string 
       return renderNumber(value, style)
     case 'object': {
       if (value instanceof WireNumber) return renderNumber(value, style)
-      if (Array.isArray(value)) return '[' + value.map((item) => canonicalJson(item, style)).join(',') + ']'
+      if (Array.isArray(value)) {
+        let out = '['
+        for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonicalJson(value[i], style)
+        return out + ']'
+      }
       const record = value as Record<string, unknown>
-      const keys = Object.keys(record)
-        .filter((key) => record[key] !== undefined)
-        .sort(compareCodePoints)
-      return '{' + keys.map((key) => pythonJsonString(key) + ':' + canonicalJson(record[key], style)).join(',') + '}'
+      // UTF-16 order is code-point order unless surrogates meet U+E000..U+FFFF: the native sort does
+      // for almost every key set, and the event path sorts a few keys per event.
+      const keys = Object.keys(record).sort()
+      if (needsCodePointSort(keys)) keys.sort(compareCodePoints)
+      let out = '{'
+      for (const key of keys) {
+        const item = record[key]
+        if (item === undefined) continue
+        out += (out.length === 1 ? '' : ',') + pythonJsonString(key) + ':' + canonicalJson(item, style)
+      }
+      return out + '}'
     }
     default:
       return 'null'

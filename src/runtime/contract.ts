@@ -16,8 +16,11 @@ export interface CommandMeta {
   sessionId?: string
 }
 
-/** A stream of node events in EE_MESSAGE_SEQ order. Returns the unsubscribe function. */
-export type EventListener = (event: NodeEvent) => void
+/**
+ * A stream of node events in EE_MESSAGE_SEQ order. `text` is the event's canonical JSON, made once
+ * per event: the journal stores it and the server signs it, so neither serializes the event again.
+ */
+export type EventListener = (event: NodeEvent, text: string) => void
 
 export interface NodeCore {
   readonly address: string

@@ -3,6 +3,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {writeFileAtomic} from '../files.js'
+import {canonicalJson} from '../protocol/canonical.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {MATCH_ALL, compileFilter, gapEvent, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
 import {HEADER_BYTES, decodeRecord, encodeRecord, parseSegmentName, segmentName} from './journal-format.js'
@@ -52,6 +53,12 @@ export interface JournalOptions extends Partial<JournalLimits> {
 
 /** What a reader gets: events in seq order, and gaps where events can no longer be had. */
 export type JournalEntry = NodeEvent | GapEvent
+
+/** An entry with its canonical JSON (the record's own text, so a server can sign it without serializing again). */
+export interface JournalRecord {
+  entry: JournalEntry
+  text: string
+}
 
 export interface ReadOptions {
   /** Only events with EE_MESSAGE_SEQ > sinceSeq ("everything after the last one I saw"). */
@@ -192,9 +199,10 @@ export class Journal {
 
   /**
    * Adds an event; its EE_MESSAGE_SEQ must be above lastSeq(). Throws only for such misuse; a failed
-   * disk write is reported through `onError` and leaves earlier records intact.
+   * disk write is reported through `onError` and leaves earlier records intact. `text` is the event's
+   * canonical JSON when the caller has it (the node core makes it once per event).
    */
-  append(event: NodeEvent): void {
+  append(event: NodeEvent, text: string = canonicalJson(event)): void {
     if (this.closed) throw new R1Error(`The event journal in ${this.dir} is closed`, ExitCode.FAILURE, {code: 'JOURNAL_CLOSED'})
     const seq = event.EE_MESSAGE_SEQ
     if (!Number.isSafeInteger(seq) || seq <= this.last) {
@@ -203,12 +211,11 @@ export class Journal {
         hint: 'The node must number events from journal.lastSeq() + 1, in order.',
       })
     }
-    const json = JSON.stringify(event)
-    let written = encodeRecord(this.buffer, this.used, seq, json)
+    let written = encodeRecord(this.buffer, this.used, seq, text)
     if (written < 0) {
       this.flushQuietly()
-      if (this.used === 0 && this.buffer.length < HEADER_BYTES + 24 + Buffer.byteLength(json)) this.buffer = Buffer.allocUnsafe(2 * (HEADER_BYTES + 24 + Buffer.byteLength(json)))
-      written = encodeRecord(this.buffer, this.used, seq, json)
+      if (this.used === 0 && this.buffer.length < HEADER_BYTES + 24 + Buffer.byteLength(text)) this.buffer = Buffer.allocUnsafe(2 * (HEADER_BYTES + 24 + Buffer.byteLength(text)))
+      written = encodeRecord(this.buffer, this.used, seq, text)
     }
     this.pendingSeqs.push(seq)
     this.pendingOffsets.push(this.used)
@@ -304,7 +311,7 @@ export class Journal {
     let remaining = options.limit ?? Number.POSITIVE_INFINITY
     while (remaining > 0 && cursor.position < until) {
       const page = await cursor.next(Math.min(1000, remaining))
-      for (const entry of page) {
+      for (const {entry} of page) {
         yield entry
         if (--remaining <= 0) return
       }
@@ -524,10 +531,10 @@ export class JournalCursor {
    * Up to `max` entries after `position`. Returns [] when caught up; may also return fewer (even none)
    * before that when a filter skips much, so loop on `caughtUp`, not on an empty page.
    */
-  async next(max = 1000): Promise<JournalEntry[]> {
+  async next(max = 1000): Promise<JournalRecord[]> {
     const journal = this.journal
     journal.flushQuietly()
-    const out: JournalEntry[] = []
+    const out: JournalRecord[] = []
     let scanned = 0
     let chunk = READ_CHUNK
     while (out.length < max && scanned < MAX_SCAN_BYTES) {
@@ -535,7 +542,7 @@ export class JournalCursor {
       if (target > journal.settledSeq()) break
       const first = journal.firstSeq()
       if (target < first) {
-        out.push(gapEvent(target, first - 1, 'retention'))
+        out.push(gapRecord(target, first - 1, 'retention'))
         this.position = first - 1
         this.segment = undefined
         continue
@@ -561,7 +568,7 @@ export class JournalCursor {
         // Seqs between the end of this segment's data and the next one's start were never written or are corrupt.
         const upTo = next ? next.firstSeq - 1 : journal.settledSeq()
         if (this.position < upTo) {
-          out.push(gapEvent(this.position + 1, upTo, 'missing'))
+          out.push(gapRecord(this.position + 1, upTo, 'missing'))
           this.position = upTo
         }
         if (next) {
@@ -593,16 +600,17 @@ export class JournalCursor {
           continue
         }
         if (record.seq <= this.position) continue
+        const text = data.toString('utf8', record.jsonStart, record.end - 1)
         let event: NodeEvent | undefined
         try {
-          event = JSON.parse(data.toString('utf8', record.jsonStart, record.end - 1)) as NodeEvent
+          event = JSON.parse(text) as NodeEvent
         } catch {
           journal.warnOnce(`skipped an unreadable record (seq ${record.seq}) in ${path.basename(segment.file)}`)
           continue
         }
-        if (record.seq > this.position + 1) out.push(gapEvent(this.position + 1, record.seq - 1, 'missing'))
+        if (record.seq > this.position + 1) out.push(gapRecord(this.position + 1, record.seq - 1, 'missing'))
         this.position = record.seq
-        if (this.match(event)) out.push(event)
+        if (this.match(event)) out.push({entry: event, text})
       }
       if (p === 0) {
         if (data.length < end - this.offset) {
@@ -617,6 +625,11 @@ export class JournalCursor {
     }
     return out
   }
+}
+
+function gapRecord(fromSeq: number, toSeq: number, reason: GapEvent['REASON']): JournalRecord {
+  const entry = gapEvent(fromSeq, toSeq, reason)
+  return {entry, text: canonicalJson(entry)}
 }
 
 async function readAt(file: string, offset: number, length: number): Promise<Buffer> {

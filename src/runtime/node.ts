@@ -6,6 +6,7 @@ import {join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {writeFileAtomic} from '../files.js'
 import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields.js'
+import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
@@ -609,9 +610,10 @@ export class LocalNode implements NodeCore {
     const full = event as unknown as NodeEvent & Record<string, unknown>
     full.EE_MESSAGE_SEQ = ++this.seq
     full.EE_TIMESTAMP = isoNow()
+    const text = canonicalJson(full)
     for (const listener of this.listeners) {
       try {
-        listener(full)
+        listener(full, text)
       } catch (error) {
         process.stderr.write(`r1 node: an event listener threw: ${(error as Error).message}\n`)
       }

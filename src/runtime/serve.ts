@@ -88,7 +88,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     await journal.close()
     throw error
   }
-  const unjournal = core.onEvent((event) => journal.append(event))
+  const unjournal = core.onEvent((event, text) => journal.append(event, text))
   const allowList = new AllowList(allowListPath(dataDir), options.allow ?? [], log)
   const server = new NodeServer({
     core,

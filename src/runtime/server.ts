@@ -42,7 +42,8 @@ export interface EventHistory {
 export interface HistoryCursor {
   position: number
   readonly caughtUp: boolean
-  next(max?: number): Promise<Array<{EE_EVENT_TYPE: string; EE_MESSAGE_SEQ?: number} & Record<string, unknown>>>
+  /** Entries with their canonical JSON (signed as is). */
+  next(max?: number): Promise<Array<{entry: {EE_EVENT_TYPE: string; EE_MESSAGE_SEQ?: number} & Record<string, unknown>; text: string}>>
 }
 
 /**
@@ -107,7 +108,7 @@ interface OutItem {
   object: Record<string, unknown>
   canonical: string
   /** Part of the subscription stream (dropped and re-read from the journal when the reader is slow). */
-  sub?: boolean
+  sub: boolean
 }
 
 interface Subscription {
@@ -195,7 +196,7 @@ export class NodeServer {
     wss.on('error', (error) => this.log(`websocket server error: ${error.message}`))
     this.http = http
     this.wss = wss
-    this.unsubscribe = this.options.core.onEvent((event) => this.dispatchEvent(event))
+    this.unsubscribe = this.options.core.onEvent((event, text) => this.dispatchEvent(event, text))
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject)
       http.listen(port, host, () => {
@@ -326,14 +327,12 @@ export class NodeServer {
     for (const connection of this.connections) connection.checkAlive()
   }
 
-  private dispatchEvent(event: NodeEvent): void {
+  private dispatchEvent(event: NodeEvent, text: string): void {
     const hash = event.EE_EVENT_TYPE === 'NOTIFICATION' ? event.COMMAND_HASH : undefined
     const owner = hash ? this.commandOwners.get(hash)?.connection : undefined
-    let item: OutItem | undefined
-    const itemFor = () => (item ??= {object: event, canonical: canonicalJson(event)})
     for (const connection of this.connections) {
-      const delivered = connection.offerLive(event, itemFor)
-      if (connection === owner && !delivered) connection.enqueue(itemFor())
+      const delivered = connection.offerLive(event, text)
+      if (connection === owner && !delivered) connection.enqueue(event, text)
     }
   }
 }
@@ -372,7 +371,7 @@ class Connection {
       VERSION: server.options.version ?? null,
       PROTOCOL: SUBPROTOCOL,
     }
-    this.enqueue({object: hello, canonical: canonicalJson(hello)})
+    this.enqueue(hello)
   }
 
   checkAlive(): void {
@@ -565,7 +564,7 @@ class Connection {
     this.subscription = subscription
     this.reply(hash, 'R1_SUBSCRIBE', {LAST_SEQ: lastSeq, FROM_SEQ: subscription.position})
     if (wantsHistory && !history && request.SINCE_SEQ !== undefined && request.SINCE_SEQ < lastSeq) {
-      this.enqueue(this.gapItem(request.SINCE_SEQ + 1, lastSeq), true)
+      this.enqueueGap(request.SINCE_SEQ + 1, lastSeq)
     }
     if (subscription.mode === 'history') void this.pump()
     else this.enqueueLiveMarker(subscription.position)
@@ -573,12 +572,11 @@ class Connection {
 
   /** Tells the subscriber that history is over (r1 logs without --follow stops there). */
   private enqueueLiveMarker(position: number): void {
-    const marker = liveMarker(this.server.core.alias, position)
-    this.enqueue({object: marker, canonical: canonicalJson(marker)}, true)
+    this.enqueue(liveMarker(this.server.core.alias, position), undefined, true)
   }
 
   /** Offers a live event; true when it was queued for this connection's subscription. */
-  offerLive(event: NodeEvent, item: () => OutItem): boolean {
+  offerLive(event: NodeEvent, text: string): boolean {
     const sub = this.subscription
     if (!sub || this.disposed) return false
     if (sub.mode === 'history') return sub.matcher(event) // the pump will read it from the journal
@@ -589,7 +587,7 @@ class Connection {
       this.fallBehind()
       return true
     }
-    this.enqueue(item(), true)
+    this.enqueue(event, text, true)
     return true
   }
 
@@ -601,7 +599,7 @@ class Connection {
     const firstDropped = this.dropQueuedSubscriptionItems()
     const resumeAfter = firstDropped === undefined ? sub.position : firstDropped - 1
     if (!history) {
-      this.enqueue(this.gapItem(resumeAfter + 1, sub.position), true)
+      this.enqueueGap(resumeAfter + 1, sub.position)
       return
     }
     sub.mode = 'history'
@@ -625,8 +623,8 @@ class Connection {
         sub.cursor ??= await history.cursor({sinceSeq: sub.position, filter: sub.filter})
         const page = await sub.cursor.next(500)
         if (sub !== this.subscription || this.disposed) return
-        for (const entry of page) {
-          this.enqueue({object: entry, canonical: canonicalJson(entry)}, true)
+        for (const {entry, text} of page) {
+          this.enqueue(entry, text, true)
           if (typeof entry.EE_MESSAGE_SEQ === 'number') sub.position = entry.EE_MESSAGE_SEQ
         }
         sub.position = Math.max(sub.position, sub.cursor.position)
@@ -646,9 +644,8 @@ class Connection {
     }
   }
 
-  private gapItem(fromSeq: number, toSeq: number): OutItem {
-    const gap = {...gapEvent(fromSeq, toSeq, 'retention'), EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]}
-    return {object: gap, canonical: canonicalJson(gap)}
+  private enqueueGap(fromSeq: number, toSeq: number): void {
+    this.enqueue({...gapEvent(fromSeq, toSeq, 'retention'), EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]}, undefined, true)
   }
 
   // ---- outgoing ----
@@ -662,7 +659,7 @@ class Connection {
       ACTION: action,
       RESULT: result === undefined ? null : result,
     }
-    this.enqueue({object: reply, canonical: canonicalJson(reply)})
+    this.enqueue(reply)
   }
 
   private reject(reason: RejectionReason, detail: string, hash: string | null, action: string | null): void {
@@ -677,12 +674,13 @@ class Connection {
       COMMAND_HASH: hash,
       ACTION: action,
     }
-    this.enqueue({object: rejection, canonical: canonicalJson(rejection)})
+    this.enqueue(rejection)
   }
 
-  enqueue(item: OutItem, subscriptionItem = false): void {
+  /** Queues a frame item; `canonical` is its canonical JSON when already made. */
+  enqueue(object: object, canonical = canonicalJson(object), subscriptionItem = false): void {
     if (this.disposed) return
-    this.queue.push(subscriptionItem ? {...item, sub: true} : item)
+    this.queue.push({object: object as Record<string, unknown>, canonical, sub: subscriptionItem})
     if (this.queue.length > this.server.stats.maxQueueLength) this.server.stats.maxQueueLength = this.queue.length
     if (subscriptionItem) this.queuedSubscriptionItems++
     this.scheduleFlush()

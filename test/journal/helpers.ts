@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import type {NodeEvent} from '../../src/protocol/events.js'
-import {Journal, type JournalEntry, type JournalOptions, type ReadOptions} from '../../src/runtime/journal.js'
+import {Journal, type JournalEntry, type JournalRecord, type JournalOptions, type ReadOptions} from '../../src/runtime/journal.js'
 
 export function payload(seq: number, extra: Record<string, unknown> = {}, pipeline = 'temps', instance = 'monitor-1'): NodeEvent {
   return {
@@ -44,8 +44,12 @@ export async function readAll(journal: Journal, options: ReadOptions = {}): Prom
   return out
 }
 
-export function seqsOf(entries: JournalEntry[]): Array<number | string> {
-  return entries.map((e) => (e.EE_EVENT_TYPE === 'R1_GAP' ? `gap:${e.FROM_SEQ}-${e.TO_SEQ}:${e.REASON}` : e.EE_MESSAGE_SEQ))
+/** Seqs (and gaps as `gap:from-to:reason`) of entries, or of a cursor page's records. */
+export function seqsOf(entries: Array<JournalEntry | JournalRecord>): Array<number | string> {
+  return entries.map((item) => {
+    const e: JournalEntry = 'text' in item && typeof item.text === 'string' && 'entry' in item ? (item as JournalRecord).entry : (item as JournalEntry)
+    return e.EE_EVENT_TYPE === 'R1_GAP' ? `gap:${e.FROM_SEQ}-${e.TO_SEQ}:${e.REASON}` : e.EE_MESSAGE_SEQ
+  })
 }
 
 export function range(from: number, to: number): number[] {
