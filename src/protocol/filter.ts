@@ -40,8 +40,11 @@ export const GapEventSchema = z.object({
   EE_EVENT_TYPE: z.literal('R1_GAP'),
   FROM_SEQ: z.number().int().nonnegative(),
   TO_SEQ: z.number().int().nonnegative(),
-  REASON: z.enum(['retention', 'missing']),
+  /** `reset`: the node's journal is not the one SINCE_SEQ counted in; FROM_SEQ is the first old seq not received, TO_SEQ is 0 and numbering restarts at 1. */
+  REASON: z.enum(['retention', 'missing', 'reset']),
   EE_TIMESTAMP: z.string(),
+  /** (`reset`) the id of the journal the stream continues in. */
+  JOURNAL_ID: z.string().optional(),
   /** `[node alias, null, null, null]` when the sender knows its alias (the server adds it). */
   EE_PAYLOAD_PATH: z.tuple([z.string(), z.null(), z.null(), z.null()]).optional(),
 })

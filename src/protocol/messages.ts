@@ -69,6 +69,8 @@ export const SubscribeSchema = z.object({
   LAST: z.number().int().nonnegative().max(100_000).optional(),
   /** Replay from the first event stamped at or after this ISO-8601 time, then go live (with SINCE_SEQ or LAST: the later start wins). */
   SINCE_TIME: z.string().refine((t) => !Number.isNaN(Date.parse(t)), 'expected an ISO-8601 time').optional(),
+  /** The journal SINCE_SEQ counts in (from an earlier reply): another one means the node's numbering restarted. */
+  JOURNAL_ID: z.string().min(1).max(100).optional(),
 })
 export type Subscribe = z.infer<typeof SubscribeSchema>
 
@@ -219,7 +221,8 @@ export const HelloSchema = z
 export type Hello = z.infer<typeof HelloSchema>
 
 /** RESULT of R1_SUBSCRIBE: the node's last seq when the subscription started. */
-export const SubscribeResultSchema = z.object({LAST_SEQ: z.number().int().nonnegative(), FROM_SEQ: z.number().int().nonnegative()})
+export const SubscribeResultSchema = z.object({LAST_SEQ: z.number().int().nonnegative(), FROM_SEQ: z.number().int().nonnegative(), JOURNAL_ID: z.string().optional()})
+export type SubscribeResult = z.infer<typeof SubscribeResultSchema>
 /** RESULT of R1_BUNDLE_HAS. */
 export const BundleHasResultSchema = z.object({HAVE: z.array(z.string()), MISSING: z.array(z.string())})
 /** RESULT of R1_BUNDLE_PUT. */

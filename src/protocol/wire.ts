@@ -30,13 +30,16 @@ function derToB64(der: Uint8Array): string {
   return Buffer.from(der).toString('base64').replace(/\+/g, '-').replace(/\//g, '_')
 }
 
+/** `"EE_HASH":…,"EE_SENDER":…,"EE_SIGN":…` for a canonical text's sha256 digest (the fields a frame ends with). */
+function signatureTail(digest: Buffer, identity: Identity): string {
+  const der = secp256k1.signatureExport(secp256k1.ecdsaSign(sha256(digest), identity.privateKey).signature)
+  return `"EE_HASH":"${digest.toString('hex')}","EE_SENDER":"${identity.address}","EE_SIGN":"${derToB64(der)}"`
+}
+
 /** Signs an already canonical v2 string (it must contain "SIGN_CANON_V":"v2") and returns the wire text. */
 export function signCanonical(canonical: string, identity: Identity): {text: string; hash: string} {
   const digest = sha256(canonical)
-  const hash = digest.toString('hex')
-  const der = secp256k1.signatureExport(secp256k1.ecdsaSign(sha256(digest), identity.privateKey).signature)
-  const text = canonical.slice(0, -1) + `,"EE_HASH":"${hash}","EE_SENDER":"${identity.address}","EE_SIGN":"${derToB64(der)}"}`
-  return {text, hash}
+  return {text: canonical.slice(0, -1) + `,${signatureTail(digest, identity)}}`, hash: digest.toString('hex')}
 }
 
 /** Signs a message object and returns its wire text and EE_HASH. */
@@ -44,16 +47,33 @@ export function encodeSigned(message: Record<string, unknown>, identity: Identit
   return signCanonical(signingCanonical(message, {version: 'v2'}), identity)
 }
 
-/** Signs several frame items as one `R1_BATCH` frame (items given as their canonical JSON). */
-export function encodeBatch(itemCanonicals: string[], identity: Identity, timestamp = new Date().toISOString()): {text: string; hash: string} {
+const COMMA = Buffer.from(',')
+const BATCH_END = Buffer.from('],"SIGN_CANON_V":"v2"')
+
+/**
+ * Signs several frame items (their canonical JSON in UTF-8) as one `R1_BATCH` frame; returns the
+ * frame's UTF-8 bytes (a text frame). The items are hashed and copied as they are, never re-encoded.
+ */
+export function encodeBatch(items: Uint8Array[], identity: Identity, timestamp = new Date().toISOString()): {frame: Buffer; hash: string} {
   // Keys in code-point order: EE_EVENT_TYPE < EE_TIMESTAMP < EVENTS < SIGN_CANON_V.
-  const canonical = `{"EE_EVENT_TYPE":"R1_BATCH","EE_TIMESTAMP":${pythonJsonString(timestamp)},"EVENTS":[${itemCanonicals.join(',')}],"SIGN_CANON_V":"v2"}`
-  return signCanonical(canonical, identity)
+  const parts: Uint8Array[] = [Buffer.from(`{"EE_EVENT_TYPE":"R1_BATCH","EE_TIMESTAMP":${pythonJsonString(timestamp)},"EVENTS":[`)]
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) parts.push(COMMA)
+    parts.push(items[i]!)
+  }
+  parts.push(BATCH_END)
+  const hasher = createHash('sha256')
+  for (const part of parts) hasher.update(part)
+  hasher.update('}')
+  const digest = hasher.digest()
+  const hash = digest.toString('hex')
+  parts.push(Buffer.from(`,${signatureTail(digest, identity)}}`))
+  return {frame: Buffer.concat(parts), hash}
 }
 
-/** Canonical JSON of one frame item (what encodeBatch takes). */
-export function itemCanonical(item: FrameItem | Record<string, unknown>): string {
-  return canonicalJson(item)
+/** Canonical JSON of one frame item in UTF-8 (what encodeBatch takes). */
+export function itemCanonical(item: FrameItem | Record<string, unknown>): Buffer {
+  return Buffer.from(canonicalJson(item))
 }
 
 export type DecodeFailure = {ok: false; reason: RejectionReason; detail: string; hash: string | null; action: string | null}

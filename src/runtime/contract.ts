@@ -17,10 +17,10 @@ export interface CommandMeta {
 }
 
 /**
- * A stream of node events in EE_MESSAGE_SEQ order. `text` is the event's canonical JSON, made once
- * per event: the journal stores it and the server signs it, so neither serializes the event again.
+ * A stream of node events in EE_MESSAGE_SEQ order. `json` is the event's canonical JSON in UTF-8,
+ * made once per event: the journal stores it and the server signs it, so neither serializes again.
  */
-export type EventListener = (event: NodeEvent, text: string) => void
+export type EventListener = (event: NodeEvent, json: Buffer) => void
 
 export interface NodeCore {
   readonly address: string

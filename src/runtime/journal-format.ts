@@ -3,9 +3,10 @@ import * as zlib from 'node:zlib'
 /**
  * On-disk record format of the event journal, one record per line:
  *
- *   <crc32 of the rest of the line, 8 lowercase hex> <EE_MESSAGE_SEQ decimal> <event JSON>\n
+ *   <crc32 of the rest of the line, 8 lowercase hex> <EE_MESSAGE_SEQ decimal> <event canonical JSON>\n
  *
- * JSON never holds a raw newline, so `\n` ends a record. The seq in the header lets the reader
+ * The JSON is the event's canonical form (protocol/canonical.ts: what a node signs), so history is
+ * signed straight from the record's bytes. JSON never holds a raw newline, so `\n` ends a record. The seq in the header lets the reader
  * index and skip records without parsing JSON; the checksum catches torn and corrupt records.
  */
 
@@ -56,12 +57,16 @@ const HEX = '0123456789abcdef'
  * Encodes one record into `buffer` at `offset`; returns the bytes written, or -1 when it does not fit
  * (the caller flushes and retries, or allocates a larger buffer).
  */
-export function encodeRecord(buffer: Buffer, offset: number, seq: number, json: string): number {
-  const body = `${seq} ${json}\n`
-  // Worst case of UTF-8 for a UTF-16 string is 3 bytes per code unit.
-  if (offset + HEADER_BYTES + body.length * 3 > buffer.length && offset + HEADER_BYTES + Buffer.byteLength(body) > buffer.length) return -1
+export function encodeRecord(buffer: Buffer, offset: number, seq: number, json: Uint8Array): number {
   const bodyStart = offset + HEADER_BYTES
-  const written = buffer.write(body, bodyStart, 'utf8')
+  // seq: at most 16 digits (a safe integer), then a space; the JSON; the newline
+  if (bodyStart + 17 + json.length + 1 > buffer.length) return -1
+  let p = bodyStart + buffer.write(String(seq), bodyStart, 'latin1')
+  buffer[p++] = SPACE
+  buffer.set(json, p)
+  p += json.length
+  buffer[p++] = NEWLINE
+  const written = p - bodyStart
   // The checksum covers `<seq> <json>` (not the newline), so a record torn right before its newline is still caught as torn.
   const crc = crc32(buffer, bodyStart, bodyStart + written - 1)
   for (let i = 7, c = crc; i >= 0; i--, c >>>= 4) buffer[offset + i] = HEX.charCodeAt(c & 0xf)

@@ -54,10 +54,10 @@ export interface JournalOptions extends Partial<JournalLimits> {
 /** What a reader gets: events in seq order, and gaps where events can no longer be had. */
 export type JournalEntry = NodeEvent | GapEvent
 
-/** An entry with its canonical JSON (the record's own text, so a server can sign it without serializing again). */
+/** An entry with its canonical JSON in UTF-8 (the record's own bytes, so a server signs them without serializing again). */
 export interface JournalRecord {
   entry: JournalEntry
-  text: string
+  json: Buffer
 }
 
 export interface ReadOptions {
@@ -199,10 +199,10 @@ export class Journal {
 
   /**
    * Adds an event; its EE_MESSAGE_SEQ must be above lastSeq(). Throws only for such misuse; a failed
-   * disk write is reported through `onError` and leaves earlier records intact. `text` is the event's
-   * canonical JSON when the caller has it (the node core makes it once per event).
+   * disk write is reported through `onError` and leaves earlier records intact. `json` is the event's
+   * canonical JSON in UTF-8 when the caller has it (the node core makes it once per event).
    */
-  append(event: NodeEvent, text: string = canonicalJson(event)): void {
+  append(event: NodeEvent, json: Uint8Array = Buffer.from(canonicalJson(event))): void {
     if (this.closed) throw new R1Error(`The event journal in ${this.dir} is closed`, ExitCode.FAILURE, {code: 'JOURNAL_CLOSED'})
     const seq = event.EE_MESSAGE_SEQ
     if (!Number.isSafeInteger(seq) || seq <= this.last) {
@@ -211,11 +211,11 @@ export class Journal {
         hint: 'The node must number events from journal.lastSeq() + 1, in order.',
       })
     }
-    let written = encodeRecord(this.buffer, this.used, seq, text)
+    let written = encodeRecord(this.buffer, this.used, seq, json)
     if (written < 0) {
       this.flushQuietly()
-      if (this.used === 0 && this.buffer.length < HEADER_BYTES + 24 + Buffer.byteLength(text)) this.buffer = Buffer.allocUnsafe(2 * (HEADER_BYTES + 24 + Buffer.byteLength(text)))
-      written = encodeRecord(this.buffer, this.used, seq, text)
+      if (this.used === 0 && this.buffer.length < HEADER_BYTES + 24 + json.length) this.buffer = Buffer.allocUnsafe(2 * (HEADER_BYTES + 24 + json.length))
+      written = encodeRecord(this.buffer, this.used, seq, json)
     }
     this.pendingSeqs.push(seq)
     this.pendingOffsets.push(this.used)
@@ -600,17 +600,17 @@ export class JournalCursor {
           continue
         }
         if (record.seq <= this.position) continue
-        const text = data.toString('utf8', record.jsonStart, record.end - 1)
+        const json = data.subarray(record.jsonStart, record.end - 1)
         let event: NodeEvent | undefined
         try {
-          event = JSON.parse(text) as NodeEvent
+          event = JSON.parse(json.toString()) as NodeEvent
         } catch {
           journal.warnOnce(`skipped an unreadable record (seq ${record.seq}) in ${path.basename(segment.file)}`)
           continue
         }
         if (record.seq > this.position + 1) out.push(gapRecord(this.position + 1, record.seq - 1, 'missing'))
         this.position = record.seq
-        if (this.match(event)) out.push({entry: event, text})
+        if (this.match(event)) out.push({entry: event, json})
       }
       if (p === 0) {
         if (data.length < end - this.offset) {
@@ -629,7 +629,7 @@ export class JournalCursor {
 
 function gapRecord(fromSeq: number, toSeq: number, reason: GapEvent['REASON']): JournalRecord {
   const entry = gapEvent(fromSeq, toSeq, reason)
-  return {entry, text: canonicalJson(entry)}
+  return {entry, json: Buffer.from(canonicalJson(entry))}
 }
 
 async function readAt(file: string, offset: number, length: number): Promise<Buffer> {

@@ -610,10 +610,10 @@ export class LocalNode implements NodeCore {
     const full = event as unknown as NodeEvent & Record<string, unknown>
     full.EE_MESSAGE_SEQ = ++this.seq
     full.EE_TIMESTAMP = isoNow()
-    const text = canonicalJson(full)
+    const json = Buffer.from(canonicalJson(full))
     for (const listener of this.listeners) {
       try {
-        listener(full, text)
+        listener(full, json)
       } catch (error) {
         process.stderr.write(`r1 node: an event listener threw: ${(error as Error).message}\n`)
       }

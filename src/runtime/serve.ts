@@ -88,13 +88,13 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     await journal.close()
     throw error
   }
-  const unjournal = core.onEvent((event, text) => journal.append(event, text))
+  const unjournal = core.onEvent((event, json) => journal.append(event, json))
   const allowList = new AllowList(allowListPath(dataDir), options.allow ?? [], log)
   const server = new NodeServer({
     core,
     identity,
     allowList,
-    history: {lastSeq: () => journal.lastSeq(), cursor: (o) => journal.cursor(o), flush: () => journal.flushQuietly()},
+    history: {id: journal.id, lastSeq: () => journal.lastSeq(), cursor: (o) => journal.cursor(o), flush: () => journal.flushQuietly()},
     host: options.host,
     port: options.port,
     tls,

@@ -34,6 +34,8 @@ import {AllowList} from './server-allowlist.js'
 
 /** What the server needs from the event journal (src/runtime/journal.ts implements it). */
 export interface EventHistory {
+  /** The journal's id: seqs count in it (a wiped data dir starts a new one, and numbering restarts). */
+  id?: string
   lastSeq(): number
   /** Puts buffered events on disk before they go on the wire (Journal.flushQuietly). */
   flush?(): void
@@ -42,8 +44,8 @@ export interface EventHistory {
 export interface HistoryCursor {
   position: number
   readonly caughtUp: boolean
-  /** Entries with their canonical JSON (signed as is). */
-  next(max?: number): Promise<Array<{entry: {EE_EVENT_TYPE: string; EE_MESSAGE_SEQ?: number} & Record<string, unknown>; text: string}>>
+  /** Entries with their canonical JSON in UTF-8 (signed as is). */
+  next(max?: number): Promise<Array<{entry: {EE_EVENT_TYPE: string; EE_MESSAGE_SEQ?: number} & Record<string, unknown>; json: Buffer}>>
 }
 
 /**
@@ -106,7 +108,8 @@ const HASH_IN_TEXT = /"EE_HASH"\s*:\s*"([0-9a-f]{64})"/
 
 interface OutItem {
   object: Record<string, unknown>
-  canonical: string
+  /** Its canonical JSON in UTF-8. */
+  json: Buffer
   /** Part of the subscription stream (dropped and re-read from the journal when the reader is slow). */
   sub: boolean
 }
@@ -196,7 +199,7 @@ export class NodeServer {
     wss.on('error', (error) => this.log(`websocket server error: ${error.message}`))
     this.http = http
     this.wss = wss
-    this.unsubscribe = this.options.core.onEvent((event, text) => this.dispatchEvent(event, text))
+    this.unsubscribe = this.options.core.onEvent((event, json) => this.dispatchEvent(event, json))
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject)
       http.listen(port, host, () => {
@@ -327,12 +330,12 @@ export class NodeServer {
     for (const connection of this.connections) connection.checkAlive()
   }
 
-  private dispatchEvent(event: NodeEvent, text: string): void {
+  private dispatchEvent(event: NodeEvent, json: Buffer): void {
     const hash = event.EE_EVENT_TYPE === 'NOTIFICATION' ? event.COMMAND_HASH : undefined
     const owner = hash ? this.commandOwners.get(hash)?.connection : undefined
     for (const connection of this.connections) {
-      const delivered = connection.offerLive(event, text)
-      if (connection === owner && !delivered) connection.enqueue(event, text)
+      const delivered = connection.offerLive(event, json)
+      if (connection === owner && !delivered) connection.enqueue(event, json)
     }
   }
 }
@@ -548,12 +551,15 @@ class Connection {
     this.dropQueuedSubscriptionItems()
     const history = this.server.options.history
     const lastSeq = this.server.core.lastSeq()
-    const wantsHistory = request.SINCE_SEQ !== undefined || (request.LAST !== undefined && request.LAST > 0) || request.SINCE_TIME !== undefined
+    // Resuming in another journal (the data dir was wiped or replaced): its seqs mean nothing here.
+    const reset = request.SINCE_SEQ !== undefined && request.JOURNAL_ID !== undefined && history?.id !== undefined && request.JOURNAL_ID !== history.id
+    const sinceSeq = reset ? 0 : request.SINCE_SEQ
+    const wantsHistory = sinceSeq !== undefined || (request.LAST !== undefined && request.LAST > 0) || request.SINCE_TIME !== undefined
     const subscription: Subscription = {matcher: compileFilter(filter), filter, position: lastSeq, mode: 'live', generation}
     if (wantsHistory && history) {
       subscription.cursor = await history.cursor({
-        sinceSeq: request.SINCE_SEQ,
-        last: request.SINCE_SEQ === undefined ? request.LAST : undefined,
+        sinceSeq,
+        last: sinceSeq === undefined ? request.LAST : undefined,
         sinceTime: request.SINCE_TIME === undefined ? undefined : Date.parse(request.SINCE_TIME),
         filter,
       })
@@ -562,7 +568,9 @@ class Connection {
       subscription.mode = 'history'
     }
     this.subscription = subscription
-    this.reply(hash, 'R1_SUBSCRIBE', {LAST_SEQ: lastSeq, FROM_SEQ: subscription.position})
+    this.reply(hash, 'R1_SUBSCRIBE', {LAST_SEQ: lastSeq, FROM_SEQ: subscription.position, ...(history?.id ? {JOURNAL_ID: history.id} : {})})
+    // not a subscription item: a slow reader's fallback to the journal could not recreate it
+    if (reset) this.enqueue({...gapEvent(request.SINCE_SEQ! + 1, 0, 'reset'), JOURNAL_ID: history.id, EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]})
     if (wantsHistory && !history && request.SINCE_SEQ !== undefined && request.SINCE_SEQ < lastSeq) {
       this.enqueueGap(request.SINCE_SEQ + 1, lastSeq)
     }
@@ -576,7 +584,7 @@ class Connection {
   }
 
   /** Offers a live event; true when it was queued for this connection's subscription. */
-  offerLive(event: NodeEvent, text: string): boolean {
+  offerLive(event: NodeEvent, json: Buffer): boolean {
     const sub = this.subscription
     if (!sub || this.disposed) return false
     if (sub.mode === 'history') return sub.matcher(event) // the pump will read it from the journal
@@ -587,7 +595,7 @@ class Connection {
       this.fallBehind()
       return true
     }
-    this.enqueue(event, text, true)
+    this.enqueue(event, json, true)
     return true
   }
 
@@ -623,8 +631,8 @@ class Connection {
         sub.cursor ??= await history.cursor({sinceSeq: sub.position, filter: sub.filter})
         const page = await sub.cursor.next(500)
         if (sub !== this.subscription || this.disposed) return
-        for (const {entry, text} of page) {
-          this.enqueue(entry, text, true)
+        for (const {entry, json} of page) {
+          this.enqueue(entry, json, true)
           if (typeof entry.EE_MESSAGE_SEQ === 'number') sub.position = entry.EE_MESSAGE_SEQ
         }
         sub.position = Math.max(sub.position, sub.cursor.position)
@@ -677,10 +685,10 @@ class Connection {
     this.enqueue(rejection)
   }
 
-  /** Queues a frame item; `canonical` is its canonical JSON when already made. */
-  enqueue(object: object, canonical = canonicalJson(object), subscriptionItem = false): void {
+  /** Queues a frame item; `json` is its canonical JSON in UTF-8 when already made. */
+  enqueue(object: object, json: Buffer = Buffer.from(canonicalJson(object)), subscriptionItem = false): void {
     if (this.disposed) return
-    this.queue.push({object: object as Record<string, unknown>, canonical, sub: subscriptionItem})
+    this.queue.push({object: object as Record<string, unknown>, json, sub: subscriptionItem})
     if (this.queue.length > this.server.stats.maxQueueLength) this.server.stats.maxQueueLength = this.queue.length
     if (subscriptionItem) this.queuedSubscriptionItems++
     this.scheduleFlush()
@@ -692,7 +700,8 @@ class Connection {
     for (let i = this.queue.length - 1; i >= 0; i--) {
       const item = this.queue[i]!
       if (!item.sub) continue
-      const seq = item.object.EE_MESSAGE_SEQ
+      // a dropped gap is found again when the journal is read from its FROM_SEQ
+      const seq = item.object.EE_EVENT_TYPE === 'R1_GAP' ? item.object.FROM_SEQ : item.object.EE_MESSAGE_SEQ
       if (typeof seq === 'number') first = seq
       this.queue.splice(i, 1)
     }
@@ -721,22 +730,22 @@ class Connection {
       return
     }
     const identity = this.server.options.identity
-    let text: string
+    let frame: string | Buffer
     let taken = 1
     const first = this.queue[0]!
-    if (this.queue.length === 1 || first.canonical.length > MAX_BATCH_BYTES) {
-      text = signCanonical(signingCanonical(first.object), identity).text
+    if (this.queue.length === 1 || first.json.length > MAX_BATCH_BYTES) {
+      frame = signCanonical(signingCanonical(first.object), identity).text
     } else {
-      let bytes = first.canonical.length
-      while (taken < this.queue.length && bytes + this.queue[taken]!.canonical.length < MAX_BATCH_BYTES) bytes += this.queue[taken++]!.canonical.length + 1
-      text = taken === 1 ? signCanonical(signingCanonical(first.object), identity).text : encodeBatch(this.queue.slice(0, taken).map((i) => i.canonical), identity).text
+      let bytes = first.json.length
+      while (taken < this.queue.length && bytes + this.queue[taken]!.json.length < MAX_BATCH_BYTES) bytes += this.queue[taken++]!.json.length + 1
+      frame = taken === 1 ? signCanonical(signingCanonical(first.object), identity).text : encodeBatch(this.queue.slice(0, taken).map((i) => i.json), identity).frame
     }
     this.server.options.history?.flush?.()
     const sent = this.queue.splice(0, taken)
     for (const item of sent) if (item.sub) this.queuedSubscriptionItems--
     this.server.stats.framesSent++
     if (taken > 1) this.server.stats.batchesSent++
-    this.ws.send(text, (error) => {
+    this.ws.send(frame, {binary: false}, (error) => {
       if (error) this.server.log(`send failed: ${error.message}`)
     })
     if (this.queue.length > 0) this.scheduleFlush()

@@ -71,6 +71,8 @@ export interface FollowOutcome {
   gaps: number
   /** The highest seq seen (resume point). */
   lastSeq?: number
+  /** The node journal lastSeq counts in. */
+  journalId?: string
   error?: string
 }
 
@@ -149,8 +151,10 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
         sinceSeq: resumeAfter ?? (options.since && 'seq' in options.since ? options.since.seq : undefined),
         sinceTime: resumeAfter === undefined && options.since && 'time' in options.since ? options.since.time : undefined,
         last: resumeAfter === undefined ? options.tail : undefined,
+        journalId: resumeAfter === undefined ? undefined : outcome.journalId,
         signal: stop.signal,
         onStarted: (started) => {
+          outcome.journalId = started.JOURNAL_ID
           if (!options.follow) cutoff ??= started.LAST_SEQ
         },
         onLive: (position) => {
@@ -162,6 +166,15 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
       })
       for await (const item of items) {
         if (!options.follow && (historyDone || (cutoff !== undefined && (item.EE_EVENT_TYPE === 'R1_GAP' ? item.FROM_SEQ : item.EE_MESSAGE_SEQ) > cutoff))) break
+        if (item.EE_EVENT_TYPE === 'R1_GAP' && item.REASON === 'reset') {
+          // another journal behind the same node: its seqs start again at 1
+          outcome.lastSeq = 0
+          outcome.journalId = item.JOURNAL_ID
+          cutoff = undefined
+          outcome.gaps++
+          await handlers.onEntry(target, item)
+          continue
+        }
         if (item.EE_EVENT_TYPE === 'R1_GAP') {
           if (outcome.lastSeq !== undefined && item.TO_SEQ <= outcome.lastSeq) continue
           outcome.lastSeq = item.TO_SEQ
@@ -239,6 +252,7 @@ export function parseSince(text: string, now = Date.now()): Since {
 
 /** One line about a gap, for humans. */
 export function describeGap(gap: GapEvent): string {
+  if (gap.REASON === 'reset') return `the node's event journal was replaced (data dir wiped or restored) after event ${gap.FROM_SEQ - 1}: later events of the old one are lost, and seqs start again at 1`
   const range = gap.FROM_SEQ === gap.TO_SEQ ? `event ${gap.FROM_SEQ} is` : `events ${gap.FROM_SEQ}..${gap.TO_SEQ} are`
   return gap.REASON === 'retention'
     ? `${range} no longer in the node's journal (retention)`

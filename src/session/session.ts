@@ -15,6 +15,7 @@ import {
   type Rejection,
   type Reply,
   SUBPROTOCOL,
+  type SubscribeResult,
 } from '../protocol/messages.js'
 import {decodeNodeFrame, encodeCommand} from '../protocol/wire.js'
 
@@ -82,9 +83,11 @@ export interface SubscribeOptions {
   last?: number
   /** Events stamped at or after this time (ms since the epoch) first. */
   sinceTime?: number
+  /** The journal `sinceSeq` counts in (JOURNAL_ID of an earlier subscription): if the node's is another, it says so with a `reset` gap and replays all it has. */
+  journalId?: string
   signal?: AbortSignal
-  /** Called once the node accepted the subscription, before any item is yielded: its seq when it started and where the replay starts. */
-  onStarted?: (result: {LAST_SEQ: number; FROM_SEQ: number}) => void
+  /** Called once the node accepted the subscription, before any item is yielded: its seq when it started, where the replay starts, its journal. */
+  onStarted?: (result: SubscribeResult) => void
   /** Called, in stream order, each time the node says its history replay is over (R1_LIVE; again after a resume). */
   onLive?: (position: number) => void
 }
@@ -108,6 +111,8 @@ interface ActiveSubscription {
   request: Record<string, unknown>
   matcher: EventMatcher
   lastSeq: number
+  /** The node journal lastSeq counts in (from the node's reply). */
+  journalId?: string
   queue: Array<SubscriptionItem | LiveMarker>
   wake?: () => void
   error?: Error
@@ -268,7 +273,8 @@ export class Session {
           if (sub && !sub.done) {
             this.resubscribing = true
             try {
-              await this.request('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), LAST: undefined, SINCE_TIME: undefined})
+              const resumed = await this.request<SubscribeResult>('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), JOURNAL_ID: sub.journalId, LAST: undefined, SINCE_TIME: undefined})
+              sub.journalId = resumed.JOURNAL_ID
             } finally {
               this.resubscribing = false
             }
@@ -341,7 +347,9 @@ export class Session {
   private deliver(item: SubscriptionItem): void {
     const sub = this.subscription
     if (!sub || sub.done) return
-    if (item.EE_EVENT_TYPE === 'R1_GAP') {
+    if (item.EE_EVENT_TYPE === 'R1_GAP' && item.REASON === 'reset') {
+      sub.lastSeq = 0 // the node replays its new journal from its start
+    } else if (item.EE_EVENT_TYPE === 'R1_GAP') {
       if (item.TO_SEQ <= sub.lastSeq) return
       sub.lastSeq = item.TO_SEQ
     } else {
@@ -507,11 +515,13 @@ export class Session {
       ...(options.sinceSeq !== undefined ? {SINCE_SEQ: options.sinceSeq} : {}),
       ...(options.sinceSeq === undefined && options.last !== undefined ? {LAST: options.last} : {}),
       ...(options.sinceTime !== undefined ? {SINCE_TIME: new Date(options.sinceTime).toISOString()} : {}),
+      ...(options.sinceSeq !== undefined && options.journalId !== undefined ? {JOURNAL_ID: options.journalId} : {}),
     }
     const sub: ActiveSubscription = {request: {...request, LAST: undefined}, matcher: compileFilter(filter), lastSeq: options.sinceSeq ?? -1, queue: [], done: false}
     if (this.subscription && !this.subscription.done) this.subscription.done = true
     this.subscription = sub
-    const started = await this.request<{LAST_SEQ: number; FROM_SEQ: number}>('R1_SUBSCRIBE', request)
+    const started = await this.request<SubscribeResult>('R1_SUBSCRIBE', request)
+    sub.journalId = started.JOURNAL_ID
     options.onStarted?.(started)
     // Live-only subscriptions start at the node's current seq; history ones at what the node replays from.
     if (sub.lastSeq < 0) sub.lastSeq = options.last === undefined && options.sinceTime === undefined ? started.LAST_SEQ : started.FROM_SEQ

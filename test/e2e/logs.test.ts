@@ -1,7 +1,7 @@
 // `r1 logs` end to end: the built CLI against real `r1 node start` processes, through a TCP proxy
 // that can cut or silently stall connections; every check is by sequence numbers against the
 // node's own journal.
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Identity} from '../../src/protocol/identity.js'
@@ -109,6 +109,37 @@ describe.sequential('r1 logs against real nodes', () => {
     await expectExactlyOnce(tail.seqs(), a.dataDir)
     a = await spawnNode({dataDir: a.dataDir, port: a.port, alias: 'edge-a', allow: []})
     started.push(a)
+  })
+
+  it('tells a follower the node\'s journal was wiped (a reset gap), then streams the new one from seq 1, each event once', async () => {
+    const dataDir = join(root.dir, 'node-wiped')
+    let node = await spawnNode({dataDir, port: await freePort(), alias: 'edge-w', allow: [cliAddress]})
+    started.push(node)
+    await deployEmitter(node, identity)
+    const tail = follow(['--node', node.url, '--address', node.address, '--follow', '--json', '--since', '0', '--keepalive', '1'])
+    await tail.until(() => tail.seqs().length >= 30, 'events from the first journal', 60_000)
+    await node.stop()
+    const before = await journalSeqs(dataDir)
+    // The journal is gone (a wiped or restored data dir); the node key and its pipelines stay.
+    rmSync(join(dataDir, 'journal'), {recursive: true, force: true})
+    node = await spawnNode({dataDir, port: node.port, alias: 'edge-w', allow: []})
+    started.push(node)
+    await tail.until(() => tail.lines.some((l) => l.EE_EVENT_TYPE === 'R1_GAP'), 'the reset gap', 60_000)
+    const resetAt = tail.lines.findIndex((l) => l.EE_EVENT_TYPE === 'R1_GAP')
+    await tail.until(() => tail.lines.length >= resetAt + 30, 'events from the new journal', 60_000)
+    expect(await tail.interrupt()).toBe(0)
+    await node.stop()
+
+    const seqsOf = (lines: LogLine[]) => lines.map((l) => (l as {EE_MESSAGE_SEQ: number}).EE_MESSAGE_SEQ)
+    const old = seqsOf(tail.lines.slice(0, resetAt))
+    // the old journal's events up to the stop, once (its last few may not have left the node before it stopped)
+    expect(old).toEqual(before.seqs.slice(0, old.length))
+    expect(tail.lines[resetAt]).toMatchObject({EE_EVENT_TYPE: 'R1_GAP', REASON: 'reset', FROM_SEQ: old.at(-1)! + 1, TO_SEQ: 0})
+    const after = seqsOf(tail.lines.slice(resetAt + 1))
+    expect(tail.lines.slice(resetAt + 1).every((l) => l.EE_EVENT_TYPE !== 'R1_GAP')).toBe(true)
+    const now = await journalSeqs(dataDir)
+    expect(now.seqs[0]).toBe(1)
+    expect(after).toEqual(now.seqs.slice(0, after.length))
   })
 
   it('merges several nodes from config.yaml targets, labels them, and retries one that is down at start', async () => {

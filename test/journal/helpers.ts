@@ -45,9 +45,9 @@ export async function readAll(journal: Journal, options: ReadOptions = {}): Prom
 }
 
 /** Seqs (and gaps as `gap:from-to:reason`) of entries, or of a cursor page's records. */
-export function seqsOf(entries: Array<JournalEntry | JournalRecord>): Array<number | string> {
-  return entries.map((item) => {
-    const e: JournalEntry = 'text' in item && typeof item.text === 'string' && 'entry' in item ? (item as JournalRecord).entry : (item as JournalEntry)
+export function seqsOf(items: Array<JournalEntry | JournalRecord>): Array<number | string> {
+  return items.map((item) => {
+    const e = (Buffer.isBuffer((item as JournalRecord).json) ? (item as JournalRecord).entry : item) as JournalEntry
     return e.EE_EVENT_TYPE === 'R1_GAP' ? `gap:${e.FROM_SEQ}-${e.TO_SEQ}:${e.REASON}` : e.EE_MESSAGE_SEQ
   })
 }
