@@ -69,7 +69,7 @@ function renderNumber(value: number | bigint | WireNumber, style: FloatStyle): s
   }
   if (!Number.isFinite(value)) return 'null'
   // A JS integer is sent (and hashed) as a Python int; anything else as a float.
-  if (Number.isInteger(value)) return value > -1e21 && value < 1e21 ? String(value) : BigInt(value).toString()
+  if (Number.isInteger(value)) return Number.isSafeInteger(value) ? String(value) : BigInt(value).toString()
   // The event path's shortcut: JS and Python both print the shortest round-trip digits, and where
   // Python uses positional notation (1e-4 ≤ |x| < 1e16) a non-integer prints the same in both.
   if (style === 'v2' && (value >= 1e-4 || value <= -1e-4)) return String(value)
@@ -107,10 +107,29 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length
 }
 
-/** True when some key holds a UTF-16 surrogate or a code unit above it (the default sort would misorder it). */
-function needsCodePointSort(keys: string[]): boolean {
-  for (const key of keys) for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) >= 0xd800) return true
-  return false
+/** `"KEY":` for keys seen before (events repeat the same few keys); null marks a key that needs code-point sorting. */
+const keyPrefixes = new Map<string, string | null>()
+const MAX_CACHED_KEYS = 10_000
+const MAX_CACHED_KEY_LENGTH = 64
+
+function keyPrefix(key: string): string | null {
+  let prefix = keyPrefixes.get(key)
+  if (prefix !== undefined) return prefix
+  prefix = pythonJsonString(key) + ':'
+  // UTF-16 order is code-point order unless a surrogate meets U+E000..U+FFFF: only such keys need more than the native sort.
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) >= 0xd800) prefix = null
+  if (keyPrefixes.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) keyPrefixes.set(key, prefix)
+  return prefix
+}
+
+/** An object whose keys are already in code-point order. */
+function canonicalObject(record: Record<string, unknown>, keys: string[], style: FloatStyle): string {
+  let out = '{'
+  for (const key of keys) {
+    const item = record[key]
+    if (item !== undefined) out += (out.length === 1 ? '' : ',') + pythonJsonString(key) + ':' + canonicalJson(item, style)
+  }
+  return out + '}'
 }
 
 /** Serializes any JSON-like value (plain JS or wire-parsed) as canonical JSON: sorted keys, no spaces. */
@@ -132,15 +151,13 @@ export function canonicalJson(value: unknown, style: FloatStyle = 'v2'): string 
         return out + ']'
       }
       const record = value as Record<string, unknown>
-      // UTF-16 order is code-point order unless surrogates meet U+E000..U+FFFF: the native sort does
-      // for almost every key set, and the event path sorts a few keys per event.
       const keys = Object.keys(record).sort()
-      if (needsCodePointSort(keys)) keys.sort(compareCodePoints)
       let out = '{'
       for (const key of keys) {
+        const prefix = keyPrefix(key)
+        if (prefix === null) return canonicalObject(record, keys.sort(compareCodePoints), style)
         const item = record[key]
-        if (item === undefined) continue
-        out += (out.length === 1 ? '' : ',') + pythonJsonString(key) + ':' + canonicalJson(item, style)
+        if (item !== undefined) out += (out.length === 1 ? '' : ',') + prefix + canonicalJson(item, style)
       }
       return out + '}'
     }
