@@ -44,7 +44,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
   public async run(): Promise<undefined> {
     const f = this.flags
     const json = this.jsonEnabled()
-    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}, {readCa}] = await Promise.all([
+    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}, {readCa}, {wireTextOf}] = await Promise.all([
       import('../deploy/project.js'),
       import('../protocol/identity.js'),
       import('../protocol/filter.js'),
@@ -52,6 +52,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
       import('../ui/render-event.js'),
       import('../ui/colors.js'),
       import('../deploy/link.js'),
+      import('../protocol/wire.js'),
     ])
     const filter = EventFilterSchema.parse({
       TYPES: f.type?.map((t) => t.toUpperCase()),
@@ -85,7 +86,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
       },
       {
         onEntry: (target, entry) => {
-          if (json) return sink.write(JSON.stringify(entry).slice(0, -1) + `,"R1_TARGET":${JSON.stringify(target.name)}}\n`)
+          if (json) return sink.write((wireTextOf(entry) ?? JSON.stringify(entry)).slice(0, -1) + `,"R1_TARGET":${JSON.stringify(target.name)}}\n`)
           if (entry.EE_EVENT_TYPE !== 'R1_GAP') return sink.write(renderEvent(entry, {nodeLabel: labelled ? target.name : undefined}) + '\n')
           return sink.write(`${labelled ? out.blue(target.name) + ' ' : ''}${out.yellow(`⚠ gap: ${follow.describeGap(entry)}`)}\n`)
         },

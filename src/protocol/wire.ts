@@ -77,7 +77,8 @@ export function itemCanonical(item: FrameItem | Record<string, unknown>): Buffer
 }
 
 export type DecodeFailure = {ok: false; reason: RejectionReason; detail: string; hash: string | null; action: string | null}
-export type DecodedSigned = {ok: true; message: Record<string, unknown>; hash: string | undefined; sender: string}
+/** `exact`: the text up to the signature fields is byte for byte what was hashed (r1's own frames). */
+export type DecodedSigned = {ok: true; message: Record<string, unknown>; hash: string | undefined; sender: string; exact: boolean}
 
 const TAIL_RE = /,"EE_HASH":"([0-9a-f]{64})","EE_SENDER":"((?:0xai_|aixp_)[A-Za-z0-9_-]{44})","EE_SIGN":"([A-Za-z0-9_-]+={0,2})"\}$/
 
@@ -109,7 +110,7 @@ export function decodeSigned(text: string): DecodedSigned | DecodeFailure {
         }
         const record = message as Record<string, unknown>
         if (publicKey && compact && secp256k1.ecdsaVerify(compact, sha256(digest), publicKey)) {
-          return {ok: true, message: record, hash: tail[1], sender: normalizeAddress(tail[2])}
+          return {ok: true, message: record, hash: tail[1], sender: normalizeAddress(tail[2]), exact: true}
         }
         return {ok: false, reason: 'BAD_SIGNATURE', detail: 'InvalidSignature', hash: tail[1], action: claimedField(record, 'ACTION')}
       }
@@ -128,7 +129,7 @@ export function decodeSigned(text: string): DecodedSigned | DecodeFailure {
   const hash = claimedHash && /^[0-9a-f]{64}$/.test(claimedHash) ? claimedHash : null
   const verdict = verifyMessage(raw)
   if (!verdict.valid) return {ok: false, reason: 'BAD_SIGNATURE', detail: verdict.reason, hash, action: claimedField(raw, 'ACTION')}
-  return {ok: true, message: toPlain(raw) as Record<string, unknown>, hash: verdict.hash, sender: verdict.sender}
+  return {ok: true, message: toPlain(raw) as Record<string, unknown>, hash: verdict.hash, sender: verdict.sender, exact: false}
 }
 
 /** Signs a command envelope after validating its payload against the ACTION's schema. */
@@ -187,9 +188,12 @@ export function decodeNodeFrame(text: string, expectedAddress: string): DecodedN
   if (message.EE_EVENT_TYPE === 'R1_BATCH') {
     const batch = BatchFrameSchema.safeParse(message)
     if (!batch.success) return {ok: false, reason: `invalid R1_BATCH: ${describeIssue(batch.error, '')}`}
-    for (const event of batch.data.EVENTS) {
-      const item = parseFrameItem(event)
+    const texts = decoded.exact ? batchEventTexts(text) : undefined
+    const events = batch.data.EVENTS
+    for (let i = 0; i < events.length; i++) {
+      const item = parseFrameItem(events[i])
       if (!item) return {ok: false, reason: 'invalid event inside R1_BATCH'}
+      if (texts?.length === events.length) (item as {[WIRE_TEXT]?: string})[WIRE_TEXT] = texts[i]
       items.push(item)
     }
   } else {
@@ -199,4 +203,84 @@ export function decodeNodeFrame(text: string, expectedAddress: string): DecodedN
     items.push(item)
   }
   return {ok: true, items, hash: decoded.hash}
+}
+
+/** Where a node event received in a batch keeps its own JSON text, exactly as the node signed it. */
+const WIRE_TEXT = Symbol('r1.wireText')
+
+/**
+ * The JSON text of an event as it arrived inside a verified R1_BATCH (its canonical form), or
+ * undefined (a single-event frame, a frame from another signer): `r1 logs --json` prints it as is
+ * instead of serializing the event again.
+ */
+export function wireTextOf(item: object): string | undefined {
+  return (item as {[WIRE_TEXT]?: string})[WIRE_TEXT]
+}
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
+/** Index after the string that opens at `i` (a '"'), or -1. */
+function skipString(text: string, i: number): number {
+  for (let q = text.indexOf('"', i + 1); q !== -1; q = text.indexOf('"', q + 1)) {
+    let backslashes = 0
+    while (text.charCodeAt(q - 1 - backslashes) === BACKSLASH) backslashes++
+    if (backslashes % 2 === 0) return q + 1
+  }
+  return -1
+}
+
+/** Index after the JSON value that starts at `i` in compact text (no whitespace), or -1. */
+function skipValue(text: string, i: number): number {
+  const c = text.charCodeAt(i)
+  if (c === QUOTE) return skipString(text, i)
+  if (c !== 0x7b && c !== 0x5b) {
+    let j = i
+    for (let d = text.charCodeAt(j); j < text.length && d !== 0x2c && d !== 0x7d && d !== 0x5d; d = text.charCodeAt(++j));
+    return j > i ? j : -1
+  }
+  let depth = 0
+  for (let j = i; j < text.length; ) {
+    const d = text.charCodeAt(j)
+    if (d === QUOTE) {
+      j = skipString(text, j)
+      if (j === -1) return -1
+      continue
+    }
+    if (d === 0x7b || d === 0x5b) depth++
+    else if (d === 0x7d || d === 0x5d) {
+      if (--depth === 0) return j + 1
+    }
+    j++
+  }
+  return -1
+}
+
+/** The texts of the EVENTS items of a compact R1_BATCH frame, or undefined when its layout is not the expected one. */
+function batchEventTexts(text: string): string[] | undefined {
+  if (text.charCodeAt(0) !== 0x7b) return undefined
+  for (let i = 1; i < text.length; ) {
+    if (text.charCodeAt(i) !== QUOTE) return undefined
+    const keyEnd = skipString(text, i)
+    if (keyEnd === -1 || text.charCodeAt(keyEnd) !== 0x3a) return undefined
+    const valueStart = keyEnd + 1
+    if (text.slice(i, keyEnd) === '"EVENTS"') {
+      if (text.charCodeAt(valueStart) !== 0x5b) return undefined
+      const texts: string[] = []
+      for (let j = valueStart + 1; ; ) {
+        if (text.charCodeAt(j) !== 0x7b) return undefined // every frame item is an object
+        const end = skipValue(text, j)
+        if (end === -1) return undefined
+        texts.push(text.slice(j, end))
+        const next = text.charCodeAt(end)
+        if (next === 0x5d) return texts
+        if (next !== 0x2c) return undefined
+        j = end + 1
+      }
+    }
+    const valueEnd = skipValue(text, valueStart)
+    if (valueEnd === -1 || text.charCodeAt(valueEnd) !== 0x2c) return undefined
+    i = valueEnd + 1
+  }
+  return undefined
 }

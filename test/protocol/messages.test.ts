@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {formatTime, parseTime, type UnsignedCommand} from '../../src/protocol/messages.js'
-import {decodeCommand, decodeNodeFrame, decodeSigned, encodeBatch, encodeCommand, encodeSigned, itemCanonical} from '../../src/protocol/wire.js'
+import {decodeCommand, decodeNodeFrame, decodeSigned, encodeBatch, encodeCommand, encodeSigned, itemCanonical, wireTextOf} from '../../src/protocol/wire.js'
 
 const client = generateIdentity()
 const node = generateIdentity()
@@ -79,6 +79,23 @@ describe('node frames', () => {
     const decoded = decodeNodeFrame(batch.frame.toString(), node.address)
     expect(decoded.ok && decoded.items.map((i) => (i as {EE_MESSAGE_SEQ: number}).EE_MESSAGE_SEQ)).toEqual([7, 8])
   })
+  it('keeps each batched event\'s own signed text (what r1 logs --json prints), tricky strings included', () => {
+    const tricky = [
+      {...event, TEXT: 'a "quoted" \\ back\\"slash\\\\', BRACKETS: '}]{[,:', NESTED: {A: [1, [2, {B: '"'}]], C: null}},
+      {...event, EE_MESSAGE_SEQ: 8, UNICODE: 'héllo ✓ \u{1f600}', CONTROL: '\u0001\n\t', FLOAT: 1e-7, BIG: 2 ** 60, EMPTY: {}, LIST: []},
+      {...event, EE_MESSAGE_SEQ: 9},
+    ]
+    const batch = encodeBatch(tricky.map(itemCanonical), node)
+    const decoded = decodeNodeFrame(batch.frame.toString(), node.address)
+    expect(decoded.ok).toBe(true)
+    const items = decoded.ok ? decoded.items : []
+    expect(items.map((item) => wireTextOf(item))).toEqual(tricky.map((e) => itemCanonical(e).toString()))
+    for (const item of items) expect(JSON.parse(wireTextOf(item)!)).toEqual(JSON.parse(JSON.stringify(item)))
+    // a single-event frame has no such text: its fields include the signature
+    const single = decodeNodeFrame(encodeSigned(event, node).text, node.address)
+    expect(single.ok && wireTextOf(single.items[0]!)).toBeUndefined()
+  })
+
   it('a batch with an event added after signing is refused', () => {
     const batch = encodeBatch([itemCanonical(event)], node)
     const forged = batch.frame.toString().replace('"EVENTS":[', `"EVENTS":[${itemCanonical({...event, EE_MESSAGE_SEQ: 99})},`)
