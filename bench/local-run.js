@@ -1,5 +1,5 @@
 // `r1 run` figures (DESIGN.md §7): start → first payload of a TypeScript plugin, payload throughput of
-// one instance to the --json output, and an idle node's RSS. Needs the build (dist/).
+// one instance to the --json output, and an idle node's RSS and CPU. Needs the build (dist/).
 import {spawn} from 'node:child_process'
 import {cpSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -45,15 +45,28 @@ function floodProject(dir, batch) {
   writeFileSync(join(dir, 'flood.ts'), `import {definePlugin} from 'r1/plugin'\nlet n = 0\nexport default definePlugin({process(ctx) { for (let i = 0; i < ${batch}; i++) ctx.emit({N: n++}) }})\n`)
 }
 
-async function idleRssMiB(dataDir) {
+/** A node with no instances: its RSS after 3 s, and the CPU it used over the next 5 s (heartbeats on, every 1 s). */
+async function idleNode(dataDir) {
   const script = `const {startNodeServer} = await import(${JSON.stringify(join(root, 'dist/runtime/serve.js'))})
-const node = await startNodeServer({dataDir: ${JSON.stringify(dataDir)}, port: 0, log: () => {}})
-setTimeout(async () => { process.stdout.write(String(process.memoryUsage.rss())); await node.stop(); process.exit(0) }, 3000)`
+const node = await startNodeServer({dataDir: ${JSON.stringify(dataDir)}, port: 0, heartbeatIntervalMs: 1000, log: () => {}})
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+await sleep(3000)
+const rss = process.memoryUsage.rss()
+const before = process.cpuUsage()
+await sleep(5000)
+const used = process.cpuUsage(before)
+process.stdout.write(JSON.stringify({rss, cpuMicros: used.user + used.system}))
+await node.stop()
+process.exit(0)`
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {stdio: ['ignore', 'pipe', 'inherit']})
     let out = ''
     child.stdout.on('data', (chunk) => (out += chunk))
-    child.on('close', (code) => (code === 0 ? resolve(Number(out) / 1048576) : reject(new Error(`idle node exited ${code}`))))
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`idle node exited ${code}`))
+      const {rss, cpuMicros} = JSON.parse(out)
+      resolve({rssMiB: rss / 1048576, cpuPercent: cpuMicros / 5e6 * 100})
+    })
   })
 }
 
@@ -85,8 +98,9 @@ export default async function localRun() {
     const seconds = Number(lastAt - firstAt) / 1e9
     rows.push(row('r1 run --json: payloads/s from one instance to stdout', {value: count / seconds, unit: 'payloads/s', higherIsBetter: true}))
 
-    const dataDir = join(work, 'idle-node')
-    rows.push(row('idle node (no instances): RSS', {value: await idleRssMiB(dataDir), unit: 'MiB', budget: 80, absolute: true}))
+    const idle = await idleNode(join(work, 'idle-node'))
+    rows.push(row('idle node (no instances): RSS', {value: idle.rssMiB, unit: 'MiB', budget: 80, absolute: true}))
+    rows.push(row('idle node (no instances): CPU over 5 s, heartbeat every 1 s', {value: idle.cpuPercent, unit: '% of a core', budget: 1, absolute: true}))
   } finally {
     rmSync(work, {recursive: true, force: true})
   }

@@ -2,20 +2,14 @@
 // `npm run bench`: every budget of DESIGN.md §7, each as a ratio to a baseline measured in this run.
 // Each bench/<name>.js default-exports an async function returning rows made with `row()` from lib.js.
 // `--json` prints the rows as one JSON document; `node bench/run.js startup` runs one group.
-const groups = ['startup', 'local-run', 'events', 'deploy', 'node', 'signing']
+const groups = ['startup', 'local-run', 'events', 'deploy', 'signing']
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const json = process.argv.includes('--json')
 const rows = []
 let failed = false
 for (const group of groups) {
   if (wanted.length > 0 && !wanted.includes(group)) continue
-  let mod
-  try {
-    mod = await import(`./${group}.js`)
-  } catch (error) {
-    if (error.code === 'ERR_MODULE_NOT_FOUND' && String(error.message).includes(`${group}.js`)) continue
-    throw error
-  }
+  const mod = await import(`./${group}.js`)
   try {
     rows.push(...(await mod.default()))
   } catch (error) {

@@ -115,6 +115,9 @@ interface OutItem {
 }
 
 interface Subscription {
+  /** Who subscribed, and the EE_HASH of the R1_SUBSCRIBE (named when the node ends it). */
+  sender: string
+  hash: string
   matcher: EventMatcher
   filter: EventFilter | undefined
   /** Last seq enqueued for this subscription. */
@@ -327,7 +330,10 @@ export class NodeServer {
     for (const [hash, upload] of this.uploads) if (upload.expires < now) this.uploads.delete(hash)
     for (const [hash, expires] of this.seen) if (expires < now) this.seen.delete(hash)
     for (const [hash, owner] of this.commandOwners) if (owner.expires < now) this.commandOwners.delete(hash)
-    for (const connection of this.connections) connection.checkAlive()
+    for (const connection of this.connections) {
+      connection.checkAlive()
+      connection.checkSubscriber()
+    }
   }
 
   private dispatchEvent(event: NodeEvent, json: Buffer): void {
@@ -388,6 +394,16 @@ class Connection {
     } catch {
       // The socket is already closing.
     }
+  }
+
+  /** Ends the subscription of a sender taken off the allow-list since it subscribed (checked every housekeeping tick). */
+  checkSubscriber(): void {
+    const sub = this.subscription
+    if (!sub || this.server.options.allowList.has(sub.sender)) return
+    this.subscription = undefined
+    this.generation++
+    this.dropQueuedSubscriptionItems()
+    this.reject('NOT_ALLOWED', `${sub.sender} was removed from this node's allow-list: its subscription ended`, sub.hash, 'R1_SUBSCRIBE')
   }
 
   close(code: number, reason: string): void {
@@ -503,7 +519,7 @@ class Connection {
         this.reply(meta.hash, action, core.heartbeat())
         return
       case 'R1_SUBSCRIBE':
-        await this.subscribe(payload as Subscribe, meta.hash)
+        await this.subscribe(payload as Subscribe, meta)
         return
       case 'R1_STATE':
         return this.answer(meta.hash, action, () => this.server.stateResult((payload as {NAME?: string} | null | undefined)?.NAME))
@@ -545,7 +561,7 @@ class Connection {
 
   // ---- subscriptions ----
 
-  private async subscribe(request: Subscribe, hash: string): Promise<void> {
+  private async subscribe(request: Subscribe, {hash, sender}: CommandMeta): Promise<void> {
     const filter: EventFilter | undefined = request.TYPES || request.FILTER ? {...request.FILTER, ...(request.TYPES ? {TYPES: request.TYPES} : {})} : undefined
     const generation = ++this.generation
     this.dropQueuedSubscriptionItems()
@@ -555,7 +571,7 @@ class Connection {
     const reset = request.SINCE_SEQ !== undefined && request.JOURNAL_ID !== undefined && history?.id !== undefined && request.JOURNAL_ID !== history.id
     const sinceSeq = reset ? 0 : request.SINCE_SEQ
     const wantsHistory = sinceSeq !== undefined || (request.LAST !== undefined && request.LAST > 0) || request.SINCE_TIME !== undefined
-    const subscription: Subscription = {matcher: compileFilter(filter), filter, position: lastSeq, mode: 'live', generation}
+    const subscription: Subscription = {sender, hash, matcher: compileFilter(filter), filter, position: lastSeq, mode: 'live', generation}
     if (wantsHistory && history) {
       subscription.cursor = await history.cursor({
         sinceSeq,

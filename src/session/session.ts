@@ -109,6 +109,8 @@ interface Pending {
 
 interface ActiveSubscription {
   request: Record<string, unknown>
+  /** EE_HASH of the R1_SUBSCRIBE in force: a rejection naming it ends the subscription. */
+  hash?: string
   matcher: EventMatcher
   lastSeq: number
   /** The node journal lastSeq counts in (from the node's reply). */
@@ -273,16 +275,18 @@ export class Session {
           if (sub && !sub.done) {
             this.resubscribing = true
             try {
-              const resumed = await this.request<SubscribeResult>('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), JOURNAL_ID: sub.journalId, LAST: undefined, SINCE_TIME: undefined})
-              sub.journalId = resumed.JOURNAL_ID
+              const resumed = await this.send('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), JOURNAL_ID: sub.journalId, LAST: undefined, SINCE_TIME: undefined})
+              sub.hash = resumed.hash
+              sub.journalId = (resumed.reply.RESULT as SubscribeResult).JOURNAL_ID
             } finally {
               this.resubscribing = false
             }
           }
           return
         } catch (error) {
-          // The wrong node at this URL will not become the right one: stop.
-          if ((error as R1Error).code === 'NODE_ADDRESS_MISMATCH' && this.subscription) {
+          // The wrong node at this URL will not become the right one, nor will a key it does not allow: stop.
+          const code = (error as R1Error).code
+          if ((code === 'NODE_ADDRESS_MISMATCH' || code === 'REJECTED_NOT_ALLOWED') && this.subscription) {
             this.failSubscription(error as Error)
             return
           }
@@ -331,7 +335,10 @@ export class Session {
     if (item.EE_EVENT_TYPE === 'NOTIFICATION' && (item as {EE_MESSAGE_SEQ?: unknown}).EE_MESSAGE_SEQ === undefined) {
       const rejection = item as Rejection
       const pending = rejection.COMMAND_HASH ? this.pending.get(rejection.COMMAND_HASH) : undefined
-      if (pending) this.fail(pending, new R1Error(`${pending.action} rejected by ${this.alias || this.address}: ${rejection.NOTIFICATION}`, ExitCode.REJECTED, {code: `REJECTED_${rejection.REASON}`, details: rejection, hint: hintFor(rejection)}))
+      const rejected = (action: string) => new R1Error(`${action} rejected by ${this.alias || this.address}: ${rejection.NOTIFICATION}`, ExitCode.REJECTED, {code: `REJECTED_${rejection.REASON}`, details: rejection, hint: hintFor(rejection)})
+      if (pending) this.fail(pending, rejected(pending.action))
+      // the node ended the subscription (e.g. this key left its allow-list)
+      else if (rejection.COMMAND_HASH && rejection.COMMAND_HASH === this.subscription?.hash) this.failSubscription(rejected('R1_SUBSCRIBE'))
       else this.options.onWarning?.(rejection.NOTIFICATION)
       return
     }
@@ -520,7 +527,9 @@ export class Session {
     const sub: ActiveSubscription = {request: {...request, LAST: undefined}, matcher: compileFilter(filter), lastSeq: options.sinceSeq ?? -1, queue: [], done: false}
     if (this.subscription && !this.subscription.done) this.subscription.done = true
     this.subscription = sub
-    const started = await this.request<SubscribeResult>('R1_SUBSCRIBE', request)
+    const subscribed = await this.send('R1_SUBSCRIBE', request)
+    const started = subscribed.reply.RESULT as SubscribeResult
+    sub.hash = subscribed.hash
     sub.journalId = started.JOURNAL_ID
     options.onStarted?.(started)
     // Live-only subscriptions start at the node's current seq; history ones at what the node replays from.

@@ -1,3 +1,5 @@
+import {renameSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {PassThrough} from 'node:stream'
 import {afterEach, describe, expect, it} from 'vitest'
 import {ExitCode, R1Error} from '../../src/errors.js'
@@ -263,6 +265,27 @@ describe('followNodes', () => {
     await following
     expect(terminated).toBeGreaterThanOrEqual(4)
     expect(got.map(seqOf)).toEqual(expected)
+  })
+
+  it('ends a live follow with exit 4 once its key is taken off the node\'s allow-list, and the node streams to it no more', async () => {
+    const t = await node({pingIntervalMs: 200})
+    const got: FollowEntry[] = []
+    const notices: FollowNotice[] = []
+    const following = followNodes(
+      {targets: [{name: 'n', url: t.node.url, address: t.node.address}], identity: t.client, follow: true, since: {seq: 0}},
+      {onEntry: (_target, entry) => void got.push(entry), onNotice: (_target, notice) => void notices.push(notice)},
+    )
+    heartbeats(t, 5)
+    while (got.length < 5) await new Promise((r) => setTimeout(r, 20))
+    // what an operator does by hand: allowed.json without the address (atomic rename)
+    writeFileSync(join(t.dataDir, 'allowed.next'), JSON.stringify({version: 1, allowed: []}))
+    renameSync(join(t.dataDir, 'allowed.next'), join(t.dataDir, 'allowed.json'))
+    const result = await following
+    expect(result).toMatchObject({ok: false, exitCode: ExitCode.REJECTED, targets: [{status: 'rejected', events: 5}]})
+    expect(result.targets[0]!.error).toMatch(/removed from this node's allow-list/)
+    expect(notices.filter((n) => n.kind === 'connected')).toHaveLength(1) // it did not retry
+    heartbeats(t, 3)
+    expect(got.map(seqOf)).toEqual([1, 2, 3, 4, 5])
   })
 
   it('reports a node that refuses the key (exit 4) and a wrong address (exit 7) without retrying forever', async () => {
