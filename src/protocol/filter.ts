@@ -40,7 +40,11 @@ export const GapEventSchema = z.object({
   EE_EVENT_TYPE: z.literal('R1_GAP'),
   FROM_SEQ: z.number().int().nonnegative(),
   TO_SEQ: z.number().int().nonnegative(),
-  /** `reset`: the node's journal is not the one SINCE_SEQ counted in; FROM_SEQ is the first old seq not received, TO_SEQ is 0 and numbering restarts at 1. */
+  /**
+   * `reset`: the node's journal does not hold the seqs the reader resumed from (another journal, or this
+   * one gone back): FROM_SEQ is the first seq the reader did not get, the stream goes on after TO_SEQ of
+   * the node's journal (0: from its start), and seqs above TO_SEQ now name other events.
+   */
   REASON: z.enum(['retention', 'missing', 'reset']),
   EE_TIMESTAMP: z.string(),
   /** (`reset`) the id of the journal the stream continues in. */

@@ -176,8 +176,11 @@ export function decodeCommand(text: string): DecodedCommand | DecodeFailure {
 
 export type DecodedNodeFrame = {ok: true; items: FrameItem[]; hash: string | undefined} | {ok: false; reason: string}
 
-/** Decodes a node frame (single item or R1_BATCH) and checks that the expected node signed it. */
-export function decodeNodeFrame(text: string, expectedAddress: string): DecodedNodeFrame {
+/**
+ * Decodes a node frame (single item or R1_BATCH) and checks that the expected node signed it. With
+ * `wireTexts`, each batched event keeps its own signed text (`wireTextOf`; it holds the frame's text).
+ */
+export function decodeNodeFrame(text: string, expectedAddress: string, options: {wireTexts?: boolean} = {}): DecodedNodeFrame {
   const decoded = decodeSigned(text)
   if (!decoded.ok) return {ok: false, reason: `${decoded.reason}: ${decoded.detail}`}
   if (decoded.sender !== normalizeAddress(expectedAddress)) {
@@ -188,7 +191,7 @@ export function decodeNodeFrame(text: string, expectedAddress: string): DecodedN
   if (message.EE_EVENT_TYPE === 'R1_BATCH') {
     const batch = BatchFrameSchema.safeParse(message)
     if (!batch.success) return {ok: false, reason: `invalid R1_BATCH: ${describeIssue(batch.error, '')}`}
-    const texts = decoded.exact ? batchEventTexts(text) : undefined
+    const texts = options.wireTexts && decoded.exact ? batchEventTexts(text) : undefined
     const events = batch.data.EVENTS
     for (let i = 0; i < events.length; i++) {
       const item = parseFrameItem(events[i])
@@ -209,9 +212,9 @@ export function decodeNodeFrame(text: string, expectedAddress: string): DecodedN
 const WIRE_TEXT = Symbol('r1.wireText')
 
 /**
- * The JSON text of an event as it arrived inside a verified R1_BATCH (its canonical form), or
- * undefined (a single-event frame, a frame from another signer): `r1 logs --json` prints it as is
- * instead of serializing the event again.
+ * The JSON text of an event as it arrived inside a verified R1_BATCH (its canonical form), when
+ * decoded with `wireTexts`; else undefined (also for a single-event frame, a frame from another
+ * signer). `r1 logs --json` prints it as is instead of serializing the event again.
  */
 export function wireTextOf(item: object): string | undefined {
   return (item as {[WIRE_TEXT]?: string})[WIRE_TEXT]

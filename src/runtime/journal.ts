@@ -103,6 +103,8 @@ const META_FILE = 'journal.json'
 export class Journal {
   readonly dir: string
   readonly id: string
+  /** Records from this seq on hold canonical JSON; older ones (written by r1 before it did) are re-encoded when read. */
+  readonly canonicalFromSeq: number
   readonly limits: JournalLimits
   private readonly segments: Segment[]
   private active: {segment: Segment; fd: number} | undefined
@@ -122,9 +124,10 @@ export class Journal {
   private readonly onWarning: (message: string) => void
   private readonly warned = new Set<string>()
 
-  private constructor(dir: string, id: string, limits: JournalLimits, segments: Segment[], options: JournalOptions) {
+  private constructor(dir: string, meta: JournalMeta, limits: JournalLimits, segments: Segment[], options: JournalOptions) {
     this.dir = dir
-    this.id = id
+    this.id = meta.ID
+    this.canonicalFromSeq = meta.CANONICAL_FROM_SEQ ?? 1
     this.limits = limits
     this.segments = segments
     this.last = segments.at(-1)?.lastSeq ?? 0
@@ -155,7 +158,7 @@ export class Journal {
     } catch (error) {
       throw journalError(`Cannot create the event journal directory ${dir}`, error, 'Check the data dir path and its permissions.')
     }
-    const id = await readOrCreateId(dir)
+    const meta = await readMeta(dir)
     const warnings: string[] = []
     const segments = listSegments(dir)
     // Only the newest segment can end in a torn record: the others were closed after a complete write.
@@ -171,7 +174,12 @@ export class Journal {
       fs.rmSync(newest.file, {force: true})
       segments.pop()
     }
-    const journal = new Journal(dir, id, limits, segments, options)
+    if (meta.CANONICAL_FROM_SEQ === undefined) {
+      // a new journal, or one written before records were canonical: mark where canonical records start
+      meta.CANONICAL_FROM_SEQ = (segments.at(-1)?.lastSeq ?? 0) + 1
+      await writeMeta(dir, meta)
+    }
+    const journal = new Journal(dir, meta, limits, segments, options)
     for (const message of warnings) journal.onWarning(message)
     const newest = segments.at(-1)
     if (newest && newest.bytes < limits.segmentBytes) {
@@ -600,17 +608,18 @@ export class JournalCursor {
           continue
         }
         if (record.seq <= this.position) continue
-        const json = data.subarray(record.jsonStart, record.end - 1)
+        const bytes = data.subarray(record.jsonStart, record.end - 1)
         let event: NodeEvent | undefined
         try {
-          event = JSON.parse(json.toString()) as NodeEvent
+          event = JSON.parse(bytes.toString()) as NodeEvent
         } catch {
           journal.warnOnce(`skipped an unreadable record (seq ${record.seq}) in ${path.basename(segment.file)}`)
           continue
         }
         if (record.seq > this.position + 1) out.push(gapRecord(this.position + 1, record.seq - 1, 'missing'))
         this.position = record.seq
-        if (this.match(event)) out.push({entry: event, json})
+        // copied: a record waiting in a subscriber's queue must not pin the whole chunk it was read in
+        if (this.match(event)) out.push({entry: event, json: record.seq >= journal.canonicalFromSeq ? Buffer.from(bytes) : Buffer.from(canonicalJson(event))})
       }
       if (p === 0) {
         if (data.length < end - this.offset) {
@@ -690,17 +699,34 @@ function scanSegment(segment: Segment, data: Buffer, warn: (message: string) => 
   return {validEnd}
 }
 
-async function readOrCreateId(dir: string): Promise<string> {
+/** `journal.json`: the journal's id (seqs count within it) and where its canonical records start. */
+interface JournalMeta {
+  ID: string
+  CREATED: string
+  CANONICAL_FROM_SEQ?: number
+}
+
+/** The journal's meta file; a missing or unreadable one gets a new id (a new journal: seqs mean something else now). */
+async function readMeta(dir: string): Promise<JournalMeta> {
   const file = path.join(dir, META_FILE)
   try {
-    const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as {ID?: unknown}
-    if (typeof meta.ID === 'string' && meta.ID.length > 0) return meta.ID
+    const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<JournalMeta>
+    if (typeof meta.ID === 'string' && meta.ID.length > 0) {
+      const from = meta.CANONICAL_FROM_SEQ
+      return {ID: meta.ID, CREATED: String(meta.CREATED ?? ''), ...(Number.isSafeInteger(from) && from! > 0 ? {CANONICAL_FROM_SEQ: from} : {})}
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !(error instanceof SyntaxError)) throw journalError(`Cannot read ${file}`, error, 'Check the data dir permissions.')
   }
-  const id = randomUUID()
-  await writeFileAtomic(file, JSON.stringify({ID: id, CREATED: new Date().toISOString()}) + '\n')
-  return id
+  return {ID: randomUUID(), CREATED: new Date().toISOString()}
+}
+
+async function writeMeta(dir: string, meta: JournalMeta): Promise<void> {
+  try {
+    await writeFileAtomic(path.join(dir, META_FILE), JSON.stringify(meta) + '\n')
+  } catch (error) {
+    throw journalError(`Cannot write ${path.join(dir, META_FILE)}`, error, 'Free disk space or fix the data dir permissions.')
+  }
 }
 
 function journalError(message: string, cause: unknown, hint: string, details?: Record<string, unknown>): R1Error {

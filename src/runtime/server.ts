@@ -567,9 +567,14 @@ class Connection {
     this.dropQueuedSubscriptionItems()
     const history = this.server.options.history
     const lastSeq = this.server.core.lastSeq()
-    // Resuming in another journal (the data dir was wiped or replaced): its seqs mean nothing here.
-    const reset = request.SINCE_SEQ !== undefined && request.JOURNAL_ID !== undefined && history?.id !== undefined && request.JOURNAL_ID !== history.id
-    const sinceSeq = reset ? 0 : request.SINCE_SEQ
+    // A resume whose seqs this journal does not have: another journal (data dir wiped or replaced), so
+    // from its start; or this one gone back (restored from a backup, a power loss), so from its end.
+    let resetTo: number | undefined
+    if (request.SINCE_SEQ !== undefined && request.JOURNAL_ID !== undefined && history?.id !== undefined) {
+      if (request.JOURNAL_ID !== history.id) resetTo = 0
+      else if (request.SINCE_SEQ > lastSeq) resetTo = lastSeq
+    }
+    const sinceSeq = resetTo ?? request.SINCE_SEQ
     const wantsHistory = sinceSeq !== undefined || (request.LAST !== undefined && request.LAST > 0) || request.SINCE_TIME !== undefined
     const subscription: Subscription = {sender, hash, matcher: compileFilter(filter), filter, position: lastSeq, mode: 'live', generation}
     if (wantsHistory && history) {
@@ -585,8 +590,7 @@ class Connection {
     }
     this.subscription = subscription
     this.reply(hash, 'R1_SUBSCRIBE', {LAST_SEQ: lastSeq, FROM_SEQ: subscription.position, ...(history?.id ? {JOURNAL_ID: history.id} : {})})
-    // not a subscription item: a slow reader's fallback to the journal could not recreate it
-    if (reset) this.enqueue({...gapEvent(request.SINCE_SEQ! + 1, 0, 'reset'), JOURNAL_ID: history.id, EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]})
+    if (resetTo !== undefined) this.enqueue({...gapEvent(request.SINCE_SEQ! + 1, resetTo, 'reset'), JOURNAL_ID: history!.id, EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]}, undefined, true)
     if (wantsHistory && !history && request.SINCE_SEQ !== undefined && request.SINCE_SEQ < lastSeq) {
       this.enqueueGap(request.SINCE_SEQ + 1, lastSeq)
     }
@@ -620,7 +624,7 @@ class Connection {
     const sub = this.subscription!
     const history = this.server.options.history
     this.server.stats.fallbacks++
-    const firstDropped = this.dropQueuedSubscriptionItems()
+    const firstDropped = this.dropQueuedSubscriptionItems(true)
     const resumeAfter = firstDropped === undefined ? sub.position : firstDropped - 1
     if (!history) {
       this.enqueueGap(resumeAfter + 1, sub.position)
@@ -646,7 +650,8 @@ class Connection {
         const history = this.server.options.history!
         sub.cursor ??= await history.cursor({sinceSeq: sub.position, filter: sub.filter})
         const page = await sub.cursor.next(500)
-        if (sub !== this.subscription || this.disposed) return
+        if (this.disposed) return
+        if (sub !== this.subscription) continue // resubscribed meanwhile: this pump serves the new one
         for (const {entry, json} of page) {
           this.enqueue(entry, json, true)
           if (typeof entry.EE_MESSAGE_SEQ === 'number') sub.position = entry.EE_MESSAGE_SEQ
@@ -710,18 +715,27 @@ class Connection {
     this.scheduleFlush()
   }
 
-  /** Removes queued subscription items; returns the first dropped seq. */
-  private dropQueuedSubscriptionItems(): number | undefined {
+  /**
+   * Removes queued subscription items; returns the first dropped seq. A slow reader's fallback to the
+   * journal (`forFallback`) keeps a reset gap: the journal could not make it again.
+   */
+  private dropQueuedSubscriptionItems(forFallback = false): number | undefined {
     let first: number | undefined
+    let kept = 0
     for (let i = this.queue.length - 1; i >= 0; i--) {
       const item = this.queue[i]!
       if (!item.sub) continue
-      // a dropped gap is found again when the journal is read from its FROM_SEQ
-      const seq = item.object.EE_EVENT_TYPE === 'R1_GAP' ? item.object.FROM_SEQ : item.object.EE_MESSAGE_SEQ
+      const gap = item.object.EE_EVENT_TYPE === 'R1_GAP' ? item.object.REASON : undefined
+      if (forFallback && gap === 'reset') {
+        kept++
+        continue
+      }
+      // a dropped retention/missing gap is found again when the journal is read from its FROM_SEQ
+      const seq = gap === undefined ? item.object.EE_MESSAGE_SEQ : gap === 'reset' ? undefined : item.object.FROM_SEQ
       if (typeof seq === 'number') first = seq
       this.queue.splice(i, 1)
     }
-    this.queuedSubscriptionItems = 0
+    this.queuedSubscriptionItems = kept
     return first
   }
 

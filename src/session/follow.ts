@@ -154,7 +154,7 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
         journalId: resumeAfter === undefined ? undefined : outcome.journalId,
         signal: stop.signal,
         onStarted: (started) => {
-          outcome.journalId = started.JOURNAL_ID
+          outcome.journalId ??= started.JOURNAL_ID // a different one comes with a reset gap
           if (!options.follow) cutoff ??= started.LAST_SEQ
         },
         onLive: (position) => {
@@ -167,8 +167,8 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
       for await (const item of items) {
         if (!options.follow && (historyDone || (cutoff !== undefined && (item.EE_EVENT_TYPE === 'R1_GAP' ? item.FROM_SEQ : item.EE_MESSAGE_SEQ) > cutoff))) break
         if (item.EE_EVENT_TYPE === 'R1_GAP' && item.REASON === 'reset') {
-          // another journal behind the same node: its seqs start again at 1
-          outcome.lastSeq = 0
+          // the node's numbering went back (another journal, or this one restored): it goes on after TO_SEQ
+          outcome.lastSeq = item.TO_SEQ
           outcome.journalId = item.JOURNAL_ID
           cutoff = undefined
           outcome.gaps++
@@ -252,7 +252,11 @@ export function parseSince(text: string, now = Date.now()): Since {
 
 /** One line about a gap, for humans. */
 export function describeGap(gap: GapEvent): string {
-  if (gap.REASON === 'reset') return `the node's event journal was replaced (data dir wiped or restored) after event ${gap.FROM_SEQ - 1}: later events of the old one are lost, and seqs start again at 1`
+  if (gap.REASON === 'reset') {
+    return gap.TO_SEQ === 0
+      ? `the node's event journal was replaced (data dir wiped or replaced) after event ${gap.FROM_SEQ - 1}: the rest of the old one is lost here, and seqs start again at 1`
+      : `the node's event journal went back to event ${gap.TO_SEQ} (restored, or cut by a power loss) after this reader had ${gap.FROM_SEQ - 1}: seqs above ${gap.TO_SEQ} now name other events`
+  }
   const range = gap.FROM_SEQ === gap.TO_SEQ ? `event ${gap.FROM_SEQ} is` : `events ${gap.FROM_SEQ}..${gap.TO_SEQ} are`
   return gap.REASON === 'retention'
     ? `${range} no longer in the node's journal (retention)`

@@ -47,6 +47,8 @@ export interface SessionOptions {
   pingIntervalMs?: number
   /** Frames that fail verification are dropped and reported here (default: ignored). */
   onWarning?: (message: string) => void
+  /** Keep each batched event's signed JSON text (`wireTextOf`), for a consumer that prints it as is. */
+  wireTexts?: boolean
 }
 
 /** What a node notification must look like to confirm a command. */
@@ -277,7 +279,8 @@ export class Session {
             try {
               const resumed = await this.send('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), JOURNAL_ID: sub.journalId, LAST: undefined, SINCE_TIME: undefined})
               sub.hash = resumed.hash
-              sub.journalId = (resumed.reply.RESULT as SubscribeResult).JOURNAL_ID
+              // another journal than the one asked for comes with a reset gap, which updates journalId
+              sub.journalId ??= (resumed.reply.RESULT as SubscribeResult).JOURNAL_ID
             } finally {
               this.resubscribing = false
             }
@@ -298,7 +301,7 @@ export class Session {
   }
 
   private onFrame(text: string): void {
-    const frame = decodeNodeFrame(text, this.address)
+    const frame = decodeNodeFrame(text, this.address, {wireTexts: this.options.wireTexts})
     if (!frame.ok) {
       this.options.onWarning?.(`dropped a frame from ${this.url}: ${frame.reason}`)
       return
@@ -355,7 +358,9 @@ export class Session {
     const sub = this.subscription
     if (!sub || sub.done) return
     if (item.EE_EVENT_TYPE === 'R1_GAP' && item.REASON === 'reset') {
-      sub.lastSeq = 0 // the node replays its new journal from its start
+      // the node's numbering went back: the stream goes on after TO_SEQ, in the journal the gap names
+      sub.lastSeq = item.TO_SEQ
+      sub.journalId = item.JOURNAL_ID
     } else if (item.EE_EVENT_TYPE === 'R1_GAP') {
       if (item.TO_SEQ <= sub.lastSeq) return
       sub.lastSeq = item.TO_SEQ
@@ -530,7 +535,7 @@ export class Session {
     const subscribed = await this.send('R1_SUBSCRIBE', request)
     const started = subscribed.reply.RESULT as SubscribeResult
     sub.hash = subscribed.hash
-    sub.journalId = started.JOURNAL_ID
+    sub.journalId = options.journalId ?? started.JOURNAL_ID
     options.onStarted?.(started)
     // Live-only subscriptions start at the node's current seq; history ones at what the node replays from.
     if (sub.lastSeq < 0) sub.lastSeq = options.last === undefined && options.sinceTime === undefined ? started.LAST_SEQ : started.FROM_SEQ
@@ -561,7 +566,8 @@ export class Session {
       if (this.subscription === sub) {
         sub.done = true
         this.subscription = undefined
-        if (this.connected && !this.closed) void this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
+        // a subscription the node ended (sub.error) needs no unsubscribe
+        if (this.connected && !this.closed && !sub.error) void this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
       }
     }
   }

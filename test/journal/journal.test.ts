@@ -3,6 +3,11 @@ import * as path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import {R1Error} from '../../src/errors.js'
 import {GapEventSchema} from '../../src/protocol/filter.js'
+import {canonicalJson, parseWireJson} from '../../src/protocol/canonical.js'
+import {generateIdentity} from '../../src/protocol/identity.js'
+import {verifyMessage} from '../../src/protocol/signing.js'
+import {encodeBatch} from '../../src/protocol/wire.js'
+import {encodeRecord, segmentName} from '../../src/runtime/journal-format.js'
 import {Journal} from '../../src/runtime/journal.js'
 import {notification, openCollecting, payload, range, readAll, segmentFiles, seqsOf, tempDir} from './helpers.js'
 
@@ -21,6 +26,40 @@ async function open(d: string, options: Parameters<typeof openCollecting>[1] = {
 afterEach(async () => {
   for (const j of journals.splice(0)) await j.close()
   for (const d of dirs.splice(0)) fs.rmSync(d, {recursive: true, force: true})
+})
+
+describe('journal record text', () => {
+  it('stores each event as its canonical JSON and hands those bytes out with the entry', async () => {
+    const {journal} = await open(dir())
+    const event = payload(1, {B: 1e-7, A: 'é', 10: 'x', 9: true})
+    journal.append(event)
+    const [record] = await (await journal.cursor({sinceSeq: 0})).next()
+    expect(record!.json.toString()).toBe(canonicalJson(event))
+    expect(record!.entry).toEqual(JSON.parse(canonicalJson(event)))
+  })
+
+  it('re-encodes records written before records were canonical (a journal from an earlier r1), so batches built on them verify', async () => {
+    const d = dir()
+    // what r1 wrote before: JSON.stringify bodies, and a journal.json without CANONICAL_FROM_SEQ
+    const old = [payload(1, {B: 1e-7, 10: 'x'}), payload(2, {Z: 0.00001, A: 2})]
+    const buffer = Buffer.alloc(4096)
+    let used = 0
+    for (const event of old) used += encodeRecord(buffer, used, event.EE_MESSAGE_SEQ, Buffer.from(JSON.stringify(event)))
+    fs.writeFileSync(path.join(d, segmentName(1)), buffer.subarray(0, used))
+    fs.writeFileSync(path.join(d, 'journal.json'), JSON.stringify({ID: 'old-journal', CREATED: '2026-11-01T00:00:00.000Z'}))
+    const {journal} = await open(d)
+    expect(journal.id).toBe('old-journal')
+    expect(journal.canonicalFromSeq).toBe(3)
+    journal.append(payload(3, {C: 1.5}))
+    const records = await (await journal.cursor({sinceSeq: 0})).next()
+    expect(records.map((r) => r.json.toString())).toEqual([...old, payload(3, {C: 1.5})].map((e) => canonicalJson(e)))
+    const frame = encodeBatch(records.map((r) => r.json), generateIdentity()).frame.toString()
+    expect(verifyMessage(parseWireJson(frame))).toMatchObject({valid: true})
+    await journal.close()
+    journals.splice(journals.indexOf(journal), 1)
+    expect(JSON.parse(fs.readFileSync(path.join(d, 'journal.json'), 'utf8'))).toMatchObject({ID: 'old-journal', CANONICAL_FROM_SEQ: 3})
+    expect((await open(d)).journal.canonicalFromSeq).toBe(3)
+  })
 })
 
 describe('journal basics', () => {

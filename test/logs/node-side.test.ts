@@ -95,6 +95,42 @@ describe('filters run on the node', () => {
   })
 })
 
+describe('resuming into seqs the journal does not hold', () => {
+  const gapOf = (items: FrameItem[]) => items.filter((i) => i.EE_EVENT_TYPE === 'R1_GAP').map((i) => GapEventSchema.parse(i))
+
+  it('another journal (data dir wiped): a reset gap to 0, then the whole journal', async () => {
+    const t = await node()
+    const seqs = heartbeats(t, 8)
+    const sub = await rawSubscriber(t, {SINCE_SEQ: 500, JOURNAL_ID: 'a-journal-that-is-gone'})
+    await sub.client.waitFor(isLive)
+    expect(gapOf(sub.client.items)).toMatchObject([{REASON: 'reset', FROM_SEQ: 501, TO_SEQ: 0, JOURNAL_ID: t.node.journal.id}])
+    expect(events(sub.client.items).map((e) => e.EE_MESSAGE_SEQ)).toEqual(seqs)
+  })
+
+  it('this journal gone back (a restored backup): a reset gap to its last seq, then live', async () => {
+    const t = await node()
+    heartbeats(t, 8)
+    const sub = await rawSubscriber(t, {SINCE_SEQ: 500, JOURNAL_ID: t.node.journal.id})
+    await sub.client.waitFor(isLive)
+    expect(gapOf(sub.client.items)).toMatchObject([{REASON: 'reset', FROM_SEQ: 501, TO_SEQ: 8}])
+    const later = heartbeats(t, 3)
+    await sub.client.waitFor((i) => (i as NodeEvent).EE_MESSAGE_SEQ === later.at(-1))
+    expect(events(sub.client.items).map((e) => e.EE_MESSAGE_SEQ)).toEqual(later)
+  })
+
+  it('the same journal, within it: no gap; and no JOURNAL_ID (an earlier client): no reset', async () => {
+    const t = await node()
+    const seqs = heartbeats(t, 8)
+    const same = await rawSubscriber(t, {SINCE_SEQ: 3, JOURNAL_ID: t.node.journal.id})
+    await same.client.waitFor(isLive)
+    expect(gapOf(same.client.items)).toEqual([])
+    expect(events(same.client.items).map((e) => e.EE_MESSAGE_SEQ)).toEqual(seqs.slice(3))
+    const legacy = await rawSubscriber(t, {SINCE_SEQ: 500})
+    await legacy.client.waitFor(isLive)
+    expect(gapOf(legacy.client.items)).toEqual([])
+  })
+})
+
 describe('retention', () => {
   it('tells a subscriber exactly which range it lost when retention ran out, then streams the rest', async () => {
     const t = await node({journal: {segmentBytes: 16 * 1024, maxBytes: 64 * 1024}})

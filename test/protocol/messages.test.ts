@@ -86,14 +86,17 @@ describe('node frames', () => {
       {...event, EE_MESSAGE_SEQ: 9},
     ]
     const batch = encodeBatch(tricky.map(itemCanonical), node)
-    const decoded = decodeNodeFrame(batch.frame.toString(), node.address)
+    const decoded = decodeNodeFrame(batch.frame.toString(), node.address, {wireTexts: true})
     expect(decoded.ok).toBe(true)
     const items = decoded.ok ? decoded.items : []
     expect(items.map((item) => wireTextOf(item))).toEqual(tricky.map((e) => itemCanonical(e).toString()))
     for (const item of items) expect(JSON.parse(wireTextOf(item)!)).toEqual(JSON.parse(JSON.stringify(item)))
     // a single-event frame has no such text: its fields include the signature
-    const single = decodeNodeFrame(encodeSigned(event, node).text, node.address)
+    const single = decodeNodeFrame(encodeSigned(event, node).text, node.address, {wireTexts: true})
     expect(single.ok && wireTextOf(single.items[0]!)).toBeUndefined()
+    // and only when asked: the text holds on to its whole frame
+    const plain = decodeNodeFrame(batch.frame.toString(), node.address)
+    expect(plain.ok && plain.items.map((item) => wireTextOf(item))).toEqual([undefined, undefined, undefined])
   })
 
   it('a batch with an event added after signing is refused', () => {
