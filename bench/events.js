@@ -2,9 +2,10 @@
 //
 // For bench/run.js (group "events"): starts a real `r1 node start` process with a CUSTOM_EXEC_01 instance
 // that emits payloads as fast as it can, and returns rows made with lib.js `row()`:
-//   - "events plugin → node → r1 logs --json": payload lines per second on the CLI's stdout, as a ratio
-//     to a baseline measured in this run: the same event JSON sent as one ws text frame each, from one
-//     process to another (client parses every frame), as fast as ws carries them; budget ≥ 0.5;
+//   - "events plugin → node → r1 logs --json": payload lines per second on the CLI's stdout (median of
+//     5 windows of 50 k), as a ratio to a baseline measured in this run the same way: the same event JSON
+//     sent as one ws text frame each, from one process to another (client parses every frame), as fast
+//     as ws carries them; budget ≥ 0.5;
 //   - "node RSS with a subscriber that reads nothing": the node's resident memory after flooding a
 //     connection whose client never reads, as a ratio to its RSS before that subscriber; budget ≤ 1.5
 //     (the node drops what the socket cannot take and resends it later from the journal).
@@ -15,10 +16,11 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import WebSocket from 'ws'
-import {cli, r1, root, row, startNode, stopChild} from './lib.js'
+import {cli, median, r1, root, row, startNode, stopChild} from './lib.js'
 
 const dist = (path) => import(pathToFileURL(join(root, 'dist', path)).href)
-const MEASURE_EVENTS = 150_000
+const WINDOWS = 5
+const WINDOW_EVENTS = 50_000
 const MEASURE_MAX_MS = 15_000
 const WARMUP_EVENTS = 5_000
 const FLOOD_CODE = 'for (let i = 0; i < 2000; i++) plugin.emit({I: i, READING: 21.5 + (i % 10), UNIT: "C"}); return null'
@@ -28,12 +30,16 @@ function rssMiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024
 }
 
-/** Lines per second on a child's stdout between the WARMUP-th line and MEASURE more (or the time cap); keeps a sample of lines. */
+/**
+ * Lines per second on a child's stdout, after WARMUP lines: the median of WINDOWS consecutive windows of
+ * WINDOW_EVENTS lines each (or what the time cap allows); keeps a sample of lines.
+ */
 function measureLines(child) {
   return new Promise((resolve, reject) => {
     let count = 0
-    let start
-    let startCount = 0
+    let windowStart
+    let windowStartCount = 0
+    const rates = []
     let sample = ''
     let stderr = ''
     child.stderr.on('data', (chunk) => (stderr += chunk))
@@ -42,22 +48,30 @@ function measureLines(child) {
       if (done) return
       done = true
       clearTimeout(cap)
-      const ms = Number(process.hrtime.bigint() - start) / 1e6
-      resolve({perSecond: ((count - startCount) / ms) * 1000, sample: sample.split('\n').slice(0, -1).filter((l) => l.startsWith('{'))})
+      clearTimeout(windowCap)
+      if (rates.length === 0 && windowStart !== undefined) rates.push(((count - windowStartCount) / (Number(process.hrtime.bigint() - windowStart) / 1e6)) * 1000)
+      resolve({perSecond: median(rates), sample: sample.split('\n').slice(0, -1).filter((l) => l.startsWith('{'))})
     }
-    const cap = setTimeout(() => (start ? finish() : reject(new Error(`r1 logs printed ${count} lines in ${MEASURE_MAX_MS} ms: ${stderr}`))), MEASURE_MAX_MS * 2)
+    let windowCap
+    const cap = setTimeout(() => (windowStart ? finish() : reject(new Error(`r1 logs printed ${count} lines in ${MEASURE_MAX_MS * 2} ms: ${stderr}`))), MEASURE_MAX_MS * 2)
     child.stdout.on('data', (chunk) => {
       for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) count++
       if (sample.length < 256 * 1024) sample += chunk.toString()
-      if (start === undefined && count >= WARMUP_EVENTS) {
-        start = process.hrtime.bigint()
-        startCount = count
-        setTimeout(finish, MEASURE_MAX_MS)
+      if (windowStart === undefined && count >= WARMUP_EVENTS) {
+        windowStart = process.hrtime.bigint()
+        windowStartCount = count
+        windowCap = setTimeout(finish, MEASURE_MAX_MS)
       }
-      if (start !== undefined && count - startCount >= MEASURE_EVENTS) finish()
+      if (windowStart !== undefined && count - windowStartCount >= WINDOW_EVENTS) {
+        const now = process.hrtime.bigint()
+        rates.push(((count - windowStartCount) / (Number(now - windowStart) / 1e6)) * 1000)
+        windowStart = now
+        windowStartCount = count
+        if (rates.length === WINDOWS) finish()
+      }
     })
     child.once('exit', (code) => {
-      if (start === undefined) reject(new Error(`r1 logs exited ${code} after ${count} lines: ${stderr}`))
+      if (windowStart === undefined) reject(new Error(`r1 logs exited ${code} after ${count} lines: ${stderr}`))
       else finish()
     })
   })
@@ -94,20 +108,24 @@ wss.on('connection', (ws) => {
       server.once('exit', (code) => reject(new Error(`baseline ws server exited ${code}`)))
     })
     const ws = new WebSocket(`ws://127.0.0.1:${port}`, {perMessageDeflate: false})
-    const perSecond = await new Promise((resolve) => {
+    const rates = await new Promise((resolve) => {
       let count = 0
       let start
+      const rates = []
       ws.on('message', (data) => {
         JSON.parse(data.toString())
         count++
-        if (count === WARMUP_EVENTS) start = process.hrtime.bigint()
-        if (start !== undefined && count === WARMUP_EVENTS + MEASURE_EVENTS) {
-          resolve((MEASURE_EVENTS / (Number(process.hrtime.bigint() - start) / 1e6)) * 1000)
+        if (count < WARMUP_EVENTS || (count - WARMUP_EVENTS) % WINDOW_EVENTS !== 0) return
+        const now = process.hrtime.bigint()
+        if (start !== undefined) rates.push((WINDOW_EVENTS / (Number(now - start) / 1e6)) * 1000)
+        start = now
+        if (rates.length === WINDOWS) {
+          resolve(rates)
           ws.terminate()
         }
       })
     })
-    return perSecond
+    return median(rates)
   } finally {
     await stopChild(server, 'SIGKILL')
   }
