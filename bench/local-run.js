@@ -1,10 +1,10 @@
 // `r1 run` figures (DESIGN.md §7): start → first payload of a TypeScript plugin, payload throughput of
-// one instance to the --json output, and an idle node's RSS and CPU. Needs the build (dist/).
+// one instance to the --json output, and an idle `r1 node start`'s RSS and CPU. Needs the build (dist/).
 import {spawn} from 'node:child_process'
-import {cpSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {median, r1, root, row, wallMedian} from './lib.js'
+import {median, r1, root, row, startNode, stopChild, wallMedian} from './lib.js'
 
 /** Runs `r1 run … --json`, calling `onLine` for each stdout line; resolves with the exit code. */
 function runJson(args, onLine) {
@@ -45,29 +45,24 @@ function floodProject(dir, batch) {
   writeFileSync(join(dir, 'flood.ts'), `import {definePlugin} from 'r1/plugin'\nlet n = 0\nexport default definePlugin({process(ctx) { for (let i = 0; i < ${batch}; i++) ctx.emit({N: n++}) }})\n`)
 }
 
-/** A node with no instances: its RSS after 3 s, and the CPU it used over the next 5 s (heartbeats on, every 1 s). */
+/** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** `r1 node start` with no instances: its RSS 3 s after start, and the CPU it uses over the next 5 s. */
 async function idleNode(dataDir) {
-  const script = `const {startNodeServer} = await import(${JSON.stringify(join(root, 'dist/runtime/serve.js'))})
-const node = await startNodeServer({dataDir: ${JSON.stringify(dataDir)}, port: 0, heartbeatIntervalMs: 1000, log: () => {}})
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-await sleep(3000)
-const rss = process.memoryUsage.rss()
-const before = process.cpuUsage()
-await sleep(5000)
-const used = process.cpuUsage(before)
-process.stdout.write(JSON.stringify({rss, cpuMicros: used.user + used.system}))
-await node.stop()
-process.exit(0)`
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {stdio: ['ignore', 'pipe', 'inherit']})
-    let out = ''
-    child.stdout.on('data', (chunk) => (out += chunk))
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`idle node exited ${code}`))
-      const {rss, cpuMicros} = JSON.parse(out)
-      resolve({rssMiB: rss / 1048576, cpuPercent: cpuMicros / 5e6 * 100})
-    })
-  })
+  const node = await startNode(dataDir, {})
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    const rssMiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${node.child.pid}/status`, 'utf8'))[1]) / 1024
+    const before = cpuSeconds(node.child.pid)
+    await new Promise((resolve) => setTimeout(resolve, 5000))
+    return {rssMiB, cpuPercent: ((cpuSeconds(node.child.pid) - before) / 5) * 100}
+  } finally {
+    await stopChild(node.child)
+  }
 }
 
 export default async function localRun() {
@@ -100,7 +95,7 @@ export default async function localRun() {
 
     const idle = await idleNode(join(work, 'idle-node'))
     rows.push(row('idle node (no instances): RSS', {value: idle.rssMiB, unit: 'MiB', budget: 80, absolute: true}))
-    rows.push(row('idle node (no instances): CPU over 5 s, heartbeat every 1 s', {value: idle.cpuPercent, unit: '% of a core', budget: 1, absolute: true}))
+    rows.push(row('idle node (no instances): CPU over 5 s', {value: idle.cpuPercent, unit: '% of a core', budget: 1, absolute: true}))
   } finally {
     rmSync(work, {recursive: true, force: true})
   }

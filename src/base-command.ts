@@ -1,6 +1,6 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import {ExitCode, R1Error, exitCodeOf} from './errors.js'
-import {err as stderrColor} from './ui/colors.js'
+import {type ErrorJson, errorJson, errorText} from './ui/error-report.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -15,11 +15,6 @@ export const targetFlags = {
   dir: Flags.string({char: 'd', description: 'Project folder (holds config.yaml)', default: '.'}),
   'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
   ca: Flags.string({description: 'PEM file of a CA (or self-signed certificate) to trust for wss:// nodes'}),
-}
-
-/** The `--json` error document. */
-export interface ErrorJson {
-  error: {code: string; message: string; exitCode: number; hint?: string; details?: unknown}
 }
 
 /**
@@ -81,29 +76,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override toErrorJson(error: unknown): ErrorJson {
-    const e = error instanceof R1Error ? error : undefined
-    const message = error instanceof Error ? error.message : String(error)
-    return {
-      error: {
-        code: e?.code ?? ((error as {code?: unknown})?.code && typeof (error as {code?: unknown}).code === 'string' ? String((error as {code: string}).code) : 'ERROR'),
-        message: stripAnsi(message),
-        exitCode: exitCodeOf(error),
-        ...(e?.hint ? {hint: e.hint} : {}),
-        ...(e?.details === undefined ? {} : {details: e.details}),
-      },
-    }
+    return errorJson(error)
   }
 
   protected override async catch(error: Error & {exitCode?: number}): Promise<void> {
-    const code = exitCodeOf(error)
-    process.exitCode = code
-    if (this.jsonEnabled()) {
-      this.logJson(this.toErrorJson(error))
-      return
-    }
-    const hint = error instanceof R1Error && error.hint ? `\n${stderrColor.dim('→ ' + error.hint)}` : ''
-    const debug = process.env.DEBUG && error.stack ? `\n${error.stack}` : ''
-    process.stderr.write(`${stderrColor.red('✖')} ${error.message}${hint}${debug}\n`)
+    process.exitCode = exitCodeOf(error)
+    if (this.jsonEnabled()) this.logJson(this.toErrorJson(error))
+    else process.stderr.write(errorText(error))
   }
 
   protected override async finally(error: Error | undefined): Promise<void> {
@@ -131,9 +110,4 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     await this.runCleanups()
     process.exit(ExitCode.INTERRUPTED)
   }
-}
-
-function stripAnsi(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\u001B\[[0-9;]*m/g, '')
 }

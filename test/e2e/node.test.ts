@@ -1,8 +1,9 @@
 import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {pathToFileURL} from 'node:url'
 import {createInterface} from 'node:readline'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {NotificationCode} from '../../src/protocol/codes.js'
@@ -157,5 +158,60 @@ describe('r1 node', () => {
     expect(run.stderr).toMatch(/--port/)
     blocker.child.kill('SIGTERM')
     expect(await blocker.exited).toBe(0)
+  })
+})
+
+describe('r1 node start without oclif (the path bin/run.js takes; an idle node\'s RSS is a budget)', () => {
+  const noColor = {...process.env, NO_COLOR: '1', FORCE_COLOR: undefined}
+  /** bin/run.js's fast path alone (exit 99: it declined) or oclif alone, on the same argv. */
+  const via = (entry: 'fast' | 'oclif', args: string[], timeout = 60_000) => {
+    const script =
+      entry === 'fast'
+        ? `import {fastNodeStart} from ${JSON.stringify(join(repo, 'dist/runtime/node-main.js'))}; process.exitCode = (await fastNodeStart(process.argv.slice(1))) ?? 99`
+        : `import {execute} from '@oclif/core'; await execute({dir: ${JSON.stringify(pathToFileURL(bin).href)}, args: process.argv.slice(1)})`
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...args], {cwd: repo, encoding: 'utf8', env: noColor, timeout})
+    return {code: result.status, stdout: result.stdout, stderr: result.stderr}
+  }
+
+  it('fails exactly as the oclif command does (a port in use, under --json and not)', async () => {
+    const blocker = await startNode(join(tmp, 'blocker-2'))
+    const port = new URL(blocker.url).port
+    for (const json of [[], ['--json']]) {
+      const args = ['node', 'start', '--port', port, '--data-dir', join(tmp, 'other-2'), ...json]
+      const fast = via('fast', args)
+      expect(fast.code).toBe(1)
+      expect(fast).toEqual(via('oclif', args))
+    }
+    blocker.child.kill('SIGTERM')
+    expect(await blocker.exited).toBe(0)
+  })
+
+  it('leaves --help, unknown flags and values oclif refuses to oclif, doing nothing', () => {
+    for (const args of [['node', 'start', '--help'], ['node', 'start', '--bogus'], ['node', 'start', '--port', 'abc'], ['node', 'start', '--port', '70000'], ['node', 'start', '--tls-cert', 'c.pem'], ['node', 'start', '--alias'], ['node', 'allow', 'x'], ['node']]) {
+      expect({args, ...via('fast', args)}).toEqual({args, code: 99, stdout: '', stderr: ''})
+    }
+  })
+
+  it('serves a node (heartbeats answered), loads no oclif module, and stops with exit 0 on SIGTERM', async () => {
+    const hook = join(tmp, 'log-loads.mjs')
+    writeFileSync(hook, "export async function resolve(specifier, context, next) {\n  const result = await next(specifier, context)\n  process.stderr.write('load ' + result.url + '\\n')\n  return result\n}\n")
+    const register = `data:text/javascript,import {register} from 'node:module'; register(${JSON.stringify(pathToFileURL(hook).href)})`
+    const dir = join(tmp, 'fast-node')
+    const child = spawn(process.execPath, ['--import', register, bin, 'node', 'start', '--port=0', '--data-dir', dir, '--alias', 'fast', '--json'], {cwd: repo, env: noColor, stdio: ['ignore', 'pipe', 'pipe']})
+    children.add(child)
+    let stderr = ''
+    child.stderr!.on('data', (d) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    const line = await new Promise<string>((resolve) => createInterface({input: child.stdout!}).once('line', resolve))
+    const started = JSON.parse(line) as {address: string; url: string; alias: string}
+    expect(started).toMatchObject({alias: 'fast', url: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+$/)})
+    const session = await connect({...started, child, exited}, generateIdentity())
+    expect((await session.heartbeat()).EE_ADDR).toBe(started.address)
+    await session.close()
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    const loaded = stderr.split('\n').filter((l) => l.startsWith('load ')).map((l) => l.slice(5))
+    expect(loaded.some((url) => url.includes('/dist/runtime/serve.js'))).toBe(true)
+    expect(loaded.filter((url) => url.includes('/node_modules/@oclif/'))).toEqual([])
   })
 })

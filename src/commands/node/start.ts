@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
+import {NODE_START_DEFAULTS} from '../../runtime/node-main.js'
 
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
   static override summary = 'Run an edge node server: the r1 runtime behind a signed WebSocket endpoint'
@@ -13,8 +14,8 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
 
   static override interruptible = true
   static override flags = {
-    host: Flags.string({description: 'Interface to listen on.', default: '127.0.0.1'}),
-    port: Flags.integer({description: 'TCP port (0 picks a free one; the URL shows it).', default: 7443, min: 0, max: 65535}),
+    host: Flags.string({description: 'Interface to listen on.', default: NODE_START_DEFAULTS.host}),
+    port: Flags.integer({description: 'TCP port (0 picks a free one; the URL shows it).', default: NODE_START_DEFAULTS.port, min: 0, max: 65535}),
     'data-dir': Flags.string({description: 'Node state directory [default: $XDG_DATA_HOME/r1/node or ~/.local/share/r1/node].'}),
     'tls-cert': Flags.string({description: 'PEM certificate: serve wss://.', dependsOn: ['tls-key']}),
     'tls-key': Flags.string({description: 'PEM private key of --tls-cert.', dependsOn: ['tls-cert']}),
@@ -22,28 +23,8 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
   }
 
   public async run(): Promise<void> {
-    const {defaultDataDir, startNodeServer} = await import('../../runtime/serve.js')
-    const dataDir = this.flags['data-dir'] ?? defaultDataDir()
-    const node = await startNodeServer({
-      dataDir,
-      host: this.flags.host,
-      port: this.flags.port,
-      tlsCertPath: this.flags['tls-cert'],
-      tlsKeyPath: this.flags['tls-key'],
-      alias: this.flags.alias,
-    })
-    this.onCleanup(() => node.stop())
-    if (this.jsonEnabled()) this.ndjson({address: node.address, url: node.url, alias: node.alias})
-    else {
-      process.stdout.write(`r1 node ${node.alias}\n  address  ${node.address}\n  url      ${node.url}\n  data     ${node.dataDir}\n`)
-      const allowed = node.allowList.size()
-      this.note(allowed === 0 ? `No address is allowed to send commands yet: r1 node allow <address> --data-dir ${node.dataDir}` : `${allowed} address(es) allowed. Ctrl-C stops the node.`)
-    }
-    await new Promise<void>((resolve) => {
-      if (this.signal.aborted) resolve()
-      else this.signal.addEventListener('abort', () => resolve(), {once: true})
-    })
-    this.note('Stopping: closing sessions and instances…')
-    await node.stop()
+    const {serveNode} = await import('../../runtime/node-main.js')
+    const f = this.flags
+    await serveNode({host: f.host, port: f.port, dataDir: f['data-dir'], tlsCert: f['tls-cert'], tlsKey: f['tls-key'], alias: f.alias}, {json: this.jsonEnabled(), signal: this.signal, note: (message) => this.note(message)})
   }
 }

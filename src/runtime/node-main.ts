@@ -1,0 +1,104 @@
+import {ExitCode, exitCodeOf} from '../errors.js'
+
+/**
+ * `r1 node start`'s work, without oclif: the command calls `serveNode`, and bin/run.js tries
+ * `fastNodeStart` first, so a node process never loads oclif (an idle node's RSS is a budget,
+ * DESIGN.md §7: oclif costs ~8 MiB of it).
+ */
+
+export const NODE_START_DEFAULTS = {host: '127.0.0.1', port: 7443}
+
+export interface NodeStartOptions {
+  host: string
+  port: number
+  dataDir?: string
+  tlsCert?: string
+  tlsKey?: string
+  alias?: string
+}
+
+export interface ServeIo {
+  json: boolean
+  /** Ends the node gracefully once aborted. */
+  signal: AbortSignal
+  /** Progress for humans (stderr; silent under --json). */
+  note(message: string): void
+}
+
+/** Starts the node server, prints where it is (one JSON line under --json), serves until `signal`, stops. */
+export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise<void> {
+  const {defaultDataDir, startNodeServer} = await import('./serve.js')
+  const node = await startNodeServer({
+    dataDir: options.dataDir ?? defaultDataDir(),
+    host: options.host,
+    port: options.port,
+    tlsCertPath: options.tlsCert,
+    tlsKeyPath: options.tlsKey,
+    alias: options.alias,
+  })
+  try {
+    if (io.json) process.stdout.write(JSON.stringify({address: node.address, url: node.url, alias: node.alias}) + '\n')
+    else {
+      process.stdout.write(`r1 node ${node.alias}\n  address  ${node.address}\n  url      ${node.url}\n  data     ${node.dataDir}\n`)
+      const allowed = node.allowList.size()
+      io.note(allowed === 0 ? `No address is allowed to send commands yet: r1 node allow <address> --data-dir ${node.dataDir}` : `${allowed} address(es) allowed. Ctrl-C stops the node.`)
+    }
+    await new Promise<void>((resolve) => {
+      if (io.signal.aborted) resolve()
+      else io.signal.addEventListener('abort', () => resolve(), {once: true})
+    })
+    io.note('Stopping: closing sessions and instances…')
+  } finally {
+    await node.stop()
+  }
+}
+
+const VALUE_FLAGS = {'--host': 'host', '--port': 'port', '--data-dir': 'dataDir', '--tls-cert': 'tlsCert', '--tls-key': 'tlsKey', '--alias': 'alias'} as const
+
+/**
+ * `r1 node start [--host H] [--port N] [--data-dir D] [--tls-cert C --tls-key K] [--alias A] [--json]`
+ * for bin/run.js; returns the exit code. Returns undefined, having done nothing, for anything else
+ * (--help, other flags, a value oclif would refuse), which oclif then handles as usual.
+ */
+export async function fastNodeStart(argv: readonly string[]): Promise<number | undefined> {
+  if (argv[0] !== 'node' || argv[1] !== 'start') return undefined
+  const options: NodeStartOptions = {...NODE_START_DEFAULTS}
+  let json = false
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--json') {
+      json = true
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    const key = VALUE_FLAGS[name as keyof typeof VALUE_FLAGS]
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+    if (!key || value === undefined || value === '' || value.startsWith('-')) return undefined
+    if (key === 'port') {
+      if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) return undefined
+      options.port = Number(value)
+    } else options[key] = value
+  }
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) return undefined
+
+  const interrupt = new AbortController()
+  const onSignal = () => {
+    if (interrupt.signal.aborted) process.exit(ExitCode.INTERRUPTED) // second Ctrl-C: leave now
+    interrupt.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    await serveNode(options, {json, signal: interrupt.signal, note: (message) => json || process.stderr.write(message + '\n')})
+    return ExitCode.OK
+  } catch (error) {
+    const {errorJson, errorText} = await import('../ui/error-report.js')
+    if (json) process.stdout.write(JSON.stringify(errorJson(error), null, 2) + '\n')
+    else process.stderr.write(errorText(error as Error))
+    return exitCodeOf(error)
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
