@@ -61,11 +61,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.args = args as CommandArgs<T>
   }
 
-  /** Writes one NDJSON line to stdout (streaming commands under `--json`). */
-  protected ndjson(value: unknown): void {
-    process.stdout.write(JSON.stringify(value) + '\n')
-  }
-
   /** Progress and notes for humans: stderr, silent under `--json`. */
   protected note(message: string): void {
     if (!this.jsonEnabled()) process.stderr.write(message + '\n')

@@ -44,7 +44,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
   public async run(): Promise<undefined> {
     const f = this.flags
     const json = this.jsonEnabled()
-    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}, {readCa}, {wireTextOf}, {canonicalJson}] = await Promise.all([
+    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}, {readCa}, {eventJsonLine}] = await Promise.all([
       import('../deploy/project.js'),
       import('../protocol/identity.js'),
       import('../protocol/filter.js'),
@@ -52,8 +52,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
       import('../ui/render-event.js'),
       import('../ui/colors.js'),
       import('../deploy/link.js'),
-      import('../protocol/wire.js'),
-      import('../protocol/canonical.js'),
+      import('../ui/event-json.js'),
     ])
     const filter = EventFilterSchema.parse({
       TYPES: f.type?.map((t) => t.toUpperCase()),
@@ -87,8 +86,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
       },
       {
         onEntry: (target, entry) => {
-          // the node's canonical text of the event: as it was signed (batched) or made again (a lone frame)
-          if (json) return sink.write((wireTextOf(entry) ?? canonicalJson(entry)).slice(0, -1) + `,"R1_TARGET":${JSON.stringify(target.name)}}\n`)
+          if (json) return sink.write(eventJsonLine(entry, target.name))
           if (entry.EE_EVENT_TYPE !== 'R1_GAP') return sink.write(renderEvent(entry, {nodeLabel: labelled ? target.name : undefined}) + '\n')
           return sink.write(`${labelled ? out.blue(target.name) + ' ' : ''}${out.yellow(`⚠ gap: ${follow.describeGap(entry)}`)}\n`)
         },

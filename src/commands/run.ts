@@ -41,14 +41,14 @@ export default class Run extends BaseCommand<typeof Run> {
     const {argv} = await this.parse(Run)
     const json = this.jsonEnabled()
     const {validateForRun, buildForRun, ProjectRun} = await import('../runtime/project-run.js')
-    const {renderEvent, renderLog} = await import('../ui/render-event.js')
+    const [{renderEvent, renderLog}, {eventJsonLine}] = await Promise.all([import('../ui/render-event.js'), import('../ui/event-json.js')])
     const {err} = await import('../ui/colors.js')
     const {tasks} = await import('../ui/tasks.js')
     const validated = await validateForRun(this.flags.dir, argv as string[], {color: err.level > 0})
 
     // bundling and starting the node overlap: time to first payload is a budget (DESIGN.md §7)
     const building = buildForRun(validated)
-    const starting = ProjectRun.start(validated.dir, this.flags['data-dir'] ? {dataDir: this.flags['data-dir']} : {})
+    const starting = ProjectRun.start(validated.dir, {wireTexts: json, ...(this.flags['data-dir'] ? {dataDir: this.flags['data-dir']} : {})})
     building.catch(() => undefined)
     starting.catch(() => undefined)
     this.onCleanup(async () => (await starting.catch(() => undefined))?.stop())
@@ -69,7 +69,7 @@ export default class Run extends BaseCommand<typeof Run> {
           title: 'Start the runtime',
           task: step(async () => {
             run = await starting
-            run.onEvent((event) => (json ? this.ndjson(event) : process.stdout.write(renderEvent(event) + '\n')))
+            run.onEvent((event) => process.stdout.write(json ? eventJsonLine(event) : renderEvent(event) + '\n'))
             run.node.onLog((log) => process.stderr.write(renderLog(log, {color: err.level > 0}) + '\n'))
             await run.subscribe()
           }),

@@ -96,6 +96,8 @@ export interface ProjectRunOptions {
   core?: Omit<LocalNodeOptions, 'address' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
   /** Node server diagnostics (default: stderr). */
   log?: (line: string) => void
+  /** The session keeps each batched event's signed text (for `--json` output). */
+  wireTexts?: boolean
 }
 
 /**
@@ -144,7 +146,7 @@ export class ProjectRun {
         core: {workDir: dir, ...options.core},
         ...(options.log ? {log: options.log} : {}),
       })
-      const session = await Session.connect({url: handle.url, nodeAddress: handle.address, identity: client, initiatorId: 'r1-run'})
+      const session = await Session.connect({url: handle.url, nodeAddress: handle.address, identity: client, initiatorId: 'r1-run', wireTexts: options.wireTexts})
       return new ProjectRun(handle, session, throwAwayDir)
     } catch (error) {
       await handle?.stop()

@@ -4,6 +4,7 @@
 import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {canonicalJson} from '../../src/protocol/canonical.js'
 import type {Identity} from '../../src/protocol/identity.js'
 import {startNodeServer} from '../../src/runtime/serve.js'
 import {allowAddress} from '../../src/runtime/server-allowlist.js'
@@ -56,6 +57,11 @@ describe.sequential('r1 logs against real nodes', () => {
     expect(lines.every((l) => l.EE_EVENT_TYPE === 'PAYLOAD' && l.R1_TARGET === new URL(a.url).host)).toBe(true)
     const seqs = lines.map((l) => (l as {EE_MESSAGE_SEQ: number}).EE_MESSAGE_SEQ)
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y))
+    // each line is the node's canonical JSON of the event, labelled with its target
+    for (const line of run.stdout.trim().split('\n')) {
+      const {R1_TARGET: _target, ...event} = JSON.parse(line) as LogLine
+      expect(line).toBe(canonicalJson(event).slice(0, -1) + `,"R1_TARGET":${JSON.stringify(new URL(a.url).host)}}`)
+    }
 
     const notes = await r1(['logs', '--node', a.url, '--address', a.address, '--json', '--since', '1h', '--type', 'notification'], {env})
     expect(notes.exitCode, notes.stderr).toBe(0)

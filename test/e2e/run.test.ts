@@ -4,6 +4,7 @@ import {cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, afterEach, describe, expect, it} from 'vitest'
+import {canonicalJson} from '../../src/protocol/canonical.js'
 import {FIXTURES, descendants, isAlive, until} from '../runtime/helpers.js'
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
@@ -61,6 +62,8 @@ describe('r1 run', () => {
     expect(events.find((e) => e.EE_EVENT_TYPE === 'PAYLOAD')).toMatchObject({COUNT: 2, STEP: 2, EE_PAYLOAD_PATH: ['local', 'counting', 'COUNTER', 'counter-1']})
     const seqs = events.map((e) => e.EE_MESSAGE_SEQ)
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
+    // each line is the node's canonical JSON of the event, as `r1 logs --json` prints it (minus R1_TARGET)
+    for (const line of cli.stdout.filter((l) => l.trim())) expect(line).toBe(canonicalJson(JSON.parse(line)))
     expect(cli.stderr()).not.toMatch(/Bundle plugins/) // progress is silent under --json
   })
 
