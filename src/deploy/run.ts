@@ -72,6 +72,8 @@ interface Attempt {
   link?: NodeLink
   /** Pipelines whose command was sent: what --atomic undoes. */
   applied: PipelinePlan[]
+  /** Pipelines the node had archived (stopped, kept for rollback) before this deploy → their version. */
+  archivedBefore?: Map<string, number | undefined>
 }
 
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
@@ -142,6 +144,7 @@ async function deployTarget(target: Target, options: DeployOptions, project: Pro
     const {pipelines, bundles} = await project
     const plan = planTarget(pipelines, state.pipelines)
     result.plan = plan
+    attempt.archivedBefore = new Map(state.archived.map((p) => [p.NAME, typeof p.R1_VERSION === 'number' ? p.R1_VERSION : undefined]))
     result.timings.connect! += lap() // connect covers the session and the state query
     if (options.dryRun) return finish(attempt, 'planned')
     if (!plan.changed) return finish(attempt, 'unchanged')
@@ -214,18 +217,26 @@ async function upload(attempt: Attempt, target: Target, missingAtStart: string[]
   }
 }
 
-/** Puts back what a target ran before this deploy: the previous config, or no pipeline at all. */
+/** Puts back what a target ran before this deploy: the previous config, the archived one, or no pipeline at all. */
 async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs: number): Promise<void> {
   const {result} = attempt
   const target = options.targets.find((t) => t.name === result.target)!
   options.onStep?.(target, 'rolling back')
   try {
     if (!attempt.link) attempt.link = await options.connect(target)
-    const commands = attempt.applied.map((p) =>
-      p.previous
-        ? {action: 'UPDATE_CONFIG', payload: p.previous, expect: {pipeline: p.name, pipelineCode: NotificationCode.PIPELINE_OK, instances: []}}
-        : {action: 'DELETE_CONFIG', payload: p.name, expect: {pipeline: p.name, pipelineCode: NotificationCode.PIPELINE_DELETE_OK, instances: []}},
-    )
+    const confirmed = (name: string, pipelineCode: number) => ({pipeline: name, pipelineCode, instances: []})
+    const commands = attempt.applied.flatMap((p): Array<{action: string; payload: unknown; expect: Expectation}> => {
+      if (p.previous) return [{action: 'UPDATE_CONFIG', payload: p.previous, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
+      if (attempt.archivedBefore?.has(p.name)) {
+        // it was stopped, not absent: archive it again as it was (deleting it would drop its kept versions)
+        const version = attempt.archivedBefore.get(p.name)
+        return [
+          ...(version === undefined ? [] : [{action: 'R1_ROLLBACK', payload: {NAME: p.name, VERSION: version}, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]),
+          {action: 'ARCHIVE_CONFIG', payload: p.name, expect: confirmed(p.name, NotificationCode.PIPELINE_ARCHIVE_OK)},
+        ]
+      }
+      return [{action: 'DELETE_CONFIG', payload: p.name, expect: confirmed(p.name, NotificationCode.PIPELINE_DELETE_OK)}]
+    })
     const {verdict} = await sendAndConfirm(attempt.link, commands, waitTimeoutMs)
     const error = verdictError(verdict, `Rollback on ${result.target}`, waitTimeoutMs)
     if (error) throw error

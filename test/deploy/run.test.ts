@@ -201,6 +201,28 @@ describe('deploy()', () => {
   })
 })
 
+describe('--atomic and a pipeline the node had stopped', () => {
+  it('archives it again as it was, keeping its versions, instead of deleting it', async () => {
+    const [good, strict] = [await node(), await node([])]
+    const name = project.pipelines[0].NAME
+    const first = await deploy({targets: [targetOf(good, 'good')], project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
+    expect(first.exitCode).toBe(0)
+    const stopped = await onEveryTarget({targets: [targetOf(good, 'good')], connect}, (link) => stopPipeline(link, name, 30_000))
+    expect(stopped.exitCode).toBe(0)
+    const keptBefore = good.core.versions(name).length
+
+    const changed = structuredClone(project.pipelines)
+    changed[0].PLUGINS[0].INSTANCES[0].STEP = 9
+    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(strict, 'strict')], project: {pipelines: changed, bundles: project.bundles}, connect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
+    expect(atomic.targets.map((t) => t.status)).toEqual(['rolled-back', 'rejected'])
+    expect(atomic.targets[0].rollback).toEqual({ok: true})
+    const after = good.core.state().find((p) => p.name === name)!
+    expect(after.archived).toBe(true) // stopped again, not running the failed deploy's config, not gone
+    expect(after.config.PLUGINS).toEqual(project.pipelines[0].PLUGINS)
+    expect(good.core.versions(name).length).toBeGreaterThan(keptBefore) // nothing kept was dropped
+  })
+})
+
 describe('managing operations', () => {
   it('status of a node that does not allow this key falls back to its public heartbeat', async () => {
     const strict = await node([])
