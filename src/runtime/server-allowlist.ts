@@ -48,15 +48,23 @@ export async function readAllowList(dataDir: string): Promise<AllowEntry[]> {
   }
 }
 
-/** Adds (or re-aliases) an address; returns the new list. */
-export async function allowAddress(dataDir: string, address: string, alias?: string): Promise<{entries: AllowEntry[]; added: boolean}> {
+function checkedAddress(address: string): string {
   if (!isAddress(address)) {
     throw new R1Error(`"${address}" is not an r1/Ratio1 address`, ExitCode.USAGE, {
       code: 'ADDRESS_INVALID',
       hint: 'An address is 0xai_ followed by 44 URL-safe base64 characters; `r1 keys show` prints yours.',
     })
   }
-  const normalized = normalizeAddress(address)
+  return normalizeAddress(address)
+}
+
+function writeAllowList(dataDir: string, entries: AllowEntry[]): Promise<void> {
+  return writeFileAtomic(allowListPath(dataDir), JSON.stringify({version: 1, allowed: entries}, null, 2) + '\n', {mode: 0o600})
+}
+
+/** Adds (or re-aliases) an address; returns the new list. */
+export async function allowAddress(dataDir: string, address: string, alias?: string): Promise<{entries: AllowEntry[]; added: boolean}> {
+  const normalized = checkedAddress(address)
   const entries = await readAllowList(dataDir)
   const existing = entries.find((e) => e.address === normalized)
   if (existing) {
@@ -64,8 +72,17 @@ export async function allowAddress(dataDir: string, address: string, alias?: str
   } else {
     entries.push({address: normalized, ...(alias === undefined ? {} : {alias}), added: new Date().toISOString()})
   }
-  await writeFileAtomic(allowListPath(dataDir), JSON.stringify({version: 1, allowed: entries}, null, 2) + '\n', {mode: 0o600})
+  await writeAllowList(dataDir, entries)
   return {entries, added: !existing}
+}
+
+/** Takes an address off the list (a running node refuses its commands and ends its subscription); returns the new list. */
+export async function disallowAddress(dataDir: string, address: string): Promise<{entries: AllowEntry[]; removed: boolean}> {
+  const normalized = checkedAddress(address)
+  const entries = await readAllowList(dataDir)
+  const kept = entries.filter((e) => e.address !== normalized)
+  if (kept.length !== entries.length) await writeAllowList(dataDir, kept)
+  return {entries: kept, removed: kept.length !== entries.length}
 }
 
 /** The running node's view: re-read whenever the file's identity (inode, size, mtime) changes. */

@@ -99,6 +99,20 @@ describe('r1 node', () => {
     expect(bad.stderr).toContain('not an r1/Ratio1 address')
   })
 
+  it('disallow takes an address off the allow-list, and says so when it was not on it', () => {
+    const other = generateIdentity().address
+    const dir = join(tmp, 'disallow')
+    expect(r1(['node', 'allow', other, '--data-dir', dir]).code).toBe(0)
+    expect(r1(['node', 'allow', client.address, '--data-dir', dir]).code).toBe(0)
+    const removed = r1(['node', 'disallow', other, '--data-dir', dir, '--json'])
+    expect(removed.code).toBe(0)
+    expect(JSON.parse(removed.stdout)).toMatchObject({address: other, removed: true})
+    expect(JSON.parse(r1(['node', 'allowed', '--data-dir', dir, '--json']).stdout).allowed).toEqual([expect.objectContaining({address: client.address})])
+    const again = r1(['node', 'disallow', other, '--data-dir', dir])
+    expect(again).toMatchObject({code: 0, stdout: `Was not allowed: ${other}\n`})
+    expect(r1(['node', 'disallow', '0xai_nope', '--data-dir', dir]).code).toBe(2)
+  })
+
   it('restores every pipeline, archive and bundle after kill -9, restarts instances, and keeps numbering events', async () => {
     const first = await startNode(dataDir())
     expect(first.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/)

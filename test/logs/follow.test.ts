@@ -1,10 +1,9 @@
-import {renameSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
 import {PassThrough} from 'node:stream'
 import {afterEach, describe, expect, it} from 'vitest'
 import {ExitCode, R1Error} from '../../src/errors.js'
 import type {NodeEvent} from '../../src/protocol/events.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
+import {disallowAddress} from '../../src/runtime/server-allowlist.js'
 import {type FollowEntry, type FollowNotice, LineSink, followNodes, parseSince, sampled} from '../../src/session/follow.js'
 import {startTestNode, type TestNode} from '../server/helpers.js'
 import {freePort} from './helpers.js'
@@ -277,9 +276,7 @@ describe('followNodes', () => {
     )
     heartbeats(t, 5)
     while (got.length < 5) await new Promise((r) => setTimeout(r, 20))
-    // what an operator does by hand: allowed.json without the address (atomic rename)
-    writeFileSync(join(t.dataDir, 'allowed.next'), JSON.stringify({version: 1, allowed: []}))
-    renameSync(join(t.dataDir, 'allowed.next'), join(t.dataDir, 'allowed.json'))
+    await disallowAddress(t.dataDir, t.client.address) // what `r1 node disallow` does
     const result = await following
     expect(result).toMatchObject({ok: false, exitCode: ExitCode.REJECTED, targets: [{status: 'rejected', events: 5}]})
     expect(result.targets[0]!.error).toMatch(/removed from this node's allow-list/)
