@@ -34,7 +34,8 @@ export {stripBom} from './text.js'
 
 export function parseYaml(source: string): ParsedYaml {
   const lineCounter = new LineCounter()
-  const doc = parseDocument(source, {lineCounter, uniqueKeys: true, prettyErrors: false, merge: true, keepSourceTokens: false})
+  // logLevel 'error': yaml@2 would print its own Node warnings (e.g. collection keys); r1's rules report those cases
+  const doc = parseDocument(source, {lineCounter, uniqueKeys: true, prettyErrors: false, merge: true, keepSourceTokens: false, logLevel: 'error'})
   const position = (offset: number): Position => {
     const {line, col} = lineCounter.linePos(offset)
     return {line, col, offset}

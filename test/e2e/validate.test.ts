@@ -128,6 +128,16 @@ describe('r1 validate', () => {
     expect(run.stderr).not.toMatch(/\n\s+at /)
   })
 
+  it('reports a collection used as a key with its own diagnostic, and no Node warning from the YAML parser', () => {
+    const dir = join(tmp, 'collection-key')
+    mkdirSync(dir, {recursive: true})
+    writeFileSync(join(dir, 'config.yaml'), 'name: x\nversion: 0.1.0\npipelines:\n  ? [a, b]\n  : {type: Void, instances: {}}\n')
+    const run = r1(['validate', dir])
+    expect(run.code).toBe(3)
+    expect(run.stdout).toMatch(/config\.yaml:\d+:\d+ error/)
+    expect(run.stderr).not.toMatch(/Warning|stringified/)
+  })
+
   it('usage errors exit 2', () => {
     expect(r1(['validate', '--bogus']).code).toBe(2)
     expect(r1(['validate', 'a', 'b']).code).toBe(2)
