@@ -5,6 +5,11 @@ import {type ErrorJson, errorJson, errorText} from './ui/error-report.js'
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
+/** `--data-dir` of the `r1 node` commands (the node's key, allow-list, pipelines and journal). */
+export const nodeDataDirFlag = {
+  'data-dir': Flags.string({description: 'Node state directory [default: $XDG_DATA_HOME/r1/node or ~/.local/share/r1/node].'}),
+}
+
 /** Flags that choose nodes: deploy, the managing commands and `r1 logs` share them. */
 export const targetFlags = {
   target: Flags.string({char: 't', description: 'Named target from config.yaml `targets` (repeatable)', multiple: true}),

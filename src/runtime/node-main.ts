@@ -27,7 +27,7 @@ export interface ServeIo {
 
 /** Starts the node server, prints where it is (one JSON line under --json), serves until `signal`, stops. */
 export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise<void> {
-  const {defaultDataDir, startNodeServer} = await import('./serve.js')
+  const [{defaultDataDir}, {startNodeServer}] = await Promise.all([import('./data-dir.js'), import('./serve.js')])
   const node = await startNodeServer({
     dataDir: options.dataDir ?? defaultDataDir(),
     host: options.host,

@@ -1,6 +1,5 @@
 import {mkdir, readFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
-import {homedir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, loadOrCreateIdentity, nodeKeyPath} from '../protocol/identity.js'
@@ -39,11 +38,6 @@ export interface StartNodeServerOptions {
   core?: Omit<LocalNodeOptions, 'address' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
   /** Diagnostics (connection errors, floods); default: stderr. */
   log?: (line: string) => void
-}
-
-/** `r1 node start`'s default data dir: `$XDG_DATA_HOME/r1/node`, else `~/.local/share/r1/node`. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'r1', 'node')
 }
 
 export interface NodeServerHandle {

@@ -6,7 +6,7 @@ import {R1Error} from '../errors.js'
 import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
-import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher} from '../protocol/filter.js'
+import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
 import {
   type Action,
@@ -590,7 +590,7 @@ class Connection {
     }
     this.subscription = subscription
     this.reply(hash, 'R1_SUBSCRIBE', {LAST_SEQ: lastSeq, FROM_SEQ: subscription.position, ...(history?.id ? {JOURNAL_ID: history.id} : {})})
-    if (resetTo !== undefined) this.enqueue({...gapEvent(request.SINCE_SEQ! + 1, resetTo, 'reset'), JOURNAL_ID: history!.id, EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]}, undefined, true)
+    if (resetTo !== undefined) this.enqueueGap(request.SINCE_SEQ! + 1, resetTo, 'reset', history?.id)
     if (wantsHistory && !history && request.SINCE_SEQ !== undefined && request.SINCE_SEQ < lastSeq) {
       this.enqueueGap(request.SINCE_SEQ + 1, lastSeq)
     }
@@ -673,8 +673,8 @@ class Connection {
     }
   }
 
-  private enqueueGap(fromSeq: number, toSeq: number): void {
-    this.enqueue({...gapEvent(fromSeq, toSeq, 'retention'), EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]}, undefined, true)
+  private enqueueGap(fromSeq: number, toSeq: number, reason: GapEvent['REASON'] = 'retention', journalId?: string): void {
+    this.enqueue({...gapEvent(fromSeq, toSeq, reason), ...(journalId ? {JOURNAL_ID: journalId} : {}), EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]}, undefined, true)
   }
 
   // ---- outgoing ----

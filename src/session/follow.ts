@@ -166,17 +166,12 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
       })
       for await (const item of items) {
         if (!options.follow && (historyDone || (cutoff !== undefined && (item.EE_EVENT_TYPE === 'R1_GAP' ? item.FROM_SEQ : item.EE_MESSAGE_SEQ) > cutoff))) break
-        if (item.EE_EVENT_TYPE === 'R1_GAP' && item.REASON === 'reset') {
-          // the node's numbering went back (another journal, or this one restored): it goes on after TO_SEQ
-          outcome.lastSeq = item.TO_SEQ
-          outcome.journalId = item.JOURNAL_ID
-          cutoff = undefined
-          outcome.gaps++
-          await handlers.onEntry(target, item)
-          continue
-        }
         if (item.EE_EVENT_TYPE === 'R1_GAP') {
-          if (outcome.lastSeq !== undefined && item.TO_SEQ <= outcome.lastSeq) continue
+          if (item.REASON === 'reset') {
+            // the node's numbering went back (another journal, or this one restored): it goes on after TO_SEQ
+            outcome.journalId = item.JOURNAL_ID
+            cutoff = undefined
+          } else if (outcome.lastSeq !== undefined && item.TO_SEQ <= outcome.lastSeq) continue
           outcome.lastSeq = item.TO_SEQ
           outcome.gaps++
           await handlers.onEntry(target, item)

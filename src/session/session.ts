@@ -357,12 +357,10 @@ export class Session {
   private deliver(item: SubscriptionItem): void {
     const sub = this.subscription
     if (!sub || sub.done) return
-    if (item.EE_EVENT_TYPE === 'R1_GAP' && item.REASON === 'reset') {
-      // the node's numbering went back: the stream goes on after TO_SEQ, in the journal the gap names
-      sub.lastSeq = item.TO_SEQ
-      sub.journalId = item.JOURNAL_ID
-    } else if (item.EE_EVENT_TYPE === 'R1_GAP') {
-      if (item.TO_SEQ <= sub.lastSeq) return
+    if (item.EE_EVENT_TYPE === 'R1_GAP') {
+      // a reset: the node's numbering went back, and the stream goes on after TO_SEQ in the journal it names
+      if (item.REASON === 'reset') sub.journalId = item.JOURNAL_ID
+      else if (item.TO_SEQ <= sub.lastSeq) return
       sub.lastSeq = item.TO_SEQ
     } else {
       // Direct confirmations outside the filter, and anything seen before a reconnect, are not for the subscriber.

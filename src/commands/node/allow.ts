@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
+import {BaseCommand, nodeDataDirFlag} from '../../base-command.js'
 
 export default class NodeAllow extends BaseCommand<typeof NodeAllow> {
   static override summary = "Allow an address to send commands to a node (edits the node's allow-list)"
@@ -12,12 +12,12 @@ export default class NodeAllow extends BaseCommand<typeof NodeAllow> {
 
   static override flags = {
     alias: Flags.string({description: 'A name for this address.'}),
-    'data-dir': Flags.string({description: 'Node state directory [default: $XDG_DATA_HOME/r1/node or ~/.local/share/r1/node].'}),
+    ...nodeDataDirFlag,
   }
 
   public async run(): Promise<{address: string; alias?: string; added: boolean; file: string}> {
     const [{defaultDataDir}, {allowAddress, allowListPath}, {normalizeAddress}] = await Promise.all([
-      import('../../runtime/serve.js'),
+      import('../../runtime/data-dir.js'),
       import('../../runtime/server-allowlist.js'),
       import('../../protocol/identity.js'),
     ])

@@ -1,5 +1,4 @@
-import {Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
+import {BaseCommand, nodeDataDirFlag} from '../../base-command.js'
 import type {AllowEntry} from '../../runtime/server-allowlist.js'
 
 export default class NodeAllowed extends BaseCommand<typeof NodeAllowed> {
@@ -7,11 +6,11 @@ export default class NodeAllowed extends BaseCommand<typeof NodeAllowed> {
   static override examples = ['<%= config.bin %> node allowed --data-dir ./node-a', '<%= config.bin %> node allowed --json']
 
   static override flags = {
-    'data-dir': Flags.string({description: 'Node state directory [default: $XDG_DATA_HOME/r1/node or ~/.local/share/r1/node].'}),
+    ...nodeDataDirFlag,
   }
 
   public async run(): Promise<{file: string; allowed: AllowEntry[]}> {
-    const [{defaultDataDir}, {readAllowList, allowListPath}] = await Promise.all([import('../../runtime/serve.js'), import('../../runtime/server-allowlist.js')])
+    const [{defaultDataDir}, {readAllowList, allowListPath}] = await Promise.all([import('../../runtime/data-dir.js'), import('../../runtime/server-allowlist.js')])
     const dataDir = this.flags['data-dir'] ?? defaultDataDir()
     const allowed = await readAllowList(dataDir)
     const file = allowListPath(dataDir)

@@ -1,5 +1,5 @@
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, nodeDataDirFlag} from '../../base-command.js'
 
 export default class NodeDisallow extends BaseCommand<typeof NodeDisallow> {
   static override summary = "Take an address off a node's allow-list"
@@ -12,12 +12,12 @@ export default class NodeDisallow extends BaseCommand<typeof NodeDisallow> {
   }
 
   static override flags = {
-    'data-dir': Flags.string({description: 'Node state directory [default: $XDG_DATA_HOME/r1/node or ~/.local/share/r1/node].'}),
+    ...nodeDataDirFlag,
   }
 
   public async run(): Promise<{address: string; removed: boolean; file: string}> {
     const [{defaultDataDir}, {disallowAddress, allowListPath}, {normalizeAddress}] = await Promise.all([
-      import('../../runtime/serve.js'),
+      import('../../runtime/data-dir.js'),
       import('../../runtime/server-allowlist.js'),
       import('../../protocol/identity.js'),
     ])

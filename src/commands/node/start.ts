@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
+import {BaseCommand, nodeDataDirFlag} from '../../base-command.js'
 import {NODE_START_DEFAULTS} from '../../runtime/node-main.js'
 
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
@@ -16,7 +16,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
   static override flags = {
     host: Flags.string({description: 'Interface to listen on.', default: NODE_START_DEFAULTS.host}),
     port: Flags.integer({description: 'TCP port (0 picks a free one; the URL shows it).', default: NODE_START_DEFAULTS.port, min: 0, max: 65535}),
-    'data-dir': Flags.string({description: 'Node state directory [default: $XDG_DATA_HOME/r1/node or ~/.local/share/r1/node].'}),
+    ...nodeDataDirFlag,
     'tls-cert': Flags.string({description: 'PEM certificate: serve wss://.', dependsOn: ['tls-key']}),
     'tls-key': Flags.string({description: 'PEM private key of --tls-cert.', dependsOn: ['tls-cert']}),
     alias: Flags.string({description: 'Human name of the node (EE_PAYLOAD_PATH[0], heartbeats).'}),
