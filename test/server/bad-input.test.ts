@@ -113,7 +113,7 @@ describe('bad-input suite: 1000+ malformed, mutated, oversized and forged frames
       frames.push(i % 2 === 0 ? forged : forged.replace(stranger.address, t.client.address))
     }
     for (let i = 0; i < 40; i++) frames.push(encodeCommand(base('DELETE_CONFIG', 'keep', {EE_DEST: generateIdentity().address}), t.client).text)
-    for (let i = 0; i < 40; i++) frames.push(encodeCommand(base('DELETE_CONFIG', 'keep', {TIME: formatTime(new Date(Date.now() + (i % 2 ? 1 : -1) * (6 + i) * 60_000))}), t.client).text)
+    for (let i = 0; i < 40; i++) frames.push(encodeCommand(base('DELETE_CONFIG', 'keep', {TIME: formatTime(new Date(Date.now() + (i % 2 ? 1 : -1) * (30 + i) * 60_000))}), t.client).text)
     const once = encodeCommand(base('R1_STATE', null), t.client).text
     frames.push(once)
     for (let i = 0; i < 50; i++) frames.push(once)
