@@ -5,13 +5,14 @@ import {EventType} from '../protocol/events.js'
 import {EventLevel} from '../protocol/filter.js'
 
 export default class Logs extends BaseCommand<typeof Logs> {
-  static override summary = 'Show payloads, notifications and heartbeats of one or many nodes; --follow streams them live'
+  static override summary = 'Show payloads, notifications, plugin logs and heartbeats of one or many nodes; --follow streams them live'
   static override description =
     'History first (the last --tail events, or everything after --since), then, with --follow, live events. Filters run on the node. Several nodes merge into one stream, each line labelled with its node. A dropped connection is resumed after the last sequence number seen: nothing is lost or shown twice, and events the node no longer holds are reported as a gap. A node that is down is reported on stderr and retried while the others stream. Ctrl-C ends with exit 0.'
 
   static override examples = [
     '<%= config.bin %> logs --follow',
     '<%= config.bin %> logs --all --type notification --level warn --since 1h',
+    '<%= config.bin %> logs -t edge-a --type log --level warn --follow',
     '<%= config.bin %> logs -t edge-a --pipeline temps --instance monitor-1 --tail 50',
     '<%= config.bin %> logs --node ws://127.0.0.1:7443 --address 0xai_… --follow --json',
   ]
@@ -25,7 +26,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
     pipeline: Flags.string({char: 'p', description: 'Only events of this pipeline'}),
     instance: Flags.string({char: 'i', description: 'Only events of this instance (INSTANCE_ID)'}),
     signature: Flags.string({char: 's', description: 'Only events of this plugin signature'}),
-    level: Flags.string({description: 'Only events at or above this level (warn: abnormal and failed notifications; error: exceptions)', options: [...EventLevel]}),
+    level: Flags.string({description: 'Only events at or above this level (a log line has its own; warn: also abnormal and failed notifications; error: also exceptions)', options: [...EventLevel]}),
     'notification-type': Flags.string({description: 'Only notifications of this NOTIFICATION_TYPE (NORMAL, ABNORMAL FUNCTIONING, EXCEPTION)'}),
     search: Flags.string({description: 'Only events whose text contains this (case-insensitive)'}),
     since: Flags.string({description: 'Start after this seq (1200), this long ago (90s, 5m, 2h, 1d) or at this time (2026-01-31T12:00:00Z)'}),

@@ -41,7 +41,7 @@ export default class Run extends BaseCommand<typeof Run> {
     const {argv} = await this.parse(Run)
     const json = this.jsonEnabled()
     const {validateForRun, buildForRun, ProjectRun} = await import('../runtime/project-run.js')
-    const [{renderEvent, renderLog}, {eventJsonLine}] = await Promise.all([import('../ui/render-event.js'), import('../ui/event-json.js')])
+    const [{renderEvent}, {eventJsonLine}] = await Promise.all([import('../ui/render-event.js'), import('../ui/event-json.js')])
     const {err} = await import('../ui/colors.js')
     const {tasks} = await import('../ui/tasks.js')
     const validated = await validateForRun(this.flags.dir, argv as string[], {color: err.level > 0})
@@ -70,7 +70,6 @@ export default class Run extends BaseCommand<typeof Run> {
           task: step(async () => {
             run = await starting
             run.onEvent((event) => process.stdout.write(json ? eventJsonLine(event) : renderEvent(event) + '\n'))
-            run.node.onLog((log) => process.stderr.write(renderLog(log, {color: err.level > 0}) + '\n'))
             await run.subscribe()
           }),
         },

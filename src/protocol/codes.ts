@@ -22,6 +22,8 @@ export const NotificationCode = {
   PLUGIN_EXCEPTION: -200,
   /** Instance process crashed/exited and is restarting. */
   PLUGIN_CRASHED: -201,
+  /** An instance logged faster than its log rate: lines were dropped (INFO.DROPPED counts them). */
+  PLUGIN_LOG_DROPPED: -202,
   COMM_RECEIVED_BAD_COMMAND: -5000,
   COMM_COMMAND_OK: 5000,
 } as const

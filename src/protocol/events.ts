@@ -5,7 +5,7 @@ import {InstanceStatus} from './codes.js'
  * Node → client events (DESIGN.md §5). The runtime creates them, the journal stores them,
  * the server signs frames of them, `r1 run` and `r1 logs` render them.
  */
-export const EventType = ['PAYLOAD', 'NOTIFICATION', 'HEARTBEAT'] as const
+export const EventType = ['PAYLOAD', 'NOTIFICATION', 'HEARTBEAT', 'LOG'] as const
 export type EventType = (typeof EventType)[number]
 
 /** `[node alias, pipeline, signature, instance]`; null where it does not apply (a node-level notification). */
@@ -34,6 +34,20 @@ export const NotificationEventSchema = z
     /** EE_HASH of the command this notification confirms or rejects, when it answers one. */
     COMMAND_HASH: z.string().optional(),
     INFO: z.unknown().optional(),
+  })
+  .catchall(z.unknown())
+
+/** Levels of a plugin's log lines (ctx.log.*, console.*, a process app's stdout/stderr), lowest first. */
+export const LogLevel = ['debug', 'info', 'warn', 'error'] as const
+export type LogLevel = (typeof LogLevel)[number]
+
+/** One line a plugin logged, journaled like every event (r1's addition to the Ratio1 event types). */
+export const LogEventSchema = z
+  .object({
+    EE_EVENT_TYPE: z.literal('LOG'),
+    ...envelope,
+    LEVEL: z.enum(LogLevel),
+    MESSAGE: z.string(),
   })
   .catchall(z.unknown())
 
@@ -77,8 +91,9 @@ export const HeartbeatEventSchema = z
   })
   .catchall(z.unknown())
 
-export const NodeEventSchema = z.discriminatedUnion('EE_EVENT_TYPE', [PayloadEventSchema, NotificationEventSchema, HeartbeatEventSchema])
+export const NodeEventSchema = z.discriminatedUnion('EE_EVENT_TYPE', [PayloadEventSchema, NotificationEventSchema, HeartbeatEventSchema, LogEventSchema])
 export type PayloadEvent = z.infer<typeof PayloadEventSchema>
 export type NotificationEvent = z.infer<typeof NotificationEventSchema>
 export type HeartbeatEvent = z.infer<typeof HeartbeatEventSchema>
+export type LogEvent = z.infer<typeof LogEventSchema>
 export type NodeEvent = z.infer<typeof NodeEventSchema>

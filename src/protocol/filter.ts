@@ -1,6 +1,6 @@
 import {z} from 'zod'
 import {NotificationType} from './codes.js'
-import {EventType} from './events.js'
+import {EventType, LogLevel} from './events.js'
 
 /**
  * Subscription filters (R1_SUBSCRIBE `FILTER`), applied on the node so filtered-out events never
@@ -9,7 +9,7 @@ import {EventType} from './events.js'
  */
 
 /** Severity of an event, lowest first; a `LEVEL` filter keeps events at or above it. */
-export const EventLevel = ['info', 'warn', 'error'] as const
+export const EventLevel = LogLevel
 export type EventLevel = (typeof EventLevel)[number]
 
 export const EventFilterSchema = z.strictObject({
@@ -85,15 +85,16 @@ export interface FilterableEvent {
   [key: string]: unknown
 }
 
-const LEVEL_RANK: Record<EventLevel, number> = {info: 0, warn: 1, error: 2}
+const LEVEL_RANK: Record<EventLevel, number> = {debug: 0, info: 1, warn: 2, error: 3}
 
 /**
- * Level of an event: an EXCEPTION notification is `error`; an ABNORMAL FUNCTIONING one, or any
- * notification with a negative (failure) code, is `warn`; everything else (payloads, heartbeats,
- * normal notifications) is `info`. Gaps are `warn`.
+ * Level of an event: a LOG line has its own LEVEL; an EXCEPTION notification is `error`; an ABNORMAL
+ * FUNCTIONING one, or any notification with a negative (failure) code, is `warn`; everything else
+ * (payloads, heartbeats, normal notifications) is `info`. Gaps are `warn`.
  */
 export function eventLevel(event: FilterableEvent): EventLevel {
   if (event.EE_EVENT_TYPE === 'R1_GAP') return 'warn'
+  if (event.EE_EVENT_TYPE === 'LOG') return typeof event.LEVEL === 'string' && event.LEVEL in LEVEL_RANK ? (event.LEVEL as EventLevel) : 'info'
   if (event.EE_EVENT_TYPE !== 'NOTIFICATION') return 'info'
   const type = typeof event.NOTIFICATION_TYPE === 'string' ? event.NOTIFICATION_TYPE.toUpperCase() : ''
   if (type === NotificationType.EXCEPTION) return 'error'
@@ -137,7 +138,7 @@ export function compileFilter(filter: EventFilter | undefined): EventMatcher {
     const type = filter.NOTIFICATION_TYPE.toUpperCase()
     checks.push((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && typeof e.NOTIFICATION_TYPE === 'string' && e.NOTIFICATION_TYPE.toUpperCase() === type)
   }
-  if (filter.LEVEL !== undefined && filter.LEVEL !== 'info') {
+  if (filter.LEVEL !== undefined && filter.LEVEL !== 'debug') {
     const min = LEVEL_RANK[filter.LEVEL]
     checks.push((e) => LEVEL_RANK[eventLevel(e)] >= min)
   }

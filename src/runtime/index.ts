@@ -5,7 +5,7 @@
 import {LocalNode, type LocalNodeOptions} from './node.js'
 
 export {LocalNode} from './node.js'
-export type {InstanceChange, InstanceLog, InstanceState, LocalNodeOptions, PipelineState, PipelineVersion} from './node.js'
+export type {InstanceChange, InstanceState, LocalNodeOptions, PipelineState, PipelineVersion} from './node.js'
 export {InstanceSupervisor, defaultSupervisorOptions} from './supervisor.js'
 export type {InstanceCounters, SupervisorEvent, SupervisorOptions} from './supervisor.js'
 export {BundleStore, bundleEntry, sha256Hex} from './bundle.js'

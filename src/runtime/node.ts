@@ -8,13 +8,14 @@ import {writeFileAtomic} from '../files.js'
 import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields.js'
 import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
-import type {ActivePlugin, HeartbeatEvent, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
+import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore} from './bundle.js'
 import {isoNow} from './clock.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
+import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
 export interface LocalNodeOptions {
@@ -35,6 +36,8 @@ export interface LocalNodeOptions {
   workDir?: string
   /** Versions kept per pipeline for R1_ROLLBACK. */
   historySize?: number
+  /** Per-instance rate of LOG events (lines over it are dropped and counted). */
+  logRate?: LogRate
 }
 
 /** A stored version of a pipeline's desired config. */
@@ -70,13 +73,6 @@ export type InstanceChange = {path: PayloadPath} & (
   | {kind: 'iteration'; iteration: number; ok: boolean; error?: string}
   | {kind: 'crash'; error: string; restartInMs: number; restarts: number}
 )
-
-/** One line a plugin logged (ctx.log or its console): printed by `r1 run`, not an event. */
-export interface InstanceLog {
-  path: PayloadPath
-  level: 'debug' | 'info' | 'warn' | 'error'
-  text: string
-}
 
 interface StateFile {
   format: 'r1-node-state'
@@ -114,7 +110,6 @@ export class LocalNode implements NodeCore {
   readonly bundles: BundleStore
   private seq: number
   private readonly listeners = new Set<EventListener>()
-  private readonly logListeners = new Set<(log: InstanceLog) => void>()
   private readonly changeListeners = new Set<(change: InstanceChange) => void>()
   private readonly active = new Map<string, ActivePipeline>()
   private readonly archived = new Map<string, PipelineVersion>()
@@ -128,6 +123,9 @@ export class LocalNode implements NodeCore {
   private readonly workDir: string | undefined
   private readonly historySize: number
   private readonly heartbeatIntervalMs: number
+  private readonly logRate: LogRate
+  /** Log rate limiters by instance path. */
+  private readonly logLimiters = new Map<string, LogLimiter>()
 
   private constructor(
     options: LocalNodeOptions,
@@ -144,6 +142,7 @@ export class LocalNode implements NodeCore {
     this.workDir = options.workDir
     this.historySize = options.historySize ?? 5
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000
+    this.logRate = options.logRate ?? DEFAULT_LOG_RATE
   }
 
   /** Starts a node: loads persisted state (a corrupt state file is an error; nothing is overwritten) and starts every instance. */
@@ -167,12 +166,6 @@ export class LocalNode implements NodeCore {
   onEvent(listener: EventListener): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
-  }
-
-  /** Plugin log lines (ctx.log, console output of plugin code). */
-  onLog(listener: (log: InstanceLog) => void): () => void {
-    this.logListeners.add(listener)
-    return () => this.logListeners.delete(listener)
   }
 
   /** Instance statuses, iterations and crashes as they happen (`r1 run --once`, start checks, tests). */
@@ -633,6 +626,20 @@ export class LocalNode implements NodeCore {
     }) as NotificationEvent
   }
 
+  /** A plugin's log line as a LOG event, within the instance's log rate (what is dropped is counted, then reported). */
+  private log(path: PayloadPath, level: LogLevel, text: string): void {
+    const key = path.join('\u0000')
+    let limiter = this.logLimiters.get(key)
+    if (!limiter) this.logLimiters.set(key, (limiter = new LogLimiter(this.logRate)))
+    const taken = limiter.take()
+    if (!taken.ok) return
+    if (taken.dropped > 0) {
+      const rate = this.logRate.perSecond
+      this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_LOG_DROPPED, `${taken.dropped} log line(s) dropped: over ${rate} lines/s`, undefined, {DROPPED: taken.dropped})
+    }
+    this.emit({EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, LEVEL: level, MESSAGE: text})
+  }
+
   private onInstanceEvent(path: PayloadPath, event: SupervisorEvent): void {
     if (event.kind === 'status' || event.kind === 'iteration' || event.kind === 'crash') {
       for (const listener of this.changeListeners) listener({path, ...event})
@@ -669,7 +676,7 @@ export class LocalNode implements NodeCore {
         })
         break
       case 'log':
-        for (const listener of this.logListeners) listener({path, level: event.level, text: event.text})
+        this.log(path, event.level, event.text)
         break
       case 'status':
       case 'iteration':

@@ -321,13 +321,17 @@ export class ProjectRun {
     while (this.deliveredSeq < target && Date.now() < deadline && this.session.connected) await new Promise((resolve) => setTimeout(resolve, 10))
   }
 
-  /** Stops watching, delivers pending events, closes the session, stops the node (every instance), removes the throw-away dir. */
+  /**
+   * Stops watching, stops every instance (what their close hooks log is still delivered), delivers
+   * pending events, closes the session, stops the node server, removes the throw-away dir.
+   */
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
       clearTimeout(this.debounce)
       for (const watcher of this.watchers) watcher.close()
       this.watchers = []
       await this.rebuilding
+      await this.node.stop()
       await this.drain()
       this.subscription.abort()
       await this.session.close()

@@ -85,7 +85,24 @@ function renderNotification(event: Record<string, unknown>, c: ChalkInstance, ma
   const paint = type === 'EXCEPTION' || (code !== undefined && code < 0) ? c.red : type === 'NORMAL' ? c.green : c.yellow
   const label = paint(type === 'NORMAL' ? 'note' : type === 'EXCEPTION' ? 'exception' : 'abnormal')
   const codeText = code === undefined ? '' : c.dim(` [${code}]`)
-  return `${label}${codeText} ${clip(String(event.NOTIFICATION ?? ''), max)}`
+  const frame = firstFrame((event.INFO as {STACK?: unknown} | undefined)?.STACK)
+  return `${label}${codeText} ${clip(String(event.NOTIFICATION ?? ''), max)}${frame ? `\n  ${c.dim(frame)}` : ''}`
+}
+
+/** The first frame of a stack (source-mapped by the instance process) that is not Node's own. */
+export function firstFrame(stack: unknown): string | undefined {
+  if (typeof stack !== 'string') return undefined
+  for (const line of stack.split('\n')) {
+    const frame = line.trim()
+    if (frame.startsWith('at ') && !frame.includes('node:internal') && !frame.includes('(node:')) return frame.replace('file://', '')
+  }
+  return undefined
+}
+
+function renderLogLine(event: Record<string, unknown>, c: ChalkInstance): string {
+  const level = String(event.LEVEL)
+  const label = level === 'error' ? c.red('error') : level === 'warn' ? c.yellow('warn ') : c.dim(level === 'debug' ? 'debug' : 'log  ')
+  return `${label} ${String(event.MESSAGE ?? '')}`
 }
 
 function renderHeartbeat(event: Record<string, unknown>, c: ChalkInstance, max: number): string {
@@ -112,16 +129,9 @@ export function renderEvent(event: NodeEvent | ({EE_EVENT_TYPE: 'R1_GAP'} & Reco
         ? renderNotification(record, c, max)
         : event.EE_EVENT_TYPE === 'HEARTBEAT'
           ? renderHeartbeat(record, c, max)
-          : clip(compactPayload(record), max)
+          : event.EE_EVENT_TYPE === 'LOG'
+            ? renderLogLine(record, c)
+            : clip(compactPayload(record), max)
   return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${c.bold(pathLabel(event as NodeEvent))} ${body}`
 }
 
-/** A plugin's log line (ctx.log or console output), for stderr. */
-export function renderLog(log: {path: readonly (string | null)[]; level: string; text: string}, options: RenderEventOptions = {}): string {
-  const c = chalkOf(options)
-  const [, pipeline, signature, instance] = log.path
-  const where = [pipeline, signature, instance].filter(Boolean).join('/')
-  const level = log.level === 'error' ? c.red('error') : log.level === 'warn' ? c.yellow('warn ') : c.dim(log.level === 'debug' ? 'debug' : 'log  ')
-  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
-  return `${node}${c.dim(where)} ${level} ${log.text}`
-}

@@ -73,7 +73,8 @@ describe('r1 run', () => {
     expect(code, cli.stderr()).toBe(0)
     expect(cli.stdout.join('\n')).toMatch(/^\d\d:\d\d:\d\d\.\d{3} counting\/COUNTER\/counter-1 COUNT=2 STEP=2$/m)
     expect(cli.stderr()).toMatch(/Bundle plugins/)
-    expect(cli.stderr()).toMatch(/counting\/COUNTER\/counter-1 log +counter counter-1 starting/)
+    // plugin logs are LOG events, printed like every event (time, path, level)
+    expect(cli.stdout.join('\n')).toMatch(/^\d\d:\d\d:\d\d\.\d{3} counting\/COUNTER\/counter-1 log +counter counter-1 starting$/m)
   })
 
   it('an invalid config.yaml: the validate diagnostics and exit 3', async () => {
@@ -138,7 +139,7 @@ describe('r1 run: no orphan process on any exit path', () => {
     const {code} = await cli.exit
     expect(code, cli.stderr()).toBe(0)
     expect(cli.events().filter((e) => e.NOTIFICATION_CODE === -201)).toEqual([])
-    expect(cli.stderr()).toMatch(/mixed\/FAULTY\/steady log +closing steady/) // its close hook ran
+    expect(cli.events().find((e) => e.EE_EVENT_TYPE === 'LOG' && e.MESSAGE === 'closing steady')).toMatchObject({LEVEL: 'info', EE_PAYLOAD_PATH: ['local', 'mixed', 'FAULTY', 'steady']}) // its close hook ran
     await until(() => tree.every((pid) => !isAlive(pid)), 15_000, 'every descendant to exit')
   })
 

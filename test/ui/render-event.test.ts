@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import type {NodeEvent} from '../../src/protocol/events.js'
-import {compactPayload, renderEvent, renderLog} from '../../src/ui/render-event.js'
+import {compactPayload, firstFrame, renderEvent} from '../../src/ui/render-event.js'
 
 const at = new Date(2026, 0, 2, 3, 4, 5, 67).toISOString()
 const envelope = (path: NodeEvent['EE_PAYLOAD_PATH'], seq = 1) => ({EE_PAYLOAD_PATH: path, EE_MESSAGE_SEQ: seq, EE_TIMESTAMP: at})
@@ -52,9 +52,17 @@ describe('renderEvent', () => {
   })
 })
 
-describe('renderLog', () => {
-  it('a plugin log line with its instance path and level', () => {
-    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'warn', text: 'careful'}, {color: false})).toBe('p/S/i warn  careful')
-    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'hi'}, {color: false, nodeLabel: 'edge-a'})).toBe('edge-a p/S/i log   hi')
+describe('LOG events and exceptions', () => {
+  const base = {EE_PAYLOAD_PATH: ['n', 'p', 'S', 'i'] as ['n', 'p', 'S', 'i'], EE_MESSAGE_SEQ: 1, EE_TIMESTAMP: at}
+  it('a plugin log line has its time, instance path and level', () => {
+    expect(renderEvent({EE_EVENT_TYPE: 'LOG', ...base, LEVEL: 'warn', MESSAGE: 'careful'} as NodeEvent, {color: false})).toBe('03:04:05.067 p/S/i warn  careful')
+    expect(renderEvent({EE_EVENT_TYPE: 'LOG', ...base, LEVEL: 'info', MESSAGE: 'hi'} as NodeEvent, {color: false, nodeLabel: 'edge-a'})).toBe('03:04:05.067 edge-a p/S/i log   hi')
+  })
+
+  it("an exception shows its message and the first frame of its (source-mapped) stack that is not Node's", () => {
+    const STACK = 'Error: boom\n    at node:internal/x:1:1\n    at process (file:///proj/src/faulty.ts:12:11)\n    at run (/r1/runner.js:1:1)'
+    const text = renderEvent({EE_EVENT_TYPE: 'NOTIFICATION', ...base, NOTIFICATION_TYPE: 'EXCEPTION', NOTIFICATION_CODE: -200, NOTIFICATION: 'Exception in process: boom', INFO: {STACK}} as NodeEvent, {color: false})
+    expect(text.split('\n')).toEqual(['03:04:05.067 p/S/i exception [-200] Exception in process: boom', '  at process (/proj/src/faulty.ts:12:11)'])
+    expect(firstFrame(undefined)).toBeUndefined()
   })
 })

@@ -1,0 +1,95 @@
+// Plugin logs on a real node: ctx.log.* and console.* of plugin code become journaled LOG events that
+// `r1 logs` shows and filters (--type log --level warn), rate-limited per instance with a counted notice.
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import type {Identity} from '../../src/protocol/identity.js'
+import {Session} from '../../src/session/index.js'
+import {cliIdentity, r1, tempRoot} from '../deploy/nodes.js'
+import {type LogLine, type NodeProc, cliKeyIdentity, freePort, spawnNode} from './helpers.js'
+
+const root = tempRoot('r1-plugin-logs-')
+let env: Record<string, string>
+let identity: Identity
+let node: NodeProc
+
+async function deploy(name: string, code: string, delay = 0.2): Promise<void> {
+  const session = await Session.connect({url: node.url, nodeAddress: node.address, identity})
+  try {
+    await session.send('UPDATE_CONFIG', {NAME: name, TYPE: 'Void', PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: `${name}-1`, PROCESS_DELAY: delay, CODE: code}]}]}, {
+      expect: [{code: 100, instance: `${name}-1`}],
+      timeoutMs: 30_000,
+    })
+  } finally {
+    await session.close()
+  }
+}
+
+async function logLines(args: string[]): Promise<LogLine[]> {
+  const run = await r1(['logs', '--node', node.url, '--address', node.address, '--json', '--since', '1h', ...args], {env})
+  expect(run.exitCode, run.stderr).toBe(0)
+  return run.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LogLine)
+}
+
+beforeAll(async () => {
+  const cli = await cliIdentity(root.dir)
+  env = cli.env
+  identity = await cliKeyIdentity(env)
+  node = await spawnNode({dataDir: join(root.dir, 'node'), port: await freePort(), alias: 'edge-a', allow: [cli.address]})
+}, 120_000)
+
+afterAll(async () => {
+  await node?.stop()
+  root.dispose()
+})
+
+describe.sequential('plugin logs on a node', () => {
+  it('ctx.log and console lines are journaled LOG events with level and time; --type log --level warn keeps warn and error', async () => {
+    await deploy(
+      'chatty',
+      "if (!plugin.obj_cache.done) { plugin.obj_cache.done = true; plugin.log.debug('dbg line'); plugin.log.info('info line'); plugin.log.warn('warn line'); plugin.log.error('error line'); console.log('console line'); console.error('stderr line') } return null",
+    )
+    let all: LogLine[] = []
+    for (let i = 0; i < 100 && !all.some((l) => l.EE_EVENT_TYPE === 'LOG' && (l as {MESSAGE?: string}).MESSAGE === 'stderr line'); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      all = await logLines(['--type', 'log', '--pipeline', 'chatty'])
+    }
+    const byMessage = new Map(all.map((l) => [(l as {MESSAGE?: string}).MESSAGE, l as LogLine & {LEVEL: string; EE_TIMESTAMP: string}]))
+    expect(byMessage.get('dbg line')?.LEVEL).toBe('debug')
+    expect(byMessage.get('info line')?.LEVEL).toBe('info')
+    expect(byMessage.get('warn line')?.LEVEL).toBe('warn')
+    expect(byMessage.get('error line')?.LEVEL).toBe('error')
+    expect(byMessage.get('console line')?.LEVEL).toBe('info')
+    expect(byMessage.get('stderr line')?.LEVEL).toBe('warn')
+    for (const line of byMessage.values()) {
+      expect(line.EE_PAYLOAD_PATH).toEqual(['edge-a', 'chatty', 'CUSTOM_EXEC_01', 'chatty-1'])
+      expect(Number.isNaN(Date.parse(line.EE_TIMESTAMP))).toBe(false)
+    }
+    const warn = await logLines(['--type', 'log', '--level', 'warn', '--pipeline', 'chatty'])
+    expect(warn.map((l) => (l as {MESSAGE?: string}).MESSAGE).sort()).toEqual(['error line', 'stderr line', 'warn line'])
+
+    // pretty output: time, path, level, message — the same line shape as `r1 run`
+    const pretty = await r1(['logs', '--node', node.url, '--address', node.address, '--since', '1h', '--type', 'log', '--level', 'error'], {env})
+    expect(pretty.exitCode, pretty.stderr).toBe(0)
+    expect(pretty.stdout).toMatch(/^\d\d:\d\d:\d\d\.\d{3} chatty\/CUSTOM_EXEC_01\/chatty-1 error error line$/m)
+  })
+
+  it('an instance that logs over its rate: lines are dropped, counted by one notification, and the node keeps serving', async () => {
+    // 5,000 lines in one process() call: far over the burst of 500
+    await deploy('flood', "if (!plugin.obj_cache.done) { plugin.obj_cache.done = true; for (let i = 0; i < 5000; i++) plugin.log.info('line ' + i) } else plugin.log.info('after the flood'); return null", 0.5)
+    let drops: LogLine[] = []
+    for (let i = 0; i < 100 && drops.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      drops = (await logLines(['--type', 'notification', '--pipeline', 'flood'])).filter((l) => (l as {NOTIFICATION_CODE?: number}).NOTIFICATION_CODE === -202)
+    }
+    expect(drops.length).toBeGreaterThanOrEqual(1)
+    const dropped = drops.reduce((sum, l) => sum + Number((l as {INFO?: {DROPPED?: number}}).INFO?.DROPPED), 0)
+    const kept = (await logLines(['--type', 'log', '--pipeline', 'flood', '--search', 'line '])).length
+    // every line of the flood is either journaled or counted as dropped (the counts are reported once lines flow again)
+    expect(kept).toBeLessThan(5000)
+    expect(kept + dropped).toBe(5000)
+  })
+})
