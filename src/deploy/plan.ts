@@ -105,7 +105,7 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
       continue
     }
     const changes = diffKeys(instanceKeys(before.config), instanceKeys(config))
-    const change = changes.length > 0 ? 'update' : newBundle.has(signature) ? 'restart' : 'unchanged'
+    const change = changes.length > 0 ? 'update' : newBundle.has(signature) || newBundle.has(`${signature}:files`) ? 'restart' : 'unchanged'
     instances.push({signature, instanceId: config.INSTANCE_ID, change, diff: changes})
   }
   for (const [key, {signature, config}] of have) {
@@ -154,7 +154,7 @@ function instancesOf(pipeline: PipelineConfig): Map<string, {signature: string; 
 function pipelineKeys(pipeline: PipelineConfig): Record<string, unknown> {
   const keys: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(pipeline)) {
-    if (k !== 'PLUGINS' && k !== 'R1_BUNDLES' && k !== 'NAME' && !NODE_MANAGED_KEYS.has(k)) keys[k] = v
+    if (k !== 'PLUGINS' && k !== 'R1_BUNDLES' && k !== 'R1_FILES' && k !== 'NAME' && !NODE_MANAGED_KEYS.has(k)) keys[k] = v
   }
   return keys
 }
@@ -164,9 +164,11 @@ function instanceKeys(config: InstanceConfig): Record<string, unknown> {
   return rest
 }
 
+/** The bundles a pipeline loads: code by signature (`R1_BUNDLES`), shipped files as `<signature>:files` (`R1_FILES`). */
 export function bundleMap(pipeline: PipelineConfig): Record<string, string> {
-  const map = pipeline.R1_BUNDLES
-  return map && typeof map === 'object' ? (map as Record<string, string>) : {}
+  const code = pipeline.R1_BUNDLES && typeof pipeline.R1_BUNDLES === 'object' ? (pipeline.R1_BUNDLES as Record<string, string>) : {}
+  const files = pipeline.R1_FILES && typeof pipeline.R1_FILES === 'object' ? (pipeline.R1_FILES as Record<string, string>) : {}
+  return {...code, ...Object.fromEntries(Object.entries(files).map(([signature, hash]) => [`${signature}:files`, hash]))}
 }
 
 /** Key-level differences of two flat objects, sorted by key; values compare structurally. */

@@ -18,6 +18,8 @@ export interface BuiltProject {
   bundles: Map<string, Uint8Array>
   /** signature → sha256, for the project's plugins the selected pipelines use. */
   signatures: Record<string, string>
+  /** signature → sha256 of the files bundle it ships (`files:`). */
+  files: Record<string, string>
 }
 
 export async function openProject(dir: string): Promise<OpenProject> {
@@ -31,26 +33,39 @@ export async function loadTargets(dir: string): Promise<TargetMap> {
 }
 
 /**
- * Bundles each project plugin the selected pipelines use (esbuild, content-addressed) and compiles
- * the pipelines with their `R1_BUNDLES`. Unknown pipeline names throw at once (exit 2), before any build.
+ * Bundles each project plugin the selected pipelines use (esbuild, content-addressed), packs the
+ * files each ships, and compiles the pipelines with their `R1_BUNDLES` and `R1_FILES`. Unknown
+ * pipeline names throw at once (exit 2), before any build.
  */
 export function buildProject(project: OpenProject, pipelineNames?: string[]): Promise<BuiltProject> {
   const {manifest} = project
   const names = pipelineNames && pipelineNames.length > 0 ? {pipelines: pipelineNames} : {}
   const selected = compileManifest(manifest, names)
   const used = [...new Set(selected.flatMap((p) => p.PLUGINS.map((plugin) => plugin.SIGNATURE)))].filter((s) => Object.hasOwn(manifest.plugins, s))
+  const withEntry = used.filter((s) => manifest.plugins[s]!.entry)
+  const withFiles = used.filter((s) => manifest.plugins[s]!.files?.length)
   return (async () => {
     const bundles = new Map<string, Uint8Array>()
     const signatures: Record<string, string> = {}
-    if (used.length > 0) {
+    const files: Record<string, string> = {}
+    if (withEntry.length > 0) {
       const {bundleEntry} = await import('../runtime/bundle.js')
-      const built = await Promise.all(used.map((signature) => bundleEntry(manifest.plugins[signature].entry, {projectDir: project.dir})))
-      used.forEach((signature, i) => {
-        signatures[signature] = built[i].hash
-        bundles.set(built[i].hash, built[i].bytes)
+      const built = await Promise.all(withEntry.map((signature) => bundleEntry(manifest.plugins[signature]!.entry!, {projectDir: project.dir})))
+      withEntry.forEach((signature, i) => {
+        signatures[signature] = built[i]!.hash
+        bundles.set(built[i]!.hash, built[i]!.bytes)
       })
     }
-    return {pipelines: compileManifest(manifest, {...names, bundles: signatures}), bundles, signatures}
+    if (withFiles.length > 0) {
+      const [{packFiles}, {matchFiles}] = await Promise.all([import('../runtime/files-bundle.js'), import('../manifest/globs.js')])
+      for (const signature of withFiles) {
+        const plugin = manifest.plugins[signature]!
+        const packed = await packFiles(project.dir, matchFiles(project.dir, plugin.files!), plugin.setup)
+        files[signature] = packed.hash
+        bundles.set(packed.hash, packed.bytes)
+      }
+    }
+    return {pipelines: compileManifest(manifest, {...names, bundles: signatures, files}), bundles, signatures, files}
   })()
 }
 

@@ -3,7 +3,7 @@ import {NotificationCode} from '../protocol/codes.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import type {Expectation} from './confirm.js'
 import {type Connect, type NodeLink, type TargetStatus, exitCodeFor, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
-import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
+import {type PipelinePlan, type TargetPlan, bundleMap, planTarget} from './plan.js'
 import type {Target} from './targets.js'
 
 /**
@@ -151,7 +151,7 @@ async function deployTarget(target: Target, options: DeployOptions, project: Pro
 
     step('uploading')
     const changing = plan.pipelines.filter((p) => p.command)
-    const needed = new Set(changing.flatMap((p) => Object.values((p.command!.action === 'UPDATE_CONFIG' ? p.command!.payload.R1_BUNDLES : undefined) ?? {}) as string[]))
+    const needed = new Set(changing.flatMap((p) => (p.command!.action === 'UPDATE_CONFIG' ? Object.values(bundleMap(p.command!.payload)) : [])))
     const toUpload = missing.filter((hash) => needed.has(hash))
     result.uploaded = await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
     result.timings.upload = lap()

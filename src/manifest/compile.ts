@@ -8,6 +8,8 @@ export interface CompileOptions {
   pipelines?: string[]
   /** signature → sha256 of its bundle; adds `R1_BUNDLES` with the signatures each pipeline uses. */
   bundles?: Record<string, string>
+  /** signature → sha256 of the files bundle it ships; adds `R1_FILES` with the signatures each pipeline uses. */
+  files?: Record<string, string>
 }
 
 /**
@@ -26,10 +28,10 @@ export function compileManifest(manifest: Manifest, options: CompileOptions = {}
       details: {unknown, pipelines: names},
     })
   }
-  return selected.map((name) => compilePipeline(manifest, name, options.bundles))
+  return selected.map((name) => compilePipeline(manifest, name, options))
 }
 
-function compilePipeline(manifest: Manifest, name: string, bundles?: Record<string, string>): PipelineConfig {
+function compilePipeline(manifest: Manifest, name: string, {bundles, files}: CompileOptions): PipelineConfig {
   const pipeline = manifest.pipelines[name]
   const bySignature = new Map<string, InstanceConfig[]>()
   for (const [id, instance] of Object.entries(pipeline.instances)) {
@@ -40,10 +42,8 @@ function compilePipeline(manifest: Manifest, name: string, bundles?: Record<stri
   }
   const plugins: PluginConfig[] = [...bySignature].map(([SIGNATURE, INSTANCES]) => ({SIGNATURE, INSTANCES}))
   const compiled: PipelineConfig = {NAME: name, TYPE: pipeline.type, PLUGINS: plugins}
-  if (bundles) {
-    const used: Record<string, string> = {}
-    for (const signature of bySignature.keys()) if (bundles[signature]) used[signature] = bundles[signature]
-    compiled.R1_BUNDLES = used
-  }
+  const usedOf = (hashes: Record<string, string>) => Object.fromEntries([...bySignature.keys()].filter((s) => hashes[s]).map((s) => [s, hashes[s]!]))
+  if (bundles) compiled.R1_BUNDLES = usedOf(bundles)
+  if (files && Object.keys(usedOf(files)).length > 0) compiled.R1_FILES = usedOf(files)
   return compiled
 }

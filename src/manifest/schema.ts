@@ -28,8 +28,21 @@ export type ConfigField = z.infer<typeof ConfigFieldSchema>
 
 export const PluginSchema = z
   .strictObject({
-    entry: z.string().min(1).describe('Module whose default export is definePlugin(...): .ts, .js, .mjs or .mts, relative to config.yaml'),
+    entry: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Module whose default export is definePlugin(...): .ts, .js, .mjs or .mts, relative to config.yaml (required but for a built-in listed only to ship files)'),
     description: z.string().optional(),
+    files: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Globs (relative to config.yaml; *, ** and ?) of the files that travel with the plugin: each instance runs in its own work dir holding them'),
+    setup: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Shell line run once per version of the files, in their folder, before instances start, e.g. "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"'),
     config: z
       .record(z.string().regex(CONFIG_KEY_PATTERN), ConfigFieldSchema)
       .default({})

@@ -7,6 +7,7 @@ import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldF
 import {ADDRESS_PATTERN} from './patterns.js'
 import type {PathSegment} from './positions.js'
 import type {Manifest, Plugin} from './schema.js'
+import {fileMatcher, globProblem, matchFiles, projectFiles} from './globs.js'
 import {checkStructure, subschema, type JsonSchema} from './structure.js'
 
 /** Checks across the manifest: references, entry files, plugin config schemas, instance configs, targets, warnings. */
@@ -28,10 +29,15 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
   const partial = {name: '', version: '', plugins, pipelines: {}, targets: {}} as Manifest
   const used = new Set<string>()
 
-  for (const [signature, plugin] of Object.entries(plugins)) checkPlugin(signature, plugin, dir, out)
-  for (const signature of Object.keys(rawPlugins)) {
-    if (BUILTIN_SIGNATURES.includes(signature)) {
-      out.add(['plugins', signature], 'key', 'ref-builtin-shadowed', `${signature} is a built-in signature; a project plugin cannot reuse its name`, 'rename the plugin')
+  const shipped = new Map<string, (path: string) => boolean>()
+  for (const [signature, plugin] of Object.entries(plugins)) {
+    checkPlugin(signature, plugin, dir, out)
+    if (plugin.files) shipped.set(signature, fileMatcher(plugin.files))
+  }
+  for (const [signature, raw] of Object.entries(rawPlugins)) {
+    // a built-in may be listed only to ship files with it (files, setup, description)
+    if (BUILTIN_SIGNATURES.includes(signature) && isRecord(raw) && (raw.entry !== undefined || raw.config !== undefined || raw.allow_unknown_config !== undefined)) {
+      out.add(['plugins', signature], 'key', 'ref-builtin-shadowed', `${signature} is a built-in signature; a project plugin cannot reuse its name`, 'rename the plugin, or keep only `files`/`setup` to ship files with the built-in')
     }
   }
 
@@ -59,6 +65,7 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
       const config = instance.config === undefined ? {} : instance.config
       if (!isRecord(config)) continue
       for (const problem of checkInstanceConfig(spec, config)) addConfigProblem([...path, 'config'], problem, out)
+      checkShipped(config, [...path, 'config'], signature, shipped.get(signature), dir, out)
     }
   }
 
@@ -91,8 +98,18 @@ function addConfigProblem(configPath: PathSegment[], problem: ConfigProblem, out
 
 function checkPlugin(signature: string, plugin: Plugin, dir: string, out: Collector): void {
   const path = ['plugins', signature]
-  if (!plugin.description) out.add(path, 'key', 'missing-description', `plugin ${signature} has no description`, 'add `description:` (shown by `r1 types` and in docs)')
 
+  for (const [i, glob] of (plugin.files ?? []).entries()) {
+    const problem = globProblem(glob)
+    if (problem) out.add([...path, 'files', i], 'value', 'files-outside', problem)
+    else if (!hasMatch(dir, glob)) out.add([...path, 'files', i], 'value', 'files-no-match', `"${glob}" matches no file of the project`, 'fix the glob (relative to config.yaml) or remove it')
+  }
+  if (BUILTIN_SIGNATURES.includes(signature)) return
+  if (!plugin.description) out.add(path, 'key', 'missing-description', `plugin ${signature} has no description`, 'add `description:` (shown by `r1 types` and in docs)')
+  if (plugin.entry === undefined) {
+    out.add(path, 'key', 'ref-entry-missing', `plugin ${signature} has no entry`, 'add `entry:` with the module whose default export is definePlugin(...)')
+    return
+  }
   const ext = extname(plugin.entry)
   if (!(ENTRY_EXTENSIONS as readonly string[]).includes(ext)) {
     out.add([...path, 'entry'], 'value', 'ref-entry-extension', `entry "${plugin.entry}" must be a .ts, .js, .mjs or .mts module`)
@@ -143,6 +160,55 @@ function checkPlugin(signature: string, plugin: Plugin, dir: string, out: Collec
       const problems = checkValue(fieldFromManifest({...field, required: false}), field.default)
       for (const problem of problems) out.add([...fieldPath, 'default', ...problem.path], 'value', 'field-default', `default ${JSON.stringify(field.default)} does not satisfy its own field: ${problem.message}`)
     }
+  }
+}
+
+function hasMatch(dir: string, glob: string): boolean {
+  try {
+    return matchFiles(dir, [glob]).length > 0
+  } catch {
+    return false // an unreadable project folder: entry checks report it
+  }
+}
+
+/** Words of an instance config value that may name a project file (a shell line is split into words). */
+function pathCandidates(value: unknown, at: PathSegment[], out: Array<{word: string; at: PathSegment[]}>): void {
+  if (typeof value === 'string') {
+    for (const word of value.split(/\s+/)) {
+      const bare = word.replace(/^['"]|['"]$/g, '').replace(/^\.\//, '').replace(/\/$/, '')
+      if (bare && bare !== '.' && /^[\w.][\w./-]*$/.test(bare) && !/^[\d.]+$/.test(bare) && !bare.split('/').includes('..')) out.push({word: bare, at})
+    }
+  } else if (Array.isArray(value)) value.forEach((item, i) => pathCandidates(item, [...at, i], out))
+  else if (isRecord(value)) for (const [key, item] of Object.entries(value)) pathCandidates(item, [...at, key], out)
+}
+
+/**
+ * Every project file or folder an instance's config names must travel with the deploy: a file taken
+ * by its plugin's `files:` globs, a folder holding at least one such file.
+ */
+function checkShipped(config: Record<string, unknown>, configPath: PathSegment[], signature: string, shipped: ((path: string) => boolean) | undefined, dir: string, out: Collector): void {
+  const candidates: Array<{word: string; at: PathSegment[]}> = []
+  for (const [key, value] of Object.entries(config)) pathCandidates(value, [key], candidates)
+  for (const {word, at} of candidates) {
+    let kind: 'file' | 'folder' | undefined
+    try {
+      const info = statSync(resolve(dir, word))
+      kind = info.isFile() ? 'file' : info.isDirectory() ? 'folder' : undefined
+    } catch {
+      continue // not a project path
+    }
+    if (!kind) continue
+    const ok = shipped !== undefined && (kind === 'file' ? shipped(word) : projectFilesUnder(dir, word).some(shipped))
+    if (ok) continue
+    out.add([...configPath, ...at], 'value', 'file-not-shipped', `the ${kind} ${word} does not travel with a deploy: ${signature} ships ${shipped ? 'other files' : 'no files'}`, `add it to plugins.${signature}.files (e.g. "${kind === 'folder' ? `${word}/**` : word}")`)
+  }
+}
+
+function projectFilesUnder(dir: string, folder: string): string[] {
+  try {
+    return projectFiles(resolve(dir, folder)).map((path) => `${folder}/${path}`)
+  } catch {
+    return []
   }
 }
 

@@ -16,6 +16,7 @@ import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
 import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
+import {WorkDirs} from './workdir.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
 export interface LocalNodeOptions {
@@ -121,6 +122,8 @@ export class LocalNode implements NodeCore {
   private chain: Promise<unknown> = Promise.resolve()
   private stopped = false
   private readonly workDir: string | undefined
+  /** Each instance's own work dir holding its plugin's files (nodes without a shared `workDir`). */
+  private readonly workDirs: WorkDirs | undefined
   private readonly historySize: number
   private readonly heartbeatIntervalMs: number
   private readonly logRate: LogRate
@@ -140,6 +143,7 @@ export class LocalNode implements NodeCore {
     const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
     this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env}
     this.workDir = options.workDir
+    this.workDirs = options.workDir ? undefined : new WorkDirs(dataDir, this.bundles, env)
     this.historySize = options.historySize ?? 5
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000
     this.logRate = options.logRate ?? DEFAULT_LOG_RATE
@@ -342,6 +346,8 @@ export class LocalNode implements NodeCore {
 
   /** A project signature needs its bundle on this node before the config that uses it. */
   private checkLoadable(config: PipelineConfig, signature: string): void {
+    const files = (config.R1_FILES as Record<string, string> | undefined)?.[signature]
+    if (files !== undefined && !this.bundles.has(files)) throw rejected(`Pipeline ${config.NAME}: the files of ${signature} (${String(files).slice(0, 12)}…) are not on this node`, 'BUNDLE_MISSING', 'Upload them first (R1_BUNDLE_PUT), then send the config again (r1 deploy does both).')
     if (isBuiltin(signature)) return
     const hash = (config.R1_BUNDLES as Record<string, string> | undefined)?.[signature]
     if (!hash) throw rejected(`Pipeline ${config.NAME}: signature ${signature} is not built in and R1_BUNDLES names no bundle for it`, 'UNKNOWN_SIGNATURE', 'Upload the plugin bundle and list it in R1_BUNDLES (r1 deploy does both).')
@@ -388,7 +394,7 @@ export class LocalNode implements NodeCore {
         added++
         continue
       }
-      if (spec.bundlePath !== current.spec.bundlePath) {
+      if (spec.bundlePath !== current.spec.bundlePath || spec.filesHash !== current.spec.filesHash) {
         await current.stop()
         instances.set(key, this.createInstance(spec, current))
         restarted++
@@ -404,6 +410,7 @@ export class LocalNode implements NodeCore {
   private specFor(pipeline: PipelineConfig, signature: string, instance: Record<string, unknown>, hash?: string, announce = true): InstanceSpec {
     const config = applyDefaults(signature, instance)
     const bundleHash = isBuiltin(signature) ? undefined : (pipeline.R1_BUNDLES as Record<string, string> | undefined)?.[signature]
+    const filesHash = (pipeline.R1_FILES as Record<string, string> | undefined)?.[signature]
     return {
       pipeline: pipeline.NAME,
       signature,
@@ -411,6 +418,7 @@ export class LocalNode implements NodeCore {
       config,
       ...(isBuiltin(signature) ? {builtin: signature} : {}),
       ...(bundleHash ? {bundlePath: this.bundles.path(bundleHash)} : {}),
+      ...(filesHash ? {filesHash} : {}),
       node: {address: this.address, alias: this.alias},
       announceConfig: announce,
       ...(hash ? {configHash: hash} : {}),
@@ -440,9 +448,26 @@ export class LocalNode implements NodeCore {
       supervisor.markInvalid(invalid)
       this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, spec.configHash, undefined, NotificationType.ABNORMAL)
     } else if (spec.config.DISABLED !== true) {
-      supervisor.start()
+      this.startInstance(supervisor, path)
     }
     return supervisor
+  }
+
+  /** Starts an instance once its work dir holds its files (a failed setup leaves it in `error`). */
+  private startInstance(supervisor: InstanceSupervisor, path: PayloadPath): void {
+    if (!this.workDirs) return supervisor.start()
+    const {spec} = supervisor
+    supervisor.preparing()
+    this.workDirs.prepare(spec, (level, text) => this.log(path, level, text)).then(
+      () => {
+        // removed, replaced or stopped meanwhile: nothing to start
+        if (!this.stopped && supervisor.status === 'starting' && this.instance(spec.pipeline, spec.signature, spec.instanceId) === supervisor) supervisor.start()
+      },
+      (error: Error) => {
+        supervisor.fail(error.message)
+        this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Instance cannot start: ${error.message}`, spec.configHash, undefined, NotificationType.ABNORMAL)
+      },
+    )
   }
 
   private async reconfigureInstance(supervisor: InstanceSupervisor, spec: InstanceSpec, hash?: string): Promise<void> {
@@ -460,7 +485,7 @@ export class LocalNode implements NodeCore {
       return
     }
     supervisor.reconfigure(spec.config, hash)
-    if (wasDisabled || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') supervisor.start()
+    if (wasDisabled || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') this.startInstance(supervisor, [this.alias, spec.pipeline, spec.signature, spec.instanceId])
   }
 
   private optionsFor(spec: InstanceSpec): SupervisorOptions {
@@ -472,7 +497,7 @@ export class LocalNode implements NodeCore {
     // a plugin whose process() legitimately runs long declares PROCESS_TIMEOUT (seconds) in its config
     const processTimeout = Number(spec.config.PROCESS_TIMEOUT)
     if (Number.isFinite(processTimeout) && processTimeout > 0) options.processTimeoutMs = processTimeout * 1000
-    if (this.workDir) options.cwd = this.workDir
+    options.cwd = this.workDir ?? this.workDirs!.pathFor(spec)
     return options
   }
 

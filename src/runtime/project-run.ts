@@ -69,7 +69,7 @@ export async function buildForRun(project: ValidatedProject): Promise<BuiltProje
   const bundles = new Map<string, Bundle>()
   await Promise.all(
     [...signatures].map(async (signature) => {
-      bundles.set(signature, await bundleEntry(project.manifest.plugins[signature].entry, {projectDir: project.dir}))
+      bundles.set(signature, await bundleEntry(project.manifest.plugins[signature]!.entry!, {projectDir: project.dir}))
     }),
   )
   const hashes = Object.fromEntries([...bundles].map(([signature, bundle]) => [signature, bundle.hash]))
@@ -292,7 +292,7 @@ export class ProjectRun {
     this.watchers = []
     const files = new Set<string>([project.file])
     for (const bundle of (project as BuiltProject).bundles?.values() ?? []) for (const input of bundle.inputs) if (!input.includes(`${sep}node_modules${sep}`)) files.add(input)
-    for (const entry of Object.values(project.manifest.plugins)) files.add(join(project.dir, entry.entry))
+    for (const plugin of Object.values(project.manifest.plugins)) if (plugin.entry) files.add(join(project.dir, plugin.entry))
     const byDir = new Map<string, Set<string>>()
     for (const file of files) {
       const names = byDir.get(dirname(file)) ?? new Set<string>()

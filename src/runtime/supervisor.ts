@@ -84,6 +84,8 @@ export class InstanceSupervisor {
   private child: ChildProcess | undefined
   private ready = false
   private wanted = false
+  /** Its work dir is being prepared: commands queue as for a starting process. */
+  private awaitingStart = false
   private consecutiveCrashes = 0
   private failure: string | undefined
   private busySince: number | undefined
@@ -125,6 +127,7 @@ export class InstanceSupervisor {
 
   start(): void {
     if (this.wanted) return
+    this.awaitingStart = false
     this.wanted = true
     this.consecutiveCrashes = 0
     this.counters.lastConfigTime = iso()
@@ -136,6 +139,21 @@ export class InstanceSupervisor {
     this.counters.lastError = error
     this.counters.lastErrorTime = iso()
     this.setStatus('invalid_config', error)
+  }
+
+  /** Its work dir is being made ready (files unpacked, setup running): `starting` until `start`. */
+  preparing(): void {
+    this.awaitingStart = true
+    this.setStatus('starting')
+  }
+
+  /** An instance that could not be made ready to start (its setup failed): `error`, with why. */
+  fail(error: string): void {
+    this.awaitingStart = false
+    for (const pending of this.queued.splice(0)) this.failCommand(pending, `instance ${this.specValue.instanceId} could not start: ${error}`)
+    this.counters.lastError = error
+    this.counters.lastErrorTime = iso()
+    this.setStatus('error', error)
   }
 
   /** Live reconfiguration: the `config` hook runs in the child; no restart. */
@@ -150,7 +168,7 @@ export class InstanceSupervisor {
   command(name: string, params: unknown, hash?: string): Promise<CommandResult> {
     return new Promise((resolve) => {
       const pending: PendingCommand = {id: ++this.commandCounter, name, params, hash, resolve}
-      if (!this.wanted) {
+      if (!this.wanted && !this.awaitingStart) {
         this.failCommand(pending, `instance ${this.specValue.instanceId} is not running (status ${this.statusValue})`)
         return
       }
@@ -168,6 +186,7 @@ export class InstanceSupervisor {
   /** Polite stop (`ctx.signal` aborted, `close` called), SIGKILL after the grace period. */
   async stop(): Promise<void> {
     this.wanted = false
+    this.awaitingStart = false
     if (this.restartTimer) clearTimeout(this.restartTimer)
     this.restartTimer = undefined
     for (const pending of this.queued.splice(0)) this.failCommand(pending, 'instance stopped before the command could run')
