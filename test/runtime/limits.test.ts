@@ -9,7 +9,7 @@ import {COMMAND_LIMITS, assertCommandLimits, commandLimitProblem} from '../../sr
 import {formatTime} from '../../src/protocol/messages.js'
 import {signCanonical} from '../../src/protocol/wire.js'
 import {startLocalNode, type LocalNode} from '../../src/runtime/index.js'
-import {RawClient} from '../server/raw-client.js'
+import {RawClient, rejectionFor} from '../server/raw-client.js'
 import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
 import {FAST, meta} from './helpers.js'
 
@@ -141,7 +141,7 @@ describe('node server: hostile configs', () => {
     const depth = 100_000
     const frame = deepFrame(t.client, t.node.address, execPipeline('deep', 'exec-1', 5), 'A_DEEP', '{"A":'.repeat(depth) + '1' + '}'.repeat(depth))
     raw.send(frame.text)
-    const answer = await raw.waitFor((item) => item.COMMAND_HASH === frame.hash)
+    const answer = await raw.waitFor(rejectionFor(frame.hash))
     expect(answer).toMatchObject({REASON: 'EXECUTION_FAILED', NOTIFICATION: expect.stringMatching(/nested deeper than 32 levels/)})
     raw.ws.close()
     const state = await session.state()
@@ -157,7 +157,7 @@ describe('node server: hostile configs', () => {
     const frame = deepFrame(t.client, t.node.address, execPipeline('nested', 'exec-1', 5), 'A_DEEP', `[${deepText}]`)
     expect(frame.text.length).toBeGreaterThan(124_000)
     raw.send(frame.text)
-    const answer = await raw.waitFor((item) => item.COMMAND_HASH === frame.hash)
+    const answer = await raw.waitFor(rejectionFor(frame.hash))
     expect(answer).toMatchObject({REASON: 'EXECUTION_FAILED', NOTIFICATION: expect.stringMatching(/nested deeper than 32 levels/)})
     raw.ws.close()
     const dir = join(t.dataDir, 'pipelines')
