@@ -10,7 +10,7 @@ import {NotificationCode, NotificationType, type InstanceStatus} from '../protoc
 import type {ActivePlugin, HeartbeatEvent, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
-import {BundleStore, type BundleStoreOptions} from './bundle.js'
+import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoNow} from './clock.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'

@@ -195,6 +195,16 @@ describe('node state: one file per pipeline', () => {
     ])
   })
 
+  it('a migrated pipeline whose name commands cannot address is kept and reported, with the way to remove it', async () => {
+    const long = 'p'.repeat(201)
+    const version = {version: 1, config: execPipeline(long, 'exec-1', 5), appliedAt: '2026-01-01T00:00:00.000Z'}
+    await writeFile(join(dataDir, 'state.json'), JSON.stringify({format: 'r1-node-state', version: 1, pipelines: [version], archived: [], history: {[long]: [version]}}))
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log: () => undefined})
+    expect(node.state().map((p) => p.name)).toEqual([long])
+    const file = join(dataDir, 'pipelines', pipelineFileName(long))
+    expect(node.heartbeat().R1_WARNINGS).toEqual([expect.stringContaining(`stop the node and delete ${file}`)])
+  })
+
   it('a corrupt pipeline file is a loud error that changes nothing', async () => {
     node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST})
     await node.execute('UPDATE_CONFIG', execPipeline('ok', 'exec-1', 5), commandMeta())
