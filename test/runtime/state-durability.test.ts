@@ -5,12 +5,16 @@ import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {R1Error} from '../../src/errors.js'
+import {generateIdentity} from '../../src/protocol/identity.js'
+import {allowAddress} from '../../src/runtime/server-allowlist.js'
+import {Session} from '../../src/session/index.js'
 import {startLocalNode, type LocalNode} from '../../src/runtime/index.js'
 import {pipelineFileName} from '../../src/runtime/state-store.js'
 import {execPipeline} from '../server/helpers.js'
 import {FAST, isAlive, meta as commandMeta, until} from './helpers.js'
 
 const CHILD = join(import.meta.dirname, 'state-child.ts')
+const NODE_START = join(import.meta.dirname, 'node-start-child.ts')
 
 interface ChildPipeline {
   name: string
@@ -135,6 +139,61 @@ describe('node state on a full disk: durable before applied, nothing changes whe
     child = await NodeChild.start(dataDir)
     expect(summary(await child.runningState())).toEqual(expected)
     await child.stop()
+  })
+})
+
+/** `r1 node start --json` in a child (optionally under a file-size limit); resolves once it listens. */
+async function startServerChild(fileLimitKiB?: number): Promise<{proc: ChildProcess; url: string; address: string}> {
+  const args = ['--import', 'tsx', NODE_START, '--port', '0', '--data-dir', dataDir, '--json']
+  const proc =
+    fileLimitKiB === undefined
+      ? spawn(process.execPath, args, {stdio: ['ignore', 'pipe', 'inherit']})
+      : spawn('bash', ['-c', `ulimit -f ${fileLimitKiB}; exec "$0" "$@"`, process.execPath, ...args], {stdio: ['ignore', 'pipe', 'inherit']})
+  children.push(proc)
+  const first = await new Promise<string>((resolve, reject) => {
+    createInterface({input: proc.stdout!}).once('line', resolve)
+    proc.once('exit', (code) => reject(new Error(`r1 node start exited ${code}`)))
+  })
+  return {proc, ...(JSON.parse(first) as {url: string; address: string})}
+}
+
+async function stopServerChild(proc: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => (proc.exitCode === null ? proc.once('exit', resolve) : resolve(null)))
+  proc.kill('SIGTERM')
+  await exited
+}
+
+describe('node server on a full disk', () => {
+  it('answers EXECUTION_FAILED for an UPDATE_CONFIG it cannot store, keeps the running instance, and a restart agrees', async () => {
+    const client = generateIdentity()
+    await allowAddress(dataDir, client.address, 'test')
+    let server = await startServerChild(16)
+    let session = await Session.connect({url: server.url, nodeAddress: server.address, identity: client})
+    try {
+      await session.send('UPDATE_CONFIG', execPipeline('small', 'exec-1', 5))
+      const running = await until(async () => (await session.state()).INSTANCES.find((i) => i.PID !== undefined), 20_000, 'the instance to run')
+      const error = await session.send('UPDATE_CONFIG', {...execPipeline('small', 'exec-1', 5), PAD: 'x'.repeat(40 * 1024)}).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(Error)
+      expect((error as Error).message).toMatch(/EXECUTION_FAILED.*EFBIG.*nothing was changed/)
+      const state = await session.state()
+      expect(state.PIPELINES).toEqual([expect.objectContaining({NAME: 'small', R1_VERSION: 1})])
+      expect(state.PIPELINES[0]).not.toHaveProperty('PAD')
+      expect(state.INSTANCES.map((i) => i.PID)).toEqual([running.PID])
+    } finally {
+      await session.close()
+      await stopServerChild(server.proc)
+    }
+
+    server = await startServerChild()
+    session = await Session.connect({url: server.url, nodeAddress: server.address, identity: client})
+    try {
+      const state = await session.state()
+      expect(state.PIPELINES).toEqual([expect.objectContaining({NAME: 'small', R1_VERSION: 1})])
+      expect(state.PIPELINES[0]).not.toHaveProperty('PAD')
+    } finally {
+      await session.close()
+      await stopServerChild(server.proc)
+    }
   })
 })
 
