@@ -814,6 +814,7 @@ export class LocalNode implements NodeCore {
       // restored instances announce nothing: no command is waiting for a confirmation
       if (!record.archived) await this.applyPipeline(record.current, undefined, false)
     }
+    this.collectBundles() // what earlier runs left behind
   }
 }
 

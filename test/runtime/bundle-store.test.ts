@@ -1,5 +1,5 @@
 import {existsSync} from 'node:fs'
-import {mkdtemp, readdir, rm, stat, truncate} from 'node:fs/promises'
+import {mkdtemp, readdir, rm, stat, truncate, utimes} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
@@ -108,6 +108,20 @@ describe('bundle collection and quota', () => {
     await node.execute('DELETE_CONFIG', 'p', meta())
     expect(await bundleFiles()).toEqual([])
     expect(logs.join('\n')).toMatch(/removed 2 bundle\(s\) no kept pipeline version uses/)
+  })
+
+  it('collects at start what earlier runs left behind, past the grace period', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    const kept = fakeBundle('k', 1000)
+    const old = fakeBundle('o', 1000)
+    const fresh = fakeBundle('f', 1000)
+    for (const x of [kept, old, fresh]) await node.putBundle(x.hash, x.bytes)
+    await node.execute('UPDATE_CONFIG', {...execPipeline('p', 'exec-1', 5), R1_BUNDLES: {UNUSED: kept.hash}}, meta())
+    await node.stop()
+    const hourAgo = new Date(Date.now() - 3600_000)
+    for (const x of [kept, old]) await utimes(join(dataDir, 'bundles', `${x.hash}.mjs`), hourAgo, hourAgo)
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    expect(await bundleFiles()).toEqual([kept.hash, fresh.hash].map((h) => `${h}.mjs`).sort())
   })
 
   it('keeps a fresh upload nothing references yet (a deploy sends its UPDATE_CONFIG after the upload)', async () => {
