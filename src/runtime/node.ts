@@ -38,7 +38,7 @@ export interface LocalNodeOptions {
   workDir?: string
   /** Versions kept per pipeline for R1_ROLLBACK. */
   historySize?: number
-  /** Bundle disk quota and collection grace (defaults in bundle.ts: 512 MiB, 15 min). */
+  /** Bundle disk quota and collection grace (defaults in bundle-store.ts: 512 MiB, 15 min). */
   bundles?: Pick<BundleStoreOptions, 'quotaBytes' | 'graceMs'>
   /** Problems found at start (e.g. the journal's), reported in heartbeats as R1_WARNINGS. */
   warnings?: string[]
@@ -281,7 +281,7 @@ export class LocalNode implements NodeCore {
     return [...this.warningList]
   }
 
-  /** Adds a problem to report in heartbeats (R1_WARNINGS) and R1_STATE, and logs it. */
+  /** Adds a problem to report in heartbeats (R1_WARNINGS) and through `warnings()`, and logs it. */
   addWarning(message: string): void {
     this.warningList.push(message)
     this.log(message)
