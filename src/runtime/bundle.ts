@@ -1,11 +1,10 @@
-import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {access, mkdir, readFile} from 'node:fs/promises'
-import {isAbsolute, join, relative, resolve} from 'node:path'
+import {access, readFile} from 'node:fs/promises'
+import {isAbsolute, relative, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {ExitCode, R1Error} from '../errors.js'
-import {writeFileAtomic} from '../files.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
+import {sha256Hex} from './bundle-store.js'
 
 /**
  * Plugin bundles: one self-contained ES module per entry, named by the sha256 of its bytes
@@ -29,12 +28,6 @@ export interface BundleDiagnostic {
   message: string
   lineText?: string
 }
-
-export function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex')
-}
-
-const HASH = /^[0-9a-f]{64}$/
 
 /** The SDK source that `r1/plugin` resolves to inside a bundle (define.ts imports nothing). */
 async function sdkModuleSource(): Promise<{contents: string; loader: 'js' | 'ts'}> {
@@ -111,27 +104,4 @@ export async function bundleEntry(entry: string, options: {projectDir?: string} 
   }
 }
 
-/** Bundles stored by hash: `<dir>/<sha256>.mjs`. */
-export class BundleStore {
-  constructor(readonly dir: string) {}
-
-  path(hash: string): string {
-    if (!HASH.test(hash)) throw new R1Error(`Not a bundle hash (64 hex digits): ${hash}`, ExitCode.USAGE, {code: 'BAD_BUNDLE_HASH'})
-    return join(this.dir, `${hash}.mjs`)
-  }
-
-  has(hash: string): boolean {
-    return HASH.test(hash) && existsSync(this.path(hash))
-  }
-
-  /** Stores bytes under their hash after checking that they hash to it. */
-  async put(hash: string, bytes: Uint8Array): Promise<void> {
-    const actual = sha256Hex(bytes)
-    if (actual !== hash) {
-      throw new R1Error(`Bundle content does not match its hash: expected ${hash}, got ${actual}`, ExitCode.REJECTED, {code: 'BUNDLE_HASH_MISMATCH', hint: 'Upload the bundle again; it was corrupted in transit.'})
-    }
-    if (this.has(hash)) return
-    await mkdir(this.dir, {recursive: true})
-    await writeFileAtomic(this.path(hash), bytes)
-  }
-}
+export {BundleStore, DEFAULT_BUNDLE_GRACE_MS, DEFAULT_BUNDLE_QUOTA_BYTES, sha256Hex, type BundleStoreOptions} from './bundle-store.js'

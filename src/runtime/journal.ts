@@ -123,10 +123,16 @@ export class Journal {
   private readonly onError: (error: R1Error) => void
   private readonly onWarning: (message: string) => void
   private readonly warned = new Set<string>()
+  /**
+   * Set when this open found `journal.json` corrupt and started a new journal (a new id: seqs restart
+   * meaning for clients); the old file is kept as `journal.json.bad-<time>`. A node reports it in status.
+   */
+  readonly warning: string | undefined
 
   private constructor(dir: string, meta: JournalMeta, limits: JournalLimits, segments: Segment[], options: JournalOptions) {
     this.dir = dir
     this.id = meta.ID
+    this.warning = meta.recovered
     this.canonicalFromSeq = meta.CANONICAL_FROM_SEQ ?? 1
     this.limits = limits
     this.segments = segments
@@ -180,6 +186,7 @@ export class Journal {
       await writeMeta(dir, meta)
     }
     const journal = new Journal(dir, meta, limits, segments, options)
+    if (journal.warning) journal.onWarning(journal.warning)
     for (const message of warnings) journal.onWarning(message)
     const newest = segments.at(-1)
     if (newest && newest.bytes < limits.segmentBytes) {
@@ -704,26 +711,51 @@ interface JournalMeta {
   ID: string
   CREATED: string
   CANONICAL_FROM_SEQ?: number
+  /** Not stored: why this open started a new journal over a corrupt meta file. */
+  recovered?: string
 }
 
-/** The journal's meta file; a missing or unreadable one gets a new id (a new journal: seqs mean something else now). */
+/**
+ * The journal's meta file; a missing one gets a new id (a new journal: seqs mean something else now).
+ * A corrupt one too, loudly: it is kept aside as `journal.json.bad-<time>` and `recovered` says so.
+ */
 async function readMeta(dir: string): Promise<JournalMeta> {
   const file = path.join(dir, META_FILE)
+  let text: string
   try {
-    const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<JournalMeta>
-    if (typeof meta.ID === 'string' && meta.ID.length > 0) {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {ID: randomUUID(), CREATED: new Date().toISOString()}
+    throw journalError(`Cannot read ${file}`, error, 'Check the data dir permissions.')
+  }
+  let why: string
+  try {
+    const meta = JSON.parse(text) as Partial<JournalMeta> | null
+    if (typeof meta?.ID === 'string' && meta.ID.length > 0) {
       const from = meta.CANONICAL_FROM_SEQ
       return {ID: meta.ID, CREATED: String(meta.CREATED ?? ''), ...(Number.isSafeInteger(from) && from! > 0 ? {CANONICAL_FROM_SEQ: from} : {})}
     }
+    why = 'no journal ID in it'
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !(error instanceof SyntaxError)) throw journalError(`Cannot read ${file}`, error, 'Check the data dir permissions.')
+    why = `not JSON: ${(error as Error).message}`
   }
-  return {ID: randomUUID(), CREATED: new Date().toISOString()}
+  const aside = `${file}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`
+  try {
+    fs.renameSync(file, aside)
+  } catch (error) {
+    throw journalError(`${file} is corrupt (${why}) and cannot be moved aside`, error, 'Check the data dir permissions.')
+  }
+  return {
+    ID: randomUUID(),
+    CREATED: new Date().toISOString(),
+    recovered: `the event journal's ${META_FILE} was corrupt (${why}): started a new journal (clients resuming by seq are told numbering restarted); the old file is kept as ${aside}`,
+  }
 }
 
 async function writeMeta(dir: string, meta: JournalMeta): Promise<void> {
   try {
-    await writeFileAtomic(path.join(dir, META_FILE), JSON.stringify(meta) + '\n')
+    const {recovered: _recovered, ...stored} = meta
+    await writeFileAtomic(path.join(dir, META_FILE), JSON.stringify(stored) + '\n')
   } catch (error) {
     throw journalError(`Cannot write ${path.join(dir, META_FILE)}`, error, 'Free disk space or fix the data dir permissions.')
   }

@@ -1,4 +1,5 @@
-import {ExitCode, exitCodeOf} from '../errors.js'
+import {resolve} from 'node:path'
+import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 
 /**
  * `r1 node start`'s work, without oclif: the command calls `serveNode`, and bin/run.js tries
@@ -28,13 +29,16 @@ export interface ServeIo {
 /** Starts the node server, prints where it is (one JSON line under --json), serves until `signal`, stops. */
 export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise<void> {
   const [{defaultDataDir}, {startNodeServer}] = await Promise.all([import('./data-dir.js'), import('./serve.js')])
+  const dataDir = options.dataDir ?? defaultDataDir()
   const node = await startNodeServer({
-    dataDir: options.dataDir ?? defaultDataDir(),
+    dataDir,
     host: options.host,
     port: options.port,
     tlsCertPath: options.tlsCert,
     tlsKeyPath: options.tlsKey,
     alias: options.alias,
+  }).catch(async (error: unknown) => {
+    throw await nodeKeyAdvice(error, dataDir)
   })
   try {
     if (io.json) process.stdout.write(JSON.stringify({address: node.address, url: node.url, alias: node.alias}) + '\n')
@@ -51,6 +55,26 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
   } finally {
     await node.stop()
   }
+}
+
+/**
+ * A node key that cannot be read gets the node's own remedy: the identity code's hint names
+ * `r1 keys generate --force`, which replaces the CLI's key, not this one.
+ */
+async function nodeKeyAdvice(error: unknown, dataDir: string): Promise<unknown> {
+  if (!(error instanceof R1Error) || (error.code !== 'KEY_INVALID' && error.code !== 'KEY_UNREADABLE')) return error
+  const {nodeKeyPath} = await import('../protocol/identity.js') // already loaded by the server
+  const key = nodeKeyPath(resolve(dataDir))
+  if (!error.message.includes(key)) return error
+  return new R1Error(error.message, error.exitCode, {
+    code: error.code,
+    hint:
+      error.code === 'KEY_UNREADABLE'
+        ? `Make ${key} readable by the user running the node.`
+        : `Restore the node's key from a backup, or move it aside so the node makes a new one: mv ${key} ${key}.bad. A new key gives the node a new address: every client that pins it (targets in config.yaml, --address) must be updated.`,
+    details: error.details,
+    cause: error,
+  })
 }
 
 const VALUE_FLAGS = {'--host': 'host', '--port': 'port', '--data-dir': 'dataDir', '--tls-cert': 'tlsCert', '--tls-key': 'tlsKey', '--alias': 'alias'} as const

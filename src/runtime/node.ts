@@ -1,23 +1,26 @@
-import {existsSync, statfsSync} from 'node:fs'
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {statfsSync} from 'node:fs'
+import {mkdtemp, rm} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {cpus, freemem, tmpdir, totalmem} from 'node:os'
-import {join, resolve} from 'node:path'
+import {basename, join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
-import {writeFileAtomic} from '../files.js'
 import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields.js'
 import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
+import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
-import {BundleStore} from './bundle.js'
+import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoNow} from './clock.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
 import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
 import {WorkDirs} from './workdir.js'
+import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
+
+export type {PipelineVersion} from './state-store.js'
 
 export interface LocalNodeOptions {
   /** The node's address (`0xai_…`); until identities are wired in, any string. */
@@ -39,14 +42,12 @@ export interface LocalNodeOptions {
   historySize?: number
   /** Per-instance rate of LOG events (lines over it are dropped and counted). */
   logRate?: LogRate
-}
-
-/** A stored version of a pipeline's desired config. */
-export interface PipelineVersion {
-  /** Node-assigned, increasing per pipeline. */
-  version: number
-  config: PipelineConfig
-  appliedAt: string
+  /** Bundle disk quota and collection grace (defaults in bundle-store.ts: 512 MiB, 15 min). */
+  bundles?: Pick<BundleStoreOptions, 'quotaBytes' | 'graceMs'>
+  /** Problems found at start (e.g. the journal's), reported in heartbeats as R1_WARNINGS. */
+  warnings?: string[]
+  /** Node diagnostics (corrupt bundle removed, bundles collected, …); default: stderr. */
+  log?: (line: string) => void
 }
 
 export interface InstanceState {
@@ -75,20 +76,11 @@ export type InstanceChange = {path: PayloadPath} & (
   | {kind: 'crash'; error: string; restartInMs: number; restarts: number}
 )
 
-interface StateFile {
-  format: 'r1-node-state'
-  version: 1
-  pipelines: PipelineVersion[]
-  archived: PipelineVersion[]
-  history: Record<string, PipelineVersion[]>
-}
-
 interface ActivePipeline {
   current: PipelineVersion
   instances: Map<string, InstanceSupervisor>
 }
 
-const STATE_FILE = 'state.json'
 const keyOf = (signature: string, instanceId: string) => `${signature}\u0000${instanceId}`
 const iso = () => new Date().toISOString()
 const packageVersion = (createRequire(import.meta.url)('../../package.json') as {version: string}).version
@@ -129,6 +121,10 @@ export class LocalNode implements NodeCore {
   private readonly logRate: LogRate
   /** Log rate limiters by instance path. */
   private readonly logLimiters = new Map<string, LogLimiter>()
+  /** Desired state on disk; undefined for a throw-away data dir. */
+  private readonly store: StateStore | undefined
+  private readonly warningList: string[]
+  private readonly log: (line: string) => void
 
   private constructor(
     options: LocalNodeOptions,
@@ -138,7 +134,10 @@ export class LocalNode implements NodeCore {
     this.address = options.address ?? '0xai_local'
     this.alias = options.alias ?? 'local'
     this.dataDir = dataDir
-    this.bundles = new BundleStore(join(dataDir, 'bundles'))
+    this.log = options.log ?? ((line) => process.stderr.write(`r1 node: ${line}\n`))
+    this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
+    this.store = throwAway ? undefined : new StateStore(dataDir)
+    this.warningList = [...(options.warnings ?? [])]
     this.seq = options.startSeq ?? 0
     const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
     this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env}
@@ -237,6 +236,7 @@ export class LocalNode implements NodeCore {
       AVAILABLE_DISK: availableDisk,
       PIPELINES: [...this.active.keys()],
       ACTIVE_PLUGINS: activePlugins,
+      ...(this.warningList.length > 0 ? {R1_WARNINGS: [...this.warningList]} : {}),
     }) as HeartbeatEvent
   }
 
@@ -251,13 +251,37 @@ export class LocalNode implements NodeCore {
 
   // ---- beyond the contract: the server's bundle upload and state query, tests
 
+  /** Whether an intact bundle is stored (a corrupt one is removed and reported missing, so a deploy uploads it again). */
   hasBundle(hash: string): boolean {
     return this.bundles.has(hash)
   }
 
-  /** Stores a bundle after checking that `bytes` hash to `hash` (R1Error exit 4 otherwise). */
-  putBundle(hash: string, bytes: Uint8Array): Promise<void> {
-    return this.bundles.put(hash, bytes)
+  /**
+   * Stores a bundle after checking that `bytes` hash to `hash` and fit the bundle quota (R1Error exit 4
+   * otherwise). Instances left without a usable bundle (a corrupt one was removed) start again.
+   */
+  async putBundle(hash: string, bytes: Uint8Array): Promise<void> {
+    await this.bundles.put(hash, bytes)
+    const path = this.bundles.path(hash)
+    for (const pipeline of this.active.values()) {
+      for (const supervisor of pipeline.instances.values()) {
+        if (supervisor.spec.bundlePath !== path || (supervisor.status !== 'error' && supervisor.status !== 'invalid_config')) continue
+        if (supervisor.spec.config.DISABLED === true) continue
+        await supervisor.stop()
+        supervisor.start()
+      }
+    }
+  }
+
+  /** Problems found at start that an operator should see (also in heartbeats as R1_WARNINGS). */
+  warnings(): string[] {
+    return [...this.warningList]
+  }
+
+  /** Adds a problem to report in heartbeats (R1_WARNINGS) and through `warnings()`, and logs it. */
+  addWarning(message: string): void {
+    this.warningList.push(message)
+    this.log(message)
   }
 
   /** Pipelines (active, then archived) with their instances' statuses. */
@@ -298,6 +322,8 @@ export class LocalNode implements NodeCore {
   // ---- actions
 
   private async executeNow(action: string, payload: unknown, meta: CommandMeta): Promise<void> {
+    // bounds first, the same for every action: nothing below walks an unbounded payload
+    assertCommandLimits(action, payload)
     if (this.stopped) throw new R1Error('The node is stopping', ExitCode.UNREACHABLE, {code: 'NODE_STOPPING'})
     switch (action) {
       case 'UPDATE_CONFIG':
@@ -358,10 +384,19 @@ export class LocalNode implements NodeCore {
     const name = config.NAME
     const previousVersion = this.active.get(name)?.current.version ?? this.archived.get(name)?.version ?? this.history.get(name)?.at(-1)?.version ?? 0
     const version: PipelineVersion = {version: previousVersion + 1, config, appliedAt: iso()}
-    const summary = await this.applyPipeline(version, meta.hash)
+    const before = this.recordOf(name)
+    const after: PipelineRecord = {name, archived: false, current: version, history: this.withVersion(name, version)}
+    await this.write([after]) // durable before anything changes; a failed write changes nothing
+    let summary: string
+    try {
+      summary = await this.applyPipeline(version, meta.hash)
+    } catch (error) {
+      await this.undo([{name, before}])
+      throw error
+    }
     this.archived.delete(name)
-    this.remember(version)
-    await this.persist()
+    this.history.set(name, after.history)
+    this.collectBundles()
     this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Pipeline ${name} v${version.version} applied (${summary})`, meta.hash, {VERSION: version.version, ...info})
   }
 
@@ -435,7 +470,7 @@ export class LocalNode implements NodeCore {
       if (problems.length > 0) return problems.map((p) => `${[spec.instanceId, ...p.path].join('.')}: ${p.message}`).join('; ')
       return undefined
     }
-    if (!spec.bundlePath || !existsSync(spec.bundlePath)) return `no bundle for ${spec.signature} on this node`
+    if (!spec.bundlePath || !this.bundles.has(basename(spec.bundlePath, '.mjs'))) return `no intact bundle for ${spec.signature} on this node (upload it again: r1 deploy)`
     return undefined
   }
 
@@ -458,7 +493,7 @@ export class LocalNode implements NodeCore {
     if (!this.workDirs) return supervisor.start()
     const {spec} = supervisor
     supervisor.preparing()
-    this.workDirs.prepare(spec, (level, text) => this.log(path, level, text)).then(
+    this.workDirs.prepare(spec, (level, text) => this.pluginLog(path, level, text)).then(
       () => {
         // removed, replaced or stopped meanwhile: nothing to start
         if (!this.stopped && supervisor.status === 'starting' && this.instance(spec.pipeline, spec.signature, spec.instanceId) === supervisor) supervisor.start()
@@ -504,33 +539,37 @@ export class LocalNode implements NodeCore {
   private async deleteConfig(name: string, meta: CommandMeta): Promise<void> {
     const pipeline = this.active.get(name)
     if (!pipeline && !this.archived.has(name)) throw this.unknownPipeline(name)
-    if (pipeline) await Promise.all([...pipeline.instances.values()].map((s) => s.stop()))
+    // durable before anything changes; a failed removal changes nothing
+    await this.store?.remove(name).catch((error: unknown) => {
+      throw stateWriteError(error)
+    })
     this.active.delete(name)
     this.archived.delete(name)
     this.history.delete(name)
-    await this.persist()
+    if (pipeline) await Promise.all([...pipeline.instances.values()].map((s) => s.stop()))
+    this.collectBundles()
     this.notify([name, null, null], NotificationCode.PIPELINE_DELETE_OK, `Pipeline ${name} deleted`, meta.hash)
   }
 
   private async archiveConfig(name: string, meta: CommandMeta): Promise<void> {
     const pipeline = this.active.get(name)
     if (!pipeline) throw this.unknownPipeline(name)
-    await Promise.all([...pipeline.instances.values()].map((s) => s.stop()))
+    await this.write([{name, archived: true, current: pipeline.current, history: this.history.get(name) ?? [pipeline.current]}])
     this.active.delete(name)
     this.archived.set(name, pipeline.current)
-    await this.persist()
+    await Promise.all([...pipeline.instances.values()].map((s) => s.stop()))
     this.notify([name, null, null], NotificationCode.PIPELINE_ARCHIVE_OK, `Pipeline ${name} archived (v${pipeline.current.version} kept for rollback)`, meta.hash)
   }
 
   private async updateInstances(items: unknown[], meta: CommandMeta): Promise<void> {
     // check every item first: a batch applies whole or not at all
     const parsed = items.map((item) => this.parseInstanceUpdate(item))
-    const touched = new Set<string>()
+    const next = new Map<string, PipelineRecord>()
     const commands: Array<() => void> = []
     for (const update of parsed) {
-      const pipeline = this.active.get(update.name)!
       if (Object.keys(update.config).length > 0 || !update.exists) {
-        const config = structuredClone(pipeline.current.config)
+        const base = next.get(update.name) ?? this.recordOf(update.name)!
+        const config = structuredClone(base.current.config)
         let plugin = config.PLUGINS.find((p) => p.SIGNATURE === update.signature)
         if (!plugin) {
           plugin = {SIGNATURE: update.signature, INSTANCES: []}
@@ -540,17 +579,24 @@ export class LocalNode implements NodeCore {
         const merged = {...(index >= 0 ? plugin.INSTANCES[index] : {}), ...update.config, INSTANCE_ID: update.instanceId}
         if (index >= 0) plugin.INSTANCES[index] = merged
         else plugin.INSTANCES.push(merged)
-        const version: PipelineVersion = {version: pipeline.current.version + 1, config, appliedAt: iso()}
-        await this.applyPipeline(version, meta.hash)
-        this.remember(version)
-        touched.add(update.name)
+        const version: PipelineVersion = {version: base.current.version + 1, config, appliedAt: iso()}
+        next.set(update.name, {name: update.name, archived: false, current: version, history: [...base.history, version].slice(-this.historySize)})
       }
       if (update.command) {
         const {name, params} = update.command
         commands.push(() => void this.instance(update.name, update.signature, update.instanceId)?.command(name, params, meta.hash))
       }
     }
-    if (touched.size > 0) await this.persist()
+    const changes = [...next.values()].map((after) => ({name: after.name, before: this.recordOf(after.name), after}))
+    await this.write(changes.map((c) => c.after)) // durable before anything changes; a failed write changes nothing
+    try {
+      for (const {after} of changes) await this.applyPipeline(after.current, meta.hash)
+    } catch (error) {
+      await this.undo(changes)
+      throw error
+    }
+    for (const {name, after} of changes) this.history.set(name, after.history)
+    if (changes.length > 0) this.collectBundles()
     for (const send of commands) send()
   }
 
@@ -614,11 +660,37 @@ export class LocalNode implements NodeCore {
     return rejected(`No pipeline ${name} on node ${this.alias}`, 'UNKNOWN_PIPELINE', names.length > 0 ? `Pipelines here: ${names.join(', ')}` : 'This node runs no pipeline.')
   }
 
-  private remember(version: PipelineVersion): void {
-    const list = this.history.get(version.config.NAME) ?? []
-    list.push(version)
-    while (list.length > this.historySize) list.shift()
-    this.history.set(version.config.NAME, list)
+  /** The versions kept for `name` once `version` is added (the oldest beyond historySize dropped). */
+  private withVersion(name: string, version: PipelineVersion): PipelineVersion[] {
+    return [...(this.history.get(name) ?? []), version].slice(-this.historySize)
+  }
+
+  /** What the node keeps about `name` now (undefined: no such pipeline). */
+  private recordOf(name: string): PipelineRecord | undefined {
+    const active = this.active.get(name)?.current
+    const current = active ?? this.archived.get(name)
+    if (!current) return undefined
+    return {name, archived: !active, current, history: this.history.get(name) ?? [current]}
+  }
+
+  /** Hashes of every bundle a kept version (current, archived, history) loads: what bundle collection keeps. */
+  private referencedBundles(): Set<string> {
+    const hashes = new Set<string>()
+    const add = (version: PipelineVersion) => {
+      for (const hash of Object.values((version.config.R1_BUNDLES as Record<string, unknown> | undefined) ?? {})) if (typeof hash === 'string') hashes.add(hash)
+    }
+    for (const pipeline of this.active.values()) add(pipeline.current)
+    for (const version of this.archived.values()) add(version)
+    for (const versions of this.history.values()) versions.forEach(add)
+    return hashes
+  }
+
+  private collectBundles(): void {
+    try {
+      this.bundles.collect()
+    } catch (error) {
+      this.log(`bundle collection failed: ${(error as Error).message}`)
+    }
   }
 
   // ---- events
@@ -652,7 +724,7 @@ export class LocalNode implements NodeCore {
   }
 
   /** A plugin's log line as a LOG event, within the instance's log rate (what is dropped is counted, then reported). */
-  private log(path: PayloadPath, level: LogLevel, text: string): void {
+  private pluginLog(path: PayloadPath, level: LogLevel, text: string): void {
     const key = path.join('\u0000')
     let limiter = this.logLimiters.get(key)
     if (!limiter) this.logLimiters.set(key, (limiter = new LogLimiter(this.logRate)))
@@ -701,7 +773,7 @@ export class LocalNode implements NodeCore {
         })
         break
       case 'log':
-        this.log(path, event.level, event.text)
+        this.pluginLog(path, event.level, event.text)
         break
       case 'status':
       case 'iteration':
@@ -711,35 +783,80 @@ export class LocalNode implements NodeCore {
 
   // ---- persistence
 
-  private async persist(): Promise<void> {
-    if (this.throwAway) return
-    const state: StateFile = {
-      format: 'r1-node-state',
-      version: 1,
-      pipelines: [...this.active.values()].map((p) => p.current),
-      archived: [...this.archived.values()],
-      history: Object.fromEntries(this.history),
+  /**
+   * Writes the records durably, one file per pipeline. If one write fails, the ones before it are put
+   * back and the error is thrown: the caller has changed nothing yet.
+   */
+  private async write(records: PipelineRecord[]): Promise<void> {
+    if (!this.store) return
+    const done: PipelineRecord[] = []
+    try {
+      for (const record of records) {
+        await this.store.write(record)
+        done.push(record)
+      }
+    } catch (error) {
+      await this.undoFiles(done.map((r) => ({name: r.name, before: this.recordOf(r.name)})))
+      throw stateWriteError(error)
     }
-    await writeFileAtomic(join(this.dataDir, STATE_FILE), JSON.stringify(state, null, 1) + '\n', {mode: 0o600})
+  }
+
+  private async undoFiles(changes: Array<{name: string; before: PipelineRecord | undefined}>): Promise<void> {
+    if (!this.store) return
+    for (const {name, before} of changes) {
+      try {
+        if (before) await this.store.write(before)
+        else await this.store.remove(name)
+      } catch (error) {
+        this.log(`cannot put back the stored state of pipeline ${name} after a failed change: ${(error as Error).message}; it may come back changed after a restart`)
+      }
+    }
+  }
+
+  /** Undoes written changes whose apply failed: files back as they were, instances back to the previous version. */
+  private async undo(changes: Array<{name: string; before: PipelineRecord | undefined}>): Promise<void> {
+    await this.undoFiles(changes)
+    for (const {name, before} of changes) {
+      try {
+        if (before && !before.archived) {
+          await this.applyPipeline(before.current, undefined, false)
+        } else {
+          const pipeline = this.active.get(name)
+          this.active.delete(name)
+          if (pipeline) await Promise.all([...pipeline.instances.values()].map((s) => s.stop()))
+        }
+      } catch (error) {
+        this.log(`cannot restore pipeline ${name} after a failed change: ${(error as Error).message}`)
+      }
+    }
   }
 
   private async restore(): Promise<void> {
-    const file = join(this.dataDir, STATE_FILE)
-    let text: string
-    try {
-      text = await readFile(file, 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw new R1Error(`Cannot read the node state ${file}: ${(error as Error).message}`, ExitCode.FAILURE, {code: 'STATE_UNREADABLE'})
+    if (!this.store) return
+    const records = await this.store.load()
+    for (const record of records) {
+      const problem = commandLimitProblem('DELETE_CONFIG', record.name)
+      if (problem) {
+        this.addWarning(`pipeline ${JSON.stringify(record.name.slice(0, 60))} has a name commands cannot address (${problem.message}); to remove it, stop the node and delete ${this.store.fileOf(record.name)}`)
+      }
+      this.history.set(record.name, record.history.length > 0 ? record.history : [record.current])
+      if (record.archived) this.archived.set(record.name, record.current)
     }
-    const state = parseState(text, file)
-    for (const version of state.archived) this.archived.set(version.config.NAME, version)
-    for (const [name, versions] of Object.entries(state.history)) this.history.set(name, versions)
-    for (const version of state.pipelines) {
+    for (const record of records) {
       // restored instances announce nothing: no command is waiting for a confirmation
-      await this.applyPipeline(version, undefined, false)
+      if (!record.archived) await this.applyPipeline(record.current, undefined, false)
     }
+    this.collectBundles() // what earlier runs left behind
   }
+}
+
+function stateWriteError(error: unknown): R1Error {
+  const code = (error as NodeJS.ErrnoException)?.code
+  return new R1Error(`Cannot store the change in the node's data dir (${code ?? (error as Error)?.message ?? String(error)}); nothing was changed`, ExitCode.FAILURE, {
+    code: code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT' ? 'STATE_DISK_FULL' : 'STATE_WRITE_FAILED',
+    hint: 'Free disk space in the node\'s data dir (or fix its permissions), then send the command again.',
+    cause: error,
+  })
 }
 
 /** INSTANCE_COMMAND as a name (`"RESET"`), or `{COMMAND|NAME, PARAMS?, ...}`: the other keys are the params. */
@@ -751,27 +868,6 @@ function parseInstanceCommand(value: unknown): {name: string; params: unknown} {
     if (typeof name === 'string' && name !== '') return {name, params: PARAMS ?? (Object.keys(rest).length > 0 ? rest : undefined)}
   }
   throw rejected('INSTANCE_COMMAND must be a command name or {COMMAND, PARAMS}', 'BAD_PAYLOAD')
-}
-
-function parseState(text: string, file: string): StateFile {
-  const corrupt = (why: string) =>
-    new R1Error(`The node state ${file} is corrupt (${why}); nothing was changed`, ExitCode.INVALID_CONFIG, {
-      code: 'STATE_CORRUPT',
-      hint: `Move the file aside (the node then starts empty) or restore it from a backup: mv ${file} ${file}.bad`,
-    })
-  let state: StateFile
-  try {
-    state = JSON.parse(text) as StateFile
-  } catch (error) {
-    throw corrupt(`not JSON: ${(error as Error).message}`)
-  }
-  if (state?.format !== 'r1-node-state' || state.version !== 1 || !Array.isArray(state.pipelines) || !Array.isArray(state.archived) || typeof state.history !== 'object' || state.history === null) {
-    throw corrupt('not an r1 node state, version 1')
-  }
-  for (const version of [...state.pipelines, ...state.archived, ...Object.values(state.history).flat()]) {
-    if (typeof version?.version !== 'number' || !PipelineConfigSchema.safeParse(version.config).success) throw corrupt(`bad pipeline entry ${JSON.stringify(version?.config?.NAME ?? null)}`)
-  }
-  return state
 }
 
 function cpuTimes(): {busy: number; total: number} {

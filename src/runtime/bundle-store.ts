@@ -1,0 +1,192 @@
+import {createHash} from 'node:crypto'
+import {readFileSync, readdirSync, rmSync, statSync, type Stats} from 'node:fs'
+import {mkdir} from 'node:fs/promises'
+import {join} from 'node:path'
+import {ExitCode, R1Error} from '../errors.js'
+import {writeFileAtomic} from '../files.js'
+
+const HASH = /^[0-9a-f]{64}$/
+
+export function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+export interface BundleStoreOptions {
+  /** Disk space all stored bundles may take (default 512 MiB); a put that collection cannot make room for is refused. */
+  quotaBytes?: number
+  /**
+   * A bundle nothing references is kept this long after it was stored or last asked for (default 15 min),
+   * so a deploy's upload is not collected before the UPDATE_CONFIG that uses it arrives.
+   */
+  graceMs?: number
+  /** Hashes that kept pipeline versions (current, archived, history) reference: never collected. */
+  referenced?: () => Iterable<string>
+  /** A corrupt bundle removed, bundles collected (default: stderr). */
+  onWarning?: (message: string) => void
+}
+
+export const DEFAULT_BUNDLE_QUOTA_BYTES = 512 * 1024 * 1024
+export const DEFAULT_BUNDLE_GRACE_MS = 15 * 60_000
+
+/**
+ * Bundles stored by hash: `<dir>/<sha256>.mjs`. A bundle is re-hashed whenever its size or mtime is not
+ * the one last verified, so `has` stays cheap and a truncated or altered file is found, removed and
+ * reported missing (the next deploy uploads it again).
+ */
+export class BundleStore {
+  readonly quotaBytes: number
+  readonly graceMs: number
+  private readonly verified = new Map<string, {size: number; mtimeMs: number; ino: number}>()
+  /** hash → when it was last stored or asked for (ms). */
+  private readonly wanted = new Map<string, number>()
+  private readonly referenced: () => Iterable<string>
+  private readonly onWarning: (message: string) => void
+
+  constructor(
+    readonly dir: string,
+    options: BundleStoreOptions = {},
+  ) {
+    this.quotaBytes = options.quotaBytes ?? DEFAULT_BUNDLE_QUOTA_BYTES
+    this.graceMs = options.graceMs ?? DEFAULT_BUNDLE_GRACE_MS
+    this.referenced = options.referenced ?? (() => [])
+    this.onWarning = options.onWarning ?? ((message) => process.stderr.write(`r1 node: ${message}\n`))
+  }
+
+  path(hash: string): string {
+    if (!HASH.test(hash)) throw new R1Error(`Not a bundle hash (64 hex digits): ${hash}`, ExitCode.USAGE, {code: 'BAD_BUNDLE_HASH'})
+    return join(this.dir, `${hash}.mjs`)
+  }
+
+  /** Whether an intact bundle with this hash is stored (a corrupt one is removed and reported missing). */
+  has(hash: string): boolean {
+    if (!HASH.test(hash)) return false
+    const ok = this.verify(hash)
+    if (ok) this.wanted.set(hash, Date.now())
+    return ok
+  }
+
+  /** Stores bytes under their hash after checking that they hash to it and that they fit the quota. */
+  async put(hash: string, bytes: Uint8Array): Promise<void> {
+    const actual = sha256Hex(bytes)
+    if (actual !== hash) {
+      throw new R1Error(`Bundle content does not match its hash: expected ${hash}, got ${actual}`, ExitCode.REJECTED, {code: 'BUNDLE_HASH_MISMATCH', hint: 'Upload the bundle again; it was corrupted in transit.'})
+    }
+    if (this.has(hash)) return
+    if (this.usage() + bytes.length > this.quotaBytes) {
+      this.collect()
+      const used = this.usage()
+      if (used + bytes.length > this.quotaBytes) {
+        throw new R1Error(`Bundle ${hash.slice(0, 12)}… (${mib(bytes.length)}) does not fit this node's bundle quota: ${mib(used)} of ${mib(this.quotaBytes)} used by bundles that kept pipeline versions or recent uploads need`, ExitCode.REJECTED, {
+          code: 'BUNDLE_QUOTA',
+          hint: 'Delete pipelines (or their archived versions) that are no longer needed, or start the node with a larger bundle quota.',
+        })
+      }
+    }
+    await mkdir(this.dir, {recursive: true})
+    await writeFileAtomic(this.path(hash), bytes)
+    this.wanted.set(hash, Date.now())
+    this.remember(hash)
+  }
+
+  /** Bytes taken by stored bundles. */
+  usage(): number {
+    let total = 0
+    for (const entry of this.entries()) total += entry.size
+    return total
+  }
+
+  /**
+   * Removes bundles that no kept pipeline version references and that were not stored or asked for
+   * within the grace period (and leftovers of interrupted writes); returns the removed hashes.
+   */
+  collect(now = Date.now()): string[] {
+    const keep = new Set(this.referenced())
+    const removed: string[] = []
+    let freed = 0
+    for (const entry of this.entries(true)) {
+      if (entry.hash && keep.has(entry.hash)) continue
+      const lastWanted = Math.max(entry.mtimeMs, (entry.hash && this.wanted.get(entry.hash)) || 0)
+      if (now - lastWanted < this.graceMs) continue
+      try {
+        rmSync(entry.file, {force: true})
+      } catch {
+        continue // tried again after the next change
+      }
+      freed += entry.size
+      if (entry.hash) {
+        removed.push(entry.hash)
+        this.verified.delete(entry.hash)
+        this.wanted.delete(entry.hash)
+      }
+    }
+    if (removed.length > 0) this.onWarning(`removed ${removed.length} bundle(s) no kept pipeline version uses (${mib(freed)} freed)`)
+    return removed
+  }
+
+  private entries(withTemp = false): Array<{hash?: string; file: string; size: number; mtimeMs: number}> {
+    let names: string[]
+    try {
+      names = readdirSync(this.dir)
+    } catch {
+      return []
+    }
+    const out: Array<{hash?: string; file: string; size: number; mtimeMs: number}> = []
+    for (const name of names) {
+      const hash = name.endsWith('.mjs') ? name.slice(0, -4) : undefined
+      const temp = name.startsWith('.') && name.endsWith('.tmp')
+      if (!(hash && HASH.test(hash)) && !(withTemp && temp)) continue
+      const file = join(this.dir, name)
+      try {
+        const stats = statSync(file)
+        out.push({...(hash && HASH.test(hash) ? {hash} : {}), file, size: stats.size, mtimeMs: stats.mtimeMs})
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return out
+  }
+
+  private verify(hash: string): boolean {
+    const file = this.path(hash)
+    let stats: Stats
+    try {
+      stats = statSync(file)
+    } catch {
+      this.verified.delete(hash)
+      return false
+    }
+    const known = this.verified.get(hash)
+    if (known && known.size === stats.size && known.mtimeMs === stats.mtimeMs && known.ino === stats.ino) return true
+    let actual: string
+    try {
+      actual = sha256Hex(readFileSync(file))
+    } catch {
+      return false
+    }
+    if (actual !== hash) {
+      this.verified.delete(hash)
+      try {
+        rmSync(file, {force: true})
+      } catch {
+        // reported missing either way; the upload overwrites it
+      }
+      this.onWarning(`bundle ${hash.slice(0, 12)}… was corrupt on disk (${stats.size} bytes hashing to ${actual.slice(0, 12)}…): removed; the next deploy uploads it again`)
+      return false
+    }
+    this.verified.set(hash, {size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino})
+    return true
+  }
+
+  private remember(hash: string): void {
+    try {
+      const stats = statSync(this.path(hash))
+      this.verified.set(hash, {size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino})
+    } catch {
+      this.verified.delete(hash)
+    }
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+}

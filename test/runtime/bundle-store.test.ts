@@ -1,0 +1,157 @@
+import {existsSync} from 'node:fs'
+import {mkdtemp, readdir, rm, stat, truncate, utimes} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {R1Error} from '../../src/errors.js'
+import {bundleEntry, sha256Hex, startLocalNode, type LocalNode} from '../../src/runtime/index.js'
+import {execPipeline, startTestNode} from '../server/helpers.js'
+import {Events, FAST, FIXTURES, faultyNode, faultyPipeline, meta, until} from './helpers.js'
+
+let node: LocalNode | undefined
+let dataDir: string
+const logs: string[] = []
+const log = (line: string) => logs.push(line)
+
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'r1-bundle-test-'))
+  logs.length = 0
+})
+afterEach(async () => {
+  await node?.stop()
+  node = undefined
+  await rm(dataDir, {recursive: true, force: true})
+})
+
+/** Bytes that stand for a bundle (the store keeps any bytes under their hash). */
+function fakeBundle(tag: string, size: number): {hash: string; bytes: Uint8Array} {
+  const bytes = Buffer.alloc(size, tag)
+  return {hash: sha256Hex(bytes), bytes: new Uint8Array(bytes)}
+}
+
+const bundleFiles = async () => (await readdir(join(dataDir, 'bundles')).catch(() => [] as string[])).filter((f) => f.endsWith('.mjs')).sort()
+
+describe('bundle integrity', () => {
+  it('a truncated bundle is found when loaded: reported missing, removed, the instance not started from it; a new upload brings the instance back', async () => {
+    const started = await faultyNode({dataDir, log})
+    node = started.node
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a'}]), meta())
+    await started.events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
+    await node.stop()
+
+    const file = join(dataDir, 'bundles', `${started.hash}.mjs`)
+    const size = (await stat(file)).size
+    await truncate(file, Math.floor(size / 2))
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    const events = new Events(node)
+    expect(node.instance('p', 'FAULTY', 'a')?.status).toBe('invalid_config')
+    expect(node.hasBundle(started.hash)).toBe(false)
+    expect(existsSync(file)).toBe(false)
+    expect(logs.join('\n')).toMatch(/bundle [0-9a-f]{12}… was corrupt on disk .* removed; the next deploy uploads it again/)
+
+    // what R1_BUNDLE_PUT does with the re-uploaded bytes
+    const bundle = await bundleEntry('src/faulty.ts', {projectDir: join(FIXTURES, 'faulty')})
+    expect(bundle.hash).toBe(started.hash)
+    await node.putBundle(bundle.hash, bundle.bytes)
+    expect(node.hasBundle(started.hash)).toBe(true)
+    const payload = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
+    expect(payload.EE_PAYLOAD_PATH).toEqual(['local', 'p', 'FAULTY', 'a'])
+  })
+
+  it('a bundle changed on disk while the node runs is re-hashed (size and mtime differ from the verified ones)', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, log})
+    const bundle = fakeBundle('a', 4096)
+    await node.putBundle(bundle.hash, bundle.bytes)
+    expect(node.hasBundle(bundle.hash)).toBe(true)
+    await truncate(join(dataDir, 'bundles', `${bundle.hash}.mjs`), 100)
+    expect(node.hasBundle(bundle.hash)).toBe(false)
+    await node.putBundle(bundle.hash, bundle.bytes)
+    expect(node.hasBundle(bundle.hash)).toBe(true)
+  })
+})
+
+describe('bundle integrity over the wire', () => {
+  it('R1_BUNDLE_HAS reports a truncated bundle missing, and R1_BUNDLE_PUT stores it again', async () => {
+    const t = await startTestNode({core: {log}})
+    try {
+      const session = await t.connect()
+      const bundle = fakeBundle('w', 700_000) // two chunks
+      expect(await session.missingBundles([bundle.hash])).toEqual([bundle.hash])
+      await session.putBundle(bundle.hash, bundle.bytes)
+      expect(await session.missingBundles([bundle.hash])).toEqual([])
+      await truncate(join(t.dataDir, 'bundles', `${bundle.hash}.mjs`), 512 * 1024)
+      expect(await session.missingBundles([bundle.hash])).toEqual([bundle.hash])
+      await session.putBundle(bundle.hash, bundle.bytes)
+      expect(await session.missingBundles([bundle.hash])).toEqual([])
+      expect((await stat(join(t.dataDir, 'bundles', `${bundle.hash}.mjs`))).size).toBe(700_000)
+    } finally {
+      await t.dispose()
+    }
+  })
+})
+
+describe('bundle collection and quota', () => {
+  it('collects bundles no kept version references after a change: kept while current, archived or in history, removed with the pipeline', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, bundles: {graceMs: 0}, log})
+    const a = fakeBundle('a', 1000)
+    const b = fakeBundle('b', 1000)
+    const stray = fakeBundle('s', 1000)
+    for (const x of [a, stray]) await node.putBundle(x.hash, x.bytes)
+    const withBundle = (hash: string) => ({...execPipeline('p', 'exec-1', 5), R1_BUNDLES: {UNUSED: hash}})
+    await node.execute('UPDATE_CONFIG', withBundle(a.hash), meta())
+    expect(await bundleFiles()).toEqual([`${a.hash}.mjs`]) // the stray one went
+    await node.putBundle(b.hash, b.bytes)
+    await node.execute('UPDATE_CONFIG', withBundle(b.hash), meta())
+    expect(await bundleFiles()).toEqual([a.hash, b.hash].map((h) => `${h}.mjs`).sort()) // a: history
+    await node.execute('ARCHIVE_CONFIG', 'p', meta())
+    expect(await bundleFiles()).toHaveLength(2)
+    await node.execute('DELETE_CONFIG', 'p', meta())
+    expect(await bundleFiles()).toEqual([])
+    expect(logs.join('\n')).toMatch(/removed 2 bundle\(s\) no kept pipeline version uses/)
+  })
+
+  it('collects at start what earlier runs left behind, past the grace period', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    const kept = fakeBundle('k', 1000)
+    const old = fakeBundle('o', 1000)
+    const fresh = fakeBundle('f', 1000)
+    for (const x of [kept, old, fresh]) await node.putBundle(x.hash, x.bytes)
+    await node.execute('UPDATE_CONFIG', {...execPipeline('p', 'exec-1', 5), R1_BUNDLES: {UNUSED: kept.hash}}, meta())
+    await node.stop()
+    const hourAgo = new Date(Date.now() - 3600_000)
+    for (const x of [kept, old]) await utimes(join(dataDir, 'bundles', `${x.hash}.mjs`), hourAgo, hourAgo)
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    expect(await bundleFiles()).toEqual([kept.hash, fresh.hash].map((h) => `${h}.mjs`).sort())
+  })
+
+  it('keeps a fresh upload nothing references yet (a deploy sends its UPDATE_CONFIG after the upload)', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    const fresh = fakeBundle('f', 1000)
+    await node.putBundle(fresh.hash, fresh.bytes)
+    await node.execute('UPDATE_CONFIG', execPipeline('p', 'exec-1', 5), meta())
+    await node.execute('DELETE_CONFIG', 'p', meta())
+    expect(await bundleFiles()).toEqual([`${fresh.hash}.mjs`])
+  })
+
+  it('refuses an upload over the quota that collection cannot free, with a clear error; room made by a delete is used', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, bundles: {quotaBytes: 10_000, graceMs: 0}, log})
+    const a = fakeBundle('a', 6000)
+    const b = fakeBundle('b', 6000)
+    await node.putBundle(a.hash, a.bytes)
+    await node.execute('UPDATE_CONFIG', {...execPipeline('p', 'exec-1', 5), R1_BUNDLES: {UNUSED: a.hash}}, meta())
+    const error = await node.putBundle(b.hash, b.bytes).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(R1Error)
+    expect(error).toMatchObject({exitCode: 4, code: 'BUNDLE_QUOTA', message: expect.stringMatching(/does not fit this node's bundle quota/), hint: expect.stringMatching(/Delete pipelines/)})
+    expect(node.hasBundle(b.hash)).toBe(false)
+    expect(await bundleFiles()).toEqual([`${a.hash}.mjs`])
+
+    await node.execute('DELETE_CONFIG', 'p', meta())
+    await node.putBundle(b.hash, b.bytes)
+    expect(await bundleFiles()).toEqual([`${b.hash}.mjs`])
+    // under pressure, an unreferenced bundle past its grace makes room at once
+    const c = fakeBundle('c', 6000)
+    await node.putBundle(c.hash, c.bytes)
+    await until(() => node!.hasBundle(c.hash))
+    expect(await bundleFiles()).toEqual([`${c.hash}.mjs`])
+  })
+})
