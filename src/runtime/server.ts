@@ -1,6 +1,9 @@
+import {mkdtemp} from 'node:fs/promises'
 import {createServer as createHttpServer, type IncomingMessage, type Server as HttpServer} from 'node:http'
 import {createServer as createHttpsServer} from 'node:https'
 import type {AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {WebSocket, WebSocketServer, type RawData} from 'ws'
 import {R1Error} from '../errors.js'
 import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
@@ -8,28 +11,22 @@ import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
-import {
-  type Action,
-  BUNDLE_CHUNK_BYTES,
-  type BundlePut,
-  type Hello,
-  MAX_FRAME_BYTES,
-  parseTime,
-  PUBLIC_ACTIONS,
-  type Rejection,
-  type RejectionReason,
-  type Reply,
-  SUBPROTOCOL,
-  type Subscribe,
-} from '../protocol/messages.js'
-import {decodeCommand, encodeBatch, signCanonical} from '../protocol/wire.js'
+import {type Action, type BundlePut, type Hello, MAX_FRAME_BYTES, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {encodeBatch, signCanonical} from '../protocol/wire.js'
+import {admitCommand, ConnectionSlots, FloodGuard, type SlotLimits, TokenBucket} from './admission.js'
 import type {CommandMeta, NodeCore} from './contract.js'
+import {bundleHas, type NodeQueries, PublicHeartbeatCache, stateResult} from './node-info.js'
+import {ReplayCache} from './replay-cache.js'
 import {AllowList} from './server-allowlist.js'
+import {BundleUploads, type UploadLimits} from './uploads.js'
+
+export type {NodeQueries} from './node-info.js'
 
 /**
- * The node's WebSocket front (DESIGN.md §5, PROTOCOL.md): authenticates every command, then hands
- * it to the NodeCore; signs what goes out per frame, batching while a socket is busy; serves
- * subscriptions from the journal, then live.
+ * The node's WebSocket transport (PROTOCOL.md): connection slots, then every frame through
+ * admission (admission.ts), then the NodeCore; signs what goes out per frame, batching while a
+ * socket is busy; serves subscriptions from the journal, then live. Bundle reassembly is uploads.ts,
+ * replay protection replay-cache.ts.
  */
 
 /** What the server needs from the event journal (src/runtime/journal.ts implements it). */
@@ -48,23 +45,6 @@ export interface HistoryCursor {
   next(max?: number): Promise<Array<{entry: {EE_EVENT_TYPE: string; EE_MESSAGE_SEQ?: number} & Record<string, unknown>; json: Buffer}>>
 }
 
-/**
- * What the server asks of the core beyond NodeCore for r1's query actions (LocalNode has these);
- * without them R1_STATE / R1_BUNDLE_* are refused with EXECUTION_FAILED.
- */
-export interface NodeQueries {
-  state?(): Array<{
-    name: string
-    version: number
-    archived: boolean
-    config: Record<string, unknown>
-    instances: Array<{signature: string; instanceId: string; status: string; lastError: string | null; pid?: number; counters?: Record<string, unknown>}>
-  }>
-  versions?(name: string): Array<{version: number; appliedAt: string; config?: unknown}>
-  hasBundle?(hash: string): boolean
-  putBundle?(hash: string, bytes: Uint8Array): Promise<void>
-}
-
 export interface RateLimit {
   /** Commands a connection may send at once. */
   burst: number
@@ -80,6 +60,12 @@ export interface NodeServerOptions {
   /** The allow-list (file in the data dir); commands other than FULL_HEARTBEAT need an address on it. */
   allowList: AllowList
   history?: EventHistory
+  /**
+   * The node's data dir: the replay cache (`replay.log`, so a command is accepted once across
+   * restarts) and the upload spool (`uploads/`, emptied at start) live there. Without it the replay
+   * cache is in memory only and the spool is a temp dir.
+   */
+  dataDir?: string
   host?: string
   /** 0 picks a free port. */
   port?: number
@@ -94,10 +80,24 @@ export interface NodeServerOptions {
   highWaterBytes?: number
   /** Node software version reported by R1_STATE. */
   version?: string
-  /** Open connections above which new ones are refused with HTTP 503 (default 1024). */
+  /** Open connections at most (default 1024); beyond, when no unauthenticated one can be evicted, the upgrade gets HTTP 503. */
   maxConnections?: number
+  /** Slots only connections of allow-listed senders may hold (default maxConnections / 8). */
+  reservedConnections?: number
+  /** Unauthenticated connections per remote IP (default 32); a new one evicts that IP's oldest. */
+  maxConnectionsPerIp?: number
+  /** A connection that has not sent an admitted command from an allow-listed sender by then is closed (default 10 s). */
+  authGraceMs?: number
+  /** Hashes remembered per allow-listed sender within the skew window (default 10,000); beyond, THROTTLED. */
+  replayPerSender?: number
+  /** Bundle uploads in progress per sender and their idle expiry (default 4, 60 s). */
+  uploads?: Partial<UploadLimits>
+  /** Strangers' FULL_HEARTBEAT per connection (default 5 at once, 1/s). */
+  publicHeartbeatRate?: {burst: number; perSecond: number}
   /** Queued subscription items above which the node stops buffering and catches up from the journal. */
   maxQueuedEvents?: number
+  /** The clock (ms) for skew, replay expiry, upload expiry and rates; tests move it. */
+  now?: () => number
   log?: (line: string) => void
 }
 
@@ -133,10 +133,12 @@ export class NodeServer {
   private http?: HttpServer
   private wss?: WebSocketServer
   private readonly connections = new Set<Connection>()
+  readonly slots: ConnectionSlots<Connection>
   /** EE_HASH → the connection that sent it, so its confirmations reach it without a subscription. */
   readonly commandOwners = new Map<string, {connection: Connection; expires: number}>()
-  /** EE_HASH → expiry of commands seen (replay protection for the skew window). */
-  private readonly seen = new Map<string, number>()
+  private replayCache?: ReplayCache
+  private bundleUploads?: BundleUploads
+  private publicHeartbeat?: PublicHeartbeatCache
   private unsubscribe?: () => void
   private housekeeping?: NodeJS.Timeout
   private closing = false
@@ -144,9 +146,10 @@ export class NodeServer {
   readonly rate: RateLimit
   readonly highWater: number
   readonly maxQueued: number
+  readonly authGraceMs: number
+  readonly now: () => number
   private urlValue = ''
-  private readonly uploads = new Map<string, {size: number; count: number; chunks: Array<Buffer | undefined>; received: number; bytes: number; expires: number}>()
-  private readonly startedAt = Date.now()
+  private readonly startedAt: number
 
   constructor(readonly options: NodeServerOptions) {
     this.address = options.identity.address
@@ -154,6 +157,11 @@ export class NodeServer {
     this.rate = {...DEFAULT_RATE, ...options.rateLimit}
     this.highWater = options.highWaterBytes ?? 256 * 1024
     this.maxQueued = options.maxQueuedEvents ?? 5000
+    this.authGraceMs = options.authGraceMs ?? 10_000
+    this.now = options.now ?? Date.now
+    this.startedAt = this.now()
+    const max = options.maxConnections ?? 1024
+    this.slots = new ConnectionSlots<Connection>({max, reserved: options.reservedConnections ?? Math.floor(max / 8), perIp: options.maxConnectionsPerIp ?? 32} satisfies SlotLimits)
   }
 
   get url(): string {
@@ -168,12 +176,28 @@ export class NodeServer {
     return this.connections.size
   }
 
+  /** The replay cache (open once started). */
+  get replay(): ReplayCache {
+    if (!this.replayCache) throw new Error('NodeServer not started')
+    return this.replayCache
+  }
+
+  /** Bundle reassembly (open once started). */
+  get uploads(): BundleUploads {
+    if (!this.bundleUploads) throw new Error('NodeServer not started')
+    return this.bundleUploads
+  }
+
   /** Back-pressure figures: the largest per-connection outgoing queue seen, and fallbacks to the journal. */
-  readonly stats = {maxQueueLength: 0, fallbacks: 0, framesSent: 0, batchesSent: 0}
+  readonly stats = {maxQueueLength: 0, fallbacks: 0, framesSent: 0, batchesSent: 0, evicted: 0}
 
   /** Listens; resolves with the URL (`ws://host:port` or `wss://…`, the real port when 0 was asked). */
   async start(): Promise<string> {
-    const {tls, host = '127.0.0.1', port = 0} = this.options
+    const {tls, host = '127.0.0.1', port = 0, dataDir} = this.options
+    this.replayCache = await ReplayCache.open({path: dataDir ? join(dataDir, 'replay.log') : undefined, perSender: this.options.replayPerSender, now: this.now})
+    const spool = dataDir ? join(dataDir, 'uploads') : await mkdtemp(join(tmpdir(), 'r1-uploads-'))
+    this.bundleUploads = await BundleUploads.open(spool, this.bundleStore(), this.options.uploads, this.now)
+    this.publicHeartbeat = new PublicHeartbeatCache({address: this.address, alias: this.core.alias, version: this.options.version ?? null, startedAt: this.startedAt}, this.now)
     const http = tls ? createHttpsServer({cert: tls.cert, key: tls.key}) : createHttpServer()
     http.on('request', (_req, res) => {
       res.writeHead(426, {'content-type': 'text/plain'}).end(`This is an r1 node (${this.address}); connect with a WebSocket, subprotocol ${SUBPROTOCOL}.\n`)
@@ -185,17 +209,21 @@ export class NodeServer {
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
       verifyClient: (info: {req: IncomingMessage}, done: (ok: boolean, code?: number, message?: string) => void) => {
         const offered = String(info.req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim())
-        if (this.closing) done(false, 503, 'node shutting down')
-        else if (this.connections.size >= (this.options.maxConnections ?? 1024)) done(false, 503, 'too many connections to this node; retry later')
-        else if (offered.includes(SUBPROTOCOL)) done(true)
-        else done(false, 400, `subprotocol ${SUBPROTOCOL} required`)
+        if (this.closing) return done(false, 503, 'node shutting down')
+        if (!offered.includes(SUBPROTOCOL)) return done(false, 400, `subprotocol ${SUBPROTOCOL} required`)
+        const room = this.slots.admit(remoteIp(info.req))
+        if (!room.ok) return done(false, 503, room.detail)
+        for (const connection of room.evict) this.evict(connection)
+        done(true)
       },
     })
-    wss.on('connection', (ws) => {
+    wss.on('connection', (ws, req) => {
       const connection = new Connection(this, ws)
       this.connections.add(connection)
+      this.slots.add(connection, remoteIp(req))
       ws.once('close', () => {
         this.connections.delete(connection)
+        this.slots.remove(connection)
         connection.dispose()
       })
     })
@@ -232,6 +260,8 @@ export class NodeServer {
     await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()))
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()))
     this.http?.closeAllConnections?.()
+    await this.replayCache?.close()
+    await this.bundleUploads?.close()
   }
 
   get isClosing(): boolean {
@@ -242,94 +272,54 @@ export class NodeServer {
     this.options.log?.(line)
   }
 
-  /** Replay check: true when the hash is new (and records it until TIME + skew has passed). */
-  remember(hash: string, timeMs: number): boolean | 'full' {
-    if (this.seen.has(hash)) return false
-    // Bounded memory: beyond this many commands within one skew window the node is saturated anyway.
-    if (this.seen.size >= 1_000_000) return 'full'
-    this.seen.set(hash, Math.max(timeMs, Date.now()) + this.skewMs + 1000)
-    return true
-  }
-
   get queries(): NodeQueries {
     return this.options.core as NodeCore & NodeQueries
   }
 
   /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
   stateResult(name?: string): Record<string, unknown> {
-    const queries = this.queries
-    if (!queries.state) throw new R1Error('This node core cannot report its state', 1)
-    const pipelines = queries.state().filter((p) => name === undefined || p.name === name)
-    return {
-      ADDRESS: this.address,
-      ALIAS: this.core.alias,
-      VERSION: this.options.version ?? null,
-      UPTIME: (Date.now() - this.startedAt) / 1000,
-      LAST_SEQ: this.core.lastSeq(),
-      PIPELINES: pipelines.filter((p) => !p.archived).map((p) => ({...p.config, R1_VERSION: p.version})),
-      ARCHIVED: pipelines.filter((p) => p.archived).map((p) => ({...p.config, R1_VERSION: p.version})),
-      INSTANCES: pipelines.flatMap((p) =>
-        p.instances.map((i) => ({
-          PIPELINE: p.name,
-          SIGNATURE: i.signature,
-          INSTANCE_ID: i.instanceId,
-          STATUS: i.status,
-          LAST_ERROR: i.lastError,
-          ...(i.pid ? {PID: i.pid} : {}),
-          ...(i.counters ? {COUNTERS: i.counters} : {}),
-        })),
-      ),
-      VERSIONS: Object.fromEntries(pipelines.map((p) => [p.name, (queries.versions?.(p.name) ?? []).map((v) => ({VERSION: v.version, TIME: v.appliedAt}))])),
-    }
+    return stateResult(this.options.core as NodeCore & NodeQueries, {version: this.options.version ?? null, uptimeSeconds: (this.now() - this.startedAt) / 1000}, name)
   }
 
   /** R1_BUNDLE_HAS's RESULT. */
   bundleHas(hashes: string[]): {HAVE: string[]; MISSING: string[]} {
-    const has = this.queries.hasBundle
-    if (!has) throw new R1Error('This node core does not store bundles', 1)
-    const unique = [...new Set(hashes)]
-    return {HAVE: unique.filter((h) => has.call(this.queries, h)), MISSING: unique.filter((h) => !has.call(this.queries, h))}
+    return bundleHas(this.queries, hashes)
   }
 
-  /** One R1_BUNDLE_PUT chunk; the bundle is stored (hash-checked by the core) once every chunk is in. */
-  async bundlePut(chunk: BundlePut): Promise<{HASH: string; RECEIVED: number; COUNT: number; STORED: boolean}> {
+  /** The heartbeat a sender not on the allow-list gets (cached, never journaled). */
+  publicHeartbeatResult(): unknown {
+    return this.publicHeartbeat!.get()
+  }
+
+  /** Forgets what has expired: replay hashes past their window, idle uploads, stale command owners. */
+  expire(): void {
+    const now = this.now()
+    this.replayCache?.expire()
+    this.bundleUploads?.expire()
+    for (const [hash, owner] of this.commandOwners) if (owner.expires < now) this.commandOwners.delete(hash)
+  }
+
+  private bundleStore(): {hasBundle(hash: string): boolean; putBundle(hash: string, bytes: Uint8Array): Promise<void>} {
     const queries = this.queries
-    if (!queries.hasBundle || !queries.putBundle) throw new R1Error('This node core does not store bundles', 1)
-    if (queries.hasBundle(chunk.HASH)) return {HASH: chunk.HASH, RECEIVED: chunk.COUNT, COUNT: chunk.COUNT, STORED: true}
-    let upload = this.uploads.get(chunk.HASH)
-    if (upload && (upload.size !== chunk.SIZE || upload.count !== chunk.COUNT)) {
-      this.uploads.delete(chunk.HASH)
-      upload = undefined
+    const missing = () => new R1Error('This node core does not store bundles', 1)
+    return {
+      hasBundle: (hash) => {
+        if (!queries.hasBundle) throw missing()
+        return queries.hasBundle(hash)
+      },
+      putBundle: (hash, bytes) => (queries.putBundle ? queries.putBundle(hash, bytes) : Promise.reject(missing())),
     }
-    if (!upload) {
-      if (this.uploads.size >= 16) throw new R1Error('Too many bundle uploads in progress on this node; retry shortly', 1)
-      upload = {size: chunk.SIZE, count: chunk.COUNT, chunks: new Array(chunk.COUNT), received: 0, bytes: 0, expires: 0}
-      this.uploads.set(chunk.HASH, upload)
-    }
-    upload.expires = Date.now() + 10 * 60_000
-    const data = Buffer.from(chunk.DATA, 'base64')
-    if (data.length > BUNDLE_CHUNK_BYTES) throw new R1Error(`Chunk ${chunk.INDEX} holds ${data.length} bytes; at most ${BUNDLE_CHUNK_BYTES} per chunk`, 1)
-    const previous = upload.chunks[chunk.INDEX]
-    if (!previous) upload.received++
-    upload.bytes += data.length - (previous?.length ?? 0)
-    upload.chunks[chunk.INDEX] = data
-    if (upload.bytes > upload.size) {
-      this.uploads.delete(chunk.HASH)
-      throw new R1Error(`Bundle ${chunk.HASH.slice(0, 12)}… chunks exceed its SIZE ${upload.size}; upload discarded`, 1)
-    }
-    if (upload.received < upload.count) return {HASH: chunk.HASH, RECEIVED: upload.received, COUNT: upload.count, STORED: false}
-    this.uploads.delete(chunk.HASH)
-    const bytes = Buffer.concat(upload.chunks as Buffer[])
-    if (bytes.length !== upload.size) throw new R1Error(`Bundle ${chunk.HASH.slice(0, 12)}… has ${bytes.length} bytes, SIZE says ${upload.size}; upload discarded`, 1)
-    await queries.putBundle(chunk.HASH, new Uint8Array(bytes))
-    return {HASH: chunk.HASH, RECEIVED: upload.count, COUNT: upload.count, STORED: true}
+  }
+
+  /** Makes room for a newcomer: an unauthenticated connection is closed (1013, try again later). */
+  private evict(connection: Connection): void {
+    this.slots.remove(connection)
+    this.stats.evicted++
+    connection.close(1013, 'evicted: this node is at its connection limit for unauthenticated connections')
   }
 
   private tick(): void {
-    const now = Date.now()
-    for (const [hash, upload] of this.uploads) if (upload.expires < now) this.uploads.delete(hash)
-    for (const [hash, expires] of this.seen) if (expires < now) this.seen.delete(hash)
-    for (const [hash, owner] of this.commandOwners) if (owner.expires < now) this.commandOwners.delete(hash)
+    this.expire()
     for (const connection of this.connections) {
       connection.checkAlive()
       connection.checkSubscriber()
@@ -346,16 +336,21 @@ export class NodeServer {
   }
 }
 
+function remoteIp(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown'
+}
+
 class Connection {
-  private tokens: number
-  private lastRefill = Date.now()
-  private refusals: number[] = []
-  private lastThrottleNotice = 0
+  private readonly bucket: TokenBucket
+  private readonly heartbeatBucket: TokenBucket
+  private readonly flood: FloodGuard
+  private lastThrottleNotice = Number.NEGATIVE_INFINITY
   private alive = true
   private readonly queue: OutItem[] = []
   private queuedSubscriptionItems = 0
   private flushScheduled = false
   private flushTimer?: NodeJS.Timeout
+  private graceTimer?: NodeJS.Timeout
   private subscription?: Subscription
   private generation = 0
   private pumping = false
@@ -366,10 +361,18 @@ class Connection {
     private readonly server: NodeServer,
     private readonly ws: WebSocket,
   ) {
-    this.tokens = server.rate.burst
+    const now = server.now()
+    this.bucket = new TokenBucket(server.rate.burst, server.rate.perSecond, now)
+    const publicRate = server.options.publicHeartbeatRate ?? {burst: 5, perSecond: 1}
+    this.heartbeatBucket = new TokenBucket(publicRate.burst, publicRate.perSecond, now)
+    this.flood = new FloodGuard(server.rate.closeAfter)
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary))
     ws.on('pong', () => (this.alive = true))
     ws.on('error', (error) => server.log(`connection error: ${error.message}`))
+    this.graceTimer = setTimeout(() => {
+      if (!server.slots.isAuthenticated(this)) this.close(1008, `no command from an allow-listed sender within ${Math.round(server.authGraceMs / 1000)} s`)
+    }, server.authGraceMs)
+    this.graceTimer.unref()
     const hello: Hello = {
       EE_EVENT_TYPE: 'R1_HELLO',
       EE_PAYLOAD_PATH: [server.core.alias, null, null, null],
@@ -419,6 +422,7 @@ class Connection {
     this.queue.length = 0
     this.subscription = undefined
     if (this.flushTimer) clearTimeout(this.flushTimer)
+    if (this.graceTimer) clearTimeout(this.graceTimer)
     for (const hash of this.ownedHashes) {
       if (this.server.commandOwners.get(hash)?.connection === this) this.server.commandOwners.delete(hash)
     }
@@ -426,37 +430,20 @@ class Connection {
 
   // ---- incoming ----
 
-  private takeToken(): boolean {
-    const now = Date.now()
-    const {burst, perSecond} = this.server.rate
-    this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) / 1000) * perSecond)
-    this.lastRefill = now
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
-  }
-
   /** Counts a refused frame; closes the connection (1008) when it keeps flooding. */
   private strike(): boolean {
-    const now = Date.now()
-    this.refusals.push(now)
-    if (this.refusals.length > this.server.rate.closeAfter) {
-      this.refusals = this.refusals.filter((t) => now - t < 10_000)
-      if (this.refusals.length > this.server.rate.closeAfter) {
-        this.server.log('closing a connection that keeps flooding')
-        this.close(1008, 'flooding: too many refused frames')
-        return false
-      }
-    }
-    return true
+    if (this.flood.strike(this.server.now())) return true
+    this.server.log('closing a connection that keeps flooding')
+    this.close(1008, 'flooding: too many refused frames')
+    return false
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.disposed) return
     const text = isBinary ? '' : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8')
-    if (!this.takeToken()) {
+    const now = this.server.now()
+    if (!this.bucket.take(now)) {
       if (!this.strike()) return
-      const now = Date.now()
       if (now - this.lastThrottleNotice >= 100) {
         this.lastThrottleNotice = now
         const perSecond = this.server.rate.perSecond
@@ -476,37 +463,39 @@ class Connection {
 
   private async handleCommand(text: string): Promise<void> {
     const server = this.server
-    const decoded = decodeCommand(text)
-    if (!decoded.ok) {
-      this.strike()
-      this.reject(decoded.reason, decoded.detail, decoded.hash, decoded.action)
+    const replay = server.replay
+    const admitted = admitCommand(text, {
+      nodeAddress: server.address,
+      skewMs: server.skewMs,
+      now: server.now(),
+      isAllowed: (sender) => server.options.allowList.has(sender),
+      remember: (sender, hash, expires) => replay.check(sender, hash, expires),
+    })
+    if (!admitted.ok) {
+      if (admitted.strike) this.strike()
+      this.reject(admitted.reason, admitted.detail, admitted.hash, admitted.action)
       return
     }
-    const {command, action, payload, hash, sender} = decoded
-    if (command.EE_DEST !== server.address) {
-      this.reject('WRONG_DEST', `EE_DEST ${command.EE_DEST.slice(0, 60)} is not this node (${server.address})`, hash, action)
+    const {command, action, payload, hash, sender} = admitted
+    if (!admitted.allowed) {
+      // A stranger may only ask for the public heartbeat: cached, rate-limited, never journaled.
+      if (!this.heartbeatBucket.take(server.now())) {
+        this.reject('THROTTLED', 'too many heartbeat requests on this connection; at most one per second', hash, action)
+        return
+      }
+      this.reply(hash, action, server.publicHeartbeatResult())
       return
     }
-    const timeMs = parseTime(command.TIME)
-    if (!(Math.abs(timeMs - Date.now()) <= server.skewMs)) {
-      this.reject('TIME_SKEW', `TIME ${command.TIME} is more than ${Math.round(server.skewMs / 1000)} s from the node's clock (${new Date().toISOString()}); check the client's clock`, hash, action)
-      return
-    }
-    const fresh = server.remember(hash, timeMs)
-    if (fresh === 'full') {
-      this.reject('THROTTLED', 'the node is saturated with commands; retry shortly', hash, action)
-      return
-    }
-    if (!fresh) {
-      this.reject('REPLAY', `command ${hash} was already received; sign a new one`, hash, action)
-      return
-    }
-    if (!PUBLIC_ACTIONS.has(action) && !server.options.allowList.has(sender)) {
-      this.reject('NOT_ALLOWED', `${sender} is not on this node's allow-list; on the node run: r1 node allow ${sender}`, hash, action)
-      return
-    }
+    server.slots.authenticate(this)
     if (server.isClosing) {
       this.reject('SHUTTING_DOWN', 'the node is shutting down', hash, action)
+      return
+    }
+    try {
+      // The hash is on disk before the command runs: a replay after a restart is still refused.
+      await replay.durable()
+    } catch (error) {
+      this.reject('EXECUTION_FAILED', `cannot record the command against replay: ${(error as Error).message}; nothing changed`, hash, action)
       return
     }
     await this.execute(action, payload, {hash, sender, initiator: command.INITIATOR_ID, sessionId: command.SESSION_ID})
@@ -526,7 +515,7 @@ class Connection {
       case 'R1_BUNDLE_HAS':
         return this.answer(meta.hash, action, () => this.server.bundleHas((payload as {HASHES: string[]}).HASHES))
       case 'R1_BUNDLE_PUT':
-        return this.answer(meta.hash, action, () => this.server.bundlePut(payload as BundlePut))
+        return this.answer(meta.hash, action, () => this.server.uploads.put(meta.sender, payload as BundlePut))
       case 'R1_UNSUBSCRIBE':
         this.subscription = undefined
         this.generation++
