@@ -61,8 +61,8 @@ describe('replay protection survives a restart', () => {
       raw = await RawClient.connect(node.url, node.address)
       const again = await roundTrip(raw, client, 'UPDATE_CONFIG', null, old.text)
       expect(reasonOf(again.item)).toBe('REPLAY')
-      const instance = node.core.state().find((p) => p.name === 'replayed')!.config.PLUGINS as Array<{INSTANCES: Array<{CODE: string}>}>
-      expect(instance[0]!.INSTANCES[0]!.CODE).toBe('return {v: 2}')
+      const plugins = node.core.state().find((p) => p.name === 'replayed')!.config.PLUGINS
+      expect(plugins[0]!.INSTANCES[0]!.CODE).toBe('return {v: 2}')
       expect(await readdir(join(dataDir, 'uploads'))).toEqual([])
       raw.close()
     } finally {
