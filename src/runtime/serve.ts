@@ -119,6 +119,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     await core.stop()
     unjournal()
     await journal.close()
+    if (error instanceof R1Error) throw error
     const code = (error as NodeJS.ErrnoException).code
     throw new R1Error(`Cannot listen on ${options.host ?? '127.0.0.1'}:${options.port ?? 0}: ${(error as Error).message}`, ExitCode.FAILURE, {
       code: code === 'EADDRINUSE' ? 'PORT_IN_USE' : 'LISTEN_FAILED',

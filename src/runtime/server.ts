@@ -167,9 +167,17 @@ export class NodeServer {
   /** Listens; resolves with the URL (`ws://host:port` or `wss://…`, the real port when 0 was asked). */
   async start(): Promise<string> {
     const {tls, host = '127.0.0.1', port = 0, dataDir} = this.options
-    this.replayCache = await ReplayCache.open({path: dataDir ? join(dataDir, 'replay.log') : undefined, perSender: this.options.replayPerSender, now: this.now})
-    const spool = dataDir ? join(dataDir, 'uploads') : await mkdtemp(join(tmpdir(), 'r1-uploads-'))
-    this.bundleUploads = await BundleUploads.open(spool, this.bundleStore(), this.options.uploads, this.now)
+    try {
+      this.replayCache = await ReplayCache.open({path: dataDir ? join(dataDir, 'replay.log') : undefined, perSender: this.options.replayPerSender, now: this.now})
+      const spool = dataDir ? join(dataDir, 'uploads') : await mkdtemp(join(tmpdir(), 'r1-uploads-'))
+      this.bundleUploads = await BundleUploads.open(spool, this.bundleStore(), this.options.uploads, this.now)
+    } catch (error) {
+      await this.replayCache?.close()
+      throw new R1Error(`Cannot open the replay cache or the upload spool in ${dataDir ?? tmpdir()}: ${(error as Error).message}`, 1, {
+        code: 'DATA_DIR',
+        hint: 'The node needs a writable --data-dir.',
+      })
+    }
     this.publicHeartbeat = new PublicHeartbeatCache({address: this.address, alias: this.core.alias, version: this.options.version ?? null, startedAt: this.startedAt}, this.now)
     const http = tls ? createHttpsServer({cert: tls.cert, key: tls.key}) : createHttpServer()
     http.on('request', (_req, res) => {

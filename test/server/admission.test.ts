@@ -116,6 +116,36 @@ describe('ReplayCache', () => {
   })
 })
 
+describe('ReplayCache compaction', () => {
+  it('rewrites the file without expired lines once they dominate; a reopen sees only the live hashes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'r1-replay-compact-'))
+    try {
+      let now = NOW
+      const path = join(dir, 'replay.log')
+      const cache = await ReplayCache.open({path, now: () => now})
+      const hash = (i: number) => i.toString(16).padStart(64, '0')
+      for (let i = 0; i < 1500; i++) cache.check('a', hash(i), i < 1400 ? NOW + 1000 : NOW + 600_000)
+      await cache.durable()
+      expect((await readFile(path, 'utf8')).split('\n').filter(Boolean)).toHaveLength(1500)
+      now += 2000
+      cache.expire()
+      await cache.durable()
+      expect((await readFile(path, 'utf8')).split('\n').filter(Boolean)).toHaveLength(100)
+      cache.check('b', hash(9999), NOW + 600_000)
+      await cache.durable()
+      await cache.close()
+      const again = await ReplayCache.open({path, now: () => now})
+      expect(again.size).toBe(101)
+      expect(again.check('c', hash(1450), now + 1)).toBe('replay')
+      expect(again.check('c', hash(9999), now + 1)).toBe('replay')
+      expect(again.check('c', hash(5), now + 1)).toBe('fresh')
+      await again.close()
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
+  })
+})
+
 describe('TokenBucket, FloodGuard', () => {
   it('burst then the sustained rate, on the given clock', () => {
     const bucket = new TokenBucket(3, 2, 0)
