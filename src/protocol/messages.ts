@@ -220,6 +220,30 @@ export const HelloSchema = z
   .catchall(z.unknown())
 export type Hello = z.infer<typeof HelloSchema>
 
+/**
+ * FULL_HEARTBEAT's RESULT for a sender not on the allow-list: who the node is and how loaded, nothing
+ * of what runs there (PIPELINES and ACTIVE_PLUGINS stay empty). Not sequenced, not journaled.
+ */
+export const PublicHeartbeatSchema = z
+  .object({
+    EE_EVENT_TYPE: z.literal('HEARTBEAT'),
+    EE_PAYLOAD_PATH: z.tuple([z.string(), z.null(), z.null(), z.null()]),
+    EE_TIMESTAMP: z.string(),
+    EE_ADDR: z.string(),
+    EE_ALIAS: z.string(),
+    VERSION: z.string().nullable(),
+    UPTIME: z.number(),
+    CPU_USED: z.number(),
+    LOAD_AVERAGE: z.number(),
+    MACHINE_MEMORY: z.number(),
+    AVAILABLE_MEMORY: z.number(),
+    PIPELINES: z.tuple([]),
+    ACTIVE_PLUGINS: z.tuple([]),
+    R1_PUBLIC: z.literal(true),
+  })
+  .strict()
+export type PublicHeartbeat = z.infer<typeof PublicHeartbeatSchema>
+
 /** RESULT of R1_SUBSCRIBE: the node's last seq when the subscription started. */
 export const SubscribeResultSchema = z.object({LAST_SEQ: z.number().int().nonnegative(), FROM_SEQ: z.number().int().nonnegative(), JOURNAL_ID: z.string().optional()})
 export type SubscribeResult = z.infer<typeof SubscribeResultSchema>

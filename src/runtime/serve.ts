@@ -13,7 +13,7 @@ import {AllowList, allowListPath} from './server-allowlist.js'
  * WebSocket server. `r1 node start` calls it; so can tests, benches and `r1 run`.
  */
 export interface StartNodeServerOptions {
-  /** Holds node-key.pem, allowed.json, the journal and the core's state (created if missing). */
+  /** Holds node-key.pem, allowed.json, the journal, the core's state, the replay cache and the upload spool (created if missing). */
   dataDir: string
   host?: string
   /** 0 (default) picks a free port; the handle's `url` has the real one. */
@@ -30,7 +30,19 @@ export interface StartNodeServerOptions {
   rateLimit?: Partial<RateLimit>
   pingIntervalMs?: number
   /** Back-pressure knobs of the WebSocket server (tests shrink them). */
-  server?: Pick<NodeServerOptions, 'highWaterBytes' | 'maxQueuedEvents' | 'maxConnections'>
+  server?: Pick<
+    NodeServerOptions,
+    | 'highWaterBytes'
+    | 'maxQueuedEvents'
+    | 'maxConnections'
+    | 'reservedConnections'
+    | 'maxConnectionsPerIp'
+    | 'authGraceMs'
+    | 'replayPerSender'
+    | 'uploads'
+    | 'publicHeartbeatRate'
+    | 'now'
+  >
   heartbeatIntervalMs?: number
   /** Event journal limits (size, age, segment size); defaults in journal.ts. */
   journal?: Omit<JournalOptions, 'onWarning'>
@@ -88,6 +100,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     core,
     identity,
     allowList,
+    dataDir,
     history: {id: journal.id, lastSeq: () => journal.lastSeq(), cursor: (o) => journal.cursor(o), flush: () => journal.flushQuietly()},
     host: options.host,
     port: options.port,
@@ -106,6 +119,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     await core.stop()
     unjournal()
     await journal.close()
+    if (error instanceof R1Error) throw error
     const code = (error as NodeJS.ErrnoException).code
     throw new R1Error(`Cannot listen on ${options.host ?? '127.0.0.1'}:${options.port ?? 0}: ${(error as Error).message}`, ExitCode.FAILURE, {
       code: code === 'EADDRINUSE' ? 'PORT_IN_USE' : 'LISTEN_FAILED',

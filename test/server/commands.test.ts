@@ -55,11 +55,13 @@ describe('node server: every command over a real session', () => {
     expect(result.reply?.COMMAND_HASH ?? result.exitCode).toBeDefined()
   })
 
-  it('FULL_HEARTBEAT from a key that is not allow-listed', async () => {
+  it('FULL_HEARTBEAT from a key that is not allow-listed: the public one, nothing of what runs', async () => {
     const stranger = await t.connect({identity: generateIdentity()})
     const heartbeat = await stranger.heartbeat()
-    expect(heartbeat).toMatchObject({EE_EVENT_TYPE: 'HEARTBEAT', EE_ADDR: t.node.address})
-    expect(heartbeat.PIPELINES).toContain('p1')
+    expect(heartbeat).toMatchObject({EE_EVENT_TYPE: 'HEARTBEAT', EE_ADDR: t.node.address, R1_PUBLIC: true})
+    expect(heartbeat.PIPELINES).toEqual([])
+    const full = await session.heartbeat()
+    expect(full.PIPELINES).toContain('p1')
   })
 
   it('bundles: R1_BUNDLE_HAS, chunked R1_BUNDLE_PUT with the hash checked', async () => {

@@ -186,9 +186,10 @@ describe('connection cap', () => {
   })
   afterAll(async () => c?.dispose())
 
-  it('beyond maxConnections the upgrade is refused (503, exit 7 for a session); a freed slot is reusable', async () => {
+  it('beyond maxConnections, all held by allow-listed senders, the upgrade is refused (503, exit 7 for a session); a freed slot is reusable', async () => {
     const first = await c.connect()
-    await c.connect()
+    await first.state()
+    await (await c.connect()).state()
     const third = await c.connect().catch((e) => e)
     expect(third).toMatchObject({exitCode: 7})
     expect(third.message).toContain('503')

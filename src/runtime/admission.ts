@@ -1,0 +1,166 @@
+import {type Action, type CommandEnvelope, MAX_FRAME_BYTES, parseTime, PUBLIC_ACTIONS, type RejectionReason} from '../protocol/messages.js'
+import {decodeCommand} from '../protocol/wire.js'
+import type {ReplayVerdict} from './replay-cache.js'
+
+/**
+ * Admission of one command frame, whatever carried it: size, signature, envelope and payload,
+ * destination, skew, allow-list, replay. No sockets and no timers: the clock, the allow-list and the
+ * replay cache are passed in, so every rule is unit-tested on its own (test/server/admission.test.ts).
+ * The rate limit comes first and is per connection: see TokenBucket.
+ */
+export interface AdmissionContext {
+  /** This node's address (EE_DEST must name it). */
+  nodeAddress: string
+  /** Allowed |TIME - now|. */
+  skewMs: number
+  now: number
+  isAllowed(sender: string): boolean
+  /** Records an allowed sender's hash until `expires` (ReplayCache.check). */
+  remember(sender: string, hash: string, expires: number): ReplayVerdict
+}
+
+export interface Admitted {
+  ok: true
+  command: CommandEnvelope
+  action: Action
+  payload: unknown
+  hash: string
+  sender: string
+  /** On the allow-list (and recorded against replay). A stranger is admitted only for a public action. */
+  allowed: boolean
+}
+
+export interface Refused {
+  ok: false
+  reason: RejectionReason
+  detail: string
+  hash: string | null
+  action: string | null
+  /** Malformed input: counts toward closing a flooding connection. */
+  strike: boolean
+}
+
+export function admitCommand(text: string, context: AdmissionContext): Admitted | Refused {
+  if (Buffer.byteLength(text) > MAX_FRAME_BYTES) {
+    return {ok: false, reason: 'INVALID_MESSAGE', detail: `frame over ${MAX_FRAME_BYTES} bytes; bundles travel in R1_BUNDLE_PUT chunks`, hash: null, action: null, strike: true}
+  }
+  const decoded = decodeCommand(text)
+  if (!decoded.ok) return {ok: false, reason: decoded.reason, detail: decoded.detail, hash: decoded.hash, action: decoded.action, strike: true}
+  const {command, action, payload, hash, sender} = decoded
+  const refuse = (reason: RejectionReason, detail: string): Refused => ({ok: false, reason, detail, hash, action, strike: false})
+  if (command.EE_DEST !== context.nodeAddress) return refuse('WRONG_DEST', `EE_DEST ${command.EE_DEST.slice(0, 60)} is not this node (${context.nodeAddress})`)
+  const timeMs = parseTime(command.TIME)
+  if (!(Math.abs(timeMs - context.now) <= context.skewMs)) {
+    const nodeTime = new Date(context.now).toISOString()
+    return refuse('TIME_SKEW', `TIME ${command.TIME} is more than ${Math.round(context.skewMs / 1000)} s from the node's clock (${nodeTime}); check the client's clock`)
+  }
+  const allowed = context.isAllowed(sender)
+  if (!allowed) {
+    if (PUBLIC_ACTIONS.has(action)) return {ok: true, command, action, payload, hash, sender, allowed: false}
+    return refuse('NOT_ALLOWED', `${sender} is not on this node's allow-list; on the node run: r1 node allow ${sender}`)
+  }
+  // Kept until its TIME fails the skew check (with a margin for the node's clock moving on).
+  const verdict = context.remember(sender, hash, Math.max(timeMs, context.now) + context.skewMs + 1000)
+  if (verdict === 'replay') return refuse('REPLAY', `command ${hash} was already received; sign a new one`)
+  if (verdict === 'full') return refuse('THROTTLED', `too many commands from ${sender} within ${Math.round(context.skewMs / 1000)} s; retry shortly`)
+  return {ok: true, command, action, payload, hash, sender, allowed: true}
+}
+
+/** A token bucket on an injected clock: `burst` at once, `perSecond` sustained. */
+export class TokenBucket {
+  private tokens: number
+  private last: number
+
+  constructor(
+    private readonly burst: number,
+    private readonly perSecond: number,
+    now: number,
+  ) {
+    this.tokens = burst
+    this.last = now
+  }
+
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) / 1000) * this.perSecond)
+    this.last = now
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}
+
+/** Counts refused frames; `strike` turns false once more than `closeAfter` fell within `windowMs` (close the connection). */
+export class FloodGuard {
+  private refusals: number[] = []
+
+  constructor(
+    private readonly closeAfter: number,
+    private readonly windowMs = 10_000,
+  ) {}
+
+  strike(now: number): boolean {
+    this.refusals.push(now)
+    if (this.refusals.length <= this.closeAfter) return true
+    this.refusals = this.refusals.filter((t) => now - t < this.windowMs)
+    return this.refusals.length <= this.closeAfter
+  }
+}
+
+export interface SlotLimits {
+  /** Open connections at most. */
+  max: number
+  /** Slots strangers never hold: unauthenticated connections above `max - reserved` make room by evicting the oldest. */
+  reserved: number
+  /** Unauthenticated connections per remote IP; above it the IP's oldest is evicted. */
+  perIp: number
+}
+
+/**
+ * Who holds the node's connection slots. A new connection is unauthenticated until it sends a command
+ * admitted from an allow-listed sender. When a limit is reached the oldest unauthenticated connection
+ * (of that IP, or of all) makes room, so strangers can never lock an allow-listed sender out; only
+ * when every slot is held by authenticated connections is a newcomer refused.
+ */
+export class ConnectionSlots<C> {
+  private readonly open = new Map<C, {ip: string; authenticated: boolean}>()
+
+  constructor(private readonly limits: SlotLimits) {}
+
+  get size(): number {
+    return this.open.size
+  }
+
+  /** For a connection from `ip`: the connections to evict to make room, or refused. */
+  admit(ip: string): {ok: true; evict: C[]} | {ok: false; detail: string} {
+    const evict = new Set<C>()
+    const unauthenticated = [...this.open].filter(([, s]) => !s.authenticated) // Map order: oldest first
+    const fromIp = unauthenticated.filter(([, s]) => s.ip === ip)
+    for (let i = 0; fromIp.length - i >= this.limits.perIp && i < fromIp.length; i++) evict.add(fromIp[i]![0])
+    const softCap = Math.max(1, this.limits.max - this.limits.reserved)
+    const others = unauthenticated.filter(([c]) => !evict.has(c))
+    for (let i = 0; others.length - i >= softCap && i < others.length; i++) evict.add(others[i]![0])
+    const left = others.filter(([c]) => !evict.has(c))
+    if (this.open.size - evict.size >= this.limits.max) {
+      if (left.length === 0) return {ok: false, detail: 'every connection slot of this node is in use by allow-listed senders; retry later'}
+      evict.add(left[0]![0])
+    }
+    return {ok: true, evict: [...evict]}
+  }
+
+  add(connection: C, ip: string): void {
+    this.open.set(connection, {ip, authenticated: false})
+  }
+
+  authenticate(connection: C): void {
+    const slot = this.open.get(connection)
+    if (slot) slot.authenticated = true
+  }
+
+  isAuthenticated(connection: C): boolean {
+    return this.open.get(connection)?.authenticated ?? false
+  }
+
+  remove(connection: C): void {
+    this.open.delete(connection)
+  }
+}

@@ -1,0 +1,484 @@
+import {R1Error} from '../errors.js'
+import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
+import {NotificationCode, NotificationType} from '../protocol/codes.js'
+import type {NodeEvent} from '../protocol/events.js'
+import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
+import {type Action, type BundlePut, type Hello, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {encodeBatch, signCanonical} from '../protocol/wire.js'
+import {admitCommand, FloodGuard, TokenBucket} from './admission.js'
+import type {CommandMeta} from './contract.js'
+import type {HistoryCursor, NodeServer} from './server.js'
+
+/**
+ * One client connection, whatever carries it: rate limit and admission of each incoming frame, the
+ * command's execution, the connection's subscription (journal history, then live) and its outgoing
+ * queue, signed per frame and batched while the transport is busy. The transport (a WebSocket in
+ * server.ts) only moves frames.
+ */
+
+/** What a connection needs of the link to its peer. */
+export interface FrameTransport {
+  readonly open: boolean
+  /** Bytes handed to the transport and not yet sent (the connection batches above the server's high-water mark). */
+  readonly bufferedAmount: number
+  send(frame: string | Buffer): void
+  close(code: number, reason: string): void
+  terminate(): void
+  /** A liveness probe; the transport calls Connection.pong() when answered. */
+  ping(): void
+}
+
+const MAX_BATCH_BYTES = 768 * 1024
+const COMMAND_OWNER_TTL_MS = 10 * 60_000
+const HASH_IN_TEXT = /"EE_HASH"\s*:\s*"([0-9a-f]{64})"/
+
+interface OutItem {
+  object: Record<string, unknown>
+  /** Its canonical JSON in UTF-8. */
+  json: Buffer
+  /** Part of the subscription stream (dropped and re-read from the journal when the reader is slow). */
+  sub: boolean
+}
+
+interface Subscription {
+  /** Who subscribed, and the EE_HASH of the R1_SUBSCRIBE (named when the node ends it). */
+  sender: string
+  hash: string
+  matcher: EventMatcher
+  filter: EventFilter | undefined
+  /** Last seq enqueued for this subscription. */
+  position: number
+  mode: 'live' | 'history'
+  cursor?: HistoryCursor
+  /** Increments on every (re)subscribe so a stale history pump stops. */
+  generation: number
+}
+
+export class Connection {
+  private readonly bucket: TokenBucket
+  private readonly heartbeatBucket: TokenBucket
+  private readonly flood: FloodGuard
+  private lastThrottleNotice = Number.NEGATIVE_INFINITY
+  private alive = true
+  private readonly queue: OutItem[] = []
+  private queuedSubscriptionItems = 0
+  private flushScheduled = false
+  private flushTimer?: NodeJS.Timeout
+  private graceTimer?: NodeJS.Timeout
+  private subscription?: Subscription
+  private generation = 0
+  private pumping = false
+  private readonly ownedHashes = new Set<string>()
+  private disposed = false
+
+  constructor(
+    private readonly server: NodeServer,
+    private readonly transport: FrameTransport,
+  ) {
+    const now = server.now()
+    this.bucket = new TokenBucket(server.rate.burst, server.rate.perSecond, now)
+    const publicRate = server.options.publicHeartbeatRate ?? {burst: 5, perSecond: 1}
+    this.heartbeatBucket = new TokenBucket(publicRate.burst, publicRate.perSecond, now)
+    this.flood = new FloodGuard(server.rate.closeAfter)
+    this.graceTimer = setTimeout(() => {
+      if (!server.slots.isAuthenticated(this)) this.close(1008, `no command from an allow-listed sender within ${Math.round(server.authGraceMs / 1000)} s`)
+    }, server.authGraceMs)
+    this.graceTimer.unref()
+    const hello: Hello = {
+      EE_EVENT_TYPE: 'R1_HELLO',
+      EE_PAYLOAD_PATH: [server.core.alias, null, null, null],
+      EE_TIMESTAMP: new Date().toISOString(),
+      EE_ADDR: server.address,
+      EE_ALIAS: server.core.alias,
+      LAST_SEQ: server.core.lastSeq(),
+      VERSION: server.options.version ?? null,
+      PROTOCOL: SUBPROTOCOL,
+    }
+    this.enqueue(hello)
+  }
+
+  /** The peer answered a liveness probe. */
+  pong(): void {
+    this.alive = true
+  }
+
+  checkAlive(): void {
+    if (!this.alive) {
+      this.transport.terminate()
+      return
+    }
+    this.alive = false
+    this.transport.ping()
+  }
+
+  /** Ends the subscription of a sender taken off the allow-list since it subscribed (checked every housekeeping tick). */
+  checkSubscriber(): void {
+    const sub = this.subscription
+    if (!sub || this.server.options.allowList.has(sub.sender)) return
+    this.subscription = undefined
+    this.generation++
+    this.dropQueuedSubscriptionItems()
+    this.reject('NOT_ALLOWED', `${sub.sender} was removed from this node's allow-list: its subscription ended`, sub.hash, 'R1_SUBSCRIBE')
+  }
+
+  close(code: number, reason: string): void {
+    this.transport.close(code, reason)
+  }
+
+  terminate(): void {
+    this.transport.terminate()
+  }
+
+  dispose(): void {
+    this.disposed = true
+    this.queue.length = 0
+    this.subscription = undefined
+    if (this.flushTimer) clearTimeout(this.flushTimer)
+    if (this.graceTimer) clearTimeout(this.graceTimer)
+    for (const hash of this.ownedHashes) {
+      if (this.server.commandOwners.get(hash)?.connection === this) this.server.commandOwners.delete(hash)
+    }
+  }
+
+  // ---- incoming ----
+
+  /** Counts a refused frame; closes the connection (1008) when it keeps flooding. */
+  private strike(): boolean {
+    if (this.flood.strike(this.server.now())) return true
+    this.server.log('closing a connection that keeps flooding')
+    this.close(1008, 'flooding: too many refused frames')
+    return false
+  }
+
+  /** One incoming frame: its text, or undefined for a binary frame. */
+  receive(frame: string | undefined): void {
+    if (this.disposed) return
+    const text = frame ?? ''
+    const now = this.server.now()
+    if (!this.bucket.take(now)) {
+      if (!this.strike()) return
+      if (now - this.lastThrottleNotice >= 100) {
+        this.lastThrottleNotice = now
+        const perSecond = this.server.rate.perSecond
+        this.reject('THROTTLED', `too many commands on this connection (over ${perSecond}/s); slow down and resend`, HASH_IN_TEXT.exec(text.slice(0, 4096))?.[1] ?? null, null)
+      }
+      return
+    }
+    if (frame === undefined) {
+      this.strike()
+      this.reject('BAD_JSON', 'binary frames are not accepted; send JSON text frames', null, null)
+      return
+    }
+    void this.handleCommand(text).catch((error) => {
+      this.server.log(`command handling failed: ${(error as Error).stack ?? error}`)
+    })
+  }
+
+  private async handleCommand(text: string): Promise<void> {
+    const server = this.server
+    const replay = server.replay
+    const admitted = admitCommand(text, {
+      nodeAddress: server.address,
+      skewMs: server.skewMs,
+      now: server.now(),
+      isAllowed: (sender) => server.options.allowList.has(sender),
+      remember: (sender, hash, expires) => replay.check(sender, hash, expires),
+    })
+    if (!admitted.ok) {
+      if (admitted.strike) this.strike()
+      this.reject(admitted.reason, admitted.detail, admitted.hash, admitted.action)
+      return
+    }
+    const {command, action, payload, hash, sender} = admitted
+    if (!admitted.allowed) {
+      // A stranger may only ask for the public heartbeat: cached, rate-limited, never journaled.
+      if (!this.heartbeatBucket.take(server.now())) {
+        this.reject('THROTTLED', 'too many heartbeat requests on this connection; at most one per second', hash, action)
+        return
+      }
+      this.reply(hash, action, server.publicHeartbeatResult())
+      return
+    }
+    server.slots.authenticate(this)
+    if (server.isClosing) {
+      this.reject('SHUTTING_DOWN', 'the node is shutting down', hash, action)
+      return
+    }
+    try {
+      // The hash is on disk before the command runs: a replay after a restart is still refused.
+      await replay.durable()
+    } catch (error) {
+      this.reject('EXECUTION_FAILED', `cannot record the command against replay: ${(error as Error).message}; nothing changed`, hash, action)
+      return
+    }
+    await this.execute(action, payload, {hash, sender, initiator: command.INITIATOR_ID, sessionId: command.SESSION_ID})
+  }
+
+  private async execute(action: Action, payload: unknown, meta: CommandMeta): Promise<void> {
+    const core = this.server.core
+    switch (action) {
+      case 'FULL_HEARTBEAT':
+        this.reply(meta.hash, action, core.heartbeat())
+        return
+      case 'R1_SUBSCRIBE':
+        await this.subscribe(payload as Subscribe, meta)
+        return
+      case 'R1_STATE':
+        return this.answer(meta.hash, action, () => this.server.stateResult((payload as {NAME?: string} | null | undefined)?.NAME))
+      case 'R1_BUNDLE_HAS':
+        return this.answer(meta.hash, action, () => this.server.bundleHas((payload as {HASHES: string[]}).HASHES))
+      case 'R1_BUNDLE_PUT':
+        return this.answer(meta.hash, action, () => this.server.uploads.put(meta.sender, payload as BundlePut))
+      case 'R1_UNSUBSCRIBE':
+        this.subscription = undefined
+        this.generation++
+        this.dropQueuedSubscriptionItems()
+        this.reply(meta.hash, action, null)
+        return
+    }
+    this.ownedHashes.add(meta.hash)
+    this.server.commandOwners.set(meta.hash, {connection: this, expires: Date.now() + COMMAND_OWNER_TTL_MS})
+    let result: unknown
+    try {
+      // The contract types execute() as void; query actions (R1_STATE, R1_BUNDLE_*) resolve with their RESULT.
+      result = (await (core.execute as (a: string, p: unknown, m: CommandMeta) => Promise<unknown>)(action, payload, meta)) ?? null
+    } catch (error) {
+      const message = error instanceof R1Error || error instanceof Error ? error.message : String(error)
+      this.reject('EXECUTION_FAILED', message, meta.hash, action)
+      return
+    }
+    this.reply(meta.hash, action, result)
+  }
+
+  private async answer(hash: string, action: Action, compute: () => unknown): Promise<void> {
+    let result: unknown
+    try {
+      result = await compute()
+    } catch (error) {
+      this.reject('EXECUTION_FAILED', error instanceof Error ? error.message : String(error), hash, action)
+      return
+    }
+    this.reply(hash, action, result)
+  }
+
+  // ---- subscriptions ----
+
+  private async subscribe(request: Subscribe, {hash, sender}: CommandMeta): Promise<void> {
+    const filter: EventFilter | undefined = request.TYPES || request.FILTER ? {...request.FILTER, ...(request.TYPES ? {TYPES: request.TYPES} : {})} : undefined
+    const generation = ++this.generation
+    this.dropQueuedSubscriptionItems()
+    const history = this.server.options.history
+    const lastSeq = this.server.core.lastSeq()
+    // A resume whose seqs this journal does not have: another journal (data dir wiped or replaced), so
+    // from its start; or this one gone back (restored from a backup, a power loss), so from its end.
+    let resetTo: number | undefined
+    if (request.SINCE_SEQ !== undefined && request.JOURNAL_ID !== undefined && history?.id !== undefined) {
+      if (request.JOURNAL_ID !== history.id) resetTo = 0
+      else if (request.SINCE_SEQ > lastSeq) resetTo = lastSeq
+    }
+    const sinceSeq = resetTo ?? request.SINCE_SEQ
+    const wantsHistory = sinceSeq !== undefined || (request.LAST !== undefined && request.LAST > 0) || request.SINCE_TIME !== undefined
+    const subscription: Subscription = {sender, hash, matcher: compileFilter(filter), filter, position: lastSeq, mode: 'live', generation}
+    if (wantsHistory && history) {
+      subscription.cursor = await history.cursor({
+        sinceSeq,
+        last: sinceSeq === undefined ? request.LAST : undefined,
+        sinceTime: request.SINCE_TIME === undefined ? undefined : Date.parse(request.SINCE_TIME),
+        filter,
+      })
+      if (generation !== this.generation) return
+      subscription.position = subscription.cursor.position
+      subscription.mode = 'history'
+    }
+    this.subscription = subscription
+    this.reply(hash, 'R1_SUBSCRIBE', {LAST_SEQ: lastSeq, FROM_SEQ: subscription.position, ...(history?.id ? {JOURNAL_ID: history.id} : {})})
+    if (resetTo !== undefined) this.enqueueGap(request.SINCE_SEQ! + 1, resetTo, 'reset', history?.id)
+    if (wantsHistory && !history && request.SINCE_SEQ !== undefined && request.SINCE_SEQ < lastSeq) {
+      this.enqueueGap(request.SINCE_SEQ + 1, lastSeq)
+    }
+    if (subscription.mode === 'history') void this.pump()
+    else this.enqueueLiveMarker(subscription.position)
+  }
+
+  /** Tells the subscriber that history is over (r1 logs without --follow stops there). */
+  private enqueueLiveMarker(position: number): void {
+    this.enqueue(liveMarker(this.server.core.alias, position), undefined, true)
+  }
+
+  /** Offers a live event; true when it was queued for this connection's subscription. */
+  offerLive(event: NodeEvent, json: Buffer): boolean {
+    const sub = this.subscription
+    if (!sub || this.disposed) return false
+    if (sub.mode === 'history') return sub.matcher(event) // the pump will read it from the journal
+    if (event.EE_MESSAGE_SEQ <= sub.position) return sub.matcher(event)
+    sub.position = event.EE_MESSAGE_SEQ
+    if (!sub.matcher(event)) return false
+    if (this.queuedSubscriptionItems >= this.server.maxQueued) {
+      this.fallBehind()
+      return true
+    }
+    this.enqueue(event, json, true)
+    return true
+  }
+
+  /** A slow reader: forget what is queued and resume from the journal once its socket drains. */
+  private fallBehind(): void {
+    const sub = this.subscription!
+    const history = this.server.options.history
+    this.server.stats.fallbacks++
+    const firstDropped = this.dropQueuedSubscriptionItems(true)
+    const resumeAfter = firstDropped === undefined ? sub.position : firstDropped - 1
+    if (!history) {
+      this.enqueueGap(resumeAfter + 1, sub.position)
+      return
+    }
+    sub.mode = 'history'
+    sub.cursor = undefined
+    sub.position = resumeAfter
+    void this.pump()
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      for (;;) {
+        const sub = this.subscription
+        if (!sub || sub.mode !== 'history' || this.disposed) return
+        if (this.queuedSubscriptionItems > 500 || this.transport.bufferedAmount > this.server.highWater) {
+          await new Promise((r) => setTimeout(r, 10))
+          continue
+        }
+        const history = this.server.options.history!
+        sub.cursor ??= await history.cursor({sinceSeq: sub.position, filter: sub.filter})
+        const page = await sub.cursor.next(500)
+        if (this.disposed) return
+        if (sub !== this.subscription) continue // resubscribed meanwhile: this pump serves the new one
+        for (const {entry, json} of page) {
+          this.enqueue(entry, json, true)
+          if (typeof entry.EE_MESSAGE_SEQ === 'number') sub.position = entry.EE_MESSAGE_SEQ
+        }
+        sub.position = Math.max(sub.position, sub.cursor.position)
+        // Caught up with the core (the journal appends before the core emits): live from here.
+        if (sub.cursor.caughtUp && sub.position >= this.server.core.lastSeq()) {
+          sub.mode = 'live'
+          sub.cursor = undefined
+          this.enqueueLiveMarker(sub.position)
+          return
+        }
+        if (page.length === 0) await new Promise((r) => setTimeout(r, 5))
+      }
+    } catch (error) {
+      this.server.log(`history read failed: ${(error as Error).message}`)
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private enqueueGap(fromSeq: number, toSeq: number, reason: GapEvent['REASON'] = 'retention', journalId?: string): void {
+    this.enqueue({...gapEvent(fromSeq, toSeq, reason), ...(journalId ? {JOURNAL_ID: journalId} : {}), EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null]}, undefined, true)
+  }
+
+  // ---- outgoing ----
+
+  private reply(hash: string, action: Action, result: unknown): void {
+    const reply: Reply = {
+      EE_EVENT_TYPE: 'R1_REPLY',
+      EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null],
+      EE_TIMESTAMP: new Date().toISOString(),
+      COMMAND_HASH: hash,
+      ACTION: action,
+      RESULT: result === undefined ? null : result,
+    }
+    this.enqueue(reply)
+  }
+
+  private reject(reason: RejectionReason, detail: string, hash: string | null, action: string | null): void {
+    const rejection: Rejection = {
+      EE_EVENT_TYPE: 'NOTIFICATION',
+      EE_PAYLOAD_PATH: [this.server.core.alias, null, null, null],
+      EE_TIMESTAMP: new Date().toISOString(),
+      NOTIFICATION_TYPE: NotificationType.EXCEPTION,
+      NOTIFICATION_CODE: NotificationCode.COMM_RECEIVED_BAD_COMMAND,
+      NOTIFICATION: `Command rejected (${reason}): ${detail}`,
+      REASON: reason,
+      COMMAND_HASH: hash,
+      ACTION: action,
+    }
+    this.enqueue(rejection)
+  }
+
+  /** Queues a frame item; `json` is its canonical JSON in UTF-8 when already made. */
+  enqueue(object: object, json: Buffer = Buffer.from(canonicalJson(object)), subscriptionItem = false): void {
+    if (this.disposed) return
+    this.queue.push({object: object as Record<string, unknown>, json, sub: subscriptionItem})
+    if (this.queue.length > this.server.stats.maxQueueLength) this.server.stats.maxQueueLength = this.queue.length
+    if (subscriptionItem) this.queuedSubscriptionItems++
+    this.scheduleFlush()
+  }
+
+  /**
+   * Removes queued subscription items; returns the first dropped seq. A slow reader's fallback to the
+   * journal (`forFallback`) keeps a reset gap: the journal could not make it again.
+   */
+  private dropQueuedSubscriptionItems(forFallback = false): number | undefined {
+    let first: number | undefined
+    let kept = 0
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const item = this.queue[i]!
+      if (!item.sub) continue
+      const gap = item.object.EE_EVENT_TYPE === 'R1_GAP' ? item.object.REASON : undefined
+      if (forFallback && gap === 'reset') {
+        kept++
+        continue
+      }
+      // a dropped retention/missing gap is found again when the journal is read from its FROM_SEQ
+      const seq = gap === undefined ? item.object.EE_MESSAGE_SEQ : gap === 'reset' ? undefined : item.object.FROM_SEQ
+      if (typeof seq === 'number') first = seq
+      this.queue.splice(i, 1)
+    }
+    this.queuedSubscriptionItems = kept
+    return first
+  }
+
+  private scheduleFlush(delayMs = 0): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    const run = () => {
+      this.flushScheduled = false
+      this.flushTimer = undefined
+      this.flush()
+    }
+    if (delayMs > 0) this.flushTimer = setTimeout(run, delayMs)
+    else setImmediate(run)
+  }
+
+  private flush(): void {
+    if (this.disposed || this.queue.length === 0) return
+    if (!this.transport.open) return
+    // Socket busy: let items accumulate and go out as one signed batch.
+    if (this.transport.bufferedAmount > this.server.highWater) {
+      this.scheduleFlush(5)
+      return
+    }
+    const identity = this.server.options.identity
+    let frame: string | Buffer
+    let taken = 1
+    const first = this.queue[0]!
+    if (this.queue.length === 1 || first.json.length > MAX_BATCH_BYTES) {
+      frame = signCanonical(signingCanonical(first.object), identity).text
+    } else {
+      let bytes = first.json.length
+      while (taken < this.queue.length && bytes + this.queue[taken]!.json.length < MAX_BATCH_BYTES) bytes += this.queue[taken++]!.json.length + 1
+      frame = taken === 1 ? signCanonical(signingCanonical(first.object), identity).text : encodeBatch(this.queue.slice(0, taken).map((i) => i.json), identity).frame
+    }
+    this.server.options.history?.flush?.()
+    const sent = this.queue.splice(0, taken)
+    for (const item of sent) if (item.sub) this.queuedSubscriptionItems--
+    this.server.stats.framesSent++
+    if (taken > 1) this.server.stats.batchesSent++
+    this.transport.send(frame)
+    if (this.queue.length > 0) this.scheduleFlush()
+    if (this.subscription?.mode === 'history' && this.queuedSubscriptionItems < 100) void this.pump()
+  }
+}

@@ -1,0 +1,111 @@
+import {cpus, freemem, loadavg, totalmem} from 'node:os'
+import {R1Error} from '../errors.js'
+import type {PublicHeartbeat} from '../protocol/messages.js'
+import type {NodeCore} from './contract.js'
+
+/**
+ * What the server asks of the core beyond NodeCore for r1's query actions (LocalNode has these);
+ * without them R1_STATE / R1_BUNDLE_* are refused with EXECUTION_FAILED.
+ */
+export interface NodeQueries {
+  state?(): Array<{
+    name: string
+    version: number
+    archived: boolean
+    config: Record<string, unknown>
+    instances: Array<{signature: string; instanceId: string; status: string; lastError: string | null; pid?: number; counters?: Record<string, unknown>}>
+  }>
+  versions?(name: string): Array<{version: number; appliedAt: string; config?: unknown}>
+  hasBundle?(hash: string): boolean
+  putBundle?(hash: string, bytes: Uint8Array): Promise<void>
+}
+
+/** R1_STATE's RESULT (PROTOCOL.md §4.9). */
+export function stateResult(core: NodeCore & NodeQueries, node: {version: string | null; uptimeSeconds: number}, name?: string): Record<string, unknown> {
+  if (!core.state) throw new R1Error('This node core cannot report its state', 1)
+  const pipelines = core.state().filter((p) => name === undefined || p.name === name)
+  return {
+    ADDRESS: core.address,
+    ALIAS: core.alias,
+    VERSION: node.version,
+    UPTIME: node.uptimeSeconds,
+    LAST_SEQ: core.lastSeq(),
+    PIPELINES: pipelines.filter((p) => !p.archived).map((p) => ({...p.config, R1_VERSION: p.version})),
+    ARCHIVED: pipelines.filter((p) => p.archived).map((p) => ({...p.config, R1_VERSION: p.version})),
+    INSTANCES: pipelines.flatMap((p) =>
+      p.instances.map((i) => ({
+        PIPELINE: p.name,
+        SIGNATURE: i.signature,
+        INSTANCE_ID: i.instanceId,
+        STATUS: i.status,
+        LAST_ERROR: i.lastError,
+        ...(i.pid ? {PID: i.pid} : {}),
+        ...(i.counters ? {COUNTERS: i.counters} : {}),
+      })),
+    ),
+    VERSIONS: Object.fromEntries(pipelines.map((p) => [p.name, (core.versions?.(p.name) ?? []).map((v) => ({VERSION: v.version, TIME: v.appliedAt}))])),
+  }
+}
+
+/** R1_BUNDLE_HAS's RESULT. */
+export function bundleHas(core: NodeQueries, hashes: string[]): {HAVE: string[]; MISSING: string[]} {
+  const has = core.hasBundle
+  if (!has) throw new R1Error('This node core does not store bundles', 1)
+  const unique = [...new Set(hashes)]
+  const held = new Set(unique.filter((h) => has.call(core, h)))
+  return {HAVE: unique.filter((h) => held.has(h)), MISSING: unique.filter((h) => !held.has(h))}
+}
+
+/**
+ * The heartbeat strangers get: identity, version, uptime and load, rebuilt at most once per
+ * `ttlMs` whatever the number of requests, and never emitted as an event (so never journaled).
+ */
+export class PublicHeartbeatCache {
+  private cached?: {heartbeat: PublicHeartbeat; at: number}
+  private cpuSample = cpuTimes()
+
+  constructor(
+    private readonly identity: {address: string; alias: string; version: string | null; startedAt: number},
+    private readonly now: () => number,
+    private readonly ttlMs = 1000,
+  ) {}
+
+  get(): PublicHeartbeat {
+    const now = this.now()
+    if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.heartbeat
+    const sample = cpuTimes()
+    const busy = sample.busy - this.cpuSample.busy
+    const total = sample.total - this.cpuSample.total
+    this.cpuSample = sample
+    const {address, alias, version, startedAt} = this.identity
+    const heartbeat: PublicHeartbeat = {
+      EE_EVENT_TYPE: 'HEARTBEAT',
+      EE_PAYLOAD_PATH: [alias, null, null, null],
+      EE_TIMESTAMP: new Date(now).toISOString(),
+      EE_ADDR: address,
+      EE_ALIAS: alias,
+      VERSION: version,
+      UPTIME: (now - startedAt) / 1000,
+      CPU_USED: total > 0 ? Math.round((busy / total) * 1000) / 10 : 0,
+      LOAD_AVERAGE: Math.round(loadavg()[0]! * 100) / 100,
+      MACHINE_MEMORY: totalmem(),
+      AVAILABLE_MEMORY: freemem(),
+      PIPELINES: [],
+      ACTIVE_PLUGINS: [],
+      R1_PUBLIC: true,
+    }
+    this.cached = {heartbeat, at: now}
+    return heartbeat
+  }
+}
+
+function cpuTimes(): {busy: number; total: number} {
+  let busy = 0
+  let total = 0
+  for (const cpu of cpus()) {
+    const {user, nice, sys, idle, irq} = cpu.times
+    busy += user + nice + sys + irq
+    total += user + nice + sys + irq + idle
+  }
+  return {busy, total}
+}
