@@ -18,6 +18,8 @@ export interface NodeQueries {
   versions?(name: string): Array<{version: number; appliedAt: string; config?: unknown}>
   hasBundle?(hash: string): boolean
   putBundle?(hash: string, bytes: Uint8Array): Promise<void>
+  /** Problems found at start (a corrupt journal.json set aside, …): R1_STATE's WARNINGS. */
+  warnings?(): string[]
 }
 
 /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
@@ -44,6 +46,7 @@ export function stateResult(core: NodeCore & NodeQueries, node: {version: string
       })),
     ),
     VERSIONS: Object.fromEntries(pipelines.map((p) => [p.name, (core.versions?.(p.name) ?? []).map((v) => ({VERSION: v.version, TIME: v.appliedAt}))])),
+    WARNINGS: core.warnings?.() ?? [],
   }
 }
 

@@ -89,6 +89,8 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
       dataDir,
       startSeq: journal.lastSeq(),
       heartbeatIntervalMs: options.heartbeatIntervalMs,
+      log,
+      ...(journal.warning ? {warnings: [...(options.core?.warnings ?? []), journal.warning]} : {}),
     })
   } catch (error) {
     await journal.close()

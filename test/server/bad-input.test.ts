@@ -31,7 +31,7 @@ async function snapshot() {
   const files = async (dir: string) => (await readdir(dir).catch(() => [] as string[])).sort()
   return {
     state: JSON.stringify(state.map((p) => ({...p, instances: p.instances.map((i) => ({signature: i.signature, instanceId: i.instanceId, config: i.config}))}))),
-    stateFile: await readFile(join(t.dataDir, 'state.json'), 'utf8').catch(() => ''),
+    stateFiles: await Promise.all((await files(join(t.dataDir, 'pipelines'))).map((f) => readFile(join(t.dataDir, 'pipelines', f), 'utf8'))),
     allowFile: await readFile(join(t.dataDir, 'allowed.json'), 'utf8'),
     bundles: await files(join(t.dataDir, 'bundles')),
   }
