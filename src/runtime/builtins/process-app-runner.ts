@@ -166,6 +166,8 @@ export function createProcessAppRunner(host: HostApi) {
       if (check) void waitHealthy(ctx, child, check)
       else setStatus('running')
     })
+    // the leader is gone: so is its group (background children would hold the output pipes open, and 'close' with them)
+    child.once('exit', () => child.pid && killGroup(child.pid))
     child.once('close', (code, signal) => {
       // what the app left behind in its group (`cmd &` in a script) goes with it, or it piles up across restarts
       if (child.pid) {
