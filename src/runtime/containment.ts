@@ -86,6 +86,9 @@ export interface PermissionPlan {
   user?: RunAs
 }
 
+/** Node 20 spells it --experimental-permission; Node 22.13+ --permission. */
+const PERMISSION_FLAG = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission'
+
 /** The node flags of a contained instance host. */
 export function permissionFlags(plan: PermissionPlan): string[] {
   const read = [...plan.read]
@@ -95,7 +98,7 @@ export function permissionFlags(plan: PermissionPlan): string[] {
     read.push(cache)
     write.push(cache)
   }
-  const flags = ['--experimental-permission', '--allow-worker', '--disable-warning=ExperimentalWarning', '--disable-warning=SecurityWarning']
+  const flags = [PERMISSION_FLAG, '--allow-worker', '--disable-warning=ExperimentalWarning', '--disable-warning=SecurityWarning']
   for (const path of new Set(read)) flags.push(`--allow-fs-read=${path}`)
   for (const path of new Set(write)) flags.push(`--allow-fs-write=${path}`)
   if (plan.childProcess || plan.fromSource) flags.push('--allow-child-process')
