@@ -1,4 +1,4 @@
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
@@ -98,6 +98,28 @@ describe("an instance cannot touch the node's data dir", () => {
       expect(readFileSync(join(dataDir, 'allowed.json'), 'utf8')).toBe('["0xai_owner"]\n')
     })
   }
+
+  it('the work dir is readable (a project under r1 run), never writable, and never granted when it holds the data dir', async () => {
+    const project = tempDir('r1-contain-project-')
+    // readable by the instance's user, as a checkout usually is
+    chmodSync(project, 0o755)
+    writeFileSync(join(project, 'input.txt'), 'project data', {mode: 0o644})
+    const code = `const fs = await import('node:fs'); const r = (f) => { try { return fs.readFileSync(f, 'utf8') } catch (e) { return e.code } }
+      let w; try { fs.writeFileSync(${JSON.stringify(join(project, 'out.txt'))}, 'x'); w = 'written' } catch (e) { w = e.code }
+      return {IN: r(${JSON.stringify(join(project, 'input.txt'))}), KEY: r(${JSON.stringify(join(project, 'data', 'node-key.pem'))}), WRITE: w}`
+    // a data dir elsewhere: the project is readable
+    let events = await startNode([{INSTANCE_ID: 'w', CODE: code}], {workDir: project})
+    let payload = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD', 20_000, 'the result')
+    expect(payload.EXEC_RESULT).toMatchObject({IN: 'project data', WRITE: 'ERR_ACCESS_DENIED'})
+    await node!.stop()
+    // the data dir inside the work dir: the work dir is not granted at all
+    const dataDir = join(project, 'data')
+    mkdirSync(dataDir, {mode: 0o700})
+    writeFileSync(join(dataDir, 'node-key.pem'), 'SECRET KEY\n', {mode: 0o600})
+    events = await startNode([{INSTANCE_ID: 'w', CODE: code}], {workDir: project, dataDir, supervisor: {dataDir}})
+    payload = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD', 20_000, 'the result')
+    expect(payload.EXEC_RESULT).toMatchObject({IN: 'ERR_ACCESS_DENIED', KEY: 'ERR_ACCESS_DENIED', WRITE: 'ERR_ACCESS_DENIED'})
+  })
 
   it("a project bundle runs although the node's data dir, where bundles are stored, is closed to the instance", async () => {
     const dataDir = tempDir('r1-contain-data-')
