@@ -224,7 +224,7 @@ export class InstanceSupervisor {
   }
 
   /** The fork options and flags that contain the instance (see containment.ts). */
-  private contain(): {execArgv: string[]; cwd: string; spec: InstanceSpec; uid?: number; gid?: number} {
+  private contain(): {modulePath: string; execArgv: string[]; cwd: string; spec: InstanceSpec; uid?: number; gid?: number} {
     const entry = this.options.hostEntry ?? childEntry('instance-host')
     if (this.user === null) this.user = instanceUser(this.options.runAs)
     const user = this.user
@@ -249,7 +249,7 @@ export class InstanceSupervisor {
         }),
       )
     }
-    return {execArgv, cwd, spec, ...(user ? {uid: user.uid, gid: user.gid} : {})}
+    return {modulePath: entry.modulePath, execArgv, cwd, spec, ...(user ? {uid: user.uid, gid: user.gid} : {})}
   }
 
   private spawn(): void {
@@ -266,8 +266,7 @@ export class InstanceSupervisor {
       this.scheduleRestart(this.failure)
       return
     }
-    const {modulePath} = this.options.hostEntry ?? childEntry('instance-host')
-    const {execArgv, cwd, spec, uid, gid} = contained
+    const {modulePath, execArgv, cwd, spec, uid, gid} = contained
     // its own process group (detached): stop, crash and shutdown kill the whole group
     const child = fork(modulePath, [], {execArgv, env: this.options.env, cwd, uid, gid, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
     this.child = child

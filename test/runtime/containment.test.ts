@@ -147,6 +147,23 @@ describe('an instance runs as an unprivileged user when the node is root', () =>
   })
 })
 
+describe('the run-as user is an option', () => {
+  it('an unknown user is an instance error that names it, not a node crash', async () => {
+    await startNode([{INSTANCE_ID: 'u', CODE: 'return 1'}], {supervisor: {runAs: 'no-such-user-r1'}})
+    const instance = await until(() => {
+      const state = node!.instance('c', 'CUSTOM_EXEC_01', 'u')!
+      return state.counters.restarts >= 1 && state
+    }, 20_000, 'the failed start')
+    expect(instance.counters.lastError).toMatch(/No user "no-such-user-r1"/)
+  })
+
+  it('runAs false keeps the node user (for a developer running their own code)', async () => {
+    const events = await startNode([{INSTANCE_ID: 'me', CODE: 'return process.getuid()'}], {supervisor: {runAs: false}})
+    const payload = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD', 20_000, 'the uid')
+    expect(payload.EXEC_RESULT).toBe(process.getuid!())
+  })
+})
+
 describe('every instance is its own process group, killed as a whole', () => {
   it('what an app leaves behind when it exits is killed at once, and nothing is left after delete or node stop', async () => {
     const crashing = marker()
