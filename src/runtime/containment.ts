@@ -105,6 +105,28 @@ export function permissionFlags(plan: PermissionPlan): string[] {
   return flags
 }
 
+/**
+ * The node flags of an instance host: its heap limit and, when contained, the permission model
+ * (read: r1's code, the run dir, the work dir unless it holds the data dir; write: the run dir).
+ */
+export function hostExecArgv(host: {entry: {modulePath: string; execArgv: string[]}; runDir: string; cwd: string; dataDir?: string; memoryCapMb?: number; contained: boolean; childProcess: boolean; user?: RunAs}): string[] {
+  const execArgv = [...host.entry.execArgv]
+  if (host.memoryCapMb) execArgv.push(`--max-old-space-size=${Math.max(16, Math.floor(host.memoryCapMb))}`)
+  if (!host.contained) return execArgv
+  const {cwd, dataDir, runDir} = host
+  const cwdAllowed = cwd !== runDir && !(dataDir && (isWithin(dataDir, cwd) || isWithin(cwd, dataDir)))
+  execArgv.push(
+    ...permissionFlags({
+      read: [...codeRoots(host.entry.modulePath), runDir, ...(cwdAllowed ? [cwd] : [])],
+      write: [runDir],
+      childProcess: host.childProcess,
+      fromSource: host.entry.modulePath.endsWith('.ts'),
+      user: host.user,
+    }),
+  )
+  return execArgv
+}
+
 /** A private run dir for one instance (its bundle copy, files it writes), owned by the instance's user. */
 export function createRunDir(user: RunAs | undefined): string {
   const dir = realOrSelf(mkdtempSync(join(tmpdir(), 'r1-instance-')))

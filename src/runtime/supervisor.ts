@@ -5,7 +5,7 @@ import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
 import {childEntry} from './child-entry.js'
 import {isoNow as iso} from './clock.js'
-import {codeRoots, createRunDir, groupRss, instanceUser, isWithin, killGroup, memoryCapMb, permissionFlags, removeRunDir, stageBundle, type RunAs} from './containment.js'
+import {createRunDir, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeRunDir, stageBundle, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 
 /** Timings of a supervisor; tests shrink them, the defaults are DESIGN.md's. */
@@ -233,22 +233,8 @@ export class InstanceSupervisor {
     // the bundle lives in the node's data dir, which the instance may not read: it gets its own copy
     if (spec.bundlePath) spec.bundlePath = stageBundle(spec.bundlePath, this.runDir, user)
     const cwd = this.options.cwd ?? this.runDir
-    const execArgv = [...entry.execArgv]
     this.memoryCap = memoryCapMb(this.specValue.config, this.options.maxMemoryMb)
-    if (this.memoryCap) execArgv.push(`--max-old-space-size=${Math.max(16, Math.floor(this.memoryCap))}`)
-    if (this.options.contained !== false) {
-      const dataDir = this.options.dataDir
-      const cwdAllowed = cwd !== this.runDir && !(dataDir && (isWithin(dataDir, cwd) || isWithin(cwd, dataDir)))
-      execArgv.push(
-        ...permissionFlags({
-          read: [...codeRoots(entry.modulePath), this.runDir, ...(cwdAllowed ? [cwd] : [])],
-          write: [this.runDir],
-          childProcess: spec.builtin === 'PROCESS_APP_RUNNER',
-          fromSource: entry.modulePath.endsWith('.ts'),
-          user,
-        }),
-      )
-    }
+    const execArgv = hostExecArgv({entry, runDir: this.runDir, cwd, dataDir: this.options.dataDir, memoryCapMb: this.memoryCap, contained: this.options.contained !== false, childProcess: spec.builtin === 'PROCESS_APP_RUNNER', user})
     return {modulePath: entry.modulePath, execArgv, cwd, spec, ...(user ? {uid: user.uid, gid: user.gid} : {})}
   }
 
