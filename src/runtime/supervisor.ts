@@ -208,6 +208,7 @@ export class InstanceSupervisor {
   private cleanUp(): void {
     if (this.child) return
     removeRunDir(this.runDir)
+    if (this.runDir) liveRunDirs.delete(this.runDir)
     this.runDir = undefined
   }
 
@@ -228,7 +229,10 @@ export class InstanceSupervisor {
     const entry = this.options.hostEntry ?? childEntry('instance-host')
     if (this.user === null) this.user = instanceUser(this.options.runAs)
     const user = this.user
-    this.runDir ??= createRunDir(user)
+    if (!this.runDir) {
+      this.runDir = createRunDir(user)
+      liveRunDirs.add(this.runDir)
+    }
     const spec: InstanceSpec = {...this.specValue, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
     // the bundle lives in the node's data dir, which the instance may not read: it gets its own copy
     if (spec.bundlePath) spec.bundlePath = stageBundle(spec.bundlePath, this.runDir, user)
@@ -511,8 +515,16 @@ export class InstanceSupervisor {
   }
 }
 
-/** Process groups of live instance hosts: killed if this process exits without stopping them. */
+/** Process groups of live instance hosts and their run dirs: killed and removed if this process exits without stopping them. */
 const liveGroups = new Set<number>()
+const liveRunDirs = new Set<string>()
 process.once('exit', () => {
   for (const pid of liveGroups) killGroup(pid)
+  for (const dir of liveRunDirs) {
+    try {
+      removeRunDir(dir)
+    } catch {
+      // best effort on the way out
+    }
+  }
 })
