@@ -14,7 +14,11 @@ export interface HostApi {
   /** Reports a process group the instance started, so it is killed with the instance in every case. */
   trackGroup(pid: number): void
   untrackGroup(pid: number): void
+  /** The app the instance runs exited with a failure (restarting after `restartInMs`, or not at all): the supervisor reports it. */
+  appCrashed(error: string, restartInMs: number | undefined): void
+  appUp(): void
   baseEnv: Record<string, string>
+  restartBackoff: {baseMs: number; capMs: number}
 }
 
 /** One IPC write; false when the channel is backed up. Without a parent the message is dropped. */
@@ -51,6 +55,7 @@ parentPort.on('message', (m) => { if (m.active) groups.add(m.pid); else groups.d
 setInterval(() => {
   if (process.ppid === parent) return
   for (const pid of groups) { try { process.kill(-pid, 'SIGKILL') } catch {} }
+  try { process.kill(-process.pid, 'SIGKILL') } catch {}
   process.kill(process.pid, 'SIGKILL')
 }, 250)`,
     {eval: true},
@@ -185,7 +190,10 @@ class InstanceHost {
         this.watchdog.postMessage({pid, active: false})
         sendNow({t: 'group', pid, active: false})
       },
+      appCrashed: (error, restartInMs) => sendNow({t: 'appCrash', error, ...(restartInMs === undefined ? {} : {restartInMs})}),
+      appUp: () => sendNow({t: 'appUp'}),
       baseEnv: spec.baseEnv,
+      restartBackoff: spec.restartBackoff ?? {baseMs: 1000, capMs: 30_000},
     }
     let plugin: Plugin<any> | PluginDefinition<any>
     try {
@@ -269,6 +277,12 @@ class InstanceHost {
       } catch {
         // already gone
       }
+    }
+    try {
+      // this host leads its own group: whatever else is in it goes too
+      process.kill(-process.pid, 'SIGKILL')
+    } catch {
+      // not a group leader (run without the supervisor)
     }
     process.exit(1)
   }

@@ -22,6 +22,8 @@ export interface InstanceSpec {
   exceptionBackoff: {baseMs: number; capMs: number}
   /** Environment for processes the instance starts itself (PROCESS_APP_RUNNER). */
   baseEnv: Record<string, string>
+  /** Restart back-off of an app the instance runs itself (PROCESS_APP_RUNNER); the supervisor sets it. */
+  restartBackoff?: {baseMs: number; capMs: number}
 }
 
 export type ParentMessage =
@@ -52,4 +54,8 @@ export type ChildMessage =
   | {t: 'failed'; stage: 'load' | 'init' | 'crash'; error: string}
   /** A process group the instance started (PROCESS_APP_RUNNER): the parent kills it if it must kill the host. */
   | {t: 'group'; pid: number; active: boolean}
+  /** The app a PROCESS_APP_RUNNER runs exited with a failure; it restarts after `restartInMs` (undefined: it does not). */
+  | {t: 'appCrash'; error: string; restartInMs?: number}
+  /** That app is running again. */
+  | {t: 'appUp'}
   | {t: 'closed'}

@@ -5,6 +5,7 @@ import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
 import {childEntry} from './child-entry.js'
 import {isoNow as iso} from './clock.js'
+import {createRunDir, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeRunDir, stageBundle, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 
 /** Timings of a supervisor; tests shrink them, the defaults are DESIGN.md's. */
@@ -31,8 +32,21 @@ export interface SupervisorOptions {
   exceptionBackoff: {baseMs: number; capMs: number}
   /** The whole environment of the instance's child process. */
   env: Record<string, string>
-  /** Working directory of the instance's child process. */
+  /** Working directory of the instance's child process (read-only to it); default: the instance's own run dir. */
   cwd?: string
+  /**
+   * The user instance processes run as: a name or `uid[:gid]`; false keeps this process's user.
+   * Default: `nobody` when this process runs as root, else this process's user.
+   */
+  runAs?: string | false
+  /** Run JS instance hosts under Node's permission model (file access: r1's code, the run dir, `cwd` read-only). Default true. */
+  contained?: boolean
+  /** The node's data dir: never granted to an instance, even when `cwd` contains it. */
+  dataDir?: string
+  /** Memory cap (MiB) of instances whose config has no MAX_MEMORY_MB; default none. */
+  maxMemoryMb?: number
+  /** The instance host module and its node flags (tests pick the built one); default: childEntry('instance-host'). */
+  hostEntry?: {modulePath: string; execArgv: string[]}
 }
 
 export const defaultSupervisorOptions: SupervisorOptions = {
@@ -54,8 +68,10 @@ export type SupervisorEvent =
   | {kind: 'status'; status: InstanceStatus; previous: InstanceStatus; error?: string}
   /** A `process` call ended (ok or with an exception). */
   | {kind: 'iteration'; iteration: number; ok: boolean; error?: string}
-  /** The child died or was killed; it restarts after `restartInMs`. */
+  /** The child died or was killed (or the app a PROCESS_APP_RUNNER hosts exited); it restarts after `restartInMs`. */
   | {kind: 'crash'; error: string; restartInMs: number; restarts: number}
+  /** A new instance process started. */
+  | {kind: 'spawned'; pid: number}
 
 export interface InstanceCounters {
   iterations: number
@@ -105,6 +121,10 @@ export class InstanceSupervisor {
   private exited: Promise<void> = Promise.resolve()
   /** Batches handled since the last `ack`. */
   private unacked = 0
+  /** The instance's private dir (bundle copy, its writes), for the supervisor's life. */
+  private runDir: string | undefined
+  private user: RunAs | undefined | null = null
+  private memoryCap: number | undefined
 
   constructor(
     private specValue: InstanceSpec,
@@ -193,6 +213,7 @@ export class InstanceSupervisor {
     const child = this.child
     if (!child) {
       if (this.statusValue !== 'invalid_config') this.setStatus('stopped')
+      this.cleanUp()
       return
     }
     const exited = this.exited
@@ -200,6 +221,14 @@ export class InstanceSupervisor {
     const timer = setTimeout(() => this.killChild(), this.options.graceMs)
     await exited
     clearTimeout(timer)
+    this.cleanUp()
+  }
+
+  private cleanUp(): void {
+    if (this.child) return
+    removeRunDir(this.runDir)
+    if (this.runDir) liveRunDirs.delete(this.runDir)
+    this.runDir = undefined
   }
 
   /** Stops, then starts with a new spec (a new bundle): counters stay, the back-off resets. */
@@ -209,24 +238,65 @@ export class InstanceSupervisor {
     this.start()
   }
 
+  /** In a crash loop the status stays `error` until the instance has run for the stable period. */
+  private get crashLooping(): boolean {
+    return this.consecutiveCrashes >= this.options.crashLoopThreshold
+  }
+
+  /** The fork options and flags that contain the instance (see containment.ts). */
+  private contain(): {modulePath: string; execArgv: string[]; cwd: string; spec: InstanceSpec; uid?: number; gid?: number} {
+    const entry = this.options.hostEntry ?? childEntry('instance-host')
+    if (this.user === null) this.user = instanceUser(this.options.runAs)
+    const user = this.user
+    if (!this.runDir) {
+      this.runDir = createRunDir(user)
+      liveRunDirs.add(this.runDir)
+    }
+    const spec: InstanceSpec = {...this.specValue, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
+    // the bundle lives in the node's data dir, which the instance may not read: it gets its own copy
+    if (spec.bundlePath) spec.bundlePath = stageBundle(spec.bundlePath, this.runDir, user)
+    const cwd = this.options.cwd ?? this.runDir
+    this.memoryCap = memoryCapMb(this.specValue.config, this.options.maxMemoryMb)
+    const execArgv = hostExecArgv({entry, runDir: this.runDir, cwd, dataDir: this.options.dataDir, memoryCapMb: this.memoryCap, contained: this.options.contained !== false, childProcess: spec.builtin === 'PROCESS_APP_RUNNER', user})
+    return {modulePath: entry.modulePath, execArgv, cwd, spec, ...(user ? {uid: user.uid, gid: user.gid} : {})}
+  }
+
   private spawn(): void {
     this.ready = false
     this.unacked = 0
     this.failure = undefined
     this.busySince = undefined
-    this.setStatus('starting')
-    const {modulePath, execArgv} = childEntry('instance-host')
-    const child = fork(modulePath, [], {execArgv, env: this.options.env, cwd: this.options.cwd, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
+    if (!this.crashLooping) this.setStatus('starting')
+    let contained: ReturnType<InstanceSupervisor['contain']>
+    try {
+      contained = this.contain()
+    } catch (error) {
+      this.failure = `cannot prepare the instance process: ${(error as Error).message}`
+      this.scheduleRestart(this.failure)
+      return
+    }
+    const {modulePath, execArgv, cwd, spec, uid, gid} = contained
+    // its own process group (detached): stop, crash and shutdown kill the whole group
+    const child = fork(modulePath, [], {execArgv, env: this.options.env, cwd, uid, gid, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
     this.child = child
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      this.onExit(child, code, signal)
-      resolve()
-    }))
-    child.on('error', (error) => {
-      this.failure ??= `instance process error: ${error.message}`
+    if (child.pid) liveGroups.add(child.pid)
+    this.exited = new Promise((resolve) => {
+      const done = (code: number | null, signal: NodeJS.Signals | null) => {
+        this.onExit(child, code, signal)
+        resolve()
+      }
+      child.once('exit', done)
+      child.on('error', (error) => {
+        this.failure ??= `instance process error: ${error.message}`
+        // a fork that failed (no such cwd, no permission) never emits exit
+        if (!child.pid) done(null, null)
+      })
     })
     const forward = (stream: NodeJS.ReadableStream | null, level: 'info' | 'warn') => {
-      if (stream) createInterface({input: stream}).on('line', (text) => this.sink({kind: 'log', level, text}))
+      if (stream) createInterface({input: stream}).on('line', (text) => {
+        if (level === 'warn' && /JavaScript heap out of memory/.test(text)) this.overMemory(`the JavaScript heap reached its limit (--max-old-space-size=${this.memoryCap})`)
+        this.sink({kind: 'log', level, text})
+      })
     }
     forward(child.stdout, 'info')
     forward(child.stderr, 'warn')
@@ -234,11 +304,27 @@ export class InstanceSupervisor {
     this.lastPong = undefined
     this.spawnedAt = Date.now()
     this.pingTimer = setInterval(() => this.watch(), this.options.pingIntervalMs)
-    this.send({t: 'start', spec: this.specValue})
+    if (child.pid) this.sink({kind: 'spawned', pid: child.pid})
+    this.send({t: 'start', spec})
+  }
+
+  /** Over MAX_MEMORY_MB: a notification, then the instance is killed (a crash: it restarts with back-off). */
+  private overMemory(what: string): void {
+    if (this.failure?.startsWith('memory limit')) return
+    this.failure = `memory limit exceeded: ${what}, MAX_MEMORY_MB ${this.memoryCap}: instance killed`
+    this.sink({kind: 'notification', type: NotificationType.ABNORMAL, message: `Instance over its memory limit: ${what} (MAX_MEMORY_MB ${this.memoryCap}); killed, it restarts`, info: {MAX_MEMORY_MB: this.memoryCap}})
+    this.killChild()
   }
 
   private watch(): void {
     const now = Date.now()
+    if (this.memoryCap && this.child?.pid) {
+      const rss = groupRss([this.child.pid, ...this.groups])
+      if (rss > this.memoryCap * 1024 * 1024) {
+        this.overMemory(`${Math.round(rss / 1024 / 1024)} MiB resident`)
+        return
+      }
+    }
     if (this.busySince !== undefined && now - this.busySince > this.options.processTimeoutMs) {
       const blocked = this.lastPong !== undefined && now - this.lastPong > 3 * this.options.pingIntervalMs
       this.failure = `process() did not return within ${this.options.processTimeoutMs / 1000} s (${blocked ? 'hang with the event loop blocked, e.g. an infinite loop' : 'hang'}): instance killed`
@@ -260,15 +346,9 @@ export class InstanceSupervisor {
   }
 
   private killChild(): void {
-    for (const pid of this.groups) {
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {
-        // the group already exited
-      }
-    }
+    for (const pid of this.groups) killGroup(pid)
     this.groups.clear()
-    this.child?.kill('SIGKILL')
+    if (!killGroup(this.child?.pid)) this.child?.kill('SIGKILL')
   }
 
   private send(message: ParentMessage): void {
@@ -300,6 +380,9 @@ export class InstanceSupervisor {
   }
 
   private onMessage(message: ChildMessage): void {
+    // any message proves the host's event loop turned just now: liveness is timed from it (a `process`
+    // that blocks from its very first call is caught by the unresponsive timeout, not the start timeout)
+    this.lastPong = Date.now()
     switch (message.t) {
       case 'batch':
         for (const item of message.messages) this.onMessage(item)
@@ -311,12 +394,17 @@ export class InstanceSupervisor {
       case 'ready':
         this.ready = true
         this.counters.initTime = iso()
-        this.setStatus(this.specValue.config.FORCED_PAUSE === true ? 'paused' : 'running')
+        if (!this.crashLooping) this.setStatus(this.runningStatus)
         for (const data of this.inputs.splice(0)) this.send({t: 'input', data})
         for (const pending of this.queued.splice(0)) this.deliver(pending)
-        this.stableTimer = setTimeout(() => {
-          this.consecutiveCrashes = 0
-        }, this.options.stableMs)
+        this.armStableTimer()
+        break
+      case 'appCrash':
+        this.onAppCrash(message.error, message.restartInMs)
+        break
+      case 'appUp':
+        if (this.ready && !this.crashLooping && this.statusValue === 'restarting') this.setStatus(this.runningStatus)
+        this.armStableTimer()
         break
       case 'payload':
         this.counters.payloads++
@@ -352,9 +440,7 @@ export class InstanceSupervisor {
       case 'configDone':
         if (!message.ok && this.previousConfig) this.specValue = {...this.specValue, config: this.previousConfig}
         this.previousConfig = undefined
-        if (this.ready && (this.statusValue === 'running' || this.statusValue === 'paused')) {
-          this.setStatus(this.specValue.config.FORCED_PAUSE === true ? 'paused' : 'running')
-        }
+        if (this.ready && (this.statusValue === 'running' || this.statusValue === 'paused')) this.setStatus(this.runningStatus)
         break
       case 'failed':
         this.failure = message.stage === 'load' ? `cannot load the plugin: ${message.error}` : message.stage === 'init' ? `init failed: ${message.error}` : message.error
@@ -368,6 +454,36 @@ export class InstanceSupervisor {
     }
   }
 
+  private get runningStatus(): InstanceStatus {
+    return this.specValue.config.FORCED_PAUSE === true ? 'paused' : 'running'
+  }
+
+  /** Running this long without a crash ends a crash loop: the back-off resets and `error` clears. */
+  private armStableTimer(): void {
+    clearTimeout(this.stableTimer)
+    this.stableTimer = setTimeout(() => {
+      const wasLooping = this.crashLooping
+      this.consecutiveCrashes = 0
+      if (wasLooping && this.ready && this.statusValue === 'error') this.setStatus(this.runningStatus)
+    }, this.options.stableMs)
+  }
+
+  /** The app a PROCESS_APP_RUNNER hosts exited with a failure: restarted inside the host, reported as a crash of the instance. */
+  private onAppCrash(error: string, restartInMs: number | undefined): void {
+    clearTimeout(this.stableTimer)
+    this.counters.lastError = error
+    this.counters.lastErrorTime = iso()
+    if (restartInMs === undefined) {
+      // its restart policy says no: the instance runs nothing any more
+      this.setStatus('error', error)
+      return
+    }
+    this.consecutiveCrashes++
+    this.counters.restarts++
+    this.setStatus(this.crashLooping ? 'error' : 'restarting', error)
+    this.sink({kind: 'crash', error, restartInMs, restarts: this.counters.restarts})
+  }
+
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.child !== child) return
     clearInterval(this.pingTimer)
@@ -375,14 +491,12 @@ export class InstanceSupervisor {
     this.child = undefined
     this.ready = false
     this.busySince = undefined
-    // a host killed with SIGKILL cannot clean up the process groups it started
-    for (const pid of this.groups) {
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {
-        // already gone
-      }
+    // what is left of the host's own group, and the groups it started (a host killed with SIGKILL cleans up nothing)
+    if (child.pid) {
+      killGroup(child.pid)
+      liveGroups.delete(child.pid)
     }
+    for (const pid of this.groups) killGroup(pid)
     this.groups.clear()
     const crashed = this.wanted
     for (const pending of this.inFlight.values()) this.failCommand(pending, crashed ? 'the instance crashed while running the command' : 'the instance stopped while running the command')
@@ -391,7 +505,12 @@ export class InstanceSupervisor {
       this.setStatus('stopped')
       return
     }
-    const error = this.failure ?? (signal ? `instance process killed by ${signal}` : `instance process exited with code ${code}`)
+    const heapAbort = this.memoryCap !== undefined && (signal === 'SIGABRT' || code === 134)
+    const error = this.failure ?? (heapAbort ? `memory limit exceeded: aborted near MAX_MEMORY_MB ${this.memoryCap} (heap limit)` : signal ? `instance process killed by ${signal}` : `instance process exited with code ${code}`)
+    this.scheduleRestart(error)
+  }
+
+  private scheduleRestart(error: string): void {
     // commands waiting for this life to become ready would otherwise wait for an instance that may never be
     for (const pending of this.queued.splice(0)) this.failCommand(pending, `the instance crashed before it could run the command (${error})`)
     this.consecutiveCrashes++
@@ -399,7 +518,7 @@ export class InstanceSupervisor {
     this.counters.lastError = error
     this.counters.lastErrorTime = iso()
     const delay = Math.min(this.options.restartBaseMs * 2 ** (this.consecutiveCrashes - 1), this.options.restartCapMs)
-    this.setStatus(this.consecutiveCrashes >= this.options.crashLoopThreshold ? 'error' : 'restarting', error)
+    this.setStatus(this.crashLooping ? 'error' : 'restarting', error)
     this.sink({kind: 'crash', error, restartInMs: delay, restarts: this.counters.restarts})
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined
@@ -414,3 +533,17 @@ export class InstanceSupervisor {
     this.sink({kind: 'status', status, previous, ...(error ? {error} : {})})
   }
 }
+
+/** Process groups of live instance hosts and their run dirs: killed and removed if this process exits without stopping them. */
+const liveGroups = new Set<number>()
+const liveRunDirs = new Set<string>()
+process.once('exit', () => {
+  for (const pid of liveGroups) killGroup(pid)
+  for (const dir of liveRunDirs) {
+    try {
+      removeRunDir(dir)
+    } catch {
+      // best effort on the way out
+    }
+  }
+})

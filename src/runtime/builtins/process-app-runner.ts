@@ -3,6 +3,7 @@ import {connect} from 'node:net'
 import {resolve} from 'node:path'
 import {createInterface} from 'node:readline'
 import {definePlugin, type PluginContext} from '../../plugin/define.js'
+import {killGroup} from '../containment.js'
 import type {HostApi} from '../instance-host.js'
 
 /**
@@ -101,6 +102,10 @@ export function createProcessAppRunner(host: HostApi) {
   let wantRunning = true
   let context: PluginContext | undefined
   let lastOutputAt = 0
+  let lastStderrLine: string | undefined
+  /** Failed exits in a row (reset once the app has run for a while): the restart back-off. */
+  let failuresInRow = 0
+  let startedAt = 0
 
   const setStatus = (next: AppStatus) => {
     if (next !== status) statusChanged = true
@@ -109,6 +114,7 @@ export function createProcessAppRunner(host: HostApi) {
 
   const buffer = (target: 'out' | 'err', line: string) => {
     const list = target === 'out' ? lines : stderrLines
+    if (target === 'err' && line.trim()) lastStderrLine = line
     list.push(line)
     if (lines.length + stderrLines.length > MAX_BUFFERED_LINES) {
       ;(lines.length > 0 ? lines : stderrLines).shift()
@@ -145,6 +151,8 @@ export function createProcessAppRunner(host: HostApi) {
     // a relative CWD is relative to the node's work dir (the project folder under `r1 run`), the host's cwd
     const child = spawn(file, args, {cwd: config.CWD ? resolve(String(config.CWD)) : undefined, env, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
     app = child
+    startedAt = Date.now()
+    lastStderrLine = undefined
     setStatus('starting')
     if (child.pid) host.trackGroup(child.pid)
     createInterface({input: child.stdout!}).on('line', (line) => buffer('out', line))
@@ -153,12 +161,19 @@ export function createProcessAppRunner(host: HostApi) {
       buffer('err', `failed to start: ${error.message}`)
     })
     child.once('spawn', () => {
+      if (restarts > 0) host.appUp()
       const check = parseHealthCheck(config)
       if (check) void waitHealthy(ctx, child, check)
       else setStatus('running')
     })
+    // the leader is gone: so is its group (background children would hold the output pipes open, and 'close' with them)
+    child.once('exit', () => child.pid && killGroup(child.pid))
     child.once('close', (code, signal) => {
-      if (child.pid) host.untrackGroup(child.pid)
+      // what the app left behind in its group (`cmd &` in a script) goes with it, or it piles up across restarts
+      if (child.pid) {
+        killGroup(child.pid)
+        host.untrackGroup(child.pid)
+      }
       if (app !== child) return
       app = undefined
       lastExit = {code, signal}
@@ -170,13 +185,19 @@ export function createProcessAppRunner(host: HostApi) {
       const policy = policyOf(config)
       const again = policy === 'always' || (policy === 'on-failure' && failed)
       ctx.notify({type: failed ? 'ABNORMAL FUNCTIONING' : 'NORMAL', message: `App exited (${signal ? `signal ${signal}` : `code ${code}`})${again ? ', restarting' : ''}`, info: {EXIT_CODE: code, SIGNAL: signal}})
+      const {baseMs, capMs} = host.restartBackoff
+      // an app that ran for a while before failing starts its back-off over
+      if (Date.now() - startedAt > Math.max(capMs, 60_000)) failuresInRow = 0
+      if (failed) failuresInRow++
+      const delay = Math.min(baseMs * 2 ** Math.max(0, failuresInRow - 1), capMs)
+      const error = `app exited with ${signal ? `signal ${signal}` : `code ${code}`}${lastStderrLine ? `: ${lastStderrLine.slice(0, 500)}` : ''}`
+      if (failed) host.appCrashed(error, again ? delay : undefined)
       if (!again) {
         setStatus(failed ? 'failed' : 'exited')
         return
       }
       setStatus('restarting')
       restarts++
-      const delay = Math.min(1000 * 2 ** Math.min(restarts - 1, 5), 30_000)
       restartTimer = setTimeout(() => {
         restartTimer = undefined
         if (wantRunning && !ctx.signal.aborted) start(ctx)
