@@ -1,6 +1,6 @@
-import {chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
+import {chownSync, copyFileSync, cpSync, existsSync, lchownSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join, relative, isAbsolute} from 'node:path'
+import {basename, dirname, join, relative, isAbsolute} from 'node:path'
 
 /**
  * What keeps an instance process away from the node: Node's permission model (file access limited
@@ -140,6 +140,22 @@ export function stageBundle(bundlePath: string, runDir: string, user: RunAs | un
   copyFileSync(bundlePath, staged)
   if (user) chownSync(staged, user.uid, user.gid)
   return staged
+}
+
+/** Copies the files a plugin ships into the run dir (its work dir), owned by the instance's user. */
+export function copyFiles(filesDir: string, runDir: string, user: RunAs | undefined): void {
+  cpSync(filesDir, runDir, {recursive: true, verbatimSymlinks: true, filter: (path) => basename(path) !== '.r1-ready'})
+  if (user) chownTree(runDir, user)
+}
+
+/** chown -R (symlinks themselves, not what they point at). */
+export function chownTree(dir: string, user: RunAs): void {
+  chownSync(dir, user.uid, user.gid)
+  for (const entry of readdirSync(dir, {withFileTypes: true})) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) chownTree(path, user)
+    else lchownSync(path, user.uid, user.gid)
+  }
 }
 
 export function removeRunDir(dir: string | undefined): void {

@@ -12,8 +12,9 @@ export interface InstanceSpec {
   bundlePath?: string
   /** Name of a built-in signature (CUSTOM_EXEC_01, PROCESS_APP_RUNNER), when no bundle. */
   builtin?: string
-  /** sha256 of the files bundle the plugin ships (its work dir holds them). */
+  /** sha256 of the files bundle the plugin ships, and the folder holding them unpacked (copied into the instance's run dir). */
   filesHash?: string
+  filesDir?: string
   node: {address: string; alias: string}
   /** Emit PLUGIN_CONFIG_OK after the first good process (new or reconfigured instance). */
   announceConfig: boolean

@@ -16,7 +16,8 @@ import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
 import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
-import {WorkDirs} from './workdir.js'
+import {ShippedFiles, defaultFilesRoot} from './workdir.js'
+import {instanceUser} from './containment.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
@@ -42,6 +43,8 @@ export interface LocalNodeOptions {
   historySize?: number
   /** Per-instance rate of LOG events (lines over it are dropped and counted). */
   logRate?: LogRate
+  /** Where shipped files are unpacked and set up (outside the data dir); default: the temp dir, named after the data dir. */
+  filesRoot?: string
   /** Bundle disk quota and collection grace (defaults in bundle-store.ts: 512 MiB, 15 min). */
   bundles?: Pick<BundleStoreOptions, 'quotaBytes' | 'graceMs'>
   /** Problems found at start (e.g. the journal's), reported in heartbeats as R1_WARNINGS. */
@@ -114,8 +117,8 @@ export class LocalNode implements NodeCore {
   private chain: Promise<unknown> = Promise.resolve()
   private stopped = false
   private readonly workDir: string | undefined
-  /** Each instance's own work dir holding its plugin's files (nodes without a shared `workDir`). */
-  private readonly workDirs: WorkDirs | undefined
+  /** The files plugins ship, unpacked and set up (nodes without a shared `workDir`). */
+  private readonly files: ShippedFiles | undefined
   private readonly historySize: number
   private readonly heartbeatIntervalMs: number
   private readonly logRate: LogRate
@@ -140,9 +143,9 @@ export class LocalNode implements NodeCore {
     this.warningList = [...(options.warnings ?? [])]
     this.seq = options.startSeq ?? 0
     const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
-    this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env}
+    this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env, dataDir}
     this.workDir = options.workDir
-    this.workDirs = options.workDir ? undefined : new WorkDirs(dataDir, this.bundles, env)
+    this.files = options.workDir ? undefined : new ShippedFiles(options.filesRoot ?? defaultFilesRoot(dataDir), this.bundles, env, () => instanceUser(this.supervisorOptions.runAs))
     this.historySize = options.historySize ?? 5
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000
     this.logRate = options.logRate ?? DEFAULT_LOG_RATE
@@ -453,7 +456,7 @@ export class LocalNode implements NodeCore {
       config,
       ...(isBuiltin(signature) ? {builtin: signature} : {}),
       ...(bundleHash ? {bundlePath: this.bundles.path(bundleHash)} : {}),
-      ...(filesHash ? {filesHash} : {}),
+      ...(filesHash ? {filesHash, ...(this.files ? {filesDir: this.files.pathFor(filesHash)} : {})} : {}),
       node: {address: this.address, alias: this.alias},
       announceConfig: announce,
       ...(hash ? {configHash: hash} : {}),
@@ -488,12 +491,12 @@ export class LocalNode implements NodeCore {
     return supervisor
   }
 
-  /** Starts an instance once its work dir holds its files (a failed setup leaves it in `error`). */
+  /** Starts an instance once the files its plugin ships are unpacked and set up (a failed setup leaves it in `error`). */
   private startInstance(supervisor: InstanceSupervisor, path: PayloadPath): void {
-    if (!this.workDirs) return supervisor.start()
     const {spec} = supervisor
+    if (!this.files || !spec.filesHash) return supervisor.start()
     supervisor.preparing()
-    this.workDirs.prepare(spec, (level, text) => this.pluginLog(path, level, text)).then(
+    this.files.prepare(spec.filesHash, (level, text) => this.pluginLog(path, level, text)).then(
       () => {
         // removed, replaced or stopped meanwhile: nothing to start
         if (!this.stopped && supervisor.status === 'starting' && this.instance(spec.pipeline, spec.signature, spec.instanceId) === supervisor) supervisor.start()
@@ -532,7 +535,7 @@ export class LocalNode implements NodeCore {
     // a plugin whose process() legitimately runs long declares PROCESS_TIMEOUT (seconds) in its config
     const processTimeout = Number(spec.config.PROCESS_TIMEOUT)
     if (Number.isFinite(processTimeout) && processTimeout > 0) options.processTimeoutMs = processTimeout * 1000
-    options.cwd = this.workDir ?? this.workDirs!.pathFor(spec)
+    if (this.workDir) options.cwd = this.workDir
     return options
   }
 

@@ -143,7 +143,8 @@ export class ProjectRun {
         identity: generateIdentity(),
         allow: [client.address],
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
-        core: {workDir: dir, ...options.core},
+        // plugins under development run as the developer (no separate instance user)
+        core: {workDir: dir, ...options.core, supervisor: {runAs: false, ...options.core?.supervisor}},
         ...(options.log ? {log: options.log} : {}),
       })
       const session = await Session.connect({url: handle.url, nodeAddress: handle.address, identity: client, initiatorId: 'r1-run', wireTexts: options.wireTexts})

@@ -5,7 +5,7 @@ import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
 import {childEntry} from './child-entry.js'
 import {isoNow as iso} from './clock.js'
-import {createRunDir, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeRunDir, stageBundle, type RunAs} from './containment.js'
+import {copyFiles, createRunDir, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeRunDir, stageBundle, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 
 /** Timings of a supervisor; tests shrink them, the defaults are DESIGN.md's. */
@@ -251,6 +251,8 @@ export class InstanceSupervisor {
     if (!this.runDir) {
       this.runDir = createRunDir(user)
       liveRunDirs.add(this.runDir)
+      // the instance runs among its own copy of the files its plugin ships
+      if (this.specValue.filesDir) copyFiles(this.specValue.filesDir, this.runDir, user)
     }
     const spec: InstanceSpec = {...this.specValue, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
     // the bundle lives in the node's data dir, which the instance may not read: it gets its own copy

@@ -1,63 +1,50 @@
 import {spawn} from 'node:child_process'
-import {existsSync} from 'node:fs'
-import {cp, mkdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {lstat, mkdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 import type {LogLevel} from '../protocol/events.js'
 import {sha256Hex, type BundleStore} from './bundle.js'
+import {chownTree, killGroup, type RunAs} from './containment.js'
 import {unpackFiles} from './files-bundle.js'
 
 /**
- * Instance work dirs on a node: each instance runs in `<data>/work/<pipeline>/<signature>/<instance>`,
- * holding a copy of the files its plugin ships. A files bundle is unpacked once per hash into
- * `<data>/files/<hash>`, where its setup command runs once (its output goes to `log`); the copy into
- * the work dir is made again only when the files change.
+ * The files plugins ship, on a node: a files bundle is unpacked once per hash into
+ * `<files root>/<hash>`, owned by the instance user, where its setup command runs once, as that
+ * user (its output goes to `log`). Each instance then gets a copy in its own run dir (supervisor).
+ * The root lies outside the node's data dir, which instances may never read; by default it is in
+ * the temp dir, named after the data dir, so it outlives node restarts (not reboots).
  */
 
 /** Written last in an unpacked (and set up) files folder: a folder without it is redone. */
-const READY = '.r1-ready'
-/** Names the files bundle a work dir holds. */
-const HOLDS = '.r1-files'
+export const FILES_READY = '.r1-ready'
 const SETUP_TIMEOUT_MS = 15 * 60_000
 
 export type WorkLog = (level: LogLevel, text: string) => void
 
-export class WorkDirs {
+export function defaultFilesRoot(dataDir: string): string {
+  return join(tmpdir(), `r1-files-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`)
+}
+
+export class ShippedFiles {
   private readonly unpacking = new Map<string, Promise<string>>()
 
   constructor(
-    private readonly dataDir: string,
+    readonly root: string,
     private readonly bundles: BundleStore,
     /** The environment of setup commands (the instances' base environment). */
     private readonly env: Record<string, string>,
+    /** Who runs the setup and owns the files (the instance user; undefined: this process's user). Asked when needed: an unknown user fails the instances, not the node. */
+    private readonly user: () => RunAs | undefined,
   ) {}
 
-  pathFor(spec: {pipeline: string; signature: string; instanceId: string}): string {
-    return join(this.dataDir, 'work', ...[spec.pipeline, spec.signature, spec.instanceId].map(encodeURIComponent))
+  pathFor(hash: string): string {
+    return join(this.root, hash)
   }
 
-  /** Makes the instance's work dir hold the files of `filesHash` (none: an empty dir). */
-  async prepare(spec: {pipeline: string; signature: string; instanceId: string; filesHash?: string}, log: WorkLog): Promise<string> {
-    const dir = this.pathFor(spec)
-    if (!spec.filesHash) {
-      await mkdir(dir, {recursive: true, mode: 0o755})
-      return dir
-    }
-    const source = await this.unpacked(spec.filesHash, log)
-    if ((await readFile(join(dir, HOLDS), 'utf8').catch(() => '')) === spec.filesHash) return dir
-    await rm(dir, {recursive: true, force: true})
-    await cp(source, dir, {recursive: true, verbatimSymlinks: true, filter: (path) => path !== join(source, READY)})
-    await writeFile(join(dir, HOLDS), spec.filesHash)
-    return dir
-  }
-
-  /** Removes the work dirs of a pipeline (deleted) or of one instance. */
-  async remove(pipeline: string, signature?: string, instanceId?: string): Promise<void> {
-    const parts = [pipeline, ...(signature && instanceId ? [signature, instanceId] : [])].map(encodeURIComponent)
-    await rm(join(this.dataDir, 'work', ...parts), {recursive: true, force: true})
-  }
-
-  private unpacked(hash: string, log: WorkLog): Promise<string> {
+  /** The folder holding the files of `hash`, unpacked and set up (once; concurrent callers share the work). */
+  prepare(hash: string, log: WorkLog): Promise<string> {
     let pending = this.unpacking.get(hash)
     if (!pending) {
       pending = this.unpack(hash, log).finally(() => this.unpacking.delete(hash))
@@ -67,25 +54,37 @@ export class WorkDirs {
   }
 
   private async unpack(hash: string, log: WorkLog): Promise<string> {
-    const dir = join(this.dataDir, 'files', hash)
-    if (existsSync(join(dir, READY))) return dir
+    await this.ensureRoot()
+    const dir = this.pathFor(hash)
+    if ((await readFile(join(dir, FILES_READY), 'utf8').catch(() => undefined)) === hash) return dir
     await rm(dir, {recursive: true, force: true})
-    await mkdir(dir, {recursive: true, mode: 0o755})
+    await mkdir(dir, {mode: 0o755})
     const bytes = await readFile(this.bundles.path(hash))
     if (sha256Hex(bytes) !== hash) throw new Error(`the files bundle ${hash.slice(0, 12)}… on this node is corrupt; deploy again`)
+    const user = this.user()
     const header = await unpackFiles(bytes, dir)
-    if (header.setup) await runSetup(header.setup, dir, this.env, log)
-    await writeFile(join(dir, READY), '')
+    if (user) chownTree(dir, user)
+    if (header.setup) await runSetup(header.setup, dir, this.env, user, log)
+    await writeFile(join(dir, FILES_READY), hash)
     return dir
+  }
+
+  /** The root is ours alone: a folder someone else made (or a symlink) in the temp dir is refused. */
+  private async ensureRoot(): Promise<void> {
+    await mkdir(this.root, {recursive: true, mode: 0o711})
+    const info = await lstat(this.root)
+    const uid = process.getuid?.()
+    if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o022) !== 0) {
+      throw new Error(`${this.root} is not a private folder of this node (owner ${info.uid}, mode ${(info.mode & 0o777).toString(8)}); remove it or start the node with another --data-dir`)
+    }
   }
 }
 
-/** Runs a setup command in `dir` (its own process group, killed on timeout); output lines go to `log`. */
-function runSetup(setup: string, dir: string, env: Record<string, string>, log: WorkLog): Promise<void> {
-  const shown = setup
-  log('info', `setup: ${shown}`)
+/** Runs a setup shell line in `dir` as `user` (its own process group, killed on timeout); output lines go to `log`. */
+function runSetup(setup: string, dir: string, env: Record<string, string>, user: RunAs | undefined, log: WorkLog): Promise<void> {
+  log('info', `setup: ${setup}`)
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', setup], {cwd: dir, env: {...env, HOME: dir}, stdio: ['ignore', 'pipe', 'pipe'], detached: true})
+    const child = spawn('sh', ['-c', setup], {cwd: dir, env: {...env, HOME: dir}, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(user ? {uid: user.uid, gid: user.gid} : {})})
     let last = ''
     const forward = (stream: NodeJS.ReadableStream, level: LogLevel) =>
       createInterface({input: stream}).on('line', (line) => {
@@ -100,22 +99,13 @@ function runSetup(setup: string, dir: string, env: Record<string, string>, log: 
     }, SETUP_TIMEOUT_MS)
     child.once('error', (error) => {
       clearTimeout(timer)
-      reject(new Error(`setup "${shown}" could not start: ${error.message}`))
+      reject(new Error(`setup "${setup}" could not start: ${error.message}`))
     })
     child.once('exit', (code, signal) => {
       clearTimeout(timer)
       killGroup(child.pid) // anything it left behind
       if (code === 0) resolve()
-      else reject(new Error(`setup "${shown}" failed (${signal ?? `exit ${code}`})${last ? `: ${last}` : ''}`))
+      else reject(new Error(`setup "${setup}" failed (${signal ?? `exit ${code}`})${last ? `: ${last}` : ''}`))
     })
   })
-}
-
-function killGroup(pid: number | undefined): void {
-  if (!pid) return
-  try {
-    process.kill(-pid, 'SIGKILL')
-  } catch {
-    // already gone
-  }
 }
