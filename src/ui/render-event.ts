@@ -1,6 +1,7 @@
 import {Chalk, type ChalkInstance} from 'chalk'
 import type {NodeEvent} from '../protocol/events.js'
 import {out} from './colors.js'
+import {escapeControl, escapeControlKeepLines, escapeDeep} from './escape.js'
 
 /**
  * One node event as one human line (or a few, for an app's output): time, path, a compact payload.
@@ -100,8 +101,10 @@ function renderHeartbeat(event: Record<string, unknown>, c: ChalkInstance, max: 
 export function renderEvent(event: NodeEvent | ({EE_EVENT_TYPE: 'R1_GAP'} & Record<string, unknown>), options: RenderEventOptions = {}): string {
   const c = chalkOf(options)
   const max = options.maxWidth ?? 200
-  const record = event as Record<string, unknown>
-  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
+  // node data: control characters are shown, never interpreted by the terminal
+  const record = escapeDeep(event) as Record<string, unknown>
+  event = record as typeof event
+  const node = options.nodeLabel === undefined ? '' : `${c.blue(escapeControl(options.nodeLabel))} `
   if (record.EE_EVENT_TYPE === 'R1_GAP') {
     return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${c.yellow(`gap: events ${record.FROM_SEQ}..${record.TO_SEQ} are missing (${record.REASON})`)}`
   }
@@ -113,15 +116,19 @@ export function renderEvent(event: NodeEvent | ({EE_EVENT_TYPE: 'R1_GAP'} & Reco
         : event.EE_EVENT_TYPE === 'HEARTBEAT'
           ? renderHeartbeat(record, c, max)
           : clip(compactPayload(record), max)
-  return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${c.bold(pathLabel(event as NodeEvent))} ${body}`
+  const where = pathLabel(event as NodeEvent)
+  // a node-level event under a node label would name the node twice (`edge-a edge-a heartbeat`)
+  const label = options.nodeLabel !== undefined && where === escapeControl(options.nodeLabel) ? '' : `${c.bold(where)} `
+  return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${label}${body}`
 }
 
-/** A plugin's log line (ctx.log or console output), for stderr. */
-export function renderLog(log: {path: readonly (string | null)[]; level: string; text: string}, options: RenderEventOptions = {}): string {
+/** A plugin's log line (ctx.log or console output), for stderr, stamped with its time (default: now). */
+export function renderLog(log: {path: readonly (string | null)[]; level: string; text: string; time?: number}, options: RenderEventOptions = {}): string {
   const c = chalkOf(options)
   const [, pipeline, signature, instance] = log.path
-  const where = [pipeline, signature, instance].filter(Boolean).join('/')
+  const where = escapeControl([pipeline, signature, instance].filter(Boolean).join('/'))
   const level = log.level === 'error' ? c.red('error') : log.level === 'warn' ? c.yellow('warn ') : c.dim(log.level === 'debug' ? 'debug' : 'log  ')
-  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
-  return `${node}${c.dim(where)} ${level} ${log.text}`
+  const node = options.nodeLabel === undefined ? '' : `${c.blue(escapeControl(options.nodeLabel))} `
+  const time = timeOf({EE_TIMESTAMP: new Date(log.time ?? Date.now()).toISOString()} as NodeEvent, options.date ?? false)
+  return `${c.dim(time)} ${node}${c.dim(where)} ${level} ${escapeControlKeepLines(log.text)}`
 }

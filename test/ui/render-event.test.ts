@@ -31,6 +31,8 @@ describe('renderEvent', () => {
       ACTIVE_PLUGINS: [{INSTANCE_ID: 'm1', STATUS: 'running'}],
     } as unknown as NodeEvent
     expect(renderEvent(hb, {color: false})).toBe('03:04:05.067 edge heartbeat up 12s cpu 3.5% rss 50 MiB pipelines 1 instances 1 m1:running')
+    // labelled by node (r1 logs over many nodes): the node is named once, not `edge edge heartbeat`
+    expect(renderEvent(hb, {color: false, nodeLabel: 'edge'})).toBe('03:04:05.067 edge heartbeat up 12s cpu 3.5% rss 50 MiB pipelines 1 instances 1 m1:running')
   })
 
   it('progress, metrics and app output lines get their own shapes; long payloads are clipped', () => {
@@ -53,8 +55,10 @@ describe('renderEvent', () => {
 })
 
 describe('renderLog', () => {
-  it('a plugin log line with its instance path and level', () => {
-    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'warn', text: 'careful'}, {color: false})).toBe('p/S/i warn  careful')
-    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'hi'}, {color: false, nodeLabel: 'edge-a'})).toBe('edge-a p/S/i log   hi')
+  it('a plugin log line with its time, instance path and level', () => {
+    const time = new Date(2026, 0, 2, 3, 4, 5, 67).getTime()
+    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'warn', text: 'careful', time}, {color: false})).toBe('03:04:05.067 p/S/i warn  careful')
+    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'hi', time}, {color: false, nodeLabel: 'edge-a'})).toBe('03:04:05.067 edge-a p/S/i log   hi')
+    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'now'}, {color: false})).toMatch(/^\d\d:\d\d:\d\d\.\d{3} p\/S\/i log   now$/)
   })
 })
