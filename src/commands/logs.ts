@@ -65,7 +65,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
       SEARCH: f.search,
     })
     const since = f.since === undefined ? undefined : follow.parseSince(f.since)
-    const targets = await selectTargets(f.dir, f)
+    const targets = await selectTargets(f.dir, {...f, everyTargetByDefault: true})
     const identity = await requireIdentity(cliKeyPath())
     const labelled = targets.length > 1
     const stop = new AbortController()

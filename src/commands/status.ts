@@ -10,8 +10,8 @@ export default class Status extends BaseCommand<typeof Status> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage, nodeStatus}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
-    const result = await manage(this.flags, this.signal, (link) => nodeStatus(link))
+    const [{statusOfNodes}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
+    const result = await statusOfNodes(this.flags, this.signal)
     if (!this.jsonEnabled()) {
       const [{out, err}, {renderStatusReport, failureText}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
       process.stdout.write(renderStatusReport(result.targets as Array<{target: string; status: string; url: string; error?: string; result?: NodeStatus}>, out))

@@ -54,6 +54,19 @@ function notFound(message: string, given: string): R1Error {
   })
 }
 
+/** A config.yaml is a few KiB; parsing tens of MiB takes minutes and gigabytes, so a larger file is refused unread. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+function refuseOversized(file: string, size: number): void {
+  if (size <= MAX_MANIFEST_BYTES) return
+  const mib = (bytes: number) => `${Math.round((bytes / 1048576) * 10) / 10} MiB`
+  throw new R1Error(`${file} is ${mib(size)}: larger than the ${mib(MAX_MANIFEST_BYTES)} a config.yaml may be`, ExitCode.INVALID_CONFIG, {
+    code: 'MANIFEST_TOO_LARGE',
+    hint: 'Is this the right file? Keep data out of config.yaml: plugins read their files at run time.',
+    details: {file, size, max: MAX_MANIFEST_BYTES},
+  })
+}
+
 export interface ValidateOptions {
   /**
    * `auto` (default): js-yaml first, yaml@2 only when there is a diagnostic to position or js-yaml
@@ -68,8 +81,10 @@ export async function validateProject(pathOrDir: string, options: ValidateOption
   const file = resolveManifestPath(pathOrDir)
   let source: string
   try {
+    refuseOversized(file, statSync(file).size)
     source = readFileSync(file, 'utf8')
   } catch (error) {
+    if (error instanceof R1Error) throw error
     throw new R1Error(`Cannot read ${file}: ${(error as Error).message}`, ExitCode.FAILURE, {
       code: 'MANIFEST_UNREADABLE',
       hint: 'Check the file permissions.',

@@ -15,7 +15,7 @@ export default class PipelinesLs extends BaseCommand<typeof PipelinesLs> {
 
   public async run() {
     const [{manage, nodeStatus}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
-    const result = await manage(this.flags, this.signal, async (link) => (await nodeStatus(link)).pipelines)
+    const result = await manage(this.flags, this.signal, async (link) => (await nodeStatus(link)).pipelines, {readOnly: true})
     if (!this.jsonEnabled()) {
       const [{out, err}, {table, paintStatus, failureText}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
       const rows = result.targets.flatMap((t) =>
