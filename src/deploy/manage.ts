@@ -194,10 +194,31 @@ export async function statusOfNodes(flags: ManageFlags, signal: AbortSignal | un
 }
 
 /** `r1 pipelines stop`: ARCHIVE_CONFIG, confirmed by PIPELINE_ARCHIVE_OK (the node keeps it for rollback). */
-export async function stopPipeline(link: NodeLink, name: string, timeoutMs: number): Promise<{pipeline: string; archived: true}> {
-  requirePipeline(await link.state(), name, link.alias)
+export async function stopPipeline(link: NodeLink, name: string, timeoutMs: number): Promise<{pipeline: string; archived: true; alreadyStopped?: true}> {
+  const state = await link.state()
+  // stopping what is already stopped is done, not an error (scripts can run it twice)
+  if (!state.pipelines.some((p) => p.NAME === name) && state.archived.some((p) => p.NAME === name)) return {pipeline: name, archived: true, alreadyStopped: true}
+  requirePipeline(state, name, link.alias)
   await confirmOne(link, 'ARCHIVE_CONFIG', name, {pipeline: name, pipelineCode: NotificationCode.PIPELINE_ARCHIVE_OK, instances: []}, `Stopping ${name} on ${link.alias}`, timeoutMs)
   return {pipeline: name, archived: true}
+}
+
+/**
+ * `r1 pipelines delete` may go ahead: with --yes; on a terminal, once the user says yes; without one,
+ * a usage error naming --yes (a delete drops the kept versions too, so it is never implied).
+ */
+export async function confirmDelete(name: string, options: {yes?: boolean; json?: boolean}): Promise<void> {
+  if (options.yes) return
+  const {canPrompt} = await import('../ui/prompts.js')
+  if (!canPrompt(options.json)) {
+    throw new R1Error(`Deleting pipeline ${name} needs --yes (no prompt without a terminal).`, ExitCode.USAGE, {
+      code: 'MISSING_FLAG',
+      hint: `Run again with --yes: r1 pipelines delete ${name} --yes (\`r1 pipelines stop ${name}\` keeps it for rollback instead).`,
+    })
+  }
+  const {terminalAsker} = await import('../scaffold/prompts.js')
+  const ok = await terminalAsker().confirm(`Delete pipeline ${name} and every version the nodes keep of it?`, false)
+  if (!ok) throw new R1Error(`Not deleted: ${name}`, ExitCode.FAILURE, {code: 'DECLINED'})
 }
 
 /** `r1 pipelines delete`: DELETE_CONFIG, confirmed by PIPELINE_DELETE_OK. */

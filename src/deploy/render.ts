@@ -181,3 +181,15 @@ export function renderStatusReport(targets: ReadonlyArray<{target: string; statu
   )
   return blocks.join('\n\n') + '\n'
 }
+
+/** `r1 node info`: the address first (what to pin), then what else the hello says, and the target line to paste. */
+export function renderNodeInfo(info: {url: string; address: string; alias: string; version: string | null; lastSeq: number}, color: ChalkInstance): string {
+  const e = escapeControl
+  return [
+    `${color.bold('address')}  ${e(info.address)}`,
+    `${color.bold('alias')}    ${e(info.alias || '-')}`,
+    `${color.bold('version')}  ${e(info.version ?? '-')}`,
+    `${color.bold('url')}      ${e(info.url)}`,
+    color.dim(`# config.yaml: targets:\n#   ${e(info.alias || 'my-node')}: { url: "${e(info.url)}", address: "${e(info.address)}" }`),
+  ].join('\n') + '\n'
+}
