@@ -32,7 +32,16 @@ export default class Run extends BaseCommand<typeof Run> {
         return seconds
       },
     })(),
-    once: Flags.boolean({description: 'Stop after every instance has processed once', exclusive: ['watch']}),
+    once: Flags.boolean({description: 'Stop after every instance has processed once; exit 1 when a first process() fails or crashes', exclusive: ['watch']}),
+    timeout: Flags.custom<number>({
+      description: 'With --once: give up (exit 5) when an instance has no first result after this many seconds',
+      dependsOn: ['once'],
+      parse: async (input) => {
+        const seconds = Number(input)
+        if (!Number.isFinite(seconds) || seconds <= 0) throw new R1Error(`--timeout expects a positive number of seconds, got "${input}"`, ExitCode.USAGE)
+        return seconds
+      },
+    })(),
     watch: Flags.boolean({char: 'w', description: 'Re-validate, re-bundle and apply what changed when config.yaml or plugin sources change'}),
     'data-dir': Flags.string({description: 'Keep the node state here instead of a throw-away folder'}),
   }
@@ -79,6 +88,10 @@ export default class Run extends BaseCommand<typeof Run> {
       {json},
     ).run()
     if (failure) throw failure
+    // listening from now on: a first process() that fails right away is not missed
+    const timeoutMs = this.flags.timeout === undefined ? undefined : this.flags.timeout * 1000
+    const processed = this.flags.once ? run.whenAllProcessed({timeoutMs}) : undefined
+    processed?.catch(() => undefined)
 
     const stopped = new Promise<void>((resolve) => {
       if (this.signal.aborted) resolve()
@@ -100,8 +113,8 @@ export default class Run extends BaseCommand<typeof Run> {
     } else {
       await Promise.race([run.whenStarted(), stopped])
     }
-    await Promise.race([stopped, ...(this.flags.once ? [run.whenAllProcessed()] : [])])
-    await run.stop()
+    // a failed first process(): stop first, so the error is the last thing printed (after every event)
+    await Promise.race([stopped, ...(processed ? [processed] : [])]).finally(() => run.stop())
     return undefined
   }
 }
