@@ -52,7 +52,7 @@ export default class Run extends BaseCommand<typeof Run> {
     const {validateForRun, buildForRun, ProjectRun} = await import('../runtime/project-run.js')
     const [{renderEvent, renderLog}, {eventJsonLine}] = await Promise.all([import('../ui/render-event.js'), import('../ui/event-json.js')])
     const {err} = await import('../ui/colors.js')
-    const {tasks} = await import('../ui/tasks.js')
+    const {tasks, heldOutput} = await import('../ui/tasks.js')
     const validated = await validateForRun(this.flags.dir, argv as string[], {color: err.level > 0})
 
     // bundling and starting the node overlap: time to first payload is a budget (DESIGN.md §7)
@@ -64,6 +64,8 @@ export default class Run extends BaseCommand<typeof Run> {
     let built!: Awaited<typeof building>
     let run!: Awaited<typeof starting>
     let failure: Error | undefined
+    // events and logs that arrive while the task list is drawn wait for it (a redraw would erase them)
+    const output = heldOutput(!json && Boolean(process.stderr.isTTY))
     const step = (fn: () => Promise<void>) => async () => {
       try {
         if (!failure) await fn()
@@ -78,8 +80,8 @@ export default class Run extends BaseCommand<typeof Run> {
           title: 'Start the runtime',
           task: step(async () => {
             run = await starting
-            run.onEvent((event) => process.stdout.write(json ? eventJsonLine(event) : renderEvent(event) + '\n'))
-            run.node.onLog((log) => process.stderr.write(renderLog(log, {color: err.level > 0}) + '\n'))
+            run.onEvent((event) => output.write(process.stdout, json ? eventJsonLine(event) : renderEvent(event) + '\n'))
+            run.node.onLog((log) => output.write(process.stderr, renderLog({...log, time: Date.now()}, {color: err.level > 0}) + '\n'))
             await run.subscribe()
           }),
         },
@@ -87,6 +89,7 @@ export default class Run extends BaseCommand<typeof Run> {
       ],
       {json},
     ).run()
+    output.release()
     if (failure) throw failure
     // listening from now on: a first process() that fails right away is not missed
     const timeoutMs = this.flags.timeout === undefined ? undefined : this.flags.timeout * 1000
