@@ -5,12 +5,13 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {type NodeProcess, bin, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
+import {type NodeProcess, bin, cliIdentity, r1, repoRoot, selfSignedCert, startNode, tempRoot} from '../deploy/nodes.js'
 
 const root = tempRoot('r1-e2e-cli-side-')
 const project = join(root.dir, 'project')
 let env: Record<string, string>
 let strangerEnv: Record<string, string>
+let myAddress: string
 let nodes: NodeProcess[] = []
 
 function cli(args: string[], options: {env?: Record<string, string>} = {}) {
@@ -20,6 +21,7 @@ function cli(args: string[], options: {env?: Record<string, string>} = {}) {
 beforeAll(async () => {
   const identity = await cliIdentity(root.dir)
   env = identity.env
+  myAddress = identity.address
   strangerEnv = (await cliIdentity(root.dir, 'stranger')).env
   nodes = await Promise.all(['a', 'b'].map((n) => startNode({dataDir: join(root.dir, `node-${n}`), allow: [identity.address]})))
   cpSync(fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url)), project, {recursive: true})
@@ -157,4 +159,31 @@ describe('a node that dies after accepting the deploy', () => {
       await node.stop()
     }
   }, 90_000)
+})
+
+describe('a wss:// node with a self-signed certificate', () => {
+  it('fails with a hint naming --ca; a target in config.yaml may name its ca file', async () => {
+    const dir = join(root.dir, 'tls')
+    mkdirSync(dir, {recursive: true})
+    const tls = await selfSignedCert(dir)
+    const node = await startNode({dataDir: join(dir, 'node'), tls, allow: [myAddress]})
+    try {
+      const config = (ca: string) =>
+        writeFileSync(join(dir, 'config.yaml'), `name: tls\nversion: 0.1.0\npipelines: {}\ntargets:\n  edge: { url: "${node.url}", address: "${node.address}"${ca} }\n`)
+      config('')
+      const untrusted = await r1(['status', '--dir', dir, '--json'], {env})
+      expect(untrusted.exitCode).toBe(7)
+      expect(untrusted.json.targets[0].error).toContain('not trusted')
+      const human = await r1(['status', '--dir', dir], {env})
+      expect(human.stderr).toContain('--ca')
+      config(', ca: cert.pem')
+      expect((await r1(['validate', dir, '--json'])).json.valid).toBe(true)
+      const trusted = await r1(['status', '--dir', dir, '--json'], {env})
+      expect(trusted.exitCode, trusted.stderr + trusted.stdout).toBe(0)
+      const info = await r1(['node', 'info', '--node', node.url, '--ca', tls.cert, '--json'], {env})
+      expect(info.json.address).toBe(node.address)
+    } finally {
+      await node.stop()
+    }
+  }, 60_000)
 })
