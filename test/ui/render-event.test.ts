@@ -59,6 +59,6 @@ describe('renderLog', () => {
     const time = new Date(2026, 0, 2, 3, 4, 5, 67).getTime()
     expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'warn', text: 'careful', time}, {color: false})).toBe('03:04:05.067 p/S/i warn  careful')
     expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'hi', time}, {color: false, nodeLabel: 'edge-a'})).toBe('03:04:05.067 edge-a p/S/i log   hi')
-    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'now'}, {color: false})).toMatch(/^\d\d:\d\d:\d\d\.\d{3} p\/S\/i log   now$/)
+    expect(renderLog({path: ['n', 'p', 'S', 'i'], level: 'info', text: 'now'}, {color: false})).toMatch(/^\d\d:\d\d:\d\d\.\d{3} p\/S\/i log {3}now$/)
   })
 })
