@@ -102,7 +102,7 @@ function hintFor(status: TargetStatus): string {
     case 'rejected':
       return 'The node refused the command for the reason above; `r1 status` shows what it holds.'
     case 'unreachable':
-      return 'Check the URL and that the node is running (r1 node start), and that --address matches the node.'
+      return 'Check the URL and that the node is running (r1 node start); a wss:// node with a self-signed certificate needs --ca.'
     case 'timeout':
       return 'The node did not confirm in time: check `r1 status`, or raise --wait-timeout.'
     default:
