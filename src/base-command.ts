@@ -1,5 +1,6 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import {ExitCode, R1Error, exitCodeOf} from './errors.js'
+import {closest} from './manifest/diagnostics.js'
 import {type ErrorJson, errorJson, errorText} from './ui/error-report.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -80,6 +81,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(error: Error & {exitCode?: number}): Promise<void> {
+    error = this.withFlagSuggestion(error)
     process.exitCode = exitCodeOf(error)
     if (this.jsonEnabled()) this.logJson(this.toErrorJson(error))
     else process.stderr.write(errorText(error))
@@ -90,6 +92,21 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.off('SIGTERM', this.onSignal)
     await this.runCleanups()
     await super.finally(error)
+  }
+
+  /** oclif's "Nonexistent flag: --forse" as a usage error that suggests the flag meant (`--force`). */
+  private withFlagSuggestion(error: Error): Error {
+    const unknown = (error as {flags?: unknown}).flags
+    if (!/^Nonexistent flags?:/.test(error.message) || !Array.isArray(unknown)) return error
+    const ctor = this.ctor as typeof BaseCommand
+    const known = Object.entries({...ctor.baseFlags, ...ctor.flags}).flatMap(([name, flag]) => [`--${name}`, ...((flag as {char?: string}).char ? [`-${(flag as {char?: string}).char}`] : [])])
+    const suggestions = (unknown as string[]).map((flag) => ({flag, guess: closest(flag.split('=')[0], known)}))
+    const said = suggestions.map(({flag, guess}) => `${flag}${guess ? ` (did you mean ${guess}?)` : ''}`)
+    return new R1Error(`Unknown flag${unknown.length === 1 ? '' : 's'}: ${said.join(', ')}`, ExitCode.USAGE, {
+      code: 'UNKNOWN_FLAG',
+      hint: `\`${['r1', ...(this.id ?? '').split(':').filter(Boolean)].join(' ')} --help\` lists every flag.`,
+      details: {flags: unknown, suggestions: Object.fromEntries(suggestions.filter((s) => s.guess).map((s) => [s.flag, s.guess]))},
+    })
   }
 
   private async runCleanups(): Promise<void> {

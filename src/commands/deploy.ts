@@ -65,17 +65,17 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   }
 
   private async render(result: DeployResult): Promise<void> {
-    const [{out, err}, {renderDeploySummary, renderPlan}, {failureOf}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js'), import('../deploy/fanout.js')])
+    const [{out, err}, {renderDeploySummary, renderPlanOf, failureText}, {failureOf}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js'), import('../deploy/fanout.js')])
     const lines: string[] = []
     if (this.flags['dry-run']) {
       for (const t of result.targets) {
-        lines.push(out.bold(`${t.target} (${t.url})`), ...(t.plan ? renderPlan(t.plan, out) : [out.red(`  ${t.status}: ${t.error}`)]))
+        lines.push(...renderPlanOf(t, out))
       }
     } else {
       lines.push(...renderDeploySummary(result.targets, out))
     }
     process.stdout.write(lines.join('\n') + '\n')
     const failure = failureOf(this.flags['dry-run'] ? 'Planning' : 'Deploy', result.targets)
-    if (failure) process.stderr.write(`${err.red('✖')} ${failure.message}\n${err.dim('→ ' + failure.hint)}\n`)
+    if (failure) process.stderr.write(failureText(failure, err))
   }
 }

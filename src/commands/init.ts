@@ -69,7 +69,7 @@ export default class Init extends BaseCommand<typeof Init> {
     const asker = canPrompt(json) ? scaffold.terminalAsker(signal) : undefined
     scaffold.checkNameFlags(given)
     if (args.dir) await scaffold.checkTarget(resolve(args.dir), flags.force)
-    const ref = scaffold.parseTemplateRef(await scaffold.chooseTemplate(given, asker), flags.path)
+    const ref = scaffold.parseTemplateRef(await scaffold.chooseTemplate(given, asker, undefined, args.dir), flags.path)
 
     // Only a clone takes long enough to deserve progress; built-in and local templates are read directly.
     const fetched: {template?: Awaited<ReturnType<typeof scaffold.fetchTemplate>>} = {}
@@ -88,6 +88,7 @@ export default class Init extends BaseCommand<typeof Init> {
     if (!args.dir) await scaffold.checkTarget(dir, flags.force)
     const values = {name: answers.name, signature: answers.signature, schemaPath: scaffold.GENERATED_SCHEMA_PATH, r1Dependency: scaffold.r1DependencySpec()}
 
+    let installError: Error | undefined
     const result: InitResult = {dir, template: template.label, name: answers.name, signature: answers.signature ?? null, files: [], installed: false, git: false}
     await tasks([
       {title: `Write ${answers.name} to ${dir}`, task: async (_ctx, task) => {
@@ -95,9 +96,16 @@ export default class Init extends BaseCommand<typeof Init> {
           check: (staged) => scaffold.checkProjectDir(staged, 'The generated project', {color: err.level > 0})})
         task.title = `Wrote ${result.files.length} files to ${dir}`
       }},
-      {title: `Install dependencies with ${answers.packageManager}`, enabled: () => answers.install, task: async () => {
-        await scaffold.installDependencies(dir, answers.packageManager, signal)
-        result.installed = true
+      {title: `Install dependencies with ${answers.packageManager}`, enabled: () => answers.install, task: async (_ctx, task) => {
+        try {
+          await scaffold.installDependencies(dir, answers.packageManager, signal)
+          result.installed = true
+        } catch (error) {
+          // reported at the end (exit 1); git init still runs, it is never skipped silently
+          if (signal.aborted) throw error
+          installError = error as Error
+          task.skip(`Install failed: ${installError.message.split('\n')[0]}`)
+        }
       }},
       // After the install, so the first commit holds the lock file.
       {title: 'Initialize a git repository', enabled: () => answers.git, task: async (_ctx, task) => {
@@ -108,6 +116,7 @@ export default class Init extends BaseCommand<typeof Init> {
     ], {json}).run()
 
     if (!json) this.log(scaffold.nextSteps(result, answers.packageManager, process.cwd()))
+    if (installError) throw installError
     return result
   }
 }

@@ -45,7 +45,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
   public async run(): Promise<undefined> {
     const f = this.flags
     const json = this.jsonEnabled()
-    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}, {readCa}, {eventJsonLine}] = await Promise.all([
+    const [{selectTargets}, {cliKeyPath, requireIdentity}, {EventFilterSchema}, follow, {renderEvent}, {out, err}, {readCa}, {eventJsonLine}, {escapeControl}] = await Promise.all([
       import('../deploy/project.js'),
       import('../protocol/identity.js'),
       import('../protocol/filter.js'),
@@ -54,6 +54,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
       import('../ui/colors.js'),
       import('../deploy/link.js'),
       import('../ui/event-json.js'),
+      import('../ui/escape.js'),
     ])
     const filter = EventFilterSchema.parse({
       TYPES: f.type?.map((t) => t.toUpperCase()),
@@ -65,13 +66,13 @@ export default class Logs extends BaseCommand<typeof Logs> {
       SEARCH: f.search,
     })
     const since = f.since === undefined ? undefined : follow.parseSince(f.since)
-    const targets = await selectTargets(f.dir, f)
+    const targets = await selectTargets(f.dir, {...f, everyTargetByDefault: true})
     const identity = await requireIdentity(cliKeyPath())
     const labelled = targets.length > 1
     const stop = new AbortController()
     this.signal.addEventListener('abort', () => stop.abort(), {once: true})
     const sink = new follow.LineSink(process.stdout, () => stop.abort()) // reader gone (| head): stop quietly
-    const warn = (text: string) => process.stderr.write(`${err.yellow('!')} ${text}\n`)
+    const warn = (text: string) => process.stderr.write(`${err.yellow('!')} ${escapeControl(text)}\n`)
 
     const result = await follow.followNodes(
       {
@@ -95,7 +96,7 @@ export default class Logs extends BaseCommand<typeof Logs> {
           if (notice.kind === 'unreachable') warn(`${target.name}: ${notice.message}; retrying in ${Math.round(notice.retryInMs / 100) / 10}s`)
           else if (notice.kind === 'failed') warn(`${target.name}: ${notice.message}`)
           else if (notice.kind === 'warning') warn(`${target.name}: ${notice.message}`)
-          else if (notice.kind === 'connected') this.note(err.dim(`${target.name}: connected to ${notice.alias || target.address} (last seq ${notice.nodeLastSeq})`))
+          else if (notice.kind === 'connected') this.note(err.dim(escapeControl(`${target.name}: connected to ${notice.alias || target.address} (last seq ${notice.nodeLastSeq})`)))
           else if (notice.kind === 'live' && f.follow) this.note(err.dim(`${target.name}: history replayed, following live events`))
         },
       },

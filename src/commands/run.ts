@@ -32,7 +32,16 @@ export default class Run extends BaseCommand<typeof Run> {
         return seconds
       },
     })(),
-    once: Flags.boolean({description: 'Stop after every instance has processed once', exclusive: ['watch']}),
+    once: Flags.boolean({description: 'Stop after every instance has processed once; exit 1 when a first process() fails or crashes', exclusive: ['watch']}),
+    timeout: Flags.custom<number>({
+      description: 'With --once: give up (exit 5) when an instance has no first result after this many seconds',
+      dependsOn: ['once'],
+      parse: async (input) => {
+        const seconds = Number(input)
+        if (!Number.isFinite(seconds) || seconds <= 0) throw new R1Error(`--timeout expects a positive number of seconds, got "${input}"`, ExitCode.USAGE)
+        return seconds
+      },
+    })(),
     watch: Flags.boolean({char: 'w', description: 'Re-validate, re-bundle and apply what changed when config.yaml or plugin sources change'}),
     'data-dir': Flags.string({description: 'Keep the node state here instead of a throw-away folder'}),
   }
@@ -43,7 +52,7 @@ export default class Run extends BaseCommand<typeof Run> {
     const {validateForRun, buildForRun, ProjectRun} = await import('../runtime/project-run.js')
     const [{renderEvent}, {eventJsonLine}] = await Promise.all([import('../ui/render-event.js'), import('../ui/event-json.js')])
     const {err} = await import('../ui/colors.js')
-    const {tasks} = await import('../ui/tasks.js')
+    const {tasks, heldOutput} = await import('../ui/tasks.js')
     const validated = await validateForRun(this.flags.dir, argv as string[], {color: err.level > 0})
 
     // bundling and starting the node overlap: time to first payload is a budget (DESIGN.md §7)
@@ -55,6 +64,8 @@ export default class Run extends BaseCommand<typeof Run> {
     let built!: Awaited<typeof building>
     let run!: Awaited<typeof starting>
     let failure: Error | undefined
+    // events and logs that arrive while the task list is drawn wait for it (a redraw would erase them)
+    const output = heldOutput(!json && Boolean(process.stderr.isTTY))
     const step = (fn: () => Promise<void>) => async () => {
       try {
         if (!failure) await fn()
@@ -69,7 +80,7 @@ export default class Run extends BaseCommand<typeof Run> {
           title: 'Start the runtime',
           task: step(async () => {
             run = await starting
-            run.onEvent((event) => process.stdout.write(json ? eventJsonLine(event) : renderEvent(event) + '\n'))
+            run.onEvent((event) => output.write(process.stdout, json ? eventJsonLine(event) : renderEvent(event) + '\n'))
             await run.subscribe()
           }),
         },
@@ -77,7 +88,12 @@ export default class Run extends BaseCommand<typeof Run> {
       ],
       {json},
     ).run()
+    output.release()
     if (failure) throw failure
+    // listening from now on: a first process() that fails right away is not missed
+    const timeoutMs = this.flags.timeout === undefined ? undefined : this.flags.timeout * 1000
+    const processed = this.flags.once ? run.whenAllProcessed({timeoutMs}) : undefined
+    processed?.catch(() => undefined)
 
     const stopped = new Promise<void>((resolve) => {
       if (this.signal.aborted) resolve()
@@ -99,8 +115,8 @@ export default class Run extends BaseCommand<typeof Run> {
     } else {
       await Promise.race([run.whenStarted(), stopped])
     }
-    await Promise.race([stopped, ...(this.flags.once ? [run.whenAllProcessed()] : [])])
-    await run.stop()
+    // a failed first process(): stop first, so the error is the last thing printed (after every event)
+    await Promise.race([stopped, ...(processed ? [processed] : [])]).finally(() => run.stop())
     return undefined
   }
 }

@@ -10,16 +10,13 @@ export default class Status extends BaseCommand<typeof Status> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage, nodeStatus}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
-    const result = await manage(this.flags, this.signal, (link) => nodeStatus(link))
+    const [{statusOfNodes}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
+    const result = await statusOfNodes(this.flags, this.signal)
     if (!this.jsonEnabled()) {
-      const [{out, err}, {renderNodeStatus}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
-      const blocks = result.targets.map((t) =>
-        t.result ? renderNodeStatus(t.target, t.result as NodeStatus, out).join('\n') : `${out.bold(t.target)} ${out.red(t.status)}  ${t.url}\n  ${t.error ?? ''}`,
-      )
-      process.stdout.write(blocks.join('\n\n') + '\n')
+      const [{out, err}, {renderStatusReport, failureText}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
+      process.stdout.write(renderStatusReport(result.targets as Array<{target: string; status: string; url: string; error?: string; result?: NodeStatus}>, out))
       const failure = failureOf('Status', result.targets)
-      if (failure) process.stderr.write(`${err.red('✖')} ${failure.message}\n${err.dim('→ ' + failure.hint)}\n`)
+      if (failure) process.stderr.write(failureText(failure, err))
     }
     process.exitCode = result.exitCode
     return result

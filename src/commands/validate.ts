@@ -17,17 +17,18 @@ export default class Validate extends BaseCommand<typeof Validate> {
   ]
 
   static override args = {
-    path: Args.string({description: 'Project folder or its config.yaml', default: '.'}),
+    path: Args.string({description: 'Project folder or its config.yaml (or --dir)'}),
   }
 
   static override flags = {
+    dir: Flags.string({char: 'd', description: 'Project folder (same as the path argument)'}),
     strict: Flags.boolean({description: 'Fail (exit 3) on warnings too'}),
   }
 
   public async run(): Promise<ValidateResult> {
     // Loaded here, not at module top: `r1 --help` and other commands never pay for yaml.
-    const [{validateProject}, {validationReport}, {out}] = await Promise.all([import('../manifest/validate.js'), import('../manifest/format.js'), import('../ui/colors.js')])
-    const report = validationReport(await validateProject(this.args.path), {strict: this.flags.strict, color: out.level > 0})
+    const [{validateProject, projectPath}, {validationReport}, {out}] = await Promise.all([import('../manifest/validate.js'), import('../manifest/format.js'), import('../ui/colors.js')])
+    const report = validationReport(await validateProject(projectPath(this.args.path, this.flags.dir)), {strict: this.flags.strict, color: out.level > 0})
     process.exitCode = report.exitCode
     if (!this.jsonEnabled()) process.stdout.write(report.text)
     return report.json

@@ -22,6 +22,8 @@ export type Verdict =
   | {state: 'confirmed'; info?: Record<string, unknown>}
   | {state: 'rejected'; reason: string; code?: number}
   | {state: 'failed'; reason: string; instance?: InstanceRef; code?: number}
+  /** The connection to the node was lost before every confirmation came. */
+  | {state: 'lost'; reason: string}
 
 /** Codes that mean an instance's code failed (rather than the command being refused). */
 const INSTANCE_FAILURES = new Set<number>([NotificationCode.PLUGIN_EXCEPTION, NotificationCode.PLUGIN_CRASHED, NotificationCode.PLUGIN_CONFIG_FAILED, NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED])

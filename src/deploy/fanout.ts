@@ -14,6 +14,8 @@ export interface NodeLink {
   readonly alias: string
   /** Every node event from now on (already verified); returns the unsubscribe function. */
   onEvent(listener: (event: NodeEvent) => void): () => void
+  /** Called when the connection is gone and not back within seconds (exit 7); optional for links that cannot tell. */
+  onLost?(listener: (error: Error) => void): () => void
   /** Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4). */
   send(action: string, payload: unknown): Promise<string>
   /** Also receive the node's notifications that name no command (an instance's exception), to fail fast. */
@@ -53,6 +55,11 @@ export function isFailure(status: TargetStatus): boolean {
   return FAILED_STATUSES.has(status)
 }
 
+/** The hint a thrown error carries (a rejection's, by its reason), for the per-target results. */
+export function hintOfError(error: unknown): string | undefined {
+  return error instanceof R1Error ? error.hint : undefined
+}
+
 /** The status a thrown error gives a target: its exit code tells rejected / timeout / unreachable. */
 export function statusOfError(error: unknown): TargetStatus {
   const code = exitCodeOf(error)
@@ -78,23 +85,24 @@ export function exitCodeFor(results: ReadonlyArray<{status: TargetStatus}>): Exi
 }
 
 /** The error a failed per-target command ends with (its results are in `details`); undefined when all went well. */
-export function failureOf<R extends {status: TargetStatus; target: string; error?: string}>(what: string, results: R[]): R1Error | undefined {
+export function failureOf<R extends {status: TargetStatus; target: string; error?: string; hint?: string}>(what: string, results: R[]): R1Error | undefined {
   const code = exitCodeFor(results)
   if (code === ExitCode.OK) return undefined
   const failed = results.filter((r) => isFailure(r.status))
   const lines = failed.map((r) => `${r.target}: ${r.status}${r.error ? ` — ${r.error}` : ''}`)
   return new R1Error(`${what} failed on ${failed.length} of ${results.length} target${results.length === 1 ? '' : 's'}:\n  ${lines.join('\n  ')}`, code, {
     code: code === ExitCode.PARTIAL ? 'PARTIAL_FAILURE' : `TARGET_${failed[0].status.toUpperCase().replace('-', '_')}`,
-    hint: hintFor(failed[0].status),
+    // the first failure's own hint (a rejection's is by its reason), else one by status
+    hint: failed.find((r) => r.hint)?.hint ?? hintFor(failed[0].status),
   })
 }
 
 function hintFor(status: TargetStatus): string {
   switch (status) {
     case 'rejected':
-      return 'The node refused the command: is your key on its allow-list? (on the node: r1 node allow <your address>; yours: r1 keys show)'
+      return 'The node refused the command for the reason above; `r1 status` shows what it holds.'
     case 'unreachable':
-      return 'Check the URL and that the node is running (r1 node start), and that --address matches the node.'
+      return 'Check the URL and that the node is running (r1 node start); a wss:// node with a self-signed certificate needs --ca.'
     case 'timeout':
       return 'The node did not confirm in time: check `r1 status`, or raise --wait-timeout.'
     default:
@@ -139,6 +147,8 @@ export async function sendAndConfirm(
     for (const t of trackers) t.observe(event)
     check()
   })
+  // a node that died after accepting will never confirm: end the wait now, as unreachable
+  const offLost = link.onLost?.((error) => settle({state: 'lost', reason: error.message}))
   const started = performance.now()
   let timer: NodeJS.Timeout | undefined
   const onAbort = () => settle({state: 'failed', reason: 'interrupted'})
@@ -164,6 +174,7 @@ export async function sendAndConfirm(
     clearTimeout(timer)
     signal?.removeEventListener('abort', onAbort)
     unsubscribe()
+    offLost?.()
   }
 }
 
@@ -176,6 +187,11 @@ export function verdictError(verdict: Verdict, what: string, timeoutMs: number):
       return new R1Error(`${what} was rejected: ${verdict.reason}`, ExitCode.REJECTED, {code: 'REJECTED'})
     case 'failed':
       return new R1Error(`${what} failed: ${verdict.reason}`, ExitCode.FAILURE, {code: 'INSTANCE_FAILED'})
+    case 'lost':
+      return new R1Error(`${what}: the node was accepting the command, then ${verdict.reason}; it may or may not have been applied`, ExitCode.UNREACHABLE, {
+        code: 'NODE_UNREACHABLE',
+        hint: 'Check that the node is running (`r1 status` shows what it holds), then deploy again.',
+      })
     case 'pending':
       return new R1Error(`${what}: no confirmation after ${Math.round(timeoutMs / 1000)}s, still waiting for ${verdict.waitingFor.join(', ')}`, ExitCode.TIMEOUT, {code: 'CONFIRM_TIMEOUT'})
   }

@@ -1,3 +1,4 @@
+import {X509Certificate} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
@@ -25,19 +26,39 @@ export async function connector(options: ConnectorOptions = {}): Promise<Connect
   return sessionConnector(await requireIdentity(cliKeyPath()), {...options, ca})
 }
 
-/** Reads a `--ca` PEM file (usage error when it cannot be read). */
+/** Reads a `--ca` PEM file: a usage error (exit 2) naming the file when it cannot be read or holds no valid certificate. */
 export async function readCa(file: string): Promise<Buffer> {
+  const hint = "Pass --ca <file> with a PEM certificate (e.g. the node's --tls-cert)."
+  let bytes: Buffer
   try {
-    return await readFile(file)
+    bytes = await readFile(file)
   } catch (error) {
-    throw new R1Error(`Cannot read the CA file ${file}: ${(error as Error).message}`, ExitCode.USAGE, {code: 'CA_UNREADABLE', hint: 'Pass --ca <file> with a PEM certificate (e.g. the node\'s --tls-cert).'})
+    throw new R1Error(`Cannot read the CA file ${file}: ${(error as Error).message}`, ExitCode.USAGE, {code: 'CA_UNREADABLE', hint})
   }
+  const blocks = bytes.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
+  const invalid = (why: string) => new R1Error(`The CA file ${file} ${why}`, ExitCode.USAGE, {code: 'CA_INVALID', hint, details: {file}})
+  if (blocks.length === 0) throw invalid('holds no PEM certificate (-----BEGIN CERTIFICATE-----)')
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block)
+    } catch (error) {
+      throw invalid(`has an unreadable certificate (#${i + 1}): ${(error as Error).message}`)
+    }
+  }
+  return bytes
 }
 
 /** Connects with a given identity (tests, benches, embedded use). */
 export function sessionConnector(identity: Identity, options: ConnectorOptions = {}): Connect {
+  const targetCas = new Map<string, Promise<Buffer>>()
   return async (target: Target, signal?: AbortSignal) => {
-    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, ...(options.ca ? {ca: options.ca} : {})})
+    // --ca applies to every target; a target's own `ca` (config.yaml) to that one
+    let ca = options.ca
+    if (target.ca && !options.ca) {
+      if (!targetCas.has(target.ca)) targetCas.set(target.ca, readCa(target.ca))
+      ca = await targetCas.get(target.ca)!
+    }
+    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, ...(ca ? {ca} : {})})
     if (signal?.aborted) {
       await session.close()
       throw signal.reason
@@ -64,6 +85,10 @@ class SessionLink implements NodeLink {
 
   onEvent(listener: Parameters<NodeLink['onEvent']>[0]): () => void {
     return this.session.onEvent(listener)
+  }
+
+  onLost(listener: (error: Error) => void): () => void {
+    return this.session.onLost(listener)
   }
 
   /** Resolves once the node accepted the command (R1_REPLY); a rejection throws (exit 4). */

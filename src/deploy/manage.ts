@@ -2,7 +2,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent} from '../protocol/events.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
-import {type Connect, type NodeLink, type NodeState, type TargetStatus, exitCodeFor, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import {type Connect, type NodeLink, type NodeState, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
 import type {Target, TargetSelection} from './targets.js'
 
 /**
@@ -18,6 +18,8 @@ export interface ManageResult<T> {
   ok: boolean
   status: TargetStatus
   error?: string
+  /** What to do about the error (a rejection's hint is by its reason). */
+  hint?: string
   /** What the operation returned for this target. */
   result?: T
 }
@@ -41,7 +43,8 @@ export async function onEveryTarget<T>(options: FanOutOptions, operation: (link:
       out = {...base, ok: true, status: 'ok', result: await operation(link, target)}
     } catch (error) {
       const status = statusOfError(error)
-      out = {...base, ok: !isFailure(status), status, error: error instanceof Error ? error.message : String(error)}
+      const hint = hintOfError(error)
+      out = {...base, ok: !isFailure(status), status, error: error instanceof Error ? error.message : String(error), ...(hint ? {hint} : {})}
     } finally {
       await link?.close().catch(() => undefined)
     }
@@ -175,11 +178,47 @@ function requirePipeline(state: NodeState, name: string, alias: string): Pipelin
   return pipeline
 }
 
+/**
+ * `r1 status` on every target. A node that refused R1_STATE (this key is no longer on its
+ * allow-list) still shows its heartbeat figures, but the target counts as rejected (exit 4).
+ */
+export async function statusOfNodes(flags: ManageFlags, signal: AbortSignal | undefined) {
+  const result = await manage(flags, signal, (link) => nodeStatus(link), {readOnly: true})
+  const targets = result.targets.map((t): ManageResult<NodeStatus> =>
+    t.result?.restricted
+      ? {...t, ok: false, status: 'rejected', error: t.result.restricted, hint: 'Ask the node operator to run `r1 node allow <your address>` (yours: `r1 keys show`).'}
+      : t,
+  )
+  const exitCode = exitCodeFor(targets)
+  return {ok: exitCode === ExitCode.OK, exitCode, targets}
+}
+
 /** `r1 pipelines stop`: ARCHIVE_CONFIG, confirmed by PIPELINE_ARCHIVE_OK (the node keeps it for rollback). */
-export async function stopPipeline(link: NodeLink, name: string, timeoutMs: number): Promise<{pipeline: string; archived: true}> {
-  requirePipeline(await link.state(), name, link.alias)
+export async function stopPipeline(link: NodeLink, name: string, timeoutMs: number): Promise<{pipeline: string; archived: true; alreadyStopped?: true}> {
+  const state = await link.state()
+  // stopping what is already stopped is done, not an error (scripts can run it twice)
+  if (!state.pipelines.some((p) => p.NAME === name) && state.archived.some((p) => p.NAME === name)) return {pipeline: name, archived: true, alreadyStopped: true}
+  requirePipeline(state, name, link.alias)
   await confirmOne(link, 'ARCHIVE_CONFIG', name, {pipeline: name, pipelineCode: NotificationCode.PIPELINE_ARCHIVE_OK, instances: []}, `Stopping ${name} on ${link.alias}`, timeoutMs)
   return {pipeline: name, archived: true}
+}
+
+/**
+ * `r1 pipelines delete` may go ahead: with --yes; on a terminal, once the user says yes; without one,
+ * a usage error naming --yes (a delete drops the kept versions too, so it is never implied).
+ */
+export async function confirmDelete(name: string, options: {yes?: boolean; json?: boolean}): Promise<void> {
+  if (options.yes) return
+  const {canPrompt} = await import('../ui/prompts.js')
+  if (!canPrompt(options.json)) {
+    throw new R1Error(`Deleting pipeline ${name} needs --yes (no prompt without a terminal).`, ExitCode.USAGE, {
+      code: 'MISSING_FLAG',
+      hint: `Run again with --yes: r1 pipelines delete ${name} --yes (\`r1 pipelines stop ${name}\` keeps it for rollback instead).`,
+    })
+  }
+  const {terminalAsker} = await import('../scaffold/prompts.js')
+  const ok = await terminalAsker().confirm(`Delete pipeline ${name} and every version the nodes keep of it?`, false)
+  if (!ok) throw new R1Error(`Not deleted: ${name}`, ExitCode.FAILURE, {code: 'DECLINED'})
 }
 
 /** `r1 pipelines delete`: DELETE_CONFIG, confirmed by PIPELINE_DELETE_OK. */
@@ -252,9 +291,14 @@ export interface ManageFlags extends TargetSelection {
 }
 
 /** Resolves the targets, loads the session identity, and runs `operation` on every target. */
-export async function manage<T>(flags: ManageFlags, signal: AbortSignal | undefined, operation: (link: NodeLink, target: Target, timeoutMs: number) => Promise<T>) {
+export async function manage<T>(
+  flags: ManageFlags,
+  signal: AbortSignal | undefined,
+  operation: (link: NodeLink, target: Target, timeoutMs: number) => Promise<T>,
+  options: {readOnly?: boolean} = {},
+) {
   const [{selectTargets}, {connector}] = await Promise.all([import('./project.js'), import('./link.js')])
-  const targets = await selectTargets(flags.dir, flags)
+  const targets = await selectTargets(flags.dir, {...flags, everyTargetByDefault: options.readOnly})
   const connect = await connector({connectTimeoutMs: flags['connect-timeout'] * 1000, caFile: flags.ca})
   const timeoutMs = flags['wait-timeout'] * 1000
   return onEveryTarget({targets, connect, maxConcurrent: flags['max-concurrent'], signal}, (link, target) => operation(link, target, timeoutMs))

@@ -1,3 +1,4 @@
+import {resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {compileManifest, loadManifest, type Manifest} from '../manifest/index.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
@@ -24,7 +25,9 @@ export interface BuiltProject {
 
 export async function openProject(dir: string): Promise<OpenProject> {
   const {file, dir: root, manifest} = await loadManifest(dir)
-  return {file, dir: root, manifest, targets: manifest.targets}
+  // a target's `ca` is relative to config.yaml
+  const targets = Object.fromEntries(Object.entries(manifest.targets).map(([name, t]) => [name, t.ca ? {...t, ca: resolve(root, t.ca)} : t]))
+  return {file, dir: root, manifest, targets}
 }
 
 /** The project's targets only (for the managing commands, which need no bundles). */

@@ -1,4 +1,5 @@
 import type {ChalkInstance} from 'chalk'
+import {escapeControl, escapeControlKeepLines} from '../ui/escape.js'
 import type {InstancePlan, KeyChange, PipelinePlan, TargetPlan} from './plan.js'
 
 /** Human renderings of deploy plans and per-target results (stdout; `--json` returns the data instead). */
@@ -6,7 +7,7 @@ import type {InstancePlan, KeyChange, PipelinePlan, TargetPlan} from './plan.js'
 const MARK = {create: '+', update: '~', 'update-instances': '~', restart: '↻', remove: '-', unchanged: '='} as const
 
 function value(v: unknown): string {
-  const text = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v)
+  const text = escapeControl(typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v))
   return text.length > 60 ? text.slice(0, 57) + '…' : text
 }
 
@@ -16,6 +17,7 @@ function short(hash: unknown): string {
 
 function keyLine(c: KeyChange, color: ChalkInstance, indent: string, hashes = false): string {
   const show = hashes ? short : value
+  c = {...c, key: escapeControl(c.key)}
   if (c.kind === 'add') return color.green(`${indent}+ ${c.key}: ${show(c.to)}`)
   if (c.kind === 'remove') return color.red(`${indent}- ${c.key}: ${show(c.from)}`)
   return color.yellow(`${indent}~ ${c.key}: ${show(c.from)} → ${show(c.to)}`)
@@ -39,14 +41,14 @@ export function renderPlan(plan: TargetPlan, color: ChalkInstance): string[] {
   const lines: string[] = []
   for (const p of plan.pipelines) {
     const mark = MARK[p.change]
-    const head = `  ${mark} pipeline ${p.name}: ${pipelineSummary(p)}`
+    const head = `  ${mark} pipeline ${escapeControl(p.name)}: ${pipelineSummary(p)}`
     lines.push(p.change === 'unchanged' ? color.dim(head) : p.change === 'create' ? color.green(head) : color.yellow(head))
     if (p.change === 'unchanged') continue
     for (const c of p.diff) lines.push(keyLine(c, color, '      '))
     for (const c of p.bundles) lines.push(keyLine({...c, key: `bundle ${c.key}`}, color, '      ', true))
     for (const i of p.instances) {
       if (i.change === 'unchanged') continue
-      lines.push(`    ${MARK[i.change]} ${i.signature}/${i.instanceId}${i.change === 'restart' ? ' (new bundle)' : ''}`)
+      lines.push(`    ${MARK[i.change]} ${escapeControl(`${i.signature}/${i.instanceId}`)}${i.change === 'restart' ? ' (new bundle)' : ''}`)
       if (i.change !== 'remove') for (const c of i.diff) lines.push(keyLine(c, color, '        '))
     }
   }
@@ -55,7 +57,9 @@ export function renderPlan(plan: TargetPlan, color: ChalkInstance): string[] {
 }
 
 /** A plain text table: columns padded to the widest cell (colors applied after padding). */
-export function table(headers: string[], rows: string[][], color: ChalkInstance, paint?: (row: number, col: number, text: string) => string): string[] {
+export function table(headers: string[], cells: string[][], color: ChalkInstance, paint?: (row: number, col: number, text: string) => string): string[] {
+  // cells hold node data (names, ids, errors): escaped before they are measured or printed
+  const rows = cells.map((r) => r.map((cell) => escapeControl(cell ?? '')))
   const widths = headers.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)))
   const line = (cells: string[], style: (row: number, col: number, text: string) => string) =>
     cells.map((cell, c) => style(-1, c, c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd()
@@ -131,10 +135,10 @@ export function renderNodeStatus(
   color: ChalkInstance,
 ): string[] {
   const lines = [
-    `${color.bold(name)} ${color.green('online')}  ${s.alias}  ${s.address}`,
-    `  version ${s.version ?? '-'}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${mib(s.memory?.process)} (available ${mib(s.memory?.available)} of ${mib(s.memory?.machine)})`,
+    `${color.bold(escapeControl(name))} ${color.green('online')}  ${escapeControl(s.alias)}  ${escapeControl(s.address)}`,
+    `  version ${escapeControl(s.version ?? '-')}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${mib(s.memory?.process)} (available ${mib(s.memory?.available)} of ${mib(s.memory?.machine)})`,
   ]
-  if (s.restricted) lines.push(color.yellow(`  from the heartbeat only: ${s.restricted.split('\n')[0]}`))
+  if (s.restricted) lines.push(color.yellow(`  from the heartbeat only: ${escapeControl(s.restricted.split('\n')[0])}`))
   if (s.pipelines.length === 0) return [...lines, color.dim('  no pipelines')]
   const rows = s.pipelines.flatMap((p) =>
     p.instances.map((i) => [p.name, `${i.signature}/${i.instanceId}`, i.status, String(i.restarts ?? '-'), i.lastError ? i.lastError.split('\n')[0].slice(0, 80) : '']),
@@ -154,6 +158,38 @@ export function reportTargets(
   failure: {message: string; hint?: string} | undefined,
 ): {stdout: string; stderr: string} {
   const stdout = renderTargetResults(targets, detail, color.out).join('\n') + '\n'
-  const stderr = failure ? `${color.err.red('✖')} ${failure.message}\n${failure.hint ? color.err.dim('→ ' + failure.hint) + '\n' : ''}` : ''
+  const stderr = failure ? failureText(failure, color.err) : ''
   return {stdout, stderr}
+}
+
+/** The `✖ message` / `→ hint` lines of a failure, its node-supplied text escaped (line breaks kept). */
+export function failureText(failure: {message: string; hint?: string}, color: ChalkInstance): string {
+  const hint = failure.hint ? color.dim('→ ' + escapeControlKeepLines(failure.hint)) + '\n' : ''
+  return `${color.red('✖')} ${escapeControlKeepLines(failure.message)}\n${hint}`
+}
+
+/** `r1 deploy --dry-run`, one target: its plan, or why there is none. */
+export function renderPlanOf(t: {target: string; url: string; status: string; error?: string; plan?: TargetPlan}, color: ChalkInstance): string[] {
+  const head = color.bold(escapeControl(`${t.target} (${t.url})`))
+  return [head, ...(t.plan ? renderPlan(t.plan, color) : [color.red(`  ${t.status}: ${escapeControl(t.error ?? '')}`)])]
+}
+
+/** `r1 status`: one block per target, a node that did not answer as its status and error. */
+export function renderStatusReport(targets: ReadonlyArray<{target: string; status: string; url: string; error?: string; result?: Parameters<typeof renderNodeStatus>[1]}>, color: ChalkInstance): string {
+  const blocks = targets.map((t) =>
+    t.result ? renderNodeStatus(t.target, t.result, color).join('\n') : `${color.bold(escapeControl(t.target))} ${color.red(t.status)}  ${escapeControl(t.url)}\n  ${escapeControl(t.error ?? '')}`,
+  )
+  return blocks.join('\n\n') + '\n'
+}
+
+/** `r1 node info`: the address first (what to pin), then what else the hello says, and the target line to paste. */
+export function renderNodeInfo(info: {url: string; address: string; alias: string; version: string | null; lastSeq: number}, color: ChalkInstance): string {
+  const e = escapeControl
+  return [
+    `${color.bold('address')}  ${e(info.address)}`,
+    `${color.bold('alias')}    ${e(info.alias || '-')}`,
+    `${color.bold('version')}  ${e(info.version ?? '-')}`,
+    `${color.bold('url')}      ${e(info.url)}`,
+    color.dim(`# config.yaml: targets:\n#   ${e(info.alias || 'my-node')}: { url: "${e(info.url)}", address: "${e(info.address)}" }`),
+  ].join('\n') + '\n'
 }

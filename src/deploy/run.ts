@@ -2,7 +2,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import type {Expectation} from './confirm.js'
-import {type Connect, type NodeLink, type TargetStatus, exitCodeFor, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import {type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
 import {type PipelinePlan, type TargetPlan, bundleMap, planTarget} from './plan.js'
 import type {Target} from './targets.js'
 
@@ -53,6 +53,8 @@ export interface TargetResult {
   ok: boolean
   status: TargetStatus
   error?: string
+  /** What to do about the error (a rejection's hint is by its reason). */
+  hint?: string
   /** Bundles uploaded to this node (the ones it lacked). */
   uploaded: string[]
   timings: Timings
@@ -168,9 +170,12 @@ async function deployTarget(target: Target, options: DeployOptions, project: Pro
     return finish(attempt, 'deployed')
   } catch (error) {
     result.error = error instanceof Error ? error.message : String(error)
+    const hint = hintOfError(error)
+    if (hint) result.hint = hint
     return finish(attempt, statusOfError(error))
   } finally {
     result.timings.total = performance.now() - started
+    roundTimings(result.timings)
     step('done', result.status)
   }
 }
@@ -249,5 +254,13 @@ async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs:
     result.rollback = {ok: false, error: error instanceof Error ? error.message : String(error)}
   } finally {
     options.onStep?.(target, 'done', result.status)
+  }
+}
+
+/** Milliseconds to 0.1 ms: `49.3`, not `49.28573299999999`, in the --json document. */
+function roundTimings(timings: Timings): void {
+  for (const key of Object.keys(timings) as Array<keyof Timings>) {
+    const value = timings[key]
+    if (typeof value === 'number') timings[key] = Math.round(value * 10) / 10
   }
 }

@@ -9,10 +9,12 @@ export interface Target {
   url: string
   /** The node address the session must find at `url` (`0xai_…`). */
   address: string
+  /** PEM file of the CA to trust for this wss:// node (a target's `ca` in config.yaml). */
+  ca?: string
 }
 
-/** `targets:` of `config.yaml`: name → {url, address}. */
-export type TargetMap = Record<string, {url: string; address: string}>
+/** `targets:` of `config.yaml`: name → {url, address, ca?} (`ca` resolved against the project folder). */
+export type TargetMap = Record<string, {url: string; address: string; ca?: string}>
 
 /** The target flags every deploy/manage command takes. */
 export interface TargetSelection {
@@ -21,6 +23,8 @@ export interface TargetSelection {
   address?: string[]
   all?: boolean
   exclude?: string[]
+  /** Read-only commands (status, logs, pipelines ls): no target flag means every configured target. */
+  everyTargetByDefault?: boolean
 }
 
 /**
@@ -54,7 +58,7 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
   if (selection.all) chosen = names
   else if (wanted.length > 0) chosen = [...new Set(wanted)]
   else if (nodes.length > 0) chosen = []
-  else if (names.length === 1) chosen = names
+  else if (names.length === 1 || (names.length > 1 && selection.everyTargetByDefault)) chosen = names
   else if (names.length === 0) {
     throw usage('No target to talk to: config.yaml has no `targets`, and no --node was given.', 'Add a target under `targets:` in config.yaml, or pass --node <url> --address <0xai_…>.')
   } else {

@@ -38,3 +38,6 @@ export function checkNodeAddress(address: string): string | undefined {
   if (!onCurve(key)) return 'node address is not a point on the secp256k1 curve'
   return undefined
 }
+
+/** Where a node's address comes from: the node itself, not the user's own key. */
+export const NODE_ADDRESS_HINT = 'copy it from `r1 node info --node <url>` (or the address `r1 node start` prints)'

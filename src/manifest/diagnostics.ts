@@ -30,6 +30,7 @@ export const RULES = {
   'config-value': {severity: 'error', summary: 'an instance config value is invalid for its plugin (e.g. CODE does not parse)'},
   'target-url': {severity: 'error', summary: 'a target URL is not ws:// or wss://'},
   'target-address': {severity: 'error', summary: 'a target address is not a valid node address'},
+  'target-ca': {severity: 'error', summary: 'a target `ca` file is missing or holds no PEM certificate'},
   'target-insecure': {severity: 'warning', summary: 'a target on another host uses unencrypted ws://'},
   'unused-plugin': {severity: 'warning', summary: 'a project plugin no instance uses'},
   'empty-pipeline': {severity: 'warning', summary: 'a pipeline without instances'},

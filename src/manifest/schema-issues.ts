@@ -1,4 +1,4 @@
-import {checkNodeAddress} from './address.js'
+import {NODE_ADDRESS_HINT, checkNodeAddress} from './address.js'
 import type {Collector} from './collector.js'
 import {didYouMean, dottedPath} from './diagnostics.js'
 import type {PathSegment} from './positions.js'
@@ -85,7 +85,7 @@ function formatIssue(path: PathSegment[], value: unknown, out: Collector): void 
   } else if (path[0] === 'targets' && path[2] === 'url') {
     out.add(path, 'value', 'target-url', `target URL "${text}" must start with ws:// or wss:// and name a host`, /^https?:\/\//.test(text) ? `use "${text.replace(/^http/, 'ws')}"` : undefined)
   } else if (path[0] === 'targets' && path[2] === 'address') {
-    out.add(path, 'value', 'target-address', checkNodeAddress(text) ?? `"${text}" is not a node address`, 'copy it from `r1 keys show` on the node')
+    out.add(path, 'value', 'target-address', checkNodeAddress(text) ?? `"${text}" is not a node address`, NODE_ADDRESS_HINT)
   } else {
     out.add(path, 'value', 'schema-type', `"${text}" has the wrong format`)
   }

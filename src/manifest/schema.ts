@@ -78,6 +78,7 @@ export const TargetSchema = z
   .strictObject({
     url: z.string().regex(TARGET_URL_PATTERN).describe('ws:// or wss:// URL of the node'),
     address: z.string().regex(ADDRESS_PATTERN).describe('The node address: 0xai_ + 44 URL-safe base64 characters'),
+    ca: z.string().min(1).optional().describe("PEM file (relative to config.yaml) of the CA or self-signed certificate to trust for this wss:// node"),
   })
   .describe('A remote node for r1 deploy')
 export type Target = z.infer<typeof TargetSchema>

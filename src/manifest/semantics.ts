@@ -1,6 +1,6 @@
-import {statSync} from 'node:fs'
+import {readFileSync, statSync} from 'node:fs'
 import {extname, resolve} from 'node:path'
-import {checkNodeAddress} from './address.js'
+import {NODE_ADDRESS_HINT, checkNodeAddress} from './address.js'
 import type {Collector} from './collector.js'
 import {didYouMean} from './diagnostics.js'
 import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldFromManifest, openPluginSpec, own, pluginSpec, type ConfigProblem} from './fields.js'
@@ -11,6 +11,17 @@ import {fileMatcher, globProblem, matchFiles, projectFiles} from './globs.js'
 import {checkStructure, subschema, type JsonSchema} from './structure.js'
 
 /** Checks across the manifest: references, entry files, plugin config schemas, instance configs, targets, warnings. */
+
+function caProblem(file: string): string | undefined {
+  let text: string
+  try {
+    if (statSync(file).size > 1024 * 1024) return 'is larger than 1 MiB'
+    text = readFileSync(file, 'latin1')
+  } catch {
+    return `does not exist (looked for ${file})`
+  }
+  return text.includes('-----BEGIN CERTIFICATE-----') ? undefined : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)'
+}
 
 export const ENTRY_EXTENSIONS = ['.ts', '.js', '.mjs', '.mts'] as const
 
@@ -80,7 +91,11 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
     if (!isRecord(target)) continue
     if (typeof target.address === 'string' && ADDRESS_PATTERN.test(target.address)) {
       const problem = checkNodeAddress(target.address)
-      if (problem) out.add(['targets', name, 'address'], 'value', 'target-address', problem, 'copy it from `r1 keys show` on the node')
+      if (problem) out.add(['targets', name, 'address'], 'value', 'target-address', problem, NODE_ADDRESS_HINT)
+    }
+    if (typeof target.ca === 'string' && target.ca.length > 0) {
+      const problem = caProblem(resolve(dir, target.ca))
+      if (problem) out.add(['targets', name, 'ca'], 'value', 'target-ca', `target "${name}": ca file ${target.ca} ${problem}`, "point it at the node's certificate (its --tls-cert), relative to config.yaml")
     }
     if (typeof target.url === 'string' && target.url.startsWith('ws://')) {
       const host = hostOf(target.url)

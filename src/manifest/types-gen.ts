@@ -89,6 +89,13 @@ export const DEFAULT_TYPES_FILE = 'src/r1-config.d.ts'
  * Validates the project and writes its config types to `out` (relative to the project folder;
  * default src/r1-config.d.ts). Throws R1Error exit 3 when config.yaml has errors.
  */
+/** The declarations without writing them (`r1 types --out -`). */
+export async function configTypes(pathOrDir: string): Promise<{signatures: string[]; types: string}> {
+  const {loadManifest} = await import('./validate.js')
+  const {manifest} = await loadManifest(pathOrDir)
+  return {signatures: typedSignatures(manifest), types: generateConfigTypes(manifest)}
+}
+
 export async function writeConfigTypes(pathOrDir: string, out?: string): Promise<{file: string; signatures: string[]; types: string}> {
   const [{loadManifest}, {writeFileAtomic}, {resolve}] = await Promise.all([import('./validate.js'), import('../files.js'), import('node:path')])
   const {manifest, dir} = await loadManifest(pathOrDir)

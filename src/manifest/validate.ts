@@ -54,6 +54,27 @@ function notFound(message: string, given: string): R1Error {
   })
 }
 
+/** The project a command works on: its path argument or `--dir` (commands accept both), else the current folder. */
+export function projectPath(arg: string | undefined, dir: string | undefined): string {
+  if (arg !== undefined && dir !== undefined && resolve(arg) !== resolve(dir)) {
+    throw new R1Error(`Two projects given: "${arg}" and --dir ${dir}`, ExitCode.USAGE, {code: 'BAD_FLAG', hint: 'Give the project once, as a path or with --dir.'})
+  }
+  return arg ?? dir ?? '.'
+}
+
+/** A config.yaml is a few KiB; parsing tens of MiB takes minutes and gigabytes, so a larger file is refused unread. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+function refuseOversized(file: string, size: number): void {
+  if (size <= MAX_MANIFEST_BYTES) return
+  const mib = (bytes: number) => `${Math.round((bytes / 1048576) * 10) / 10} MiB`
+  throw new R1Error(`${file} is ${mib(size)}: larger than the ${mib(MAX_MANIFEST_BYTES)} a config.yaml may be`, ExitCode.INVALID_CONFIG, {
+    code: 'MANIFEST_TOO_LARGE',
+    hint: 'Is this the right file? Keep data out of config.yaml: plugins read their files at run time.',
+    details: {file, size, max: MAX_MANIFEST_BYTES},
+  })
+}
+
 export interface ValidateOptions {
   /**
    * `auto` (default): js-yaml first, yaml@2 only when there is a diagnostic to position or js-yaml
@@ -68,8 +89,10 @@ export async function validateProject(pathOrDir: string, options: ValidateOption
   const file = resolveManifestPath(pathOrDir)
   let source: string
   try {
+    refuseOversized(file, statSync(file).size)
     source = readFileSync(file, 'utf8')
   } catch (error) {
+    if (error instanceof R1Error) throw error
     throw new R1Error(`Cannot read ${file}: ${(error as Error).message}`, ExitCode.FAILURE, {
       code: 'MANIFEST_UNREADABLE',
       hint: 'Check the file permissions.',
@@ -153,7 +176,9 @@ function validateParsed(yaml: ParsedYaml, absolute: string, dir: string, schema:
     // One YAML mistake often cascades into more errors on its line: the first one is the useful one.
     if (linesWithError.has(problem.position.line)) continue
     linesWithError.add(problem.position.line)
-    out.at(problem.position, 'yaml-syntax', '', problem.message, YAML_HINTS[problem.code])
+    const indented = problem.code === 'BLOCK_AS_IMPLICIT_KEY' ? overIndentedAfter(yaml.source, problem.position.line) : undefined
+    if (indented) out.at(indented.position, 'yaml-syntax', '', indented.message, indented.hint)
+    else out.at(problem.position, 'yaml-syntax', '', problem.message, YAML_HINTS[problem.code])
   }
   if (yaml.syntaxErrors.length > 0) return result()
 
@@ -171,6 +196,27 @@ function validateParsed(yaml: ParsedYaml, absolute: string, dir: string, schema:
   const final = result()
   if (final.valid && structure.issues.length === 0) final.manifest = structure.value as Manifest
   return final
+}
+
+/**
+ * yaml@2 reports `name: foo` followed by an over-indented `  version: 1` as a nested mapping at the
+ * value on the first line; the mistake is the indentation of the next line, so that line is reported.
+ */
+function overIndentedAfter(source: string, line: number): {position: {line: number; col: number}; message: string; hint: string} | undefined {
+  const lines = source.split(/\r?\n/)
+  const indentOf = (text: string) => text.length - text.trimStart().length
+  const current = lines[line - 1]
+  if (current === undefined || !/:\s*\S/.test(current.replace(/\s+#.*$/, ''))) return undefined // the key on this line has a value of its own
+  let next = line
+  while (next < lines.length && (lines[next].trim() === '' || lines[next].trimStart().startsWith('#'))) next++
+  const following = lines[next]
+  if (following === undefined || indentOf(following) <= indentOf(current) || !/^\s*[^\s:#][^:]*:(\s|$)/.test(following)) return undefined
+  const key = following.trim().split(':')[0]
+  return {
+    position: {line: next + 1, col: indentOf(following) + 1},
+    message: `"${key}" is indented more than the key on line ${line}, which already has a value`,
+    hint: `start "${key}" at column ${indentOf(current) + 1}, like the key above it (or, if it belongs under that key, remove that key's value)`,
+  }
 }
 
 const YAML_HINTS: Record<string, string> = {

@@ -244,24 +244,69 @@ export class ProjectRun {
     })
   }
 
-  /** Resolves once every enabled instance has finished at least one `process` call (`--once`). */
-  whenAllProcessed(): Promise<void> {
+  /**
+   * `r1 run --once`: resolves once every enabled instance finished its first process() call. Rejects
+   * (exit 1, with each error) when a first call threw, or the instance crashed, exited or was killed
+   * as hung (the supervisor's unresponsive / process timeouts bound that), and (exit 5) when
+   * `timeoutMs` passes first.
+   */
+  whenAllProcessed(options: {timeoutMs?: number} = {}): Promise<void> {
     const waiting = new Set<string>()
+    const failures: string[] = []
     for (const pipeline of this.node.state()) {
       for (const instance of pipeline.instances) {
-        if (instance.config.DISABLED !== true && instance.counters.iterations === 0) waiting.add(`${pipeline.name}/${instance.signature}/${instance.instanceId}`)
+        const label = `${pipeline.name}/${instance.signature}/${instance.instanceId}`
+        if (instance.config.DISABLED === true) continue
+        if (instance.counters.iterations === 0) waiting.add(label)
+        // already past its first call: it counts only if that call went well
+        else if (instance.counters.iterations === 1 && instance.counters.lastError) failures.push(`${label}: ${instance.counters.lastError}`)
       }
     }
-    if (waiting.size === 0) return Promise.resolve()
-    return new Promise((resolve) => {
+    if (waiting.size === 0 && failures.length === 0) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const finish = (error?: R1Error) => {
+        off()
+        clearTimeout(timer)
+        if (error) reject(error)
+        else if (failures.length > 0) {
+          reject(
+            new R1Error(`The first process() failed: ${failures.length === 1 ? failures[0] : `\n  ${failures.join('\n  ')}`}`, ExitCode.FAILURE, {
+              code: 'PROCESS_FAILED',
+              hint: 'Fix the plugin, then run again (`r1 run` without --once keeps retrying with back-off).',
+            }),
+          )
+        } else resolve()
+      }
       const off = this.node.onInstanceChange((change) => {
-        if (change.kind !== 'iteration') return
-        waiting.delete(change.path.slice(1).join('/'))
-        if (waiting.size === 0) {
-          off()
-          resolve()
-        }
+        const label = change.path.slice(1).join('/')
+        if (!waiting.has(label)) return
+        if (change.kind === 'iteration') {
+          if (!change.ok) failures.push(`${label}: ${change.error ?? 'process() threw'}`)
+        } else if (change.kind === 'crash') {
+          failures.push(`${label}: ${change.error}`)
+        } else if (change.status === 'invalid_config' || change.status === 'error') {
+          failures.push(`${label}: ${change.error ?? change.status}`)
+        } else return
+        waiting.delete(label)
+        if (waiting.size === 0) finish()
       })
+      if (waiting.size === 0) {
+        finish()
+        return
+      }
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(
+          () =>
+            finish(
+              new R1Error(`No first process() result within ${options.timeoutMs! / 1000} s from ${[...waiting].join(', ')}`, ExitCode.TIMEOUT, {
+                code: 'PROCESS_TIMEOUT',
+                hint: 'The instance hangs (or PROCESS_DELAY is long): check its process(), or raise --timeout.',
+              }),
+            ),
+          options.timeoutMs,
+        )
+      }
     })
   }
 

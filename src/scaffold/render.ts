@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
-import {chmod, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile} from 'node:fs/promises'
-import {basename, dirname, join, relative, resolve, sep} from 'node:path'
+import {chmod, lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile} from 'node:fs/promises'
+import {basename, dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {TEMPLATE_META_FILE, type TemplateMeta} from './template.js'
 
@@ -109,7 +109,8 @@ export async function renderTemplate(options: RenderOptions): Promise<string[]> 
   const files: string[] = []
   try {
     await mkdir(staging)
-    await copyTree(options.source, staging, '', {excluded, rename: options.meta.rename, pairs, files, signal: options.signal})
+    const roots = {source: await realpath(source), dest: await realpath(staging)}
+    await copyTree(options.source, staging, '', {excluded, rename: options.meta.rename, pairs, files, signal: options.signal, roots})
     await options.check?.(staging)
     options.signal?.throwIfAborted()
     if (targetExists) {
@@ -136,6 +137,43 @@ interface CopyState {
   pairs: Array<[string, string]>
   files: string[]
   signal?: AbortSignal
+  /** Real paths of the template and the staging folder: nothing is read from outside one or written outside the other. */
+  roots: {source: string; dest: string}
+}
+
+function inside(root: string, path: string): boolean {
+  return path === root || path.startsWith(root + sep)
+}
+
+function outside(message: string): R1Error {
+  return new R1Error(message, ExitCode.INVALID_CONFIG, {
+    code: 'TEMPLATE_UNSAFE_PATH',
+    hint: 'A template may only write inside the project: remove the symlink (or the `rename` that goes through it) from the template.',
+  })
+}
+
+/** The real path of `path`'s deepest existing ancestor must lie in the project: no write follows a symlink out of it. */
+async function checkWritable(destRoot: string, path: string, from: string): Promise<void> {
+  let existing = dirname(path)
+  for (;;) {
+    const real = await realpath(existing).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)))
+    if (real !== undefined) {
+      if (!inside(destRoot, real)) throw outside(`Template file ${from} would be written outside the project (through a symlink to ${real}).`)
+      return
+    }
+    existing = dirname(existing)
+  }
+}
+
+/** A template symlink is copied only when it points inside the template (relative, resolved from where it sits). */
+async function checkSymlink(state: CopyState, sourcePath: string, from: string): Promise<string> {
+  const link = await readlink(sourcePath)
+  const resolved = isAbsolute(link) ? link : resolve(dirname(join(state.roots.source, from)), link)
+  const real = await realpath(resolved).catch(() => resolved)
+  if (isAbsolute(link) || !inside(state.roots.source, real)) {
+    throw outside(`Template symlink ${from} points outside the template (${link}): r1 init never follows a template out of itself.`)
+  }
+  return link
 }
 
 async function copyTree(sourceRoot: string, destRoot: string, rel: string, state: CopyState): Promise<void> {
@@ -149,15 +187,17 @@ async function copyTree(sourceRoot: string, destRoot: string, rel: string, state
     const to = substitute(renamed, state.pairs)
     const destPath = join(destRoot, ...to.split('/'))
     if (!resolve(destPath).startsWith(resolve(destRoot) + sep)) {
-      throw new R1Error(`Template file ${from} would be written outside the project (${to}).`, ExitCode.INVALID_CONFIG, {code: 'TEMPLATE_INVALID'})
+      throw outside(`Template file ${from} would be written outside the project (${to}).`)
     }
     const sourcePath = join(sourceRoot, from)
+    if (entry.isDirectory() || entry.isSymbolicLink() || entry.isFile()) await checkWritable(state.roots.dest, destPath, from)
     if (entry.isDirectory()) {
       await mkdir(destPath, {recursive: true})
       await copyTree(sourceRoot, destRoot, from, state)
     } else if (entry.isSymbolicLink()) {
+      const link = await checkSymlink(state, sourcePath, from)
       await mkdir(dirname(destPath), {recursive: true})
-      await symlink(await readlink(sourcePath), destPath)
+      await symlink(link, destPath)
       state.files.push(relative(destRoot, destPath).split(sep).join('/'))
     } else if (entry.isFile()) {
       await mkdir(dirname(destPath), {recursive: true})

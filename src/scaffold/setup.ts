@@ -1,3 +1,5 @@
+import {accessSync, constants} from 'node:fs'
+import {delimiter, join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 
 export const PACKAGE_MANAGERS = ['npm', 'pnpm', 'yarn'] as const
@@ -9,6 +11,24 @@ export function detectPackageManager(env: NodeJS.ProcessEnv = process.env): Pack
   if (agent.startsWith('pnpm/')) return 'pnpm'
   if (agent.startsWith('yarn/')) return 'yarn'
   return 'npm'
+}
+
+/** The package managers found on PATH (npm first); only these are offered. */
+export function installedPackageManagers(env: NodeJS.ProcessEnv = process.env): PackageManager[] {
+  const dirs = (env.PATH ?? '').split(delimiter).filter(Boolean)
+  const exts = process.platform === 'win32' ? (env.PATHEXT ?? '.EXE;.CMD').split(';') : ['']
+  const found = (name: string) =>
+    dirs.some((dir) =>
+      exts.some((ext) => {
+        try {
+          accessSync(join(dir, name + ext), constants.X_OK)
+          return true
+        } catch {
+          return false
+        }
+      }),
+    )
+  return PACKAGE_MANAGERS.filter((pm) => found(pm))
 }
 
 /** Installs a project's dependencies; on failure says what failed and leaves the project as written. */

@@ -1,3 +1,4 @@
+import {readFile} from 'node:fs/promises'
 import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 import type {NodeEvent} from '../protocol/events.js'
 import type {EventFilter, GapEvent} from '../protocol/filter.js'
@@ -17,6 +18,8 @@ export interface FollowTarget {
   name: string
   url: string
   address: string
+  /** PEM file of the CA to trust for this wss:// node. */
+  ca?: string
 }
 
 /** Where history starts: after a seq, or at a time (ms since the epoch). */
@@ -113,6 +116,8 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
     try {
       session = await Session.connect({
         ...options.session,
+        // a target's own `ca` (config.yaml) when no --ca was given
+        ...(target.ca && !options.session?.ca ? {ca: await readFile(target.ca)} : {}),
         url: target.url,
         nodeAddress: target.address,
         identity: options.identity,
@@ -122,8 +127,8 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
       if (signal?.aborted) break
       attempts++
       const code = (error as R1Error).code
-      if (code === 'NODE_ADDRESS_MISMATCH' || attempts >= maxAttempts) {
-        outcome.status = exitCodeOf(error) === ExitCode.UNREACHABLE ? 'unreachable' : 'failed'
+      if (code === 'NODE_ADDRESS_MISMATCH' || code === 'IDENTITY_MISMATCH' || attempts >= maxAttempts) {
+        outcome.status = exitCodeOf(error) === ExitCode.UNREACHABLE ? 'unreachable' : exitCodeOf(error) === ExitCode.REJECTED ? 'rejected' : 'failed'
         outcome.error = (error as Error).message
         notice({kind: 'failed', message: outcome.error})
         return outcome

@@ -17,7 +17,7 @@ import {
   SUBPROTOCOL,
   type SubscribeResult,
 } from '../protocol/messages.js'
-import {decodeNodeFrame, encodeCommand} from '../protocol/wire.js'
+import {decodeNodeFrame, decodeSigned, encodeCommand} from '../protocol/wire.js'
 
 /**
  * The client side of the r1 protocol (PROTOCOL.md): one WebSocket session with one node, used by
@@ -29,8 +29,11 @@ import {decodeNodeFrame, encodeCommand} from '../protocol/wire.js'
 export interface SessionOptions {
   /** `ws://host:port` or `wss://host:port`. */
   url: string
-  /** The node's address; every frame must be signed by it (the hello first, before anything is sent). */
-  nodeAddress: string
+  /**
+   * The node's address; every frame must be signed by it (the hello first, before anything is sent).
+   * Undefined only to learn it: the address that signs a valid hello is taken (`r1 node info`).
+   */
+  nodeAddress: string | undefined
   /** The client's key (commands are signed with it). */
   identity: Identity
   /** INITIATOR_ID of commands (default `r1-cli`). */
@@ -49,6 +52,8 @@ export interface SessionOptions {
   onWarning?: (message: string) => void
   /** Keep each batched event's signed JSON text (`wireTextOf`), for a consumer that prints it as is. */
   wireTexts?: boolean
+  /** A dropped connection that is not back within this long (default 3 s) is lost: `onLost` listeners hear it. */
+  lostAfterMs?: number
 }
 
 /** What a node notification must look like to confirm a command. */
@@ -130,9 +135,23 @@ function unreachable(message: string, hint?: string, cause?: unknown): R1Error {
   return new R1Error(message, ExitCode.UNREACHABLE, {code: 'NODE_UNREACHABLE', hint: hint ?? 'Check the URL and that the node is running (r1 node start).', cause})
 }
 
+const CERTIFICATE_ERRORS = /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_|ERR_TLS_CERT|HOSTNAME_MISMATCH|ALTNAME/
+
+/** Why a connection failed, with the hint that fixes it: a certificate this machine does not trust needs --ca. */
+export function connectionError(url: string, error: Error & {code?: string}): R1Error {
+  if (url.startsWith('wss:') && (CERTIFICATE_ERRORS.test(error.code ?? '') || /certificate/i.test(error.message))) {
+    return unreachable(
+      `Cannot connect to ${url}: its TLS certificate is not trusted (${error.code ?? error.message})`,
+      "A node with a self-signed certificate needs it trusted: pass --ca <file> with the node's certificate (its --tls-cert), or set `ca: <file>` on the target in config.yaml.",
+      error,
+    )
+  }
+  return unreachable(`Cannot connect to ${url}: ${error.message}`, undefined, error)
+}
+
 export class Session {
   readonly url: string
-  readonly address: string
+  private nodeAddress: string
   readonly sessionId = randomUUID()
   private hello?: Hello
   private ws?: WebSocket
@@ -146,10 +165,33 @@ export class Session {
   private paused = false
   /** True while reconnect() itself re-subscribes (its command must not wait for the reconnect). */
   private resubscribing = false
+  private readonly lostListeners = new Set<(error: R1Error) => void>()
+  private lostTimer?: NodeJS.Timeout
 
   private constructor(private readonly options: SessionOptions) {
     this.url = options.url
-    this.address = normalizeAddress(options.nodeAddress)
+    this.nodeAddress = options.nodeAddress === undefined ? '' : normalizeAddress(options.nodeAddress)
+  }
+
+  /** The node's verified address (the one expected, or, when none was, the one that signed the hello). */
+  get address(): string {
+    return this.nodeAddress
+  }
+
+  /**
+   * Called once when the connection is gone for good: closed by the node or the network and not
+   * re-established within `lostAfterMs` (a subscription's reconnect keeps trying after that).
+   * Waits for confirmations listen here: a node that died will never confirm.
+   */
+  onLost(listener: (error: R1Error) => void): () => void {
+    this.lostListeners.add(listener)
+    return () => this.lostListeners.delete(listener)
+  }
+
+  private lost(error: R1Error): void {
+    clearTimeout(this.lostTimer)
+    this.lostTimer = undefined
+    for (const listener of [...this.lostListeners]) listener(error)
   }
 
   /** Connects and checks the node's signed hello; R1Error exit 7 when unreachable, the wrong node, or too slow. */
@@ -202,18 +244,33 @@ export class Session {
         reject(error)
       }
       const timer = setTimeout(() => fail(unreachable(`Timed out after ${connectTimeoutMs} ms connecting to ${url}`)), connectTimeoutMs)
-      ws.once('error', (error) => fail(unreachable(`Cannot connect to ${url}: ${error.message}`, undefined, error)))
+      ws.once('error', (error) => fail(connectionError(url, error)))
       ws.once('unexpected-response', (_req, res) => fail(unreachable(`${url} refused the WebSocket upgrade (HTTP ${res.statusCode} ${res.statusMessage ?? ''})`.trim())))
       ws.once('close', (code, reason) => fail(unreachable(`${url} closed the connection (${code}${reason.length ? ` ${reason}` : ''})`)))
       ws.once('message', (data) => {
         const text = data.toString()
-        const frame = decodeNodeFrame(text, this.address)
+        const signed = decodeSigned(text)
+        if (signed.ok && signed.sender !== this.nodeAddress) {
+          if (this.nodeAddress !== '') {
+            // A node that proves another identity answered: the wrong node (or a re-keyed one), not a network problem.
+            fail(
+              new R1Error(`Identity mismatch at ${url}: expected the node ${this.nodeAddress}, got ${signed.sender}`, ExitCode.REJECTED, {
+                code: 'IDENTITY_MISMATCH',
+                hint: `If that node was re-keyed on purpose, pin its new address (\`r1 node info --node ${url}\` prints it); otherwise check the URL: another node answers there.`,
+                details: {url, expected: this.nodeAddress, got: signed.sender},
+              }),
+            )
+            return
+          }
+          this.nodeAddress = signed.sender
+        }
+        const frame = decodeNodeFrame(text, this.nodeAddress)
         const hello = frame.ok ? frame.items.find((i): i is Hello => i.EE_EVENT_TYPE === 'R1_HELLO') : undefined
         if (!hello) {
           fail(
-            new R1Error(`The node at ${url} is not ${this.address}: ${frame.ok ? 'no signed hello' : frame.reason}`, ExitCode.UNREACHABLE, {
+            new R1Error(`The node at ${url} sent no valid signed hello: ${frame.ok ? 'no R1_HELLO' : frame.reason}`, ExitCode.UNREACHABLE, {
               code: 'NODE_ADDRESS_MISMATCH',
-              hint: 'Check the target address (the node prints it at start) and the URL.',
+              hint: 'Is this an r1 node? Check the URL (ws:// or wss://, host and port).',
             }),
           )
           return
@@ -260,7 +317,14 @@ export class Session {
     }
     this.pending.clear()
     if (this.closed) return
-    if (this.subscription && !this.subscription.done) void this.reconnect()
+    const gone = unreachable(`${why}: the node went away`, 'Check that the node is running (`r1 status`), then retry.')
+    if (this.subscription && !this.subscription.done) {
+      void this.reconnect()
+      this.lostTimer ??= setTimeout(() => !this.connected && !this.closed && this.lost(gone), this.options.lostAfterMs ?? 3000)
+      this.lostTimer.unref?.()
+    } else {
+      this.lost(gone)
+    }
   }
 
   /** Reconnects with back-off until it works or the session is closed; then resumes the subscription. */
@@ -285,11 +349,13 @@ export class Session {
               this.resubscribing = false
             }
           }
+          clearTimeout(this.lostTimer)
+          this.lostTimer = undefined
           return
         } catch (error) {
           // The wrong node at this URL will not become the right one, nor will a key it does not allow: stop.
           const code = (error as R1Error).code
-          if ((code === 'NODE_ADDRESS_MISMATCH' || code === 'REJECTED_NOT_ALLOWED') && this.subscription) {
+          if ((code === 'NODE_ADDRESS_MISMATCH' || code === 'IDENTITY_MISMATCH' || code === 'REJECTED_NOT_ALLOWED') && this.subscription) {
             this.failSubscription(error as Error)
             return
           }
@@ -587,6 +653,7 @@ export class Session {
     if (this.closed) return
     this.closed = true
     clearInterval(this.pingTimer)
+    clearTimeout(this.lostTimer)
     if (this.subscription) this.endSubscription(this.subscription)
     const ws = this.ws
     if (!ws || ws.readyState === WebSocket.CLOSED) return
@@ -622,6 +689,7 @@ export interface NodeStateResult {
   VERSIONS: Record<string, Array<{VERSION: number; TIME: string}>>
 }
 
+/** What to do about a rejection, by its reason (the node's own words are in the message). */
 function hintFor(rejection: Rejection): string | undefined {
   switch (rejection.REASON) {
     case 'NOT_ALLOWED':
@@ -629,9 +697,26 @@ function hintFor(rejection: Rejection): string | undefined {
     case 'TIME_SKEW':
       return "Fix this machine's clock (or the node's): commands carry a timestamp."
     case 'WRONG_DEST':
-      return 'The target address does not match the node at that URL.'
+      return 'The target address does not match the node at that URL (`r1 node info --node <url>` prints its address).'
     case 'THROTTLED':
       return 'Too many commands at once; retry more slowly.'
+    case 'REPLAY':
+      return 'The node has already seen this exact command; send it again (a new command gets a new timestamp).'
+    case 'BAD_SIGNATURE':
+      return 'The command did not verify on the node: check your key file (`r1 keys show`).'
+    case 'SHUTTING_DOWN':
+      return 'The node is stopping; retry once it is back.'
+    case 'UNKNOWN_ACTION':
+    case 'ENCRYPTED_UNSUPPORTED':
+      return 'The node runs another r1 version: compare `r1 --version` with `r1 status`.'
+    case 'INVALID_PAYLOAD':
+    case 'INVALID_MESSAGE':
+    case 'BAD_JSON':
+      return 'The node could not use what was sent (the reason is above); `r1 validate` checks config.yaml.'
+    case 'EXECUTION_FAILED':
+      if (/\bversion\b/i.test(rejection.NOTIFICATION)) return '`r1 pipelines ls` shows the versions each node keeps (pick one with `r1 rollback <name> --to <version>`).'
+      if (/no pipeline|unknown pipeline|not found/i.test(rejection.NOTIFICATION)) return '`r1 pipelines ls` shows the pipelines on each node.'
+      return 'The node could not carry the command out (the reason is above); `r1 status` shows its state.'
     default:
       return undefined
   }

@@ -1,5 +1,6 @@
 import {R1Error, exitCodeOf} from '../errors.js'
 import {err as stderrColor} from './colors.js'
+import {escapeControlKeepLines} from './escape.js'
 
 /** The `--json` error document. */
 export interface ErrorJson {
@@ -24,9 +25,10 @@ export function errorJson(error: unknown): ErrorJson {
 
 /** The human form on stderr: `✖ message`, then `→ hint`, and the stack with DEBUG set. */
 export function errorText(error: Error): string {
-  const hint = error instanceof R1Error && error.hint ? `\n${stderrColor.dim('→ ' + error.hint)}` : ''
-  const debug = process.env.DEBUG && error.stack ? `\n${error.stack}` : ''
-  return `${stderrColor.red('✖')} ${error.message}${hint}${debug}\n`
+  // messages quote node data (a rejection's reason, a pipeline name): its control characters are shown, not run
+  const hint = error instanceof R1Error && error.hint ? `\n${stderrColor.dim('→ ' + escapeControlKeepLines(error.hint))}` : ''
+  const debug = process.env.DEBUG && error.stack ? `\n${escapeControlKeepLines(error.stack)}` : ''
+  return `${stderrColor.red('✖')} ${escapeControlKeepLines(stripAnsi(error.message))}${hint}${debug}\n`
 }
 
 function stripAnsi(text: string): string {

@@ -1,6 +1,7 @@
 import {Chalk, type ChalkInstance} from 'chalk'
 import type {NodeEvent} from '../protocol/events.js'
 import {out} from './colors.js'
+import {escapeControl, escapeControlKeepLines, escapeDeep} from './escape.js'
 
 /**
  * One node event as one human line (or a few, for an app's output): time, path, a compact payload.
@@ -79,13 +80,12 @@ function renderPayload(event: Record<string, unknown>, c: ChalkInstance, max: nu
   return clip(compactPayload(event), max)
 }
 
-function renderNotification(event: Record<string, unknown>, c: ChalkInstance, max: number): string {
+function renderNotification(event: Record<string, unknown>, c: ChalkInstance, max: number, frame: string | undefined): string {
   const type = String(event.NOTIFICATION_TYPE ?? '')
   const code = typeof event.NOTIFICATION_CODE === 'number' ? event.NOTIFICATION_CODE : undefined
   const paint = type === 'EXCEPTION' || (code !== undefined && code < 0) ? c.red : type === 'NORMAL' ? c.green : c.yellow
   const label = paint(type === 'NORMAL' ? 'note' : type === 'EXCEPTION' ? 'exception' : 'abnormal')
   const codeText = code === undefined ? '' : c.dim(` [${code}]`)
-  const frame = firstFrame((event.INFO as {STACK?: unknown} | undefined)?.STACK)
   return `${label}${codeText} ${clip(String(event.NOTIFICATION ?? ''), max)}${frame ? `\n  ${c.dim(frame)}` : ''}`
 }
 
@@ -99,10 +99,10 @@ export function firstFrame(stack: unknown): string | undefined {
   return undefined
 }
 
-function renderLogLine(event: Record<string, unknown>, c: ChalkInstance): string {
-  const level = String(event.LEVEL)
+/** A LOG line; its message may span lines (a logged stack), its other control characters are shown. */
+function renderLogLine(level: unknown, message: unknown, c: ChalkInstance): string {
   const label = level === 'error' ? c.red('error') : level === 'warn' ? c.yellow('warn ') : c.dim(level === 'debug' ? 'debug' : 'log  ')
-  return `${label} ${String(event.MESSAGE ?? '')}`
+  return `${label} ${escapeControlKeepLines(String(message ?? ''))}`
 }
 
 function renderHeartbeat(event: Record<string, unknown>, c: ChalkInstance, max: number): string {
@@ -117,8 +117,11 @@ function renderHeartbeat(event: Record<string, unknown>, c: ChalkInstance, max: 
 export function renderEvent(event: NodeEvent | ({EE_EVENT_TYPE: 'R1_GAP'} & Record<string, unknown>), options: RenderEventOptions = {}): string {
   const c = chalkOf(options)
   const max = options.maxWidth ?? 200
-  const record = event as Record<string, unknown>
-  const node = options.nodeLabel === undefined ? '' : `${c.blue(options.nodeLabel)} `
+  const raw = event as Record<string, unknown>
+  // node data: control characters are shown, never interpreted by the terminal
+  const record = escapeDeep(event) as Record<string, unknown>
+  event = record as typeof event
+  const node = options.nodeLabel === undefined ? '' : `${c.blue(escapeControl(options.nodeLabel))} `
   if (record.EE_EVENT_TYPE === 'R1_GAP') {
     return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${c.yellow(`gap: events ${record.FROM_SEQ}..${record.TO_SEQ} are missing (${record.REASON})`)}`
   }
@@ -126,12 +129,15 @@ export function renderEvent(event: NodeEvent | ({EE_EVENT_TYPE: 'R1_GAP'} & Reco
     event.EE_EVENT_TYPE === 'PAYLOAD'
       ? renderPayload(record, c, max)
       : event.EE_EVENT_TYPE === 'NOTIFICATION'
-        ? renderNotification(record, c, max)
+        ? renderNotification(record, c, max, escapeControl(firstFrame((raw.INFO as {STACK?: unknown} | undefined)?.STACK) ?? '') || undefined)
         : event.EE_EVENT_TYPE === 'HEARTBEAT'
           ? renderHeartbeat(record, c, max)
           : event.EE_EVENT_TYPE === 'LOG'
-            ? renderLogLine(record, c)
+            ? renderLogLine(record.LEVEL, raw.MESSAGE, c)
             : clip(compactPayload(record), max)
-  return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${c.bold(pathLabel(event as NodeEvent))} ${body}`
+  const where = pathLabel(event as NodeEvent)
+  // a node-level event under a node label would name the node twice (`edge-a edge-a heartbeat`)
+  const label = options.nodeLabel !== undefined && where === escapeControl(options.nodeLabel) ? '' : `${c.bold(where)} `
+  return `${c.dim(timeOf(event as NodeEvent, options.date ?? false))} ${node}${label}${body}`
 }
 

@@ -21,3 +21,22 @@ export function tasks<Ctx extends object>(list: ListrTask<Ctx>[], options: TaskO
     fallbackRendererOptions: {logger: logger()} as never,
   } as never)
 }
+
+/**
+ * Lines written while listr2 redraws its task list on a terminal would be erased or repeated by the
+ * redraw (stdout and stderr share the screen): hold them, and let them out once the tasks are done.
+ */
+export function heldOutput(hold: boolean): {write(stream: NodeJS.WritableStream, text: string): void; release(): void} {
+  let held: Array<[NodeJS.WritableStream, string]> | undefined = hold ? [] : undefined
+  return {
+    write(stream, text) {
+      if (held) held.push([stream, text])
+      else stream.write(text)
+    },
+    release() {
+      const lines = held ?? []
+      held = undefined
+      for (const [stream, text] of lines) stream.write(text)
+    },
+  }
+}

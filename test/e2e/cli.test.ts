@@ -51,7 +51,7 @@ describe('r1 (foundation)', () => {
     const human = r1(['templates', '--bogus'])
     expect(human.code).toBe(2)
     expect(human.stdout).toBe('')
-    expect(human.stderr).toContain('Nonexistent flag: --bogus')
+    expect(human.stderr).toContain('Unknown flag: --bogus')
     const json = r1(['templates', '--bogus', '--json'])
     expect(json.code).toBe(2)
     expect(JSON.parse(json.stdout).error).toMatchObject({exitCode: 2, message: expect.stringContaining('--bogus')})

@@ -165,7 +165,7 @@ describe.sequential('r1 deploy to real nodes', () => {
     expect(t.status).toBe('failed')
     expect(t.error).toContain('sensor exploded')
     writeConfig({threshold1: 40})
-    const deleted = await r1(['pipelines', 'delete', 'broken', '--dir', project, '--target', 'edge-a', '--json'], {env})
+    const deleted = await r1(['pipelines', 'delete', 'broken', '--dir', project, '--target', 'edge-a', '--yes', '--json'], {env})
     expect(deleted.exitCode, deleted.stderr).toBe(0)
     expect(deleted.json.targets[0].result).toEqual({pipeline: 'broken', deleted: true})
   })

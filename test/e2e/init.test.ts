@@ -203,15 +203,35 @@ sys.exit(os.waitstatus_to_exitcode(status))
 })
 
 describe('r1 init with bad input', () => {
-  it('without a terminal, fails naming the flag of the first missing answer (exit 2)', async () => {
+  it('without a terminal, fails listing every missing flag at once (exit 2); the folder names the project', async () => {
     const before = await entries(work)
-    const noTemplate = await r1(['init', 'x'])
-    expect(noTemplate.exitCode).toBe(2)
-    expect(noTemplate.stderr).toMatch(/Missing template: pass --template/)
-    const noName = await r1(['init', 'x', '--template', 'ts-plugin', '--json'])
-    expect(noName.exitCode).toBe(2)
-    expect(JSON.parse(noName.stdout).error).toMatchObject({code: 'MISSING_FLAG', exitCode: 2, message: expect.stringContaining('--name')})
+    const nothing = await r1(['init'])
+    expect(nothing.exitCode).toBe(2)
+    expect(nothing.stderr).toMatch(/Missing answers .*--template .*--name .*--signature .*--install or --no-install.*--package-manager .*--git or --no-git/)
+    const noFlags = await r1(['init', 'x', '--template', 'ts-plugin', '--json'])
+    expect(noFlags.exitCode).toBe(2)
+    const error = JSON.parse(noFlags.stdout).error
+    expect(error).toMatchObject({code: 'MISSING_FLAG', exitCode: 2})
+    expect(error.details.missing).toEqual(['--signature <UPPER_SNAKE>', '--install or --no-install', '--package-manager <npm|pnpm|yarn>', '--git or --no-git'])
     expect(await entries(work)).toEqual(before)
+    const named = await r1(['init', 'from-folder', '--template', 'ts-plugin', '--signature', 'A_B', '--no-install', '--no-git', '--json'])
+    expect(named.exitCode, named.stderr).toBe(0)
+    expect(JSON.parse(named.stdout).name).toBe('from-folder')
+    await rm(join(work, 'from-folder'), {recursive: true})
+  })
+
+  it('a failed install does not skip git init: the repository is made, then the install failure is reported (exit 1)', async () => {
+    const bin = join(work, 'node-and-git')
+    await mkdir(bin)
+    await symlink(process.execPath, join(bin, 'node'))
+    await symlink(execFileSync('sh', ['-c', 'command -v git'], {encoding: 'utf8'}).trim(), join(bin, 'git'))
+    const dir = join(work, 'git-after-failed-install')
+    const run = await r1(['init', dir, '--yes', '--template', 'js-plugin', '--package-manager', 'pnpm', '--git'], {env: {PATH: bin}})
+    await rm(bin, {recursive: true})
+    expect(run.exitCode).toBe(1)
+    expect(run.stderr).toContain('pnpm is not installed')
+    expect(await entries(dir)).toContain('.git')
+    await rm(dir, {recursive: true})
   })
 
   it('refuses a non-empty folder (exit 1) and leaves it as it was; --force writes into it', async () => {

@@ -112,12 +112,12 @@ describe.sequential('managing pipelines on real nodes', () => {
   })
 
   it('pipelines delete removes a pipeline, confirmed by the node; a missing one fails', async () => {
-    const deleted = await cli(['pipelines', 'delete', 'counting', '--target', 'edge-b', '--json'])
+    const deleted = await cli(['pipelines', 'delete', 'counting', '--target', 'edge-b', '--yes', '--json'])
     expect(deleted.exitCode, deleted.stderr).toBe(0)
     expect(deleted.json.targets[0].result).toEqual({pipeline: 'counting', deleted: true})
     const ls = await cli(['pipelines', 'ls', '--target', 'edge-b', '--json'])
     expect(ls.json.targets[0].result).toEqual([])
-    const again = await cli(['pipelines', 'delete', 'counting', '--target', 'edge-b'])
+    const again = await cli(['pipelines', 'delete', 'counting', '--target', 'edge-b', '--yes'])
     expect(again.exitCode).toBe(1)
     expect(again.stdout).toContain('No pipeline "counting"')
   })

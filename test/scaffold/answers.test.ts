@@ -28,13 +28,18 @@ function scripted(answers: unknown[]): Asker & {asked: string[]} {
 }
 
 describe('without a terminal', () => {
-  it('fails on the first missing answer, naming its flag (exit 2)', async () => {
-    await expect(chooseTemplate({}, undefined)).rejects.toMatchObject({exitCode: 2, code: 'MISSING_FLAG', message: expect.stringContaining('--template')})
-    await expect(resolveAnswers({}, plugin, undefined)).rejects.toMatchObject({exitCode: 2, message: expect.stringContaining('--name')})
-    await expect(resolveAnswers({name: 'a'}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--signature')})
-    await expect(resolveAnswers({name: 'a', signature: 'A'}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--install or --no-install')})
-    await expect(resolveAnswers({name: 'a', signature: 'A', install: true}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--package-manager')})
-    await expect(resolveAnswers({name: 'a', signature: 'A', install: false}, plugin, undefined)).rejects.toMatchObject({message: expect.stringContaining('--git or --no-git')})
+  it('lists every missing answer at once, naming their flags (exit 2)', async () => {
+    const all = await chooseTemplate({}, undefined).catch((e) => e)
+    expect(all).toMatchObject({exitCode: 2, code: 'MISSING_FLAG'})
+    for (const flag of ['--template', '--name', '--signature', '--install or --no-install', '--package-manager', '--git or --no-git']) expect(all.message).toContain(flag)
+    const afterTemplate = await resolveAnswers({}, plugin, undefined).catch((e) => e)
+    expect(afterTemplate.details.missing).toEqual(['--name <kebab-case>', '--signature <UPPER_SNAKE>', '--install or --no-install', '--package-manager <npm|pnpm|yarn>', '--git or --no-git'])
+    // a folder argument names the project; no install means no package manager
+    const folder = await resolveAnswers({install: false}, plugin, undefined, '/tmp/sensor-watch').catch((e) => e)
+    expect(folder.details.missing).toEqual(['--signature <UPPER_SNAKE>', '--git or --no-git'])
+    expect((await resolveAnswers({signature: 'A', install: false, git: false}, plugin, undefined, '/tmp/sensor-watch')).name).toBe('sensor-watch')
+    // no --signature for a template without a plugin
+    expect((await resolveAnswers({name: 'a', install: false}, noPlugin, undefined).catch((e) => e)).details.missing).toEqual(['--git or --no-git'])
   })
 
   it('takes every answer from flags', async () => {
@@ -63,13 +68,31 @@ describe('without a terminal', () => {
 })
 
 describe('on a terminal', () => {
+  it('offers only the package managers that are installed', async () => {
+    let offered: string[] = []
+    const asker: Asker = {
+      select: async (_m, choices) => {
+        offered = choices.map((c) => c.value)
+        return choices[0].value
+      },
+      input: async (_m, initial) => initial,
+      confirm: async () => true,
+    }
+    await resolveAnswers({name: 'a', signature: 'A'}, plugin, asker, undefined, false, ['npm', 'yarn'])
+    expect(offered).toEqual(['npm', 'yarn'])
+    // one installed: nothing to choose
+    offered = []
+    expect((await resolveAnswers({name: 'a', signature: 'A'}, plugin, asker, undefined, false, ['npm'])).packageManager).toBe('npm')
+    expect(offered).toEqual([])
+  })
+
   it('asks every question without a flag, the package manager only when installing', async () => {
     const asker = scripted(['js-plugin'])
     expect(await chooseTemplate({}, asker)).toBe('js-plugin')
     expect(asker.asked).toEqual(['Template'])
 
     const installing = scripted(['weather', 'WEATHER_FEED', true, 'yarn', false])
-    expect(await resolveAnswers({}, plugin, installing)).toMatchObject({name: 'weather', signature: 'WEATHER_FEED', install: true, packageManager: 'yarn', git: false})
+    expect(await resolveAnswers({}, plugin, installing, undefined, false, ['npm', 'pnpm', 'yarn'])).toMatchObject({name: 'weather', signature: 'WEATHER_FEED', install: true, packageManager: 'yarn', git: false})
     expect(installing.asked).toEqual(['Project name (kebab-case)', 'Signature of the first plugin (UPPER_SNAKE)', 'Install dependencies?', 'Package manager', 'Initialize a git repository?'])
 
     const notInstalling = scripted([false, true])

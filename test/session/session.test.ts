@@ -35,9 +35,17 @@ describe('session errors carry exit codes', () => {
     silent.close()
   })
 
-  it('the wrong node at the URL → exit 7 NODE_ADDRESS_MISMATCH, before anything is sent', async () => {
-    const error = await Session.connect({url: t.node.url, nodeAddress: generateIdentity().address, identity: t.client}).catch((e) => e)
-    expect(error).toMatchObject({exitCode: 7, code: 'NODE_ADDRESS_MISMATCH'})
+  it('the wrong node at the URL → identity mismatch (exit 4, expected vs got), before anything is sent', async () => {
+    const expected = generateIdentity().address
+    const error = await Session.connect({url: t.node.url, nodeAddress: expected, identity: t.client}).catch((e) => e)
+    expect(error).toMatchObject({exitCode: 4, code: 'IDENTITY_MISMATCH'})
+    expect(error.message).toContain(`expected the node ${expected}, got ${t.node.address}`)
+  })
+
+  it('without an expected address, the session learns it from the signed hello', async () => {
+    const session = await Session.connect({url: t.node.url, nodeAddress: undefined, identity: t.client})
+    expect(session.address).toBe(t.node.address)
+    await session.close()
   })
 
   it('a confirmation that never comes → exit 5; a failing one → exit 4', async () => {
@@ -87,9 +95,10 @@ describe('wss:// with a certificate the test makes', () => {
     await trusted.send('UPDATE_CONFIG', execPipeline('secure'), {expect: [{code: NotificationCode.PLUGIN_CONFIG_OK, instance: 'exec-1'}]})
     const untrusted = await Session.connect({url: tls.node.url, nodeAddress: tls.node.address, identity: tls.client}).catch((e) => e)
     expect(untrusted).toMatchObject({exitCode: 7})
+    expect(untrusted.hint).toContain('--ca')
     const insecure = await tls.connect({insecure: true})
     expect((await insecure.state()).PIPELINES.map((p) => p.NAME)).toEqual(['secure'])
     const wrongNode = await Session.connect({url: tls.node.url, nodeAddress: generateIdentity().address, identity: tls.client, insecure: true}).catch((e) => e)
-    expect(wrongNode).toMatchObject({code: 'NODE_ADDRESS_MISMATCH'})
+    expect(wrongNode).toMatchObject({code: 'IDENTITY_MISMATCH', exitCode: 4})
   })
 })

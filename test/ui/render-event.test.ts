@@ -31,6 +31,8 @@ describe('renderEvent', () => {
       ACTIVE_PLUGINS: [{INSTANCE_ID: 'm1', STATUS: 'running'}],
     } as unknown as NodeEvent
     expect(renderEvent(hb, {color: false})).toBe('03:04:05.067 edge heartbeat up 12s cpu 3.5% rss 50 MiB pipelines 1 instances 1 m1:running')
+    // labelled by node (r1 logs over many nodes): the node is named once, not `edge edge heartbeat`
+    expect(renderEvent(hb, {color: false, nodeLabel: 'edge'})).toBe('03:04:05.067 edge heartbeat up 12s cpu 3.5% rss 50 MiB pipelines 1 instances 1 m1:running')
   })
 
   it('progress, metrics and app output lines get their own shapes; long payloads are clipped', () => {

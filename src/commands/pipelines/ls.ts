@@ -15,9 +15,9 @@ export default class PipelinesLs extends BaseCommand<typeof PipelinesLs> {
 
   public async run() {
     const [{manage, nodeStatus}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
-    const result = await manage(this.flags, this.signal, async (link) => (await nodeStatus(link)).pipelines)
+    const result = await manage(this.flags, this.signal, async (link) => (await nodeStatus(link)).pipelines, {readOnly: true})
     if (!this.jsonEnabled()) {
-      const [{out, err}, {table, paintStatus}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
+      const [{out, err}, {table, paintStatus, failureText}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
       const rows = result.targets.flatMap((t) =>
         t.result
           ? t.result.map((p) => [t.target, p.name, p.type, versions(p), String(p.instances.length), p.stopped ? 'stopped' : p.instances.map((i) => `${i.instanceId}:${i.status}`).join(' ')])
@@ -26,7 +26,7 @@ export default class PipelinesLs extends BaseCommand<typeof PipelinesLs> {
       const lines = rows.length > 0 ? table(['TARGET', 'PIPELINE', 'TYPE', 'VERSION', 'INSTANCES', 'STATUS'], rows, out, (_r, c, text) => (c === 5 ? text.replace(/:(\w+)/g, (_m, s: string) => ':' + paintStatus(s, s, out)) : text)) : []
       process.stdout.write((lines.length > 1 ? lines : ['No pipelines.']).join('\n') + '\n')
       const failure = failureOf('Listing pipelines', result.targets)
-      if (failure) process.stderr.write(`${err.red('✖')} ${failure.message}\n${err.dim('→ ' + failure.hint)}\n`)
+      if (failure) process.stderr.write(failureText(failure, err))
     }
     process.exitCode = result.exitCode
     return result

@@ -4,6 +4,7 @@ import {fleetFlags} from '../deploy.js'
 
 export default class PipelinesStop extends BaseCommand<typeof PipelinesStop> {
   static override summary = 'Stop a pipeline on nodes (ARCHIVE_CONFIG): its instances end, the node keeps it for rollback'
+  static override description = 'A pipeline that is already stopped on a node stays so: that target reports "already stopped" and counts as done (exit 0).'
   static override examples = ['<%= config.bin %> pipelines stop temps --target edge-a', '<%= config.bin %> pipelines stop temps --all --json']
 
   static override args = {name: Args.string({description: 'Pipeline NAME', required: true})}
@@ -14,7 +15,7 @@ export default class PipelinesStop extends BaseCommand<typeof PipelinesStop> {
     const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => stopPipeline(link, this.args.name, timeoutMs))
     if (!this.jsonEnabled()) {
       const [{out, err}, {reportTargets}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
-      const report = reportTargets(result.targets, () => `${this.args.name} archived`, {out, err}, failureOf('Stopping ' + this.args.name, result.targets))
+      const report = reportTargets(result.targets, (i) => `${this.args.name} ${result.targets[i].result?.alreadyStopped ? 'was already stopped' : 'archived'}`, {out, err}, failureOf('Stopping ' + this.args.name, result.targets))
       process.stdout.write(report.stdout)
       process.stderr.write(report.stderr)
     }
