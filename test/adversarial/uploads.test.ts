@@ -29,6 +29,6 @@ describe('adversarial: bundle upload slots', () => {
     const hash = createHash('sha256').update(bundle).digest('hex')
     const {answer} = await roundTrip(deploying, deployer, 'R1_BUNDLE_PUT', {HASH: hash, SIZE: bundle.length, INDEX: 0, COUNT: 1, DATA: bundle.toString('base64')}, node.address)
     deploying.close()
-    expect(answer).toMatchObject({EE_EVENT_TYPE: 'R1_REPLY', RESULT: {STORED: true}})
+    expect(answer, (answer as {NOTIFICATION?: string} | undefined)?.NOTIFICATION).toMatchObject({EE_EVENT_TYPE: 'R1_REPLY', RESULT: {STORED: true}})
   })
 })
