@@ -184,13 +184,13 @@ export class Conn {
     }
   }
 
-  /** Sends one frame (text or binary); with `hash`, the node's answer to it is awaited by `settle`. */
-  async send(frame: string | Buffer, options: {hash?: string; binary?: boolean; tokens?: string[]} = {}): Promise<void> {
+  /** Sends one frame (text or binary); with `hash`, the node's answer to it is awaited by `settle`. False when no connection could be opened. */
+  async send(frame: string | Buffer, options: {hash?: string; binary?: boolean; tokens?: string[]} = {}): Promise<boolean> {
     if (!this.open) {
       try {
         await this.connect()
       } catch {
-        return // the node refused or dropped the connection: the case was tried, nothing more to see
+        return false // the node refused the connection
       }
     }
     await this.pace()
@@ -198,6 +198,7 @@ export class Conn {
     for (const token of options.tokens ?? []) if (text.includes(token)) this.sentTokens.add(token)
     if (options.hash) this.expected.set(options.hash, (this.expected.get(options.hash) ?? this.answers.get(options.hash) ?? 0) + 1)
     await new Promise<void>((resolve) => this.ws.send(frame, {binary: options.binary ?? false}, () => resolve()))
+    return true
   }
 
   /** Waits until every awaited hash was answered (or the connection closed, or `timeoutMs`); returns the unanswered count. */
