@@ -1,4 +1,4 @@
-// `r1 deploy` fan-out (DESIGN.md §7: deploying one project to 20 local nodes ≤ 3 s in all).
+// `r1 deploy` fan-out (budget in src/ARCHITECTURE.md: deploying one project to 20 local nodes ≤ 3 s in all).
 //
 // For the lead's bench/run.js: the default export starts 26 separate `r1 node start` processes
 // (one set of 1, one of 5, one of 20, so every deploy is a fresh one: bundle upload, UPDATE_CONFIG,

@@ -1,4 +1,4 @@
-// `r1 run` figures (DESIGN.md §7): start → first payload of a TypeScript plugin, payload throughput of
+// `r1 run` figures (budgets in src/ARCHITECTURE.md): start → first payload of a TypeScript plugin, payload throughput of
 // one instance to the --json output, and an idle `r1 node start`'s RSS and CPU. Needs the build (dist/).
 import {spawn} from 'node:child_process'
 import {cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run bench`: every budget of DESIGN.md §7, each as a ratio to a baseline measured in this run.
+// `npm run bench`: every budget (src/ARCHITECTURE.md, "Budgets"), each as a ratio to a baseline measured in this run.
+// Exits 1 when a group fails to run or any row misses its budget.
 // Each bench/<name>.js default-exports an async function returning rows made with `row()` from lib.js.
 // `--json` prints the rows as one JSON document; `node bench/run.js startup` runs one group.
 const groups = ['startup', 'local-run', 'events', 'deploy', 'signing']
@@ -17,6 +18,8 @@ for (const group of groups) {
     rows.push({figure: `${group}: bench failed`, error: error.message})
   }
 }
+const missed = rows.filter((r) => r.ok === false)
+if (missed.length > 0) failed = true
 if (json) {
   process.stdout.write(JSON.stringify({rows}, null, 2) + '\n')
 } else {
@@ -31,5 +34,8 @@ if (json) {
     const budget = r.budget === undefined ? '' : `  budget ${r.budget}`
     console.log(`${mark} ${r.figure}: ${r.value} ${r.unit}${base}${ratio}${budget}`)
   }
+  const errors = rows.filter((r) => r.error).length
+  const ok = rows.filter((r) => r.ok === true).length
+  console.log(`${ok} within budget, ${missed.length} over budget, ${errors} groups failed`)
 }
 process.exitCode = failed ? 1 : 0

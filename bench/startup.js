@@ -1,4 +1,4 @@
-// `r1 --version` and `r1 validate` of a generated 100-pipeline manifest, as ratios to `node -e 0` (DESIGN.md §7).
+// `r1 --version` and `r1 validate` of a generated 100-pipeline manifest, as ratios to `node -e 0` (budgets in src/ARCHITECTURE.md).
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'

@@ -18,7 +18,7 @@ import {
   pluginSpec,
 } from '../../src/manifest/index.js'
 
-const vectors = JSON.parse(readFileSync(join(import.meta.dirname, '../../../shared/vectors/ratio1-signing.json'), 'utf8')) as {
+const vectors = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/vectors/ratio1-signing.json'), 'utf8')) as {
   keys: Record<string, {address: string; address_legacy_prefix: string; public_key_compressed_hex: string}>
   positives: Array<{message?: Record<string, unknown>}>
 }

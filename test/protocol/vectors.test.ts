@@ -14,7 +14,7 @@ interface VectorRecord {
   signed_wire_json: string
   reference_verify: {valid: boolean; message: string}
 }
-const vectors = JSON.parse(readFileSync(new URL('../../../shared/vectors/ratio1-signing.json', import.meta.url), 'utf8')) as {
+const vectors = JSON.parse(readFileSync(new URL('../fixtures/vectors/ratio1-signing.json', import.meta.url), 'utf8')) as {
   keys: Record<string, {private_key_hex: string; private_key_pem_pkcs8: string; address: string}>
   positives: VectorRecord[]
   compat: VectorRecord[]
