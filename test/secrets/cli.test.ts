@@ -130,6 +130,39 @@ describe('r1 secrets', () => {
     }
   })
 
+  it('set on a terminal asks at a hidden prompt: the typed value never shows', () => {
+    // A pseudo-terminal (python3's pty): type the value when the prompt appears, echo everything back.
+    const driver = String.raw`
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+buf = b''; typed = False; deadline = time.time() + 50
+while time.time() < deadline:
+    if select.select([fd], [], [], 0.2)[0]:
+        try: data = os.read(fd, 65536)
+        except OSError: break
+        if not data: break
+        buf += data
+    if not typed and b'Value of PTY_TOKEN' in buf:
+        time.sleep(0.1); os.write(fd, b'typed-in-secret\r'); typed = True
+sys.stdout.write(buf.decode('utf8', 'replace'))
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+`
+    const result = spawnSync('python3', ['-c', driver, process.execPath, bin, 'secrets', 'set', 'PTY_TOKEN', '--target', 'edge-a'], {
+      cwd: project,
+      encoding: 'utf8',
+      env: {...process.env, NO_COLOR: '1', TERM: 'xterm-256color', CI: ''},
+      timeout: 60_000,
+    })
+    if (result.error) return // no python3: the stdin path above covers storage
+    expect(result.status, result.stdout + result.stderr).toBe(0)
+    expect(result.stdout, result.stderr).toContain('Value of PTY_TOKEN')
+    expect(result.stdout).not.toContain('typed-in-secret')
+    expect(openSecret(store().targets['edge-a'].secrets.PTY_TOKEN, edgeA)).toBe('typed-in-secret')
+    expect(r1(['secrets', 'rm', 'PTY_TOKEN', '-t', 'edge-a']).code).toBe(0)
+  })
+
   it('rm removes one secret; removing it again fails (exit 1); the last one removes the file', () => {
     const rm = r1(['secrets', 'rm', 'API_TOKEN', '--json'])
     expect(rm.code, rm.stderr).toBe(0)
