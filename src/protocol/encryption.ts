@@ -24,6 +24,8 @@ export const EE_ENCRYPTED_DATA = 'EE_ENCRYPTED_DATA'
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
 const FLAG_COMPRESSED = 0x01
+/** Decompression stops here: a frame is at most 1 MiB, and a zlib bomb must not take the node's memory. */
+export const MAX_PLAINTEXT_BYTES = 16 * 1024 * 1024
 
 /** Data that does not decrypt: wrong key, wrong sender, not a receiver, or tampered. */
 export class DecryptionError extends Error {
@@ -63,9 +65,9 @@ function open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array): Buffer {
 
 function inflate(data: Uint8Array): Buffer {
   try {
-    return inflateSync(data)
+    return inflateSync(data, {maxOutputLength: MAX_PLAINTEXT_BYTES})
   } catch {
-    throw new DecryptionError('decrypted data is not zlib data')
+    throw new DecryptionError(`decrypted data is not zlib data, or inflates past ${MAX_PLAINTEXT_BYTES} bytes`)
   }
 }
 
@@ -125,7 +127,7 @@ interface MultiPackage {
 function multiPackage(bytes: Buffer): MultiPackage | undefined {
   let pkg: unknown
   try {
-    pkg = JSON.parse(inflateSync(bytes).toString('utf8'))
+    pkg = JSON.parse(inflateSync(bytes, {maxOutputLength: MAX_PLAINTEXT_BYTES}).toString('utf8'))
   } catch {
     return undefined
   }
@@ -171,8 +173,8 @@ export type DecryptedCommand =
  * Opens a verified `EE_IS_ENCRYPTED` command on the node: checks that `EE_DEST` names `receiver`,
  * decrypts `EE_ENCRYPTED_DATA` from `EE_SENDER` and returns the envelope with the decrypted ACTION
  * and PAYLOAD in place of the ciphertext (`EE_IS_ENCRYPTED: true` stays, so the node knows how it
- * came). Verify the signature first: it covers the ciphertext, not the plaintext. A message that
- * is not encrypted comes back as it is.
+ * came). Verify the signature and check the allow-list first: the signature covers the ciphertext,
+ * and strangers get no decryption work. A message that is not encrypted comes back as it is.
  */
 export function decryptCommand(message: Record<string, unknown>, receiver: Identity): DecryptedCommand {
   if (message.EE_IS_ENCRYPTED !== true) return {ok: true, message}

@@ -9,6 +9,7 @@ import {
   deriveSharedKey,
   encrypt,
   encryptCommandPayload,
+  MAX_PLAINTEXT_BYTES,
   tryDecrypt,
 } from '../../src/protocol/encryption.js'
 import {generateIdentity, identityFromPrivateKey, type Identity} from '../../src/protocol/identity.js'
@@ -102,6 +103,13 @@ describe('encrypt / decrypt', () => {
     expect(() => decrypt('AAAA', k1.address, k2)).toThrow(DecryptionError)
     expect(() => decrypt('not base64!', k1.address, k2)).toThrow(DecryptionError)
     expect(() => decrypt(data.toString('base64'), '0xai_nope', k2)).toThrow(DecryptionError)
+  })
+
+  it('refuses to inflate past MAX_PLAINTEXT_BYTES (a zlib bomb), in either format', () => {
+    const big = 'a'.repeat(MAX_PLAINTEXT_BYTES + 1)
+    expect(() => decrypt(encrypt(big, k2.address, k1), k1.address, k2)).toThrow(/inflates past/)
+    expect(() => decrypt(encrypt(big, [k2.address], k1), k1.address, k2)).toThrow(/inflates past/)
+    expect(() => decrypt(deflateSync(Buffer.alloc(MAX_PLAINTEXT_BYTES + 1)).toString('base64'), k1.address, k2)).toThrow(DecryptionError)
   })
 
   it('rejects a tampered multi-receiver package', () => {
