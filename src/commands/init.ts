@@ -86,7 +86,7 @@ export default class Init extends BaseCommand<typeof Init> {
     for (const warning of answers.warnings) this.warn(warning)
     const dir = resolve(args.dir ?? answers.name)
     if (!args.dir) await scaffold.checkTarget(dir, flags.force)
-    const values = {name: answers.name, signature: answers.signature, schemaPath: scaffold.GENERATED_SCHEMA_PATH, r1Dependency: scaffold.r1DependencySpec()}
+    const values = {name: answers.name, signature: answers.signature, schemaPath: scaffold.GENERATED_SCHEMA_PATH, r1Dependency: scaffold.r1DependencySpec(undefined, dir)}
 
     let installError: Error | undefined
     const result: InitResult = {dir, template: template.label, name: answers.name, signature: answers.signature ?? null, files: [], installed: false, git: false}

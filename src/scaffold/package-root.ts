@@ -1,5 +1,5 @@
 import {readFileSync} from 'node:fs'
-import {sep} from 'node:path'
+import {relative, sep} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 /** The root of the r1 package that is running (this file is src/scaffold/ or dist/scaffold/). */
@@ -14,13 +14,16 @@ export function r1Version(root: string = R1_ROOT): string {
 }
 
 /**
- * How a generated project depends on r1: from the registry when this r1 was installed from it
- * (it lives inside a node_modules folder), else a `file:` link to this very checkout, so a
- * project made from a clean clone of the repository resolves `r1/plugin` without a registry.
+ * How a generated project depends on r1. Installed from a registry or a tarball (this r1 lives in a
+ * node_modules folder): the semver range of this version. Run from a clone: a `file:` path
+ * relative to the project (`file:../r1`), never an absolute one, so the project works for anyone
+ * with the same layout; an r1 developer can also `npm link r1` in the project.
  */
-export function r1DependencySpec(root: string = R1_ROOT): string {
+export function r1DependencySpec(root: string = R1_ROOT, projectDir?: string): string {
   const installed = root.split(/[\\/]/).includes('node_modules')
-  return installed ? `^${r1Version(root)}` : `file:${root}`
+  if (installed || projectDir === undefined) return `^${r1Version(root)}`
+  const path = relative(projectDir, root).split(sep).join('/')
+  return `file:${path === '' ? '.' : path}`
 }
 
 /** Where a generated project's editor finds r1's JSON Schema for config.yaml. */

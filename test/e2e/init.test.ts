@@ -1,7 +1,7 @@
 import {execFileSync} from 'node:child_process'
 import {cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join, relative, resolve} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import {execa} from 'execa'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -10,7 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
  * `r1 init` and `r1 templates` from the built CLI (bin/run.js → dist/). Every template is generated
  * non-interactively, validated and its own tests run; the prompts are driven on a real pseudo-terminal.
  *
- * Dependencies of generated projects: templates whose only dependency is r1 (`file:` this checkout)
+ * Dependencies of generated projects: templates whose only dependency is r1 (`file:` this checkout, relative)
  * get a real `npm install` (offline: npm links the folder). The TypeScript ones also need tsx from the
  * registry, so instead of installing they get the links npm would make, to this checkout and its tsx.
  */
@@ -83,8 +83,8 @@ describe.each(TEMPLATES)('r1 init --yes --template %s', (template) => {
     expect(result.files).not.toContain('template.json')
     const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
     expect(pkg.name).toBe(`gen-${template}`)
-    // Run from a checkout (not from node_modules), r1 points the project at itself.
-    expect(pkg.devDependencies.r1).toBe(`file:${ROOT}`)
+    // Run from a checkout (not from node_modules), r1 points the project at itself, by a relative path.
+    expect(pkg.devDependencies.r1).toBe(`file:${relative(dir, ROOT)}`)
     const config = await readFile(join(dir, 'config.yaml'), 'utf8')
     expect(config.split('\n')[0]).toBe('# yaml-language-server: $schema=node_modules/r1/dist/config.schema.json')
     expect(config).toContain(`name: gen-${template}`)

@@ -1,7 +1,7 @@
 import {execFileSync} from 'node:child_process'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {r1DependencySpec, r1Version, R1_ROOT} from '../../src/scaffold/package-root.js'
 import {detectPackageManager, initGitRepository} from '../../src/scaffold/setup.js'
@@ -15,8 +15,10 @@ afterEach(async () => {
 })
 
 describe('the r1 dependency of a generated project', () => {
-  it('links this checkout when r1 does not run from node_modules', () => {
-    expect(r1DependencySpec()).toBe(`file:${R1_ROOT}`)
+  it('links this checkout by a path relative to the project (never an absolute one) when r1 does not run from node_modules', () => {
+    expect(r1DependencySpec(R1_ROOT, join(R1_ROOT, 'templates', 'demo'))).toBe('file:../..')
+    expect(r1DependencySpec(R1_ROOT, join(dirname(R1_ROOT), 'my-app'))).toBe(`file:../${basename(R1_ROOT)}`)
+    expect(r1DependencySpec(R1_ROOT, join(root, 'a', 'b'))).not.toMatch(/^file:\//)
   })
 
   it('asks the registry for this version when r1 was installed from it', async () => {
@@ -25,6 +27,7 @@ describe('the r1 dependency of a generated project', () => {
     await writeFile(join(installed, 'package.json'), JSON.stringify({name: 'r1', version: '2.3.4'}))
     expect(r1Version(installed)).toBe('2.3.4')
     expect(r1DependencySpec(installed)).toBe('^2.3.4')
+    expect(r1DependencySpec(installed, join(root, 'project'))).toBe('^2.3.4')
   })
 })
 

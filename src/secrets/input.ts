@@ -1,0 +1,61 @@
+import {ExitCode, R1Error} from '../errors.js'
+import {canPrompt} from '../ui/prompts.js'
+import {MAX_SECRET_BYTES} from './store.js'
+
+/**
+ * A secret's value: piped on stdin, or typed at a hidden prompt on a terminal. Never from argv
+ * (shell history, `ps`). One trailing newline of piped input is dropped (`echo "$X" | r1 secrets set X`).
+ */
+export async function readSecretValue(name: string, options: {json?: boolean; signal?: AbortSignal; stdin?: NodeJS.ReadableStream & {isTTY?: boolean}} = {}): Promise<string> {
+  const stdin = options.stdin ?? process.stdin
+  let value: string
+  if (stdin.isTTY) {
+    if (!canPrompt(options.json)) {
+      throw new R1Error(`No value for ${name}: pipe it on stdin (no prompt under --json or without a terminal).`, ExitCode.USAGE, {
+        code: 'SECRET_VALUE_MISSING',
+        hint: `e.g. r1 secrets set ${name} < value.txt`,
+      })
+    }
+    value = await prompt(name, options.signal)
+  } else {
+    value = (await readAll(stdin)).replace(/\r?\n$/, '')
+  }
+  if (value.length === 0) {
+    throw new R1Error(`The value of ${name} is empty: nothing was stored.`, ExitCode.USAGE, {
+      code: 'SECRET_VALUE_EMPTY',
+      hint: `Pipe the value on stdin (printf %s "$VALUE" | r1 secrets set ${name}) or type it at the prompt; \`r1 secrets rm ${name}\` removes one.`,
+    })
+  }
+  return value
+}
+
+async function prompt(name: string, signal?: AbortSignal): Promise<string> {
+  const {password} = await import('@inquirer/prompts')
+  try {
+    return await password({message: `Value of ${name}`, mask: true}, {output: process.stderr, ...(signal ? {signal} : {})})
+  } catch (error) {
+    const kind = (error as Error)?.name
+    if (kind === 'ExitPromptError' || kind === 'AbortPromptError') {
+      throw new R1Error('Interrupted: nothing was stored.', ExitCode.INTERRUPTED, {code: 'INTERRUPTED'})
+    }
+    throw error
+  }
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of stream) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+    size += buffer.length
+    // Refuse early rather than buffer a whole file piped by mistake.
+    if (size > MAX_SECRET_BYTES + 2) {
+      throw new R1Error(`The value on stdin is over ${MAX_SECRET_BYTES / 1024} KiB.`, ExitCode.USAGE, {
+        code: 'SECRET_TOO_LARGE',
+        hint: 'A secret holds a credential; ship files with the project instead.',
+      })
+    }
+    chunks.push(buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
