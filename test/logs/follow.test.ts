@@ -285,14 +285,15 @@ describe('followNodes', () => {
     expect(got.map(seqOf)).toEqual([1, 2, 3, 4, 5])
   })
 
-  it('reports a node that refuses the key (exit 4) and a wrong address (exit 7) without retrying forever', async () => {
+  it('reports a node that refuses the key (exit 4), a wrong address (identity mismatch, exit 4) and a node down (exit 7) without retrying forever', async () => {
     const t = await node()
     const stranger = generateIdentity()
     const refused = await followNodes({targets: [{name: 'n', url: t.node.url, address: t.node.address}], identity: stranger, follow: true, since: {seq: 0}}, {onEntry: () => undefined})
     expect(refused).toMatchObject({ok: false, exitCode: ExitCode.REJECTED, targets: [{status: 'rejected'}]})
     expect(refused.targets[0]!.error).toMatch(/NOT_ALLOWED|allow/i)
     const wrong = await followNodes({targets: [{name: 'n', url: t.node.url, address: generateIdentity().address}], identity: t.client, follow: true}, {onEntry: () => undefined})
-    expect(wrong).toMatchObject({ok: false, exitCode: ExitCode.UNREACHABLE, targets: [{status: 'unreachable'}]})
+    expect(wrong).toMatchObject({ok: false, exitCode: ExitCode.REJECTED})
+    expect(wrong.targets[0]!.error).toMatch(/expected .* got/i)
     const port = await freePort()
     const down = await followNodes({targets: [{name: 'n', url: `ws://127.0.0.1:${port}`, address: t.node.address}], identity: t.client, follow: false}, {onEntry: () => undefined})
     expect(down).toMatchObject({ok: false, exitCode: ExitCode.UNREACHABLE, targets: [{status: 'unreachable'}]})
