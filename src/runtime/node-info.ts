@@ -1,7 +1,8 @@
-import {cpus, freemem, loadavg, totalmem} from 'node:os'
+import {freemem, loadavg, totalmem} from 'node:os'
 import {R1Error} from '../errors.js'
 import type {PublicHeartbeat} from '../protocol/messages.js'
 import type {NodeCore} from './contract.js'
+import {CpuMeter} from './cpu.js'
 
 /**
  * What the server asks of the core beyond NodeCore for r1's query actions (LocalNode has these);
@@ -65,7 +66,7 @@ export function bundleHas(core: NodeQueries, hashes: string[]): {HAVE: string[];
  */
 export class PublicHeartbeatCache {
   private cached?: {heartbeat: PublicHeartbeat; at: number}
-  private cpuSample = cpuTimes()
+  private readonly cpu = new CpuMeter()
 
   constructor(
     private readonly identity: {address: string; alias: string; version: string | null; startedAt: number},
@@ -76,10 +77,6 @@ export class PublicHeartbeatCache {
   get(): PublicHeartbeat {
     const now = this.now()
     if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.heartbeat
-    const sample = cpuTimes()
-    const busy = sample.busy - this.cpuSample.busy
-    const total = sample.total - this.cpuSample.total
-    this.cpuSample = sample
     const {address, alias, version, startedAt} = this.identity
     const heartbeat: PublicHeartbeat = {
       EE_EVENT_TYPE: 'HEARTBEAT',
@@ -89,7 +86,7 @@ export class PublicHeartbeatCache {
       EE_ALIAS: alias,
       VERSION: version,
       UPTIME: (now - startedAt) / 1000,
-      CPU_USED: total > 0 ? Math.round((busy / total) * 1000) / 10 : 0,
+      CPU_USED: this.cpu.percent(),
       LOAD_AVERAGE: Math.round(loadavg()[0]! * 100) / 100,
       MACHINE_MEMORY: totalmem(),
       AVAILABLE_MEMORY: freemem(),
@@ -100,15 +97,4 @@ export class PublicHeartbeatCache {
     this.cached = {heartbeat, at: now}
     return heartbeat
   }
-}
-
-function cpuTimes(): {busy: number; total: number} {
-  let busy = 0
-  let total = 0
-  for (const cpu of cpus()) {
-    const {user, nice, sys, idle, irq} = cpu.times
-    busy += user + nice + sys + irq
-    total += user + nice + sys + irq + idle
-  }
-  return {busy, total}
 }

@@ -1,7 +1,7 @@
 import {statfsSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {createRequire} from 'node:module'
-import {cpus, freemem, tmpdir, totalmem} from 'node:os'
+import {freemem, tmpdir, totalmem} from 'node:os'
 import {basename, join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields.js'
@@ -12,6 +12,7 @@ import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoNow} from './clock.js'
+import {CpuMeter} from './cpu.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
@@ -113,7 +114,7 @@ export class LocalNode implements NodeCore {
   private readonly supervisorOptions: SupervisorOptions
   private heartbeatTimer: NodeJS.Timeout | undefined
   private readonly startedAt = Date.now()
-  private cpuSample = cpuTimes()
+  private readonly cpu = new CpuMeter()
   private chain: Promise<unknown> = Promise.resolve()
   private stopped = false
   private readonly workDir: string | undefined
@@ -188,10 +189,6 @@ export class LocalNode implements NodeCore {
   }
 
   heartbeat(): HeartbeatEvent {
-    const now = cpuTimes()
-    const busy = now.busy - this.cpuSample.busy
-    const total = now.total - this.cpuSample.total
-    this.cpuSample = now
     let totalDisk = 0
     let availableDisk = 0
     try {
@@ -231,7 +228,7 @@ export class LocalNode implements NodeCore {
       EE_ALIAS: this.alias,
       VERSION: packageVersion,
       UPTIME: (Date.now() - this.startedAt) / 1000,
-      CPU_USED: total > 0 ? Math.round((busy / total) * 1000) / 10 : 0,
+      CPU_USED: this.cpu.percent(),
       MACHINE_MEMORY: totalmem(),
       AVAILABLE_MEMORY: freemem(),
       PROCESS_MEMORY: process.memoryUsage.rss(),
@@ -872,15 +869,3 @@ function parseInstanceCommand(value: unknown): {name: string; params: unknown} {
   }
   throw rejected('INSTANCE_COMMAND must be a command name or {COMMAND, PARAMS}', 'BAD_PAYLOAD')
 }
-
-function cpuTimes(): {busy: number; total: number} {
-  let busy = 0
-  let total = 0
-  for (const cpu of cpus()) {
-    const {user, nice, sys, idle, irq} = cpu.times
-    busy += user + nice + sys + irq
-    total += user + nice + sys + irq + idle
-  }
-  return {busy, total}
-}
-

@@ -1,0 +1,26 @@
+import {cpus} from 'node:os'
+
+/** The machine's CPU use between two readings, in percent (one decimal): what heartbeats report as CPU_USED. */
+export class CpuMeter {
+  private sample = cpuTimes()
+
+  /** Percent busy since the previous call (or since construction). */
+  percent(): number {
+    const now = cpuTimes()
+    const busy = now.busy - this.sample.busy
+    const total = now.total - this.sample.total
+    this.sample = now
+    return total > 0 ? Math.round((busy / total) * 1000) / 10 : 0
+  }
+}
+
+function cpuTimes(): {busy: number; total: number} {
+  let busy = 0
+  let total = 0
+  for (const cpu of cpus()) {
+    const {user, nice, sys, idle, irq} = cpu.times
+    busy += user + nice + sys + irq
+    total += user + nice + sys + irq + idle
+  }
+  return {busy, total}
+}
