@@ -4,7 +4,7 @@ import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 /**
  * `r1 node start`'s work, without oclif: the command calls `serveNode`, and bin/run.js tries
  * `fastNodeStart` first, so a node process never loads oclif (an idle node's RSS is a budget,
- * DESIGN.md §7: oclif costs ~8 MiB of it).
+ * src/ARCHITECTURE.md §8: oclif costs ~8 MiB of it).
  */
 
 export const NODE_START_DEFAULTS = {host: '127.0.0.1', port: 7443}
