@@ -12,6 +12,8 @@ export interface NodeLink {
   /** The node's verified address. */
   readonly address: string
   readonly alias: string
+  /** This client's own address (what the node's operator would allow), when the link knows it. */
+  readonly sender?: string
   /** Every node event from now on (already verified); returns the unsubscribe function. */
   onEvent(listener: (event: NodeEvent) => void): () => void
   /** Called when the connection is gone and not back within seconds (exit 7); optional for links that cannot tell. */
@@ -40,9 +42,11 @@ export interface NodeState {
   pipelines: PipelineConfig[]
   /** Stopped (archived) pipelines, kept for rollback. */
   archived: PipelineConfig[]
-  instances: Array<{pipeline: string; signature: string; instanceId: string; status: string; lastError: string | null}>
+  instances: Array<{pipeline: string; signature: string; instanceId: string; status: string; lastError: string | null; pid?: number}>
   /** Kept versions per pipeline, oldest first (what `rollback --to` picks from). */
   versions: Record<string, Array<{version: number; time?: string}>>
+  /** What the node found wrong at start (a corrupt journal.json set aside, …). */
+  warnings?: string[]
 }
 
 export type Connect = (target: Target, signal?: AbortSignal) => Promise<NodeLink>

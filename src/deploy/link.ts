@@ -63,8 +63,14 @@ export function sessionConnector(identity: Identity, options: ConnectorOptions =
       await session.close()
       throw signal.reason
     }
-    return new SessionLink(session, options.requestTimeoutMs ?? 30_000)
+    return new SessionLink(session, options.requestTimeoutMs ?? 30_000, identity.address)
   }
+}
+
+/** R1_STATE's WARNINGS (PROTOCOL.md §4.9); a node that predates them sends none. */
+function warningsOf(state: object): string[] {
+  const warnings = (state as {WARNINGS?: unknown}).WARNINGS
+  return Array.isArray(warnings) ? warnings.filter((w): w is string => typeof w === 'string') : []
 }
 
 class SessionLink implements NodeLink {
@@ -73,6 +79,7 @@ class SessionLink implements NodeLink {
   constructor(
     private readonly session: Session,
     private readonly timeoutMs: number,
+    readonly sender: string,
   ) {}
 
   get address(): string {
@@ -115,8 +122,9 @@ class SessionLink implements NodeLink {
       uptime: s.UPTIME,
       pipelines: pipelinesOf(s.PIPELINES, this.alias),
       archived: pipelinesOf(s.ARCHIVED, this.alias),
-      instances: (s.INSTANCES ?? []).map((i) => ({pipeline: i.PIPELINE, signature: i.SIGNATURE, instanceId: i.INSTANCE_ID, status: i.STATUS, lastError: i.LAST_ERROR})),
+      instances: (s.INSTANCES ?? []).map((i) => ({pipeline: i.PIPELINE, signature: i.SIGNATURE, instanceId: i.INSTANCE_ID, status: i.STATUS, lastError: i.LAST_ERROR, ...(i.PID ? {pid: i.PID} : {})})),
       versions: Object.fromEntries(Object.entries(s.VERSIONS ?? {}).map(([name, list]) => [name, list.map((v) => ({version: v.VERSION, time: v.TIME}))])),
+      warnings: warningsOf(s),
     }
   }
 

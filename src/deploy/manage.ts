@@ -62,6 +62,8 @@ export interface InstanceStatusRow {
   status: string
   restarts?: number
   lastError?: string | null
+  /** The instance's process id on the node (R1_STATE). */
+  pid?: number
   lastErrorTime?: string | null
   lastConfig?: string | null
   iteration?: number
@@ -70,8 +72,12 @@ export interface InstanceStatusRow {
 
 export interface NodeStatus {
   online: true
-  /** Set when the node refused R1_STATE (this key is not on its allow-list): the figures come from its heartbeat only. */
+  /** Set when this key is not on the node's allow-list (what to ask for): the figures come from its heartbeat only. */
   restricted?: string
+  /** The node answered with its public heartbeat (R1_PUBLIC), which shows no pipelines: `pipelines` is empty for that reason, not because none run. */
+  pipelinesHidden?: true
+  /** What the node found wrong at start (a corrupt journal.json set aside, …); empty when nothing or when restricted. */
+  warnings: string[]
   address: string
   alias: string
   version?: string
@@ -85,9 +91,12 @@ export interface NodeStatus {
 export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
   const [state, heartbeat] = await Promise.all([link.state().catch((error: unknown) => error), link.heartbeat()])
   if (state instanceof Error) {
-    // Anyone may ask for a heartbeat: a key the node does not allow still sees what runs there.
-    if (!(state instanceof R1Error) || state.exitCode !== ExitCode.REJECTED) throw state
-    return {...figures(link, heartbeat), restricted: state.message, pipelines: heartbeatPipelines(heartbeat)}
+    // Anyone may ask for a heartbeat: a key the node does not allow still sees its figures (and, from a node
+    // that sends strangers its full heartbeat, what runs there).
+    if (!(state instanceof R1Error) || state.code !== 'REJECTED_NOT_ALLOWED') throw state
+    const restricted = `your key is not on this node's allow-list (r1 node allow ${link.sender ?? '<your address>'})`
+    if ((heartbeat as {R1_PUBLIC?: unknown}).R1_PUBLIC === true) return {...figures(link, heartbeat), restricted, pipelinesHidden: true, warnings: [], pipelines: []}
+    return {...figures(link, heartbeat), restricted, warnings: [], pipelines: heartbeatPipelines(heartbeat)}
   }
   const s = state as NodeState
   return {
@@ -96,6 +105,7 @@ export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
     alias: s.alias ?? link.alias,
     version: s.version ?? heartbeat.VERSION,
     uptime: s.uptime ?? heartbeat.UPTIME,
+    warnings: s.warnings ?? [],
     pipelines: [
       ...s.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), kept: kept(s, p.NAME), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, s)})),
       ...s.archived.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), kept: kept(s, p.NAME), stopped: true, instances: []})),
@@ -103,7 +113,7 @@ export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
   }
 }
 
-function figures(link: NodeLink, heartbeat: HeartbeatEvent): Omit<NodeStatus, 'pipelines'> {
+function figures(link: NodeLink, heartbeat: HeartbeatEvent): Omit<NodeStatus, 'pipelines' | 'warnings'> {
   return {
     online: true,
     address: heartbeat.EE_ADDR ?? link.address,
@@ -157,6 +167,7 @@ function instanceRows(pipeline: PipelineConfig, plugins: ActivePlugin[], state: 
         status: live?.STATUS ?? known?.status ?? 'unknown',
         restarts: live?.RESTARTS,
         lastError: live?.LAST_ERROR ?? known?.lastError ?? null,
+        ...(known?.pid ? {pid: known.pid} : {}),
         lastErrorTime: live?.LAST_ERROR_TIME ?? null,
         lastConfig: live?.LAST_CONFIG_TIMESTAMP ?? null,
         iteration: live?.CURRENT_PROCESS_ITERATION,
@@ -179,14 +190,14 @@ function requirePipeline(state: NodeState, name: string, alias: string): Pipelin
 }
 
 /**
- * `r1 status` on every target. A node that refused R1_STATE (this key is no longer on its
- * allow-list) still shows its heartbeat figures, but the target counts as rejected (exit 4).
+ * `r1 status` on every target. A node that does not allow this key (or no longer does) still shows
+ * its heartbeat figures, but the target counts as rejected (exit 4).
  */
 export async function statusOfNodes(flags: ManageFlags, signal: AbortSignal | undefined) {
   const result = await manage(flags, signal, (link) => nodeStatus(link), {readOnly: true})
   const targets = result.targets.map((t): ManageResult<NodeStatus> =>
     t.result?.restricted
-      ? {...t, ok: false, status: 'rejected', error: t.result.restricted, hint: 'Ask the node operator to run `r1 node allow <your address>` (yours: `r1 keys show`).'}
+      ? {...t, ok: false, status: 'rejected', error: t.result.restricted, hint: "Ask the node's operator to run that `r1 node allow …` on the node; until then it shows you only its public heartbeat."}
       : t,
   )
   const exitCode = exitCodeFor(targets)

@@ -131,14 +131,16 @@ function mib(bytes: number | undefined): string {
 /** `r1 status` for one node (the NodeStatus of src/deploy/manage.ts). */
 export function renderNodeStatus(
   name: string,
-  s: {address: string; alias: string; restricted?: string; version?: string; uptime?: number; cpu?: number; memory?: {process?: number; available?: number; machine?: number}; pipelines: Array<{name: string; type: string; stopped?: boolean; version?: number; instances: Array<{signature: string; instanceId: string; status: string; restarts?: number; lastError?: string | null}>}>},
+  s: {address: string; alias: string; restricted?: string; pipelinesHidden?: boolean; warnings?: string[]; version?: string; uptime?: number; cpu?: number; memory?: {process?: number; available?: number; machine?: number}; pipelines: Array<{name: string; type: string; stopped?: boolean; version?: number; instances: Array<{signature: string; instanceId: string; status: string; restarts?: number; lastError?: string | null}>}>},
   color: ChalkInstance,
 ): string[] {
   const lines = [
     `${color.bold(escapeControl(name))} ${color.green('online')}  ${escapeControl(s.alias)}  ${escapeControl(s.address)}`,
     `  version ${escapeControl(s.version ?? '-')}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${mib(s.memory?.process)} (available ${mib(s.memory?.available)} of ${mib(s.memory?.machine)})`,
   ]
-  if (s.restricted) lines.push(color.yellow(`  from the heartbeat only: ${escapeControl(s.restricted.split('\n')[0])}`))
+  for (const warning of s.warnings ?? []) lines.push(color.yellow(`  warning: ${escapeControl(warning)}`))
+  if (s.restricted) lines.push(color.yellow(`  ${s.pipelinesHidden ? 'pipelines hidden' : 'from the heartbeat only'}: ${escapeControl(s.restricted.split('\n')[0])}`))
+  if (s.pipelinesHidden) return lines
   if (s.pipelines.length === 0) return [...lines, color.dim('  no pipelines')]
   const rows = s.pipelines.flatMap((p) =>
     p.instances.map((i) => [p.name, `${i.signature}/${i.instanceId}`, i.status, String(i.restarts ?? '-'), i.lastError ? i.lastError.split('\n')[0].slice(0, 80) : '']),

@@ -1,7 +1,7 @@
 /**
  * Ratio1 canonical JSON (the text that EE_HASH is computed over), and a wire parser that keeps
  * every number's token text so that a message signed by Python verifies byte for byte.
- * The rules are those of `shared/vectors/ratio1-signing.json` (`canonicalization_rules`).
+ * The rules are those of `test/fixtures/vectors/ratio1-signing.json` (`canonicalization_rules`).
  */
 
 /** A JSON number as it appeared on the wire: its token decides Python int vs float (rule 7). */

@@ -4,7 +4,7 @@ import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 /**
  * `r1 node start`'s work, without oclif: the command calls `serveNode`, and bin/run.js tries
  * `fastNodeStart` first, so a node process never loads oclif (an idle node's RSS is a budget,
- * DESIGN.md §7: oclif costs ~8 MiB of it).
+ * src/ARCHITECTURE.md §8: oclif costs ~8 MiB of it).
  */
 
 export const NODE_START_DEFAULTS = {host: '127.0.0.1', port: 7443}
@@ -16,6 +16,12 @@ export interface NodeStartOptions {
   tlsCert?: string
   tlsKey?: string
   alias?: string
+  /** The user instances run as: a name, `uid[:gid]`, or `none` (the node's own user). Default: `nobody` when root, else the node's user. */
+  runAs?: string
+  /** Memory cap (MiB) of instances whose config sets no MAX_MEMORY_MB. */
+  maxMemoryMb?: number
+  /** Disk space (MiB) all stored bundles may take. */
+  bundleQuotaMib?: number
 }
 
 export interface ServeIo {
@@ -30,6 +36,8 @@ export interface ServeIo {
 export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise<void> {
   const [{defaultDataDir}, {startNodeServer}] = await Promise.all([import('./data-dir.js'), import('./serve.js')])
   const dataDir = options.dataDir ?? defaultDataDir()
+  const runAs = options.runAs === 'none' ? false : options.runAs
+  const user = await checkRunAs(runAs)
   const node = await startNodeServer({
     dataDir,
     host: options.host,
@@ -37,6 +45,10 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
     tlsCertPath: options.tlsCert,
     tlsKeyPath: options.tlsKey,
     alias: options.alias,
+    core: {
+      supervisor: {runAs, ...(options.maxMemoryMb === undefined ? {} : {maxMemoryMb: options.maxMemoryMb})},
+      ...(options.bundleQuotaMib === undefined ? {} : {bundles: {quotaBytes: options.bundleQuotaMib * 1024 * 1024}}),
+    },
   }).catch(async (error: unknown) => {
     throw await nodeKeyAdvice(error, dataDir)
   })
@@ -45,6 +57,7 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
     else {
       process.stdout.write(`r1 node ${node.alias}\n  address  ${node.address}\n  url      ${node.url}\n  data     ${node.dataDir}\n`)
       const allowed = node.allowList.size()
+      io.note(user ? `Instances run as ${user.name} (uid ${user.uid}, gid ${user.gid}).` : `Instances run as this node's own user (uid ${process.getuid?.() ?? '?'}).`)
       io.note(allowed === 0 ? `No address is allowed to send commands yet: r1 node allow <address> --data-dir ${node.dataDir}` : `${allowed} address(es) allowed. Ctrl-C stops the node.`)
     }
     await new Promise<void>((resolve) => {
@@ -55,6 +68,26 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
   } finally {
     await node.stop()
   }
+}
+
+/**
+ * The user instances will run as, checked before the node starts: an unknown user, or another user
+ * than this process's without root, would otherwise fail only once an instance starts.
+ */
+async function checkRunAs(runAs: string | false | undefined): Promise<{name: string; uid: number; gid: number} | undefined> {
+  const {instanceUser} = await import('./containment.js')
+  const hint = 'Pass --run-as <user name | uid[:gid]> of an existing user, or --run-as none to keep the node\'s own user.'
+  let user: ReturnType<typeof instanceUser>
+  try {
+    user = instanceUser(runAs)
+  } catch (error) {
+    throw new R1Error(`--run-as ${String(runAs)}: ${(error as Error).message}`, ExitCode.USAGE, {code: 'RUN_AS_UNKNOWN', hint})
+  }
+  const self = process.getuid?.()
+  if (user && self !== undefined && self !== 0 && (user.uid !== self || user.gid !== process.getgid?.())) {
+    throw new R1Error(`--run-as ${String(runAs)}: only a node running as root can run instances as another user (this one runs as uid ${self})`, ExitCode.USAGE, {code: 'RUN_AS_NOT_ROOT', hint: 'Start the node as root, or leave --run-as out (instances then run as the node\'s own user).'})
+  }
+  return user
 }
 
 /**
@@ -77,10 +110,24 @@ async function nodeKeyAdvice(error: unknown, dataDir: string): Promise<unknown> 
   })
 }
 
-const VALUE_FLAGS = {'--host': 'host', '--port': 'port', '--data-dir': 'dataDir', '--tls-cert': 'tlsCert', '--tls-key': 'tlsKey', '--alias': 'alias'} as const
+const VALUE_FLAGS = {
+  '--host': 'host',
+  '--port': 'port',
+  '--data-dir': 'dataDir',
+  '--tls-cert': 'tlsCert',
+  '--tls-key': 'tlsKey',
+  '--alias': 'alias',
+  '--run-as': 'runAs',
+  '--max-memory-mb': 'maxMemoryMb',
+  '--bundle-quota': 'bundleQuotaMib',
+} as const
+
+/** Positive integers as oclif's `Flags.integer({min: 1})` takes them (anything else is left to oclif). */
+const POSITIVE_INTEGER = /^0*[1-9]\d{0,8}$/
 
 /**
- * `r1 node start [--host H] [--port N] [--data-dir D] [--tls-cert C --tls-key K] [--alias A] [--json]`
+ * `r1 node start [--host H] [--port N] [--data-dir D] [--tls-cert C --tls-key K] [--alias A] [--run-as U]
+ * [--max-memory-mb N] [--bundle-quota N] [--json]`
  * for bin/run.js; returns the exit code. Returns undefined, having done nothing, for anything else
  * (--help, other flags, a value oclif would refuse), which oclif then handles as usual.
  */
@@ -102,6 +149,9 @@ export async function fastNodeStart(argv: readonly string[]): Promise<number | u
     if (key === 'port') {
       if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) return undefined
       options.port = Number(value)
+    } else if (key === 'maxMemoryMb' || key === 'bundleQuotaMib') {
+      if (!POSITIVE_INTEGER.test(value)) return undefined
+      options[key] = Number(value)
     } else options[key] = value
   }
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) return undefined

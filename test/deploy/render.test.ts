@@ -50,6 +50,16 @@ describe('deploy rendering', () => {
     expect(lines).toContain('(stopped at v3, kept for rollback)')
   })
 
+  it("shows a node's warnings, escaped, and says pipelines are hidden (not absent) behind a public heartbeat", () => {
+    const base = {address: '0xai_x', alias: 'r1-x', pipelines: []}
+    const warned = renderNodeStatus('edge-a', {...base, warnings: ['journal.json was corrupt\u001b[2J']}, plain).join('\n')
+    expect(warned).toContain('  warning: journal.json was corrupt\\e[2J')
+    expect(warned).toContain('no pipelines')
+    const hidden = renderNodeStatus('edge-a', {...base, warnings: [], restricted: "your key is not on this node's allow-list (r1 node allow 0xai_me)", pipelinesHidden: true}, plain)
+    expect(hidden.at(-1)).toBe("  pipelines hidden: your key is not on this node's allow-list (r1 node allow 0xai_me)")
+    expect(hidden.join('\n')).not.toContain('no pipelines')
+  })
+
   it('reports per-target results and the failure on stderr', () => {
     const report = reportTargets([{target: 'a', status: 'ok'}, {target: 'b', status: 'rejected', error: 'not allowed'}], () => 'done', {out: plain, err: plain}, {message: 'Stopping failed on 1 of 2 targets', hint: 'allow-list'})
     expect(report.stdout).toMatch(/a\s+ok\s+done\n/)
