@@ -4,9 +4,8 @@ export const PROJECT_NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/
 // semver 2.0.0 (the official regex without named groups)
 export const SEMVER_PATTERN =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
-export const SIGNATURE_PATTERN = /^[A-Z][A-Z0-9_]*$/
-/** Pipeline names, instance ids and target names: what a shell, a URL path and Ratio1 accept unquoted. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+/** Signatures (UPPER_SNAKE) and pipeline names / instance ids / target names (at most 200 characters): what a node accepts. */
+export {SIGNATURE_PATTERN, NAME_PATTERN as ID_PATTERN} from '../protocol/limits.js'
 /** Instance config keys as written (any case); they are compared and compiled in UPPERCASE. */
 export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/
 export const TARGET_URL_PATTERN = /^wss?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/

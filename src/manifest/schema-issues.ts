@@ -102,7 +102,7 @@ function keyIssue(path: PathSegment[], out: Collector): void {
     out.add(path, 'key', 'config-key-format', `config key "${key}" is not an identifier (letters, digits and _)`)
   } else {
     const what = last === 'pipelines' ? 'pipeline name' : last === 'instances' ? 'instance id' : last === 'targets' ? 'target name' : 'name'
-    out.add(path, 'key', 'name-format', `${what} "${key}" may only contain letters, digits, ".", "_" and "-", starting with a letter or digit`)
+    out.add(path, 'key', 'name-format', `${what} "${key}" may only contain letters, digits, ".", "_" and "-", starting with a letter or digit, at most 200 characters${key.length > 200 ? ` (it has ${key.length})` : ''}`)
   }
 }
 

@@ -18,9 +18,9 @@ export const COMMAND_LIMITS = {
 } as const
 
 /** Pipeline names and instance ids: what config.yaml accepts (a shell, a URL path and Ratio1 take them unquoted). */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/
 /** Plugin signatures: UPPER_SNAKE. */
-export const SIGNATURE_PATTERN = /^[A-Z][A-Z0-9_]*$/
+export const SIGNATURE_PATTERN = /^[A-Z][A-Z0-9_]{0,199}$/
 
 export interface LimitProblem {
   /** `LIMIT_EXCEEDED` (too big or too deep) or `BAD_PAYLOAD` (a name outside its charset). */

@@ -68,6 +68,13 @@ describe('validateSource', () => {
     const positions = result.diagnostics.map((d) => d.line * 1000 + d.col)
     expect(positions).toEqual([...positions].sort((a, b) => a - b))
   })
+  it('refuses names a node would refuse: over 200 characters', async () => {
+    const long = 'p'.repeat(201)
+    const text = `name: x\nversion: 0.1.0\npipelines:\n  ${long}:\n    instances:\n      ${'i'.repeat(200)}: {plugin: CUSTOM_EXEC_01, config: {code: 'return 1'}}\n`
+    const result = await validateSource(text, '/nowhere/config.yaml', schema)
+    expect(result.diagnostics.map((d) => [d.rule, d.line])).toEqual([['name-format', 4]])
+    expect(result.diagnostics[0]!.message).toMatch(/at most 200 characters \(it has 201\)/)
+  })
   it('gives the dotted path of the original spelling', async () => {
     const result = await validateSource(readFileSync(join(fixtures, 'invalid/config-duplicate-key/config.yaml'), 'utf8'), join(fixtures, 'invalid/config-duplicate-key/config.yaml'), schema)
     expect(result.diagnostics[0]).toMatchObject({path: 'pipelines.temps.instances.monitor-1.config.THRESHOLD', severity: 'error'})
