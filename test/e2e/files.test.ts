@@ -89,9 +89,9 @@ describe.sequential('files travel with the deploy', () => {
     writeProject({setup: 'echo preparing; echo ok > setup.txt'})
     const deployed = await r1(['deploy', '--dir', project, '--target', 'edge-a', '--json'], {env})
     expect(deployed.exitCode, deployed.stderr + deployed.stdout).toBe(0)
-    const logs = await until(() => events('log'), (l) => outputOf(l, 'app-1').length > 0 && outputOf(l, 'app-2').length > 0, 'both apps to print')
-    const one = outputOf(logs, 'app-1')[0]!
-    const two = outputOf(logs, 'app-2')[0]!
+    const lines = await until(() => events('log'), (l) => outputOf(l, 'app-1').length > 0 && outputOf(l, 'app-2').length > 0, 'both apps to print')
+    const one = outputOf(lines, 'app-1')[0]!
+    const two = outputOf(lines, 'app-2')[0]!
     expect(one).toMatch(/^version one setup=ok cwd=\//)
     const cwd1 = one.split('cwd=')[1]!
     const cwd2 = two.split('cwd=')[1]!
