@@ -128,7 +128,7 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, Omit<PluginSpec, 'fields'>
   PROCESS_APP_RUNNER: {
     signature: 'PROCESS_APP_RUNNER',
     builtin: true,
-    description: 'Runs a command (Python, a binary, a shell script) and emits its output lines as payloads',
+    description: 'Runs a command (Python, a binary, a shell script): its output lines become log lines, its status payloads',
     allowUnknown: false,
     own: {
       COMMAND: {
@@ -142,7 +142,8 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, Omit<PluginSpec, 'fields'>
       ENV: {type: 'object', values: {type: ['string', 'number', 'boolean']}, default: {}, description: 'Environment of the process (it gets nothing else)'},
       RESTART_POLICY: {type: 'string', enum: ['always', 'on-failure', 'no'], default: 'on-failure', description: 'When to restart the process after it exits'},
       HEALTH_CHECK: healthCheck,
-      OUTPUT_THROTTLE: {type: 'number', min: 0, default: 0, description: 'Minimum seconds between two output payloads (lines in between are batched)'},
+      // no default: ignored since output lines became LOG events, and accepted because configs stored on nodes carry it
+      OUTPUT_THROTTLE: {type: 'number', min: 0, description: 'Ignored (output lines are log lines, rate-limited by the node); kept so existing configs stay valid'},
     },
   },
 }

@@ -11,7 +11,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type RunnerEvent =
   | {kind: 'payload'; data: PluginPayload}
   | {kind: 'notification'; message: string; code?: number; type: PluginNotificationType; info?: unknown; commandHash?: string}
-  | {kind: 'log'; level: LogLevel; text: string}
+  /** `time` (epoch ms): when the line was read, for lines that may reach the node later (a process app's output); else the node stamps it. */
+  | {kind: 'log'; level: LogLevel; text: string; time?: number}
 
 export interface RunnerOptions {
   config: Record<string, unknown>

@@ -13,3 +13,9 @@ export function isoNow(): string {
   }
   return cachedIso
 }
+
+/** `isoNow()`, or the earlier time an instance reported for an event (epoch ms: when it read a log line); never later than now. */
+export function isoAt(ms?: number): string {
+  if (ms === undefined) return isoNow()
+  return Number.isFinite(ms) && ms >= 0 && ms < Date.now() ? new Date(ms).toISOString() : isoNow()
+}

@@ -5,7 +5,7 @@
 import {pathToFileURL} from 'node:url'
 import {Worker} from 'node:worker_threads'
 import {isPlugin, type Plugin, type PluginDefinition} from '../plugin/define.js'
-import {PluginRunner, describeError, type RunnerEvent} from '../plugin/runner.js'
+import {PluginRunner, describeError, type LogLevel, type RunnerEvent} from '../plugin/runner.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 import {Outbox} from './outbox.js'
 
@@ -17,6 +17,8 @@ export interface HostApi {
   /** The app the instance runs exited with a failure (restarting after `restartInMs`, or not at all): the supervisor reports it. */
   appCrashed(error: string, restartInMs: number | undefined): void
   appUp(): void
+  /** A line the instance read (its app's output) as its log line, stamped with `time` (epoch ms), when it was read. */
+  log(level: LogLevel, text: string, time: number): void
   baseEnv: Record<string, string>
   restartBackoff: {baseMs: number; capMs: number}
 }
@@ -192,6 +194,7 @@ class InstanceHost {
       },
       appCrashed: (error, restartInMs) => sendNow({t: 'appCrash', error, ...(restartInMs === undefined ? {} : {restartInMs})}),
       appUp: () => sendNow({t: 'appUp'}),
+      log: (level, text, time) => sendEvent({kind: 'log', level, text, time}),
       baseEnv: spec.baseEnv,
       restartBackoff: spec.restartBackoff ?? {baseMs: 1000, capMs: 30_000},
     }

@@ -11,7 +11,7 @@ import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEven
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
-import {isoNow} from './clock.js'
+import {isoAt} from './clock.js'
 import {CpuMeter} from './cpu.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
@@ -695,11 +695,11 @@ export class LocalNode implements NodeCore {
 
   // ---- events
 
-  /** Numbers and stamps `event` in place (the event path builds each event once) and hands it to every listener. */
-  private emit(event: Omit<NodeEvent, 'EE_MESSAGE_SEQ' | 'EE_TIMESTAMP'> & Record<string, unknown>): NodeEvent {
+  /** Numbers and stamps `event` in place (the event path builds each event once) and hands it to every listener; `at`: when it happened, if earlier than now. */
+  private emit(event: Omit<NodeEvent, 'EE_MESSAGE_SEQ' | 'EE_TIMESTAMP'> & Record<string, unknown>, at?: number): NodeEvent {
     const full = event as unknown as NodeEvent & Record<string, unknown>
     full.EE_MESSAGE_SEQ = ++this.seq
-    full.EE_TIMESTAMP = isoNow()
+    full.EE_TIMESTAMP = isoAt(at)
     const json = Buffer.from(canonicalJson(full))
     for (const listener of this.listeners) {
       try {
@@ -724,7 +724,7 @@ export class LocalNode implements NodeCore {
   }
 
   /** A plugin's log line as a LOG event, within the instance's log rate (what is dropped is counted, then reported). */
-  private pluginLog(path: PayloadPath, level: LogLevel, text: string): void {
+  private pluginLog(path: PayloadPath, level: LogLevel, text: string, at?: number): void {
     const key = path.join('\u0000')
     let limiter = this.logLimiters.get(key)
     if (!limiter) this.logLimiters.set(key, (limiter = new LogLimiter(this.logRate)))
@@ -734,7 +734,7 @@ export class LocalNode implements NodeCore {
       const rate = this.logRate.perSecond
       this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_LOG_DROPPED, `${taken.dropped} log line(s) dropped: over ${rate} lines/s`, undefined, {DROPPED: taken.dropped})
     }
-    this.emit({EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, LEVEL: level, MESSAGE: text})
+    this.emit({EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, LEVEL: level, MESSAGE: text}, at)
   }
 
   private onInstanceEvent(path: PayloadPath, event: SupervisorEvent): void {
@@ -773,7 +773,7 @@ export class LocalNode implements NodeCore {
         })
         break
       case 'log':
-        this.pluginLog(path, event.level, event.text)
+        this.pluginLog(path, event.level, event.text, event.time)
         break
       case 'status':
       case 'iteration':

@@ -4,7 +4,7 @@ import {out} from './colors.js'
 import {escapeControl, escapeControlKeepLines, escapeDeep} from './escape.js'
 
 /**
- * One node event as one human line (or a few, for an app's output): time, path, a compact payload.
+ * One node event as one human line (or a few, for a logged stack): time, path, a compact payload.
  * `r1 run` and `r1 logs` both print through this.
  */
 export interface RenderEventOptions {
@@ -69,13 +69,6 @@ function renderPayload(event: Record<string, unknown>, c: ChalkInstance, max: nu
   if (event.R1_KIND === 'METRICS') {
     const values = Object.entries((event.METRICS ?? {}) as Record<string, unknown>).map(([k, v]) => `${k}=${compactValue(v)}`)
     return clip(`${c.cyan('metrics')}${event.CATEGORY ? ' ' + c.dim(String(event.CATEGORY)) : ''} ${values.join(' ')}`, max)
-  }
-  if (Array.isArray(event.OUTPUT) || Array.isArray(event.STDERR)) {
-    // PROCESS_APP_RUNNER: the app's lines, one per row, under a status line
-    const {OUTPUT, STDERR, ...rest} = event
-    const head = clip(compactPayload(rest), max)
-    const lines = [...((OUTPUT as string[]) ?? []).map((l) => `  ${c.dim('│')} ${l}`), ...((STDERR as string[]) ?? []).map((l) => `  ${c.red('│')} ${l}`)]
-    return [head, ...lines].join('\n')
   }
   return clip(compactPayload(event), max)
 }

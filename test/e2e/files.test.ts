@@ -60,8 +60,9 @@ async function until<T>(get: () => Promise<T>, ok: (value: T) => boolean, what: 
   }
 }
 
-const outputOf = (payloads: Array<Record<string, any>>, instance: string) =>
-  payloads.filter((p) => p.EE_PAYLOAD_PATH[3] === instance).flatMap((p) => (p.OUTPUT as string[] | undefined) ?? [])
+/** The lines the app (app/run.sh) printed, from LOG events (the setup's output is logged on an instance's path too). */
+const outputOf = (logs: Array<Record<string, any>>, instance: string): string[] =>
+  logs.filter((l) => l.EE_PAYLOAD_PATH[3] === instance && l.LEVEL === 'info' && String(l.MESSAGE).startsWith('version ')).map((l) => l.MESSAGE)
 
 beforeAll(async () => {
   const cli = await cliIdentity(root.dir)
@@ -88,9 +89,9 @@ describe.sequential('files travel with the deploy', () => {
     writeProject({setup: 'echo preparing; echo ok > setup.txt'})
     const deployed = await r1(['deploy', '--dir', project, '--target', 'edge-a', '--json'], {env})
     expect(deployed.exitCode, deployed.stderr + deployed.stdout).toBe(0)
-    const payloads = await until(() => events('payload'), (p) => outputOf(p, 'app-1').length > 0 && outputOf(p, 'app-2').length > 0, 'both apps to print')
-    const one = outputOf(payloads, 'app-1')[0]!
-    const two = outputOf(payloads, 'app-2')[0]!
+    const lines = await until(() => events('log'), (l) => outputOf(l, 'app-1').length > 0 && outputOf(l, 'app-2').length > 0, 'both apps to print')
+    const one = outputOf(lines, 'app-1')[0]!
+    const two = outputOf(lines, 'app-2')[0]!
     expect(one).toMatch(/^version one setup=ok cwd=\//)
     const cwd1 = one.split('cwd=')[1]!
     const cwd2 = two.split('cwd=')[1]!
@@ -109,7 +110,7 @@ describe.sequential('files travel with the deploy', () => {
     writeProject({setup: 'echo preparing; echo ok > setup.txt', version: 'two'})
     const deployed = await r1(['deploy', '--dir', project, '--target', 'edge-a', '--json'], {env})
     expect(deployed.exitCode, deployed.stderr + deployed.stdout).toBe(0)
-    await until(() => events('payload'), (p) => outputOf(p, 'app-1').some((l) => l.startsWith('version two')), 'the new version')
+    await until(() => events('log'), (l) => outputOf(l, 'app-1').some((line) => line.startsWith('version two')), 'the new version')
     const again = await r1(['deploy', '--dir', project, '--target', 'edge-a', '--json'], {env})
     expect(again.exitCode).toBe(0)
     expect(JSON.stringify(again.json)).not.toMatch(/"uploaded":\s*\[\s*"/)

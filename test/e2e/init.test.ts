@@ -109,6 +109,13 @@ describe.each(TEMPLATES)('r1 init --yes --template %s', (template) => {
     const signatures = new Set(payloads.map((e) => e.EE_PAYLOAD_PATH[2]))
     if (result.signature) expect(signatures).toContain(result.signature)
     expect(events.filter((e) => e.NOTIFICATION_TYPE === 'EXCEPTION')).toEqual([])
+    if (template === 'process-app') {
+      // the app's lines are LOG events (its stdout: one JSON object a line); its payloads carry only its status
+      const lines = events.filter((e) => e.EE_EVENT_TYPE === 'LOG' && e.EE_PAYLOAD_PATH[2] === 'PROCESS_APP_RUNNER')
+      expect(lines.length, run.stdout).toBeGreaterThan(0)
+      for (const line of lines.filter((e) => e.LEVEL === 'info')) expect(JSON.parse(line.MESSAGE)).toHaveProperty('event')
+      expect(payloads.every((p) => typeof p.APP_STATUS === 'string' && p.OUTPUT === undefined)).toBe(true)
+    }
   }, 120_000)
 
   it('passes its own tests', async () => {

@@ -4,7 +4,7 @@ import {deflateSync} from 'node:zlib'
 import {afterEach, describe, expect, it} from 'vitest'
 import {compileManifest, loadManifest} from '../../src/manifest/index.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
-import {parseHealthCheck} from '../../src/runtime/builtins/process-app-runner.js'
+import {MAX_LINE_CHARS, parseHealthCheck} from '../../src/runtime/builtins/process-app-runner.js'
 import {startLocalNode, type LocalNode} from '../../src/runtime/index.js'
 import {Events, FAST, FIXTURES, isAlive, meta, until} from './helpers.js'
 
@@ -80,12 +80,34 @@ describe('CUSTOM_EXEC_01', () => {
   })
 })
 
+describe('log lines stamped by the instance', () => {
+  it('keep the time the instance read them (a process app line), never a time to come', async () => {
+    const past = '2020-01-02T03:04:05.678Z'
+    // what the app runner sends for each line it reads, sent by hand from inside the instance process
+    const send = (text: string, time: number) => `process.send({t: 'event', event: {kind: 'log', level: 'info', text: '${text}', time: ${time}}});`
+    const code = `if (plugin.iteration === 1) { ${send('read earlier', Date.parse(past))} ${send('from the future', Date.parse('2999-01-01T00:00:00Z'))} } return null`
+    const events = await start('CUSTOM_EXEC_01', [{INSTANCE_ID: 'stamped', CODE: code}])
+    const future = await events.waitFor((e) => e.EE_EVENT_TYPE === 'LOG' && e.MESSAGE === 'from the future')
+    const earlier = events.logs('stamped').find((l) => l.MESSAGE === 'read earlier')!
+    expect(earlier.EE_TIMESTAMP).toBe(past)
+    expect(earlier.EE_MESSAGE_SEQ).toBeLessThan(future.EE_MESSAGE_SEQ)
+    expect(future.EE_TIMESTAMP < '2999').toBe(true) // the node's own time instead
+  })
+})
+
 describe('PROCESS_APP_RUNNER', () => {
-  it('emits output lines as payloads, only with its ENV; STOP and RESTART; no process left after stop', async () => {
+  it('its output lines are LOG events (stdout info, stderr warn), only with its ENV; payloads carry its status; STOP and RESTART; no process left after stop', async () => {
     const events = await start('PROCESS_APP_RUNNER', [{INSTANCE_ID: 'app', COMMAND: 'echo "hello $GREETING-$HOME"; echo oops >&2; exec sleep 300', ENV: {GREETING: 'hi'}}])
-    const lines = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && Array.isArray(e.OUTPUT) && Array.isArray(e.STDERR), 20_000, 'output lines')
-    expect(lines).toMatchObject({OUTPUT: ['hello hi-'], STDERR: ['oops'], APP_STATUS: 'running'})
-    const first = Number(lines.PID)
+    const appLines = () => events.logs('app').filter((l) => l.MESSAGE === 'hello hi-' || l.MESSAGE === 'oops')
+    await events.waitUntil(() => appLines().length >= 2, 20_000, 'the app lines')
+    // stdout and stderr are two pipes: their relative order is the reader's, not the app's
+    expect(appLines().map((l) => [l.MESSAGE, l.LEVEL]).sort()).toEqual([
+      ['hello hi-', 'info'],
+      ['oops', 'warn'],
+    ])
+    const status = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.APP_STATUS === 'running')
+    expect(Object.keys(status).filter((k) => !k.startsWith('EE_')).sort()).toEqual(['APP_STATUS', 'PID', 'RESTARTS'])
+    const first = Number(status.PID)
     expect(isAlive(first)).toBe(true)
 
     const restart = meta()
@@ -103,6 +125,9 @@ describe('PROCESS_APP_RUNNER', () => {
 
     await node!.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'b', SIGNATURE: 'PROCESS_APP_RUNNER', INSTANCE_ID: 'app', INSTANCE_CONFIG: {INSTANCE_COMMAND: 'START'}}, meta())
     const third = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && typeof e.PID === 'number' && e.PID !== first && e.PID !== second)
+    // each life printed its lines once
+    await events.waitUntil(() => appLines().length >= 6, 20_000, 'the lines of three lives')
+    expect(events.payloads('app').filter((p) => 'OUTPUT' in p || 'STDERR' in p)).toEqual([])
     const host = node!.instance('b', 'PROCESS_APP_RUNNER', 'app')!.pid!
     await node!.stop()
     node = undefined
@@ -115,8 +140,23 @@ describe('PROCESS_APP_RUNNER', () => {
       {INSTANCE_ID: 'once', COMMAND: ['sh', '-c', 'exit 5'], RESTART_POLICY: 'no'},
     ])
     await events.waitUntil(() => events.notifications({instanceId: 'flaky'}).filter((n) => /App exited \(code 2\), restarting/.test(String(n.NOTIFICATION))).length >= 2, 20_000, 'two restarts')
-    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'once' && e.APP_STATUS === 'failed')
+    const failed = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'once' && e.APP_STATUS === 'failed')
+    expect(failed).toMatchObject({PID: null, EXIT: {CODE: 5, SIGNAL: null}})
     expect(events.notifications({instanceId: 'once'}).map((n) => n.NOTIFICATION)).toContain('App exited (code 5)')
+  })
+
+  it('a command that cannot start: an error LOG line, and the crash says why', async () => {
+    const events = await start('PROCESS_APP_RUNNER', [{INSTANCE_ID: 'none', COMMAND: ['/nonexistent/r1-app'], RESTART_POLICY: 'no'}])
+    const line = await events.waitFor((e) => e.EE_EVENT_TYPE === 'LOG' && e.EE_PAYLOAD_PATH[3] === 'none' && e.LEVEL === 'error')
+    expect(line.MESSAGE).toMatch(/^failed to start: spawn \/nonexistent\/r1-app ENOENT/)
+    await events.waitUntil(() => node!.instance('b', 'PROCESS_APP_RUNNER', 'none')!.status === 'error', 20_000, 'status error')
+    expect(node!.instance('b', 'PROCESS_APP_RUNNER', 'none')!.counters.lastError).toMatch(/failed to start: spawn/)
+  })
+
+  it('a line longer than MAX_LINE_CHARS is cut, with the count of what was cut', async () => {
+    const events = await start('PROCESS_APP_RUNNER', [{INSTANCE_ID: 'long', COMMAND: [process.execPath, '-e', `console.log("x".repeat(${MAX_LINE_CHARS + 10}))`], RESTART_POLICY: 'no'}])
+    const line = await events.waitFor((e) => e.EE_EVENT_TYPE === 'LOG' && e.EE_PAYLOAD_PATH[3] === 'long' && String(e.MESSAGE).startsWith('xxx'))
+    expect(line.MESSAGE).toBe(`${'x'.repeat(MAX_LINE_CHARS)}… (10 more characters cut)`)
   })
 
   it('reads the HEALTH_CHECK that the compiler writes for the process-app template', async () => {

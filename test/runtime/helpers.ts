@@ -1,7 +1,7 @@
 import {readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {bundleEntry, startLocalNode, type LocalNode, type LocalNodeOptions} from '../../src/runtime/index.js'
-import type {NodeEvent, NotificationEvent, PayloadEvent} from '../../src/protocol/events.js'
+import type {LogEvent, NodeEvent, NotificationEvent, PayloadEvent} from '../../src/protocol/events.js'
 import type {PipelineConfig} from '../../src/protocol/pipeline.js'
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'projects')
@@ -35,6 +35,10 @@ export class Events {
 
   payloads(instanceId?: string): PayloadEvent[] {
     return this.all.filter((e): e is PayloadEvent => e.EE_EVENT_TYPE === 'PAYLOAD' && (instanceId === undefined || e.EE_PAYLOAD_PATH[3] === instanceId))
+  }
+
+  logs(instanceId?: string): LogEvent[] {
+    return this.all.filter((e): e is LogEvent => e.EE_EVENT_TYPE === 'LOG' && (instanceId === undefined || e.EE_PAYLOAD_PATH[3] === instanceId))
   }
 
   notifications(filter: {code?: number; instanceId?: string; hash?: string} = {}): NotificationEvent[] {

@@ -38,7 +38,7 @@ describe('human renderers escape node-supplied strings', () => {
     const line = renderEvent(note, {color: false})
     clean(line)
     expect(line).toContain('p\\e[31m/S/i\\0')
-    const app = {EE_EVENT_TYPE: 'PAYLOAD', EE_PAYLOAD_PATH: path, EE_MESSAGE_SEQ: 2, EE_TIMESTAMP: at, OUTPUT: [hostile], STDERR: [`x${ESC}[1A`]} as unknown as NodeEvent
+    const app = {EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, EE_MESSAGE_SEQ: 2, EE_TIMESTAMP: at, LEVEL: 'warn', MESSAGE: `x${ESC}[1A`} as NodeEvent
     clean(renderEvent(app, {color: false}))
     const payload = {EE_EVENT_TYPE: 'PAYLOAD', EE_PAYLOAD_PATH: path, EE_MESSAGE_SEQ: 3, EE_TIMESTAMP: at, [`KEY${ESC}`]: `\u009b2J`} as unknown as NodeEvent
     clean(renderEvent(payload, {color: false}))

@@ -35,13 +35,16 @@ describe('renderEvent', () => {
     expect(renderEvent(hb, {color: false, nodeLabel: 'edge'})).toBe('03:04:05.067 edge heartbeat up 12s cpu 3.5% rss 50 MiB pipelines 1 instances 1 m1:running')
   })
 
-  it('progress, metrics and app output lines get their own shapes; long payloads are clipped', () => {
+  it('progress and metrics get their own shapes; long payloads are clipped, long log lines are not', () => {
     const base = envelope(['n', 'p', 'S', 'i'])
     expect(renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, R1_KIND: 'PROGRESS', CURRENT: 3, TOTAL: 12, CATEGORY: 'upload'} as NodeEvent, {color: false})).toBe('03:04:05.067 p/S/i progress 3/12 (25%) upload')
     expect(renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, R1_KIND: 'METRICS', CATEGORY: null, METRICS: {rps: 10.5}} as NodeEvent, {color: false})).toBe('03:04:05.067 p/S/i metrics rps=10.5')
-    expect(renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, APP_STATUS: 'running', OUTPUT: ['a', 'b'], STDERR: ['c']} as NodeEvent, {color: false}).split('\n')).toEqual(['03:04:05.067 p/S/i APP_STATUS=running', '  │ a', '  │ b', '  │ c'])
+    expect(renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, APP_STATUS: 'running', PID: 42, RESTARTS: 0} as NodeEvent, {color: false})).toBe('03:04:05.067 p/S/i APP_STATUS=running PID=42 RESTARTS=0')
     const long = renderEvent({EE_EVENT_TYPE: 'PAYLOAD', ...base, TEXT: 'x'.repeat(500)} as NodeEvent, {color: false, maxWidth: 40})
     expect(long).toBe(`03:04:05.067 p/S/i TEXT=${'x'.repeat(34)}…`)
+    // a process app's long output line, as a LOG event: shown whole, whatever maxWidth
+    const line = `{"reading": "${'y'.repeat(500)}"}`
+    expect(renderEvent({EE_EVENT_TYPE: 'LOG', ...base, LEVEL: 'warn', MESSAGE: line} as NodeEvent, {color: false, maxWidth: 40})).toBe(`03:04:05.067 p/S/i warn  ${line}`)
   })
 
   it('a subscription gap says which events are missing', () => {

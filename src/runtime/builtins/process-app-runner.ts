@@ -9,8 +9,9 @@ import type {HostApi} from '../instance-host.js'
 /**
  * PROCESS_APP_RUNNER: runs any command (Python, a binary, a shell script) in its own process group.
  * COMMAND (string → `sh -c`, or argv array), CWD, ENV, RESTART_POLICY always|on-failure|no,
- * HEALTH_CHECK {TYPE: tcp|http|delay, PORT, HOST, URL, PATH, DELAY, TIMEOUT}; output lines are
- * emitted as payloads (one per PROCESS_DELAY at most, OUTPUT_THROTTLE apart); commands RESTART, STOP, START.
+ * HEALTH_CHECK {TYPE: tcp|http|delay, PORT, HOST, URL, PATH, DELAY, TIMEOUT}; commands RESTART, STOP, START.
+ * Each line the app prints is a log line of the instance (stdout info, stderr warn), stamped when read,
+ * like any plugin's; payloads carry the app's status (APP_STATUS, PID, RESTARTS, EXIT) when it changes.
  */
 
 type AppStatus = 'starting' | 'healthy' | 'running' | 'restarting' | 'exited' | 'stopped' | 'failed'
@@ -24,7 +25,8 @@ export interface HealthCheck {
   timeoutMs: number
 }
 
-const MAX_BUFFERED_LINES = 1000
+/** Longer app lines are cut: a LOG event must fit in one WebSocket frame (1 MiB), JSON escapes included. */
+export const MAX_LINE_CHARS = 64 * 1024
 
 /**
  * HEALTH_CHECK of an instance config, as the runner uses it. Compiled configs carry its keys
@@ -93,15 +95,11 @@ export function createProcessAppRunner(host: HostApi) {
   let app: ChildProcess | undefined
   let status: AppStatus = 'starting'
   let statusChanged = true
-  let lines: string[] = []
-  let stderrLines: string[] = []
-  let dropped = 0
   let restarts = 0
   let lastExit: {code: number | null; signal: string | null} | undefined
   let restartTimer: NodeJS.Timeout | undefined
   let wantRunning = true
   let context: PluginContext | undefined
-  let lastOutputAt = 0
   let lastStderrLine: string | undefined
   /** Failed exits in a row (reset once the app has run for a while): the restart back-off. */
   let failuresInRow = 0
@@ -112,14 +110,10 @@ export function createProcessAppRunner(host: HostApi) {
     status = next
   }
 
-  const buffer = (target: 'out' | 'err', line: string) => {
-    const list = target === 'out' ? lines : stderrLines
-    if (target === 'err' && line.trim()) lastStderrLine = line
-    list.push(line)
-    if (lines.length + stderrLines.length > MAX_BUFFERED_LINES) {
-      ;(lines.length > 0 ? lines : stderrLines).shift()
-      dropped++
-    }
+  /** The one place a line of the app's output becomes a log line of the instance (the node rate-limits them per instance). */
+  const logLine = (level: 'info' | 'warn' | 'error', line: string) => {
+    const text = line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}… (${line.length - MAX_LINE_CHARS} more characters cut)` : line
+    host.log(level, text, Date.now())
   }
 
   async function waitHealthy(ctx: PluginContext, child: ChildProcess, check: HealthCheck): Promise<void> {
@@ -155,10 +149,14 @@ export function createProcessAppRunner(host: HostApi) {
     lastStderrLine = undefined
     setStatus('starting')
     if (child.pid) host.trackGroup(child.pid)
-    createInterface({input: child.stdout!}).on('line', (line) => buffer('out', line))
-    createInterface({input: child.stderr!}).on('line', (line) => buffer('err', line))
+    createInterface({input: child.stdout!}).on('line', (line) => logLine('info', line))
+    createInterface({input: child.stderr!}).on('line', (line) => {
+      if (line.trim()) lastStderrLine = line
+      logLine('warn', line)
+    })
     child.once('error', (error) => {
-      buffer('err', `failed to start: ${error.message}`)
+      lastStderrLine = `failed to start: ${error.message}`
+      logLine('error', lastStderrLine)
     })
     child.once('spawn', () => {
       if (restarts > 0) host.appUp()
@@ -249,20 +247,12 @@ export function createProcessAppRunner(host: HostApi) {
         setImmediate(() => context && wantRunning && !app && start(context))
       }
     },
-    process(ctx) {
-      const throttleMs = Number((ctx.config as Record<string, unknown>).OUTPUT_THROTTLE ?? 0) * 1000
-      const hasOutput = lines.length > 0 || stderrLines.length > 0
-      if (!statusChanged && (!hasOutput || Date.now() - lastOutputAt < throttleMs)) return undefined
-      if (hasOutput) lastOutputAt = Date.now()
-      const payload: Record<string, unknown> = {APP_STATUS: status, PID: app?.pid ?? null, RESTARTS: restarts}
-      if (lines.length > 0) payload.OUTPUT = lines
-      if (stderrLines.length > 0) payload.STDERR = stderrLines
-      if (dropped > 0) payload.DROPPED_LINES = dropped
-      if (lastExit && !app) payload.EXIT = {CODE: lastExit.code, SIGNAL: lastExit.signal}
-      lines = []
-      stderrLines = []
-      dropped = 0
+    // a status payload when the status changed since the last call (the app's lines are log lines)
+    process() {
+      if (!statusChanged) return undefined
       statusChanged = false
+      const payload: Record<string, unknown> = {APP_STATUS: status, PID: app?.pid ?? null, RESTARTS: restarts}
+      if (lastExit && !app) payload.EXIT = {CODE: lastExit.code, SIGNAL: lastExit.signal}
       return payload
     },
     async command(ctx, name) {

@@ -23,7 +23,7 @@ class Health(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, *args):
-        pass  # stdout is for readings: each line becomes a payload
+        pass  # stdout is for readings: each line becomes a log line
 
 
 def main():
