@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Fast paths answer without loading oclif (start-up time is a budget, DESIGN.md §7);
+// Fast paths answer without loading oclif (start-up time is a budget, ARCHITECTURE.md §8);
 // anything they do not handle (help, other flags, errors) falls through to oclif.
 const argv = process.argv.slice(2)
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {

@@ -1,4 +1,4 @@
-/** Exit codes of every r1 command (DESIGN.md §6; the README shows this table). */
+/** Exit codes of every r1 command (ARCHITECTURE.md §7; the README shows this table). */
 export const ExitCode = {
   OK: 0,
   FAILURE: 1,

@@ -55,7 +55,7 @@ export default class Run extends BaseCommand<typeof Run> {
     const {tasks, heldOutput} = await import('../ui/tasks.js')
     const validated = await validateForRun(this.flags.dir, argv as string[], {color: err.level > 0})
 
-    // bundling and starting the node overlap: time to first payload is a budget (DESIGN.md §7)
+    // bundling and starting the node overlap: time to first payload is a budget (ARCHITECTURE.md §8)
     const building = buildForRun(validated)
     const starting = ProjectRun.start(validated.dir, {wireTexts: json, ...(this.flags['data-dir'] ? {dataDir: this.flags['data-dir']} : {})})
     building.catch(() => undefined)

@@ -3,7 +3,7 @@ import {R1Error} from '../errors.js'
 /**
  * `r1 validate [path] [--json] [--strict]` without loading oclif (~150 ms of start-up), for
  * bin/run.js to try first: `r1 validate` runs in CI on every push and has a start-up budget
- * (DESIGN.md §7). Prints exactly what the oclif command prints and returns the exit code; returns
+ * (ARCHITECTURE.md §8). Prints exactly what the oclif command prints and returns the exit code; returns
  * undefined, having printed nothing, for anything else (other flags, --help, errors such as a
  * missing file), which oclif then handles as usual. Loads neither yaml@2 (only for diagnostics,
  * see validate.ts) nor chalk (only when color is on).

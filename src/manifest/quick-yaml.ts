@@ -1,7 +1,7 @@
 import {Schema, Type, load} from 'js-yaml'
 
 /**
- * The fast parse for `r1 validate` (DESIGN.md §7): js-yaml loads a 100-pipeline manifest ~7× faster
+ * The fast parse for `r1 validate` (ARCHITECTURE.md §8): js-yaml loads a 100-pipeline manifest ~7× faster
  * than yaml@2, which stays the single source of positions and of YAML diagnostics (positions.ts).
  * `quickLoad` answers only when it can vouch that yaml@2 (core schema, `merge`, `uniqueKeys`,
  * `maxAliasCount: 1000`) would give the same value without any error; otherwise it returns

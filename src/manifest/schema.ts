@@ -2,7 +2,7 @@ import {z} from 'zod'
 import {ADDRESS_PATTERN, CONFIG_KEY_PATTERN, FIELD_TYPES, ID_PATTERN, PROJECT_NAME_PATTERN, SEMVER_PATTERN, SIGNATURE_PATTERN, TARGET_URL_PATTERN} from './patterns.js'
 
 /**
- * The config.yaml schema (DESIGN.md §2): the single source of the `Manifest` type and of the JSON
+ * The config.yaml schema (ARCHITECTURE.md §2): the single source of the `Manifest` type and of the JSON
  * Schema (write-schema.ts) that editors use and that structure.ts checks at run time without
  * loading zod. Structural only: checks that need the whole manifest live in semantics.ts.
  */

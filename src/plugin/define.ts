@@ -51,7 +51,7 @@ export interface PluginLogger {
   error(...args: unknown[]): void
 }
 
-/** What a plugin's hooks receive (DESIGN.md §3). */
+/** What a plugin's hooks receive (ARCHITECTURE.md §3). */
 export interface PluginContext<C = Record<string, unknown>> {
   /** The instance config, UPPERCASE keys, replaced (not mutated) on live reconfiguration. */
   readonly config: InstanceConfigOf<C>

@@ -1,5 +1,5 @@
 /**
- * The plugin SDK: `import {definePlugin} from 'r1/plugin'` (DESIGN.md §3), and `testPlugin`,
+ * The plugin SDK: `import {definePlugin} from 'r1/plugin'` (ARCHITECTURE.md §3), and `testPlugin`,
  * a harness to unit-test a plugin without a node.
  */
 import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'

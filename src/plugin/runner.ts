@@ -37,7 +37,7 @@ export interface CommandResult extends StepResult {
   result?: unknown
 }
 
-/** Instance config keys are UPPERCASE (DESIGN.md §2); a test may write them in any case. */
+/** Instance config keys are UPPERCASE (ARCHITECTURE.md §2); a test may write them in any case. */
 export function upperKeys(config: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(config)) out[key.toUpperCase()] = value

@@ -37,6 +37,6 @@ export const NotificationType = {
 } as const
 export type NotificationType = (typeof NotificationType)[keyof typeof NotificationType]
 
-/** Per-instance statuses in heartbeats and `r1 status` (DESIGN.md §4). */
+/** Per-instance statuses in heartbeats and `r1 status` (ARCHITECTURE.md §4). */
 export const InstanceStatus = ['starting', 'running', 'restarting', 'error', 'stopped', 'paused', 'invalid_config'] as const
 export type InstanceStatus = (typeof InstanceStatus)[number]

@@ -2,7 +2,7 @@ import {z} from 'zod'
 import {InstanceStatus} from './codes.js'
 
 /**
- * Node → client events (DESIGN.md §5). The runtime creates them, the journal stores them,
+ * Node → client events (ARCHITECTURE.md §5). The runtime creates them, the journal stores them,
  * the server signs frames of them, `r1 run` and `r1 logs` render them.
  */
 export const EventType = ['PAYLOAD', 'NOTIFICATION', 'HEARTBEAT', 'LOG'] as const

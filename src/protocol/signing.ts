@@ -4,7 +4,7 @@ import {canonicalJson, signingCanonical, WireNumber} from './canonical.js'
 import {addressFromPublicKey, type Identity, publicKeyFromAddress} from './identity.js'
 
 /**
- * Ratio1 message signing (DESIGN.md §5): EE_HASH = sha256 hex of the canonical string,
+ * Ratio1 message signing (ARCHITECTURE.md §5): EE_HASH = sha256 hex of the canonical string,
  * EE_SIGN = ECDSA secp256k1 (SHA-256 over the 32 digest bytes), DER, URL-safe base64 with padding,
  * EE_SENDER = the signer's address.
  */

@@ -1,5 +1,5 @@
 /**
- * The edge runtime (DESIGN.md §4), loadable without oclif: `startLocalNode` for `r1 run`, the node
+ * The edge runtime (ARCHITECTURE.md §4), loadable without oclif: `startLocalNode` for `r1 run`, the node
  * server and tests; the bundler; the supervisor and node core classes.
  */
 import {LocalNode, type LocalNodeOptions} from './node.js'

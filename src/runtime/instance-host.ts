@@ -1,5 +1,5 @@
 /**
- * The child process that hosts one plugin instance (DESIGN.md §4 isolation). Forked by the
+ * The child process that hosts one plugin instance (ARCHITECTURE.md §4 isolation). Forked by the
  * supervisor; talks to it only over the IPC channel; dies when the parent does.
  */
 import {pathToFileURL} from 'node:url'

@@ -9,7 +9,7 @@ import {MATCH_ALL, compileFilter, gapEvent, type EventFilter, type EventMatcher,
 import {HEADER_BYTES, decodeRecord, encodeRecord, parseSegmentName, segmentName} from './journal-format.js'
 
 /**
- * The node's event journal (DESIGN.md §4): every event with its EE_MESSAGE_SEQ, on disk, append-only,
+ * The node's event journal (ARCHITECTURE.md §4): every event with its EE_MESSAGE_SEQ, on disk, append-only,
  * bounded, in segment files named by the first seq they may hold (format in journal-format.ts).
  *
  * Durability: `append` buffers in memory and the buffer reaches the kernel (one positional write) at the

@@ -99,7 +99,7 @@ function pipelineNameOf(payload: unknown, action: string): string {
   return name
 }
 
-/** The edge node core (DESIGN.md §4): desired pipelines, one supervisor per instance, events, heartbeats. */
+/** The edge node core (ARCHITECTURE.md §4): desired pipelines, one supervisor per instance, events, heartbeats. */
 export class LocalNode implements NodeCore {
   readonly address: string
   readonly alias: string

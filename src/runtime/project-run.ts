@@ -101,7 +101,7 @@ export interface ProjectRunOptions {
 }
 
 /**
- * A project's pipelines on an embedded node, reached as a remote one is (DESIGN.md §4): a node server
+ * A project's pipelines on an embedded node, reached as a remote one is (ARCHITECTURE.md §4): a node server
  * on 127.0.0.1:0 with a throw-away identity, and a session whose key is the only one allowed.
  * Lifecycle checks (`whenStarted`, `whenAllProcessed`) and plugin logs come from the in-process core.
  */

@@ -8,7 +8,7 @@ import {isoNow as iso} from './clock.js'
 import {copyFiles, createRunDir, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeRunDir, stageBundle, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 
-/** Timings of a supervisor; tests shrink them, the defaults are DESIGN.md's. */
+/** Timings of a supervisor; tests shrink them, the defaults are ARCHITECTURE.md §4's. */
 export interface SupervisorOptions {
   /** First restart delay after a crash; doubles per consecutive crash. */
   restartBaseMs: number
