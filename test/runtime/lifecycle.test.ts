@@ -41,7 +41,7 @@ describe('versions record who made them and why', () => {
       {version: 2, sender: '0xai_bob', message: 'slower', restoredFrom: undefined},
       {version: 3, sender: '0xai_carol', message: undefined, restoredFrom: 2},
     ])
-    const state = stateResult(node, {version: null, uptimeSeconds: 0}) as {VERSIONS: Record<string, unknown[]>; PIPELINES: Array<Record<string, unknown>>}
+    const state = stateResult(node as unknown as Parameters<typeof stateResult>[0], {version: null, uptimeSeconds: 0}) as {VERSIONS: Record<string, unknown[]>; PIPELINES: Array<Record<string, unknown>>}
     expect(state.VERSIONS.p![0]).toEqual({VERSION: 1, TIME: expect.any(String), SENDER: '0xai_alice', MESSAGE: 'first'})
     expect(state.PIPELINES[0]).not.toHaveProperty('R1_MESSAGE')
   })
