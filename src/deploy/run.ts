@@ -106,7 +106,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     if (unready.length > 0) {
       await closeAll(prepared)
       const names = unready.map((a) => a.target.name).join(', ')
-      for (const a of prepared.filter((p) => !unready.includes(p))) Object.assign(a.result, skippedResult(`not applied: ${names} did not answer (--atomic applies only when every target does)`))
+      for (const a of prepared.filter((p) => !unready.includes(p))) Object.assign(a.result, skippedResult(`not applied: ${names} could not be reached or read (--atomic applies only when every target can)`))
       for (const a of prepared) options.onStep?.(a.target, 'done', a.result.status)
       const targets = prepared.map((a) => a.result)
       return {ok: false, exitCode: exitCodeFor(targets), targets}
