@@ -20,6 +20,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     '<%= config.bin %> deploy temps --all --exclude edge-c --atomic',
     '<%= config.bin %> deploy --node wss://10.0.0.5:7443 --address 0xai_A2pP… --dry-run',
     '<%= config.bin %> deploy --all --json',
+    '<%= config.bin %> deploy --target edge-a -m "raise the threshold"',
   ]
 
   static override strict = false
@@ -27,7 +28,8 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   static override flags = {
     ...fleetFlags,
     'dry-run': Flags.boolean({description: "Show each target's plan against its current state; change nothing"}),
-    atomic: Flags.boolean({description: 'If any target fails, put back the targets that already took the new version'}),
+    atomic: Flags.boolean({description: 'Apply only if every target answers first (connects and reads its state); if one fails later, put back the targets that already took the new version'}),
+    message: Flags.string({char: 'm', description: 'Why: kept by the nodes with the version this deploy makes, with your address and the time (`r1 pipelines history`)'}),
   }
 
   public async run(): Promise<DeployResult> {
@@ -55,6 +57,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       waitTimeoutMs: this.flags['wait-timeout'] * 1000,
       dryRun: this.flags['dry-run'],
       atomic: this.flags.atomic,
+      message: this.flags.message,
       signal: this.signal,
       onStep: (target, step, detail) => (step === 'done' ? !this.flags.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
     })

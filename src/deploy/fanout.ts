@@ -43,8 +43,8 @@ export interface NodeState {
   /** Stopped (archived) pipelines, kept for rollback. */
   archived: PipelineConfig[]
   instances: Array<{pipeline: string; signature: string; instanceId: string; status: string; lastError: string | null; pid?: number}>
-  /** Kept versions per pipeline, oldest first (what `rollback --to` picks from). */
-  versions: Record<string, Array<{version: number; time?: string}>>
+  /** Kept versions per pipeline, oldest first (what `rollback --to` picks from), with who made each and why. */
+  versions: Record<string, Array<{version: number; time?: string; sender?: string; message?: string; restoredFrom?: number}>>
   /** What the node found wrong at start (a corrupt journal.json set aside, …). */
   warnings?: string[]
 }
@@ -83,8 +83,10 @@ export function exitCodeFor(results: ReadonlyArray<{status: TargetStatus}>): Exi
   const failed = results.filter((r) => isFailure(r.status))
   if (failed.length === 0) return ExitCode.OK
   if (failed.length < results.length) return ExitCode.PARTIAL
-  const kinds = new Set(failed.map((r) => r.status))
-  if (kinds.size === 1) return STATUS_EXIT[failed[0].status] ?? (results.length === 1 ? ExitCode.FAILURE : ExitCode.PARTIAL)
+  // a target skipped because of another's failure (--atomic) is not a way of failing of its own
+  const causes = failed.some((r) => r.status !== 'skipped') ? failed.filter((r) => r.status !== 'skipped') : failed
+  const kinds = new Set(causes.map((r) => r.status))
+  if (kinds.size === 1) return STATUS_EXIT[causes[0].status] ?? (results.length === 1 ? ExitCode.FAILURE : ExitCode.PARTIAL)
   return ExitCode.PARTIAL
 }
 
@@ -92,7 +94,7 @@ export function exitCodeFor(results: ReadonlyArray<{status: TargetStatus}>): Exi
 export function failureOf<R extends {status: TargetStatus; target: string; error?: string; hint?: string}>(what: string, results: R[]): R1Error | undefined {
   const code = exitCodeFor(results)
   if (code === ExitCode.OK) return undefined
-  const failed = results.filter((r) => isFailure(r.status))
+  const failed = results.filter((r) => isFailure(r.status)).sort((a, b) => Number(a.status === 'skipped') - Number(b.status === 'skipped'))
   const lines = failed.map((r) => `${r.target}: ${r.status}${r.error ? ` — ${r.error}` : ''}`)
   return new R1Error(`${what} failed on ${failed.length} of ${results.length} target${results.length === 1 ? '' : 's'}:\n  ${lines.join('\n  ')}`, code, {
     code: code === ExitCode.PARTIAL ? 'PARTIAL_FAILURE' : `TARGET_${failed[0].status.toUpperCase().replace('-', '_')}`,

@@ -4,7 +4,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
 import type {Action} from '../protocol/messages.js'
 import {type PipelineConfig, PipelineConfigSchema} from '../protocol/pipeline.js'
-import {Session} from '../session/index.js'
+import {type NodeStateResult, Session} from '../session/index.js'
 import type {Connect, NodeLink, NodeState} from './fanout.js'
 import type {Target} from './targets.js'
 
@@ -123,7 +123,7 @@ class SessionLink implements NodeLink {
       pipelines: pipelinesOf(s.PIPELINES, this.alias),
       archived: pipelinesOf(s.ARCHIVED, this.alias),
       instances: (s.INSTANCES ?? []).map((i) => ({pipeline: i.PIPELINE, signature: i.SIGNATURE, instanceId: i.INSTANCE_ID, status: i.STATUS, lastError: i.LAST_ERROR, ...(i.PID ? {pid: i.PID} : {})})),
-      versions: Object.fromEntries(Object.entries(s.VERSIONS ?? {}).map(([name, list]) => [name, list.map((v) => ({version: v.VERSION, time: v.TIME}))])),
+      versions: Object.fromEntries(Object.entries(s.VERSIONS ?? {}).map(([name, list]) => [name, list.map(versionOf)])),
       warnings: warningsOf(s),
     }
   }
@@ -143,6 +143,17 @@ class SessionLink implements NodeLink {
 
   close(): Promise<void> {
     return this.session.close()
+  }
+}
+
+/** One kept version as R1_STATE reports it (SENDER, MESSAGE and RESTORED_FROM only from nodes that record them). */
+function versionOf(v: NodeStateResult['VERSIONS'][string][number]): NodeState['versions'][string][number] {
+  return {
+    version: v.VERSION,
+    time: v.TIME,
+    ...(typeof v.SENDER === 'string' ? {sender: v.SENDER} : {}),
+    ...(typeof v.MESSAGE === 'string' ? {message: v.MESSAGE} : {}),
+    ...(typeof v.RESTORED_FROM === 'number' ? {restoredFrom: v.RESTORED_FROM} : {}),
   }
 }
 

@@ -6,7 +6,7 @@ import {type Connect, type NodeLink, type NodeState, type TargetStatus, exitCode
 import type {Target, TargetSelection} from './targets.js'
 
 /**
- * The managing commands (`status`, `pipelines ls|stop|delete`, `command`, `rollback`): each runs
+ * The managing commands (`status`, `pipelines ls|start|stop|delete|history`, `command`, `restart`, `rollback`): each runs
  * one operation per target over a session, confirms it by the node's notification, and reports
  * per target with the same exit-code rules as deploy.
  */
@@ -60,10 +60,10 @@ export interface InstanceStatusRow {
   signature: string
   instanceId: string
   status: string
+  /** PID of the instance's process while it runs. */
+  pid?: number
   restarts?: number
   lastError?: string | null
-  /** The instance's process id on the node (R1_STATE). */
-  pid?: number
   lastErrorTime?: string | null
   lastConfig?: string | null
   iteration?: number
@@ -165,9 +165,9 @@ function instanceRows(pipeline: PipelineConfig, plugins: ActivePlugin[], state: 
         signature: plugin.SIGNATURE,
         instanceId: instance.INSTANCE_ID,
         status: live?.STATUS ?? known?.status ?? 'unknown',
+        ...(known?.pid ? {pid: known.pid} : {}),
         restarts: live?.RESTARTS,
         lastError: live?.LAST_ERROR ?? known?.lastError ?? null,
-        ...(known?.pid ? {pid: known.pid} : {}),
         lastErrorTime: live?.LAST_ERROR_TIME ?? null,
         lastConfig: live?.LAST_CONFIG_TIMESTAMP ?? null,
         iteration: live?.CURRENT_PROCESS_ITERATION,
@@ -215,6 +215,58 @@ export async function stopPipeline(link: NodeLink, name: string, timeoutMs: numb
 }
 
 /**
+ * `r1 pipelines start`: resumes a stopped (archived) pipeline with R1_ROLLBACK without VERSION (the node
+ * restores the archived version as a new one), confirmed by PIPELINE_OK. A running pipeline is left as is.
+ */
+export async function startPipeline(link: NodeLink, name: string, timeoutMs: number): Promise<{pipeline: string; started: true; version?: number; alreadyRunning?: true}> {
+  const state = await link.state()
+  const running = state.pipelines.find((p) => p.NAME === name)
+  // starting what runs is done, not an error (scripts can run it twice)
+  if (running) return {pipeline: name, started: true, ...(typeof running.R1_VERSION === 'number' ? {version: running.R1_VERSION} : {}), alreadyRunning: true}
+  if (!state.archived.some((p) => p.NAME === name)) requirePipeline(state, name, link.alias)
+  const {version} = await rollbackPipeline(link, name, undefined, timeoutMs, `Starting ${name} on ${link.alias}`)
+  return {pipeline: name, started: true, ...(version === undefined ? {} : {version})}
+}
+
+/** `r1 restart`: R1_RESTART of every instance of a running pipeline (or one), confirmed by PIPELINE_OK listing them. */
+export async function restartInstances(link: NodeLink, args: {pipeline: string; instanceId?: string; signature?: string}, timeoutMs: number): Promise<{pipeline: string; restarted: string[]}> {
+  const state = await link.state()
+  if (!state.pipelines.some((p) => p.NAME === args.pipeline) && state.archived.some((p) => p.NAME === args.pipeline)) {
+    throw new R1Error(`Pipeline ${args.pipeline} is stopped on ${link.alias}: nothing to restart`, ExitCode.FAILURE, {code: 'PIPELINE_STOPPED', hint: `Start it instead: r1 pipelines start ${args.pipeline}`})
+  }
+  const pipeline = requirePipeline(state, args.pipeline, link.alias)
+  const signature = args.instanceId === undefined ? args.signature : ownerOf(pipeline, args.instanceId, args.signature, link.alias)
+  const payload = {NAME: args.pipeline, ...(args.instanceId === undefined ? {} : {INSTANCE_ID: args.instanceId}), ...(signature === undefined ? {} : {SIGNATURE: signature})}
+  const {verdict} = await sendAndConfirm(link, [{action: 'R1_RESTART', payload, expect: {pipeline: args.pipeline, pipelineCode: NotificationCode.PIPELINE_OK, instances: []}}], timeoutMs)
+  const error = verdictError(verdict, `Restarting ${args.pipeline} on ${link.alias}`, timeoutMs)
+  if (error) throw error
+  const restarted = verdict.state === 'confirmed' ? verdict.info?.RESTARTED : undefined
+  return {pipeline: args.pipeline, restarted: Array.isArray(restarted) ? restarted.map(String) : []}
+}
+
+export interface HistoryEntry {
+  version: number
+  time?: string
+  /** Address whose command made this version (unknown for versions stored by older nodes). */
+  sender?: string
+  message?: string
+  /** The version a rollback (or `pipelines start`) copied. */
+  restoredFrom?: number
+  /** The version the node runs (or keeps, when the pipeline is stopped). */
+  current: boolean
+}
+
+/** `r1 pipelines history`: the versions a node keeps of a pipeline, oldest first, with who made each, when and why. */
+export async function pipelineHistory(link: NodeLink, name: string): Promise<{pipeline: string; stopped: boolean; versions: HistoryEntry[]}> {
+  const state = await link.state()
+  const archived = state.archived.find((p) => p.NAME === name)
+  const pipeline = archived ?? requirePipeline(state, name, link.alias)
+  const current = versionOf(pipeline)
+  const versions = (state.versions[name] ?? []).map((v): HistoryEntry => ({...v, current: v.version === current}))
+  return {pipeline: name, stopped: archived !== undefined && !state.pipelines.some((p) => p.NAME === name), versions}
+}
+
+/**
  * `r1 pipelines delete` may go ahead: with --yes; on a terminal, once the user says yes; without one,
  * a usage error naming --yes (a delete drops the kept versions too, so it is never implied).
  */
@@ -240,10 +292,10 @@ export async function deletePipeline(link: NodeLink, name: string, timeoutMs: nu
 }
 
 /** `r1 rollback`: R1_ROLLBACK to the previous (or a given) kept version, confirmed by PIPELINE_OK naming the new version. */
-export async function rollbackPipeline(link: NodeLink, name: string, version: number | undefined, timeoutMs: number): Promise<{pipeline: string; restored?: number; version?: number}> {
+export async function rollbackPipeline(link: NodeLink, name: string, version: number | undefined, timeoutMs: number, what = `Rolling back ${name} on ${link.alias}`): Promise<{pipeline: string; restored?: number; version?: number}> {
   const payload = version === undefined ? {NAME: name} : {NAME: name, VERSION: version}
   const {verdict} = await sendAndConfirm(link, [{action: 'R1_ROLLBACK', payload, expect: {pipeline: name, pipelineCode: NotificationCode.PIPELINE_OK, instances: []}}], timeoutMs)
-  const error = verdictError(verdict, `Rolling back ${name} on ${link.alias}`, timeoutMs)
+  const error = verdictError(verdict, what, timeoutMs)
   if (error) throw error
   const info = verdict.state === 'confirmed' ? (verdict.info ?? {}) : {}
   return {
@@ -265,15 +317,7 @@ export async function instanceCommand(
   timeoutMs: number,
 ): Promise<{pipeline: string; signature: string; instanceId: string; command: string; result?: unknown}> {
   const pipeline = requirePipeline(await link.state(), args.pipeline, link.alias)
-  const owners = pipeline.PLUGINS.filter((p) => p.INSTANCES.some((i) => i.INSTANCE_ID === args.instanceId) && (!args.signature || p.SIGNATURE === args.signature))
-  if (owners.length === 0) {
-    const ids = pipeline.PLUGINS.flatMap((p) => p.INSTANCES.map((i) => `${p.SIGNATURE}/${i.INSTANCE_ID}`))
-    throw new R1Error(`No instance "${args.instanceId}" in pipeline ${args.pipeline} on ${link.alias}`, ExitCode.FAILURE, {code: 'INSTANCE_NOT_FOUND', hint: `Instances there: ${ids.join(', ') || 'none'}`})
-  }
-  if (owners.length > 1) {
-    throw new R1Error(`Instance "${args.instanceId}" exists under several signatures (${owners.map((o) => o.SIGNATURE).join(', ')})`, ExitCode.USAGE, {code: 'AMBIGUOUS_INSTANCE', hint: 'Name one with --signature.'})
-  }
-  const signature = owners[0].SIGNATURE
+  const signature = ownerOf(pipeline, args.instanceId, args.signature, link.alias)
   const payload = {NAME: args.pipeline, SIGNATURE: signature, INSTANCE_ID: args.instanceId, INSTANCE_CONFIG: {INSTANCE_COMMAND: instanceCommandValue(args.command, args.params)}}
   const {verdict} = await sendAndConfirm(
     link,
@@ -284,6 +328,19 @@ export async function instanceCommand(
   if (error) throw error
   const result = verdict.state === 'confirmed' ? verdict.info?.RESULT : undefined
   return {pipeline: args.pipeline, signature, instanceId: args.instanceId, command: args.command, ...(result === undefined ? {} : {result})}
+}
+
+/** The SIGNATURE of instance `instanceId` of `pipeline` (exit 1 when there is none, 2 when several plugins use the id). */
+function ownerOf(pipeline: PipelineConfig, instanceId: string, signature: string | undefined, alias: string): string {
+  const owners = pipeline.PLUGINS.filter((p) => p.INSTANCES.some((i) => i.INSTANCE_ID === instanceId) && (!signature || p.SIGNATURE === signature))
+  if (owners.length === 0) {
+    const ids = pipeline.PLUGINS.flatMap((p) => p.INSTANCES.map((i) => `${p.SIGNATURE}/${i.INSTANCE_ID}`))
+    throw new R1Error(`No instance "${instanceId}" in pipeline ${pipeline.NAME} on ${alias}`, ExitCode.FAILURE, {code: 'INSTANCE_NOT_FOUND', hint: `Instances there: ${ids.join(', ') || 'none'}`})
+  }
+  if (owners.length > 1) {
+    throw new R1Error(`Instance "${instanceId}" exists under several signatures (${owners.map((o) => o.SIGNATURE).join(', ')})`, ExitCode.USAGE, {code: 'AMBIGUOUS_INSTANCE', hint: 'Name one with --signature.'})
+  }
+  return owners[0].SIGNATURE
 }
 
 async function confirmOne(link: NodeLink, action: string, payload: unknown, expect: Parameters<typeof sendAndConfirm>[1][number]['expect'], what: string, timeoutMs: number): Promise<void> {

@@ -8,7 +8,7 @@ import type {InstanceConfig, PipelineConfig} from '../protocol/pipeline.js'
  */
 
 /** Keys a node adds to a stored pipeline itself: never a difference. */
-const NODE_MANAGED_KEYS = new Set(['R1_VERSION', 'R1_ARCHIVED', 'R1_CREATED_AT', 'R1_UPDATED_AT', 'SESSION_ID', 'INITIATOR_ID', 'TIME'])
+const NODE_MANAGED_KEYS = new Set(['R1_VERSION', 'R1_ARCHIVED', 'R1_CREATED_AT', 'R1_UPDATED_AT', 'R1_MESSAGE', 'SESSION_ID', 'INITIATOR_ID', 'TIME'])
 
 export interface KeyChange {
   key: string

@@ -195,3 +195,22 @@ export function renderNodeInfo(info: {url: string; address: string; alias: strin
     color.dim(`# config.yaml: targets:\n#   ${e(info.alias || 'my-node')}: { url: "${e(info.url)}", address: "${e(info.address)}" }`),
   ].join('\n') + '\n'
 }
+
+/** `r1 pipelines history`: one table row per kept version, oldest first, `*` on the current one; a target that did not answer, as its status. */
+export function renderHistory(
+  targets: ReadonlyArray<{target: string; status: string; error?: string; result?: {versions: ReadonlyArray<{version: number; time?: string; sender?: string; message?: string; restoredFrom?: number; current: boolean}>}}>,
+  color: ChalkInstance,
+): string[] {
+  const rows = targets.flatMap((t) =>
+    t.result
+      ? t.result.versions.map((v) => [
+          t.target,
+          `${v.current ? '*' : ' '}v${v.version}`,
+          v.time ?? '-',
+          v.sender ?? '-',
+          [v.restoredFrom === undefined ? '' : `(from v${v.restoredFrom})`, v.message ?? ''].filter(Boolean).join(' ') || '-',
+        ])
+      : [[t.target, '-', '-', '-', `${t.status}: ${t.error ?? ''}`]],
+  )
+  return rows.length > 0 ? table(['TARGET', 'VERSION', 'TIME', 'WHO', 'MESSAGE'], rows, color, (_r, c, text) => (c === 1 && text.startsWith('*') ? color.bold(text) : text)) : ['No versions.']
+}

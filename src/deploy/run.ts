@@ -10,7 +10,9 @@ import type {Target} from './targets.js'
  * `r1 deploy` per target: connect (the session verifies the node's address) → read its state →
  * plan → upload only the bundles it lacks → UPDATE_CONFIG / BATCH_UPDATE_PIPELINE_INSTANCE →
  * wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. With `atomic`,
- * targets that took the new version are put back as they were when any target fails.
+ * every target is first connected and its state read, and nothing is applied anywhere unless all
+ * of them answered; targets that took the new version are put back as they were when any target
+ * fails after that.
  */
 
 export type DeployStep = 'queued' | 'connecting' | 'planning' | 'uploading' | 'applying' | 'confirming' | 'rolling back' | 'done'
@@ -27,6 +29,8 @@ export interface DeployOptions {
   waitTimeoutMs?: number
   dryRun?: boolean
   atomic?: boolean
+  /** Why (`--message`): the nodes keep it with the version each command creates (R1_MESSAGE), not in the config. */
+  message?: string
   /** Upload attempts per bundle when the connection drops (default 4). */
   uploadAttempts?: number
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
@@ -70,10 +74,16 @@ export interface DeployResult {
 }
 
 interface Attempt {
+  target: Target
   result: TargetResult
+  /** Connected, state read and planned: ready to apply. */
+  ready?: boolean
+  startedAt: number
   link?: NodeLink
   /** Pipelines whose command was sent: what --atomic undoes. */
   applied: PipelinePlan[]
+  /** Bundles the node lacked when its state was read. */
+  missing?: string[]
   /** Pipelines the node had archived (stopped, kept for rollback) before this deploy → their version. */
   archivedBefore?: Map<string, number | undefined>
 }
@@ -82,19 +92,44 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const waitTimeoutMs = options.waitTimeoutMs ?? 60_000
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
-  let failedOnce = false
-  const attempts = await pool(options.targets, options.maxConcurrent ?? 8, async (target) => {
-    if (options.atomic && failedOnce) return skipped(target)
-    const attempt = await deployTarget(target, options, project, waitTimeoutMs)
-    if (!attempt.result.ok) failedOnce = true
-    return attempt
-  })
-  try {
-    await project
-  } catch (error) {
-    // Nothing was applied anywhere: the build failed before any plan.
-    await Promise.all(attempts.map((a) => a.link?.close().catch(() => undefined)))
-    throw error
+  const limit = options.maxConcurrent ?? 8
+  const closeAll = (list: Attempt[]) => Promise.all(list.map((a) => a.link?.close().catch(() => undefined)))
+  let attempts: Attempt[]
+  if (options.atomic && !options.dryRun) {
+    // every target must answer before anything is applied anywhere: a node that is down costs nothing
+    const prepared = await pool(options.targets, limit, (target) => deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'prepare'))
+    await project.catch(async (error: unknown) => {
+      await closeAll(prepared)
+      throw error
+    })
+    const unready = prepared.filter((a) => !a.ready && isFailure(a.result.status))
+    if (unready.length > 0) {
+      await closeAll(prepared)
+      const names = unready.map((a) => a.target.name).join(', ')
+      for (const a of prepared.filter((p) => !unready.includes(p))) Object.assign(a.result, skippedResult(`not applied: ${names} could not be reached or read (--atomic applies only when every target can)`))
+      for (const a of prepared) options.onStep?.(a.target, 'done', a.result.status)
+      const targets = prepared.map((a) => a.result)
+      return {ok: false, exitCode: exitCodeFor(targets), targets}
+    }
+    let failedOnce = false
+    attempts = await pool(prepared, limit, async (attempt) => {
+      if (failedOnce) {
+        Object.assign(attempt.result, skippedResult('not attempted: another target failed (--atomic)'))
+        return attempt
+      }
+      await deployTarget(attempt, options, project, waitTimeoutMs, 'apply')
+      if (!attempt.result.ok) failedOnce = true
+      return attempt
+    })
+  } else {
+    attempts = await pool(options.targets, limit, (target) => deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'all'))
+    try {
+      await project
+    } catch (error) {
+      // Nothing was applied anywhere: the build failed before any plan.
+      await closeAll(attempts)
+      throw error
+    }
   }
 
   if (options.atomic && attempts.some((a) => !a.result.ok)) {
@@ -105,64 +140,79 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       (a) => rollBack(a, options, waitTimeoutMs),
     )
   }
-  await Promise.all(attempts.map((a) => a.link?.close().catch(() => undefined)))
+  await closeAll(attempts)
   const targets = attempts.map((a) => a.result)
   const exitCode = exitCodeFor(targets)
   return {ok: exitCode === ExitCode.OK, exitCode, targets}
 }
 
-function skipped(target: Target): Attempt {
-  return {
-    result: {target: target.name, url: target.url, address: target.address, ok: false, status: 'skipped', error: 'not attempted: another target failed (--atomic)', uploaded: [], timings: {total: 0}},
-    applied: [],
-  }
+function newAttempt(target: Target): Attempt {
+  const result: TargetResult = {target: target.name, url: target.url, address: target.address, ok: false, status: 'failed', uploaded: [], timings: {total: 0}}
+  return {target, result, startedAt: performance.now(), applied: []}
 }
 
-async function deployTarget(target: Target, options: DeployOptions, project: Promise<DeployProject>, waitTimeoutMs: number): Promise<Attempt> {
+function skippedResult(error: string): Pick<TargetResult, 'ok' | 'status' | 'error'> {
+  return {ok: false, status: 'skipped', error}
+}
+
+/**
+ * One target's deploy, in phases: `prepare` connects, reads the state and plans (the target is then
+ * `ready`), `apply` uploads, sends and confirms; `all` does both.
+ */
+async function deployTarget(attempt: Attempt, options: DeployOptions, project: Promise<DeployProject>, waitTimeoutMs: number, phase: 'prepare' | 'apply' | 'all'): Promise<Attempt> {
+  const {target, result} = attempt
   const step = (s: DeployStep, detail?: string) => options.onStep?.(target, s, detail)
-  const started = performance.now()
-  const result: TargetResult = {target: target.name, url: target.url, address: target.address, ok: false, status: 'failed', uploaded: [], timings: {total: 0}}
-  const attempt: Attempt = {result, applied: []}
-  let mark = started
+  let mark = performance.now()
   const lap = () => {
     const now = performance.now()
     const elapsed = now - mark
     mark = now
     return elapsed
   }
+  let ended = true
   try {
-    step('connecting')
-    attempt.link = await options.connect(target, options.signal)
-    result.timings.connect = lap()
+    if (phase !== 'apply') {
+      step('connecting')
+      attempt.link = await options.connect(target, options.signal)
+      result.timings.connect = lap()
 
-    step('planning')
-    const link = attempt.link
-    // One round trip for what the node runs, which bundles it lacks, and its notifications.
-    const [state, missing] = await Promise.all([
-      link.state(),
-      project.then((p) => (options.dryRun ? [] : link.missingBundles([...p.bundles.keys()]))),
-      options.dryRun ? undefined : link.watchNotifications(),
-    ])
-    const {pipelines, bundles} = await project
-    const plan = planTarget(pipelines, state.pipelines)
-    result.plan = plan
-    attempt.archivedBefore = new Map(state.archived.map((p) => [p.NAME, typeof p.R1_VERSION === 'number' ? p.R1_VERSION : undefined]))
-    result.timings.connect! += lap() // connect covers the session and the state query
-    if (options.dryRun) return finish(attempt, 'planned')
+      step('planning')
+      const link = attempt.link
+      // One round trip for what the node runs, which bundles it lacks, and its notifications.
+      const [state, missing] = await Promise.all([
+        link.state(),
+        project.then((p) => (options.dryRun ? [] : link.missingBundles([...p.bundles.keys()]))),
+        options.dryRun ? undefined : link.watchNotifications(),
+      ])
+      const {pipelines} = await project
+      const plan = planTarget(pipelines, state.pipelines)
+      result.plan = plan
+      attempt.missing = missing
+      attempt.archivedBefore = new Map(state.archived.map((p) => [p.NAME, typeof p.R1_VERSION === 'number' ? p.R1_VERSION : undefined]))
+      result.timings.connect! += lap() // connect covers the session and the state query
+      if (options.dryRun) return finish(attempt, 'planned')
+      attempt.ready = true
+      if (phase === 'prepare') {
+        ended = false
+        return attempt
+      }
+    }
+    const plan = result.plan!
     if (!plan.changed) return finish(attempt, 'unchanged')
+    const {bundles} = await project
 
     step('uploading')
     const changing = plan.pipelines.filter((p) => p.command)
     const needed = new Set(changing.flatMap((p) => (p.command!.action === 'UPDATE_CONFIG' ? Object.values(bundleMap(p.command!.payload)) : [])))
-    const toUpload = missing.filter((hash) => needed.has(hash))
+    const toUpload = (attempt.missing ?? []).filter((hash) => needed.has(hash))
     result.uploaded = await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
     result.timings.upload = lap()
 
     step('applying')
-    const commands = changing.map((p) => ({action: p.command!.action, payload: p.command!.payload, expect: expectationOf(p)}))
+    const commands = changing.map((p) => ({action: p.command!.action, payload: withMessage(p.command!, options.message), expect: expectationOf(p)}))
     attempt.applied = changing
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
-    const {verdict, sentMs} = await sendAndConfirm(attempt.link, commands, waitTimeoutMs, options.signal)
+    const {verdict, sentMs} = await sendAndConfirm(attempt.link!, commands, waitTimeoutMs, options.signal)
     result.timings.apply = sentMs
     result.timings.confirm = lap() - sentMs
     const error = verdictError(verdict, `Deploy to ${target.name}`, waitTimeoutMs)
@@ -174,10 +224,17 @@ async function deployTarget(target: Target, options: DeployOptions, project: Pro
     if (hint) result.hint = hint
     return finish(attempt, statusOfError(error))
   } finally {
-    result.timings.total = performance.now() - started
+    result.timings.total = performance.now() - attempt.startedAt
     roundTimings(result.timings)
-    step('done', result.status)
+    if (ended) step('done', result.status)
   }
+}
+
+/** The command's payload with the deploy message (R1_MESSAGE), which the node keeps with the version it makes, not in the config. */
+function withMessage(command: NonNullable<PipelinePlan['command']>, message: string | undefined): unknown {
+  if (!message) return command.payload
+  if (command.action === 'UPDATE_CONFIG') return {...command.payload, R1_MESSAGE: message}
+  return command.payload.map((update) => ({...update, R1_MESSAGE: message}))
 }
 
 function finish(attempt: Attempt, status: TargetStatus): Attempt {

@@ -150,6 +150,11 @@ export function commandLimitProblem(action: string, payload: unknown): LimitProb
     case 'R1_ROLLBACK':
       problem = nameProblem('NAME', nameOf(payload))
       break
+    case 'R1_RESTART': {
+      const restart = asRecord(payload)
+      problem = nameProblem('NAME', restart?.NAME) ?? (restart?.INSTANCE_ID === undefined ? undefined : nameProblem('INSTANCE_ID', restart.INSTANCE_ID)) ?? (restart?.SIGNATURE === undefined ? undefined : nameProblem('SIGNATURE', restart.SIGNATURE))
+      break
+    }
     case 'R1_STATE': {
       const name = asRecord(payload)?.NAME
       problem = name === undefined ? undefined : nameProblem('NAME', name)

@@ -32,6 +32,8 @@ export const InstanceUpdateSchema = z.object({
       INSTANCE_COMMAND: z.unknown().optional(),
     })
     .catchall(z.unknown()),
+  /** Why this change was made (`r1 deploy --message`): kept with the version it creates, not part of the config. */
+  R1_MESSAGE: z.string().max(500).optional(),
 })
 export type InstanceUpdate = z.infer<typeof InstanceUpdateSchema>
 
@@ -76,6 +78,9 @@ export type Subscribe = z.infer<typeof SubscribeSchema>
 
 export const RollbackSchema = z.object({NAME: PipelineName, VERSION: z.number().int().positive().optional()})
 
+/** R1_RESTART: restarts every instance of a running pipeline, or one (INSTANCE_ID, with SIGNATURE when the id is ambiguous). */
+export const RestartSchema = z.object({NAME: PipelineName, INSTANCE_ID: z.string().min(1).max(200).optional(), SIGNATURE: z.string().min(1).max(200).optional()})
+
 const NoPayload = z.union([z.null(), z.object({}).strict()]).optional()
 
 /** ACTION → PAYLOAD schema. Ratio1 actions first, then r1's `R1_` extensions. */
@@ -93,6 +98,7 @@ export const PayloadSchemas = {
   R1_SUBSCRIBE: SubscribeSchema,
   R1_UNSUBSCRIBE: NoPayload,
   R1_ROLLBACK: RollbackSchema,
+  R1_RESTART: RestartSchema,
 } as const
 export type Action = keyof typeof PayloadSchemas
 export const Actions = Object.keys(PayloadSchemas) as Action[]

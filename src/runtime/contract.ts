@@ -27,7 +27,7 @@ export interface NodeCore {
   readonly alias: string
   /**
    * Executes one Ratio1 action (UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE,
-   * BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, …) with an already
+   * BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, R1_RESTART, …) with an already
    * validated payload. Confirmations and failures are emitted as NOTIFICATION events carrying
    * COMMAND_HASH = meta.hash and Ratio1's codes; a payload the core cannot apply throws R1Error and
    * changes nothing.

@@ -16,7 +16,7 @@ export interface NodeQueries {
     config: Record<string, unknown>
     instances: Array<{signature: string; instanceId: string; status: string; lastError: string | null; pid?: number; counters?: Record<string, unknown>}>
   }>
-  versions?(name: string): Array<{version: number; appliedAt: string; config?: unknown}>
+  versions?(name: string): Array<{version: number; appliedAt: string; config?: unknown; sender?: string; message?: string; restoredFrom?: number}>
   hasBundle?(hash: string): boolean
   putBundle?(hash: string, bytes: Uint8Array): Promise<void>
   /** Problems found at start (a corrupt journal.json set aside, …): R1_STATE's WARNINGS. */
@@ -46,8 +46,19 @@ export function stateResult(core: NodeCore & NodeQueries, node: {version: string
         ...(i.counters ? {COUNTERS: i.counters} : {}),
       })),
     ),
-    VERSIONS: Object.fromEntries(pipelines.map((p) => [p.name, (core.versions?.(p.name) ?? []).map((v) => ({VERSION: v.version, TIME: v.appliedAt}))])),
+    VERSIONS: Object.fromEntries(pipelines.map((p) => [p.name, (core.versions?.(p.name) ?? []).map(versionEntry)])),
     WARNINGS: core.warnings?.() ?? [],
+  }
+}
+
+/** One kept version in R1_STATE's VERSIONS: when, who and why (older records have only VERSION and TIME). */
+function versionEntry(v: {version: number; appliedAt: string; sender?: string; message?: string; restoredFrom?: number}): Record<string, unknown> {
+  return {
+    VERSION: v.version,
+    TIME: v.appliedAt,
+    ...(v.sender === undefined ? {} : {SENDER: v.sender}),
+    ...(v.message === undefined ? {} : {MESSAGE: v.message}),
+    ...(v.restoredFrom === undefined ? {} : {RESTORED_FROM: v.restoredFrom}),
   }
 }
 

@@ -346,8 +346,10 @@ export class LocalNode implements NodeCore {
         return
       case 'R1_ROLLBACK':
         return this.rollback(payload, meta)
+      case 'R1_RESTART':
+        return this.restart(payload, meta)
       default:
-        throw rejected(`Unknown action ${action}`, 'UNKNOWN_ACTION', 'Actions: UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE, BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK')
+        throw rejected(`Unknown action ${action}`, 'UNKNOWN_ACTION', 'Actions: UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE, BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, R1_RESTART')
     }
   }
 
@@ -380,10 +382,12 @@ export class LocalNode implements NodeCore {
     if (!this.bundles.has(hash)) throw rejected(`Pipeline ${config.NAME}: bundle ${hash.slice(0, 12)}… for ${signature} is not on this node`, 'BUNDLE_MISSING', 'Upload the bundle first (R1_BUNDLE_UPLOAD), then send the config again.')
   }
 
-  private async updateConfig(config: PipelineConfig, meta: CommandMeta, info?: Record<string, unknown>): Promise<void> {
+  private async updateConfig(sent: PipelineConfig, meta: CommandMeta, info?: Record<string, unknown>, restoredFrom?: number): Promise<void> {
+    // the message belongs to the version, not to the config: a stored config never carries it
+    const {R1_MESSAGE: message, ...config} = sent
     const name = config.NAME
     const previousVersion = this.active.get(name)?.current.version ?? this.archived.get(name)?.version ?? this.history.get(name)?.at(-1)?.version ?? 0
-    const version: PipelineVersion = {version: previousVersion + 1, config, appliedAt: iso()}
+    const version: PipelineVersion = {version: previousVersion + 1, config, appliedAt: iso(), ...provenance(meta, message), ...(restoredFrom === undefined ? {} : {restoredFrom})}
     const before = this.recordOf(name)
     const after: PipelineRecord = {name, archived: false, current: version, history: this.withVersion(name, version)}
     await this.write([after]) // durable before anything changes; a failed write changes nothing
@@ -579,7 +583,8 @@ export class LocalNode implements NodeCore {
         const merged = {...(index >= 0 ? plugin.INSTANCES[index] : {}), ...update.config, INSTANCE_ID: update.instanceId}
         if (index >= 0) plugin.INSTANCES[index] = merged
         else plugin.INSTANCES.push(merged)
-        const version: PipelineVersion = {version: base.current.version + 1, config, appliedAt: iso()}
+        const message = parsed.find((u) => u.name === update.name && u.message !== undefined)?.message
+        const version: PipelineVersion = {version: base.current.version + 1, config, appliedAt: iso(), ...provenance(meta, message)}
         next.set(update.name, {name: update.name, archived: false, current: version, history: [...base.history, version].slice(-this.historySize)})
       }
       if (update.command) {
@@ -600,8 +605,8 @@ export class LocalNode implements NodeCore {
     for (const send of commands) send()
   }
 
-  private parseInstanceUpdate(item: unknown): {name: string; signature: string; instanceId: string; exists: boolean; config: Record<string, unknown>; command?: {name: string; params: unknown}} {
-    const update = item as {NAME?: unknown; SIGNATURE?: unknown; INSTANCE_ID?: unknown; INSTANCE_CONFIG?: unknown} | null
+  private parseInstanceUpdate(item: unknown): {name: string; signature: string; instanceId: string; exists: boolean; config: Record<string, unknown>; command?: {name: string; params: unknown}; message?: string} {
+    const update = item as {NAME?: unknown; SIGNATURE?: unknown; INSTANCE_ID?: unknown; INSTANCE_CONFIG?: unknown; R1_MESSAGE?: unknown} | null
     if (!update || typeof update.NAME !== 'string' || typeof update.SIGNATURE !== 'string' || typeof update.INSTANCE_ID !== 'string') {
       throw rejected('UPDATE_PIPELINE_INSTANCE needs {NAME, SIGNATURE, INSTANCE_ID, INSTANCE_CONFIG}', 'BAD_PAYLOAD')
     }
@@ -620,7 +625,8 @@ export class LocalNode implements NodeCore {
     if (!exists && command && Object.keys(config).length === 0) {
       throw rejected(`No instance ${update.SIGNATURE}/${update.INSTANCE_ID} in pipeline ${update.NAME} for the command`, 'UNKNOWN_INSTANCE', 'Check the instance id with `r1 status`.')
     }
-    return {name: update.NAME, signature: update.SIGNATURE, instanceId: update.INSTANCE_ID, exists, config, ...(command ? {command} : {})}
+    const message = typeof update.R1_MESSAGE === 'string' ? update.R1_MESSAGE : undefined
+    return {name: update.NAME, signature: update.SIGNATURE, instanceId: update.INSTANCE_ID, exists, config, ...(command ? {command} : {}), ...(message === undefined ? {} : {message})}
   }
 
   /** PIPELINE_COMMAND {NAME, PIPELINE_COMMAND: {INPUT: data}} feeds `ctx.inputs` of every instance of the pipeline. */
@@ -652,7 +658,33 @@ export class LocalNode implements NodeCore {
       throw rejected(`No version ${wantedVersion ?? 'before the current one'} of pipeline ${name} to roll back to`, 'UNKNOWN_VERSION', `Kept versions: ${versions.map((v) => v.version).join(', ')}`)
     }
     this.parsePipeline(target.config)
-    await this.updateConfig(target.config, meta, {ROLLBACK_TO: target.version})
+    await this.updateConfig(target.config, meta, {ROLLBACK_TO: target.version}, target.version)
+  }
+
+  /** R1_RESTART: every instance of a running pipeline, or one, stopped politely and started again in a new process. */
+  private async restart(payload: unknown, meta: CommandMeta): Promise<void> {
+    const name = pipelineNameOf(payload, 'R1_RESTART')
+    const {INSTANCE_ID: instanceId, SIGNATURE: signature} = (payload ?? {}) as {INSTANCE_ID?: string; SIGNATURE?: string}
+    const pipeline = this.active.get(name)
+    if (!pipeline) {
+      if (this.archived.has(name)) throw rejected(`Pipeline ${name} is stopped on node ${this.alias}: nothing to restart`, 'PIPELINE_STOPPED', `Start it instead: r1 pipelines start ${name}`)
+      throw this.unknownPipeline(name)
+    }
+    const chosen = [...pipeline.instances.values()].filter((s) => (instanceId === undefined || s.spec.instanceId === instanceId) && (signature === undefined || s.spec.signature === signature))
+    if (chosen.length === 0) {
+      const ids = [...pipeline.instances.values()].map((s) => `${s.spec.signature}/${s.spec.instanceId}`)
+      throw rejected(`No instance ${signature ? `${signature}/` : ''}${instanceId} in pipeline ${name}`, 'UNKNOWN_INSTANCE', `Instances there: ${ids.join(', ') || 'none'}`)
+    }
+    if (instanceId !== undefined && chosen.length > 1) throw rejected(`Instance ${instanceId} of pipeline ${name} exists under several signatures (${chosen.map((s) => s.spec.signature).join(', ')})`, 'AMBIGUOUS_INSTANCE', 'Name one with SIGNATURE.')
+    // disabled or misconfigured instances have no process to restart
+    const restartable = chosen.filter((s) => s.spec.config.DISABLED !== true && s.status !== 'invalid_config')
+    await Promise.all(restartable.map((s) => s.stop()))
+    for (const supervisor of restartable) {
+      supervisor.counters.restarts++
+      this.startInstance(supervisor, [this.alias, name, supervisor.spec.signature, supervisor.spec.instanceId])
+    }
+    const restarted = restartable.map((s) => `${s.spec.signature}/${s.spec.instanceId}`)
+    this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Pipeline ${name}: ${restarted.length} instance(s) restarted`, meta.hash, {RESTARTED: restarted})
   }
 
   private unknownPipeline(name: string): R1Error {
@@ -848,6 +880,11 @@ export class LocalNode implements NodeCore {
     }
     this.collectBundles() // what earlier runs left behind
   }
+}
+
+/** Who made a version and why (kept with it, shown by `r1 pipelines history`). */
+function provenance(meta: CommandMeta, message: unknown): Pick<PipelineVersion, 'sender' | 'message'> {
+  return {...(meta.sender ? {sender: meta.sender} : {}), ...(typeof message === 'string' && message !== '' ? {message: message.slice(0, 500)} : {})}
 }
 
 function stateWriteError(error: unknown): R1Error {

@@ -18,6 +18,12 @@ export interface PipelineVersion {
   version: number
   config: PipelineConfig
   appliedAt: string
+  /** Address whose command created this version (absent in records of older nodes). */
+  sender?: string
+  /** Why it was made (`r1 deploy --message`), when given. */
+  message?: string
+  /** The version an R1_ROLLBACK (or `r1 pipelines start`) copied. */
+  restoredFrom?: number
 }
 
 /** Everything the node keeps about one pipeline. */

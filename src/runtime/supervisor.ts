@@ -418,7 +418,8 @@ export class InstanceSupervisor {
           this.counters.payloads++
           this.counters.lastPayloadTime = iso()
         }
-        if (message.event.kind === 'notification' && message.event.type === NotificationType.EXCEPTION) {
+        // a refused command is that command's answer, not the instance's health
+        if (message.event.kind === 'notification' && message.event.type === NotificationType.EXCEPTION && message.event.code !== NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED) {
           this.counters.lastError = message.event.message
           this.counters.lastErrorTime = iso()
         }

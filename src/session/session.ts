@@ -686,7 +686,7 @@ export interface NodeStateResult {
   PIPELINES: Array<Record<string, unknown> & {NAME: string; TYPE: string; R1_VERSION: number}>
   ARCHIVED: Array<Record<string, unknown> & {NAME: string; R1_VERSION: number}>
   INSTANCES: Array<{PIPELINE: string; SIGNATURE: string; INSTANCE_ID: string; STATUS: string; LAST_ERROR: string | null; PID?: number; COUNTERS?: Record<string, unknown>}>
-  VERSIONS: Record<string, Array<{VERSION: number; TIME: string}>>
+  VERSIONS: Record<string, Array<{VERSION: number; TIME: string; SENDER?: string; MESSAGE?: string; RESTORED_FROM?: number}>>
 }
 
 /** What to do about a rejection, by its reason (the node's own words are in the message). */

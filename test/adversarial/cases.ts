@@ -19,7 +19,7 @@ export interface Case {
   mutating?: boolean
 }
 
-const MUTATING = new Set(['UPDATE_CONFIG', 'DELETE_CONFIG', 'ARCHIVE_CONFIG', 'UPDATE_PIPELINE_INSTANCE', 'BATCH_UPDATE_PIPELINE_INSTANCE', 'PIPELINE_COMMAND', 'R1_ROLLBACK', 'R1_BUNDLE_PUT'])
+const MUTATING = new Set(['UPDATE_CONFIG', 'DELETE_CONFIG', 'ARCHIVE_CONFIG', 'UPDATE_PIPELINE_INSTANCE', 'BATCH_UPDATE_PIPELINE_INSTANCE', 'PIPELINE_COMMAND', 'R1_ROLLBACK', 'R1_RESTART', 'R1_BUNDLE_PUT'])
 
 /** What the cases know about the node under attack. */
 export interface Target {
@@ -70,6 +70,8 @@ function payloadFor(action: string, t: Target, i: number): unknown {
       return i % 3 === 0 ? {SINCE_SEQ: 0} : i % 3 === 1 ? {LAST: 100} : {TYPES: ['NOTIFICATION', 'HEARTBEAT']}
     case 'R1_ROLLBACK':
       return {NAME: pipeline}
+    case 'R1_RESTART':
+      return i % 2 ? {NAME: pipeline} : {NAME: pipeline, INSTANCE_ID: instance}
     default:
       return null
   }

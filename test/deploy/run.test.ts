@@ -6,6 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {ExitCode, R1Error} from '../../src/errors.js'
 import type {Connect} from '../../src/deploy/fanout.js'
 import {sessionConnector} from '../../src/deploy/link.js'
 import {instanceCommand, nodeStatus, onEveryTarget, rollbackPipeline, stopPipeline} from '../../src/deploy/manage.js'
@@ -20,6 +21,15 @@ import {type NodeServerHandle, startNodeServer} from '../../src/runtime/serve.js
 const fixture = fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url))
 const client = generateIdentity()
 const connect = sessionConnector(client, {connectTimeoutMs: 5000})
+/** Like `connect`, but the target named `picky` answers its state and then refuses every command (exit 4): a failure after the --atomic check. */
+const pickyConnect: Connect = async (target, signal) => {
+  const link = await connect(target, signal)
+  if (target.name !== 'picky') return link
+  const refuse = async (): Promise<string> => {
+    throw new R1Error('UPDATE_CONFIG refused by picky', ExitCode.REJECTED, {code: 'REJECTED'})
+  }
+  return Object.assign(Object.create(link) as typeof link, {send: refuse})
+}
 const nodes: NodeServerHandle[] = []
 const dirs: string[] = []
 let project: OpenProject & BuiltProject
@@ -193,7 +203,18 @@ describe('deploy()', () => {
 
     const changed = structuredClone(project.pipelines)
     changed[0].PLUGINS[0].INSTANCES[0].STEP = 7
-    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(strict, 'strict')], project: {pipelines: changed, bundles: project.bundles}, connect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
+    // a target that cannot be read stops --atomic before anything is applied anywhere
+    const keptBefore = good.core.versions(changed[0].NAME).length
+    for (const other of [targetOf(strict, 'strict'), dead]) {
+      const checked = await deploy({targets: [targetOf(good, 'good'), other], project: {pipelines: changed, bundles: project.bundles}, connect, atomic: true, waitTimeoutMs: 30_000})
+      expect(checked.targets.map((t) => t.status)).toEqual(['skipped', other === dead ? 'unreachable' : 'rejected'])
+      expect(checked.exitCode).toBe(other === dead ? 7 : 4)
+      expect(good.core.versions(changed[0].NAME)).toHaveLength(keptBefore)
+      expect(good.core.state()[0].config.PLUGINS).toEqual(project.pipelines[0].PLUGINS)
+    }
+
+    const picky = await node()
+    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(picky, 'picky')], project: {pipelines: changed, bundles: project.bundles}, connect: pickyConnect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
     expect(atomic.exitCode).toBe(6)
     expect(atomic.targets.map((t) => t.status)).toEqual(['rolled-back', 'rejected'])
     expect(atomic.targets[0].rollback).toEqual({ok: true})
@@ -203,7 +224,7 @@ describe('deploy()', () => {
 
 describe('--atomic and a pipeline the node had stopped', () => {
   it('archives it again as it was, keeping its versions, instead of deleting it', async () => {
-    const [good, strict] = [await node(), await node([])]
+    const [good, picky] = [await node(), await node()]
     const name = project.pipelines[0].NAME
     const first = await deploy({targets: [targetOf(good, 'good')], project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
     expect(first.exitCode).toBe(0)
@@ -213,7 +234,7 @@ describe('--atomic and a pipeline the node had stopped', () => {
 
     const changed = structuredClone(project.pipelines)
     changed[0].PLUGINS[0].INSTANCES[0].STEP = 9
-    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(strict, 'strict')], project: {pipelines: changed, bundles: project.bundles}, connect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
+    const atomic = await deploy({targets: [targetOf(good, 'good'), targetOf(picky, 'picky')], project: {pipelines: changed, bundles: project.bundles}, connect: pickyConnect, atomic: true, maxConcurrent: 1, waitTimeoutMs: 30_000})
     expect(atomic.targets.map((t) => t.status)).toEqual(['rolled-back', 'rejected'])
     expect(atomic.targets[0].rollback).toEqual({ok: true})
     const after = good.core.state().find((p) => p.name === name)!

@@ -183,14 +183,16 @@ describe.sequential('r1 deploy to real nodes', () => {
     expect(result.json.targets[0].error).toMatch(/NOT_ALLOWED|not allowed|allow-list/i)
   })
 
-  it('--atomic rolls back the targets that took the new version when one fails', async () => {
+  // Putting back targets that took the new version when a later one fails: test/deploy/run.test.ts ('strict' node).
+  it('--atomic applies nothing when a target refuses to show its state (checked before anything is applied)', async () => {
     writeConfig({threshold1: 45})
     const result = await deploy(['--target', 'edge-a', '--target', 'edge-b', '--node', stranger.url, '--address', stranger.address, '--atomic', '--max-concurrent', '1', '--json'])
-    expect(result.exitCode).toBe(6)
-    expect(byTarget(result.json, 'edge-a')).toMatchObject({status: 'rolled-back', rollback: {ok: true}})
-    expect(byTarget(result.json, 'edge-b')).toMatchObject({status: 'rolled-back', rollback: {ok: true}})
+    expect(result.exitCode).toBe(4)
+    expect(byTarget(result.json, 'edge-a')).toMatchObject({status: 'skipped', uploaded: []})
+    expect(byTarget(result.json, 'edge-b')).toMatchObject({status: 'skipped', uploaded: []})
+    expect(byTarget(result.json, 'edge-a').rollback).toBeUndefined()
     expect(result.json.targets[2].status).toBe('rejected')
-    // edge-a runs threshold 40 again: the plan still wants 40 → 45
+    // edge-a still runs threshold 40: the plan still wants 40 → 45
     const plan = await deploy(['--target', 'edge-a', '--dry-run', '--json'])
     const sensor = plan.json.targets[0].plan.pipelines[0].instances.find((i: any) => i.instanceId === 'sensor-1')
     expect(sensor.diff).toEqual([{key: 'THRESHOLD', kind: 'change', from: 40, to: 45}])

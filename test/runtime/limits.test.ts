@@ -45,6 +45,7 @@ describe('command limits (pure)', () => {
       ['DELETE_CONFIG', (n) => ({NAME: n})],
       ['ARCHIVE_CONFIG', (n) => n],
       ['R1_ROLLBACK', (n) => ({NAME: n})],
+      ['R1_RESTART', (n) => ({NAME: n})],
       ['PIPELINE_COMMAND', (n) => ({NAME: n, PIPELINE_COMMAND: {INPUT: 1}})],
       ['UPDATE_PIPELINE_INSTANCE', (n) => instanceUpdate(n)],
       ['BATCH_UPDATE_PIPELINE_INSTANCE', (n) => [instanceUpdate('ok'), instanceUpdate(n)]],
