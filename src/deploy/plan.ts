@@ -1,4 +1,4 @@
-import type {InstanceConfig, PipelineConfig} from '../protocol/pipeline.js'
+import {bundleMap, type InstanceConfig, type PipelineConfig} from '../protocol/pipeline.js'
 
 /**
  * What a deploy changes on one node, computed from the desired pipelines and the node's current
@@ -162,13 +162,6 @@ function pipelineKeys(pipeline: PipelineConfig): Record<string, unknown> {
 function instanceKeys(config: InstanceConfig): Record<string, unknown> {
   const {INSTANCE_ID: _id, ...rest} = config
   return rest
-}
-
-/** The bundles a pipeline loads: code by signature (`R1_BUNDLES`), shipped files as `<signature>:files` (`R1_FILES`). */
-export function bundleMap(pipeline: PipelineConfig): Record<string, string> {
-  const code = pipeline.R1_BUNDLES && typeof pipeline.R1_BUNDLES === 'object' ? (pipeline.R1_BUNDLES as Record<string, string>) : {}
-  const files = pipeline.R1_FILES && typeof pipeline.R1_FILES === 'object' ? (pipeline.R1_FILES as Record<string, string>) : {}
-  return {...code, ...Object.fromEntries(Object.entries(files).map(([signature, hash]) => [`${signature}:files`, hash]))}
 }
 
 /** Key-level differences of two flat objects, sorted by key; values compare structurally. */

@@ -1,9 +1,9 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
-import type {PipelineConfig} from '../protocol/pipeline.js'
+import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import type {Expectation} from './confirm.js'
 import {type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
-import {type PipelinePlan, type TargetPlan, bundleMap, planTarget} from './plan.js'
+import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
 import type {Target} from './targets.js'
 
 /**

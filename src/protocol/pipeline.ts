@@ -31,3 +31,13 @@ export type PipelineConfig = z.infer<typeof PipelineConfigSchema>
  */
 export const BundleMapSchema = z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/))
 export type BundleMap = z.infer<typeof BundleMapSchema>
+
+/**
+ * Every bundle a pipeline loads: code by signature (`R1_BUNDLES`), the files a plugin ships as
+ * `<signature>:files` (`R1_FILES`). What a deploy uploads and what a node's bundle collection keeps.
+ */
+export function bundleMap(pipeline: PipelineConfig): Record<string, string> {
+  const code = pipeline.R1_BUNDLES && typeof pipeline.R1_BUNDLES === 'object' ? (pipeline.R1_BUNDLES as Record<string, string>) : {}
+  const files = pipeline.R1_FILES && typeof pipeline.R1_FILES === 'object' ? (pipeline.R1_FILES as Record<string, string>) : {}
+  return {...code, ...Object.fromEntries(Object.entries(files).map(([signature, hash]) => [`${signature}:files`, hash]))}
+}

@@ -9,7 +9,7 @@ import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
-import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
+import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoAt} from './clock.js'
 import {CpuMeter} from './cpu.js'
@@ -709,7 +709,7 @@ export class LocalNode implements NodeCore {
   private referencedBundles(): Set<string> {
     const hashes = new Set<string>()
     const add = (version: PipelineVersion) => {
-      for (const hash of Object.values((version.config.R1_BUNDLES as Record<string, unknown> | undefined) ?? {})) if (typeof hash === 'string') hashes.add(hash)
+      for (const hash of Object.values(bundleMap(version.config))) if (typeof hash === 'string') hashes.add(hash)
     }
     for (const pipeline of this.active.values()) add(pipeline.current)
     for (const version of this.archived.values()) add(version)

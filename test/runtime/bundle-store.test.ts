@@ -110,6 +110,18 @@ describe('bundle collection and quota', () => {
     expect(logs.join('\n')).toMatch(/removed 2 bundle\(s\) no kept pipeline version uses/)
   })
 
+  it('keeps the files a pipeline ships (R1_FILES) like its code', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, bundles: {graceMs: 0}, log})
+    const {packFiles} = await import('../../src/runtime/files-bundle.js')
+    const files = await packFiles(FIXTURES, [])
+    await node.putBundle(files.hash, files.bytes)
+    await node.execute('UPDATE_CONFIG', {...execPipeline('p', 'exec-1', 5), R1_FILES: {CUSTOM_EXEC_01: files.hash}}, meta())
+    await node.execute('UPDATE_CONFIG', execPipeline('q', 'exec-2', 5), meta()) // a change: collection runs
+    expect(await bundleFiles()).toEqual([`${files.hash}.mjs`])
+    await node.execute('DELETE_CONFIG', 'p', meta())
+    expect(await bundleFiles()).toEqual([])
+  })
+
   it('collects at start what earlier runs left behind, past the grace period', async () => {
     node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
     const kept = fakeBundle('k', 1000)
