@@ -63,9 +63,14 @@ export function verifyMessage(message: unknown): Verdict {
   const publicKey = publicKeyFromAddress(sender)
   if (!publicKey) return {valid: false, reason: `EE_SENDER ${JSON.stringify(sender.slice(0, 60))} is not a valid address`}
   if (!B64URL.test(sign)) return {valid: false, reason: 'EE_SIGN is not URL-safe base64', sender}
+  const der = Buffer.from(sign, 'base64url')
+  // One encoding per signature: spare bits or padding that decode to the same bytes would make a
+  // tampered frame verify (and a signature that is not the one that was sent)
+  const unpadded = sign.replace(/=+$/, '')
+  if (der.toString('base64url') !== unpadded || (unpadded.length !== sign.length && sign.length % 4 !== 0)) return {valid: false, reason: 'EE_SIGN is not canonical base64', sender}
   let compact: Uint8Array
   try {
-    compact = secp256k1.signatureImport(new Uint8Array(Buffer.from(sign, 'base64url')))
+    compact = secp256k1.signatureImport(new Uint8Array(der))
   } catch {
     return {valid: false, reason: 'EE_SIGN is not a DER signature', sender}
   }
