@@ -1,6 +1,8 @@
 import {cpus, freemem, loadavg, totalmem} from 'node:os'
 import {R1Error} from '../errors.js'
-import type {PublicHeartbeat} from '../protocol/messages.js'
+import type {InstanceStatus} from '../protocol/codes.js'
+import type {PublicHeartbeat, StateResult} from '../protocol/messages.js'
+import type {PipelineConfig} from '../protocol/pipeline.js'
 import type {NodeCore} from './contract.js'
 
 /**
@@ -12,8 +14,8 @@ export interface NodeQueries {
     name: string
     version: number
     archived: boolean
-    config: Record<string, unknown>
-    instances: Array<{signature: string; instanceId: string; status: string; lastError: string | null; pid?: number; counters?: Record<string, unknown>}>
+    config: PipelineConfig
+    instances: Array<{signature: string; instanceId: string; status: InstanceStatus; lastError: string | null; pid?: number; counters?: Record<string, unknown>}>
   }>
   versions?(name: string): Array<{version: number; appliedAt: string; config?: unknown}>
   hasBundle?(hash: string): boolean
@@ -23,7 +25,7 @@ export interface NodeQueries {
 }
 
 /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
-export function stateResult(core: NodeCore & NodeQueries, node: {version: string | null; uptimeSeconds: number}, name?: string): Record<string, unknown> {
+export function stateResult(core: NodeCore & NodeQueries, node: {version: string | null; uptimeSeconds: number}, name?: string): StateResult {
   if (!core.state) throw new R1Error('This node core cannot report its state', 1)
   const pipelines = core.state().filter((p) => name === undefined || p.name === name)
   return {
