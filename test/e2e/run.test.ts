@@ -1,6 +1,6 @@
 // `r1 run` end to end: the built CLI (bin/run.js → dist) on fixture projects, with real instance processes.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, afterEach, describe, expect, it} from 'vitest'
@@ -200,7 +200,9 @@ describe('r1 run --watch', () => {
     const payloadsOf = (pipeline: string) => cli.events().filter((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[1] === pipeline)
     await until(() => payloadsOf('counting').length > 0 && payloadsOf('second').length > 0, 30_000, 'payloads of both pipelines')
 
-    writeFileSync(config, original)
+    // saved as editors do (write aside, rename over): the watcher never reads a half-written file
+    writeFileSync(`${config}.tmp`, original)
+    renameSync(`${config}.tmp`, config)
     const deleteOk = () => cli.events().find((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === 5 && e.EE_PAYLOAD_PATH[1] === 'second')
     // a failed re-apply is reported on stderr at once: stop waiting then
     await until(() => deleteOk() ?? /✖/.test(cli.stderr()), 30_000, 'PIPELINE_DELETE_OK for "second", or an error')
