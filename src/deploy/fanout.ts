@@ -1,6 +1,6 @@
 import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
-import type {HeartbeatEvent, NodeEvent} from '../protocol/events.js'
-import type {PipelineConfig} from '../protocol/pipeline.js'
+import type {NodeEvent} from '../protocol/events.js'
+import type {Action, CommandOf, HeartbeatResult, PayloadOf, StateResult} from '../protocol/messages.js'
 import {ConfirmationTracker, type Expectation, type Verdict} from './confirm.js'
 import type {Target} from './targets.js'
 
@@ -19,34 +19,18 @@ export interface NodeLink {
   /** Called when the connection is gone and not back within seconds (exit 7); optional for links that cannot tell. */
   onLost?(listener: (error: Error) => void): () => void
   /** Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4). */
-  send(action: string, payload: unknown): Promise<string>
+  send<A extends Action>(action: A, payload: PayloadOf<A>): Promise<string>
   /** Also receive the node's notifications that name no command (an instance's exception), to fail fast. */
   watchNotifications(): Promise<void>
-  /** The node's pipelines and statuses (R1_STATE). */
-  state(): Promise<NodeState>
-  /** A fresh heartbeat (FULL_HEARTBEAT): resources and every instance's counters. */
-  heartbeat(): Promise<HeartbeatEvent>
+  /** The node's pipelines and statuses (R1_STATE's RESULT). */
+  state(): Promise<StateResult>
+  /** A fresh heartbeat (FULL_HEARTBEAT): resources and every instance's counters (the public one for a key the node does not allow). */
+  heartbeat(): Promise<HeartbeatResult>
   /** The hashes among `hashes` that the node does not hold (R1_BUNDLE_HAS). */
   missingBundles(hashes: string[]): Promise<string[]>
   /** Uploads one bundle in chunks (R1_BUNDLE_PUT); rejects on a drop or a stall. */
   putBundle(hash: string, bytes: Uint8Array): Promise<void>
   close(): Promise<void>
-}
-
-export interface NodeState {
-  address: string
-  alias: string
-  version?: string
-  uptime?: number
-  /** Running pipelines as the node stores them (R1_VERSION added by the node). */
-  pipelines: PipelineConfig[]
-  /** Stopped (archived) pipelines, kept for rollback. */
-  archived: PipelineConfig[]
-  instances: Array<{pipeline: string; signature: string; instanceId: string; status: string; lastError: string | null; pid?: number}>
-  /** Kept versions per pipeline, oldest first (what `rollback --to` picks from), with who made each and why. */
-  versions: Record<string, Array<{version: number; time?: string; sender?: string; message?: string; restoredFrom?: number}>>
-  /** What the node found wrong at start (a corrupt journal.json set aside, …). */
-  warnings?: string[]
 }
 
 export type Connect = (target: Target, signal?: AbortSignal) => Promise<NodeLink>
@@ -130,13 +114,16 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: 
   return results
 }
 
+/** A command to send and the confirmation that settles it. */
+export type ConfirmedCommand = CommandOf & {expect: Expectation}
+
 /**
  * Sends commands on one link and waits until every expectation is confirmed, one fails or is
  * rejected, or `timeoutMs` passes. Listening starts before the first send, so no confirmation is missed.
  */
 export async function sendAndConfirm(
   link: NodeLink,
-  commands: ReadonlyArray<{action: string; payload: unknown; expect: Expectation}>,
+  commands: readonly ConfirmedCommand[],
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<{verdict: Verdict; hashes: string[]; sentMs: number}> {

@@ -2,10 +2,9 @@ import {X509Certificate} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
-import type {Action} from '../protocol/messages.js'
-import {type PipelineConfig, PipelineConfigSchema} from '../protocol/pipeline.js'
-import {type NodeStateResult, Session} from '../session/index.js'
-import type {Connect, NodeLink, NodeState} from './fanout.js'
+import type {Action, HeartbeatResult, PayloadOf, StateResult} from '../protocol/messages.js'
+import {Session} from '../session/index.js'
+import type {Connect, NodeLink} from './fanout.js'
 import type {Target} from './targets.js'
 
 export interface ConnectorOptions {
@@ -67,12 +66,6 @@ export function sessionConnector(identity: Identity, options: ConnectorOptions =
   }
 }
 
-/** R1_STATE's WARNINGS (PROTOCOL.md §4.9); a node that predates them sends none. */
-function warningsOf(state: object): string[] {
-  const warnings = (state as {WARNINGS?: unknown}).WARNINGS
-  return Array.isArray(warnings) ? warnings.filter((w): w is string => typeof w === 'string') : []
-}
-
 class SessionLink implements NodeLink {
   private watching?: Promise<void>
 
@@ -99,8 +92,8 @@ class SessionLink implements NodeLink {
   }
 
   /** Resolves once the node accepted the command (R1_REPLY); a rejection throws (exit 4). */
-  async send(action: string, payload: unknown): Promise<string> {
-    const {hash} = await this.session.send(action as Action, payload, {timeoutMs: this.timeoutMs})
+  async send<A extends Action>(action: A, payload: PayloadOf<A>): Promise<string> {
+    const {hash} = await this.session.send(action, payload, {timeoutMs: this.timeoutMs})
     return hash
   }
 
@@ -113,22 +106,12 @@ class SessionLink implements NodeLink {
     return this.watching
   }
 
-  async state(): Promise<NodeState> {
-    const s = await this.session.state(undefined, {timeoutMs: this.timeoutMs})
-    return {
-      address: s.ADDRESS,
-      alias: s.ALIAS,
-      version: s.VERSION ?? undefined,
-      uptime: s.UPTIME,
-      pipelines: pipelinesOf(s.PIPELINES, this.alias),
-      archived: pipelinesOf(s.ARCHIVED, this.alias),
-      instances: (s.INSTANCES ?? []).map((i) => ({pipeline: i.PIPELINE, signature: i.SIGNATURE, instanceId: i.INSTANCE_ID, status: i.STATUS, lastError: i.LAST_ERROR, ...(i.PID ? {pid: i.PID} : {})})),
-      versions: Object.fromEntries(Object.entries(s.VERSIONS ?? {}).map(([name, list]) => [name, list.map(versionOf)])),
-      warnings: warningsOf(s),
-    }
+  /** R1_STATE, checked by the session against the protocol's schema: a node that reports nonsense is an error, not a plan. */
+  state(): Promise<StateResult> {
+    return this.session.state(undefined, {timeoutMs: this.timeoutMs})
   }
 
-  heartbeat() {
+  heartbeat(): Promise<HeartbeatResult> {
     return this.session.heartbeat({timeoutMs: this.timeoutMs})
   }
 
@@ -144,25 +127,4 @@ class SessionLink implements NodeLink {
   close(): Promise<void> {
     return this.session.close()
   }
-}
-
-/** One kept version as R1_STATE reports it (SENDER, MESSAGE and RESTORED_FROM only from nodes that record them). */
-function versionOf(v: NodeStateResult['VERSIONS'][string][number]): NodeState['versions'][string][number] {
-  return {
-    version: v.VERSION,
-    time: v.TIME,
-    ...(typeof v.SENDER === 'string' ? {sender: v.SENDER} : {}),
-    ...(typeof v.MESSAGE === 'string' ? {message: v.MESSAGE} : {}),
-    ...(typeof v.RESTORED_FROM === 'number' ? {restoredFrom: v.RESTORED_FROM} : {}),
-  }
-}
-
-/** The node's stored pipelines, checked: a node that reports nonsense is an error, not a plan. */
-function pipelinesOf(list: unknown, alias: string): PipelineConfig[] {
-  const parsed = PipelineConfigSchema.array().safeParse(list ?? [])
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new R1Error(`${alias} reported a malformed pipeline state (${issue.path.join('.')}: ${issue.message})`, ExitCode.FAILURE, {code: 'BAD_NODE_STATE', hint: 'Is the node running a compatible r1 version? Check `r1 status`.'})
-  }
-  return parsed.data
 }

@@ -1,8 +1,8 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
-import type {ActivePlugin, HeartbeatEvent} from '../protocol/events.js'
-import type {PipelineConfig} from '../protocol/pipeline.js'
-import {type Connect, type NodeLink, type NodeState, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import type {ActivePlugin} from '../protocol/events.js'
+import type {Action, HeartbeatResult, PayloadOf, StateResult, StoredPipeline} from '../protocol/messages.js'
+import {type ConfirmedCommand, type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
 import type {Target, TargetSelection} from './targets.js'
 
 /**
@@ -98,40 +98,42 @@ export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
     if ((heartbeat as {R1_PUBLIC?: unknown}).R1_PUBLIC === true) return {...figures(link, heartbeat), restricted, pipelinesHidden: true, warnings: [], pipelines: []}
     return {...figures(link, heartbeat), restricted, warnings: [], pipelines: heartbeatPipelines(heartbeat)}
   }
-  const s = state as NodeState
+  const s = state as StateResult
   return {
     ...figures(link, heartbeat),
-    address: s.address ?? link.address,
-    alias: s.alias ?? link.alias,
-    version: s.version ?? heartbeat.VERSION,
-    uptime: s.uptime ?? heartbeat.UPTIME,
-    warnings: s.warnings ?? [],
+    address: s.ADDRESS,
+    alias: s.ALIAS,
+    version: s.VERSION ?? heartbeat.VERSION ?? undefined,
+    uptime: s.UPTIME,
+    warnings: s.WARNINGS ?? [],
     pipelines: [
-      ...s.pipelines.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), kept: kept(s, p.NAME), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, s)})),
-      ...s.archived.map((p) => ({name: p.NAME, type: p.TYPE, version: versionOf(p), kept: kept(s, p.NAME), stopped: true, instances: []})),
+      ...s.PIPELINES.map((p) => ({name: p.NAME, type: p.TYPE, version: p.R1_VERSION, kept: kept(s, p.NAME), stopped: false, instances: instanceRows(p, heartbeat.ACTIVE_PLUGINS, s)})),
+      ...s.ARCHIVED.map((p) => ({name: p.NAME, type: p.TYPE, version: p.R1_VERSION, kept: kept(s, p.NAME), stopped: true, instances: []})),
     ],
   }
 }
 
-function figures(link: NodeLink, heartbeat: HeartbeatEvent): Omit<NodeStatus, 'pipelines' | 'warnings'> {
+function figures(link: NodeLink, heartbeat: HeartbeatResult): Omit<NodeStatus, 'pipelines' | 'warnings'> {
   return {
     online: true,
     address: heartbeat.EE_ADDR ?? link.address,
     alias: heartbeat.EE_ALIAS ?? link.alias,
-    version: heartbeat.VERSION,
+    version: heartbeat.VERSION ?? undefined,
     uptime: heartbeat.UPTIME,
     cpu: heartbeat.CPU_USED,
-    memory: {process: heartbeat.PROCESS_MEMORY, available: heartbeat.AVAILABLE_MEMORY, machine: heartbeat.MACHINE_MEMORY},
+    // the public heartbeat (a key the node does not allow) has no process memory
+    memory: {process: 'PROCESS_MEMORY' in heartbeat ? heartbeat.PROCESS_MEMORY : undefined, available: heartbeat.AVAILABLE_MEMORY, machine: heartbeat.MACHINE_MEMORY},
   }
 }
 
 /** Pipelines as a heartbeat shows them (no types or versions: those need R1_STATE). */
-function heartbeatPipelines(heartbeat: HeartbeatEvent): NodeStatus['pipelines'] {
-  return heartbeat.PIPELINES.map((name) => ({
+function heartbeatPipelines(heartbeat: HeartbeatResult): NodeStatus['pipelines'] {
+  const plugins: ActivePlugin[] = heartbeat.ACTIVE_PLUGINS
+  return heartbeat.PIPELINES.map((name: string) => ({
     name,
     type: '?',
     stopped: false,
-    instances: heartbeat.ACTIVE_PLUGINS.filter((p) => p.STREAM_ID === name).map((p) => ({
+    instances: plugins.filter((p) => p.STREAM_ID === name).map((p) => ({
       pipeline: name,
       signature: p.SIGNATURE,
       instanceId: p.INSTANCE_ID,
@@ -147,27 +149,23 @@ function heartbeatPipelines(heartbeat: HeartbeatEvent): NodeStatus['pipelines'] 
 }
 
 /** Versions the node keeps for `rollback --to`, oldest first. */
-function kept(state: NodeState, name: string): number[] {
-  return (state.versions[name] ?? []).map((v) => v.version)
+function kept(state: StateResult, name: string): number[] {
+  return (state.VERSIONS[name] ?? []).map((v) => v.VERSION)
 }
 
-function versionOf(p: PipelineConfig): number | undefined {
-  return typeof p.R1_VERSION === 'number' ? p.R1_VERSION : undefined
-}
-
-function instanceRows(pipeline: PipelineConfig, plugins: ActivePlugin[], state: NodeState): InstanceStatusRow[] {
+function instanceRows(pipeline: StoredPipeline, plugins: ActivePlugin[], state: StateResult): InstanceStatusRow[] {
   return pipeline.PLUGINS.flatMap((plugin) =>
     plugin.INSTANCES.map((instance) => {
       const live = plugins.find((p) => p.STREAM_ID === pipeline.NAME && p.SIGNATURE === plugin.SIGNATURE && p.INSTANCE_ID === instance.INSTANCE_ID)
-      const known = state.instances.find((i) => i.pipeline === pipeline.NAME && i.signature === plugin.SIGNATURE && i.instanceId === instance.INSTANCE_ID)
+      const known = state.INSTANCES.find((i) => i.PIPELINE === pipeline.NAME && i.SIGNATURE === plugin.SIGNATURE && i.INSTANCE_ID === instance.INSTANCE_ID)
       return {
         pipeline: pipeline.NAME,
         signature: plugin.SIGNATURE,
         instanceId: instance.INSTANCE_ID,
-        status: live?.STATUS ?? known?.status ?? 'unknown',
-        ...(known?.pid ? {pid: known.pid} : {}),
+        status: live?.STATUS ?? known?.STATUS ?? 'unknown',
+        ...(known?.PID ? {pid: known.PID} : {}),
         restarts: live?.RESTARTS,
-        lastError: live?.LAST_ERROR ?? known?.lastError ?? null,
+        lastError: live?.LAST_ERROR ?? known?.LAST_ERROR ?? null,
         lastErrorTime: live?.LAST_ERROR_TIME ?? null,
         lastConfig: live?.LAST_CONFIG_TIMESTAMP ?? null,
         iteration: live?.CURRENT_PROCESS_ITERATION,
@@ -177,10 +175,10 @@ function instanceRows(pipeline: PipelineConfig, plugins: ActivePlugin[], state: 
   )
 }
 
-function requirePipeline(state: NodeState, name: string, alias: string): PipelineConfig {
-  const pipeline = state.pipelines.find((p) => p.NAME === name)
+function requirePipeline(state: StateResult, name: string, alias: string): StoredPipeline {
+  const pipeline = state.PIPELINES.find((p) => p.NAME === name)
   if (!pipeline) {
-    const names = state.pipelines.map((p) => p.NAME)
+    const names = state.PIPELINES.map((p) => p.NAME)
     throw new R1Error(`No pipeline "${name}" on ${alias}`, ExitCode.FAILURE, {
       code: 'PIPELINE_NOT_FOUND',
       hint: names.length > 0 ? `Pipelines there: ${names.join(', ')}` : 'That node runs no pipeline.',
@@ -208,7 +206,7 @@ export async function statusOfNodes(flags: ManageFlags, signal: AbortSignal | un
 export async function stopPipeline(link: NodeLink, name: string, timeoutMs: number): Promise<{pipeline: string; archived: true; alreadyStopped?: true}> {
   const state = await link.state()
   // stopping what is already stopped is done, not an error (scripts can run it twice)
-  if (!state.pipelines.some((p) => p.NAME === name) && state.archived.some((p) => p.NAME === name)) return {pipeline: name, archived: true, alreadyStopped: true}
+  if (!state.PIPELINES.some((p) => p.NAME === name) && state.ARCHIVED.some((p) => p.NAME === name)) return {pipeline: name, archived: true, alreadyStopped: true}
   requirePipeline(state, name, link.alias)
   await confirmOne(link, 'ARCHIVE_CONFIG', name, {pipeline: name, pipelineCode: NotificationCode.PIPELINE_ARCHIVE_OK, instances: []}, `Stopping ${name} on ${link.alias}`, timeoutMs)
   return {pipeline: name, archived: true}
@@ -220,10 +218,10 @@ export async function stopPipeline(link: NodeLink, name: string, timeoutMs: numb
  */
 export async function startPipeline(link: NodeLink, name: string, timeoutMs: number): Promise<{pipeline: string; started: true; version?: number; alreadyRunning?: true}> {
   const state = await link.state()
-  const running = state.pipelines.find((p) => p.NAME === name)
+  const running = state.PIPELINES.find((p) => p.NAME === name)
   // starting what runs is done, not an error (scripts can run it twice)
-  if (running) return {pipeline: name, started: true, ...(typeof running.R1_VERSION === 'number' ? {version: running.R1_VERSION} : {}), alreadyRunning: true}
-  if (!state.archived.some((p) => p.NAME === name)) requirePipeline(state, name, link.alias)
+  if (running) return {pipeline: name, started: true, version: running.R1_VERSION, alreadyRunning: true}
+  if (!state.ARCHIVED.some((p) => p.NAME === name)) requirePipeline(state, name, link.alias)
   const {version} = await rollbackPipeline(link, name, undefined, timeoutMs, `Starting ${name} on ${link.alias}`)
   return {pipeline: name, started: true, ...(version === undefined ? {} : {version})}
 }
@@ -231,7 +229,7 @@ export async function startPipeline(link: NodeLink, name: string, timeoutMs: num
 /** `r1 restart`: R1_RESTART of every instance of a running pipeline (or one), confirmed by PIPELINE_OK listing them. */
 export async function restartInstances(link: NodeLink, args: {pipeline: string; instanceId?: string; signature?: string}, timeoutMs: number): Promise<{pipeline: string; restarted: string[]}> {
   const state = await link.state()
-  if (!state.pipelines.some((p) => p.NAME === args.pipeline) && state.archived.some((p) => p.NAME === args.pipeline)) {
+  if (!state.PIPELINES.some((p) => p.NAME === args.pipeline) && state.ARCHIVED.some((p) => p.NAME === args.pipeline)) {
     throw new R1Error(`Pipeline ${args.pipeline} is stopped on ${link.alias}: nothing to restart`, ExitCode.FAILURE, {code: 'PIPELINE_STOPPED', hint: `Start it instead: r1 pipelines start ${args.pipeline}`})
   }
   const pipeline = requirePipeline(state, args.pipeline, link.alias)
@@ -259,11 +257,19 @@ export interface HistoryEntry {
 /** `r1 pipelines history`: the versions a node keeps of a pipeline, oldest first, with who made each, when and why. */
 export async function pipelineHistory(link: NodeLink, name: string): Promise<{pipeline: string; stopped: boolean; versions: HistoryEntry[]}> {
   const state = await link.state()
-  const archived = state.archived.find((p) => p.NAME === name)
+  const archived = state.ARCHIVED.find((p) => p.NAME === name)
   const pipeline = archived ?? requirePipeline(state, name, link.alias)
-  const current = versionOf(pipeline)
-  const versions = (state.versions[name] ?? []).map((v): HistoryEntry => ({...v, current: v.version === current}))
-  return {pipeline: name, stopped: archived !== undefined && !state.pipelines.some((p) => p.NAME === name), versions}
+  const versions = (state.VERSIONS[name] ?? []).map(
+    (v): HistoryEntry => ({
+      version: v.VERSION,
+      time: v.TIME,
+      ...(v.SENDER === undefined ? {} : {sender: v.SENDER}),
+      ...(v.MESSAGE === undefined ? {} : {message: v.MESSAGE}),
+      ...(v.RESTORED_FROM === undefined ? {} : {restoredFrom: v.RESTORED_FROM}),
+      current: v.VERSION === pipeline.R1_VERSION,
+    }),
+  )
+  return {pipeline: name, stopped: archived !== undefined && !state.PIPELINES.some((p) => p.NAME === name), versions}
 }
 
 /**
@@ -331,7 +337,7 @@ export async function instanceCommand(
 }
 
 /** The SIGNATURE of instance `instanceId` of `pipeline` (exit 1 when there is none, 2 when several plugins use the id). */
-function ownerOf(pipeline: PipelineConfig, instanceId: string, signature: string | undefined, alias: string): string {
+function ownerOf(pipeline: StoredPipeline, instanceId: string, signature: string | undefined, alias: string): string {
   const owners = pipeline.PLUGINS.filter((p) => p.INSTANCES.some((i) => i.INSTANCE_ID === instanceId) && (!signature || p.SIGNATURE === signature))
   if (owners.length === 0) {
     const ids = pipeline.PLUGINS.flatMap((p) => p.INSTANCES.map((i) => `${p.SIGNATURE}/${i.INSTANCE_ID}`))
@@ -343,8 +349,8 @@ function ownerOf(pipeline: PipelineConfig, instanceId: string, signature: string
   return owners[0].SIGNATURE
 }
 
-async function confirmOne(link: NodeLink, action: string, payload: unknown, expect: Parameters<typeof sendAndConfirm>[1][number]['expect'], what: string, timeoutMs: number): Promise<void> {
-  const {verdict} = await sendAndConfirm(link, [{action, payload, expect}], timeoutMs)
+async function confirmOne<A extends Action>(link: NodeLink, action: A, payload: PayloadOf<A>, expect: Parameters<typeof sendAndConfirm>[1][number]['expect'], what: string, timeoutMs: number): Promise<void> {
+  const {verdict} = await sendAndConfirm(link, [{action, payload, expect} as ConfirmedCommand], timeoutMs)
   const error = verdictError(verdict, what, timeoutMs)
   if (error) throw error
 }

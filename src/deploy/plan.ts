@@ -1,3 +1,4 @@
+import type {CommandOf} from '../protocol/messages.js'
 import {bundleMap, type InstanceConfig, type PipelineConfig} from '../protocol/pipeline.js'
 
 /**
@@ -30,9 +31,7 @@ export interface InstancePlan {
 export type PipelineChangeKind = 'create' | 'update' | 'update-instances' | 'unchanged'
 
 /** One command that applies a pipeline's plan (Ratio1 action and payload). */
-export type PlannedCommand =
-  | {action: 'UPDATE_CONFIG'; payload: PipelineConfig}
-  | {action: 'BATCH_UPDATE_PIPELINE_INSTANCE'; payload: BatchInstanceUpdate[]}
+export type PlannedCommand = CommandOf<'UPDATE_CONFIG' | 'BATCH_UPDATE_PIPELINE_INSTANCE'>
 
 /** One entry of BATCH_UPDATE_PIPELINE_INSTANCE (Ratio1's UPDATE_PIPELINE_INSTANCE payload). */
 export interface BatchInstanceUpdate {

@@ -2,7 +2,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import type {Expectation} from './confirm.js'
-import {type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import {type ConfirmedCommand, type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
 import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
 import type {Target} from './targets.js'
 
@@ -185,10 +185,10 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
         options.dryRun ? undefined : link.watchNotifications(),
       ])
       const {pipelines} = await project
-      const plan = planTarget(pipelines, state.pipelines)
+      const plan = planTarget(pipelines, state.PIPELINES)
       result.plan = plan
       attempt.missing = missing
-      attempt.archivedBefore = new Map(state.archived.map((p) => [p.NAME, typeof p.R1_VERSION === 'number' ? p.R1_VERSION : undefined]))
+      attempt.archivedBefore = new Map(state.ARCHIVED.map((p) => [p.NAME, p.R1_VERSION]))
       result.timings.connect! += lap() // connect covers the session and the state query
       if (options.dryRun) return finish(attempt, 'planned')
       attempt.ready = true
@@ -209,7 +209,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     result.timings.upload = lap()
 
     step('applying')
-    const commands = changing.map((p) => ({action: p.command!.action, payload: withMessage(p.command!, options.message), expect: expectationOf(p)}))
+    const commands = changing.map((p): ConfirmedCommand => ({...p.command!, payload: withMessage(p.command!, options.message), expect: expectationOf(p)}) as ConfirmedCommand)
     attempt.applied = changing
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
     const {verdict, sentMs} = await sendAndConfirm(attempt.link!, commands, waitTimeoutMs, options.signal)
@@ -287,13 +287,13 @@ async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs:
   try {
     if (!attempt.link) attempt.link = await options.connect(target)
     const confirmed = (name: string, pipelineCode: number) => ({pipeline: name, pipelineCode, instances: []})
-    const commands = attempt.applied.flatMap((p): Array<{action: string; payload: unknown; expect: Expectation}> => {
+    const commands = attempt.applied.flatMap((p): ConfirmedCommand[] => {
       if (p.previous) return [{action: 'UPDATE_CONFIG', payload: p.previous, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
       if (attempt.archivedBefore?.has(p.name)) {
         // it was stopped, not absent: archive it again as it was (deleting it would drop its kept versions)
         const version = attempt.archivedBefore.get(p.name)
         return [
-          ...(version === undefined ? [] : [{action: 'R1_ROLLBACK', payload: {NAME: p.name, VERSION: version}, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]),
+          ...(version === undefined ? [] : [{action: 'R1_ROLLBACK' as const, payload: {NAME: p.name, VERSION: version}, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]),
           {action: 'ARCHIVE_CONFIG', payload: p.name, expect: confirmed(p.name, NotificationCode.PIPELINE_ARCHIVE_OK)},
         ]
       }

@@ -1,6 +1,6 @@
 import {z} from 'zod'
-import {NotificationCode, NotificationType} from './codes.js'
-import {EventType, type NodeEvent} from './events.js'
+import {InstanceStatus, NotificationCode, NotificationType} from './codes.js'
+import {EventType, HeartbeatEventSchema, type NodeEvent} from './events.js'
 import {EventFilterSchema, GapEventSchema, LiveMarkerSchema, type GapEvent, type LiveMarker} from './filter.js'
 import {PipelineConfigSchema} from './pipeline.js'
 
@@ -102,7 +102,10 @@ export const PayloadSchemas = {
 } as const
 export type Action = keyof typeof PayloadSchemas
 export const Actions = Object.keys(PayloadSchemas) as Action[]
+/** What `action` carries as PAYLOAD: `send`, the fleet link and the node core all take this. */
 export type PayloadOf<A extends Action> = z.infer<(typeof PayloadSchemas)[A]>
+/** An action with its payload, the two kept together (a list of commands to send in order). */
+export type CommandOf<A extends Action = Action> = {[K in A]: {action: K; payload: PayloadOf<K>}}[A]
 
 /** Actions anyone may send (no allow-list): a heartbeat request. */
 export const PUBLIC_ACTIONS: ReadonlySet<Action> = new Set<Action>(['FULL_HEARTBEAT'])
@@ -255,8 +258,72 @@ export const SubscribeResultSchema = z.object({LAST_SEQ: z.number().int().nonneg
 export type SubscribeResult = z.infer<typeof SubscribeResultSchema>
 /** RESULT of R1_BUNDLE_HAS. */
 export const BundleHasResultSchema = z.object({HAVE: z.array(z.string()), MISSING: z.array(z.string())})
+export type BundleHasResult = z.infer<typeof BundleHasResultSchema>
 /** RESULT of R1_BUNDLE_PUT. */
 export const BundlePutResultSchema = z.object({HASH: z.string(), RECEIVED: z.number().int(), COUNT: z.number().int(), STORED: z.boolean()})
+export type BundlePutResult = z.infer<typeof BundlePutResultSchema>
+
+/** RESULT of FULL_HEARTBEAT: the node's heartbeat, or the public one when the sender is not on its allow-list. */
+export const HeartbeatResultSchema = z.union([HeartbeatEventSchema, PublicHeartbeatSchema])
+export type HeartbeatResult = z.infer<typeof HeartbeatResultSchema>
+
+/** A pipeline as a node stores it (PROTOCOL.md §4.1) with the version the node gave it. */
+export const StoredPipelineSchema = PipelineConfigSchema.extend({R1_VERSION: z.number().int().positive()})
+export type StoredPipeline = z.infer<typeof StoredPipelineSchema>
+
+/**
+ * RESULT of R1_STATE (PROTOCOL.md §4.9): the one shape of a node's state. The server builds it
+ * (`stateResult`), the session checks what it receives against it, deploy and the managing commands read it.
+ */
+export const StateResultSchema = z.object({
+  ADDRESS: z.string(),
+  ALIAS: z.string(),
+  VERSION: z.string().nullable(),
+  UPTIME: z.number(),
+  LAST_SEQ: z.number().int().nonnegative(),
+  PIPELINES: z.array(StoredPipelineSchema),
+  /** Stopped pipelines, kept for rollback. */
+  ARCHIVED: z.array(StoredPipelineSchema),
+  INSTANCES: z.array(
+    z.object({
+      PIPELINE: z.string(),
+      SIGNATURE: z.string(),
+      INSTANCE_ID: z.string(),
+      STATUS: z.enum(InstanceStatus),
+      LAST_ERROR: z.string().nullable(),
+      PID: z.number().int().optional(),
+      COUNTERS: z.record(z.string(), z.unknown()).optional(),
+    }),
+  ),
+  /** Pipeline NAME → the versions kept for rollback, oldest first. */
+  /** Kept versions per pipeline, oldest first: when, and (from nodes that record them) who, why, and what a rollback copied. */
+  VERSIONS: z.record(z.string(), z.array(z.object({VERSION: z.number().int().positive(), TIME: z.string(), SENDER: z.string().optional(), MESSAGE: z.string().optional(), RESTORED_FROM: z.number().int().optional()}))),
+  /** What the node found wrong at start (a corrupt file set aside, …); [] when nothing. */
+  WARNINGS: z.array(z.string()),
+})
+export type StateResult = z.infer<typeof StateResultSchema>
+
+/** ACTION → RESULT schema of its R1_REPLY, for the query actions; every other action's RESULT is null. */
+export const ResultSchemas = {
+  FULL_HEARTBEAT: HeartbeatResultSchema,
+  R1_BUNDLE_PUT: BundlePutResultSchema,
+  R1_BUNDLE_HAS: BundleHasResultSchema,
+  R1_STATE: StateResultSchema,
+  R1_SUBSCRIBE: SubscribeResultSchema,
+} as const satisfies Partial<Record<Action, z.ZodType>>
+export type QueryAction = keyof typeof ResultSchemas
+/** What the node answers `action` with (R1_REPLY's RESULT): a query's answer, null for commands that change state. */
+export type ResultOf<A extends Action> = A extends QueryAction ? z.infer<(typeof ResultSchemas)[A]> : null
+
+/** Checks a reply's RESULT against its action's schema (null for non-queries); the first issue on failure. */
+export function parseResult<A extends Action>(action: A, result: unknown): {ok: true; result: ResultOf<A>} | {ok: false; detail: string} {
+  const schema = (ResultSchemas as Partial<Record<Action, z.ZodType>>)[action]
+  if (!schema) return {ok: true, result: null as ResultOf<A>}
+  const parsed = schema.safeParse(result)
+  if (parsed.success) return {ok: true, result: parsed.data as ResultOf<A>}
+  const issue = parsed.error.issues[0]
+  return {ok: false, detail: issue ? `${['RESULT', ...issue.path.map(String)].join('.')}: ${issue.message}` : 'invalid'}
+}
 
 /** Anything that travels inside a frame: a node event, a gap, a reply or a rejection. */
 export type FrameItem = NodeEvent | GapEvent | LiveMarker | Reply | Rejection | Hello

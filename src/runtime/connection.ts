@@ -3,7 +3,7 @@ import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
-import {type Action, type BundlePut, type Hello, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {type Action, type BundlePut, type Hello, type PayloadOf, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
 import {encodeBatch, signCanonical} from '../protocol/wire.js'
 import {admitCommand, FloodGuard, TokenBucket} from './admission.js'
 import type {CommandMeta} from './contract.js'
@@ -238,16 +238,15 @@ export class Connection {
     }
     this.ownedHashes.add(meta.hash)
     this.server.commandOwners.set(meta.hash, {connection: this, expires: Date.now() + COMMAND_OWNER_TTL_MS})
-    let result: unknown
     try {
-      // The contract types execute() as void; query actions (R1_STATE, R1_BUNDLE_*) resolve with their RESULT.
-      result = (await (core.execute as (a: string, p: unknown, m: CommandMeta) => Promise<unknown>)(action, payload, meta)) ?? null
+      // admission checked the payload against the action's schema; a command's outcome comes as notifications (RESULT null)
+      await core.execute(action, payload as PayloadOf<typeof action>, meta)
     } catch (error) {
       const message = error instanceof R1Error || error instanceof Error ? error.message : String(error)
       this.reject('EXECUTION_FAILED', message, meta.hash, action)
       return
     }
-    this.reply(meta.hash, action, result)
+    this.reply(meta.hash, action, null)
   }
 
   private async answer(hash: string, action: Action, compute: () => unknown): Promise<void> {

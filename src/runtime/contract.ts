@@ -1,4 +1,5 @@
 import type {HeartbeatEvent, NodeEvent} from '../protocol/events.js'
+import type {Action, PayloadOf} from '../protocol/messages.js'
 
 /**
  * The seam between the node core (src/runtime/node.ts), the WebSocket server
@@ -27,12 +28,12 @@ export interface NodeCore {
   readonly alias: string
   /**
    * Executes one Ratio1 action (UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE,
-   * BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, R1_RESTART, …) with an already
-   * validated payload. Confirmations and failures are emitted as NOTIFICATION events carrying
-   * COMMAND_HASH = meta.hash and Ratio1's codes; a payload the core cannot apply throws R1Error and
-   * changes nothing.
+   * BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, R1_RESTART, …) with a payload
+   * already validated against the action's schema. Confirmations and failures are emitted as
+   * NOTIFICATION events carrying COMMAND_HASH = meta.hash and Ratio1's codes; a payload the core
+   * cannot apply throws R1Error and changes nothing. The server answers the query actions itself.
    */
-  execute(action: string, payload: unknown, meta: CommandMeta): Promise<void>
+  execute<A extends Action>(action: A, payload: PayloadOf<A>, meta: CommandMeta): Promise<void>
   /** Subscribes to every event the node emits from now on (already sequenced). */
   onEvent(listener: EventListener): () => void
   /** The last sequence number assigned (0 before any event). */

@@ -1,6 +1,8 @@
 import {freemem, loadavg, totalmem} from 'node:os'
 import {R1Error} from '../errors.js'
-import type {PublicHeartbeat} from '../protocol/messages.js'
+import type {InstanceStatus} from '../protocol/codes.js'
+import type {PublicHeartbeat, StateResult} from '../protocol/messages.js'
+import type {PipelineConfig} from '../protocol/pipeline.js'
 import type {NodeCore} from './contract.js'
 import {CpuMeter} from './cpu.js'
 
@@ -13,8 +15,8 @@ export interface NodeQueries {
     name: string
     version: number
     archived: boolean
-    config: Record<string, unknown>
-    instances: Array<{signature: string; instanceId: string; status: string; lastError: string | null; pid?: number; counters?: Record<string, unknown>}>
+    config: PipelineConfig
+    instances: Array<{signature: string; instanceId: string; status: InstanceStatus; lastError: string | null; pid?: number; counters?: Record<string, unknown>}>
   }>
   versions?(name: string): Array<{version: number; appliedAt: string; config?: unknown; sender?: string; message?: string; restoredFrom?: number}>
   hasBundle?(hash: string): boolean
@@ -24,7 +26,7 @@ export interface NodeQueries {
 }
 
 /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
-export function stateResult(core: NodeCore & NodeQueries, node: {version: string | null; uptimeSeconds: number}, name?: string): Record<string, unknown> {
+export function stateResult(core: NodeCore & NodeQueries, node: {version: string | null; uptimeSeconds: number}, name?: string): StateResult {
   if (!core.state) throw new R1Error('This node core cannot report its state', 1)
   const pipelines = core.state().filter((p) => name === undefined || p.name === name)
   return {
@@ -52,7 +54,7 @@ export function stateResult(core: NodeCore & NodeQueries, node: {version: string
 }
 
 /** One kept version in R1_STATE's VERSIONS: when, who and why (older records have only VERSION and TIME). */
-function versionEntry(v: {version: number; appliedAt: string; sender?: string; message?: string; restoredFrom?: number}): Record<string, unknown> {
+function versionEntry(v: {version: number; appliedAt: string; sender?: string; message?: string; restoredFrom?: number}): StateResult['VERSIONS'][string][number] {
   return {
     VERSION: v.version,
     TIME: v.appliedAt,

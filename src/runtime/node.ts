@@ -9,6 +9,7 @@ import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
+import type {Action, PayloadOf} from '../protocol/messages.js'
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoAt} from './clock.js'
@@ -181,7 +182,7 @@ export class LocalNode implements NodeCore {
     return () => this.changeListeners.delete(listener)
   }
 
-  execute(action: string, payload: unknown, meta: CommandMeta): Promise<void> {
+  execute<A extends Action>(action: A, payload: PayloadOf<A>, meta: CommandMeta): Promise<void> {
     const run = () => this.executeNow(action, payload, meta)
     const next = this.chain.then(run, run)
     this.chain = next.catch(() => undefined)

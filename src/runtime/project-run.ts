@@ -201,7 +201,7 @@ export class ProjectRun {
     }
     for (const name of [...this.applied.keys()]) {
       if (project.configs.some((config) => config.NAME === name)) continue
-      await this.session.send('DELETE_CONFIG', {NAME: name}, {expect: [{code: NotificationCode.PIPELINE_DELETE_OK, pipeline: name}]})
+      await this.session.send('DELETE_CONFIG', name, {expect: [{code: NotificationCode.PIPELINE_DELETE_OK, pipeline: name}]})
       this.applied.delete(name)
       outcome.deleted.push(name)
     }

@@ -9,7 +9,7 @@ import {R1Error} from '../errors.js'
 import type {NodeEvent} from '../protocol/events.js'
 import type {EventFilter} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
-import {MAX_FRAME_BYTES, SUBPROTOCOL} from '../protocol/messages.js'
+import {MAX_FRAME_BYTES, type StateResult, SUBPROTOCOL} from '../protocol/messages.js'
 import {ConnectionSlots, type SlotLimits} from './admission.js'
 import {Connection, type FrameTransport} from './connection.js'
 import type {NodeCore} from './contract.js'
@@ -261,7 +261,7 @@ export class NodeServer {
   }
 
   /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
-  stateResult(name?: string): Record<string, unknown> {
+  stateResult(name?: string): StateResult {
     return stateResult(this.options.core as NodeCore & NodeQueries, {version: this.options.version ?? null, uptimeSeconds: (this.now() - this.startedAt) / 1000}, name)
   }
 

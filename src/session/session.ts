@@ -2,7 +2,7 @@ import {randomUUID} from 'node:crypto'
 import WebSocket from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
-import type {EventType, HeartbeatEvent, NodeEvent, NotificationEvent} from '../protocol/events.js'
+import type {EventType, NodeEvent, NotificationEvent} from '../protocol/events.js'
 import {compileFilter, type EventFilter, type EventMatcher, type GapEvent, type LiveMarker} from '../protocol/filter.js'
 import {type Identity, normalizeAddress} from '../protocol/identity.js'
 import {
@@ -11,10 +11,16 @@ import {
   formatTime,
   type FrameItem,
   type Hello,
+  type HeartbeatResult,
   MAX_FRAME_BYTES,
+  parseResult,
+  type PayloadOf,
   type Rejection,
   type Reply,
+  type ResultOf,
+  type StateResult,
   SUBPROTOCOL,
+  type Subscribe,
   type SubscribeResult,
 } from '../protocol/messages.js'
 import {decodeNodeFrame, decodeSigned, encodeCommand} from '../protocol/wire.js'
@@ -74,9 +80,11 @@ export interface SendOptions {
   signal?: AbortSignal
 }
 
-export interface CommandResult {
+export interface CommandResult<A extends Action = Action> {
   hash: string
   reply: Reply
+  /** The reply's RESULT, checked against the action's result schema (null for commands that change state). */
+  result: ResultOf<A>
   /** Notifications naming this command, in arrival order. */
   notifications: NotificationEvent[]
 }
@@ -109,13 +117,13 @@ interface Pending {
   reply?: Reply
   notifications: NotificationEvent[]
   met: boolean[]
-  resolve: (result: CommandResult) => void
+  resolve: (result: CommandResult<Action>) => void
   reject: (error: Error) => void
   timer: NodeJS.Timeout
 }
 
 interface ActiveSubscription {
-  request: Record<string, unknown>
+  request: Subscribe
   /** EE_HASH of the R1_SUBSCRIBE in force: a rejection naming it ends the subscription. */
   hash?: string
   matcher: EventMatcher
@@ -344,7 +352,7 @@ export class Session {
               const resumed = await this.send('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), JOURNAL_ID: sub.journalId, LAST: undefined, SINCE_TIME: undefined})
               sub.hash = resumed.hash
               // another journal than the one asked for comes with a reset gap, which updates journalId
-              sub.journalId ??= (resumed.reply.RESULT as SubscribeResult).JOURNAL_ID
+              sub.journalId ??= resumed.result.JOURNAL_ID
             } finally {
               this.resubscribing = false
             }
@@ -459,9 +467,20 @@ export class Session {
 
   private settle(pending: Pending): void {
     if (!pending.reply || !pending.met.every(Boolean) || !this.pending.has(pending.hash)) return
+    const parsed = parseResult(pending.action, pending.reply.RESULT)
+    if (!parsed.ok) {
+      this.fail(
+        pending,
+        new R1Error(`${this.alias || this.address} answered ${pending.action} with a malformed result (${parsed.detail})`, ExitCode.FAILURE, {
+          code: 'BAD_NODE_RESULT',
+          hint: 'Is the node running a compatible r1 version? Compare `r1 --version` with `r1 status`.',
+        }),
+      )
+      return
+    }
     this.pending.delete(pending.hash)
     clearTimeout(pending.timer)
-    pending.resolve({hash: pending.hash, reply: pending.reply, notifications: pending.notifications})
+    pending.resolve({hash: pending.hash, reply: pending.reply, result: parsed.result, notifications: pending.notifications})
   }
 
   private fail(pending: Pending, error: Error): void {
@@ -477,7 +496,7 @@ export class Session {
   }
 
   /** Signs and sends a command without waiting; returns its EE_HASH. */
-  async post(action: Action, payload: unknown): Promise<string> {
+  async post<A extends Action>(action: A, payload: PayloadOf<A>): Promise<string> {
     const encoded = await this.encodeFor(action, payload)
     await this.sendText(encoded.text)
     return encoded.hash
@@ -488,12 +507,14 @@ export class Session {
    * arrived. Rejects with R1Error: exit 4 on a rejection (-5000, with the node's reason) or a failure
    * notification, 5 on timeout, 7 when the connection is lost.
    */
-  async send(action: Action, payload: unknown, options: SendOptions = {}): Promise<CommandResult> {
+  async send<A extends Action>(action: A, payload: PayloadOf<A>, options: SendOptions = {}): Promise<CommandResult<A>> {
     const expect = options.expect ?? []
     const timeoutMs = options.timeoutMs ?? 30_000
     let registered: Pending | undefined
-    const result = new Promise<CommandResult>((resolve, reject) => {
-      registered = {hash: '', action, expect, notifications: [], met: expect.map(() => false), resolve, reject, timer: undefined as unknown as NodeJS.Timeout}
+    const result = new Promise<CommandResult<A>>((resolve, reject) => {
+      // settle() resolves with the RESULT parsed by this action's schema
+      const settled = resolve as (result: CommandResult<Action>) => void
+      registered = {hash: '', action, expect, notifications: [], met: expect.map(() => false), resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout}
     })
     const pending = registered!
     // Register under the hash before the frame leaves, so no fast confirmation is missed.
@@ -540,20 +561,19 @@ export class Session {
     return new Promise<void>((resolve, reject) => ws.send(text, (error) => (error ? reject(unreachable(`Sending to ${this.url} failed: ${error.message}`)) : resolve())))
   }
 
-  /** Sends a query and resolves with its RESULT. */
-  async request<T = unknown>(action: Action, payload: unknown, options: Omit<SendOptions, 'expect'> = {}): Promise<T> {
-    const {reply} = await this.send(action, payload, options)
-    return reply.RESULT as T
+  /** Sends a query and resolves with its RESULT (checked against the action's result schema). */
+  async request<A extends Action>(action: A, payload: PayloadOf<A>, options: Omit<SendOptions, 'expect'> = {}): Promise<ResultOf<A>> {
+    return (await this.send(action, payload, options)).result
   }
 
-  /** FULL_HEARTBEAT: the node's heartbeat now (allowed for any key). */
-  heartbeat(options: Omit<SendOptions, 'expect'> = {}): Promise<HeartbeatEvent> {
-    return this.request<HeartbeatEvent>('FULL_HEARTBEAT', null, options)
+  /** FULL_HEARTBEAT: the node's heartbeat now (allowed for any key; a key it does not allow gets the public one). */
+  heartbeat(options: Omit<SendOptions, 'expect'> = {}): Promise<HeartbeatResult> {
+    return this.request('FULL_HEARTBEAT', null, options)
   }
 
   /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
-  state(name?: string, options: Omit<SendOptions, 'expect'> = {}): Promise<NodeStateResult> {
-    return this.request<NodeStateResult>('R1_STATE', name === undefined ? null : {NAME: name}, options)
+  state(name?: string, options: Omit<SendOptions, 'expect'> = {}): Promise<StateResult> {
+    return this.request('R1_STATE', name === undefined ? null : {NAME: name}, options)
   }
 
   /** The hashes among `hashes` the node does not hold. */
@@ -561,7 +581,7 @@ export class Session {
     if (hashes.length === 0) return []
     const missing: string[] = []
     for (let i = 0; i < hashes.length; i += 1000) {
-      const result = await this.request<{MISSING: string[]}>('R1_BUNDLE_HAS', {HASHES: hashes.slice(i, i + 1000)}, options)
+      const result = await this.request('R1_BUNDLE_HAS', {HASHES: hashes.slice(i, i + 1000)}, options)
       missing.push(...result.MISSING)
     }
     return missing
@@ -572,7 +592,7 @@ export class Session {
     const count = Math.max(1, Math.ceil(bytes.length / BUNDLE_CHUNK_BYTES))
     for (let index = 0; index < count; index++) {
       const chunk = bytes.subarray(index * BUNDLE_CHUNK_BYTES, (index + 1) * BUNDLE_CHUNK_BYTES)
-      const result = await this.request<{STORED: boolean}>('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: Buffer.from(chunk).toString('base64')}, options)
+      const result = await this.request('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: Buffer.from(chunk).toString('base64')}, options)
       options.onProgress?.(Math.min(bytes.length, (index + 1) * BUNDLE_CHUNK_BYTES), bytes.length)
       if (result.STORED) return
     }
@@ -586,7 +606,7 @@ export class Session {
    */
   async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<SubscriptionItem> {
     const filter: EventFilter | undefined = options.types || options.filter ? {...options.filter, ...(options.types ? {TYPES: options.types} : {})} : undefined
-    const request: Record<string, unknown> = {
+    const request: Subscribe = {
       ...(filter ? {FILTER: filter} : {}),
       ...(options.sinceSeq !== undefined ? {SINCE_SEQ: options.sinceSeq} : {}),
       ...(options.sinceSeq === undefined && options.last !== undefined ? {LAST: options.last} : {}),
@@ -597,7 +617,7 @@ export class Session {
     if (this.subscription && !this.subscription.done) this.subscription.done = true
     this.subscription = sub
     const subscribed = await this.send('R1_SUBSCRIBE', request)
-    const started = subscribed.reply.RESULT as SubscribeResult
+    const started = subscribed.result
     sub.hash = subscribed.hash
     sub.journalId = options.journalId ?? started.JOURNAL_ID
     options.onStarted?.(started)
@@ -674,19 +694,6 @@ export class Session {
   dropConnection(): void {
     this.ws?.terminate()
   }
-}
-
-/** R1_STATE's RESULT. */
-export interface NodeStateResult {
-  ADDRESS: string
-  ALIAS: string
-  VERSION: string | null
-  UPTIME: number
-  LAST_SEQ: number
-  PIPELINES: Array<Record<string, unknown> & {NAME: string; TYPE: string; R1_VERSION: number}>
-  ARCHIVED: Array<Record<string, unknown> & {NAME: string; R1_VERSION: number}>
-  INSTANCES: Array<{PIPELINE: string; SIGNATURE: string; INSTANCE_ID: string; STATUS: string; LAST_ERROR: string | null; PID?: number; COUNTERS?: Record<string, unknown>}>
-  VERSIONS: Record<string, Array<{VERSION: number; TIME: string; SENDER?: string; MESSAGE?: string; RESTORED_FROM?: number}>>
 }
 
 /** What to do about a rejection, by its reason (the node's own words are in the message). */

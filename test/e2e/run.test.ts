@@ -1,6 +1,6 @@
 // `r1 run` end to end: the built CLI (bin/run.js → dist) on fixture projects, with real instance processes.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, afterEach, describe, expect, it} from 'vitest'
@@ -188,5 +188,34 @@ describe('r1 run --watch', () => {
 
     cli.child.kill('SIGINT')
     expect((await cli.exit).code).toBe(0)
+  })
+
+  it('a pipeline removed from config.yaml is deleted on the node (DELETE_CONFIG with its name), and the run goes on', async () => {
+    const dir = copyProject('basic')
+    const config = join(dir, 'config.yaml')
+    const original = readFileSync(config, 'utf8')
+    // a second pipeline of the same plugin, after the first
+    writeFileSync(config, `${original.trimEnd()}\n  second:\n    type: Void\n    instances:\n      counter-2:\n        plugin: COUNTER\n        config: { step: 3, process_delay: 0.2 }\n`)
+    const cli = r1(['run', '--dir', dir, '--watch', '--json'])
+    const payloadsOf = (pipeline: string) => cli.events().filter((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[1] === pipeline)
+    await until(() => payloadsOf('counting').length > 0 && payloadsOf('second').length > 0, 30_000, 'payloads of both pipelines')
+
+    // saved as editors do (write aside, rename over): the watcher never reads a half-written file
+    writeFileSync(`${config}.tmp`, original)
+    renameSync(`${config}.tmp`, config)
+    const deleteOk = () => cli.events().find((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === 5 && e.EE_PAYLOAD_PATH[1] === 'second')
+    // a failed re-apply is reported on stderr at once: stop waiting then
+    await until(() => deleteOk() ?? /✖/.test(cli.stderr()), 30_000, 'PIPELINE_DELETE_OK for "second", or an error')
+    expect(cli.stderr()).not.toMatch(/✖/)
+    const deleted = deleteOk()!
+    expect(deleted).toMatchObject({NOTIFICATION: 'Pipeline second deleted', COMMAND_HASH: expect.stringMatching(/^[0-9a-f]{64}$/)})
+
+    // the other pipeline keeps running untouched (its count goes on, no restart); the deleted one emits no more
+    const last = payloadsOf('counting').at(-1)!
+    await until(() => payloadsOf('counting').find((e) => e.EE_MESSAGE_SEQ > deleted.EE_MESSAGE_SEQ && e.COUNT > last.COUNT), 30_000, 'payloads of "counting" after the delete')
+    expect(payloadsOf('second').filter((e) => e.EE_MESSAGE_SEQ > deleted.EE_MESSAGE_SEQ)).toEqual([])
+
+    cli.child.kill('SIGINT')
+    expect((await cli.exit).code, cli.stderr()).toBe(0)
   })
 })

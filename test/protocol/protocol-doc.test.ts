@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import type {z} from 'zod'
-import {Actions, CommandEnvelopeSchema, PayloadSchemas, RejectionReason, RejectionSchema, ReplySchema} from '../../src/protocol/messages.js'
+import {Actions, CommandEnvelopeSchema, PayloadSchemas, RejectionReason, RejectionSchema, ReplySchema, ResultSchemas} from '../../src/protocol/messages.js'
 
 const doc = readFileSync(new URL('../../src/protocol/PROTOCOL.md', import.meta.url), 'utf8')
 
@@ -45,6 +45,11 @@ describe('PROTOCOL.md is in step with the schemas', () => {
 
   it.each(Actions.map((a) => [a]))('every payload field of %s is documented', (action) => {
     for (const field of fieldNames(PayloadSchemas[action] as z.ZodType)) expect(doc, `${action} field ${field}`).toContain(field)
+  })
+
+  // FULL_HEARTBEAT's RESULT is a heartbeat event (events.ts), documented with the events
+  it.each((['R1_STATE', 'R1_BUNDLE_HAS', 'R1_BUNDLE_PUT', 'R1_SUBSCRIBE'] as const).map((a) => [a]))('every RESULT field of %s is documented', (action) => {
+    for (const field of fieldNames(ResultSchemas[action] as z.ZodType)) expect(doc, `${action} RESULT field ${field}`).toContain(field)
   })
 
   it('every envelope, reply and rejection field is documented', () => {

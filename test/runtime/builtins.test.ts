@@ -4,6 +4,7 @@ import {deflateSync} from 'node:zlib'
 import {afterEach, describe, expect, it} from 'vitest'
 import {compileManifest, loadManifest} from '../../src/manifest/index.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
+import type {InstanceConfig} from '../../src/protocol/pipeline.js'
 import {MAX_LINE_CHARS, parseHealthCheck} from '../../src/runtime/builtins/process-app-runner.js'
 import {startLocalNode, type LocalNode} from '../../src/runtime/index.js'
 import {Events, FAST, FIXTURES, isAlive, meta, until} from './helpers.js'
@@ -17,7 +18,7 @@ afterEach(async () => {
   node = undefined
 })
 
-async function start(signature: string, instances: Array<Record<string, unknown>>): Promise<Events> {
+async function start(signature: string, instances: InstanceConfig[]): Promise<Events> {
   node = await startLocalNode({heartbeatIntervalMs: 0, supervisor: FAST})
   const events = new Events(node)
   await node.execute('UPDATE_CONFIG', {NAME: 'b', TYPE: 'Void', PLUGINS: [{SIGNATURE: signature, INSTANCES: instances.map((i) => ({PROCESS_DELAY: 0.05, SHUTDOWN_TIMEOUT: 2, ...i}))}]}, meta())

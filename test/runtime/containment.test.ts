@@ -3,6 +3,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import {NotificationCode} from '../../src/protocol/codes.js'
+import type {InstanceConfig} from '../../src/protocol/pipeline.js'
 import {startLocalNode, type LocalNode, type LocalNodeOptions} from '../../src/runtime/index.js'
 import type {InstanceSpec} from '../../src/runtime/ipc.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent} from '../../src/runtime/supervisor.js'
@@ -27,7 +28,7 @@ function tempDir(prefix: string): string {
   return dir
 }
 
-async function startNode(instances: Array<Record<string, unknown>>, options: LocalNodeOptions = {}, signature = 'CUSTOM_EXEC_01'): Promise<Events> {
+async function startNode(instances: InstanceConfig[], options: LocalNodeOptions = {}, signature = 'CUSTOM_EXEC_01'): Promise<Events> {
   node = await startLocalNode({heartbeatIntervalMs: 0, ...options, supervisor: {...FAST, ...options.supervisor}})
   const events = new Events(node)
   await node.execute('UPDATE_CONFIG', {NAME: 'c', TYPE: 'Void', PLUGINS: [{SIGNATURE: signature, INSTANCES: instances.map((i) => ({PROCESS_DELAY: 0.05, SHUTDOWN_TIMEOUT: 1, ...i}))}]}, meta())
@@ -183,7 +184,7 @@ describe('every instance is its own process group, killed as a whole', () => {
     for (const pid of hosts) expect(groupExists(pid)).toBe(true)
     // an app's leftovers die with it: at most the current life's two sleeps, never a pile of orphans
     expect(processesRunning(['sleep', crashing]).length).toBeLessThanOrEqual(2)
-    await node!.execute('DELETE_CONFIG', {NAME: 'c'}, meta())
+    await node!.execute('DELETE_CONFIG', 'c', meta())
     await until(() => processesRunning(['sleep', crashing]).length === 0 && processesRunning(['sleep', steady]).length === 0, 10_000, 'no sleep left after delete')
     for (const pid of hosts) await until(() => !groupExists(pid), 10_000, `the group of host ${pid} to be gone`)
     expect(events.all.length).toBeGreaterThan(0)

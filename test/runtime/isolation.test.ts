@@ -131,7 +131,7 @@ describe('stop', () => {
     const first = await started.events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
     const pid = Number(first.PID)
     expect(isAlive(pid)).toBe(true)
-    await node.execute('DELETE_CONFIG', {NAME: 'p'}, meta())
+    await node.execute('DELETE_CONFIG', 'p', meta())
     await until(() => !isAlive(pid), 10_000, 'the stubborn instance to be killed')
     expect(node.state()).toEqual([])
   })

@@ -3,6 +3,7 @@
 //   stdout {"id": 1, "ok": true, "result": ...} | {"id": 1, "ok": false, "error": {"message", "code"}}
 import {createInterface} from 'node:readline'
 import {R1Error} from '../../src/errors.js'
+import type {Action, PayloadOf} from '../../src/protocol/messages.js'
 import {startLocalNode} from '../../src/runtime/index.js'
 
 const [dataDir] = process.argv.slice(2)
@@ -20,7 +21,7 @@ for await (const line of createInterface({input: process.stdin})) {
       print({id: request.id, ok: true})
       break
     } else {
-      await node.execute(request.action!, request.payload, {hash: `child-${++counter}`, sender: '0xai_test'})
+      await node.execute(request.action as Action, request.payload as PayloadOf<Action>, {hash: `child-${++counter}`, sender: '0xai_test'})
       print({id: request.id, ok: true})
     }
   } catch (error) {

@@ -2,6 +2,7 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {generateIdentity, type Identity} from '../../src/protocol/identity.js'
+import type {PipelineConfig} from '../../src/protocol/pipeline.js'
 import {startNodeServer, type NodeServerHandle, type StartNodeServerOptions} from '../../src/runtime/serve.js'
 import {allowAddress} from '../../src/runtime/server-allowlist.js'
 import {Session, type SessionOptions} from '../../src/session/index.js'
@@ -39,7 +40,7 @@ export async function startTestNode(options: Partial<StartNodeServerOptions> = {
 }
 
 /** A pipeline with one CUSTOM_EXEC_01 instance that emits `{n}` every `delay` seconds. */
-export function execPipeline(name: string, instanceId = 'exec-1', delay = 0.2): Record<string, unknown> {
+export function execPipeline(name: string, instanceId = 'exec-1', delay = 0.2): PipelineConfig {
   return {
     NAME: name,
     TYPE: 'Void',
