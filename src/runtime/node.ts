@@ -9,7 +9,10 @@ import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
+import type {Identity} from '../protocol/identity.js'
+import {SecretsSchema} from '../protocol/messages.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
+import {redactDeep, redactSecrets, resolveSecretRefs, secretNames} from '../protocol/secret-refs.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoNow} from './clock.js'
 import {isBuiltin} from './builtins/index.js'
@@ -18,6 +21,7 @@ import type {InstanceSpec} from './ipc.js'
 import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
 import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
+import {SecretStore} from './secret-store.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
@@ -26,6 +30,8 @@ export type {PipelineVersion} from './state-store.js'
 export interface LocalNodeOptions {
   /** The node's address (`0xai_…`); until identities are wired in, any string. */
   address?: string
+  /** The node's key: opens the secrets instance configs refer to (without it every secret is missing). */
+  identity?: Identity
   alias?: string
   /** Persistent state (desired pipelines, archive, bundles). Default: a throw-away temp dir removed on stop. */
   dataDir?: string
@@ -128,18 +134,27 @@ export class LocalNode implements NodeCore {
   private readonly store: StateStore | undefined
   private readonly warningList: string[]
   private readonly log: (line: string) => void
+  /** Each pipeline's secrets, sealed to this node (R1_SECRETS). */
+  readonly secrets: SecretStore
+  private readonly identity: Identity | undefined
+  /** The secret values each running instance got, by instance path: what its output is redacted of. */
+  private readonly instanceSecrets = new Map<string, Record<string, string>>()
+  /** The sealed values each instance started or was reconfigured with (a change makes it reconfigure). */
+  private readonly secretPrints = new WeakMap<InstanceSupervisor, string>()
 
   private constructor(
     options: LocalNodeOptions,
     dataDir: string,
     private readonly throwAway: boolean,
   ) {
-    this.address = options.address ?? '0xai_local'
+    this.identity = options.identity
+    this.address = options.identity?.address ?? options.address ?? '0xai_local'
     this.alias = options.alias ?? 'local'
     this.dataDir = dataDir
     this.log = options.log ?? ((line) => process.stderr.write(`r1 node: ${line}\n`))
     this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
     this.store = throwAway ? undefined : new StateStore(dataDir)
+    this.secrets = new SecretStore(throwAway ? undefined : dataDir)
     this.warningList = [...(options.warnings ?? [])]
     this.seq = options.startSeq ?? 0
     const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
@@ -220,7 +235,7 @@ export class LocalNode implements NodeCore {
           LAST_PAYLOAD_TIME: counters.lastPayloadTime,
           LAST_CONFIG_TIMESTAMP: counters.lastConfigTime,
           LAST_ERROR_TIME: counters.lastErrorTime,
-          LAST_ERROR: counters.lastError,
+          LAST_ERROR: this.redacted(spec, counters.lastError),
         })
       }
     }
@@ -302,7 +317,7 @@ export class LocalNode implements NodeCore {
           instanceId: s.spec.instanceId,
           status: s.status,
           ...(s.pid ? {pid: s.pid} : {}),
-          lastError: s.counters.lastError,
+          lastError: this.redacted(s.spec, s.counters.lastError),
           config: s.spec.config,
           counters: {...s.counters},
         })),
@@ -349,6 +364,8 @@ export class LocalNode implements NodeCore {
         return
       case 'R1_ROLLBACK':
         return this.rollback(payload, meta)
+      case 'R1_SECRETS':
+        return this.storeSecrets(payload, meta)
       default:
         throw rejected(`Unknown action ${action}`, 'UNKNOWN_ACTION', 'Actions: UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE, BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK')
     }
@@ -436,7 +453,7 @@ export class LocalNode implements NodeCore {
         await current.stop()
         instances.set(key, this.createInstance(spec, current))
         restarted++
-      } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config)) {
+      } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config) || this.secretPrint(spec) !== this.secretPrints.get(current)) {
         await this.reconfigureInstance(current, spec, hash)
         changed++
       }
@@ -485,7 +502,7 @@ export class LocalNode implements NodeCore {
     if (invalid) {
       supervisor.markInvalid(invalid)
       this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, spec.configHash, undefined, NotificationType.ABNORMAL)
-    } else if (spec.config.DISABLED !== true) {
+    } else if (spec.config.DISABLED !== true && this.secretsReady(supervisor, spec, spec.configHash)) {
       this.startInstance(supervisor, path)
     }
     return supervisor
@@ -522,8 +539,81 @@ export class LocalNode implements NodeCore {
       this.notify(path, NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, hash, undefined, NotificationType.ABNORMAL)
       return
     }
+    const waiting = this.secretsMissing.has(supervisor)
+    if (!this.secretsReady(supervisor, spec, hash)) return
     supervisor.reconfigure(spec.config, hash)
-    if (wasDisabled || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') this.startInstance(supervisor, [this.alias, spec.pipeline, spec.signature, spec.instanceId])
+    if (wasDisabled || waiting || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') this.startInstance(supervisor, [this.alias, spec.pipeline, spec.signature, spec.instanceId])
+  }
+
+  // ---- secrets
+
+  /** R1_SECRETS {NAME, SECRETS}: the pipeline's sealed values, stored as received (only ever sent encrypted). */
+  private async storeSecrets(payload: unknown, meta: CommandMeta): Promise<void> {
+    if (meta.encrypted !== true) throw rejected('R1_SECRETS is accepted only encrypted to this node (EE_IS_ENCRYPTED)', 'ENCRYPTION_REQUIRED')
+    const parsed = SecretsSchema.safeParse(payload)
+    if (!parsed.success) throw rejected(`R1_SECRETS needs {NAME, SECRETS: {NAME: {SENDER, DATA}}}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, 'BAD_PAYLOAD')
+    const {NAME: name, SECRETS: sealed} = parsed.data
+    // durable before anything changes; a failed write changes nothing
+    await this.secrets.set(name, sealed).catch((error: unknown) => {
+      throw stateWriteError(error)
+    })
+    const names = Object.keys(sealed).sort()
+    this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Secrets of pipeline ${name} stored: ${names.join(', ') || 'none'}`, meta.hash, {SECRETS: names})
+  }
+
+  /** Instances waiting for a secret the node lacks (status error): the next config or secrets that fill the gap start them. */
+  private readonly secretsMissing = new WeakSet<InstanceSupervisor>()
+
+  private secretPrint(spec: InstanceSpec): string {
+    return this.secrets.fingerprint(spec.pipeline, secretNames(spec.config))
+  }
+
+  /**
+   * True when every secret the instance refers to opens with this node's key. Otherwise the instance
+   * is in `error` (stopped first if it ran) with a notification naming the missing secrets, never a value.
+   */
+  private secretsReady(supervisor: InstanceSupervisor, spec: InstanceSpec, hash?: string): boolean {
+    this.secretPrints.set(supervisor, this.secretPrint(spec))
+    const names = secretNames(spec.config)
+    if (names.length === 0) {
+      this.secretsMissing.delete(supervisor)
+      return true
+    }
+    const {missing} = this.secrets.open(spec.pipeline, names, this.identity)
+    if (missing.length === 0) {
+      this.secretsMissing.delete(supervisor)
+      return true
+    }
+    this.secretsMissing.add(supervisor)
+    const list = missing.join(', ')
+    const message = `Secret${missing.length === 1 ? '' : 's'} ${list} not set on this node for pipeline ${spec.pipeline}: run \`r1 secrets set ${missing[0]} --target <this node>\`, then \`r1 deploy\``
+    if (supervisor.status === 'stopped' && supervisor.pid === undefined) supervisor.fail(message)
+    else void supervisor.stop().then(() => supervisor.fail(message))
+    this.notify([spec.pipeline, spec.signature, spec.instanceId], NotificationCode.PLUGIN_CONFIG_FAILED, `Instance cannot start: ${message}`, hash, {MISSING_SECRETS: missing}, NotificationType.ABNORMAL)
+    return false
+  }
+
+  /** The config an instance process gets: its secret references replaced by their values (never stored or reported). */
+  private resolveConfig(spec: Pick<InstanceSpec, 'pipeline' | 'signature' | 'instanceId'>, config: Record<string, unknown>): Record<string, unknown> {
+    const key = [this.alias, spec.pipeline, spec.signature, spec.instanceId].join('\u0000')
+    const names = secretNames(config)
+    if (names.length === 0) {
+      this.instanceSecrets.delete(key)
+      return config
+    }
+    const {values} = this.secrets.open(spec.pipeline, names, this.identity)
+    this.instanceSecrets.set(key, values)
+    return resolveSecretRefs(config, values).value
+  }
+
+  /** The secret values of an instance (by its path), for redaction; undefined when it has none. */
+  private secretValuesOf(path: readonly unknown[]): Record<string, string> | undefined {
+    return this.instanceSecrets.get(path.join('\u0000'))
+  }
+
+  private redacted(spec: InstanceSpec, text: string | null): string | null {
+    const values = text === null ? undefined : this.secretValuesOf([this.alias, spec.pipeline, spec.signature, spec.instanceId])
+    return values && text !== null ? redactSecrets(text, values) : text
   }
 
   private optionsFor(spec: InstanceSpec): SupervisorOptions {
@@ -536,16 +626,26 @@ export class LocalNode implements NodeCore {
     const processTimeout = Number(spec.config.PROCESS_TIMEOUT)
     if (Number.isFinite(processTimeout) && processTimeout > 0) options.processTimeoutMs = processTimeout * 1000
     if (this.workDir) options.cwd = this.workDir
+    options.resolveConfig = (config) => this.resolveConfig(spec, config)
     return options
   }
 
   private async deleteConfig(name: string, meta: CommandMeta): Promise<void> {
     const pipeline = this.active.get(name)
-    if (!pipeline && !this.archived.has(name)) throw this.unknownPipeline(name)
+    if (!pipeline && !this.archived.has(name)) {
+      // secrets sent for a pipeline whose config never arrived: removing them is all there is to do
+      if (!this.secrets.has(name)) throw this.unknownPipeline(name)
+      await this.secrets.remove(name).catch((error: unknown) => {
+        throw stateWriteError(error)
+      })
+      this.notify([name, null, null], NotificationCode.PIPELINE_DELETE_OK, `Secrets of pipeline ${name} deleted (it had no config)`, meta.hash)
+      return
+    }
     // durable before anything changes; a failed removal changes nothing
     await this.store?.remove(name).catch((error: unknown) => {
       throw stateWriteError(error)
     })
+    await this.secrets.remove(name).catch((error: unknown) => this.log(`cannot remove the secrets of pipeline ${name}: ${(error as Error).message}`))
     this.active.delete(name)
     this.archived.delete(name)
     this.history.delete(name)
@@ -740,7 +840,10 @@ export class LocalNode implements NodeCore {
     this.emit({EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, LEVEL: level, MESSAGE: text})
   }
 
-  private onInstanceEvent(path: PayloadPath, event: SupervisorEvent): void {
+  private onInstanceEvent(path: PayloadPath, raw: SupervisorEvent): void {
+    // what an instance says never carries its secrets' values: they become [redacted:NAME]
+    const values = this.secretValuesOf(path)
+    const event = values ? redactEvent(raw, values) : raw
     if (event.kind === 'status' || event.kind === 'iteration' || event.kind === 'crash') {
       for (const listener of this.changeListeners) listener({path, ...event})
     }
@@ -836,6 +939,7 @@ export class LocalNode implements NodeCore {
 
   private async restore(): Promise<void> {
     if (!this.store) return
+    await this.secrets.load()
     const records = await this.store.load()
     for (const record of records) {
       const problem = commandLimitProblem('DELETE_CONFIG', record.name)
@@ -850,6 +954,24 @@ export class LocalNode implements NodeCore {
       if (!record.archived) await this.applyPipeline(record.current, undefined, false)
     }
     this.collectBundles() // what earlier runs left behind
+  }
+}
+
+/** An instance event with every exact secret value replaced by `[redacted:NAME]`. */
+function redactEvent(event: SupervisorEvent, values: Readonly<Record<string, string>>): SupervisorEvent {
+  switch (event.kind) {
+    case 'log':
+      return {...event, text: redactSecrets(event.text, values)}
+    case 'payload':
+      return {...event, data: redactDeep(event.data, values)}
+    case 'notification':
+      return {...event, message: redactSecrets(event.message, values), ...(event.info === undefined ? {} : {info: redactDeep(event.info, values)})}
+    case 'crash':
+    case 'iteration':
+    case 'status':
+      return event.error === undefined ? event : {...event, error: redactSecrets(event.error, values)}
+    default:
+      return event
   }
 }
 

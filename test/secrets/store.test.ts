@@ -82,7 +82,7 @@ describe('secret references', () => {
 
   it('redact exact values in text, longest first, short ones left alone', () => {
     expect(redactSecrets('connect postgres://u:hunter2@db failed; pw hunter2; id 7', {DB_URL: 'postgres://u:hunter2@db', PW: 'hunter2', ID: '7'})).toBe(
-      'connect [secret DB_URL] failed; pw [secret PW]; id 7',
+      'connect [redacted:DB_URL] failed; pw [redacted:PW]; id 7',
     )
   })
 })
