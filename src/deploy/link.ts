@@ -92,8 +92,8 @@ class SessionLink implements NodeLink {
   }
 
   /** Resolves once the node accepted the command (R1_REPLY); a rejection throws (exit 4). */
-  async send(action: string, payload: unknown): Promise<string> {
-    const {hash} = await this.session.send(action as Action, payload, {timeoutMs: this.timeoutMs})
+  async send(action: string, payload: unknown, options: {encrypted?: boolean} = {}): Promise<string> {
+    const {hash} = await this.session.send(action as Action, payload, {timeoutMs: this.timeoutMs, ...options})
     return hash
   }
 

@@ -1,6 +1,8 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
+import {secretNames} from '../protocol/secret-refs.js'
+import {type SecretsFile, sealedFor} from '../secrets/store.js'
 import type {Expectation} from './confirm.js'
 import {type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
 import {type PipelinePlan, type TargetPlan, bundleMap, planTarget} from './plan.js'
@@ -31,6 +33,8 @@ export interface DeployOptions {
   uploadAttempts?: number
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
   signal?: AbortSignal
+  /** The project's secret store (`.r1/secrets.json`): each target gets the values its pipelines refer to, sealed to its key. */
+  secrets?: SecretsFile
 }
 
 export interface DeployProject {
@@ -59,6 +63,8 @@ export interface TargetResult {
   uploaded: string[]
   timings: Timings
   plan?: TargetPlan
+  /** Secret names sent (or, with --dry-run, to send) per pipeline, encrypted to the node: names only, never values. */
+  secrets?: Record<string, string[]>
   /** With --atomic: how the rollback of this target went. */
   rollback?: {ok: boolean; error?: string}
 }
@@ -144,11 +150,23 @@ async function deployTarget(target: Target, options: DeployOptions, project: Pro
       options.dryRun ? undefined : link.watchNotifications(),
     ])
     const {pipelines, bundles} = await project
+    // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)
+    const secretSets = pipelines
+      .map((p) => ({name: p.NAME, names: secretNames(p.PLUGINS)}))
+      .filter((p) => p.names.length > 0)
+      .map((p) => ({name: p.name, sealed: sealedFor(options.secrets ?? {version: 1, targets: {}}, {name: target.name, address: target.address}, p.names)}))
+    if (secretSets.length > 0) result.secrets = Object.fromEntries(secretSets.map((s) => [s.name, Object.keys(s.sealed)]))
     const plan = planTarget(pipelines, state.pipelines)
     result.plan = plan
     attempt.archivedBefore = new Map(state.archived.map((p) => [p.NAME, typeof p.R1_VERSION === 'number' ? p.R1_VERSION : undefined]))
     result.timings.connect! += lap() // connect covers the session and the state query
     if (options.dryRun) return finish(attempt, 'planned')
+    // before the configs that use them; sent every time (a value set again must reach the node even when
+    // no config changed), and a set the node already holds changes nothing there
+    for (const set of secretSets) {
+      const SECRETS = Object.fromEntries(Object.entries(set.sealed).map(([name, v]) => [name, {SENDER: v.sender, DATA: v.data}]))
+      await link.send('R1_SECRETS', {NAME: set.name, SECRETS}, {encrypted: true})
+    }
     if (!plan.changed) return finish(attempt, 'unchanged')
 
     step('uploading')
