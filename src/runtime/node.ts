@@ -319,7 +319,7 @@ export class LocalNode implements NodeCore {
           ...(s.pid ? {pid: s.pid} : {}),
           lastError: this.redacted(s.spec, s.counters.lastError),
           config: s.spec.config,
-          counters: {...s.counters},
+          counters: {...s.counters, lastError: this.redacted(s.spec, s.counters.lastError)},
         })),
       })
     }
@@ -557,6 +557,13 @@ export class LocalNode implements NodeCore {
     await this.secrets.set(name, sealed).catch((error: unknown) => {
       throw stateWriteError(error)
     })
+    // running instances whose values changed get them now (a config that follows may change more)
+    for (const supervisor of this.active.get(name)?.instances.values() ?? []) {
+      const {spec} = supervisor
+      if (supervisor.status === 'invalid_config' || this.secretPrint(spec) === this.secretPrints.get(supervisor)) continue
+      if (this.secrets.open(name, secretNames(spec.config), this.identity).missing.length > 0) continue
+      await this.reconfigureInstance(supervisor, spec, meta.hash)
+    }
     const names = Object.keys(sealed).sort()
     this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Secrets of pipeline ${name} stored: ${names.join(', ') || 'none'}`, meta.hash, {SECRETS: names})
   }
