@@ -12,6 +12,7 @@ import {encodeCommand, encodeEncryptedCommand, encodeSigned} from '../../src/pro
 import {sealSecret} from '../../src/secrets/store.js'
 import type {Session} from '../../src/session/index.js'
 import {RawClient, rejectionFor, replyFor} from './raw-client.js'
+import {startNodeServer} from '../../src/runtime/serve.js'
 import {startTestNode, type TestNode} from './helpers.js'
 
 const VALUE = 'postgres://app:hunter2-Zq9@db.internal/prod'
@@ -207,5 +208,20 @@ describe('R1_SECRETS and secret references on a real node', () => {
     await session.send('DELETE_CONFIG', 'app', {expect: [{code: NotificationCode.PIPELINE_DELETE_OK, pipeline: 'app'}]})
     expect(() => statSync(file)).toThrow()
     expect(t.node.core.secrets.has('app')).toBe(false)
+  })
+
+  it('after a restart the node reads secrets/ and starts the instance with its value again', async () => {
+    await session.close()
+    await t.node.stop()
+    const again = await startNodeServer({dataDir: t.dataDir, port: 0, heartbeatIntervalMs: 0, log: () => undefined})
+    try {
+      const seen: NodeEvent[] = []
+      again.core.onEvent((event) => seen.push(structuredClone(event)))
+      const output = await until(() => seen.find((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[1] === 'lacking' && Array.isArray((e as {OUTPUT?: unknown}).OUTPUT)), 'the restored app output')
+      expect((output as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:API_TOKEN]')
+      expect(JSON.stringify(seen)).not.toContain('tok-7f3a9b')
+    } finally {
+      await again.stop()
+    }
   })
 })
