@@ -12,7 +12,6 @@ import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema} from '../protocol/messages.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
-import {redactDeep, redactSecrets, resolveSecretRefs, secretNames} from '../protocol/secret-refs.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoNow} from './clock.js'
 import {isBuiltin} from './builtins/index.js'
@@ -21,6 +20,7 @@ import type {InstanceSpec} from './ipc.js'
 import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
 import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
+import {InstanceSecrets} from './instance-secrets.js'
 import {SecretStore} from './secret-store.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
@@ -136,18 +136,14 @@ export class LocalNode implements NodeCore {
   private readonly log: (line: string) => void
   /** Each pipeline's secrets, sealed to this node (R1_SECRETS). */
   readonly secrets: SecretStore
-  private readonly identity: Identity | undefined
-  /** The secret values each running instance got, by instance path: what its output is redacted of. */
-  private readonly instanceSecrets = new Map<string, Record<string, string>>()
-  /** The sealed values each instance started or was reconfigured with (a change makes it reconfigure). */
-  private readonly secretPrints = new WeakMap<InstanceSupervisor, string>()
+  /** What running instances were given of them, and the redaction of what they emit. */
+  private readonly instanceSecrets: InstanceSecrets
 
   private constructor(
     options: LocalNodeOptions,
     dataDir: string,
     private readonly throwAway: boolean,
   ) {
-    this.identity = options.identity
     this.address = options.identity?.address ?? options.address ?? '0xai_local'
     this.alias = options.alias ?? 'local'
     this.dataDir = dataDir
@@ -155,6 +151,7 @@ export class LocalNode implements NodeCore {
     this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
     this.store = throwAway ? undefined : new StateStore(dataDir)
     this.secrets = new SecretStore(throwAway ? undefined : dataDir)
+    this.instanceSecrets = new InstanceSecrets(this.secrets, options.identity, this.alias)
     this.warningList = [...(options.warnings ?? [])]
     this.seq = options.startSeq ?? 0
     const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
@@ -235,7 +232,7 @@ export class LocalNode implements NodeCore {
           LAST_PAYLOAD_TIME: counters.lastPayloadTime,
           LAST_CONFIG_TIMESTAMP: counters.lastConfigTime,
           LAST_ERROR_TIME: counters.lastErrorTime,
-          LAST_ERROR: this.redacted(spec, counters.lastError),
+          LAST_ERROR: this.instanceSecrets.redactText(spec, counters.lastError),
         })
       }
     }
@@ -317,9 +314,9 @@ export class LocalNode implements NodeCore {
           instanceId: s.spec.instanceId,
           status: s.status,
           ...(s.pid ? {pid: s.pid} : {}),
-          lastError: this.redacted(s.spec, s.counters.lastError),
+          lastError: this.instanceSecrets.redactText(s.spec, s.counters.lastError),
           config: s.spec.config,
-          counters: {...s.counters, lastError: this.redacted(s.spec, s.counters.lastError)},
+          counters: {...s.counters, lastError: this.instanceSecrets.redactText(s.spec, s.counters.lastError)},
         })),
       })
     }
@@ -453,7 +450,7 @@ export class LocalNode implements NodeCore {
         await current.stop()
         instances.set(key, this.createInstance(spec, current))
         restarted++
-      } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config) || this.secretPrint(spec) !== this.secretPrints.get(current)) {
+      } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config) || this.instanceSecrets.changed(current, spec)) {
         await this.reconfigureInstance(current, spec, hash)
         changed++
       }
@@ -498,6 +495,7 @@ export class LocalNode implements NodeCore {
     const path: PayloadPath = [this.alias, spec.pipeline, spec.signature, spec.instanceId]
     const supervisor = new InstanceSupervisor(spec, this.optionsFor(spec), (event) => this.onInstanceEvent(path, event))
     if (replacing) Object.assign(supervisor.counters, replacing.counters)
+    this.instanceSecrets.remember(supervisor, spec)
     const invalid = this.invalidReason(spec)
     if (invalid) {
       supervisor.markInvalid(invalid)
@@ -539,7 +537,7 @@ export class LocalNode implements NodeCore {
       this.notify(path, NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, hash, undefined, NotificationType.ABNORMAL)
       return
     }
-    const waiting = this.secretsMissing.has(supervisor)
+    const waiting = this.instanceSecrets.isWaiting(supervisor)
     if (!this.secretsReady(supervisor, spec, hash)) return
     supervisor.reconfigure(spec.config, hash)
     if (wasDisabled || waiting || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') this.startInstance(supervisor, [this.alias, spec.pipeline, spec.signature, spec.instanceId])
@@ -560,19 +558,12 @@ export class LocalNode implements NodeCore {
     // running instances whose values changed get them now (a config that follows may change more)
     for (const supervisor of this.active.get(name)?.instances.values() ?? []) {
       const {spec} = supervisor
-      if (supervisor.status === 'invalid_config' || this.secretPrint(spec) === this.secretPrints.get(supervisor)) continue
-      if (this.secrets.open(name, secretNames(spec.config), this.identity).missing.length > 0) continue
+      if (supervisor.status === 'invalid_config' || !this.instanceSecrets.changed(supervisor, spec)) continue
+      if (this.instanceSecrets.missing(spec).length > 0) continue
       await this.reconfigureInstance(supervisor, spec, meta.hash)
     }
     const names = Object.keys(sealed).sort()
     this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Secrets of pipeline ${name} stored: ${names.join(', ') || 'none'}`, meta.hash, {SECRETS: names})
-  }
-
-  /** Instances waiting for a secret the node lacks (status error): the next config or secrets that fill the gap start them. */
-  private readonly secretsMissing = new WeakSet<InstanceSupervisor>()
-
-  private secretPrint(spec: InstanceSpec): string {
-    return this.secrets.fingerprint(spec.pipeline, secretNames(spec.config))
   }
 
   /**
@@ -580,47 +571,15 @@ export class LocalNode implements NodeCore {
    * is in `error` (stopped first if it ran) with a notification naming the missing secrets, never a value.
    */
   private secretsReady(supervisor: InstanceSupervisor, spec: InstanceSpec, hash?: string): boolean {
-    this.secretPrints.set(supervisor, this.secretPrint(spec))
-    const names = secretNames(spec.config)
-    if (names.length === 0) {
-      this.secretsMissing.delete(supervisor)
-      return true
-    }
-    const {missing} = this.secrets.open(spec.pipeline, names, this.identity)
-    if (missing.length === 0) {
-      this.secretsMissing.delete(supervisor)
-      return true
-    }
-    this.secretsMissing.add(supervisor)
-    const list = missing.join(', ')
-    const message = `Secret${missing.length === 1 ? '' : 's'} ${list} not set on this node for pipeline ${spec.pipeline}: run \`r1 secrets set ${missing[0]} --target <this node>\`, then \`r1 deploy\``
+    this.instanceSecrets.remember(supervisor, spec)
+    const missing = this.instanceSecrets.missing(spec)
+    this.instanceSecrets.setWaiting(supervisor, missing.length > 0)
+    if (missing.length === 0) return true
+    const message = `Secret${missing.length === 1 ? '' : 's'} ${missing.join(', ')} not set on this node for pipeline ${spec.pipeline}: run \`r1 secrets set ${missing[0]} --target <this node>\`, then \`r1 deploy\``
     if (supervisor.status === 'stopped' && supervisor.pid === undefined) supervisor.fail(message)
     else void supervisor.stop().then(() => supervisor.fail(message))
     this.notify([spec.pipeline, spec.signature, spec.instanceId], NotificationCode.PLUGIN_CONFIG_FAILED, `Instance cannot start: ${message}`, hash, {MISSING_SECRETS: missing}, NotificationType.ABNORMAL)
     return false
-  }
-
-  /** The config an instance process gets: its secret references replaced by their values (never stored or reported). */
-  private resolveConfig(spec: Pick<InstanceSpec, 'pipeline' | 'signature' | 'instanceId'>, config: Record<string, unknown>): Record<string, unknown> {
-    const key = [this.alias, spec.pipeline, spec.signature, spec.instanceId].join('\u0000')
-    const names = secretNames(config)
-    if (names.length === 0) {
-      this.instanceSecrets.delete(key)
-      return config
-    }
-    const {values} = this.secrets.open(spec.pipeline, names, this.identity)
-    this.instanceSecrets.set(key, values)
-    return resolveSecretRefs(config, values).value
-  }
-
-  /** The secret values of an instance (by its path), for redaction; undefined when it has none. */
-  private secretValuesOf(path: readonly unknown[]): Record<string, string> | undefined {
-    return this.instanceSecrets.get(path.join('\u0000'))
-  }
-
-  private redacted(spec: InstanceSpec, text: string | null): string | null {
-    const values = text === null ? undefined : this.secretValuesOf([this.alias, spec.pipeline, spec.signature, spec.instanceId])
-    return values && text !== null ? redactSecrets(text, values) : text
   }
 
   private optionsFor(spec: InstanceSpec): SupervisorOptions {
@@ -633,7 +592,7 @@ export class LocalNode implements NodeCore {
     const processTimeout = Number(spec.config.PROCESS_TIMEOUT)
     if (Number.isFinite(processTimeout) && processTimeout > 0) options.processTimeoutMs = processTimeout * 1000
     if (this.workDir) options.cwd = this.workDir
-    options.resolveConfig = (config) => this.resolveConfig(spec, config)
+    options.resolveConfig = (config) => this.instanceSecrets.resolve(spec, config)
     return options
   }
 
@@ -849,8 +808,7 @@ export class LocalNode implements NodeCore {
 
   private onInstanceEvent(path: PayloadPath, raw: SupervisorEvent): void {
     // what an instance says never carries its secrets' values: they become [redacted:NAME]
-    const values = this.secretValuesOf(path)
-    const event = values ? redactEvent(raw, values) : raw
+    const event = this.instanceSecrets.redactEvent(path, raw)
     if (event.kind === 'status' || event.kind === 'iteration' || event.kind === 'crash') {
       for (const listener of this.changeListeners) listener({path, ...event})
     }
@@ -961,24 +919,6 @@ export class LocalNode implements NodeCore {
       if (!record.archived) await this.applyPipeline(record.current, undefined, false)
     }
     this.collectBundles() // what earlier runs left behind
-  }
-}
-
-/** An instance event with every exact secret value replaced by `[redacted:NAME]`. */
-function redactEvent(event: SupervisorEvent, values: Readonly<Record<string, string>>): SupervisorEvent {
-  switch (event.kind) {
-    case 'log':
-      return {...event, text: redactSecrets(event.text, values)}
-    case 'payload':
-      return {...event, data: redactDeep(event.data, values)}
-    case 'notification':
-      return {...event, message: redactSecrets(event.message, values), ...(event.info === undefined ? {} : {info: redactDeep(event.info, values)})}
-    case 'crash':
-    case 'iteration':
-    case 'status':
-      return event.error === undefined ? event : {...event, error: redactSecrets(event.error, values)}
-    default:
-      return event
   }
 }
 

@@ -172,7 +172,7 @@ describe('R1_SECRETS and secret references on a real node', () => {
     await session.send('UPDATE_CONFIG', appPipeline('app'), {expect: [{code: NotificationCode.PIPELINE_OK, pipeline: 'app'}]})
     // the app saw the value (its output names the redaction) and failed with it on stderr
     const output = await until(() => events.find((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[1] === 'app' && Array.isArray((e as {OUTPUT?: unknown}).OUTPUT)), 'the app output')
-    expect((output as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:DB_URL]')
+    expect((output as unknown as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:DB_URL]')
     await until(() => (t.node.core.instance('app', 'PROCESS_APP_RUNNER', 'app-1')?.status === 'error' ? true : undefined), 'the app to fail')
     const state = t.node.core.state().find((p) => p.name === 'app')!
     expect(state.instances[0].lastError).toContain('[redacted:DB_URL]')
@@ -193,13 +193,13 @@ describe('R1_SECRETS and secret references on a real node', () => {
     events.length = 0
     await session.send('UPDATE_CONFIG', appPipeline('lacking', 'API_TOKEN'))
     const failed = await until(() => events.find((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_FAILED && e.EE_PAYLOAD_PATH[1] === 'lacking'), 'the failure notice')
-    expect((failed as {NOTIFICATION: string}).NOTIFICATION).toMatch(/API_TOKEN.*r1 secrets set API_TOKEN/)
+    expect((failed as unknown as {NOTIFICATION: string}).NOTIFICATION).toMatch(/API_TOKEN.*r1 secrets set API_TOKEN/)
     expect(t.node.core.instance('lacking', 'PROCESS_APP_RUNNER', 'app-1')?.status).toBe('error')
     // the secret arrives, the same config is deployed again: the instance starts with it
     await session.send('R1_SECRETS', {NAME: 'lacking', SECRETS: sealed({API_TOKEN: 'tok-7f3a9b'})}, {encrypted: true})
     await session.send('UPDATE_CONFIG', appPipeline('lacking', 'API_TOKEN'), {expect: [{code: NotificationCode.PIPELINE_OK, pipeline: 'lacking'}]})
     const output = await until(() => events.find((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[1] === 'lacking' && Array.isArray((e as {OUTPUT?: unknown}).OUTPUT)), 'the app output')
-    expect((output as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:API_TOKEN]')
+    expect((output as unknown as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:API_TOKEN]')
   })
 
   it('DELETE_CONFIG removes the pipeline secrets from the data dir', async () => {
@@ -218,7 +218,7 @@ describe('R1_SECRETS and secret references on a real node', () => {
       const seen: NodeEvent[] = []
       again.core.onEvent((event) => seen.push(structuredClone(event)))
       const output = await until(() => seen.find((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[1] === 'lacking' && Array.isArray((e as {OUTPUT?: unknown}).OUTPUT)), 'the restored app output')
-      expect((output as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:API_TOKEN]')
+      expect((output as unknown as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:API_TOKEN]')
       expect(JSON.stringify(seen)).not.toContain('tok-7f3a9b')
     } finally {
       await again.stop()
