@@ -202,6 +202,28 @@ describe('R1_SECRETS and secret references on a real node', () => {
     expect((output as unknown as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:API_TOKEN]')
   })
 
+  it('a new value for a running instance reconfigures it with the value (same config, no UPDATE_CONFIG)', async () => {
+    events.length = 0
+    const {hash} = await session.send('R1_SECRETS', {NAME: 'lacking', SECRETS: sealed({API_TOKEN: 'tok-NEW-5d21c0'})}, {encrypted: true})
+    await until(() => events.find((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === hash), 'PLUGIN_CONFIG_OK of the new secrets')
+    expect(JSON.stringify(events)).not.toContain('tok-NEW-5d21c0')
+    // sent again as it is: nothing to reconfigure
+    // (a reconfiguration is decided before the node replies, and stamps lastConfigTime)
+    const instance = t.node.core.instance('lacking', 'PROCESS_APP_RUNNER', 'app-1')!
+    const configuredAt = instance.counters.lastConfigTime
+    await new Promise((r) => setTimeout(r, 5)) // a later stamp would differ
+    await session.send('R1_SECRETS', {NAME: 'lacking', SECRETS: {...t.node.core.secrets.of('lacking')}}, {encrypted: true})
+    expect(instance.counters.lastConfigTime).toBe(configuredAt)
+  })
+
+  it('DELETE_CONFIG of a pipeline that only has secrets removes them', async () => {
+    await session.send('R1_SECRETS', {NAME: 'orphan', SECRETS: sealed({X_KEY: 'orphan-value'})}, {encrypted: true})
+    const file = t.node.core.secrets.fileOf('orphan')
+    expect(statSync(file).isFile()).toBe(true)
+    await session.send('DELETE_CONFIG', 'orphan', {expect: [{code: NotificationCode.PIPELINE_DELETE_OK, pipeline: 'orphan'}]})
+    expect(() => statSync(file)).toThrow()
+  })
+
   it('DELETE_CONFIG removes the pipeline secrets from the data dir', async () => {
     const file = t.node.core.secrets.fileOf('app')
     expect(statSync(file).isFile()).toBe(true)
@@ -219,7 +241,7 @@ describe('R1_SECRETS and secret references on a real node', () => {
       again.core.onEvent((event) => seen.push(structuredClone(event)))
       const output = await until(() => seen.find((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[1] === 'lacking' && Array.isArray((e as {OUTPUT?: unknown}).OUTPUT)), 'the restored app output')
       expect((output as unknown as {OUTPUT: string[]}).OUTPUT).toContain('url=[redacted:API_TOKEN]')
-      expect(JSON.stringify(seen)).not.toContain('tok-7f3a9b')
+      expect(JSON.stringify(seen)).not.toContain('tok-NEW-5d21c0')
     } finally {
       await again.stop()
     }
