@@ -500,8 +500,10 @@ export class LocalNode implements NodeCore {
     if (invalid) {
       supervisor.markInvalid(invalid)
       this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, spec.configHash, undefined, NotificationType.ABNORMAL)
-    } else if (spec.config.DISABLED !== true && this.secretsReady(supervisor, spec, spec.configHash)) {
-      this.startInstance(supervisor, path)
+    } else if (spec.config.DISABLED !== true) {
+      const lacking = this.lackingSecrets(supervisor, spec)
+      if (lacking) this.failForSecrets(supervisor, spec, lacking, spec.configHash)
+      else this.startInstance(supervisor, path)
     }
     return supervisor
   }
@@ -538,7 +540,12 @@ export class LocalNode implements NodeCore {
       return
     }
     const waiting = this.instanceSecrets.isWaiting(supervisor)
-    if (!this.secretsReady(supervisor, spec, hash)) return
+    const lacking = this.lackingSecrets(supervisor, spec)
+    if (lacking) {
+      await supervisor.stop()
+      this.failForSecrets(supervisor, spec, lacking, hash)
+      return
+    }
     supervisor.reconfigure(spec.config, hash)
     if (wasDisabled || waiting || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') this.startInstance(supervisor, [this.alias, spec.pipeline, spec.signature, spec.instanceId])
   }
@@ -566,20 +573,19 @@ export class LocalNode implements NodeCore {
     this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Secrets of pipeline ${name} stored: ${names.join(', ') || 'none'}`, meta.hash, {SECRETS: names})
   }
 
-  /**
-   * True when every secret the instance refers to opens with this node's key. Otherwise the instance
-   * is in `error` (stopped first if it ran) with a notification naming the missing secrets, never a value.
-   */
-  private secretsReady(supervisor: InstanceSupervisor, spec: InstanceSpec, hash?: string): boolean {
+  /** The secrets `spec` refers to that this node cannot open (undefined: none); records what the instance runs with. */
+  private lackingSecrets(supervisor: InstanceSupervisor, spec: InstanceSpec): string[] | undefined {
     this.instanceSecrets.remember(supervisor, spec)
     const missing = this.instanceSecrets.missing(spec)
     this.instanceSecrets.setWaiting(supervisor, missing.length > 0)
-    if (missing.length === 0) return true
+    return missing.length > 0 ? missing : undefined
+  }
+
+  /** A (stopped) instance that lacks secrets: `error`, and a notification naming them, never a value. */
+  private failForSecrets(supervisor: InstanceSupervisor, spec: InstanceSpec, missing: string[], hash?: string): void {
     const message = `Secret${missing.length === 1 ? '' : 's'} ${missing.join(', ')} not set on this node for pipeline ${spec.pipeline}: run \`r1 secrets set ${missing[0]} --target <this node>\`, then \`r1 deploy\``
-    if (supervisor.status === 'stopped' && supervisor.pid === undefined) supervisor.fail(message)
-    else void supervisor.stop().then(() => supervisor.fail(message))
+    supervisor.fail(message)
     this.notify([spec.pipeline, spec.signature, spec.instanceId], NotificationCode.PLUGIN_CONFIG_FAILED, `Instance cannot start: ${message}`, hash, {MISSING_SECRETS: missing}, NotificationType.ABNORMAL)
-    return false
   }
 
   private optionsFor(spec: InstanceSpec): SupervisorOptions {
