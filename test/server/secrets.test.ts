@@ -216,6 +216,25 @@ describe('R1_SECRETS and secret references on a real node', () => {
     expect(instance.counters.lastConfigTime).toBe(configuredAt)
   })
 
+  it('a running instance reconfigured to a secret the node lacks is stopped and in error, naming it', async () => {
+    const running = (secret: string) => {
+      const config = appPipeline('steady', secret) as {PLUGINS: Array<{INSTANCES: Array<Record<string, unknown>>}>}
+      config.PLUGINS[0].INSTANCES[0].COMMAND = 'echo "url=$DB_URL"; sleep 60'
+      return config
+    }
+    await session.send('R1_SECRETS', {NAME: 'steady', SECRETS: sealed({DB_URL: 'steady-value-1'})}, {encrypted: true})
+    await session.send('UPDATE_CONFIG', running('DB_URL'), {expect: [{code: NotificationCode.PLUGIN_CONFIG_OK, pipeline: 'steady', instance: 'app-1'}]})
+    const instance = t.node.core.instance('steady', 'PROCESS_APP_RUNNER', 'app-1')!
+    expect(instance.status).toBe('running')
+    events.length = 0
+    await session.send('UPDATE_CONFIG', running('NOPE_TOKEN'))
+    await until(() => (instance.status === 'error' ? true : undefined), 'the instance in error')
+    expect(instance.pid).toBeUndefined()
+    expect(instance.counters.lastError).toContain('NOPE_TOKEN')
+    const notice = events.find((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_FAILED)
+    expect((notice as unknown as {INFO: unknown}).INFO).toEqual({MISSING_SECRETS: ['NOPE_TOKEN']})
+  })
+
   it('DELETE_CONFIG of a pipeline that only has secrets removes them', async () => {
     await session.send('R1_SECRETS', {NAME: 'orphan', SECRETS: sealed({X_KEY: 'orphan-value'})}, {encrypted: true})
     const file = t.node.core.secrets.fileOf('orphan')
