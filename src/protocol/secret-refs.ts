@@ -86,14 +86,14 @@ export function redactSecrets(text: string, values: Readonly<Record<string, stri
   return out
 }
 
-/** A copy of `value` with every string passed through `redactSecrets` (payloads, notification INFO). */
+/** A copy of `value` with every string, object keys included, passed through `redactSecrets` (payloads, notification INFO). */
 export function redactDeep<T>(value: T, values: Readonly<Record<string, string>>): T {
   const walk = (item: unknown): unknown => {
     if (typeof item === 'string') return redactSecrets(item, values)
     if (Array.isArray(item)) return item.map(walk)
     if (item !== null && typeof item === 'object') {
       const out: Record<string, unknown> = {}
-      for (const [key, sub] of Object.entries(item)) out[key] = walk(sub)
+      for (const [key, sub] of Object.entries(item)) out[redactSecrets(key, values)] = walk(sub)
       return out
     }
     return item
