@@ -35,15 +35,17 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   public async run(): Promise<DeployResult> {
     const {argv} = await this.parse(Deploy)
     const pipelines = argv.map(String)
-    const [{openProject, buildProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}] = await Promise.all([
+    const [{openProject, buildProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}, {readSecrets}] = await Promise.all([
       import('../deploy/project.js'),
       import('../deploy/targets.js'),
       import('../deploy/link.js'),
       import('../deploy/run.js'),
       import('../deploy/progress.js'),
+      import('../secrets/store.js'),
     ])
     const project = await openProject(this.flags.dir)
     const targets = resolveTargets(project.targets, this.flags)
+    const secrets = await readSecrets(project.dir)
     // Targets connect and read their state while esbuild bundles.
     const built = buildProject(project, pipelines)
     const connect = await connector({connectTimeoutMs: this.flags['connect-timeout'] * 1000, caFile: this.flags.ca})
@@ -58,6 +60,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       dryRun: this.flags['dry-run'],
       atomic: this.flags.atomic,
       message: this.flags.message,
+      secrets,
       signal: this.signal,
       onStep: (target, step, detail) => (step === 'done' ? !this.flags.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
     })

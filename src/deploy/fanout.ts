@@ -19,7 +19,7 @@ export interface NodeLink {
   /** Called when the connection is gone and not back within seconds (exit 7); optional for links that cannot tell. */
   onLost?(listener: (error: Error) => void): () => void
   /** Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4). */
-  send<A extends Action>(action: A, payload: PayloadOf<A>): Promise<string>
+  send<A extends Action>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<string>
   /** Also receive the node's notifications that name no command (an instance's exception), to fail fast. */
   watchNotifications(): Promise<void>
   /** The node's pipelines and statuses (R1_STATE's RESULT). */
@@ -35,9 +35,10 @@ export interface NodeLink {
 
 export type Connect = (target: Target, signal?: AbortSignal) => Promise<NodeLink>
 
-export type TargetStatus = 'deployed' | 'unchanged' | 'planned' | 'ok' | 'failed' | 'rejected' | 'timeout' | 'unreachable' | 'rolled-back' | 'skipped'
+/** `invalid`: the project cannot go to that target as it is (e.g. a secret not set for it): exit 3. */
+export type TargetStatus = 'deployed' | 'unchanged' | 'planned' | 'ok' | 'failed' | 'invalid' | 'rejected' | 'timeout' | 'unreachable' | 'rolled-back' | 'skipped'
 
-const FAILED_STATUSES = new Set<TargetStatus>(['failed', 'rejected', 'timeout', 'unreachable', 'rolled-back', 'skipped'])
+const FAILED_STATUSES = new Set<TargetStatus>(['failed', 'invalid', 'rejected', 'timeout', 'unreachable', 'rolled-back', 'skipped'])
 
 export function isFailure(status: TargetStatus): boolean {
   return FAILED_STATUSES.has(status)
@@ -51,13 +52,14 @@ export function hintOfError(error: unknown): string | undefined {
 /** The status a thrown error gives a target: its exit code tells rejected / timeout / unreachable. */
 export function statusOfError(error: unknown): TargetStatus {
   const code = exitCodeOf(error)
+  if (code === ExitCode.INVALID_CONFIG) return 'invalid'
   if (code === ExitCode.REJECTED) return 'rejected'
   if (code === ExitCode.TIMEOUT) return 'timeout'
   if (code === ExitCode.UNREACHABLE) return 'unreachable'
   return 'failed'
 }
 
-const STATUS_EXIT: Partial<Record<TargetStatus, ExitCode>> = {rejected: ExitCode.REJECTED, timeout: ExitCode.TIMEOUT, unreachable: ExitCode.UNREACHABLE}
+const STATUS_EXIT: Partial<Record<TargetStatus, ExitCode>> = {invalid: ExitCode.INVALID_CONFIG, rejected: ExitCode.REJECTED, timeout: ExitCode.TIMEOUT, unreachable: ExitCode.UNREACHABLE}
 
 /**
  * The exit code of a per-target command: 0 when every target succeeded; when every target failed

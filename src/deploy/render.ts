@@ -171,9 +171,11 @@ export function failureText(failure: {message: string; hint?: string}, color: Ch
 }
 
 /** `r1 deploy --dry-run`, one target: its plan, or why there is none. */
-export function renderPlanOf(t: {target: string; url: string; status: string; error?: string; plan?: TargetPlan}, color: ChalkInstance): string[] {
+export function renderPlanOf(t: {target: string; url: string; status: string; error?: string; plan?: TargetPlan; secrets?: Record<string, string[]>}, color: ChalkInstance): string[] {
   const head = color.bold(escapeControl(`${t.target} (${t.url})`))
-  return [head, ...(t.plan ? renderPlan(t.plan, color) : [color.red(`  ${t.status}: ${escapeControl(t.error ?? '')}`)])]
+  // names only: the values travel sealed to the node and are never shown
+  const secrets = Object.entries(t.secrets ?? {}).map(([pipeline, names]) => `  secrets for ${escapeControl(pipeline)}: ${escapeControl(names.join(', '))} (sent encrypted to the node)`)
+  return [head, ...(t.plan ? renderPlan(t.plan, color) : [color.red(`  ${t.status}: ${escapeControl(t.error ?? '')}`)]), ...secrets]
 }
 
 /** `r1 status`: one block per target, a node that did not answer as its status and error. */

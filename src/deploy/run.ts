@@ -1,6 +1,8 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
+import {secretNames} from '../protocol/secret-refs.js'
+import {type SecretsFile, sealedFor} from '../secrets/store.js'
 import type {Expectation} from './confirm.js'
 import {type ConfirmedCommand, type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
 import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
@@ -35,6 +37,8 @@ export interface DeployOptions {
   uploadAttempts?: number
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
   signal?: AbortSignal
+  /** The project's secret store (`.r1/secrets.json`): each target gets the values its pipelines refer to, sealed to its key. */
+  secrets?: SecretsFile
 }
 
 export interface DeployProject {
@@ -63,6 +67,8 @@ export interface TargetResult {
   uploaded: string[]
   timings: Timings
   plan?: TargetPlan
+  /** Secret names sent (or, with --dry-run, to send) per pipeline, encrypted to the node: names only, never values. */
+  secrets?: Record<string, string[]>
   /** With --atomic: how the rollback of this target went. */
   rollback?: {ok: boolean; error?: string}
 }
@@ -86,6 +92,8 @@ interface Attempt {
   missing?: string[]
   /** Pipelines the node had archived (stopped, kept for rollback) before this deploy → their version. */
   archivedBefore?: Map<string, number | undefined>
+  /** The secrets each pipeline refers to, sealed to this target's node. */
+  secretSets?: Array<{name: string; sealed: ReturnType<typeof sealedFor>}>
 }
 
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
@@ -185,6 +193,13 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
         options.dryRun ? undefined : link.watchNotifications(),
       ])
       const {pipelines} = await project
+      // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)
+      const secretSets = pipelines
+        .map((p) => ({name: p.NAME, names: secretNames(p.PLUGINS)}))
+        .filter((p) => p.names.length > 0)
+        .map((p) => ({name: p.name, sealed: sealedFor(options.secrets ?? {version: 1, targets: {}}, {name: target.name, address: target.address}, p.names)}))
+      if (secretSets.length > 0) result.secrets = Object.fromEntries(secretSets.map((s) => [s.name, Object.keys(s.sealed)]))
+      attempt.secretSets = secretSets
       const plan = planTarget(pipelines, state.PIPELINES)
       result.plan = plan
       attempt.missing = missing
@@ -198,6 +213,12 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       }
     }
     const plan = result.plan!
+    // before the configs that use them; sent every time (a value set again must reach the node even when
+    // no config changed), and a set the node already holds changes nothing there
+    for (const set of attempt.secretSets ?? []) {
+      const SECRETS = Object.fromEntries(Object.entries(set.sealed).map(([name, v]) => [name, {SENDER: v.sender, DATA: v.data}]))
+      await attempt.link!.send('R1_SECRETS', {NAME: set.name, SECRETS}, {encrypted: true})
+    }
     if (!plan.changed) return finish(attempt, 'unchanged')
     const {bundles} = await project
 

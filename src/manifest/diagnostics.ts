@@ -28,6 +28,7 @@ export const RULES = {
   'config-duplicate-key': {severity: 'error', summary: 'two spellings of one config key (keys are compared in UPPERCASE)'},
   'config-reserved-key': {severity: 'error', summary: 'a config key r1 sets itself (INSTANCE_ID)'},
   'config-value': {severity: 'error', summary: 'an instance config value is invalid for its plugin (e.g. CODE does not parse)'},
+  'config-secret': {severity: 'error', summary: 'a secret reference ({secret: NAME}) has a bad name or stands where a string is not accepted'},
   'target-url': {severity: 'error', summary: 'a target URL is not ws:// or wss://'},
   'target-address': {severity: 'error', summary: 'a target address is not a valid node address'},
   'target-ca': {severity: 'error', summary: 'a target `ca` file is missing or holds no PEM certificate'},

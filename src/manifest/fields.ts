@@ -1,4 +1,5 @@
 import {createRequire} from 'node:module'
+import {findSecretRefs, SECRET_NAME_PATTERN, secretRefName} from '../protocol/secret-refs.js'
 import {closest, didYouMean, type RuleId} from './diagnostics.js'
 import {CONFIG_KEY_PATTERN, type FieldType} from './patterns.js'
 import type {ConfigField, Manifest} from './schema.js'
@@ -218,6 +219,9 @@ export function applyDefaults(signature: string, config: Readonly<Record<string,
  * every depth; map values (`values`, e.g. ENV) keep their keys as written. Anything else is returned as is.
  */
 export function normalizeValue(field: FieldSpec, value: unknown): unknown {
+  // a secret reference goes to the node in one spelling: {"secret": NAME}
+  const secret = secretRefName(value)
+  if (secret !== undefined) return {secret}
   if (field.properties && typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const out: Record<string, unknown> = {}
     for (const [key, item] of Object.entries(value)) {
@@ -277,6 +281,7 @@ export function checkInstanceConfig(spec: PluginSpec, config: Readonly<Record<st
     }
     for (const problem of checkValue(field, value)) problems.push({...problem, path: [key, ...problem.path]})
   }
+  problems.push(...secretNameProblems(config))
   for (const [key, field] of Object.entries(spec.fields)) {
     if (field.required && field.default === undefined && !seen.has(key)) {
       problems.push({rule: 'config-required', path: [], at: 'key', message: `${spec.signature} requires config key ${key}${field.description ? ` (${field.description})` : ''}`})
@@ -309,9 +314,30 @@ function matchesType(type: FieldType, value: unknown): boolean {
   }
 }
 
+/** Every secret reference in a config whose name `r1 secrets set` would not accept (at any depth). */
+function secretNameProblems(config: Readonly<Record<string, unknown>>): ConfigProblem[] {
+  return findSecretRefs(config)
+    .filter((use) => !SECRET_NAME_PATTERN.test(use.name))
+    .map((use) => {
+      const suggestion = use.name.toUpperCase().replace(/[^A-Z0-9_]/g, '_').replace(/^([0-9])/, '_$1').slice(0, 128)
+      return {rule: 'config-secret' as const, path: [...use.path, Object.keys(secretRefObject(config, use.path))[0] ?? 'secret'], message: `"${use.name}" is not a secret name: use UPPER_SNAKE_CASE (letters, digits, _)`, ...(suggestion ? {suggestion} : {})}
+    })
+}
+
+function secretRefObject(config: unknown, path: ReadonlyArray<string | number>): Record<string, unknown> {
+  let at: unknown = config
+  for (const key of path) at = (at as Record<string | number, unknown>)[key]
+  return at as Record<string, unknown>
+}
+
 /** Checks one value against its field schema; paths are relative to the value. */
 export function checkValue(field: FieldSpec, value: unknown): ConfigProblem[] {
   const types = typeof field.type === 'string' ? [field.type] : field.type
+  // {secret: NAME} stands for a string the node fills in when the instance starts (its name is checked once, over the whole config)
+  if (secretRefName(value) !== undefined) {
+    if (types.includes('string')) return []
+    return [{rule: 'config-secret', path: [], message: `a secret reference stands for a string; this key expects ${types.join(' or ')}`}]
+  }
   if (value === null && field.nullable) return []
   const type = types.find((t) => matchesType(t, value))
   if (!type) {

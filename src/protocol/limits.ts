@@ -148,6 +148,7 @@ export function commandLimitProblem(action: string, payload: unknown): LimitProb
     case 'ARCHIVE_CONFIG':
     case 'PIPELINE_COMMAND':
     case 'R1_ROLLBACK':
+    case 'R1_SECRETS':
       problem = nameProblem('NAME', nameOf(payload))
       break
     case 'R1_RESTART': {

@@ -3,6 +3,7 @@ import {InstanceStatus, NotificationCode, NotificationType} from './codes.js'
 import {EventType, HeartbeatEventSchema, type NodeEvent} from './events.js'
 import {EventFilterSchema, GapEventSchema, LiveMarkerSchema, type GapEvent, type LiveMarker} from './filter.js'
 import {PipelineConfigSchema} from './pipeline.js'
+import {SECRET_NAME_PATTERN} from './secret-refs.js'
 
 /**
  * Every frame of the r1 WebSocket protocol (subprotocol `r1.v1`), both directions.
@@ -80,6 +81,21 @@ export const RollbackSchema = z.object({NAME: PipelineName, VERSION: z.number().
 
 /** R1_RESTART: restarts every instance of a running pipeline, or one (INSTANCE_ID, with SIGNATURE when the id is ambiguous). */
 export const RestartSchema = z.object({NAME: PipelineName, INSTANCE_ID: z.string().min(1).max(200).optional(), SIGNATURE: z.string().min(1).max(200).optional()})
+/** One secret value as the client sealed it to this node: Ratio1's EE_ENCRYPTED_DATA from SENDER (a throwaway key). */
+export const SealedValueSchema = z.strictObject({
+  SENDER: z.string().regex(/^(0xai_|aixp_)[A-Za-z0-9_-]{44}$/, 'expected a node address'),
+  DATA: z.string().min(1).max(128 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected standard base64'),
+})
+
+/**
+ * R1_SECRETS: the secret values a pipeline's config refers to (`{secret: NAME}`), each still sealed to
+ * this node's key; the set replaces the pipeline's previous one. Accepted only inside an encrypted command.
+ */
+export const SecretsSchema = z.strictObject({
+  NAME: PipelineName,
+  SECRETS: z.record(z.string().regex(SECRET_NAME_PATTERN, 'expected an UPPER_SNAKE secret name'), SealedValueSchema).refine((s) => Object.keys(s).length <= 256, 'at most 256 secrets per pipeline'),
+})
+export type Secrets = z.infer<typeof SecretsSchema>
 
 const NoPayload = z.union([z.null(), z.object({}).strict()]).optional()
 
@@ -99,6 +115,7 @@ export const PayloadSchemas = {
   R1_UNSUBSCRIBE: NoPayload,
   R1_ROLLBACK: RollbackSchema,
   R1_RESTART: RestartSchema,
+  R1_SECRETS: SecretsSchema,
 } as const
 export type Action = keyof typeof PayloadSchemas
 export const Actions = Object.keys(PayloadSchemas) as Action[]
@@ -109,6 +126,8 @@ export type CommandOf<A extends Action = Action> = {[K in A]: {action: K; payloa
 
 /** Actions anyone may send (no allow-list): a heartbeat request. */
 export const PUBLIC_ACTIONS: ReadonlySet<Action> = new Set<Action>(['FULL_HEARTBEAT'])
+/** Actions a node accepts only when they arrived encrypted (EE_IS_ENCRYPTED). */
+export const ENCRYPTED_ONLY_ACTIONS: ReadonlySet<Action> = new Set<Action>(['R1_SECRETS'])
 /** Actions the server answers itself (the rest go to the node core). */
 export const SERVER_ACTIONS: ReadonlySet<Action> = new Set<Action>(['R1_SUBSCRIBE', 'R1_UNSUBSCRIBE'])
 
@@ -138,7 +157,7 @@ export function parseTime(time: string): number {
   return Date.parse(time.slice(0, 23).replace(' ', 'T') + 'Z')
 }
 
-/** The signed command envelope (client → node). Extra Ratio1 keys (EE_ID, EE_IS_ENCRYPTED, EE_ETH_*) are allowed. */
+/** The signed command envelope (client → node). Extra Ratio1 keys (EE_ID, EE_ETH_*) are allowed. */
 export const CommandEnvelopeSchema = z
   .object({
     ACTION: z.enum(Actions as [Action, ...Action[]]),
@@ -155,6 +174,28 @@ export const CommandEnvelopeSchema = z
   })
   .catchall(z.unknown())
 export type CommandEnvelope = z.infer<typeof CommandEnvelopeSchema>
+
+/**
+ * An encrypted command envelope as signed: ACTION and PAYLOAD are inside EE_ENCRYPTED_DATA (Ratio1's
+ * scheme, from EE_SENDER to EE_DEST), opened only after the signature, destination, skew, allow-list and
+ * replay checks passed.
+ */
+export const EncryptedEnvelopeSchema = z
+  .object({
+    EE_IS_ENCRYPTED: z.literal(true),
+    EE_ENCRYPTED_DATA: z.string().min(1),
+    EE_DEST: z.string(),
+    INITIATOR_ID: z.string().max(200),
+    SESSION_ID: z.string().max(200),
+    TIME: z.string().regex(TIME_RE, 'expected "YYYY-mm-dd HH:MM:SS.ffffff" (UTC)'),
+    SIGN_CANON_V: z.literal('v2'),
+    EE_HASH: Sha256Hex,
+    EE_SIGN: z.string(),
+    EE_SENDER: z.string(),
+  })
+  .catchall(z.unknown())
+  .refine((m) => !('ACTION' in m) && !('PAYLOAD' in m), {message: 'an encrypted command carries ACTION and PAYLOAD only inside EE_ENCRYPTED_DATA', path: ['ACTION']})
+export type EncryptedEnvelope = z.infer<typeof EncryptedEnvelopeSchema>
 
 /** A command before signing. */
 export interface UnsignedCommand {
@@ -178,7 +219,8 @@ export const RejectionReason = [
   'REPLAY',
   'NOT_ALLOWED',
   'THROTTLED',
-  'ENCRYPTED_UNSUPPORTED',
+  'BAD_ENCRYPTION',
+  'ENCRYPTION_REQUIRED',
   'EXECUTION_FAILED',
   'SHUTTING_DOWN',
 ] as const

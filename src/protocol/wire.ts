@@ -8,6 +8,8 @@ import {
   BatchFrameSchema,
   CommandEnvelopeSchema,
   type CommandEnvelope,
+  EncryptedEnvelopeSchema,
+  type EncryptedEnvelope,
   type FrameItem,
   parseFrameItem,
   PayloadSchemas,
@@ -15,6 +17,7 @@ import {
   type UnsignedCommand,
 } from './messages.js'
 import {verifyMessage} from './signing.js'
+import {decryptCommand, encryptCommandPayload} from './encryption.js'
 
 /**
  * encode / decode of whole frames. Outgoing frames are the canonical text followed by the three
@@ -148,23 +151,33 @@ export function describeIssue(error: z.ZodError, root: string): string {
   return `${path}: ${issue.message}`
 }
 
-export type DecodedCommand = {ok: true; command: CommandEnvelope; action: Action; payload: unknown; hash: string; sender: string}
+export type DecodedCommand = {ok: true; encrypted?: false; command: CommandEnvelope; action: Action; payload: unknown; hash: string; sender: string}
+/** A verified encrypted command, not yet opened: ACTION and PAYLOAD are still in EE_ENCRYPTED_DATA. */
+export type DecodedEncryptedCommand = {ok: true; encrypted: true; command: EncryptedEnvelope; hash: string; sender: string}
 
 /**
  * Decodes a client frame into a verified, schema-valid command (signature first, so nobody learns
- * anything about the schema without a key; then the envelope, then the payload of its ACTION).
+ * anything about the schema without a key; then the envelope, then the payload of its ACTION). An
+ * encrypted command comes back verified but closed: open it with `openEncryptedCommand` once the
+ * sender is known to be allowed.
  */
-export function decodeCommand(text: string): DecodedCommand | DecodeFailure {
+export function decodeCommand(text: string): DecodedCommand | DecodedEncryptedCommand | DecodeFailure {
   const decoded = decodeSigned(text)
   if (!decoded.ok) return decoded
   const {message, sender} = decoded
   const action = claimedField(message, 'ACTION')
   const hash = decoded.hash ?? null
+  if (message.EE_IS_ENCRYPTED === true) {
+    const envelope = EncryptedEnvelopeSchema.safeParse(message)
+    if (!envelope.success) return {ok: false, reason: 'INVALID_MESSAGE', detail: describeIssue(envelope.error, ''), hash, action}
+    return {ok: true, encrypted: true, command: envelope.data, hash: envelope.data.EE_HASH, sender}
+  }
+  return checkCommand(message, sender, hash, action)
+}
+
+function checkCommand(message: Record<string, unknown>, sender: string, hash: string | null, action: string | null): DecodedCommand | DecodeFailure {
   if (typeof message.ACTION === 'string' && !(message.ACTION in PayloadSchemas)) {
     return {ok: false, reason: 'UNKNOWN_ACTION', detail: `unknown ACTION ${JSON.stringify(message.ACTION.slice(0, 60))}`, hash, action}
-  }
-  if (message.EE_IS_ENCRYPTED === true) {
-    return {ok: false, reason: 'ENCRYPTED_UNSUPPORTED', detail: 'encrypted commands (EE_ENCRYPTED_DATA) are not supported by r1 nodes yet', hash, action}
   }
   const envelope = CommandEnvelopeSchema.safeParse(message)
   if (!envelope.success) return {ok: false, reason: 'INVALID_MESSAGE', detail: describeIssue(envelope.error, ''), hash, action}
@@ -172,6 +185,30 @@ export function decodeCommand(text: string): DecodedCommand | DecodeFailure {
   const payload = (PayloadSchemas[command.ACTION] as z.ZodType).safeParse(command.PAYLOAD)
   if (!payload.success) return {ok: false, reason: 'INVALID_PAYLOAD', detail: describeIssue(payload.error, 'PAYLOAD'), hash, action}
   return {ok: true, command, action: command.ACTION, payload: payload.data, hash: command.EE_HASH, sender}
+}
+
+/**
+ * Opens a verified encrypted command with the node's identity, then checks it as a plain one (known
+ * ACTION, its payload schema). Data that does not decrypt, or decrypts to no `{ACTION, PAYLOAD}`, is
+ * `BAD_ENCRYPTION`; the returned command keeps `EE_IS_ENCRYPTED: true`.
+ */
+export function openEncryptedCommand(decoded: DecodedEncryptedCommand, node: Identity): DecodedCommand | DecodeFailure {
+  const opened = decryptCommand(decoded.command, node)
+  if (!opened.ok) {
+    const reason = opened.reason === 'NOT_FOR_THIS_NODE' ? 'WRONG_DEST' : 'BAD_ENCRYPTION'
+    return {ok: false, reason, detail: `EE_ENCRYPTED_DATA: ${opened.detail}`, hash: decoded.hash, action: null}
+  }
+  const action = claimedField(opened.message, 'ACTION')
+  return checkCommand(opened.message, decoded.sender, decoded.hash, action)
+}
+
+/** Signs a command whose ACTION and PAYLOAD travel encrypted to `EE_DEST` (Ratio1's EE_IS_ENCRYPTED), after validating the payload. */
+export function encodeEncryptedCommand(command: UnsignedCommand, identity: Identity): {text: string; hash: string} {
+  const schema = PayloadSchemas[command.ACTION] as z.ZodType
+  const payload = schema.safeParse(command.PAYLOAD)
+  if (!payload.success) throw new Error(`Invalid ${command.ACTION} payload: ${describeIssue(payload.error, 'PAYLOAD')}`)
+  const {ACTION, PAYLOAD, ...envelope} = command
+  return encodeSigned({...envelope, ...encryptCommandPayload({ACTION, PAYLOAD}, command.EE_DEST, identity)}, identity)
 }
 
 export type DecodedNodeFrame = {ok: true; items: FrameItem[]; hash: string | undefined} | {ok: false; reason: string}

@@ -1,16 +1,20 @@
-import {type Action, type CommandEnvelope, MAX_FRAME_BYTES, parseTime, PUBLIC_ACTIONS, type RejectionReason} from '../protocol/messages.js'
-import {decodeCommand} from '../protocol/wire.js'
+import type {Identity} from '../protocol/identity.js'
+import {type Action, type CommandEnvelope, ENCRYPTED_ONLY_ACTIONS, MAX_FRAME_BYTES, parseTime, PUBLIC_ACTIONS, type RejectionReason} from '../protocol/messages.js'
+import {decodeCommand, openEncryptedCommand} from '../protocol/wire.js'
 import type {ReplayVerdict} from './replay-cache.js'
 
 /**
  * Admission of one command frame, whatever carried it: size, signature, envelope and payload,
- * destination, skew, allow-list, replay. No sockets and no timers: the clock, the allow-list and the
+ * destination, skew, allow-list, replay; then, for an encrypted command, decryption with the node's
+ * key and the payload checks (strangers get no decryption work). No sockets and no timers: the clock, the allow-list and the
  * replay cache are passed in, so every rule is unit-tested on its own (test/server/admission.test.ts).
  * The rate limit comes first and is per connection: see TokenBucket.
  */
 export interface AdmissionContext {
   /** This node's address (EE_DEST must name it). */
   nodeAddress: string
+  /** This node's key: opens encrypted commands (without it they are refused as BAD_ENCRYPTION). */
+  identity?: Identity
   /** Allowed |TIME - now|. */
   skewMs: number
   now: number
@@ -28,6 +32,8 @@ export interface Admitted {
   sender: string
   /** On the allow-list (and recorded against replay). A stranger is admitted only for a public action. */
   allowed: boolean
+  /** It arrived encrypted (EE_IS_ENCRYPTED) and was opened with the node's key. */
+  encrypted: boolean
 }
 
 export interface Refused {
@@ -46,7 +52,8 @@ export function admitCommand(text: string, context: AdmissionContext): Admitted 
   }
   const decoded = decodeCommand(text)
   if (!decoded.ok) return {ok: false, reason: decoded.reason, detail: decoded.detail, hash: decoded.hash, action: decoded.action, strike: true}
-  const {command, action, payload, hash, sender} = decoded
+  const {command, hash, sender} = decoded
+  const action = decoded.encrypted ? null : decoded.action
   const refuse = (reason: RejectionReason, detail: string): Refused => ({ok: false, reason, detail, hash, action, strike: false})
   if (command.EE_DEST !== context.nodeAddress) return refuse('WRONG_DEST', `EE_DEST ${command.EE_DEST.slice(0, 60)} is not this node (${context.nodeAddress})`)
   const timeMs = parseTime(command.TIME)
@@ -56,14 +63,21 @@ export function admitCommand(text: string, context: AdmissionContext): Admitted 
   }
   const allowed = context.isAllowed(sender)
   if (!allowed) {
-    if (PUBLIC_ACTIONS.has(action)) return {ok: true, command, action, payload, hash, sender, allowed: false}
+    if (!decoded.encrypted && PUBLIC_ACTIONS.has(decoded.action)) return {ok: true, command: decoded.command, action: decoded.action, payload: decoded.payload, hash, sender, allowed: false, encrypted: false}
     return refuse('NOT_ALLOWED', `${sender} is not on this node's allow-list; on the node run: r1 node allow ${sender}`)
   }
   // Kept until its TIME fails the skew check (with a margin for the node's clock moving on).
   const verdict = context.remember(sender, hash, Math.max(timeMs, context.now) + context.skewMs + 1000)
   if (verdict === 'replay') return refuse('REPLAY', `command ${hash} was already received; sign a new one`)
   if (verdict === 'full') return refuse('THROTTLED', `too many commands from ${sender} within ${Math.round(context.skewMs / 1000)} s; retry shortly`)
-  return {ok: true, command, action, payload, hash, sender, allowed: true}
+  if (!decoded.encrypted) {
+    if (ENCRYPTED_ONLY_ACTIONS.has(decoded.action)) return refuse('ENCRYPTION_REQUIRED', `${decoded.action} carries secrets and is accepted only encrypted to this node's key (EE_IS_ENCRYPTED); r1 deploy sends it so`)
+    return {ok: true, command: decoded.command, action: decoded.action, payload: decoded.payload, hash, sender, allowed: true, encrypted: false}
+  }
+  if (!context.identity) return refuse('BAD_ENCRYPTION', 'this node cannot open encrypted commands (no key)')
+  const opened = openEncryptedCommand(decoded, context.identity)
+  if (!opened.ok) return {ok: false, reason: opened.reason, detail: opened.detail, hash, action: opened.action, strike: false}
+  return {ok: true, command: opened.command, action: opened.action, payload: opened.payload, hash, sender, allowed: true, encrypted: true}
 }
 
 /** A token bucket on an injected clock: `burst` at once, `perSecond` sustained. */

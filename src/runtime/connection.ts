@@ -179,6 +179,7 @@ export class Connection {
     const replay = server.replay
     const admitted = admitCommand(text, {
       nodeAddress: server.address,
+      identity: server.options.identity,
       skewMs: server.skewMs,
       now: server.now(),
       isAllowed: (sender) => server.options.allowList.has(sender),
@@ -211,7 +212,7 @@ export class Connection {
       this.reject('EXECUTION_FAILED', `cannot record the command against replay: ${(error as Error).message}; nothing changed`, hash, action)
       return
     }
-    await this.execute(action, payload, {hash, sender, initiator: command.INITIATOR_ID, sessionId: command.SESSION_ID})
+    await this.execute(action, payload, {hash, sender, initiator: command.INITIATOR_ID, sessionId: command.SESSION_ID, encrypted: admitted.encrypted})
   }
 
   private async execute(action: Action, payload: unknown, meta: CommandMeta): Promise<void> {

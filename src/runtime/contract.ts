@@ -15,6 +15,8 @@ export interface CommandMeta {
   sender: string
   initiator?: string
   sessionId?: string
+  /** It arrived encrypted to the node's key (R1_SECRETS is accepted only so). */
+  encrypted?: boolean
 }
 
 /**

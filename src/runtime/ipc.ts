@@ -6,7 +6,7 @@ export interface InstanceSpec {
   pipeline: string
   signature: string
   instanceId: string
-  /** UPPERCASE instance config, INSTANCE_ID included. */
+  /** UPPERCASE instance config, INSTANCE_ID included; the copy sent to the child has its secret references resolved. */
   config: Record<string, unknown>
   /** Absolute path of the plugin bundle (an ES module), for project signatures. */
   bundlePath?: string

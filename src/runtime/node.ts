@@ -9,7 +9,8 @@ import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
-import type {Action, PayloadOf} from '../protocol/messages.js'
+import type {Identity} from '../protocol/identity.js'
+import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoAt} from './clock.js'
@@ -20,6 +21,8 @@ import type {InstanceSpec} from './ipc.js'
 import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
 import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
+import {InstanceSecrets} from './instance-secrets.js'
+import {SecretStore} from './secret-store.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
@@ -28,6 +31,8 @@ export type {PipelineVersion} from './state-store.js'
 export interface LocalNodeOptions {
   /** The node's address (`0xai_…`); until identities are wired in, any string. */
   address?: string
+  /** The node's key: opens the secrets instance configs refer to (without it every secret is missing). */
+  identity?: Identity
   alias?: string
   /** Persistent state (desired pipelines, archive, bundles). Default: a throw-away temp dir removed on stop. */
   dataDir?: string
@@ -130,18 +135,24 @@ export class LocalNode implements NodeCore {
   private readonly store: StateStore | undefined
   private readonly warningList: string[]
   private readonly log: (line: string) => void
+  /** Each pipeline's secrets, sealed to this node (R1_SECRETS). */
+  readonly secrets: SecretStore
+  /** What running instances were given of them, and the redaction of what they emit. */
+  private readonly instanceSecrets: InstanceSecrets
 
   private constructor(
     options: LocalNodeOptions,
     dataDir: string,
     private readonly throwAway: boolean,
   ) {
-    this.address = options.address ?? '0xai_local'
+    this.address = options.identity?.address ?? options.address ?? '0xai_local'
     this.alias = options.alias ?? 'local'
     this.dataDir = dataDir
     this.log = options.log ?? ((line) => process.stderr.write(`r1 node: ${line}\n`))
     this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
     this.store = throwAway ? undefined : new StateStore(dataDir)
+    this.secrets = new SecretStore(throwAway ? undefined : dataDir)
+    this.instanceSecrets = new InstanceSecrets(this.secrets, options.identity, this.alias)
     this.warningList = [...(options.warnings ?? [])]
     this.seq = options.startSeq ?? 0
     const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
@@ -218,7 +229,7 @@ export class LocalNode implements NodeCore {
           LAST_PAYLOAD_TIME: counters.lastPayloadTime,
           LAST_CONFIG_TIMESTAMP: counters.lastConfigTime,
           LAST_ERROR_TIME: counters.lastErrorTime,
-          LAST_ERROR: counters.lastError,
+          LAST_ERROR: this.instanceSecrets.redactText(spec, counters.lastError),
         })
       }
     }
@@ -300,9 +311,9 @@ export class LocalNode implements NodeCore {
           instanceId: s.spec.instanceId,
           status: s.status,
           ...(s.pid ? {pid: s.pid} : {}),
-          lastError: s.counters.lastError,
+          lastError: this.instanceSecrets.redactText(s.spec, s.counters.lastError),
           config: s.spec.config,
-          counters: {...s.counters},
+          counters: {...s.counters, lastError: this.instanceSecrets.redactText(s.spec, s.counters.lastError)},
         })),
       })
     }
@@ -349,6 +360,8 @@ export class LocalNode implements NodeCore {
         return this.rollback(payload, meta)
       case 'R1_RESTART':
         return this.restart(payload, meta)
+      case 'R1_SECRETS':
+        return this.storeSecrets(payload, meta)
       default:
         throw rejected(`Unknown action ${action}`, 'UNKNOWN_ACTION', 'Actions: UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE, BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, R1_RESTART')
     }
@@ -438,7 +451,7 @@ export class LocalNode implements NodeCore {
         await current.stop()
         instances.set(key, this.createInstance(spec, current))
         restarted++
-      } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config)) {
+      } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config) || this.instanceSecrets.changed(current, spec)) {
         await this.reconfigureInstance(current, spec, hash)
         changed++
       }
@@ -483,12 +496,15 @@ export class LocalNode implements NodeCore {
     const path: PayloadPath = [this.alias, spec.pipeline, spec.signature, spec.instanceId]
     const supervisor = new InstanceSupervisor(spec, this.optionsFor(spec), (event) => this.onInstanceEvent(path, event))
     if (replacing) Object.assign(supervisor.counters, replacing.counters)
+    this.instanceSecrets.remember(supervisor, spec)
     const invalid = this.invalidReason(spec)
     if (invalid) {
       supervisor.markInvalid(invalid)
       this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, spec.configHash, undefined, NotificationType.ABNORMAL)
     } else if (spec.config.DISABLED !== true) {
-      this.startInstance(supervisor, path)
+      const lacking = this.lackingSecrets(supervisor, spec)
+      if (lacking) this.failForSecrets(supervisor, spec, lacking, spec.configHash)
+      else this.startInstance(supervisor, path)
     }
     return supervisor
   }
@@ -524,8 +540,53 @@ export class LocalNode implements NodeCore {
       this.notify(path, NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, hash, undefined, NotificationType.ABNORMAL)
       return
     }
+    const waiting = this.instanceSecrets.isWaiting(supervisor)
+    const lacking = this.lackingSecrets(supervisor, spec)
+    if (lacking) {
+      await supervisor.stop()
+      this.failForSecrets(supervisor, spec, lacking, hash)
+      return
+    }
     supervisor.reconfigure(spec.config, hash)
-    if (wasDisabled || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') this.startInstance(supervisor, [this.alias, spec.pipeline, spec.signature, spec.instanceId])
+    if (wasDisabled || waiting || supervisor.status === 'invalid_config' || supervisor.status === 'stopped') this.startInstance(supervisor, [this.alias, spec.pipeline, spec.signature, spec.instanceId])
+  }
+
+  // ---- secrets
+
+  /** R1_SECRETS {NAME, SECRETS}: the pipeline's sealed values, stored as received (only ever sent encrypted). */
+  private async storeSecrets(payload: unknown, meta: CommandMeta): Promise<void> {
+    if (meta.encrypted !== true) throw rejected('R1_SECRETS is accepted only encrypted to this node (EE_IS_ENCRYPTED)', 'ENCRYPTION_REQUIRED')
+    const parsed = SecretsSchema.safeParse(payload)
+    if (!parsed.success) throw rejected(`R1_SECRETS needs {NAME, SECRETS: {NAME: {SENDER, DATA}}}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, 'BAD_PAYLOAD')
+    const {NAME: name, SECRETS: sealed} = parsed.data
+    // durable before anything changes; a failed write changes nothing
+    await this.secrets.set(name, sealed).catch((error: unknown) => {
+      throw stateWriteError(error)
+    })
+    // running instances whose values changed get them now (a config that follows may change more)
+    for (const supervisor of this.active.get(name)?.instances.values() ?? []) {
+      const {spec} = supervisor
+      if (supervisor.status === 'invalid_config' || !this.instanceSecrets.changed(supervisor, spec)) continue
+      if (this.instanceSecrets.missing(spec).length > 0) continue
+      await this.reconfigureInstance(supervisor, spec, meta.hash)
+    }
+    const names = Object.keys(sealed).sort()
+    this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Secrets of pipeline ${name} stored: ${names.join(', ') || 'none'}`, meta.hash, {SECRETS: names})
+  }
+
+  /** The secrets `spec` refers to that this node cannot open (undefined: none); records what the instance runs with. */
+  private lackingSecrets(supervisor: InstanceSupervisor, spec: InstanceSpec): string[] | undefined {
+    this.instanceSecrets.remember(supervisor, spec)
+    const missing = this.instanceSecrets.missing(spec)
+    this.instanceSecrets.setWaiting(supervisor, missing.length > 0)
+    return missing.length > 0 ? missing : undefined
+  }
+
+  /** A (stopped) instance that lacks secrets: `error`, and a notification naming them, never a value. */
+  private failForSecrets(supervisor: InstanceSupervisor, spec: InstanceSpec, missing: string[], hash?: string): void {
+    const message = `Secret${missing.length === 1 ? '' : 's'} ${missing.join(', ')} not set on this node for pipeline ${spec.pipeline}: run \`r1 secrets set ${missing[0]} --target <this node>\`, then \`r1 deploy\``
+    supervisor.fail(message)
+    this.notify([spec.pipeline, spec.signature, spec.instanceId], NotificationCode.PLUGIN_CONFIG_FAILED, `Instance cannot start: ${message}`, hash, {MISSING_SECRETS: missing}, NotificationType.ABNORMAL)
   }
 
   private optionsFor(spec: InstanceSpec): SupervisorOptions {
@@ -538,16 +599,26 @@ export class LocalNode implements NodeCore {
     const processTimeout = Number(spec.config.PROCESS_TIMEOUT)
     if (Number.isFinite(processTimeout) && processTimeout > 0) options.processTimeoutMs = processTimeout * 1000
     if (this.workDir) options.cwd = this.workDir
+    options.resolveConfig = (config) => this.instanceSecrets.resolve(spec, config)
     return options
   }
 
   private async deleteConfig(name: string, meta: CommandMeta): Promise<void> {
     const pipeline = this.active.get(name)
-    if (!pipeline && !this.archived.has(name)) throw this.unknownPipeline(name)
+    if (!pipeline && !this.archived.has(name)) {
+      // secrets sent for a pipeline whose config never arrived: removing them is all there is to do
+      if (!this.secrets.has(name)) throw this.unknownPipeline(name)
+      await this.secrets.remove(name).catch((error: unknown) => {
+        throw stateWriteError(error)
+      })
+      this.notify([name, null, null], NotificationCode.PIPELINE_DELETE_OK, `Secrets of pipeline ${name} deleted (it had no config)`, meta.hash)
+      return
+    }
     // durable before anything changes; a failed removal changes nothing
     await this.store?.remove(name).catch((error: unknown) => {
       throw stateWriteError(error)
     })
+    await this.secrets.remove(name).catch((error: unknown) => this.log(`cannot remove the secrets of pipeline ${name}: ${(error as Error).message}`))
     this.active.delete(name)
     this.archived.delete(name)
     this.history.delete(name)
@@ -770,7 +841,9 @@ export class LocalNode implements NodeCore {
     this.emit({EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, LEVEL: level, MESSAGE: text}, at)
   }
 
-  private onInstanceEvent(path: PayloadPath, event: SupervisorEvent): void {
+  private onInstanceEvent(path: PayloadPath, raw: SupervisorEvent): void {
+    // what an instance says never carries its secrets' values: they become [redacted:NAME]
+    const event = this.instanceSecrets.redactEvent(path, raw)
     if (event.kind === 'status' || event.kind === 'iteration' || event.kind === 'crash') {
       for (const listener of this.changeListeners) listener({path, ...event})
     }
@@ -866,6 +939,7 @@ export class LocalNode implements NodeCore {
 
   private async restore(): Promise<void> {
     if (!this.store) return
+    await this.secrets.load()
     const records = await this.store.load()
     for (const record of records) {
       const problem = commandLimitProblem('DELETE_CONFIG', record.name)

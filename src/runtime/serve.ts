@@ -47,7 +47,7 @@ export interface StartNodeServerOptions {
   /** Event journal limits (size, age, segment size); defaults in journal.ts. */
   journal?: Omit<JournalOptions, 'onWarning'>
   /** Passed to the node core (supervisor timings, instance env, …). */
-  core?: Omit<LocalNodeOptions, 'address' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
+  core?: Omit<LocalNodeOptions, 'address' | 'identity' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
   /** Diagnostics (connection errors, floods); default: stderr. */
   log?: (line: string) => void
 }
@@ -85,6 +85,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     core = await LocalNode.start({
       ...options.core,
       address: identity.address,
+      identity,
       alias,
       dataDir,
       startSeq: journal.lastSeq(),

@@ -45,6 +45,11 @@ export interface SupervisorOptions {
   dataDir?: string
   /** Memory cap (MiB) of instances whose config has no MAX_MEMORY_MB; default none. */
   maxMemoryMb?: number
+  /**
+   * The config the instance process gets, from the one the node keeps (its secret references replaced by
+   * their values); called at every start, restart and reconfiguration. Default: the config as it is.
+   */
+  resolveConfig?: (config: Record<string, unknown>) => Record<string, unknown>
   /** The instance host module and its node flags (tests pick the built one); default: childEntry('instance-host'). */
   hostEntry?: {modulePath: string; execArgv: string[]}
 }
@@ -181,7 +186,7 @@ export class InstanceSupervisor {
     this.previousConfig = this.specValue.config
     this.specValue = {...this.specValue, config, announceConfig: true, configHash: hash}
     this.counters.lastConfigTime = iso()
-    if (this.ready) this.send({t: 'config', config, hash})
+    if (this.ready) this.send({t: 'config', config: this.options.resolveConfig?.(config) ?? config, hash})
   }
 
   /** Delivered once: queued until the instance is ready; a crash while it runs answers it negatively. */
@@ -254,7 +259,8 @@ export class InstanceSupervisor {
       // the instance runs among its own copy of the files its plugin ships
       if (this.specValue.filesDir) copyFiles(this.specValue.filesDir, this.runDir, user)
     }
-    const spec: InstanceSpec = {...this.specValue, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
+    const config = this.options.resolveConfig?.(this.specValue.config) ?? this.specValue.config
+    const spec: InstanceSpec = {...this.specValue, config, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
     // the bundle lives in the node's data dir, which the instance may not read: it gets its own copy
     if (spec.bundlePath) spec.bundlePath = stageBundle(spec.bundlePath, this.runDir, user)
     const cwd = this.options.cwd ?? this.runDir

@@ -5,6 +5,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {writeFileAtomic} from '../files.js'
 import {decrypt, encrypt} from '../protocol/encryption.js'
 import {type Identity, generateIdentity, isAddress, normalizeAddress} from '../protocol/identity.js'
+import {SECRET_NAME_PATTERN} from '../protocol/secret-refs.js'
 
 /**
  * The project's secret store, `.r1/secrets.json` (mode 0600, `.r1/` is git-ignored): per target,
@@ -15,8 +16,7 @@ import {type Identity, generateIdentity, isAddress, normalizeAddress} from '../p
 export const SECRETS_DIR = '.r1'
 export const SECRETS_FILE = 'secrets.json'
 
-/** Secret names are environment-variable style, as instance config keys are. */
-export const SECRET_NAME_PATTERN = /^[A-Z_][A-Z0-9_]{0,127}$/
+export {SECRET_NAME_PATTERN} from '../protocol/secret-refs.js'
 
 /** Largest value accepted (a secret is a credential, not a file). */
 export const MAX_SECRET_BYTES = 64 * 1024

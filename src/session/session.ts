@@ -23,7 +23,7 @@ import {
   type Subscribe,
   type SubscribeResult,
 } from '../protocol/messages.js'
-import {decodeNodeFrame, decodeSigned, encodeCommand} from '../protocol/wire.js'
+import {decodeNodeFrame, decodeSigned, encodeCommand, encodeEncryptedCommand} from '../protocol/wire.js'
 
 /**
  * The client side of the r1 protocol (PROTOCOL.md): one WebSocket session with one node, used by
@@ -78,6 +78,8 @@ export interface SendOptions {
   /** Default 30 s; then R1Error exit 5. */
   timeoutMs?: number
   signal?: AbortSignal
+  /** Send ACTION and PAYLOAD encrypted to the node's key (EE_IS_ENCRYPTED; R1_SECRETS must be). */
+  encrypted?: boolean
 }
 
 export interface CommandResult<A extends Action = Action> {
@@ -518,7 +520,7 @@ export class Session {
     })
     const pending = registered!
     // Register under the hash before the frame leaves, so no fast confirmation is missed.
-    const encoded = await this.encodeFor(action, payload)
+    const encoded = await this.encodeFor(action, payload, options.encrypted)
     pending.hash = encoded.hash
     pending.timer = setTimeout(() => {
       const waiting = expect.filter((_, i) => !pending.met[i]).map((e) => `${e.code}${e.instance ? ` for ${e.instance}` : e.pipeline ? ` for ${e.pipeline}` : ''}`)
@@ -542,11 +544,11 @@ export class Session {
     return result.finally(() => options.signal?.removeEventListener('abort', onAbort))
   }
 
-  private async encodeFor(action: Action, payload: unknown): Promise<{hash: string; text: string}> {
+  private async encodeFor(action: Action, payload: unknown, encrypted = false): Promise<{hash: string; text: string}> {
     if (this.closed) throw unreachable('The session is closed')
     if (this.reconnecting && !this.resubscribing) await this.reconnecting
     try {
-      return encodeCommand(
+      return (encrypted ? encodeEncryptedCommand : encodeCommand)(
         {ACTION: action, PAYLOAD: payload, EE_DEST: this.address, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()},
         this.options.identity,
       )
@@ -713,8 +715,11 @@ function hintFor(rejection: Rejection): string | undefined {
       return 'The command did not verify on the node: check your key file (`r1 keys show`).'
     case 'SHUTTING_DOWN':
       return 'The node is stopping; retry once it is back.'
+    case 'BAD_ENCRYPTION':
+      return "The node could not open the encrypted command: check that the target's address in config.yaml is this node's (`r1 node info --node <url>`)."
+    case 'ENCRYPTION_REQUIRED':
+      return 'Secrets travel only encrypted: send them with `r1 deploy`.'
     case 'UNKNOWN_ACTION':
-    case 'ENCRYPTED_UNSUPPORTED':
       return 'The node runs another r1 version: compare `r1 --version` with `r1 status`.'
     case 'INVALID_PAYLOAD':
     case 'INVALID_MESSAGE':

@@ -3,7 +3,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
-import {findSecretRefs, redactSecrets, resolveSecretRefs, secretNames} from '../../src/secrets/refs.js'
+import {findSecretRefs, redactDeep, redactSecrets, resolveSecretRefs, secretNames} from '../../src/secrets/refs.js'
 import {listSecrets, openSecret, readSecrets, removeSecret, sealedFor, setSecret} from '../../src/secrets/store.js'
 
 let dir: string
@@ -82,7 +82,9 @@ describe('secret references', () => {
 
   it('redact exact values in text, longest first, short ones left alone', () => {
     expect(redactSecrets('connect postgres://u:hunter2@db failed; pw hunter2; id 7', {DB_URL: 'postgres://u:hunter2@db', PW: 'hunter2', ID: '7'})).toBe(
-      'connect [secret DB_URL] failed; pw [secret PW]; id 7',
+      'connect [redacted:DB_URL] failed; pw [redacted:PW]; id 7',
     )
+    // payloads: every string at any depth, keys included; numbers and short values untouched
+    expect(redactDeep({A: ['x hunter2 y', {hunter2: 1, n: 7}], B: 'ok'}, {PW: 'hunter2', ID: '7'})).toEqual({A: ['x [redacted:PW] y', {'[redacted:PW]': 1, n: 7}], B: 'ok'})
   })
 })

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {formatTime, type UnsignedCommand} from '../../src/protocol/messages.js'
-import {encodeCommand} from '../../src/protocol/wire.js'
+import {encodeCommand, encodeEncryptedCommand} from '../../src/protocol/wire.js'
 import {admitCommand, type AdmissionContext, ConnectionSlots, FloodGuard, TokenBucket} from '../../src/runtime/admission.js'
 import {ReplayCache} from '../../src/runtime/replay-cache.js'
 
@@ -27,6 +27,36 @@ function context(cache: ReplayCache, extra: Partial<AdmissionContext> = {}): Adm
     ...extra,
   }
 }
+
+function encrypted(action: UnsignedCommand['ACTION'], payload: unknown, signer = friend, extra: Partial<UnsignedCommand> = {}) {
+  return encodeEncryptedCommand({ACTION: action, PAYLOAD: payload, EE_DEST: node.address, INITIATOR_ID: 'unit', SESSION_ID: 's', TIME: formatTime(new Date(NOW)), ...extra}, signer)
+}
+
+describe('admitCommand: encrypted commands', () => {
+  const secrets = {NAME: 'p', SECRETS: {DB_URL: {SENDER: stranger.address, DATA: 'AAAA'}}}
+
+  it('opens an allowed sender\'s command with the node key after the replay check; R1_SECRETS only so', async () => {
+    const cache = await ReplayCache.open({now: () => NOW})
+    const sealed = encrypted('R1_SECRETS', secrets)
+    expect(sealed.text).not.toContain('R1_SECRETS')
+    expect(admitCommand(sealed.text, context(cache, {identity: node}))).toMatchObject({ok: true, encrypted: true, action: 'R1_SECRETS', payload: secrets})
+    expect(admitCommand(sealed.text, context(cache, {identity: node}))).toMatchObject({ok: false, reason: 'REPLAY'})
+    const clear = frame('R1_SECRETS', secrets)
+    expect(admitCommand(clear.text, context(cache, {identity: node}))).toMatchObject({ok: false, reason: 'ENCRYPTION_REQUIRED', action: 'R1_SECRETS'})
+  })
+
+  it('a stranger is NOT_ALLOWED before any decryption; a node without its key: BAD_ENCRYPTION', async () => {
+    const cache = await ReplayCache.open({now: () => NOW})
+    let opened = false
+    const spy = {...node, get privateKey() {
+      opened = true
+      return node.privateKey
+    }}
+    expect(admitCommand(encrypted('R1_STATE', null, stranger).text, context(cache, {identity: spy}))).toMatchObject({ok: false, reason: 'NOT_ALLOWED'})
+    expect(opened).toBe(false)
+    expect(admitCommand(encrypted('R1_STATE', null).text, context(cache))).toMatchObject({ok: false, reason: 'BAD_ENCRYPTION'})
+  })
+})
 
 describe('admitCommand: the rules in order, pure', () => {
   it('admits an allowed sender once; the same frame again is REPLAY', async () => {

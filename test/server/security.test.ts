@@ -92,8 +92,9 @@ describe('node server security: every rejection case, with a reason, nothing cha
     const badPayload = encodeSigned({...command('UPDATE_CONFIG', {NAME: 'x'})}, t.client)
     const rejection = await expectRejected(badPayload.text, badPayload.hash, 'INVALID_PAYLOAD')
     expect(rejection.NOTIFICATION).toMatch(/PAYLOAD\.(TYPE|PLUGINS)/)
+    // ACTION and PAYLOAD in the clear next to EE_IS_ENCRYPTED: not an encrypted command
     const encrypted = encodeSigned({...command('R1_STATE', null), EE_IS_ENCRYPTED: true}, t.client)
-    await expectRejected(encrypted.text, encrypted.hash, 'ENCRYPTED_UNSUPPORTED')
+    await expectRejected(encrypted.text, encrypted.hash, 'INVALID_MESSAGE')
     raw.send(Buffer.from([1, 2, 3]))
     await raw.waitFor(rejectionFor(null))
     await stillServes()

@@ -82,7 +82,7 @@ class ResendingNode {
     void this.send(ws, this.sign({EE_EVENT_TYPE: 'R1_HELLO', EE_PAYLOAD_PATH: path, EE_TIMESTAMP: new Date().toISOString(), EE_ADDR: this.address, EE_ALIAS: ALIAS, LAST_SEQ: 0, VERSION: 'test', PROTOCOL: SUBPROTOCOL}))
     ws.on('message', async (data) => {
       const command = decodeCommand(data.toString())
-      if (!command.ok || command.command.EE_DEST !== this.address) return
+      if (!command.ok || command.encrypted || command.command.EE_DEST !== this.address) return
       const reply = (result: unknown) => this.sign({EE_EVENT_TYPE: 'R1_REPLY', EE_PAYLOAD_PATH: path, EE_TIMESTAMP: new Date().toISOString(), COMMAND_HASH: command.hash, ACTION: command.action, RESULT: result})
       if (command.action !== 'R1_SUBSCRIBE') {
         await this.send(ws, reply(null))

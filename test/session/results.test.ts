@@ -24,7 +24,7 @@ async function answeringNode(answers: Partial<Record<Action, unknown>>): Promise
     ws.send(encodeSigned({EE_EVENT_TYPE: 'R1_HELLO', EE_PAYLOAD_PATH: path, EE_TIMESTAMP: new Date().toISOString(), EE_ADDR: identity.address, EE_ALIAS: 'fake', LAST_SEQ: 0, VERSION: 'test', PROTOCOL: SUBPROTOCOL}, identity).text)
     ws.on('message', (data) => {
       const command = decodeCommand(data.toString())
-      if (!command.ok) return
+      if (!command.ok || 'encrypted' in command) return
       const result = answers[command.action] ?? null
       ws.send(encodeSigned({EE_EVENT_TYPE: 'R1_REPLY', EE_PAYLOAD_PATH: path, EE_TIMESTAMP: new Date().toISOString(), COMMAND_HASH: command.hash, ACTION: command.action, RESULT: result}, identity).text)
     })
