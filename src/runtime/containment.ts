@@ -1,6 +1,7 @@
-import {chownSync, copyFileSync, cpSync, existsSync, lchownSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
+import {spawnSync} from 'node:child_process'
+import {chmodSync, chownSync, constants, copyFileSync, cpSync, existsSync, lchownSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {basename, dirname, join, relative, isAbsolute} from 'node:path'
+import {dirname, join, relative, isAbsolute} from 'node:path'
 
 /**
  * What keeps an instance process away from the node: Node's permission model (file access limited
@@ -109,7 +110,7 @@ export function permissionFlags(plan: PermissionPlan): string[] {
  * The node flags of an instance host: its heap limit and, when contained, the permission model
  * (read: r1's code, the run dir, the work dir unless it holds the data dir; write: the run dir).
  */
-export function hostExecArgv(host: {entry: {modulePath: string; execArgv: string[]}; runDir: string; cwd: string; dataDir?: string; memoryCapMb?: number; contained: boolean; childProcess: boolean; user?: RunAs}): string[] {
+export function hostExecArgv(host: {entry: {modulePath: string; execArgv: string[]}; runDir: string; codeDir?: string; cwd: string; dataDir?: string; memoryCapMb?: number; contained: boolean; childProcess: boolean; user?: RunAs}): string[] {
   const execArgv = [...host.entry.execArgv]
   if (host.memoryCapMb) execArgv.push(`--max-old-space-size=${Math.max(16, Math.floor(host.memoryCapMb))}`)
   if (!host.contained) return execArgv
@@ -117,7 +118,7 @@ export function hostExecArgv(host: {entry: {modulePath: string; execArgv: string
   const cwdAllowed = cwd !== runDir && !(dataDir && (isWithin(dataDir, cwd) || isWithin(cwd, dataDir)))
   execArgv.push(
     ...permissionFlags({
-      read: [...codeRoots(host.entry.modulePath), runDir, ...(cwdAllowed ? [cwd] : [])],
+      read: [...codeRoots(host.entry.modulePath), runDir, ...(host.codeDir ? [host.codeDir] : []), ...(cwdAllowed ? [cwd] : [])],
       write: [runDir],
       childProcess: host.childProcess,
       fromSource: host.entry.modulePath.endsWith('.ts'),
@@ -127,39 +128,75 @@ export function hostExecArgv(host: {entry: {modulePath: string; execArgv: string
   return execArgv
 }
 
-/** A private run dir for one instance (its bundle copy, files it writes), owned by the instance's user. */
-export function createRunDir(user: RunAs | undefined): string {
-  const dir = realOrSelf(mkdtempSync(join(tmpdir(), 'r1-instance-')))
-  if (user) chownSync(dir, user.uid, user.gid)
-  return dir
+/**
+ * The folders of one instance: its run dir (its work dir: the files its plugin ships, what it writes),
+ * owned by the instance's user; and a code dir holding its copy of the bundle, owned by the node, so
+ * the node never writes into a folder the instance user controls (a symlink planted there would
+ * redirect the node's write).
+ */
+export interface InstanceDirs {
+  run: string
+  code: string
+  user: RunAs | undefined
 }
 
-/** Copies a bundle out of the node's data dir into the run dir, readable by the instance's user. */
-export function stageBundle(bundlePath: string, runDir: string, user: RunAs | undefined): string {
-  const staged = join(runDir, 'plugin.mjs')
-  copyFileSync(bundlePath, staged)
-  if (user) chownSync(staged, user.uid, user.gid)
+export function createInstanceDirs(user: RunAs | undefined): InstanceDirs {
+  const run = realOrSelf(mkdtempSync(join(tmpdir(), 'r1-instance-')))
+  if (user) chownSync(run, user.uid, user.gid)
+  const code = realOrSelf(mkdtempSync(join(tmpdir(), 'r1-code-')))
+  chmodSync(code, 0o755)
+  return {run, code, user}
+}
+
+/** Copies a bundle out of the node's data dir into the instance's code dir (read-only to the instance). */
+export function stageBundle(bundlePath: string, dirs: InstanceDirs): string {
+  const staged = join(dirs.code, 'plugin.mjs')
+  rmSync(staged, {force: true})
+  copyFileSync(bundlePath, staged, constants.COPYFILE_EXCL)
+  chmodSync(staged, 0o644)
   return staged
 }
 
-/** Copies the files a plugin ships into the run dir (its work dir), owned by the instance's user. */
-export function copyFiles(filesDir: string, runDir: string, user: RunAs | undefined): void {
-  cpSync(filesDir, runDir, {recursive: true, verbatimSymlinks: true, filter: (path) => basename(path) !== '.r1-ready'})
-  if (user) chownTree(runDir, user)
-}
-
-/** chown -R (symlinks themselves, not what they point at). */
-export function chownTree(dir: string, user: RunAs): void {
-  chownSync(dir, user.uid, user.gid)
-  for (const entry of readdirSync(dir, {withFileTypes: true})) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) chownTree(path, user)
-    else lchownSync(path, user.uid, user.gid)
+/** Copies the files a plugin ships into the run dir, as the instance's user (the node never walks a tree that user can change). */
+export function copyFiles(filesDir: string, dirs: InstanceDirs): void {
+  if (!dirs.user) {
+    cpSync(filesDir, dirs.run, {recursive: true, verbatimSymlinks: true})
+    return
   }
+  const copy = spawnSync('cp', ['-a', '--', `${filesDir}/.`, dirs.run], {uid: dirs.user.uid, gid: dirs.user.gid, encoding: 'utf8'})
+  if (copy.status !== 0) throw new Error(`cannot copy the shipped files into the instance's folder: ${(copy.stderr || copy.error?.message || `cp exited ${copy.status}`).trim()}`)
 }
 
-export function removeRunDir(dir: string | undefined): void {
-  if (dir) rmSync(dir, {recursive: true, force: true})
+/** Removes a tree; one the instance user owns is removed as that user (a root rm -rf could be raced into following a planted symlink). */
+export function removeTree(dir: string, user: RunAs | undefined): void {
+  if (user) spawnSync('rm', ['-rf', '--', dir], {uid: user.uid, gid: user.gid})
+  else rmSync(dir, {recursive: true, force: true})
+}
+
+export function removeInstanceDirs(dirs: InstanceDirs | undefined): void {
+  if (!dirs) return
+  removeTree(dirs.run, dirs.user)
+  rmSync(dirs.code, {recursive: true, force: true})
+}
+
+/**
+ * Hands a freshly made tree to `user`: children first, the top last, while the top is 0700 and ours,
+ * so the user cannot reach inside (and swap a folder for a symlink) before every chown is done.
+ */
+export function giveTree(dir: string, user: RunAs): void {
+  chmodSync(dir, 0o700)
+  const walk = (folder: string) => {
+    for (const entry of readdirSync(folder, {withFileTypes: true})) {
+      const path = join(folder, entry.name)
+      if (entry.isDirectory()) {
+        walk(path)
+        chownSync(path, user.uid, user.gid)
+      } else lchownSync(path, user.uid, user.gid)
+    }
+  }
+  walk(dir)
+  chownSync(dir, user.uid, user.gid)
+  chmodSync(dir, 0o755)
 }
 
 /** SIGKILL to a whole process group; false when it no longer exists. */

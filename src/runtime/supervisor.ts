@@ -5,7 +5,7 @@ import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
 import {childEntry} from './child-entry.js'
 import {isoNow as iso} from './clock.js'
-import {copyFiles, createRunDir, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeRunDir, stageBundle, type RunAs} from './containment.js'
+import {copyFiles, createInstanceDirs, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeInstanceDirs, stageBundle, type InstanceDirs, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 
 /** Timings of a supervisor; tests shrink them, the defaults are ARCHITECTURE.md §4's. */
@@ -127,7 +127,7 @@ export class InstanceSupervisor {
   /** Batches handled since the last `ack`. */
   private unacked = 0
   /** The instance's private dir (bundle copy, its writes), for the supervisor's life. */
-  private runDir: string | undefined
+  private dirs: InstanceDirs | undefined
   private user: RunAs | undefined | null = null
   private memoryCap: number | undefined
 
@@ -231,9 +231,9 @@ export class InstanceSupervisor {
 
   private cleanUp(): void {
     if (this.child) return
-    removeRunDir(this.runDir)
-    if (this.runDir) liveRunDirs.delete(this.runDir)
-    this.runDir = undefined
+    removeInstanceDirs(this.dirs)
+    if (this.dirs) liveDirs.delete(this.dirs)
+    this.dirs = undefined
   }
 
   /** Stops, then starts with a new spec (a new bundle): counters stay, the back-off resets. */
@@ -253,19 +253,26 @@ export class InstanceSupervisor {
     const entry = this.options.hostEntry ?? childEntry('instance-host')
     if (this.user === null) this.user = instanceUser(this.options.runAs)
     const user = this.user
-    if (!this.runDir) {
-      this.runDir = createRunDir(user)
-      liveRunDirs.add(this.runDir)
-      // the instance runs among its own copy of the files its plugin ships
-      if (this.specValue.filesDir) copyFiles(this.specValue.filesDir, this.runDir, user)
+    if (!this.dirs) {
+      const fresh = createInstanceDirs(user)
+      try {
+        // the instance runs among its own copy of the files its plugin ships
+        if (this.specValue.filesDir) copyFiles(this.specValue.filesDir, fresh)
+      } catch (error) {
+        removeInstanceDirs(fresh)
+        throw error
+      }
+      this.dirs = fresh
+      liveDirs.add(fresh)
     }
+    const dirs = this.dirs
     const config = this.options.resolveConfig?.(this.specValue.config) ?? this.specValue.config
     const spec: InstanceSpec = {...this.specValue, config, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
     // the bundle lives in the node's data dir, which the instance may not read: it gets its own copy
-    if (spec.bundlePath) spec.bundlePath = stageBundle(spec.bundlePath, this.runDir, user)
-    const cwd = this.options.cwd ?? this.runDir
+    if (spec.bundlePath) spec.bundlePath = stageBundle(spec.bundlePath, dirs)
+    const cwd = this.options.cwd ?? dirs.run
     this.memoryCap = memoryCapMb(this.specValue.config, this.options.maxMemoryMb)
-    const execArgv = hostExecArgv({entry, runDir: this.runDir, cwd, dataDir: this.options.dataDir, memoryCapMb: this.memoryCap, contained: this.options.contained !== false, childProcess: spec.builtin === 'PROCESS_APP_RUNNER', user})
+    const execArgv = hostExecArgv({entry, runDir: dirs.run, codeDir: dirs.code, cwd, dataDir: this.options.dataDir, memoryCapMb: this.memoryCap, contained: this.options.contained !== false, childProcess: spec.builtin === 'PROCESS_APP_RUNNER', user})
     return {modulePath: entry.modulePath, execArgv, cwd, spec, ...(user ? {uid: user.uid, gid: user.gid} : {})}
   }
 
@@ -545,12 +552,12 @@ export class InstanceSupervisor {
 
 /** Process groups of live instance hosts and their run dirs: killed and removed if this process exits without stopping them. */
 const liveGroups = new Set<number>()
-const liveRunDirs = new Set<string>()
+const liveDirs = new Set<InstanceDirs>()
 process.once('exit', () => {
   for (const pid of liveGroups) killGroup(pid)
-  for (const dir of liveRunDirs) {
+  for (const dirs of liveDirs) {
     try {
-      removeRunDir(dir)
+      removeInstanceDirs(dirs)
     } catch {
       // best effort on the way out
     }

@@ -1,12 +1,12 @@
 import {spawn} from 'node:child_process'
-import {createHash} from 'node:crypto'
-import {lstat, mkdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {createHash, randomUUID} from 'node:crypto'
+import {chmod, lstat, mkdir, readFile, rename, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 import type {LogLevel} from '../protocol/events.js'
 import {sha256Hex, type BundleStore} from './bundle.js'
-import {chownTree, killGroup, type RunAs} from './containment.js'
+import {giveTree, killGroup, removeTree, type RunAs} from './containment.js'
 import {unpackFiles} from './files-bundle.js'
 
 /**
@@ -17,8 +17,6 @@ import {unpackFiles} from './files-bundle.js'
  * the temp dir, named after the data dir, so it outlives node restarts (not reboots).
  */
 
-/** Written last in an unpacked (and set up) files folder: a folder without it is redone. */
-export const FILES_READY = '.r1-ready'
 const SETUP_TIMEOUT_MS = 15 * 60_000
 
 export type WorkLog = (level: LogLevel, text: string) => void
@@ -56,16 +54,24 @@ export class ShippedFiles {
   private async unpack(hash: string, log: WorkLog): Promise<string> {
     await this.ensureRoot()
     const dir = this.pathFor(hash)
-    if ((await readFile(join(dir, FILES_READY), 'utf8').catch(() => undefined)) === hash) return dir
-    await rm(dir, {recursive: true, force: true})
-    await mkdir(dir, {mode: 0o755})
+    // the marker lives beside the folder, in the root only the node writes to: the instance user, who
+    // owns the folder, can neither forge it nor turn it into a symlink the node would write through
+    const ready = `${dir}.ready`
+    if ((await readFile(ready, 'utf8').catch(() => undefined)) === hash) return dir
+    const user = this.user()
+    // a folder left by an unfinished unpack or setup: moved aside atomically, removed as its owner
+    const stale = join(this.root, `.stale-${randomUUID()}`)
+    if (await rename(dir, stale).then(() => true, () => false)) removeTree(stale, user)
     const bytes = await readFile(this.bundles.path(hash))
     if (sha256Hex(bytes) !== hash) throw new Error(`the files bundle ${hash.slice(0, 12)}… on this node is corrupt; deploy again`)
-    const user = this.user()
-    const header = await unpackFiles(bytes, dir)
-    if (user) chownTree(dir, user)
+    const fresh = join(this.root, `.unpack-${randomUUID()}`)
+    await mkdir(fresh, {mode: 0o700})
+    const header = await unpackFiles(bytes, fresh)
+    if (user) giveTree(fresh, user)
+    else await chmod(fresh, 0o755)
+    await rename(fresh, dir)
     if (header.setup) await runSetup(header.setup, dir, this.env, user, log)
-    await writeFile(join(dir, FILES_READY), hash)
+    await writeFile(ready, hash, {mode: 0o644})
     return dir
   }
 
