@@ -2,6 +2,7 @@ import {spawnSync} from 'node:child_process'
 import {chmodSync, chownSync, constants, copyFileSync, cpSync, existsSync, lchownSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join, relative, isAbsolute} from 'node:path'
+import {childEntry} from './child-entry.js'
 
 /**
  * What keeps an instance process away from the node: Node's permission model (file access limited
@@ -48,6 +49,18 @@ export function instanceUser(configured: string | false | undefined): RunAs | un
   if (configured === false) return undefined
   if (configured) return resolveUser(configured)
   return process.getuid?.() === 0 ? nobody() : undefined
+}
+
+/**
+ * Why `user` could not run an instance host (node itself, or r1's code, out of its reach, e.g. under a
+ * private /root), or undefined: a real process started as that user tries both.
+ */
+export function runAsProblem(user: RunAs): string | undefined {
+  const host = childEntry('instance-host').modulePath
+  const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(host)}, require('fs').constants.R_OK)`], {uid: user.uid, gid: user.gid, cwd: '/', timeout: 15_000, encoding: 'utf8'})
+  if (probe.error) return `run ${process.execPath}: ${probe.error.message}`
+  if (probe.status !== 0) return `read r1's code at ${host}`
+  return undefined
 }
 
 /** r1's own code an instance host loads: the folder of the host module (dist or src), package.json and every node_modules it resolves from. */

@@ -87,6 +87,13 @@ async function checkRunAs(runAs: string | false | undefined): Promise<{name: str
   if (user && self !== undefined && self !== 0 && (user.uid !== self || user.gid !== process.getgid?.())) {
     throw new R1Error(`--run-as ${String(runAs)}: only a node running as root can run instances as another user (this one runs as uid ${self})`, ExitCode.USAGE, {code: 'RUN_AS_NOT_ROOT', hint: 'Start the node as root, or leave --run-as out (instances then run as the node\'s own user).'})
   }
+  const unreachable = user && (await import('./containment.js')).runAsProblem(user)
+  if (unreachable) {
+    throw new R1Error(`Instances would run as ${user!.name}, who cannot ${unreachable}`, ExitCode.USAGE, {
+      code: 'RUN_AS_CANNOT_RUN',
+      hint: `Install node and r1 where ${user!.name} can read them (not under a private home such as /root), pick another --run-as, or --run-as none.`,
+    })
+  }
   return user
 }
 
