@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {mkdir, open, readdir, readFile, rename, rm} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 /**
@@ -29,4 +29,26 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     await dirHandle.sync().catch(() => undefined)
     await dirHandle.close()
   }
+}
+
+/**
+ * The `.json` files of a folder of records written with writeFileAtomic (one per pipeline, …), sorted,
+ * with their text; what an interrupted write left (a `.…tmp` before its rename) is removed. A missing
+ * folder has none; any other error is thrown.
+ */
+export async function readRecordFiles(dir: string): Promise<Array<{file: string; text: string}>> {
+  let entries: string[]
+  try {
+    entries = await readdir(dir)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw error
+  }
+  const out: Array<{file: string; text: string}> = []
+  for (const entry of entries.sort()) {
+    const file = join(dir, entry)
+    if (entry.startsWith('.') && entry.endsWith('.tmp')) await rm(file, {force: true})
+    else if (entry.endsWith('.json')) out.push({file, text: await readFile(file, 'utf8')})
+  }
+  return out
 }

@@ -1,7 +1,7 @@
-import {mkdir, open, readFile, readdir, rm} from 'node:fs/promises'
+import {mkdir, open, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
-import {writeFileAtomic} from '../files.js'
+import {readRecordFiles, writeFileAtomic} from '../files.js'
 import {decrypt} from '../protocol/encryption.js'
 import type {Identity} from '../protocol/identity.js'
 import {SealedValueSchema} from '../protocol/messages.js'
@@ -108,21 +108,8 @@ export class SecretStore {
   /** Loads every stored set; a corrupt file is an error naming it (nothing is changed). */
   async load(): Promise<void> {
     if (!this.dir) return
-    let entries: string[]
-    try {
-      entries = await readdir(this.dir)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw error
-    }
-    for (const entry of entries.sort()) {
-      const path = join(this.dir, entry)
-      if (entry.startsWith('.') && entry.endsWith('.tmp')) {
-        await rm(path, {force: true}) // a write interrupted before its rename
-        continue
-      }
-      if (!entry.endsWith('.json')) continue
-      const file = parse(await readFile(path, 'utf8'), path)
+    for (const {file: path, text} of await readRecordFiles(this.dir)) {
+      const file = parse(text, path)
       this.sealed.set(file.name, file.secrets)
     }
   }

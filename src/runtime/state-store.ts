@@ -1,8 +1,8 @@
 import {createHash} from 'node:crypto'
-import {mkdir, open, readFile, readdir, rename, rm} from 'node:fs/promises'
+import {mkdir, open, readFile, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
-import {writeFileAtomic} from '../files.js'
+import {readRecordFiles, writeFileAtomic} from '../files.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
 
 /**
@@ -95,28 +95,15 @@ export class StateStore {
    */
   async load(): Promise<PipelineRecord[]> {
     await this.migrate()
-    let names: string[]
+    let files: Array<{file: string; text: string}>
     try {
-      names = await readdir(this.dir)
+      files = await readRecordFiles(this.dir)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
       throw new R1Error(`Cannot read the node state ${this.dir}: ${(error as Error).message}`, ExitCode.FAILURE, {code: 'STATE_UNREADABLE'})
     }
     const records: PipelineRecord[] = []
     const seen = new Map<string, string>()
-    for (const entry of names.sort()) {
-      const file = join(this.dir, entry)
-      if (entry.startsWith('.') && entry.endsWith('.tmp')) {
-        await rm(file, {force: true}) // a write interrupted before its rename
-        continue
-      }
-      if (!entry.endsWith('.json')) continue
-      let text: string
-      try {
-        text = await readFile(file, 'utf8')
-      } catch (error) {
-        throw new R1Error(`Cannot read the node state ${file}: ${(error as Error).message}`, ExitCode.FAILURE, {code: 'STATE_UNREADABLE'})
-      }
+    for (const {file, text} of files) {
       const record = parsePipelineFile(text, file)
       const other = seen.get(record.name)
       if (other) throw corrupt(file, `pipeline ${JSON.stringify(record.name)} is also in ${other}`)
