@@ -186,10 +186,11 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
 
       step('planning')
       const link = attempt.link
-      // One round trip for what the node runs, which bundles it lacks, and its notifications.
+      // One round trip for what the node runs, which bundles it lacks (a corrupt one it removed counts:
+      // the pipelines that load it are sent again), and its notifications.
       const [state, missing] = await Promise.all([
         link.state(),
-        project.then((p) => (options.dryRun ? [] : link.missingBundles([...p.bundles.keys()]))),
+        project.then((p) => link.missingBundles([...p.bundles.keys()])),
         options.dryRun ? undefined : link.watchNotifications(),
       ])
       const {pipelines} = await project
@@ -200,7 +201,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
         .map((p) => ({name: p.name, sealed: sealedFor(options.secrets ?? {version: 1, targets: {}}, {name: target.name, address: target.address}, p.names)}))
       if (secretSets.length > 0) result.secrets = Object.fromEntries(secretSets.map((s) => [s.name, Object.keys(s.sealed)]))
       attempt.secretSets = secretSets
-      const plan = planTarget(pipelines, state.PIPELINES)
+      const plan = planTarget(pipelines, state.PIPELINES, missing)
       result.plan = plan
       attempt.missing = missing
       attempt.archivedBefore = new Map(state.ARCHIVED.map((p) => [p.NAME, p.R1_VERSION]))
