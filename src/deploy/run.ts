@@ -11,7 +11,9 @@ import type {Target} from './targets.js'
 /**
  * `r1 deploy` per target: connect (the session verifies the node's address) → read its state →
  * plan → upload only the bundles it lacks → UPDATE_CONFIG / BATCH_UPDATE_PIPELINE_INSTANCE →
- * wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. With `atomic`,
+ * wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. A pipeline that loads
+ * a bundle the node lacks (lost, or found corrupt and removed) is sent again even when its config is
+ * unchanged: the bundle is uploaded again and the instances that load it restart. With `atomic`,
  * every target is first connected and its state read, and nothing is applied anywhere unless all
  * of them answered; targets that took the new version are put back as they were when any target
  * fails after that.
