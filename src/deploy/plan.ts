@@ -23,9 +23,11 @@ export type InstanceChangeKind = 'create' | 'update' | 'restart' | 'remove' | 'u
 export interface InstancePlan {
   signature: string
   instanceId: string
-  /** `restart`: same config, new bundle for its signature. */
+  /** `restart`: same config, new bundle for its signature (or its bundle is missing on the node: uploaded again). */
   change: InstanceChangeKind
   diff: KeyChange[]
+  /** Set on a `restart` because the node lacks (or found corrupt) a bundle the instance loads. */
+  bundleMissing?: true
 }
 
 export type PipelineChangeKind = 'create' | 'update' | 'update-instances' | 'unchanged'
@@ -53,6 +55,11 @@ export interface PipelinePlan {
   diff: KeyChange[]
   /** Signatures whose bundle hash differs (or is new). */
   bundles: KeyChange[]
+  /**
+   * Bundles the pipeline loads that the node lacks although its config names them (a corrupt one the
+   * node removed): by key (`SIGNATURE`, `SIGNATURE:files`), uploaded again and their instances restarted.
+   */
+  missing: KeyChange[]
   instances: InstancePlan[]
   command?: PlannedCommand
   /** What to wait for once the command is sent: PIPELINE_OK (whole-pipeline updates) and PLUGIN_CONFIG_OK per instance. */
@@ -69,15 +76,20 @@ export interface TargetPlan {
   changed: boolean
 }
 
-/** Plans every desired pipeline against the node's current pipelines (others on the node are left alone). */
-export function planTarget(desired: PipelineConfig[], current: PipelineConfig[]): TargetPlan {
+/**
+ * Plans every desired pipeline against the node's current pipelines (others on the node are left alone).
+ * `missing`: the bundle hashes the node reported it lacks (R1_BUNDLE_HAS): a pipeline that loads one
+ * is sent again, its bundle uploaded again, even when its config is unchanged.
+ */
+export function planTarget(desired: PipelineConfig[], current: PipelineConfig[], missing: Iterable<string> = []): TargetPlan {
   const byName = new Map(current.map((p) => [p.NAME, p]))
-  const pipelines = desired.map((p) => planPipeline(p, byName.get(p.NAME)))
+  const lacking = new Set(missing)
+  const pipelines = desired.map((p) => planPipeline(p, byName.get(p.NAME), lacking))
   const bundles = [...new Set(desired.flatMap((p) => Object.values(bundleMap(p))))].sort()
   return {pipelines, bundles, changed: pipelines.some((p) => p.change !== 'unchanged')}
 }
 
-export function planPipeline(desired: PipelineConfig, current: PipelineConfig | undefined): PipelinePlan {
+export function planPipeline(desired: PipelineConfig, current: PipelineConfig | undefined, missingHashes: ReadonlySet<string> = new Set()): PipelinePlan {
   const want = instancesOf(desired)
   if (!current) {
     const instances = [...want.values()].map(({signature, config}) => ({signature, instanceId: config.INSTANCE_ID, change: 'create' as const, diff: diffKeys({}, instanceKeys(config))}))
@@ -86,6 +98,7 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
       change: 'create',
       diff: diffKeys({}, pipelineKeys(desired)),
       bundles: diffKeys({}, bundleMap(desired)),
+      missing: [],
       instances,
       command: {action: 'UPDATE_CONFIG', payload: desired},
       confirm: {pipeline: true, instances: instances.map(ref)},
@@ -96,6 +109,12 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
   const diff = diffKeys(pipelineKeys(current), pipelineKeys(desired))
   const bundles = diffKeys(bundleMap(current), bundleMap(desired))
   const newBundle = new Set(bundles.map((b) => b.key))
+  // a bundle the node runs from but lacks now (removed as corrupt): the same hash, uploaded again
+  const missing = Object.entries(bundleMap(desired))
+    .filter(([key, hash]) => missingHashes.has(hash) && !newBundle.has(key))
+    .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+    .map(([key, hash]): KeyChange => ({key, kind: 'add', to: hash}))
+  const lostBundle = new Set(missing.map((b) => b.key))
   const instances: InstancePlan[] = []
   for (const [key, {signature, config}] of want) {
     const before = have.get(key)
@@ -104,21 +123,24 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
       continue
     }
     const changes = diffKeys(instanceKeys(before.config), instanceKeys(config))
-    const change = changes.length > 0 ? 'update' : newBundle.has(signature) || newBundle.has(`${signature}:files`) ? 'restart' : 'unchanged'
-    instances.push({signature, instanceId: config.INSTANCE_ID, change, diff: changes})
+    // (a disabled instance runs nothing: its bundle is uploaded again, but there is no start to wait for)
+    const lost = (lostBundle.has(signature) || lostBundle.has(`${signature}:files`)) && config.DISABLED !== true
+    const change = changes.length > 0 ? 'update' : newBundle.has(signature) || newBundle.has(`${signature}:files`) || lost ? 'restart' : 'unchanged'
+    instances.push({signature, instanceId: config.INSTANCE_ID, change, diff: changes, ...(lost ? {bundleMissing: true as const} : {})})
   }
   for (const [key, {signature, config}] of have) {
     if (!want.has(key)) instances.push({signature, instanceId: config.INSTANCE_ID, change: 'remove', diff: diffKeys(instanceKeys(config), {})})
   }
 
   const touched = instances.filter((i) => i.change !== 'unchanged')
-  const base = {name: desired.NAME, diff, bundles, instances, previous: withoutNodeKeys(current)}
-  if (diff.length === 0 && bundles.length === 0 && touched.length === 0) {
+  const base = {name: desired.NAME, diff, bundles, missing, instances, previous: withoutNodeKeys(current)}
+  if (diff.length === 0 && bundles.length === 0 && missing.length === 0 && touched.length === 0) {
     return {...base, change: 'unchanged', confirm: {pipeline: false, instances: []}}
   }
   const toConfirm = touched.filter((i) => i.change !== 'remove').map(ref)
-  // Instance deltas only when nothing but existing instances' keys changed (removed keys need the whole config).
-  const deltasSuffice = diff.length === 0 && bundles.length === 0 && touched.every((i) => i.change === 'update' && i.diff.every((d) => d.kind !== 'remove'))
+  // Instance deltas only when nothing but existing instances' keys changed (removed keys need the whole config;
+  // a bundle uploaded again needs the config that makes the node load it).
+  const deltasSuffice = diff.length === 0 && bundles.length === 0 && missing.length === 0 && touched.every((i) => i.change === 'update' && i.diff.every((d) => d.kind !== 'remove'))
   if (deltasSuffice) {
     const payload = touched.map((i) => {
       const {INSTANCE_ID: _id, ...config} = want.get(instanceKey(i.signature, i.instanceId))!.config

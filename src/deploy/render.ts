@@ -28,7 +28,7 @@ function pipelineSummary(p: PipelinePlan): string {
   const parts = [
     count('create') && `${count('create')} to create`,
     count('update') && `${count('update')} to change`,
-    count('restart') && `${count('restart')} to restart (new bundle)`,
+    count('restart') && `${count('restart')} to restart (${p.instances.some((i) => i.change === 'restart' && !i.bundleMissing) ? 'new bundle' : 'bundle missing on the node'})`,
     count('remove') && `${count('remove')} to remove`,
     count('unchanged') && `${count('unchanged')} unchanged`,
   ].filter(Boolean)
@@ -46,9 +46,10 @@ export function renderPlan(plan: TargetPlan, color: ChalkInstance): string[] {
     if (p.change === 'unchanged') continue
     for (const c of p.diff) lines.push(keyLine(c, color, '      '))
     for (const c of p.bundles) lines.push(keyLine({...c, key: `bundle ${c.key}`}, color, '      ', true))
+    for (const c of p.missing) lines.push(color.yellow(`      ↻ bundle ${escapeControl(c.key)}: ${short(c.to)} missing on the node (uploaded again)`))
     for (const i of p.instances) {
       if (i.change === 'unchanged') continue
-      lines.push(`    ${MARK[i.change]} ${escapeControl(`${i.signature}/${i.instanceId}`)}${i.change === 'restart' ? ' (new bundle)' : ''}`)
+      lines.push(`    ${MARK[i.change]} ${escapeControl(`${i.signature}/${i.instanceId}`)}${i.change === 'restart' ? (i.bundleMissing ? ' (bundle missing on the node)' : ' (new bundle)') : ''}`)
       if (i.change !== 'remove') for (const c of i.diff) lines.push(keyLine(c, color, '        '))
     }
   }

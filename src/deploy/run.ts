@@ -11,7 +11,9 @@ import type {Target} from './targets.js'
 /**
  * `r1 deploy` per target: connect (the session verifies the node's address) → read its state →
  * plan → upload only the bundles it lacks → UPDATE_CONFIG / BATCH_UPDATE_PIPELINE_INSTANCE →
- * wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. With `atomic`,
+ * wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. A pipeline that loads
+ * a bundle the node lacks (lost, or found corrupt and removed) is sent again even when its config is
+ * unchanged: the bundle is uploaded again and the instances that load it restart. With `atomic`,
  * every target is first connected and its state read, and nothing is applied anywhere unless all
  * of them answered; targets that took the new version are put back as they were when any target
  * fails after that.
@@ -186,10 +188,11 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
 
       step('planning')
       const link = attempt.link
-      // One round trip for what the node runs, which bundles it lacks, and its notifications.
+      // One round trip for what the node runs, which bundles it lacks (a corrupt one it removed counts:
+      // the pipelines that load it are sent again), and its notifications.
       const [state, missing] = await Promise.all([
         link.state(),
-        project.then((p) => (options.dryRun ? [] : link.missingBundles([...p.bundles.keys()]))),
+        project.then((p) => link.missingBundles([...p.bundles.keys()])),
         options.dryRun ? undefined : link.watchNotifications(),
       ])
       const {pipelines} = await project
@@ -200,7 +203,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
         .map((p) => ({name: p.name, sealed: sealedFor(options.secrets ?? {version: 1, targets: {}}, {name: target.name, address: target.address}, p.names)}))
       if (secretSets.length > 0) result.secrets = Object.fromEntries(secretSets.map((s) => [s.name, Object.keys(s.sealed)]))
       attempt.secretSets = secretSets
-      const plan = planTarget(pipelines, state.PIPELINES)
+      const plan = planTarget(pipelines, state.PIPELINES, missing)
       result.plan = plan
       attempt.missing = missing
       attempt.archivedBefore = new Map(state.ARCHIVED.map((p) => [p.NAME, p.R1_VERSION]))

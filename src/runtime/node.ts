@@ -139,6 +139,13 @@ export class LocalNode implements NodeCore {
   readonly secrets: SecretStore
   /** What running instances were given of them, and the redaction of what they emit. */
   private readonly instanceSecrets: InstanceSecrets
+  /**
+   * Instances whose bundle (code or shipped files) went missing since their last config: they could
+   * not start without it, or an upload of it started them again (or came while they ran). The next
+   * config command for their pipeline re-creates them even when their config is the same, so that a
+   * deploy that uploads the bundle again gets their PLUGIN_CONFIG_OK.
+   */
+  private readonly bundleLost = new WeakSet<InstanceSupervisor>()
 
   private constructor(
     options: LocalNodeOptions,
@@ -194,8 +201,12 @@ export class LocalNode implements NodeCore {
   }
 
   execute<A extends Action>(action: A, payload: PayloadOf<A>, meta: CommandMeta): Promise<void> {
-    const run = () => this.executeNow(action, payload, meta)
-    const next = this.chain.then(run, run)
+    return this.serialized(() => this.executeNow(action, payload, meta))
+  }
+
+  /** Runs `work` after every change queued before it (commands, bundle arrivals): one change at a time. */
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(work, work)
     this.chain = next.catch(() => undefined)
     return next
   }
@@ -270,19 +281,40 @@ export class LocalNode implements NodeCore {
 
   /**
    * Stores a bundle after checking that `bytes` hash to `hash` and fit the bundle quota (R1Error exit 4
-   * otherwise). Instances left without a usable bundle (a corrupt one was removed) start again.
+   * otherwise). Instances left without a usable bundle (a corrupt one was removed) start again; the
+   * config command that follows (a deploy sends one) re-creates every instance that loads it.
    */
   async putBundle(hash: string, bytes: Uint8Array): Promise<void> {
+    const had = this.bundles.has(hash)
     await this.bundles.put(hash, bytes)
-    const path = this.bundles.path(hash)
+    if (had || this.stopped) return
+    await this.serialized(async () => this.bundleArrived(hash))
+  }
+
+  /** A bundle that was missing is stored again: instances that load it and could not run are re-created, the others marked. */
+  private async bundleArrived(hash: string): Promise<void> {
+    if (this.stopped) return
     for (const pipeline of this.active.values()) {
-      for (const supervisor of pipeline.instances.values()) {
-        if (supervisor.spec.bundlePath !== path || (supervisor.status !== 'error' && supervisor.status !== 'invalid_config')) continue
-        if (supervisor.spec.config.DISABLED === true) continue
+      for (const [key, supervisor] of pipeline.instances) {
+        const {spec} = supervisor
+        if (!this.usesBundle(spec, hash)) continue
+        const stuck = (supervisor.status === 'error' || supervisor.status === 'invalid_config') && spec.config.DISABLED !== true
+        if (!stuck) {
+          this.bundleLost.add(supervisor) // it runs from what it loaded before; the next config reloads it
+          continue
+        }
         await supervisor.stop()
-        supervisor.start()
+        // not announced: no command asked for it (the deploy's UPDATE_CONFIG re-creates it, announced)
+        const revived = this.createInstance({...spec, announceConfig: false}, supervisor)
+        pipeline.instances.set(key, revived)
+        this.bundleLost.add(revived)
       }
     }
+  }
+
+  /** Whether the instance loads the bundle `hash` (its code or its shipped files). */
+  private usesBundle(spec: InstanceSpec, hash: string): boolean {
+    return spec.filesHash === hash || (spec.bundlePath !== undefined && spec.bundlePath === this.bundles.path(hash))
   }
 
   /** Problems found at start that an operator should see (also in heartbeats as R1_WARNINGS). */
@@ -447,7 +479,8 @@ export class LocalNode implements NodeCore {
         added++
         continue
       }
-      if (spec.bundlePath !== current.spec.bundlePath || spec.filesHash !== current.spec.filesHash) {
+      // new code or files, or its bundle went missing since its last config (it is loaded again, or at last)
+      if (spec.bundlePath !== current.spec.bundlePath || spec.filesHash !== current.spec.filesHash || this.bundleLost.has(current)) {
         await current.stop()
         instances.set(key, this.createInstance(spec, current))
         restarted++
@@ -500,6 +533,7 @@ export class LocalNode implements NodeCore {
     const invalid = this.invalidReason(spec)
     if (invalid) {
       supervisor.markInvalid(invalid)
+      if (!spec.builtin) this.bundleLost.add(supervisor) // its bundle: the only reason a project plugin is invalid here
       this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Invalid instance config: ${invalid}`, spec.configHash, undefined, NotificationType.ABNORMAL)
     } else if (spec.config.DISABLED !== true) {
       const lacking = this.lackingSecrets(supervisor, spec)
@@ -521,6 +555,8 @@ export class LocalNode implements NodeCore {
       },
       (error: Error) => {
         supervisor.fail(error.message)
+        // a files bundle that is gone (or was corrupt, and removed by this check): uploaded again by the next deploy
+        if (!this.bundles.has(spec.filesHash!)) this.bundleLost.add(supervisor)
         this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_CONFIG_FAILED, `Instance cannot start: ${error.message}`, spec.configHash, undefined, NotificationType.ABNORMAL)
       },
     )

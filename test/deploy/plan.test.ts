@@ -92,7 +92,69 @@ describe('planPipeline', () => {
   })
 })
 
+describe('planPipeline: bundles the node lacks', () => {
+  it('restarts the instances whose bundle the node lacks (a corrupt one it removed) although the config is unchanged', () => {
+    const plan = planPipeline(pipeline(), pipeline(), new Set([H1]))
+    expect(plan.change).toBe('update')
+    expect(plan.command).toEqual({action: 'UPDATE_CONFIG', payload: pipeline()})
+    expect(plan.bundles).toEqual([])
+    expect(plan.missing).toEqual([{key: 'TEMP_MONITOR', kind: 'add', to: H1}])
+    expect(plan.instances.map((i) => [i.instanceId, i.change, i.bundleMissing])).toEqual([
+      ['monitor-1', 'restart', true],
+      ['monitor-2', 'restart', true],
+      ['exec', 'unchanged', undefined],
+    ])
+    expect(plan.confirm).toEqual({pipeline: true, instances: [{signature: 'TEMP_MONITOR', instanceId: 'monitor-1'}, {signature: 'TEMP_MONITOR', instanceId: 'monitor-2'}]})
+  })
+
+  it('a bundle of another pipeline, or one whose hash changes anyway, is not a restart for a lost bundle', () => {
+    expect(planPipeline(pipeline(), pipeline(), new Set([H2])).change).toBe('unchanged')
+    const changed = planPipeline(pipeline({R1_BUNDLES: {TEMP_MONITOR: H2}}), pipeline(), new Set([H2]))
+    expect(changed.missing).toEqual([])
+    expect(changed.instances.find((i) => i.instanceId === 'monitor-1')).toMatchObject({change: 'restart'})
+    expect(changed.instances.find((i) => i.instanceId === 'monitor-1')!.bundleMissing).toBeUndefined()
+  })
+
+  it('sends the whole config (not instance deltas) when a bundle is missing and an instance changed too', () => {
+    const plan = planPipeline(pipeline({}, {THRESHOLD: 40}), pipeline(), new Set([H1]))
+    expect(plan.change).toBe('update')
+    expect(plan.command?.action).toBe('UPDATE_CONFIG')
+    expect(plan.instances.find((i) => i.instanceId === 'monitor-1')!.change).toBe('update')
+    expect(plan.instances.find((i) => i.instanceId === 'monitor-2')!.change).toBe('restart')
+    expect(plan.confirm.instances.map((i) => i.instanceId)).toEqual(['monitor-1', 'monitor-2'])
+  })
+
+  it('a missing files bundle (R1_FILES) restarts the instances of its signature', () => {
+    const withFiles = pipeline({R1_FILES: {CUSTOM_EXEC_01: H2}})
+    const plan = planPipeline(withFiles, withFiles, new Set([H2]))
+    expect(plan.missing).toEqual([{key: 'CUSTOM_EXEC_01:files', kind: 'add', to: H2}])
+    expect(plan.instances.filter((i) => i.change === 'restart').map((i) => i.instanceId)).toEqual(['exec'])
+    expect(plan.confirm.instances).toEqual([{signature: 'CUSTOM_EXEC_01', instanceId: 'exec'}])
+  })
+
+  it('a disabled instance gets its bundle back but is not waited for (it starts nothing)', () => {
+    const disabled = pipeline({}, {DISABLED: true})
+    const plan = planPipeline(disabled, disabled, new Set([H1]))
+    expect(plan.change).toBe('update')
+    expect(plan.instances.find((i) => i.instanceId === 'monitor-1')!.change).toBe('unchanged')
+    expect(plan.confirm.instances.map((i) => i.instanceId)).toEqual(['monitor-2'])
+  })
+})
+
 describe('planTarget', () => {
+  it('a pipeline whose bundle the node lacks is a change; its hash is among the bundles to upload', () => {
+    const plan = planTarget([pipeline()], [pipeline()], [H1])
+    expect(plan.changed).toBe(true)
+    expect(plan.bundles).toEqual([H1])
+    expect(plan.pipelines[0].change).toBe('update')
+    const text = renderPlan(plan, plain).join('\n')
+    expect(text).toContain('~ pipeline temps: update (2 to restart (bundle missing on the node), 1 unchanged) via UPDATE_CONFIG')
+    expect(text).toContain('↻ bundle TEMP_MONITOR: aaaaaaaaaaaa missing on the node (uploaded again)')
+    expect(text).toContain('↻ TEMP_MONITOR/monitor-1 (bundle missing on the node)')
+    expect(planTarget([pipeline()], [pipeline()], [H2]).changed).toBe(false)
+  })
+
+
   it('plans only the desired pipelines and lists the bundles they need', () => {
     const other = {NAME: 'other', TYPE: 'Void', PLUGINS: []}
     const second = pipeline({NAME: 'second', R1_BUNDLES: {TEMP_MONITOR: H2}})

@@ -1,6 +1,6 @@
 // deploy() and the managing operations against real nodes (in-process servers on 127.0.0.1:0) through
 // the real session client; a real TCP proxy in between drops or stalls the connection mid-upload.
-import {cp, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {cp, mkdtemp, rm, truncate, writeFile} from 'node:fs/promises'
 import {type Server, type Socket, connect as netConnect, createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -126,6 +126,34 @@ describe('deploy()', () => {
     expect(third.targets[0].status).toBe('deployed')
     expect(third.targets[0].plan!.pipelines[0].command!.action).toBe('BATCH_UPDATE_PIPELINE_INSTANCE')
     expect(a.core.state()[0].config.PLUGINS).toEqual(changed[0].PLUGINS)
+  })
+
+  it('a bundle found corrupt on the node while its instance runs is uploaded again; the instance restarts and confirms; then unchanged', async () => {
+    const a = await node()
+    const target = targetOf(a, 'a')
+    const first = await deploy({targets: [target], project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
+    expect(first.targets[0].status).toBe('deployed')
+    const [hash] = [...project.bundles.keys()]
+    const before = a.core.state()[0].instances[0]
+    expect(before.status).toBe('running')
+    // the running process loaded its code before; the file on disk is damaged under it
+    await truncate(join(a.dataDir, 'bundles', `${hash}.mjs`), 64)
+
+    const repaired = await deploy({targets: [target], project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
+    expect(repaired.targets[0].error).toBeUndefined()
+    expect(repaired.targets[0].status).toBe('deployed')
+    expect(repaired.targets[0].uploaded).toEqual([hash])
+    const plan = repaired.targets[0].plan!.pipelines[0]
+    expect(plan.command!.action).toBe('UPDATE_CONFIG')
+    expect(plan.instances.map((i) => i.change)).toEqual(plan.instances.map(() => 'restart'))
+    expect(a.core.hasBundle(hash)).toBe(true)
+    const after = a.core.state()[0].instances[0]
+    expect(after.status).toBe('running')
+    expect(after.pid).not.toBe(before.pid)
+
+    const again = await deploy({targets: [target], project: {pipelines: project.pipelines, bundles: project.bundles}, connect})
+    expect(again.targets[0].status).toBe('unchanged')
+    expect(again.targets[0].uploaded).toEqual([])
   })
 
   it('a plugin whose config() throws fails that target at once with the reason', async () => {

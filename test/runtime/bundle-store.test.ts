@@ -1,9 +1,11 @@
 import {existsSync} from 'node:fs'
-import {mkdtemp, readdir, rm, stat, truncate, utimes} from 'node:fs/promises'
+import {mkdtemp, readdir, rm, stat, truncate, utimes, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {R1Error} from '../../src/errors.js'
+import {NotificationCode} from '../../src/protocol/codes.js'
+import {packFiles} from '../../src/runtime/files-bundle.js'
 import {bundleEntry, sha256Hex, startLocalNode, type LocalNode} from '../../src/runtime/index.js'
 import {execPipeline, startTestNode} from '../server/helpers.js'
 import {Events, FAST, FIXTURES, faultyNode, faultyPipeline, meta, until} from './helpers.js'
@@ -56,6 +58,75 @@ describe('bundle integrity', () => {
     expect(node.hasBundle(started.hash)).toBe(true)
     const payload = await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
     expect(payload.EE_PAYLOAD_PATH).toEqual(['local', 'p', 'FAULTY', 'a'])
+  })
+
+  it('after a re-upload, the same UPDATE_CONFIG re-creates the instance that lost its bundle and confirms it (PLUGIN_CONFIG_OK with its hash)', async () => {
+    const started = await faultyNode({dataDir, log})
+    node = started.node
+    const config = faultyPipeline(started.hash, [{INSTANCE_ID: 'a'}, {INSTANCE_ID: 'off', DISABLED: true}])
+    await node.execute('UPDATE_CONFIG', config, meta())
+    await started.events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD')
+    await node.stop()
+    await truncate(join(dataDir, 'bundles', `${started.hash}.mjs`), 10)
+
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    const events = new Events(node)
+    expect(node.instance('p', 'FAULTY', 'a')?.status).toBe('invalid_config')
+    // the same config without the bundle: refused, nothing changes
+    await expect(node.execute('UPDATE_CONFIG', config, meta())).rejects.toThrow(/bundle .* is not on this node/)
+    expect(node.instance('p', 'FAULTY', 'a')?.status).toBe('invalid_config')
+
+    const bundle = await bundleEntry('src/faulty.ts', {projectDir: join(FIXTURES, 'faulty')})
+    await node.putBundle(bundle.hash, bundle.bytes)
+    const command = meta()
+    await node.execute('UPDATE_CONFIG', config, command)
+    const ok = await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === command.hash, 20_000, 'PLUGIN_CONFIG_OK of the deploy')
+    expect(ok.EE_PAYLOAD_PATH).toEqual(['local', 'p', 'FAULTY', 'a'])
+    const applied = events.notifications({code: NotificationCode.PIPELINE_OK, hash: command.hash})[0]
+    // the disabled one is re-created too (no longer invalid for want of its bundle), not started
+    expect(applied.NOTIFICATION).toContain('2 restarted')
+    expect(node.instance('p', 'FAULTY', 'a')?.status).toBe('running')
+    expect(node.instance('p', 'FAULTY', 'off')?.status).toBe('stopped')
+
+    // confirmed once: the next identical config leaves the running instance alone
+    const pid = node.instance('p', 'FAULTY', 'a')?.pid
+    const again = meta()
+    await node.execute('UPDATE_CONFIG', config, again)
+    expect(events.notifications({code: NotificationCode.PIPELINE_OK, hash: again.hash})[0].NOTIFICATION).toContain('0 restarted')
+    expect(node.instance('p', 'FAULTY', 'a')?.pid).toBe(pid)
+  })
+
+  it('an instance in error because its shipped files bundle was corrupt starts again once the files are uploaded, and the config confirms it', async () => {
+    const filesRoot = await mkdtemp(join(tmpdir(), 'r1-bundle-files-'))
+    try {
+      await writeFile(join(filesRoot, 'data.txt'), 'shipped')
+      const files = await packFiles(filesRoot, ['data.txt'])
+      const filesDir = join(filesRoot, 'unpacked')
+      const config = {NAME: 'f', TYPE: 'Void', R1_FILES: {CUSTOM_EXEC_01: files.hash}, PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'x', PROCESS_DELAY: 0.1, CODE: 'return {OK: 1}'}]}]}
+      node = await startLocalNode({dataDir, filesRoot: filesDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+      await node.putBundle(files.hash, files.bytes)
+      await node.execute('UPDATE_CONFIG', config, meta())
+      await until(() => node!.instance('f', 'CUSTOM_EXEC_01', 'x')?.status === 'running', 20_000, 'the instance running')
+      await node.stop()
+      // corrupt before the files are unpacked again (a fresh files root)
+      await truncate(join(dataDir, 'bundles', `${files.hash}.mjs`), 5)
+      await rm(filesDir, {recursive: true, force: true})
+
+      node = await startLocalNode({dataDir, filesRoot: filesDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+      const events = new Events(node)
+      await until(() => node!.instance('f', 'CUSTOM_EXEC_01', 'x')?.status === 'error', 20_000, 'the instance in error')
+      expect(node.hasBundle(files.hash)).toBe(false)
+
+      await node.putBundle(files.hash, files.bytes)
+      const command = meta()
+      await node.execute('UPDATE_CONFIG', config, command)
+      await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === command.hash, 20_000, 'PLUGIN_CONFIG_OK of the deploy')
+      expect(node.instance('f', 'CUSTOM_EXEC_01', 'x')?.status).toBe('running')
+    } finally {
+      await node?.stop()
+      node = undefined
+      await rm(filesRoot, {recursive: true, force: true})
+    }
   })
 
   it('a bundle changed on disk while the node runs is re-hashed (size and mtime differ from the verified ones)', async () => {
