@@ -153,6 +153,7 @@ describe('TLS handshakes', () => {
       await until(() => t.node.server.pending.size === 0)
       const session = await t.connect({insecure: true})
       expect((await session.state()).ADDRESS).toBe(t.node.address)
+      expect(t.node.server.pending.size).toBe(0) // upgraded (through TLS): no longer counted
     } finally {
       for (const raw of opened) raw.socket.destroy()
       await t.dispose()
