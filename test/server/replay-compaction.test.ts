@@ -15,10 +15,11 @@ import {RawClient, rejectionFor, replyFor} from './raw-client.js'
  * must still be on disk once durable() resolves: else it runs, and is accepted again after a restart.
  * The rewrite is held at its rename (a gate on fs.rename), so the command lands in the middle of it.
  */
-const gate = vi.hoisted(() => ({held: undefined as Promise<void> | undefined, reached: 0}))
+const gate = vi.hoisted(() => ({held: undefined as Promise<void> | undefined, reached: 0, fail: false}))
 vi.mock('node:fs/promises', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:fs/promises')>()
   const rename: typeof actual.rename = async (from, to) => {
+    if (gate.fail && String(from).endsWith('replay.log.tmp')) throw Object.assign(new Error('EIO (test)'), {code: 'EIO'})
     if (gate.held && String(from).endsWith('replay.log.tmp')) {
       gate.reached++
       await gate.held
@@ -91,6 +92,26 @@ describe('replay cache compaction', () => {
     await cache.close()
     const reopened = await ReplayCache.open({path, now: () => now})
     expect(reopened.check('0xai_sender', 'e'.repeat(64), 60_000)).toBe('replay')
+    await reopened.close()
+  })
+
+  it('a rewrite that fails leaves what it took queued: the next durable() appends it to the old file', async () => {
+    const path = join(await tempDir(), 'replay.log')
+    let now = 1_000
+    await writeFile(path, filler(1500, 5_000))
+    const cache = await ReplayCache.open({path, now: () => now})
+    now = 10_000
+    expect(cache.check('0xai_sender', 'd'.repeat(64), 60_000)).toBe('fresh')
+    gate.fail = true
+    try {
+      cache.expire() // takes the queued hash, then fails at its rename
+      await cache.durable()
+    } finally {
+      gate.fail = false
+    }
+    await cache.close()
+    const reopened = await ReplayCache.open({path, now: () => now})
+    expect(reopened.check('0xai_sender', 'd'.repeat(64), 60_000)).toBe('replay')
     await reopened.close()
   })
 
