@@ -84,7 +84,7 @@ export interface NodeServerOptions {
   reservedConnections?: number
   /**
    * Unauthenticated connections per remote IP (IPv6: per /64; default 32); a new one evicts that IP's
-   * oldest. Sockets not yet upgraded to a WebSocket are limited per IP to the same number apart.
+   * oldest. Sockets not yet upgraded to a WebSocket count separately, against the same per-IP number.
    */
   maxConnectionsPerIp?: number
   /** TCP/TLS sockets not yet upgraded to a WebSocket, in all (default 1024); a new one beyond drops the oldest. */
