@@ -178,3 +178,77 @@ export class ConnectionSlots<C> {
     this.open.delete(connection)
   }
 }
+
+export interface PendingLimits {
+  /** Sockets not yet upgraded to a WebSocket, per remote address (IPv4, or IPv6 /64). */
+  perIp: number
+  /** Sockets not yet upgraded, in all. */
+  max: number
+}
+
+/**
+ * TCP/TLS sockets before their WebSocket upgrade (counted from the server's 'connection' event, so
+ * partial headers and slow TLS handshakes hold a place too). At a limit the oldest of that address
+ * (or of all) is dropped, never the newcomer: a flood cannot keep an allow-listed client from
+ * reaching the upgrade, after which ConnectionSlots and the auth grace take over.
+ */
+export class PendingSockets<S> {
+  private readonly pending = new Map<S, string>() // insertion order: oldest first
+  private readonly perIpCount = new Map<string, number>()
+
+  constructor(private readonly limits: PendingLimits) {}
+
+  get size(): number {
+    return this.pending.size
+  }
+
+  countFor(ip: string): number {
+    return this.perIpCount.get(ip) ?? 0
+  }
+
+  /** Counts a new socket from `ip`; returns the sockets to drop to make room for it. */
+  add(socket: S, ip: string): S[] {
+    const drop: S[] = []
+    if (this.countFor(ip) >= this.limits.perIp) {
+      for (const [s, from] of this.pending) {
+        if (from !== ip) continue
+        drop.push(s)
+        this.release(s)
+        if (this.countFor(ip) < this.limits.perIp) break
+      }
+    }
+    for (const [s] of this.pending) {
+      if (this.pending.size < this.limits.max) break
+      drop.push(s)
+      this.release(s)
+    }
+    this.pending.set(socket, ip)
+    this.perIpCount.set(ip, this.countFor(ip) + 1)
+    return drop
+  }
+
+  /** The socket was upgraded or closed; true when it was counted. */
+  release(socket: S): boolean {
+    const ip = this.pending.get(socket)
+    if (ip === undefined) return false
+    this.pending.delete(socket)
+    const count = this.countFor(ip) - 1
+    if (count > 0) this.perIpCount.set(ip, count)
+    else this.perIpCount.delete(ip)
+    return true
+  }
+}
+
+/** The per-address key of a remote IP: IPv4 as is (IPv4-mapped IPv6 too), IPv6 by its /64 (one host usually holds a whole /64). */
+export function ipKey(address: string | undefined): string {
+  if (!address) return 'unknown'
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)
+  if (mapped) return mapped[1]!
+  if (!address.includes(':')) return address
+  const bare = address.split('%')[0]!.toLowerCase()
+  const [head = '', tail = ''] = bare.split('::', 2) as [string, string?]
+  const headParts = head ? head.split(':') : []
+  const tailParts = bare.includes('::') ? (tail ? tail.split(':') : []) : []
+  const parts = bare.includes('::') ? [...headParts, ...Array(Math.max(0, 8 - headParts.length - tailParts.length)).fill('0'), ...tailParts] : headParts
+  return `${parts.slice(0, 4).map((p) => (p ? p.replace(/^0+(?=.)/, '') : '0')).join(':')}::/64`
+}

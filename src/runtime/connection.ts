@@ -23,7 +23,8 @@ export interface FrameTransport {
   readonly bufferedAmount: number
   send(frame: string | Buffer): void
   close(code: number, reason: string): void
-  terminate(): void
+  /** Drops the link at once (no closing handshake to wait for); with a code, a close frame goes first. */
+  terminate(code?: number, reason?: string): void
   /** A liveness probe; the transport calls Connection.pong() when answered. */
   ping(): void
 }
@@ -81,7 +82,8 @@ export class Connection {
     this.heartbeatBucket = new TokenBucket(publicRate.burst, publicRate.perSecond, now)
     this.flood = new FloodGuard(server.rate.closeAfter)
     this.graceTimer = setTimeout(() => {
-      if (!server.slots.isAuthenticated(this)) this.close(1008, `no command from an allow-listed sender within ${Math.round(server.authGraceMs / 1000)} s`)
+      // terminated, not closed: a peer that never answers the closing handshake does not keep its socket
+      if (!server.slots.isAuthenticated(this)) this.terminate(1008, `no command from an allow-listed sender within ${Math.round(server.authGraceMs / 1000)} s`)
     }, server.authGraceMs)
     this.graceTimer.unref()
     const hello: Hello = {
@@ -125,8 +127,9 @@ export class Connection {
     this.transport.close(code, reason)
   }
 
-  terminate(): void {
-    this.transport.terminate()
+  /** Ends the connection now (its socket and slot are freed at once); with a code, the peer gets a close frame first. */
+  terminate(code?: number, reason?: string): void {
+    this.transport.terminate(code, reason)
   }
 
   dispose(): void {

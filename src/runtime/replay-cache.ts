@@ -96,13 +96,19 @@ export class ReplayCache {
     if (this.queued.length === 0) return this.lastFlush
     return (this.nextFlush ??= this.serially(async () => {
       this.nextFlush = undefined
-      const text = this.queued.join('')
-      const lines = this.queued.length
+      const taken = this.queued
       this.queued = []
-      if (!text || !this.handle) return
-      await this.handle.appendFile(text)
-      await this.handle.sync()
-      this.fileLines += lines
+      if (taken.length === 0) return
+      try {
+        if (!this.handle) throw new Error(this.closed ? 'the replay cache is closed' : 'the replay cache file is not open')
+        await this.handle.appendFile(taken.join(''))
+        await this.handle.sync()
+      } catch (error) {
+        // Still owed to the file (a line written twice is harmless: open() keeps the first).
+        this.queued = [...taken, ...this.queued]
+        throw error
+      }
+      this.fileLines += taken.length
     }))
   }
 
@@ -146,22 +152,33 @@ export class ReplayCache {
   private async rewrite(): Promise<void> {
     if (!this.path || this.closed) return
     const temp = `${this.path}.tmp`
+    // Snapshot and take the queue in one synchronous step: a hash check()ed during the awaits below is
+    // in neither, stays queued, and the durable() flush chained after this rewrite appends it to the new file.
     const lines = [...this.seen].map(([hash, {expires, sender}]) => `${hash} ${Math.ceil(expires)} ${sender}\n`)
-    const out = await open(temp, 'w', 0o600)
+    const taken = this.queued
+    this.queued = []
     try {
-      await out.writeFile(lines.join(''))
-      await out.sync()
-    } finally {
-      await out.close()
-    }
-    try {
-      await rename(temp, this.path)
+      const out = await open(temp, 'w', 0o600)
+      try {
+        await out.writeFile(lines.join(''))
+        await out.sync()
+      } finally {
+        await out.close()
+      }
+      try {
+        await rename(temp, this.path)
+      } catch (error) {
+        await rm(temp, {force: true})
+        throw error
+      }
     } catch (error) {
-      await rm(temp, {force: true})
+      // Not rewritten: what was taken must still reach the (old) file.
+      this.queued = [...taken, ...this.queued]
       throw error
     }
-    this.queued = []
-    await this.handle?.close()
+    const old = this.handle
+    this.handle = undefined
+    await old?.close()
     this.handle = await open(this.path, 'a', 0o600)
     this.fileLines = lines.length
   }

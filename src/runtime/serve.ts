@@ -37,6 +37,7 @@ export interface StartNodeServerOptions {
     | 'maxConnections'
     | 'reservedConnections'
     | 'maxConnectionsPerIp'
+    | 'maxPendingConnections'
     | 'authGraceMs'
     | 'replayPerSender'
     | 'uploads'

@@ -1,7 +1,7 @@
 import {mkdtemp} from 'node:fs/promises'
 import {createServer as createHttpServer, type IncomingMessage, type Server as HttpServer} from 'node:http'
 import {createServer as createHttpsServer} from 'node:https'
-import type {AddressInfo} from 'node:net'
+import type {AddressInfo, Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {WebSocket, WebSocketServer, type RawData} from 'ws'
@@ -10,7 +10,7 @@ import type {NodeEvent} from '../protocol/events.js'
 import type {EventFilter} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
 import {MAX_FRAME_BYTES, type StateResult, SUBPROTOCOL} from '../protocol/messages.js'
-import {ConnectionSlots, type SlotLimits} from './admission.js'
+import {ConnectionSlots, ipKey, PendingSockets, type SlotLimits} from './admission.js'
 import {Connection, type FrameTransport} from './connection.js'
 import type {NodeCore} from './contract.js'
 import {bundleHas, type NodeQueries, PublicHeartbeatCache, stateResult} from './node-info.js'
@@ -82,9 +82,17 @@ export interface NodeServerOptions {
   maxConnections?: number
   /** Slots only connections of allow-listed senders may hold (default maxConnections / 8). */
   reservedConnections?: number
-  /** Unauthenticated connections per remote IP (default 32); a new one evicts that IP's oldest. */
+  /**
+   * Unauthenticated connections per remote IP (IPv6: per /64; default 32); a new one evicts that IP's
+   * oldest. Sockets not yet upgraded to a WebSocket count separately, against the same per-IP number.
+   */
   maxConnectionsPerIp?: number
-  /** A connection that has not sent an admitted command from an allow-listed sender by then is closed (default 10 s). */
+  /** TCP/TLS sockets not yet upgraded to a WebSocket, in all (default 1024); a new one beyond drops the oldest. */
+  maxPendingConnections?: number
+  /**
+   * A connection that has not sent an admitted command from an allow-listed sender by then is
+   * terminated (default 10 s). A socket gets as long to finish its TLS handshake and its HTTP upgrade request.
+   */
   authGraceMs?: number
   /** Hashes remembered per allow-listed sender within the skew window (default 10,000); beyond, THROTTLED. */
   replayPerSender?: number
@@ -107,6 +115,10 @@ export class NodeServer {
   private wss?: WebSocketServer
   private readonly connections = new Set<Connection>()
   readonly slots: ConnectionSlots<Connection>
+  /** Sockets before their WebSocket upgrade (counted from the TCP accept). */
+  readonly pending: PendingSockets<Socket>
+  /** `address|port` → the accepted TCP socket, to find it again from the upgrade request (a TLS socket wraps it). */
+  private readonly pendingByPeer = new Map<string, Socket>()
   /** EE_HASH → the connection that sent it, so its confirmations reach it without a subscription. */
   readonly commandOwners = new Map<string, {connection: Connection; expires: number}>()
   private replayCache?: ReplayCache
@@ -134,7 +146,9 @@ export class NodeServer {
     this.now = options.now ?? Date.now
     this.startedAt = this.now()
     const max = options.maxConnections ?? 1024
-    this.slots = new ConnectionSlots<Connection>({max, reserved: options.reservedConnections ?? Math.floor(max / 8), perIp: options.maxConnectionsPerIp ?? 32} satisfies SlotLimits)
+    const perIp = options.maxConnectionsPerIp ?? 32
+    this.slots = new ConnectionSlots<Connection>({max, reserved: options.reservedConnections ?? Math.floor(max / 8), perIp} satisfies SlotLimits)
+    this.pending = new PendingSockets<Socket>({perIp, max: options.maxPendingConnections ?? 1024})
   }
 
   get url(): string {
@@ -162,7 +176,7 @@ export class NodeServer {
   }
 
   /** Back-pressure figures: the largest per-connection outgoing queue seen, and fallbacks to the journal. */
-  readonly stats = {maxQueueLength: 0, fallbacks: 0, framesSent: 0, batchesSent: 0, evicted: 0}
+  readonly stats = {maxQueueLength: 0, fallbacks: 0, framesSent: 0, batchesSent: 0, evicted: 0, droppedPending: 0}
 
   /** Listens; resolves with the URL (`ws://host:port` or `wss://…`, the real port when 0 was asked). */
   async start(): Promise<string> {
@@ -179,7 +193,13 @@ export class NodeServer {
       })
     }
     this.publicHeartbeat = new PublicHeartbeatCache({address: this.address, alias: this.core.alias, version: this.options.version ?? null, startedAt: this.startedAt}, this.now)
-    const http = tls ? createHttpsServer({cert: tls.cert, key: tls.key}) : createHttpServer()
+    // A stranger's socket gets the auth grace to finish its TLS handshake and its upgrade request
+    // (Node's defaults: 120 s and 60 s, checked every 30 s).
+    const grace = Math.max(1, Math.ceil(this.authGraceMs))
+    const timeouts = {headersTimeout: grace, requestTimeout: grace, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(grace / 4)))}
+    const http = tls ? createHttpsServer({cert: tls.cert, key: tls.key, handshakeTimeout: grace, ...timeouts}) : createHttpServer(timeouts)
+    // Counted from the TCP accept (before TLS), not only at the upgrade: partial headers hold a place too.
+    http.on('connection', (socket: Socket) => this.acceptSocket(socket))
     http.on('request', (_req, res) => {
       res.writeHead(426, {'content-type': 'text/plain'}).end(`This is an r1 node (${this.address}); connect with a WebSocket, subprotocol ${SUBPROTOCOL}.\n`)
     })
@@ -199,6 +219,7 @@ export class NodeServer {
       },
     })
     wss.on('connection', (ws, req) => {
+      this.upgraded(req.socket)
       const connection = new Connection(this, webSocketTransport(ws, (error) => this.log(`send failed: ${error.message}`)))
       ws.on('message', (data, isBinary) => connection.receive(isBinary ? undefined : textOf(data)))
       ws.on('pong', () => connection.pong())
@@ -241,6 +262,7 @@ export class NodeServer {
     const deadline = Date.now() + 2000
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     for (const connection of this.connections) connection.terminate()
+    for (const socket of this.pendingByPeer.values()) socket.destroy()
     await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()))
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()))
     this.http?.closeAllConnections?.()
@@ -295,11 +317,38 @@ export class NodeServer {
     }
   }
 
-  /** Makes room for a newcomer: an unauthenticated connection is closed (1013, try again later). */
+  /** Makes room for a newcomer: an unauthenticated connection is terminated (a 1013 close frame first, try again later). */
   private evict(connection: Connection): void {
     this.slots.remove(connection)
     this.stats.evicted++
-    connection.close(1013, 'evicted: this node is at its connection limit for unauthenticated connections')
+    connection.terminate(1013, 'evicted: this node is at its connection limit for unauthenticated connections')
+  }
+
+  /** A TCP socket accepted: counted until its upgrade; the oldest of its address (or of all) dropped beyond the limits. */
+  private acceptSocket(socket: Socket): void {
+    const peer = peerKey(socket)
+    if (this.closing || !peer) {
+      socket.destroy()
+      return
+    }
+    for (const dropped of this.pending.add(socket, ipKey(socket.remoteAddress))) {
+      this.stats.droppedPending++
+      dropped.destroy()
+    }
+    this.pendingByPeer.set(peer, socket)
+    socket.once('close', () => {
+      this.pending.release(socket)
+      if (this.pendingByPeer.get(peer) === socket) this.pendingByPeer.delete(peer)
+    })
+  }
+
+  /** Its upgrade went through: ConnectionSlots and the auth grace count it from here. */
+  private upgraded(socket: Socket): void {
+    const peer = peerKey(socket)
+    const raw = peer ? this.pendingByPeer.get(peer) : undefined
+    if (!raw) return
+    this.pendingByPeer.delete(peer!)
+    this.pending.release(raw)
   }
 
   private tick(): void {
@@ -320,8 +369,13 @@ export class NodeServer {
   }
 }
 
+/** The remote IP as connections are counted per address (IPv6 by /64). */
 function remoteIp(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown'
+  return ipKey(req.socket.remoteAddress)
+}
+
+function peerKey(socket: Socket): string | undefined {
+  return socket.remoteAddress && socket.remotePort !== undefined ? `${socket.remoteAddress}|${socket.remotePort}` : undefined
 }
 
 function textOf(data: RawData): string {
@@ -343,7 +397,8 @@ function webSocketTransport(ws: WebSocket, onSendError: (error: Error) => void):
     close(code, reason) {
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code, reason)
     },
-    terminate() {
+    terminate(code, reason) {
+      if (code !== undefined && ws.readyState === WebSocket.OPEN) ws.close(code, reason)
       ws.terminate()
     },
     ping() {

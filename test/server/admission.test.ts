@@ -5,7 +5,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {formatTime, type UnsignedCommand} from '../../src/protocol/messages.js'
 import {encodeCommand, encodeEncryptedCommand} from '../../src/protocol/wire.js'
-import {admitCommand, type AdmissionContext, ConnectionSlots, FloodGuard, TokenBucket} from '../../src/runtime/admission.js'
+import {admitCommand, type AdmissionContext, ConnectionSlots, FloodGuard, ipKey, PendingSockets, TokenBucket} from '../../src/runtime/admission.js'
 import {ReplayCache} from '../../src/runtime/replay-cache.js'
 
 const node = generateIdentity()
@@ -222,5 +222,43 @@ describe('ConnectionSlots', () => {
     expect(slots.admit('x')).toMatchObject({ok: false})
     slots.remove('a')
     expect(slots.admit('x')).toEqual({ok: true, evict: []})
+  })
+})
+
+describe('PendingSockets (before the upgrade)', () => {
+  it('per IP: a new socket beyond the limit drops that IP’s oldest, never another IP’s', () => {
+    const pending = new PendingSockets<string>({perIp: 2, max: 100})
+    expect(pending.add('a1', 'A')).toEqual([])
+    expect(pending.add('b1', 'B')).toEqual([])
+    expect(pending.add('a2', 'A')).toEqual([])
+    expect(pending.add('a3', 'A')).toEqual(['a1'])
+    expect(pending.countFor('A')).toBe(2)
+    expect(pending.countFor('B')).toBe(1)
+  })
+
+  it('in all: beyond max the oldest of any IP is dropped; a released (upgraded or closed) socket frees its place', () => {
+    const pending = new PendingSockets<string>({perIp: 10, max: 3})
+    pending.add('a1', 'A')
+    pending.add('b1', 'B')
+    pending.add('c1', 'C')
+    expect(pending.add('d1', 'D')).toEqual(['a1'])
+    expect(pending.release('b1')).toBe(true)
+    expect(pending.release('b1')).toBe(false)
+    expect(pending.add('e1', 'E')).toEqual([])
+    expect(pending.size).toBe(3)
+    expect(pending.countFor('A')).toBe(0)
+  })
+})
+
+describe('ipKey', () => {
+  it('keeps IPv4 (and IPv4-mapped IPv6) as is and keys IPv6 on its /64', () => {
+    expect(ipKey('127.0.0.1')).toBe('127.0.0.1')
+    expect(ipKey('::ffff:10.1.2.3')).toBe('10.1.2.3')
+    expect(ipKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64')
+    expect(ipKey('2001:0db8:0001:0002:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64')
+    expect(ipKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(ipKey('::1')).toBe('0:0:0:0::/64')
+    expect(ipKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64')
+    expect(ipKey(undefined)).toBe('unknown')
   })
 })
