@@ -50,6 +50,8 @@ export interface LocalNodeOptions {
   historySize?: number
   /** Per-instance rate of LOG events (lines over it are dropped and counted). */
   logRate?: LogRate
+  /** Dropped log lines are reported within this long when no line follows (default 1 s; tests lengthen it). */
+  logFlushMs?: number
   /** Where shipped files are unpacked and set up (outside the data dir); default: the temp dir, named after the data dir. */
   filesRoot?: string
   /** Bundle disk quota and collection grace (defaults in bundle-store.ts: 512 MiB, 15 min). */
@@ -164,7 +166,7 @@ export class LocalNode implements NodeCore {
     this.logRate = options.logRate ?? DEFAULT_LOG_RATE
     this.logLimits = new LogLimits(this.logRate, (path, dropped) => {
       this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_LOG_DROPPED, `${dropped} log line(s) dropped: over ${this.logRate.perSecond} lines/s`, undefined, {DROPPED: dropped})
-    })
+    }, {flushMs: options.logFlushMs})
   }
 
   /** Starts a node: loads persisted state (a corrupt state file is an error; nothing is overwritten) and starts every instance. */
