@@ -12,7 +12,8 @@ export type RunnerEvent =
   | {kind: 'payload'; data: PluginPayload}
   | {kind: 'notification'; message: string; code?: number; type: PluginNotificationType; info?: unknown; commandHash?: string}
   /** `time` (epoch ms): when the line was read, for lines that may reach the node later (a process app's output); else the node stamps it. */
-  | {kind: 'log'; level: LogLevel; text: string; time?: number}
+  /** `cut`: characters of the line already cut where it was read (the node cuts every line to MAX_LINE_CHARS and counts them with it). */
+  | {kind: 'log'; level: LogLevel; text: string; time?: number; cut?: number}
 
 export interface RunnerOptions {
   config: Record<string, unknown>

@@ -80,28 +80,7 @@ export function admitCommand(text: string, context: AdmissionContext): Admitted 
   return {ok: true, command: opened.command, action: opened.action, payload: opened.payload, hash, sender, allowed: true, encrypted: true}
 }
 
-/** A token bucket on an injected clock: `burst` at once, `perSecond` sustained. */
-export class TokenBucket {
-  private tokens: number
-  private last: number
-
-  constructor(
-    private readonly burst: number,
-    private readonly perSecond: number,
-    now: number,
-  ) {
-    this.tokens = burst
-    this.last = now
-  }
-
-  take(now: number): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) / 1000) * this.perSecond)
-    this.last = now
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
-  }
-}
+export {TokenBucket} from './token-bucket.js'
 
 /** Counts refused frames; `strike` turns false once more than `closeAfter` fell within `windowMs` (close the connection). */
 export class FloodGuard {

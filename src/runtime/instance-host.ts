@@ -17,8 +17,8 @@ export interface HostApi {
   /** The app the instance runs exited with a failure (restarting after `restartInMs`, or not at all): the supervisor reports it. */
   appCrashed(error: string, restartInMs: number | undefined): void
   appUp(): void
-  /** A line the instance read (its app's output) as its log line, stamped with `time` (epoch ms), when it was read. */
-  log(level: LogLevel, text: string, time: number): void
+  /** A line the instance read (its app's output) as its log line, stamped with `time` (epoch ms), when it was read; `cut`: characters cut from it. */
+  log(level: LogLevel, text: string, time: number, cut?: number): void
   baseEnv: Record<string, string>
   restartBackoff: {baseMs: number; capMs: number}
 }
@@ -194,7 +194,7 @@ class InstanceHost {
       },
       appCrashed: (error, restartInMs) => sendNow({t: 'appCrash', error, ...(restartInMs === undefined ? {} : {restartInMs})}),
       appUp: () => sendNow({t: 'appUp'}),
-      log: (level, text, time) => sendEvent({kind: 'log', level, text, time}),
+      log: (level, text, time, cut) => sendEvent({kind: 'log', level, text, time, ...(cut ? {cut} : {})}),
       baseEnv: spec.baseEnv,
       restartBackoff: spec.restartBackoff ?? {baseMs: 1000, capMs: 30_000},
     }

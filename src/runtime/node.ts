@@ -18,7 +18,7 @@ import {CpuMeter} from './cpu.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
-import {DEFAULT_LOG_RATE, LogLimiter, type LogRate} from './log-limit.js'
+import {DEFAULT_LOG_RATE, LogLimits, cutLine, type LogRate} from './log-limit.js'
 import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
 import {InstanceSecrets} from './instance-secrets.js'
@@ -50,6 +50,8 @@ export interface LocalNodeOptions {
   historySize?: number
   /** Per-instance rate of LOG events (lines over it are dropped and counted). */
   logRate?: LogRate
+  /** Dropped log lines are reported within this long when no line follows (default 1 s; tests lengthen it). */
+  logFlushMs?: number
   /** Where shipped files are unpacked and set up (outside the data dir); default: the temp dir, named after the data dir. */
   filesRoot?: string
   /** Bundle disk quota and collection grace (defaults in bundle-store.ts: 512 MiB, 15 min). */
@@ -129,8 +131,8 @@ export class LocalNode implements NodeCore {
   private readonly historySize: number
   private readonly heartbeatIntervalMs: number
   private readonly logRate: LogRate
-  /** Log rate limiters by instance path. */
-  private readonly logLimiters = new Map<string, LogLimiter>()
+  /** Log rate limits by instance path. */
+  private readonly logLimits: LogLimits<PayloadPath>
   /** Desired state on disk; undefined for a throw-away data dir. */
   private readonly store: StateStore | undefined
   private readonly warningList: string[]
@@ -169,6 +171,9 @@ export class LocalNode implements NodeCore {
     this.historySize = options.historySize ?? 5
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000
     this.logRate = options.logRate ?? DEFAULT_LOG_RATE
+    this.logLimits = new LogLimits(this.logRate, (path, dropped) => {
+      this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_LOG_DROPPED, `${dropped} log line(s) dropped: over ${this.logRate.perSecond} lines/s`, undefined, {DROPPED: dropped})
+    }, {flushMs: options.logFlushMs})
   }
 
   /** Starts a node: loads persisted state (a corrupt state file is an error; nothing is overwritten) and starts every instance. */
@@ -269,6 +274,7 @@ export class LocalNode implements NodeCore {
     clearInterval(this.heartbeatTimer)
     await this.chain
     await Promise.all([...this.active.values()].flatMap((pipeline) => [...pipeline.instances.values()].map((s) => s.stop())))
+    this.logLimits.close()
     if (this.throwAway) await rm(this.dataDir, {recursive: true, force: true})
   }
 
@@ -548,7 +554,7 @@ export class LocalNode implements NodeCore {
     const {spec} = supervisor
     if (!this.files || !spec.filesHash) return supervisor.start()
     supervisor.preparing()
-    this.files.prepare(spec.filesHash, (level, text) => this.pluginLog(path, level, text)).then(
+    this.files.prepare(spec.filesHash, (level, text, cut) => this.pluginLog(path, level, text, undefined, cut)).then(
       () => {
         // removed, replaced or stopped meanwhile: nothing to start
         if (!this.stopped && supervisor.status === 'starting' && this.instance(spec.pipeline, spec.signature, spec.instanceId) === supervisor) supervisor.start()
@@ -863,18 +869,14 @@ export class LocalNode implements NodeCore {
     }) as NotificationEvent
   }
 
-  /** A plugin's log line as a LOG event, within the instance's log rate (what is dropped is counted, then reported). */
-  private pluginLog(path: PayloadPath, level: LogLevel, text: string, at?: number): void {
-    const key = path.join('\u0000')
-    let limiter = this.logLimiters.get(key)
-    if (!limiter) this.logLimiters.set(key, (limiter = new LogLimiter(this.logRate)))
-    const taken = limiter.take()
-    if (!taken.ok) return
-    if (taken.dropped > 0) {
-      const rate = this.logRate.perSecond
-      this.notify(path.slice(1) as [string, string, string], NotificationCode.PLUGIN_LOG_DROPPED, `${taken.dropped} log line(s) dropped: over ${rate} lines/s`, undefined, {DROPPED: taken.dropped})
-    }
-    this.emit({EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, LEVEL: level, MESSAGE: text}, at)
+  /**
+   * The one place a plugin's log line (ctx.log, console.*, a process app's output, a files setup) becomes a
+   * LOG event: cut to MAX_LINE_CHARS (`cut`: characters already cut where it was read), within the
+   * instance's log rate (what is dropped is counted, then reported: src/runtime/log-limit.ts).
+   */
+  private pluginLog(path: PayloadPath, level: LogLevel, text: string, at?: number, cut = 0): void {
+    if (!this.logLimits.take(path.join('\u0000'), path)) return
+    this.emit({EE_EVENT_TYPE: 'LOG', EE_PAYLOAD_PATH: path, LEVEL: level, MESSAGE: cutLine(text, cut)}, at)
   }
 
   private onInstanceEvent(path: PayloadPath, raw: SupervisorEvent): void {
@@ -883,6 +885,8 @@ export class LocalNode implements NodeCore {
     if (event.kind === 'status' || event.kind === 'iteration' || event.kind === 'crash') {
       for (const listener of this.changeListeners) listener({path, ...event})
     }
+    // a stopped (deleted, archived, replaced) instance: its pending log drops are reported, its limit removed
+    if (event.kind === 'status' && event.status === 'stopped') this.logLimits.retire(path.join('\u0000'))
     if (this.stopped && event.kind !== 'log') return
     switch (event.kind) {
       case 'payload': {
@@ -915,7 +919,7 @@ export class LocalNode implements NodeCore {
         })
         break
       case 'log':
-        this.pluginLog(path, event.level, event.text, event.time)
+        this.pluginLog(path, event.level, event.text, event.time, event.cut)
         break
       case 'status':
       case 'iteration':

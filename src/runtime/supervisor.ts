@@ -1,5 +1,5 @@
 import {fork, type ChildProcess} from 'node:child_process'
-import {createInterface} from 'node:readline'
+import type {Readable} from 'node:stream'
 import type {InstanceStatus} from '../protocol/codes.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
@@ -7,6 +7,7 @@ import {childEntry} from './child-entry.js'
 import {isoNow as iso} from './clock.js'
 import {copyFiles, createInstanceDirs, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeInstanceDirs, stageBundle, type InstanceDirs, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
+import {splitLines} from './log-limit.js'
 
 /** Timings of a supervisor; tests shrink them, the defaults are ARCHITECTURE.md §4's. */
 export interface SupervisorOptions {
@@ -307,10 +308,11 @@ export class InstanceSupervisor {
         if (!child.pid) done(null, null)
       })
     })
-    const forward = (stream: NodeJS.ReadableStream | null, level: 'info' | 'warn') => {
-      if (stream) createInterface({input: stream}).on('line', (text) => {
+    // bounded: a line without an end (a write loop without a newline) keeps only its first MAX_LINE_CHARS
+    const forward = (stream: Readable | null, level: 'info' | 'warn') => {
+      if (stream) splitLines(stream, (text, cut) => {
         if (level === 'warn' && /JavaScript heap out of memory/.test(text)) this.overMemory(`the JavaScript heap reached its limit (--max-old-space-size=${this.memoryCap})`)
-        this.sink({kind: 'log', level, text})
+        this.sink({kind: 'log', level, text, ...(cut > 0 ? {cut} : {})})
       })
     }
     forward(child.stdout, 'info')

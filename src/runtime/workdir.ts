@@ -3,10 +3,11 @@ import {createHash, randomUUID} from 'node:crypto'
 import {chmod, lstat, mkdir, readFile, rename, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {createInterface} from 'node:readline'
+import type {Readable} from 'node:stream'
 import type {LogLevel} from '../protocol/events.js'
 import {sha256Hex, type BundleStore} from './bundle.js'
 import {giveTree, killGroup, removeTree, type RunAs} from './containment.js'
+import {splitLines} from './log-limit.js'
 import {unpackFiles} from './files-bundle.js'
 
 /**
@@ -19,7 +20,8 @@ import {unpackFiles} from './files-bundle.js'
 
 const SETUP_TIMEOUT_MS = 15 * 60_000
 
-export type WorkLog = (level: LogLevel, text: string) => void
+/** A line of a setup's output; `cut`: characters cut from it (a line is kept to MAX_LINE_CHARS as it is read). */
+export type WorkLog = (level: LogLevel, text: string, cut?: number) => void
 
 export function defaultFilesRoot(dataDir: string): string {
   return join(tmpdir(), `r1-files-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`)
@@ -92,10 +94,10 @@ function runSetup(setup: string, dir: string, env: Record<string, string>, user:
   return new Promise((resolve, reject) => {
     const child = spawn('sh', ['-c', setup], {cwd: dir, env: {...env, HOME: dir}, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(user ? {uid: user.uid, gid: user.gid} : {})})
     let last = ''
-    const forward = (stream: NodeJS.ReadableStream, level: LogLevel) =>
-      createInterface({input: stream}).on('line', (line) => {
+    const forward = (stream: Readable, level: LogLevel) =>
+      splitLines(stream, (line, cut) => {
         if (line.trim()) last = line
-        log(level, line)
+        log(level, line, cut)
       })
     forward(child.stdout!, 'info')
     forward(child.stderr!, 'warn')
@@ -111,7 +113,7 @@ function runSetup(setup: string, dir: string, env: Record<string, string>, user:
       clearTimeout(timer)
       killGroup(child.pid) // anything it left behind
       if (code === 0) resolve()
-      else reject(new Error(`setup "${setup}" failed (${signal ?? `exit ${code}`})${last ? `: ${last}` : ''}`))
+      else reject(new Error(`setup "${setup}" failed (${signal ?? `exit ${code}`})${last ? `: ${last.slice(0, 500)}` : ''}`))
     })
   })
 }

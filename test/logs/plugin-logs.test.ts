@@ -1,8 +1,10 @@
 // Plugin logs on a real node: ctx.log.* and console.* of plugin code become journaled LOG events that
 // `r1 logs` shows and filters (--type log --level warn), rate-limited per instance with a counted notice.
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Identity} from '../../src/protocol/identity.js'
+import {MAX_LINE_CHARS} from '../../src/runtime/log-limit.js'
 import {Session} from '../../src/session/index.js'
 import {cliIdentity, r1, tempRoot} from '../deploy/nodes.js'
 import {type LogLine, type NodeProc, cliKeyIdentity, freePort, spawnNode} from './helpers.js'
@@ -32,6 +34,25 @@ async function logLines(args: string[]): Promise<LogLine[]> {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as LogLine)
+}
+
+type Line = LogLine & {MESSAGE?: string; LEVEL?: string; NOTIFICATION_CODE?: number; INFO?: {DROPPED?: number}}
+
+/** Polls `r1 logs` until `done` holds for what it returns. */
+async function logsUntil(args: string[], done: (lines: Line[]) => boolean, what: string): Promise<Line[]> {
+  let lines: Line[] = []
+  for (let i = 0; i < 150; i++) {
+    lines = (await logLines(args)) as Line[]
+    if (done(lines)) return lines
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(lines).slice(0, 2000)}`)
+}
+
+/** Resident memory of a process (kB), from /proc. */
+function rssKb(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return Number(match![1])
 }
 
 beforeAll(async () => {
@@ -91,5 +112,47 @@ describe.sequential('plugin logs on a node', () => {
     // every line of the flood is either journaled or counted as dropped (the counts are reported once lines flow again)
     expect(kept).toBeLessThan(5000)
     expect(kept + dropped).toBe(5000)
+  })
+
+  it('a flood then silence: the dropped lines are still reported, with the exact count', async () => {
+    // 5,000 lines in the first process() call, then nothing more: no later line carries the count
+    await deploy('burst', "if (!plugin.obj_cache.done) { plugin.obj_cache.done = true; for (let i = 0; i < 5000; i++) plugin.log.info('burst ' + i) } return null", 0.5)
+    const keptOf = (lines: Line[]) => lines.filter((l) => l.EE_EVENT_TYPE === 'LOG' && l.MESSAGE?.startsWith('burst ')).length
+    const droppedOf = (lines: Line[]) => lines.reduce((sum, l) => sum + (l.NOTIFICATION_CODE === -202 ? Number(l.INFO?.DROPPED) : 0), 0)
+    const lines = await logsUntil(['--type', 'log', '--type', 'notification', '--pipeline', 'burst'], (got) => keptOf(got) + droppedOf(got) >= 5000, 'the count of the dropped lines')
+    const kept = keptOf(lines)
+    const dropped = droppedOf(lines)
+    expect(dropped).toBeGreaterThan(0)
+    expect(kept + dropped).toBe(5000)
+  })
+
+  it('a 3 MB console.log or ctx.log line is cut, with a marker; r1 logs shows it and exits 0', async () => {
+    const size = 3_000_000
+    await deploy('huge', `if (!plugin.obj_cache.done) { plugin.obj_cache.done = true; const big = 'y'.repeat(${size}); console.log('console ' + big); plugin.log.warn('ctx ' + big); console.log('after huge') } return null`)
+    const lines = await logsUntil(['--type', 'log', '--pipeline', 'huge'], (got) => got.some((l) => l.MESSAGE === 'after huge') && got.some((l) => l.MESSAGE?.startsWith('ctx ')), 'the cut lines')
+    const cut = (prefix: string) => `${(prefix + 'y'.repeat(size)).slice(0, MAX_LINE_CHARS)}… (${prefix.length + size - MAX_LINE_CHARS} more characters cut)`
+    expect(lines.find((l) => l.MESSAGE?.startsWith('console '))?.MESSAGE).toBe(cut('console '))
+    expect(lines.find((l) => l.MESSAGE?.startsWith('ctx '))).toMatchObject({LEVEL: 'warn', MESSAGE: cut('ctx ')})
+  })
+
+  it('50 MB written to stdout without a newline: the node stays within bounded memory and logs the line cut', async () => {
+    const pid = node.child.pid!
+    const before = rssKb(pid)
+    let peak = before
+    const sampler = setInterval(() => {
+      if (node.child.exitCode === null) peak = Math.max(peak, rssKb(pid))
+    }, 20)
+    try {
+      await deploy('stream', "if (!plugin.obj_cache.done) { plugin.obj_cache.done = true; const chunk = 'w'.repeat(1 << 20); for (let i = 0; i < 50; i++) process.stdout.write(chunk); process.stdout.write('\\nafter the stream\\n') } return null")
+      // the node filters (--search) before the wire: this waits for the stream to be read, whatever the long line became
+      await logsUntil(['--type', 'log', '--pipeline', 'stream', '--search', 'after the stream'], (got) => got.some((l) => l.MESSAGE === 'after the stream'), 'the line after the stream')
+    } finally {
+      clearInterval(sampler)
+    }
+    peak = Math.max(peak, rssKb(pid))
+    // a bound on memory, not on time: the 50 MB never sit in the node
+    expect((peak - before) / 1024).toBeLessThan(100)
+    const messages = (await logLines(['--type', 'log', '--pipeline', 'stream'])).map((l) => (l as Line).MESSAGE!)
+    expect(messages).toEqual([`${'w'.repeat(MAX_LINE_CHARS)}… (${50 * 2 ** 20 - MAX_LINE_CHARS} more characters cut)`, 'after the stream'])
   })
 })

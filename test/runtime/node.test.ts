@@ -292,3 +292,25 @@ describe('node core: stop', () => {
     await until(() => pids.every((pid) => !isAlive(pid)), 10_000, 'every process to end')
   })
 })
+
+describe('node core: plugin log drops', () => {
+  it('a deleted instance reports the lines it had dropped, with the exact count, and leaves no log limit behind', async () => {
+    // a flush timer far off: only the instance stopping can report the count in time
+    node = await startLocalNode({heartbeatIntervalMs: 0, supervisor: FAST, logRate: {burst: 5, perSecond: 0.01}, logFlushMs: 600_000})
+    const events = new Events(node)
+    // the payload follows the 51 lines on the same IPC channel: once it is in, so are they
+    const code = "if (!plugin.obj_cache.done) { plugin.obj_cache.done = true; for (let i = 0; i < 51; i++) plugin.log.info('line ' + i); return {DONE: true} } return null"
+    await node.execute('UPDATE_CONFIG', {NAME: 'drops', TYPE: 'Void', PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'd', PROCESS_DELAY: 0.05, CODE: code}]}]}, meta())
+    const limits = (node as unknown as {logLimits: {size: number}}).logLimits
+    await events.waitUntil(() => events.payloads('d').length > 0, 20_000, 'the payload after the lines')
+    // 5 kept, the rest dropped and not reported yet
+    expect(events.logs('d')).toHaveLength(5)
+    expect(events.notifications({code: NotificationCode.PLUGIN_LOG_DROPPED})).toEqual([])
+    expect(limits.size).toBe(1)
+    await node.execute('DELETE_CONFIG', 'drops', meta())
+    const drops = events.notifications({code: NotificationCode.PLUGIN_LOG_DROPPED})
+    expect(drops.map((n) => n.INFO)).toEqual([{DROPPED: 46}])
+    expect(drops[0].EE_PAYLOAD_PATH).toEqual([node.alias, 'drops', 'CUSTOM_EXEC_01', 'd'])
+    expect(limits.size).toBe(0)
+  })
+})

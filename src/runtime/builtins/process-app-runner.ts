@@ -1,9 +1,9 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {connect} from 'node:net'
 import {resolve} from 'node:path'
-import {createInterface} from 'node:readline'
 import {definePlugin, type PluginContext} from '../../plugin/define.js'
 import {killGroup} from '../containment.js'
+import {splitLines} from '../log-limit.js'
 import type {HostApi} from '../instance-host.js'
 
 /**
@@ -24,9 +24,6 @@ export interface HealthCheck {
   delayMs: number
   timeoutMs: number
 }
-
-/** Longer app lines are cut: a LOG event must fit in one WebSocket frame (1 MiB), JSON escapes included. */
-export const MAX_LINE_CHARS = 64 * 1024
 
 /**
  * HEALTH_CHECK of an instance config, as the runner uses it. Compiled configs carry its keys
@@ -110,11 +107,8 @@ export function createProcessAppRunner(host: HostApi) {
     status = next
   }
 
-  /** The one place a line of the app's output becomes a log line of the instance (the node rate-limits them per instance). */
-  const logLine = (level: 'info' | 'warn' | 'error', line: string) => {
-    const text = line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}… (${line.length - MAX_LINE_CHARS} more characters cut)` : line
-    host.log(level, text, Date.now())
-  }
+  /** The one place a line of the app's output becomes a log line of the instance (the node cuts and rate-limits them per instance). */
+  const logLine = (level: 'info' | 'warn' | 'error', line: string, cut = 0) => host.log(level, line, Date.now(), cut)
 
   async function waitHealthy(ctx: PluginContext, child: ChildProcess, check: HealthCheck): Promise<void> {
     const deadline = Date.now() + check.timeoutMs
@@ -149,10 +143,11 @@ export function createProcessAppRunner(host: HostApi) {
     lastStderrLine = undefined
     setStatus('starting')
     if (child.pid) host.trackGroup(child.pid)
-    createInterface({input: child.stdout!}).on('line', (line) => logLine('info', line))
-    createInterface({input: child.stderr!}).on('line', (line) => {
+    // bounded: of a line without an end only the first MAX_LINE_CHARS are kept
+    splitLines(child.stdout!, (line, cut) => logLine('info', line, cut))
+    splitLines(child.stderr!, (line, cut) => {
       if (line.trim()) lastStderrLine = line
-      logLine('warn', line)
+      logLine('warn', line, cut)
     })
     child.once('error', (error) => {
       lastStderrLine = `failed to start: ${error.message}`
