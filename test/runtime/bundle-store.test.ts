@@ -1,5 +1,5 @@
 import {existsSync} from 'node:fs'
-import {mkdtemp, readdir, rm, stat, truncate, utimes, writeFile} from 'node:fs/promises'
+import {chmod, mkdtemp, readdir, rm, stat, truncate, utimes, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
@@ -98,6 +98,7 @@ describe('bundle integrity', () => {
 
   it('an instance in error because its shipped files bundle was corrupt starts again once the files are uploaded, and the config confirms it', async () => {
     const filesRoot = await mkdtemp(join(tmpdir(), 'r1-bundle-files-'))
+    await chmod(filesRoot, 0o755) // the instance user (nobody, under root) copies the shipped files from inside it
     try {
       await writeFile(join(filesRoot, 'data.txt'), 'shipped')
       const files = await packFiles(filesRoot, ['data.txt'])
