@@ -6,9 +6,8 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Identity} from '../../src/protocol/identity.js'
-import {Session} from '../../src/session/index.js'
 import {bin, cliIdentity, r1, repoRoot, tempRoot} from '../deploy/nodes.js'
-import {type LogLine, type NodeProc, cliKeyIdentity, freePort, spawnNode} from './helpers.js'
+import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, freePort, logsJson, spawnNode} from './helpers.js'
 
 const root = tempRoot('r1-app-logs-')
 let env: Record<string, string>
@@ -18,27 +17,8 @@ let node: NodeProc
 type Line = LogLine & {LEVEL?: string; MESSAGE?: string; NOTIFICATION_CODE?: number; INFO?: {DROPPED?: number}; EE_PAYLOAD_PATH: string[]}
 
 /** Runs `command` (a shell line) under PROCESS_APP_RUNNER as instance `<name>-1` of pipeline `name`. */
-async function deployApp(name: string, command: string): Promise<void> {
-  const session = await Session.connect({url: node.url, nodeAddress: node.address, identity})
-  try {
-    await session.send('UPDATE_CONFIG', {NAME: name, TYPE: 'Void', PLUGINS: [{SIGNATURE: 'PROCESS_APP_RUNNER', INSTANCES: [{INSTANCE_ID: `${name}-1`, PROCESS_DELAY: 0.2, COMMAND: command}]}]}, {
-      expect: [{code: 100, instance: `${name}-1`}],
-      timeoutMs: 30_000,
-    })
-  } finally {
-    await session.close()
-  }
-}
-
-async function logLines(args: string[]): Promise<Line[]> {
-  const run = await r1(['logs', '--node', node.url, '--address', node.address, '--json', '--since', '1h', ...args], {env})
-  expect(run.exitCode, run.stderr).toBe(0)
-  return run.stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Line)
-}
+const deployApp = (name: string, command: string) => deployOne(node, identity, name, 'PROCESS_APP_RUNNER', {PROCESS_DELAY: 0.2, COMMAND: command})
+const logLines = (args: string[]) => logsJson<Line>(node, env, args)
 
 /** Polls `r1 logs` until `done` holds for what it returns. */
 async function logsUntil(args: string[], done: (lines: Line[]) => boolean, what: string): Promise<Line[]> {

@@ -10,7 +10,8 @@ import {cliKeyPath, type Identity, requireIdentity} from '../../src/protocol/ide
 import {Journal} from '../../src/runtime/journal.js'
 import {allowAddress} from '../../src/runtime/server-allowlist.js'
 import {Session} from '../../src/session/index.js'
-import {bin, repoRoot} from '../deploy/nodes.js'
+import {expect} from 'vitest'
+import {bin, r1, repoRoot} from '../deploy/nodes.js'
 
 export async function freePort(): Promise<number> {
   const server = createServer()
@@ -241,4 +242,28 @@ export async function journalSeqs(dataDir: string): Promise<{seqs: number[]; gap
     await journal.close()
   }
   return {seqs, gaps}
+}
+
+/** Applies pipeline `name` with one instance `<name>-1` of `signature` and waits for its PLUGIN_CONFIG_OK. */
+export async function deployOne(node: {url: string; address: string}, identity: Identity, name: string, signature: string, config: Record<string, unknown>): Promise<void> {
+  const session = await Session.connect({url: node.url, nodeAddress: node.address, identity})
+  try {
+    await session.send('UPDATE_CONFIG', {NAME: name, TYPE: 'Void', PLUGINS: [{SIGNATURE: signature, INSTANCES: [{INSTANCE_ID: `${name}-1`, ...config}]}]}, {
+      expect: [{code: 100, instance: `${name}-1`}],
+      timeoutMs: 30_000,
+    })
+  } finally {
+    await session.close()
+  }
+}
+
+/** `r1 logs --json --since 1h …` of one node with the built CLI, parsed (it must exit 0). */
+export async function logsJson<T = LogLine>(node: {url: string; address: string}, env: Record<string, string>, args: string[]): Promise<T[]> {
+  const run = await r1(['logs', '--node', node.url, '--address', node.address, '--json', '--since', '1h', ...args], {env})
+  expect(run.exitCode, run.stderr).toBe(0)
+  return run.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T)
 }

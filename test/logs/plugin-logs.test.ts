@@ -5,36 +5,16 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Identity} from '../../src/protocol/identity.js'
 import {MAX_LINE_CHARS} from '../../src/runtime/log-limit.js'
-import {Session} from '../../src/session/index.js'
 import {cliIdentity, r1, tempRoot} from '../deploy/nodes.js'
-import {type LogLine, type NodeProc, cliKeyIdentity, freePort, spawnNode} from './helpers.js'
+import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, freePort, logsJson, spawnNode} from './helpers.js'
 
 const root = tempRoot('r1-plugin-logs-')
 let env: Record<string, string>
 let identity: Identity
 let node: NodeProc
 
-async function deploy(name: string, code: string, delay = 0.2): Promise<void> {
-  const session = await Session.connect({url: node.url, nodeAddress: node.address, identity})
-  try {
-    await session.send('UPDATE_CONFIG', {NAME: name, TYPE: 'Void', PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: `${name}-1`, PROCESS_DELAY: delay, CODE: code}]}]}, {
-      expect: [{code: 100, instance: `${name}-1`}],
-      timeoutMs: 30_000,
-    })
-  } finally {
-    await session.close()
-  }
-}
-
-async function logLines(args: string[]): Promise<LogLine[]> {
-  const run = await r1(['logs', '--node', node.url, '--address', node.address, '--json', '--since', '1h', ...args], {env})
-  expect(run.exitCode, run.stderr).toBe(0)
-  return run.stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as LogLine)
-}
+const deploy = (name: string, code: string, delay = 0.2) => deployOne(node, identity, name, 'CUSTOM_EXEC_01', {PROCESS_DELAY: delay, CODE: code})
+const logLines = (args: string[]) => logsJson(node, env, args)
 
 type Line = LogLine & {MESSAGE?: string; LEVEL?: string; NOTIFICATION_CODE?: number; INFO?: {DROPPED?: number}}
 
