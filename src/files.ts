@@ -24,10 +24,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     await rm(temp, {force: true})
     throw error
   }
-  const dirHandle = await open(dir, 'r').catch(() => undefined)
-  if (dirHandle) {
-    await dirHandle.sync().catch(() => undefined)
-    await dirHandle.close()
+  await syncDir(dir)
+}
+
+/** fsyncs a folder, so that a rename or unlink in it survives a power loss (best effort where folders cannot be synced). */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r').catch(() => undefined)
+  if (!handle) return
+  try {
+    await handle.sync().catch(() => undefined)
+  } finally {
+    await handle.close()
   }
 }
 

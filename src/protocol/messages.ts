@@ -157,19 +157,24 @@ export function parseTime(time: string): number {
   return Date.parse(time.slice(0, 23).replace(' ', 'T') + 'Z')
 }
 
+/** What every signed command carries, in the clear or encrypted. */
+const signedCommandFields = {
+  EE_DEST: z.string(),
+  INITIATOR_ID: z.string().max(200),
+  SESSION_ID: z.string().max(200),
+  TIME: z.string().regex(TIME_RE, 'expected "YYYY-mm-dd HH:MM:SS.ffffff" (UTC)'),
+  SIGN_CANON_V: z.literal('v2'),
+  EE_HASH: Sha256Hex,
+  EE_SIGN: z.string(),
+  EE_SENDER: z.string(),
+}
+
 /** The signed command envelope (client → node). Extra Ratio1 keys (EE_ID, EE_ETH_*) are allowed. */
 export const CommandEnvelopeSchema = z
   .object({
     ACTION: z.enum(Actions as [Action, ...Action[]]),
     PAYLOAD: z.unknown(),
-    EE_DEST: z.string(),
-    INITIATOR_ID: z.string().max(200),
-    SESSION_ID: z.string().max(200),
-    TIME: z.string().regex(TIME_RE, 'expected "YYYY-mm-dd HH:MM:SS.ffffff" (UTC)'),
-    SIGN_CANON_V: z.literal('v2'),
-    EE_HASH: Sha256Hex,
-    EE_SIGN: z.string(),
-    EE_SENDER: z.string(),
+    ...signedCommandFields,
     EE_IS_ENCRYPTED: z.boolean().optional(),
   })
   .catchall(z.unknown())
@@ -184,14 +189,7 @@ export const EncryptedEnvelopeSchema = z
   .object({
     EE_IS_ENCRYPTED: z.literal(true),
     EE_ENCRYPTED_DATA: z.string().min(1),
-    EE_DEST: z.string(),
-    INITIATOR_ID: z.string().max(200),
-    SESSION_ID: z.string().max(200),
-    TIME: z.string().regex(TIME_RE, 'expected "YYYY-mm-dd HH:MM:SS.ffffff" (UTC)'),
-    SIGN_CANON_V: z.literal('v2'),
-    EE_HASH: Sha256Hex,
-    EE_SIGN: z.string(),
-    EE_SENDER: z.string(),
+    ...signedCommandFields,
   })
   .catchall(z.unknown())
   .refine((m) => !('ACTION' in m) && !('PAYLOAD' in m), {message: 'an encrypted command carries ACTION and PAYLOAD only inside EE_ENCRYPTED_DATA', path: ['ACTION']})

@@ -1,7 +1,7 @@
-import {mkdir, open, rm} from 'node:fs/promises'
+import {mkdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
-import {readRecordFiles, writeFileAtomic} from '../files.js'
+import {readRecordFiles, syncDir, writeFileAtomic} from '../files.js'
 import {decrypt} from '../protocol/encryption.js'
 import type {Identity} from '../protocol/identity.js'
 import {SealedValueSchema} from '../protocol/messages.js'
@@ -138,12 +138,3 @@ function parse(text: string, path: string): SecretsFile {
   return data!
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r').catch(() => undefined)
-  if (!handle) return
-  try {
-    await handle.sync().catch(() => undefined)
-  } finally {
-    await handle.close()
-  }
-}

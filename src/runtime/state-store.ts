@@ -1,8 +1,8 @@
 import {createHash} from 'node:crypto'
-import {mkdir, open, readFile, rename, rm} from 'node:fs/promises'
+import {mkdir, readFile, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
-import {readRecordFiles, writeFileAtomic} from '../files.js'
+import {readRecordFiles, syncDir, writeFileAtomic} from '../files.js'
 import {PipelineConfigSchema, type PipelineConfig} from '../protocol/pipeline.js'
 
 /**
@@ -135,16 +135,6 @@ export class StateStore {
     for (const record of records.values()) await this.write(record)
     await rename(legacy, `${legacy}.migrated`)
     await syncDir(this.dataDir)
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r').catch(() => undefined)
-  if (!handle) return
-  try {
-    await handle.sync().catch(() => undefined)
-  } finally {
-    await handle.close()
   }
 }
 
