@@ -1,6 +1,6 @@
 // Real `r1 node start` processes and CLI runs for the deploy/manage end-to-end tests and the bench.
 import {type ChildProcess, spawn} from 'node:child_process'
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
+import {appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -120,4 +120,18 @@ export async function startNode(options: {dataDir: string; allow?: string[]; tls
       clearTimeout(timer)
     },
   }
+}
+
+/**
+ * Two real nodes (edge-a, edge-b) that allow `address`, and a copy of the `basic` fixture project under
+ * `root` naming them as targets, deployed to both with the built CLI.
+ */
+export async function deployedBasicProject(root: string, address: string, env: Record<string, string>): Promise<{project: string; nodes: NodeProcess[]}> {
+  const project = join(root, 'project')
+  const nodes = await Promise.all(['a', 'b'].map((n) => startNode({dataDir: join(root, `node-${n}`), allow: [address]})))
+  cpSync(fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url)), project, {recursive: true})
+  appendFileSync(join(project, 'config.yaml'), `targets:\n${nodes.map((n, i) => `  edge-${'ab'[i]}: { url: "${n.url}", address: "${n.address}" }\n`).join('')}`)
+  const deployed = await r1(['deploy', '--all', '--json', '--dir', project], {env})
+  if (deployed.exitCode !== 0) throw new Error(`deploy of the basic project failed: ${deployed.stderr}${deployed.stdout}`)
+  return {project, nodes}
 }

@@ -1,11 +1,10 @@
 // The CLI against real nodes: identity pinning (`r1 node info`, mismatch), read-only commands over every
 // target, idempotent stop, delete needing --yes, hints by rejection reason, a node that dies mid-deploy.
-import {appendFileSync, cpSync, mkdirSync, writeFileSync} from 'node:fs'
+import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {type NodeProcess, bin, cliIdentity, r1, repoRoot, selfSignedCert, startNode, tempRoot} from '../deploy/nodes.js'
+import {type NodeProcess, bin, cliIdentity, deployedBasicProject, r1, repoRoot, selfSignedCert, startNode, tempRoot} from '../deploy/nodes.js'
 
 const root = tempRoot('r1-e2e-cli-side-')
 const project = join(root.dir, 'project')
@@ -23,11 +22,7 @@ beforeAll(async () => {
   env = identity.env
   myAddress = identity.address
   strangerEnv = (await cliIdentity(root.dir, 'stranger')).env
-  nodes = await Promise.all(['a', 'b'].map((n) => startNode({dataDir: join(root.dir, `node-${n}`), allow: [identity.address]})))
-  cpSync(fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url)), project, {recursive: true})
-  appendFileSync(join(project, 'config.yaml'), `targets:\n${nodes.map((n, i) => `  edge-${'ab'[i]}: { url: "${n.url}", address: "${n.address}" }\n`).join('')}`)
-  const deployed = await cli(['deploy', '--all', '--json'])
-  expect(deployed.exitCode, deployed.stderr + deployed.stdout).toBe(0)
+  nodes = (await deployedBasicProject(root.dir, identity.address, env)).nodes
 }, 120_000)
 
 afterAll(async () => {

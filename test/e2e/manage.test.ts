@@ -1,9 +1,7 @@
 // status, pipelines ls|stop|delete, command, rollback end to end: the built CLI against real node processes.
-import {cpSync, appendFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {type NodeProcess, cliIdentity, r1, startNode, tempRoot} from '../deploy/nodes.js'
+import {type NodeProcess, cliIdentity, deployedBasicProject, r1, tempRoot} from '../deploy/nodes.js'
 
 const root = tempRoot('r1-e2e-manage-')
 const project = join(root.dir, 'project')
@@ -20,11 +18,7 @@ beforeAll(async () => {
   const identity = await cliIdentity(root.dir)
   env = identity.env
   deadAddress = (await cliIdentity(root.dir, 'other')).address
-  nodes = await Promise.all(['a', 'b'].map((n) => startNode({dataDir: join(root.dir, `node-${n}`), allow: [identity.address]})))
-  cpSync(fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url)), project, {recursive: true})
-  appendFileSync(join(project, 'config.yaml'), `targets:\n${nodes.map((n, i) => `  edge-${'ab'[i]}: { url: "${n.url}", address: "${n.address}" }\n`).join('')}`)
-  const deployed = await cli(['deploy', '--all', '--json'])
-  expect(deployed.exitCode, deployed.stderr + deployed.stdout).toBe(0)
+  nodes = (await deployedBasicProject(root.dir, identity.address, env)).nodes
 }, 120_000)
 
 afterAll(async () => {
