@@ -3,6 +3,7 @@ import {R1Error} from '../errors.js'
 import type {InstanceStatus} from '../protocol/codes.js'
 import type {PublicHeartbeat, StateResult} from '../protocol/messages.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
+import type {NodeServices} from '../services/types.js'
 import type {NodeCore} from './contract.js'
 import {CpuMeter} from './cpu.js'
 
@@ -23,6 +24,8 @@ export interface NodeQueries {
   putBundle?(hash: string, bytes: Uint8Array): Promise<void>
   /** Problems found at start (a corrupt journal.json set aside, …): R1_STATE's WARNINGS. */
   warnings?(): string[]
+  /** The node's CStore and R1FS (the service actions use them); none on a node without services. */
+  readonly services?: NodeServices
 }
 
 /** R1_STATE's RESULT (PROTOCOL.md §4.9). */

@@ -11,6 +11,7 @@ import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEven
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
+import type {NodeServices} from '../services/types.js'
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoAt} from './clock.js'
@@ -60,6 +61,8 @@ export interface LocalNodeOptions {
   warnings?: string[]
   /** Node diagnostics (corrupt bundle removed, bundles collected, …); default: stderr. */
   log?: (line: string) => void
+  /** The node's CStore and R1FS, for the service actions of the signed protocol; none: those actions are refused. */
+  services?: NodeServices
 }
 
 export interface InstanceState {
@@ -139,6 +142,7 @@ export class LocalNode implements NodeCore {
   private readonly log: (line: string) => void
   /** Each pipeline's secrets, sealed to this node (R1_SECRETS). */
   readonly secrets: SecretStore
+  readonly services: NodeServices | undefined
   /** What running instances were given of them, and the redaction of what they emit. */
   private readonly instanceSecrets: InstanceSecrets
   /**
@@ -161,6 +165,7 @@ export class LocalNode implements NodeCore {
     this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
     this.store = throwAway ? undefined : new StateStore(dataDir)
     this.secrets = new SecretStore(throwAway ? undefined : dataDir)
+    this.services = options.services
     this.instanceSecrets = new InstanceSecrets(this.secrets, options.identity, this.alias)
     this.warningList = [...(options.warnings ?? [])]
     this.seq = options.startSeq ?? 0
