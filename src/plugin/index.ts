@@ -6,7 +6,7 @@ import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNo
 import {PluginRunner, type CommandResult, type LogLevel, type StepResult} from './runner.js'
 
 export {definePlugin, isPlugin, PLUGIN_BRAND} from './define.js'
-export type {BaseInstanceConfig, InstanceConfigOf, NotifyOptions, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
+export type {BaseInstanceConfig, InstanceConfigOf, JsonValue, NotifyOptions, Plugin, PluginContext, PluginCStore, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload, PluginR1fs, R1fsAddOptions, R1fsFileData} from './define.js'
 export type {CommandResult, LogLevel, StepResult} from './runner.js'
 export {NotificationCode, NotificationType} from '../protocol/codes.js'
 
