@@ -38,7 +38,7 @@ export function serviceClients(urls: () => Promise<ServiceUrls> | ServiceUrls): 
     hget: (hkey, field) => call('cstore', '/hget', {query: {hkey, key: field}}),
     hset: async (hkey, field, value) => Boolean(await call('cstore', '/hset', {json: {hkey, key: field, value: toJson(value), chainstore_peers: []}})),
     hgetall: async <T extends JsonValue>(hkey: string) => (await call<Record<string, T> | null>('cstore', '/hgetall', {query: {hkey}})) ?? {},
-    hkeys: async (hkey) => Object.keys((await call<Record<string, JsonValue> | null>('cstore', '/hgetall', {query: {hkey}})) ?? {}),
+    hkeys: async (hkey) => (await call<string[] | null>('cstore', '/hkeys', {query: {hkey}})) ?? [],
   }
   const getFile = async (cid: string, secret?: string): Promise<R1fsFileData | undefined> => {
     const response = await request(await base('r1fs'), '/get_file', {query: {cid, secret}, missing: true})
