@@ -1,3 +1,4 @@
+import {ExitCode, R1Error} from '../errors.js'
 import {type Topics, topics as topicLayout} from '../protocol/topics.js'
 
 /** A node reads its own config topic and publishes to the shared and targeted topics; a client the reverse. */
@@ -23,7 +24,7 @@ export interface AclRule {
  * publishes to any node's config topic.
  */
 export function aclRules(identity: BrokerIdentity, root?: string): AclRule[] {
-  const t: Topics = topicLayout(root)
+  const t = topicsUnder(root)
   if (identity.role === 'node') {
     return [
       {access: 'read', topic: t.config(identity.address)},
@@ -36,15 +37,24 @@ export function aclRules(identity: BrokerIdentity, root?: string): AclRule[] {
   ]
 }
 
+/** The topic layout under `root`; a malformed root is a usage error. */
+export function topicsUnder(root?: string): Topics {
+  try {
+    return topicLayout(root)
+  } catch (error) {
+    throw new R1Error(`--root: ${(error as Error).message}`, ExitCode.USAGE, {code: 'BROKER_TOPIC_ROOT', hint: 'e.g. --root naeural'})
+  }
+}
+
 /**
- * Whether `identity` may subscribe to `filter`: only the exact topics its rules name (a wildcard
+ * Whether a user with these rules may subscribe to `filter`: only the exact topics its rules name (a wildcard
  * subscription would reach other identities' topics, so none is granted).
  */
 export function maySubscribe(rules: readonly AclRule[], filter: string): boolean {
   return rules.some((rule) => rule.access === 'read' && !rule.topic.includes('+') && rule.topic === filter)
 }
 
-/** Whether `identity` may publish to `topic` (a concrete topic; `+` in a rule matches one non-empty level). */
+/** Whether a user with these rules may publish to `topic` (a concrete topic; `+` in a rule matches one non-empty level). */
 export function mayPublish(rules: readonly AclRule[], topic: string): boolean {
   if (/[+#]/.test(topic)) return false
   const levels = topic.split('/')

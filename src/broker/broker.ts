@@ -8,14 +8,15 @@ import {Aedes, type AedesOptions, type AuthenticateError, type Client} from 'aed
 import {createWebSocketStream, WebSocketServer} from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
 import {MAX_FRAME_BYTES} from '../protocol/messages.js'
-import {type AclRule, aclRules, mayPublish, maySubscribe} from './acl.js'
+import {type AclRule, aclRules, mayPublish, maySubscribe, topicsUnder} from './acl.js'
 import {UserStore} from './users.js'
 
 /**
  * r1's embedded MQTT broker (aedes, MQTT 3.1.1, in memory) for development, tests and small fleets:
  * TCP or TLS (`mqtt://`, `mqtts://`) and optionally WebSocket or secure WebSocket (`ws://`, `wss://`,
- * any path). With users in its data dir it refuses anonymous and wrong logins and holds each user to
- * the ACL of its role (acl.ts); without users it is open, which `r1 broker start` allows on loopback only.
+ * any path). While its data dir has users it refuses anonymous and wrong logins and holds each user to
+ * the ACL of its role (acl.ts), re-reading the users at each login; without users it is open on
+ * loopback and refuses every login elsewhere.
  */
 
 export interface BrokerOptions {
@@ -38,7 +39,7 @@ export interface RunningBroker {
   url: string
   /** `ws://host:port` or `wss://host:port` when a WebSocket port was asked for. */
   wsUrl?: string
-  /** Whether logins are checked (the data dir has users). */
+  /** Whether logins were checked when it started (the data dir had users). */
   auth: boolean
   /** Clients connected now. */
   connectedClients(): number
@@ -51,17 +52,19 @@ const MAX_CLIENT_ID_LENGTH = 256
 /** An MQTT packet carries one protocol frame plus its topic and header. */
 const MAX_WS_MESSAGE_BYTES = MAX_FRAME_BYTES + 64 * 1024
 
-const identities = new WeakMap<Client, AclRule[]>()
+/** Each logged-in client's ACL; `open` for a client let in while the data dir had no users. */
+const grants = new WeakMap<Client, AclRule[] | 'open'>()
 
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
   const host = options.host ?? '127.0.0.1'
+  topicsUnder(options.topicRoot)
   const users = options.dataDir === undefined ? undefined : new UserStore(options.dataDir)
   const auth = users !== undefined && (await users.hasUsers())
   const tls = options.tls && (await readTls(options.tls))
 
   const broker = await Aedes.createBroker({
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
-    ...(users && auth ? checks(users, options.topicRoot) : {}),
+    ...(users ? checks(users, options.topicRoot, isLoopback(host)) : {}),
   })
   const sockets = new Set<Socket>()
   const track = (socket: Socket): void => {
@@ -109,27 +112,32 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
 }
 
 /** The aedes hooks that check logins and hold each user to its ACL. */
-function checks(users: UserStore, topicRoot: string | undefined): Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
+function checks(users: UserStore, topicRoot: string | undefined, openWhenNoUsers: boolean): Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
   return {
     authenticate(client, username, password, done) {
-      users.verify(username, password).then(
-        (identity) => {
-          if (!identity) return done(Object.assign(new Error('bad user name or password'), {returnCode: 4 /* BAD_USERNAME_OR_PASSWORD */}) as AuthenticateError, false)
-          identities.set(client, aclRules(identity, topicRoot))
+      const login = async (): Promise<AclRule[] | 'open' | undefined> => {
+        if (!(await users.hasUsers())) return openWhenNoUsers ? 'open' : undefined
+        const identity = await users.verify(username, password)
+        return identity && aclRules(identity, topicRoot)
+      }
+      login().then(
+        (grant) => {
+          if (!grant) return done(Object.assign(new Error('bad user name or password'), {returnCode: 4 /* BAD_USERNAME_OR_PASSWORD */}) as AuthenticateError, false)
+          grants.set(client, grant)
           done(null, true)
         },
         (error: Error) => done(Object.assign(error, {returnCode: 3 /* SERVER_UNAVAILABLE */}) as AuthenticateError, false),
       )
     },
     authorizeSubscribe(client, subscription, done) {
-      const rules = identities.get(client)
+      const grant = grants.get(client)
       // A refused filter gets SUBACK 0x80 (failure); the connection stays up.
-      done(null, rules && maySubscribe(rules, subscription.topic) ? subscription : null)
+      done(null, grant === 'open' || (grant && maySubscribe(grant, subscription.topic)) ? subscription : null)
     },
     authorizePublish(client, packet, done) {
       // client is null for the broker's own messages ($SYS)
-      const rules = client && identities.get(client)
-      if (client === null || (rules && mayPublish(rules, packet.topic))) done(null)
+      const grant = client && grants.get(client)
+      if (client === null || grant === 'open' || (grant && mayPublish(grant, packet.topic))) done(null)
       else done(new Error(`publish to ${packet.topic} is not allowed`)) // MQTT 3.1.1 has no refusal: aedes closes the connection
     },
   }
@@ -155,6 +163,10 @@ async function listen(server: NetServer, host: string, port: number): Promise<nu
     })
   }
   return (server.address() as AddressInfo).port
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
 function urlHost(host: string): string {

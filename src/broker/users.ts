@@ -5,6 +5,7 @@ import {z} from 'zod'
 import {ExitCode, R1Error} from '../errors.js'
 import {writeFileAtomic} from '../files.js'
 import {isAddress, normalizeAddress} from '../protocol/identity.js'
+import {readSecretValue} from '../secrets/input.js'
 import type {BrokerIdentity, BrokerRole} from './acl.js'
 
 /**
@@ -37,9 +38,12 @@ export function usersPath(dataDir: string): string {
   return join(dataDir, USERS_FILE)
 }
 
-/** Why `name` cannot be a login name, or undefined. */
-export function checkUserName(name: string): string | undefined {
-  return NAME_PATTERN.test(name) ? undefined : `user name "${name}" must be 1 to 64 letters, digits or _ . @ -`
+/** Throws a usage error when `name` cannot be a login name or `address` is not an r1 address (checked before asking for a password). */
+export function checkNewUser(user: {name: string; address: string}): void {
+  if (!NAME_PATTERN.test(user.name)) throw new R1Error(`User name "${user.name}" must be 1 to 64 letters, digits or _ . @ -`, ExitCode.USAGE, {code: 'BROKER_USER_NAME'})
+  if (!isAddress(user.address)) {
+    throw new R1Error(`"${user.address}" is not an r1 address`, ExitCode.USAGE, {code: 'BROKER_USER_ADDRESS', hint: 'Pass the 0xai_… address the node prints (`r1 node info`) or the client uses (`r1 keys show`).'})
+  }
 }
 
 async function readUsers(dataDir: string): Promise<UsersFile> {
@@ -83,11 +87,7 @@ export async function listUsers(dataDir: string): Promise<BrokerUser[]> {
 
 /** Adds a user, or replaces the role, address and password of one with the same name. */
 export async function addUser(dataDir: string, user: {name: string; role: BrokerRole; address: string; password: string}): Promise<{user: BrokerUser; replaced: boolean}> {
-  const badName = checkUserName(user.name)
-  if (badName) throw new R1Error(badName, ExitCode.USAGE, {code: 'BROKER_USER_NAME'})
-  if (!isAddress(user.address)) {
-    throw new R1Error(`"${user.address}" is not an r1 address`, ExitCode.USAGE, {code: 'BROKER_USER_ADDRESS', hint: 'Pass the 0xai_… address the node prints (`r1 node info`) or the client uses (`r1 keys show`).'})
-  }
+  checkNewUser(user)
   if (user.password.length < MIN_PASSWORD_LENGTH) {
     throw new R1Error(`The password of ${user.name} is shorter than ${MIN_PASSWORD_LENGTH} characters: nothing was stored.`, ExitCode.USAGE, {code: 'BROKER_PASSWORD_SHORT'})
   }
@@ -106,6 +106,15 @@ export async function removeUser(dataDir: string, name: string): Promise<boolean
   delete file.users[name]
   await writeFileAtomic(usersPath(dataDir), JSON.stringify(file, null, 2) + '\n', {mode: 0o600})
   return true
+}
+
+/** A new user's password: from `file` (one trailing newline dropped), else piped on stdin or typed at a hidden prompt. */
+export async function readPassword(name: string, options: {file?: string; json?: boolean; signal?: AbortSignal}): Promise<string> {
+  if (options.file === undefined) return readSecretValue(`the password of ${name}`, {json: options.json, signal: options.signal, usage: `r1 broker user add ${name} … --password-file <file>`})
+  const text = await readFile(options.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new R1Error(`Cannot read the password file ${options.file}: ${error.code ?? error.message}`, ExitCode.USAGE, {code: 'BROKER_PASSWORD_FILE'})
+  })
+  return text.replace(/\r?\n$/, '')
 }
 
 function scrypt(password: string, salt: Buffer, cost: {N: number; r: number; p: number}, keylen: number): Promise<Buffer> {
