@@ -23,6 +23,7 @@ import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
 import {InstanceSecrets} from './instance-secrets.js'
 import {SecretStore} from './secret-store.js'
+import type {NodeServices} from '../services/types.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
@@ -60,6 +61,8 @@ export interface LocalNodeOptions {
   warnings?: string[]
   /** Node diagnostics (corrupt bundle removed, bundles collected, …); default: stderr. */
   log?: (line: string) => void
+  /** The node's CStore and R1FS (the signed-protocol actions use them); the node does not close them. */
+  services?: NodeServices
 }
 
 export interface InstanceState {
@@ -111,6 +114,8 @@ function pipelineNameOf(payload: unknown, action: string): string {
 export class LocalNode implements NodeCore {
   readonly address: string
   readonly alias: string
+  /** CStore and R1FS, when the node serves them (undefined for a bare core, e.g. in unit tests). */
+  readonly services?: NodeServices
   readonly dataDir: string
   readonly bundles: BundleStore
   private seq: number
@@ -156,6 +161,7 @@ export class LocalNode implements NodeCore {
   ) {
     this.address = options.identity?.address ?? options.address ?? '0xai_local'
     this.alias = options.alias ?? 'local'
+    this.services = options.services
     this.dataDir = dataDir
     this.log = options.log ?? ((line) => process.stderr.write(`r1 node: ${line}\n`))
     this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
