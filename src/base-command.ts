@@ -11,6 +11,11 @@ export const nodeDataDirFlag = {
   'data-dir': Flags.string({description: 'Node state directory [default: $XDG_DATA_HOME/r1/node or ~/.local/share/r1/node].'}),
 }
 
+/** `--data-dir` of the `r1 broker` commands (the broker's users). */
+export const brokerDataDirFlag = {
+  'data-dir': Flags.string({description: 'Broker state directory (users.json) [default: $XDG_DATA_HOME/r1/broker or ~/.local/share/r1/broker].'}),
+}
+
 /** Flags that choose nodes: deploy, the managing commands and `r1 logs` share them. */
 export const targetFlags = {
   target: Flags.string({char: 't', description: 'Named target from config.yaml `targets` (repeatable)', multiple: true}),

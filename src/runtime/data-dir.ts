@@ -2,9 +2,10 @@ import {homedir} from 'node:os'
 import {join} from 'node:path'
 
 /**
- * `r1 node`'s default data dir: `$XDG_DATA_HOME/r1/node`, else `~/.local/share/r1/node`. Its own
- * module, so the allow-list commands find it without loading the node server.
+ * The default data dir of `r1 node` (`$XDG_DATA_HOME/r1/node`, else `~/.local/share/r1/node`) or of
+ * `r1 broker` (`…/r1/broker`). Its own module, so the allow-list and broker user commands find it
+ * without loading the node server or the broker.
  */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'r1', 'node')
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, kind: 'node' | 'broker' = 'node'): string {
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'r1', kind)
 }

@@ -11,7 +11,6 @@ import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEven
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
-import type {NodeServices} from '../services/types.js'
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoAt} from './clock.js'
@@ -24,6 +23,7 @@ import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
 import {InstanceSecrets} from './instance-secrets.js'
 import {SecretStore} from './secret-store.js'
+import type {NodeServices} from '../services/types.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
@@ -61,7 +61,7 @@ export interface LocalNodeOptions {
   warnings?: string[]
   /** Node diagnostics (corrupt bundle removed, bundles collected, …); default: stderr. */
   log?: (line: string) => void
-  /** The node's CStore and R1FS, for the service actions of the signed protocol; none: those actions are refused. */
+  /** The node's CStore and R1FS (the signed-protocol actions use them); the node does not close them. */
   services?: NodeServices
 }
 
@@ -114,6 +114,8 @@ function pipelineNameOf(payload: unknown, action: string): string {
 export class LocalNode implements NodeCore {
   readonly address: string
   readonly alias: string
+  /** CStore and R1FS, when the node serves them (undefined for a bare core, e.g. in unit tests). */
+  readonly services?: NodeServices
   readonly dataDir: string
   readonly bundles: BundleStore
   private seq: number
@@ -142,7 +144,6 @@ export class LocalNode implements NodeCore {
   private readonly log: (line: string) => void
   /** Each pipeline's secrets, sealed to this node (R1_SECRETS). */
   readonly secrets: SecretStore
-  readonly services: NodeServices | undefined
   /** What running instances were given of them, and the redaction of what they emit. */
   private readonly instanceSecrets: InstanceSecrets
   /**
@@ -160,12 +161,12 @@ export class LocalNode implements NodeCore {
   ) {
     this.address = options.identity?.address ?? options.address ?? '0xai_local'
     this.alias = options.alias ?? 'local'
+    this.services = options.services
     this.dataDir = dataDir
     this.log = options.log ?? ((line) => process.stderr.write(`r1 node: ${line}\n`))
     this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
     this.store = throwAway ? undefined : new StateStore(dataDir)
     this.secrets = new SecretStore(throwAway ? undefined : dataDir)
-    this.services = options.services
     this.instanceSecrets = new InstanceSecrets(this.secrets, options.identity, this.alias)
     this.warningList = [...(options.warnings ?? [])]
     this.seq = options.startSeq ?? 0

@@ -6,14 +6,15 @@ import {MAX_SECRET_BYTES} from './store.js'
  * A secret's value: piped on stdin, or typed at a hidden prompt on a terminal. Never from argv
  * (shell history, `ps`). One trailing newline of piped input is dropped (`echo "$X" | r1 secrets set X`).
  */
-export async function readSecretValue(name: string, options: {json?: boolean; signal?: AbortSignal; stdin?: NodeJS.ReadableStream & {isTTY?: boolean}} = {}): Promise<string> {
+export async function readSecretValue(name: string, options: {json?: boolean; signal?: AbortSignal; stdin?: NodeJS.ReadableStream & {isTTY?: boolean}; usage?: string} = {}): Promise<string> {
   const stdin = options.stdin ?? process.stdin
+  const usage = options.usage ?? `r1 secrets set ${name} < value.txt`
   let value: string
   if (stdin.isTTY) {
     if (!canPrompt(options.json)) {
       throw new R1Error(`No value for ${name}: pipe it on stdin (no prompt under --json or without a terminal).`, ExitCode.USAGE, {
         code: 'SECRET_VALUE_MISSING',
-        hint: `e.g. r1 secrets set ${name} < value.txt`,
+        hint: `e.g. ${usage}`,
       })
     }
     value = await prompt(name, options.signal)
@@ -23,7 +24,7 @@ export async function readSecretValue(name: string, options: {json?: boolean; si
   if (value.length === 0) {
     throw new R1Error(`The value of ${name} is empty: nothing was stored.`, ExitCode.USAGE, {
       code: 'SECRET_VALUE_EMPTY',
-      hint: `Pipe the value on stdin (printf %s "$VALUE" | r1 secrets set ${name}) or type it at the prompt; \`r1 secrets rm ${name}\` removes one.`,
+      hint: options.usage ? `Pipe it on stdin (${options.usage}) or type it at the prompt.` : `Pipe the value on stdin (printf %s "$VALUE" | r1 secrets set ${name}) or type it at the prompt; \`r1 secrets rm ${name}\` removes one.`,
     })
   }
   return value

@@ -84,34 +84,42 @@ export async function startNode(options: {dataDir: string; allow?: string[]; tls
     const allowed = await r1(['node', 'allow', address, '--data-dir', options.dataDir], {env: options.env})
     if (allowed.exitCode !== 0) throw new Error(`r1 node allow failed: ${allowed.stderr}`)
   }
-  const args = [bin, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', options.dataDir, ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []), ...(options.extraArgs ?? [])]
-  const child = spawn(process.execPath, args, {cwd: repoRoot, env: {...process.env, NO_COLOR: '1', ...options.env}, stdio: ['ignore', 'pipe', 'pipe']})
+  const args = ['node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', options.dataDir, ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []), ...(options.extraArgs ?? [])]
+  const {child, line: info, stop} = await spawnFirstJsonLine<{address: string; url: string; alias: string}>(args, options.env)
+  return {...info, dataDir: options.dataDir, child, stop}
+}
+
+/**
+ * Spawns the built CLI with `args` (a long-running command under --json) and resolves with the first
+ * JSON line it prints; `stop()` sends SIGTERM and waits (SIGKILL after 10 s).
+ */
+export async function spawnFirstJsonLine<T>(args: string[], env?: Record<string, string>): Promise<{child: ChildProcess; line: T; stop(): Promise<void>}> {
+  const child = spawn(process.execPath, [bin, ...args], {cwd: repoRoot, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   let stderr = ''
   child.stderr!.on('data', (chunk) => (stderr += chunk))
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const info = await new Promise<{address: string; url: string; alias: string}>((resolve, reject) => {
+  const line = await new Promise<T>((resolve, reject) => {
     let buffered = ''
-    const timer = setTimeout(() => reject(new Error(`r1 node start printed nothing in 30s: ${stderr}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`r1 ${args.slice(0, 2).join(' ')} printed nothing in 30s: ${stderr}`)), 30_000)
     child.stdout!.on('data', (chunk) => {
       buffered += chunk
-      const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
-      if (!line) return
+      const found = buffered.split('\n').find((l) => l.trim().startsWith('{'))
+      if (!found) return
       clearTimeout(timer)
       try {
-        resolve(JSON.parse(line))
+        resolve(JSON.parse(found))
       } catch (error) {
         reject(error)
       }
     })
     child.once('exit', (code) => {
       clearTimeout(timer)
-      reject(new Error(`r1 node start exited ${code}: ${stderr}`))
+      reject(new Error(`r1 ${args.slice(0, 2).join(' ')} exited ${code}: ${stderr}`))
     })
   })
   return {
-    ...info,
-    dataDir: options.dataDir,
     child,
+    line,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGTERM')

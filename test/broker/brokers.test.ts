@@ -1,0 +1,91 @@
+// Each broker r1 tests against carries a QoS 1 round trip of a real mqtt.js client: the embedded one over
+// mqtt://, mqtts://, ws:// and wss:// (with a certificate the test makes), Mosquitto and nats-server
+// (its MQTT listener) when installed.
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {selfSignedCert, tempRoot} from '../deploy/nodes.js'
+import {brokerMissing, mqttClient, qos1RoundTrip, startEmbeddedBroker, startMosquitto, startNatsMqtt, type TestBroker} from './helpers.js'
+
+const LONG_CLIENT_ID = `r1-${'0xai_AtAmjZvjc7TDO_lwlOSxrhQghM9ZN8GLyeTqwa-__U81'}-session`
+
+describe('the embedded broker', () => {
+  const root = tempRoot('r1-broker-')
+  let plain: TestBroker
+  let secure: TestBroker
+  let ca: Buffer
+
+  beforeAll(async () => {
+    const cert = await selfSignedCert(root.dir)
+    ca = readFileSync(cert.cert)
+    plain = await startEmbeddedBroker({wsPort: 0})
+    secure = await startEmbeddedBroker({wsPort: 0, tls: cert})
+  })
+  afterAll(async () => {
+    await Promise.all([plain?.stop(), secure?.stop()])
+    root.dispose()
+  })
+
+  it('listens on loopback with free ports and the four URL schemes', () => {
+    expect(plain.url).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/)
+    expect(plain.wsUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/)
+    expect(secure.url).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/)
+    expect(secure.wsUrl).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/)
+  })
+
+  it('carries a QoS 1 message over mqtt:// with a client id longer than 23 characters', async () => {
+    expect(await qos1RoundTrip(plain.url, 'naeural/ctrl', 'over tcp', {clientId: LONG_CLIENT_ID})).toEqual({received: 'over tcp', qos: 1})
+  })
+
+  it('carries a QoS 1 message over ws://', async () => {
+    expect(await qos1RoundTrip(plain.wsUrl!, 'naeural/notif', 'over ws')).toEqual({received: 'over ws', qos: 1})
+  })
+
+  it('carries a QoS 1 message over mqtts:// and wss:// to a client that trusts the certificate', async () => {
+    expect(await qos1RoundTrip(secure.url, 'naeural/payloads', 'over tls', {ca})).toEqual({received: 'over tls', qos: 1})
+    expect(await qos1RoundTrip(secure.wsUrl!, 'naeural/payloads', 'over wss', {ca})).toEqual({received: 'over wss', qos: 1})
+  })
+
+  it('refuses a TLS client that does not trust the certificate', async () => {
+    await expect(mqttClient(secure.url)).rejects.toThrow(/self[- ]signed|certificate/i)
+  })
+
+  it('carries a frame near the protocol frame limit over ws://', async () => {
+    const big = 'x'.repeat(1024 * 1024 - 1024)
+    expect((await qos1RoundTrip(plain.wsUrl!, 'naeural/payloads', big)).received).toHaveLength(big.length)
+  })
+
+  it('refuses a second listener on a port in use with a clear error', async () => {
+    const port = Number(new URL(plain.url).port)
+    await expect(startEmbeddedBroker({port})).rejects.toThrow(`Cannot listen on 127.0.0.1:${port}: EADDRINUSE`)
+  })
+
+  it('refuses missing TLS files with a clear error', async () => {
+    await expect(startEmbeddedBroker({tls: {cert: join(root.dir, 'none.pem'), key: join(root.dir, 'none.key')}})).rejects.toThrow(/Cannot read the TLS certificate .*none\.pem: ENOENT/)
+  })
+})
+
+describe.skipIf(brokerMissing('mosquitto'))('Mosquitto (Debian, started by the test)', () => {
+  let broker: TestBroker | undefined
+  beforeAll(async () => {
+    broker = await startMosquitto({wsPort: true})
+  })
+  afterAll(async () => broker?.stop())
+
+  it('carries a QoS 1 message over mqtt:// and ws://', async () => {
+    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'mosquitto tcp', {clientId: LONG_CLIENT_ID})).toEqual({received: 'mosquitto tcp', qos: 1})
+    expect(await qos1RoundTrip(broker!.wsUrl!, 'naeural/ctrl', 'mosquitto ws')).toEqual({received: 'mosquitto ws', qos: 1})
+  })
+})
+
+describe.skipIf(brokerMissing('nats'))("nats-server's MQTT listener (started by the test, JetStream on)", () => {
+  let broker: TestBroker | undefined
+  beforeAll(async () => {
+    broker = await startNatsMqtt()
+  })
+  afterAll(async () => broker?.stop())
+
+  it('carries a QoS 1 message over mqtt://', async () => {
+    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'nats mqtt', {clientId: LONG_CLIENT_ID})).toEqual({received: 'nats mqtt', qos: 1})
+  })
+})
