@@ -32,8 +32,8 @@ export default class R1fsGet extends BaseCommand<typeof R1fsGet> {
     }
     const secret = await readSecretFrom(this.flags, {json: this.jsonEnabled(), signal: this.signal})
     const result = await manage(this.flags, this.signal, (link) => r1fsGet(link, this.args.cid, secret, {path: this.flags.output, force: this.flags.force}))
-    if (!this.jsonEnabled() && !toStdout) await printTargetReport(result.targets, `Getting ${this.args.cid}`, (r) => `${r.size} bytes → ${r.path}`)
-    else if (toStdout && result.exitCode !== 0) await printTargetReport(result.targets, `Getting ${this.args.cid}`, () => '')
+    // with -o -, stdout holds the file's bytes only: a failure goes to stderr
+    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Getting ${this.args.cid}`, (r) => `${r.size} bytes → ${r.path}`, undefined, {failureOnly: toStdout})
     process.exitCode = result.exitCode
     return result
   }
