@@ -22,7 +22,7 @@ beforeAll(async () => {
   const me = await cliIdentity(root.dir)
   env = me.env
   stranger = (await cliIdentity(root.dir, 'stranger')).env
-  node = await startNode({dataDir: join(root.dir, 'node'), allow: [me.address], extraArgs: ['--cstore-port', '0', '--r1fs-port', '0']})
+  node = await startNode({dataDir: join(root.dir, 'node'), allow: [me.address]})
   mkdirSync(join(project, 'src'), {recursive: true})
   writeFileSync(
     join(project, 'src/archivist.ts'),
