@@ -6,6 +6,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {R1FS_CHUNK_BYTES, type R1fsAdd} from '../../src/protocol/services.js'
 import {ServiceActions} from '../../src/runtime/service-actions.js'
 import {openServices, type NodeServices} from '../../src/services/index.js'
+import {until} from './helpers.js'
 
 /** Upload slots, idle expiry and the spool of the R1FS actions, with the real embedded services and a clock the test moves. */
 
@@ -58,7 +59,6 @@ describe('R1FS uploads over the signed protocol', () => {
     now += 5000
     actions.expire()
     await expect(actions.run('R1_R1FS_ADD', chunk('upload-a2', 1), meta('alice'))).rejects.toThrow(/send it again from chunk 0/)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(await readdir(join(root, 'spool'))).toEqual([])
+    await until(async () => (await readdir(join(root, 'spool'))).length === 0, 5000, 'the spool file to be removed')
   })
 })
