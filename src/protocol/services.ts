@@ -1,7 +1,7 @@
 import {z} from 'zod'
 
 /**
- * The CStore and R1FS actions (PROTOCOL.md §4.11): an allow-listed sender reads and writes a node's
+ * The CStore and R1FS actions (PROTOCOL.md, "CStore and R1FS"): an allow-listed sender reads and writes a node's
  * key-value store and file store over the signed protocol (`r1 cstore …`, `r1 r1fs …`). Files travel
  * in chunks of at most R1FS_CHUNK_BYTES raw bytes, so any size up to the node's quota fits the frame limit.
  */

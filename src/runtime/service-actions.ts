@@ -11,7 +11,7 @@ import type {NodeServices, R1fsFile} from '../services/types.js'
 import type {CommandMeta} from './contract.js'
 
 /**
- * The CStore and R1FS actions of the signed protocol (PROTOCOL.md §4.11), answered by the server for
+ * The CStore and R1FS actions of the signed protocol (PROTOCOL.md, "CStore and R1FS"), answered by the server for
  * allow-listed senders over the node's services. R1FS uploads are spooled to one file per upload on disk
  * (emptied at start), hashed as they arrive and handed to the store as a stream once complete and
  * verified; downloads keep a reader per sender and file so that sequential chunks cost one pass.
@@ -147,7 +147,7 @@ export class ServiceActions {
       if (inProgress >= this.limits.perSender) {
         throw failed(`Too many R1FS uploads in progress from ${sender} (${inProgress}); finish one, or wait ${Math.round(this.limits.idleMs / 1000)} s for abandoned ones to expire`)
       }
-      upload = {sender, id: chunk.UPLOAD, first, file: join(this.spoolDir, `${sender.slice(-12).replace(/[^A-Za-z0-9]/g, '_')}-${chunk.UPLOAD}`), digest: createHash('sha256'), received: 0, bytes: 0, lastActive: this.now(), chain: Promise.resolve(), discarded: false}
+      upload = {sender, id: chunk.UPLOAD, first, file: join(this.spoolDir, `${createHash('sha256').update(sender).digest('hex').slice(0, 16)}-${chunk.UPLOAD}`), digest: createHash('sha256'), received: 0, bytes: 0, lastActive: this.now(), chain: Promise.resolve(), discarded: false}
       this.uploads.set(key, upload)
     }
     upload.lastActive = this.now()
