@@ -6,6 +6,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {syncDir} from '../files.js'
 import {COMMAND_LIMITS} from '../protocol/limits.js'
 import {R1FS_CHUNK_BYTES} from '../protocol/services.js'
+import {CID_PATTERN, CidHasher} from '../services/r1fs-crypto.js'
 import type {JsonValue} from '../services/types.js'
 import type {NodeLink} from './fanout.js'
 
@@ -107,9 +108,11 @@ export async function r1fsAdd(link: NodeLink, file: LocalFile, secret: string | 
 }
 
 /**
- * Downloads a file chunk by chunk (R1_R1FS_GET). To a file: into a temp file beside it, fsynced and
- * renamed once complete, so an interrupted download leaves no partial file; an existing file is kept
- * unless `force`. Without a path, the stored file name in the current folder; `-` is stdout.
+ * Downloads a file chunk by chunk (R1_R1FS_GET) and checks the bytes against the CID (the content
+ * address of the name, the bytes and the secret). To a file: into a temp file beside it, fsynced and
+ * renamed once complete and checked, so an interrupted or corrupt download leaves no file; an existing
+ * file is kept unless `force`. Without a path, the stored file name in the current folder; `-` is stdout
+ * (where a mismatch can only be reported after the bytes).
  */
 export async function r1fsGet(link: NodeLink, cid: string, secret: string | undefined, destination: {path?: string; force: boolean}): Promise<{cid: string; filename: string; size: number; path: string | null}> {
   const notFoundError = () =>
@@ -123,10 +126,13 @@ export async function r1fsGet(link: NodeLink, cid: string, secret: string | unde
   }
   const temp = path ? join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.part`) : undefined
   const handle = temp ? await open(temp, 'wx', 0o600) : undefined
+  // a CID of another form (not an r1 node's) cannot be checked here
+  const hasher = CID_PATTERN.test(cid) ? new CidHasher(first.FILENAME, secret) : undefined
   try {
     let chunk = first
     for (;;) {
       const data = Buffer.from(chunk.DATA, 'base64')
+      hasher?.update(data)
       if (handle) await handle.write(data)
       else await writeStdout(data)
       const offset = chunk.OFFSET + data.length
@@ -138,6 +144,7 @@ export async function r1fsGet(link: NodeLink, cid: string, secret: string | unde
       if (!next) throw notFoundError()
       chunk = next
     }
+    if (hasher && hasher.digest() !== cid) throw new R1Error(`The bytes ${link.alias} sent do not match CID ${cid}${path ? ': nothing written' : ''}`, ExitCode.FAILURE, {code: 'R1FS_CORRUPT', hint: 'Try again; if it persists, the copy on that node is damaged.'})
     if (handle && temp && path) {
       await handle.sync()
       await handle.close()

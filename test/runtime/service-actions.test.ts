@@ -1,5 +1,6 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
+import {mkdtemp, readFile, readdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -85,6 +86,20 @@ describe('service actions on a node', () => {
     expect(await link.request('R1_R1FS_RM', {CID: added.cid})).toEqual({CID: added.cid, DELETED: true})
     expect(await link.request('R1_R1FS_RM', {CID: added.cid})).toEqual({CID: added.cid, DELETED: false})
     expect(await link.request('R1_R1FS_GET', {CID: added.cid, OFFSET: 0, SECRET: 'a secret'}, {encrypted: true})).toBeNull()
+  })
+
+  it('a download whose bytes do not match the CID (the copy was damaged on the node) leaves no file', async () => {
+    const path = join(root, 'fragile.bin')
+    await writeFile(path, bytesOf(R1FS_CHUNK_BYTES + 100))
+    const {cid} = await r1fsAdd(link, await localFile(path), undefined)
+    const stored = join(root, 'services', 'r1fs', 'files', cid.slice(0, 2), cid)
+    const damaged = await readFile(stored)
+    damaged[R1FS_CHUNK_BYTES + 50] ^= 0x01
+    await writeFile(stored, damaged)
+    const out = join(root, 'fragile-back.bin')
+    await expect(r1fsGet(link, cid, undefined, {path: out, force: false})).rejects.toMatchObject({code: 'R1FS_CORRUPT', message: expect.stringContaining('nothing written')})
+    expect(existsSync(out)).toBe(false)
+    expect((await readdir(root)).filter((name) => name.includes('fragile-back'))).toEqual([])
   })
 
   it('an empty file is one empty chunk', async () => {
