@@ -28,9 +28,12 @@ export interface BuiltProject {
 
 export async function openProject(dir: string): Promise<OpenProject> {
   const {file, dir: root, manifest} = await loadManifest(dir)
-  // a target's `ca` is relative to config.yaml
-  const targets = Object.fromEntries(Object.entries(manifest.targets).map(([name, t]) => [name, t.ca ? {...t, ca: resolve(root, t.ca)} : t]))
-  return {file, dir: root, manifest, targets, environments: manifest.environments}
+  return {file, dir: root, manifest, targets: projectTargets(manifest, root), environments: manifest.environments}
+}
+
+/** A valid manifest's targets, each `ca` resolved against the project folder (it is relative to config.yaml). */
+export function projectTargets(manifest: Manifest, root: string): TargetMap {
+  return Object.fromEntries(Object.entries(manifest.targets).map(([name, t]) => [name, t.ca ? {...t, ca: resolve(root, t.ca)} : t]))
 }
 
 /**
