@@ -13,6 +13,8 @@ export interface Target {
   address: string
   /** PEM file of the CA to trust for this wss:// node (a target's `ca` in config.yaml). */
   ca?: string
+  /** Its labels in config.yaml (`tags`). */
+  tags?: Tags
 }
 
 /** `targets:` of `config.yaml`: name → {url, address, ca?, tags?} (`ca` resolved against the project folder). */
@@ -84,12 +86,7 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
     throw usage(`Several targets are configured (${names.join(', ')}): choose with --target <name> or --all.`, `e.g. --target ${names[0]}`)
   }
 
-  const targets: Target[] = chosen
-    .filter((name) => !exclude.includes(name))
-    .map((name) => {
-      const {url, address, ca} = known[name]!
-      return checked({name, url, address, ...(ca === undefined ? {} : {ca})}, `targets.${name} in config.yaml`)
-    })
+  const targets: Target[] = chosen.filter((name) => !exclude.includes(name)).map((name) => checked({name, ...known[name]}, `targets.${name} in config.yaml`))
   nodes.forEach((url, i) => {
     targets.push(checked({name: adHocName(url), url, address: addresses[i]}, `--node ${url}`))
   })

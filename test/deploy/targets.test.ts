@@ -93,8 +93,7 @@ describe('resolveTargets with --tag and --env', () => {
     expect(names({tag: ['site=north', 'tier=canary']})).toEqual(['north-1'])
     expect(names({tag: ['site=north'], exclude: ['north-1']})).toEqual(['north-2'])
     expect(names({tag: ['site=north'], target: ['north-2']})).toEqual(['north-2'])
-    // the resolved target carries no tags: they only choose it
-    expect(resolveTargets(fleet, {tag: ['site=south']})[0]).toEqual({name: 'south-1', url: 'ws://127.0.0.1:7003', address: S1})
+    expect(resolveTargets(fleet, {tag: ['site=south']})[0]).toEqual({name: 'south-1', url: 'ws://127.0.0.1:7003', address: S1, tags: {site: 'south'}})
   })
 
   it('--env takes the targets it names and those its tags match; --tag and --target narrow it', () => {
