@@ -1,5 +1,7 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {closest} from '../manifest/diagnostics.js'
+import {environmentTargets, hasTags, knownTags} from '../manifest/environments.js'
+import type {Environment, Tags} from '../manifest/schema.js'
 import {isAddress, normalizeAddress} from '../protocol/identity.js'
 
 /** One node a command talks to: a named target from `config.yaml` or an ad hoc `--node`. */
@@ -11,10 +13,15 @@ export interface Target {
   address: string
   /** PEM file of the CA to trust for this wss:// node (a target's `ca` in config.yaml). */
   ca?: string
+  /** Its labels in config.yaml (`tags`). */
+  tags?: Tags
 }
 
-/** `targets:` of `config.yaml`: name → {url, address, ca?} (`ca` resolved against the project folder). */
-export type TargetMap = Record<string, {url: string; address: string; ca?: string}>
+/** `targets:` of `config.yaml`: name → {url, address, ca?, tags?} (`ca` resolved against the project folder). */
+export type TargetMap = Record<string, {url: string; address: string; ca?: string; tags?: Tags}>
+
+/** `environments:` of `config.yaml`: what target selection needs of them. */
+export type EnvironmentMap = Record<string, Pick<Environment, 'targets' | 'tags'>>
 
 /** The target flags every deploy/manage command takes. */
 export interface TargetSelection {
@@ -23,17 +30,25 @@ export interface TargetSelection {
   address?: string[]
   all?: boolean
   exclude?: string[]
+  /** `name=value` labels every chosen target must carry (config.yaml `tags`). */
+  tag?: string[]
+  /** An environment of config.yaml: its targets are the ones to choose from. */
+  env?: string
   /** Read-only commands (status, logs, pipelines ls): no target flag means every configured target. */
   everyTargetByDefault?: boolean
 }
 
 /**
  * Resolves the target flags to the nodes to talk to, in a stable order (named targets as given,
- * then ad hoc nodes). Throws a usage error (exit 2) that names the flag to fix.
+ * then ad hoc nodes). `--env` narrows the targets to choose from to the environment's, and `--tag`
+ * keeps those that carry every tag given. Throws a usage error (exit 2) that names the flag to fix.
  */
-export function resolveTargets(configured: TargetMap | undefined, selection: TargetSelection): Target[] {
+export function resolveTargets(configured: TargetMap | undefined, selection: TargetSelection, environments: EnvironmentMap = {}): Target[] {
   const known = configured ?? {}
-  const names = Object.keys(known)
+  const tags = parseTags(selection.tag ?? [])
+  const filtered = selection.env !== undefined || Object.keys(tags).length > 0
+  const pool = selection.env === undefined ? Object.keys(known) : environmentOf(selection.env, environments, known)
+  const names = pool.filter((name) => hasTags(known[name]!.tags, tags))
   const wanted = selection.target ?? []
   const nodes = selection.node ?? []
   const addresses = selection.address ?? []
@@ -49,13 +64,19 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
     )
   }
   if (selection.all && wanted.length > 0) throw usage('--all and --target do not go together.', 'Use --all with --exclude <name> to leave some out.')
+  if (filtered && nodes.length > 0) throw usage('--node does not go with --env or --tag: an ad hoc node has no environment or tags.', 'Name the node under `targets:` in config.yaml (with its `tags`), or drop --env/--tag.')
 
   for (const name of [...wanted, ...exclude]) {
-    if (!Object.hasOwn(known, name)) throw unknownTarget(name, names)
+    if (!Object.hasOwn(known, name)) throw unknownTarget(name, Object.keys(known))
+  }
+  if (filtered && names.length === 0) throw noMatch(selection.env, tags, known)
+  const outside = wanted.filter((name) => !names.includes(name))
+  if (outside.length > 0) {
+    throw usage(`Target${outside.length > 1 ? 's' : ''} ${outside.join(', ')} ${outside.length > 1 ? 'are' : 'is'} not among ${describeFilter(selection.env, tags)} (${names.join(', ')}).`, 'Drop --target to take them all, or name one of those.')
   }
 
   let chosen: string[]
-  if (selection.all) chosen = names
+  if (selection.all || (filtered && wanted.length === 0)) chosen = names
   else if (wanted.length > 0) chosen = [...new Set(wanted)]
   else if (nodes.length > 0) chosen = []
   else if (names.length === 1 || (names.length > 1 && selection.everyTargetByDefault)) chosen = names
@@ -78,6 +99,45 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
   }
   if (targets.length === 0) throw usage('Every target was excluded: nothing to do.', 'Drop an --exclude, or choose other targets.')
   return targets
+}
+
+/** `--tag name=value` flags as one tag filter; a malformed one is a usage error. */
+export function parseTags(values: readonly string[]): Tags {
+  const tags: Tags = {}
+  for (const value of values) {
+    const match = /^([A-Za-z0-9][A-Za-z0-9_.-]*)=([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(value)
+    if (!match) throw usage(`--tag "${value}" is not name=value.`, 'e.g. --tag site=north (repeat --tag to require several; names and values: letters, digits, _ . -)')
+    if (Object.hasOwn(tags, match[1]!) && tags[match[1]!] !== match[2]) throw usage(`--tag ${match[1]} is given twice with different values; a target carries one value per tag.`, `Keep one --tag ${match[1]}=…`)
+    tags[match[1]!] = match[2]!
+  }
+  return tags
+}
+
+function environmentOf(name: string, environments: EnvironmentMap, known: TargetMap): string[] {
+  if (!Object.hasOwn(environments, name)) {
+    const names = Object.keys(environments)
+    const guess = closest(name, names)
+    throw new R1Error(`Unknown environment "${name}".${guess ? ` Did you mean "${guess}"?` : ''}`, ExitCode.USAGE, {
+      code: 'UNKNOWN_ENVIRONMENT',
+      hint: `${names.length > 0 ? `Environments: ${names.join(', ')}.` : 'config.yaml defines no environments.'} They live under \`environments:\` in config.yaml.`,
+      details: {environment: name, known: names, suggestion: guess},
+    })
+  }
+  return environmentTargets(environments[name]!, known)
+}
+
+function describeFilter(env: string | undefined, tags: Tags): string {
+  const pairs = Object.entries(tags).map(([k, v]) => `${k}=${v}`)
+  return [env === undefined ? 'the targets' : `the targets of environment "${env}"`, pairs.length > 0 ? `with tag${pairs.length > 1 ? 's' : ''} ${pairs.join(', ')}` : ''].filter(Boolean).join(' ')
+}
+
+function noMatch(env: string | undefined, tags: Tags, known: TargetMap): R1Error {
+  const inUse = knownTags(known)
+  return new R1Error(`No target to talk to: none of ${describeFilter(env, tags)}.`, ExitCode.USAGE, {
+    code: 'NO_TARGET_MATCH',
+    hint: inUse.length > 0 ? `Tags in config.yaml: ${inUse.join(', ')}.` : 'No target in config.yaml has `tags:`.',
+    details: {environment: env, tags, known: inUse},
+  })
 }
 
 function checked(target: Target, where: string): Target {

@@ -74,14 +74,35 @@ export const PipelineSchema = z
   .describe('A pipeline; its key is the pipeline NAME')
 export type Pipeline = z.infer<typeof PipelineSchema>
 
+/** Labels of a target (`site: north`), matched by `--tag site=north` and by environments' `tags`. */
+export const TagsSchema = z
+  .record(z.string().regex(ID_PATTERN), z.string().regex(ID_PATTERN))
+  .describe('Labels: name → value (letters, digits, _ . -; quote numbers: "3")')
+export type Tags = z.infer<typeof TagsSchema>
+
 export const TargetSchema = z
   .strictObject({
     url: z.string().regex(TARGET_URL_PATTERN).describe('ws:// or wss:// URL of the node'),
     address: z.string().regex(ADDRESS_PATTERN).describe('The node address: 0xai_ + 44 URL-safe base64 characters'),
     ca: z.string().min(1).optional().describe("PEM file (relative to config.yaml) of the CA or self-signed certificate to trust for this wss:// node"),
+    tags: TagsSchema.optional().describe('Labels of this node, selected by --tag name=value and by environments'),
   })
   .describe('A remote node for r1 deploy')
 export type Target = z.infer<typeof TargetSchema>
+
+/** A named group of targets (`staging`, `production`) with instance config values that differ there. */
+export const EnvironmentSchema = z
+  .strictObject({
+    description: z.string().optional(),
+    targets: z.array(z.string().regex(ID_PATTERN)).optional().describe('Names of its targets (under `targets:`)'),
+    tags: TagsSchema.optional().describe('Its targets are also every target carrying all these tags'),
+    config: z
+      .record(z.string().regex(ID_PATTERN), z.record(z.string().regex(ID_PATTERN), z.record(z.string().regex(CONFIG_KEY_PATTERN), z.unknown())))
+      .default({})
+      .describe('Instance config overrides: pipeline NAME → INSTANCE_ID → KEY → value, checked like instance config'),
+  })
+  .describe('An environment: selected with --env NAME')
+export type Environment = z.infer<typeof EnvironmentSchema>
 
 export const ManifestSchema = z
   .strictObject({
@@ -91,6 +112,7 @@ export const ManifestSchema = z
     plugins: z.record(z.string().regex(SIGNATURE_PATTERN), PluginSchema).default({}).describe('SIGNATURE (UPPER_SNAKE) → plugin'),
     pipelines: z.record(z.string().regex(ID_PATTERN), PipelineSchema).default({}).describe('pipeline NAME → pipeline'),
     targets: z.record(z.string().regex(ID_PATTERN), TargetSchema).default({}).describe('target name → node'),
+    environments: z.record(z.string().regex(ID_PATTERN), EnvironmentSchema).default({}).describe('environment name → its targets and config overrides'),
   })
   .describe('r1 project manifest (config.yaml)')
 

@@ -91,7 +91,8 @@ export class Connection {
     const hello: Hello = {
       EE_EVENT_TYPE: 'R1_HELLO',
       EE_PAYLOAD_PATH: [server.core.alias, null, null, null],
-      EE_TIMESTAMP: new Date().toISOString(),
+      // the clock commands' TIME is checked against: clients measure their skew from it
+      EE_TIMESTAMP: new Date(server.now()).toISOString(),
       EE_ADDR: server.address,
       EE_ALIAS: server.core.alias,
       LAST_SEQ: server.core.lastSeq(),

@@ -164,6 +164,8 @@ export class Session {
   private nodeAddress: string
   readonly sessionId = randomUUID()
   private hello?: Hello
+  /** Our clock (ms) when the hello arrived. */
+  private helloAt = 0
   private ws?: WebSocket
   private readonly pending = new Map<string, Pending>()
   private readonly listeners = new Set<(event: NodeEvent) => void>()
@@ -223,6 +225,11 @@ export class Session {
 
   get nodeVersion(): string | null {
     return this.hello?.VERSION ?? null
+  }
+
+  /** The node's clock minus ours (ms), from its hello's EE_TIMESTAMP; late by the hello's transit time. NaN when unreadable. */
+  get nodeClockOffsetMs(): number {
+    return this.hello ? Date.parse(this.hello.EE_TIMESTAMP) - this.helloAt : Number.NaN
   }
 
   get connected(): boolean {
@@ -289,6 +296,7 @@ export class Session {
         settled = true
         clearTimeout(timer)
         this.hello = hello
+        this.helloAt = Date.now()
         this.attach(ws)
         resolve()
       })

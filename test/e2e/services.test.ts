@@ -160,6 +160,9 @@ describe('r1 r1fs', () => {
     const twoWays = await cli(['r1fs', 'add', join(root.dir, 'model.bin'), '--secret-env', 'X', '--secret-file', 'y', '--json'])
     expect(twoWays.exitCode).toBe(2)
     expect(twoWays.json.error.code).toBe('SECRET_SOURCES')
+    const twoTargets = await cli(['r1fs', 'get', 'a'.repeat(64), '--node', node.url, '--address', node.address, '--json'])
+    expect(twoTargets.exitCode).toBe(2)
+    expect(twoTargets.json.error.code).toBe('ONE_TARGET')
   })
 })
 

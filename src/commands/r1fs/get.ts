@@ -27,11 +27,8 @@ export default class R1fsGet extends BaseCommand<typeof R1fsGet> {
     ])
     const toStdout = this.flags.output === '-'
     if (toStdout && this.jsonEnabled()) throw new R1Error('-o - writes the file to stdout, where --json prints its document.', ExitCode.USAGE, {code: 'FLAG_CONFLICT', hint: 'Write it to a file (-o <file>) with --json.'})
-    if (this.flags.all || (this.flags.target?.length ?? 0) + (this.flags.node?.length ?? 0) > 1) {
-      throw new R1Error('r1 r1fs get downloads from one target at a time.', ExitCode.USAGE, {code: 'ONE_TARGET', hint: 'Name one with --target <name> (or --node <url> --address <0xai_…>).'})
-    }
     const secret = await readSecretFrom(this.flags, {json: this.jsonEnabled(), signal: this.signal})
-    const result = await manage(this.flags, this.signal, (link) => r1fsGet(link, this.args.cid, secret, {path: this.flags.output, force: this.flags.force}))
+    const result = await manage(this.flags, this.signal, (link) => r1fsGet(link, this.args.cid, secret, {path: this.flags.output, force: this.flags.force}), {oneTarget: 'r1 r1fs get'})
     // with -o -, stdout holds the file's bytes only: a failure goes to stderr
     if (!this.jsonEnabled()) await printTargetReport(result.targets, `Getting ${this.args.cid}`, (r) => `${r.size} bytes → ${r.path}`, undefined, {failureOnly: toStdout})
     process.exitCode = result.exitCode
