@@ -12,7 +12,7 @@ import {until} from '../runtime/helpers.js'
 const root = tempRoot('r1-e2e-services-')
 const project = join(root.dir, 'project')
 let env: Record<string, string>
-let stranger: Record<string, string>
+let stranger: {env: Record<string, string>; address: string}
 let node: NodeProcess
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex')
@@ -21,7 +21,7 @@ const cli = (args: string[], options: {env?: Record<string, string>} = {}) => r1
 beforeAll(async () => {
   const me = await cliIdentity(root.dir)
   env = me.env
-  stranger = (await cliIdentity(root.dir, 'stranger')).env
+  stranger = await cliIdentity(root.dir, 'stranger')
   node = await startNode({dataDir: join(root.dir, 'node'), allow: [me.address]})
   mkdirSync(join(project, 'src'), {recursive: true})
   writeFileSync(
@@ -102,11 +102,11 @@ describe('r1 cstore', () => {
   })
 
   it('a key the node does not allow is refused (exit 4), and changes nothing', async () => {
-    const refused = await cli(['cstore', 'set', 'app:mode', '"stranger"', '--json'], {env: stranger})
+    const refused = await cli(['cstore', 'set', 'app:mode', '"stranger"', '--json'], {env: stranger.env})
     expect(refused.exitCode).toBe(4)
     expect(refused.json.targets[0]).toMatchObject({status: 'rejected', error: expect.stringContaining('allow')})
-    expect((await cli(['cstore', 'get', 'app:mode'], {env: stranger})).exitCode).toBe(4)
-    expect((await cli(['r1fs', 'ls'], {env: stranger})).exitCode).toBe(4)
+    expect((await cli(['cstore', 'get', 'app:mode'], {env: stranger.env})).exitCode).toBe(4)
+    expect((await cli(['r1fs', 'ls'], {env: stranger.env})).exitCode).toBe(4)
     expect((await cli(['cstore', 'get', 'app:mode'])).stdout).toBe('"fast"')
   })
 })
@@ -160,7 +160,8 @@ describe('r1 r1fs', () => {
     const twoWays = await cli(['r1fs', 'add', join(root.dir, 'model.bin'), '--secret-env', 'X', '--secret-file', 'y', '--json'])
     expect(twoWays.exitCode).toBe(2)
     expect(twoWays.json.error.code).toBe('SECRET_SOURCES')
-    const twoTargets = await cli(['r1fs', 'get', 'a'.repeat(64), '--node', node.url, '--address', node.address, '--json'])
+    // a second node (never contacted: the selection is refused first)
+    const twoTargets = await cli(['r1fs', 'get', 'a'.repeat(64), '--node', 'ws://127.0.0.1:9', '--address', stranger.address, '--json'])
     expect(twoTargets.exitCode).toBe(2)
     expect(twoTargets.json.error.code).toBe('ONE_TARGET')
   })
