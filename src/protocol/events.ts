@@ -72,6 +72,11 @@ export const ActivePluginSchema = z
   .catchall(z.unknown())
 export type ActivePlugin = z.infer<typeof ActivePluginSchema>
 
+/** A node's labels (`r1 node start --tag k=v`), carried in its heartbeats as R1_TAGS; `r1 status --broker --tag` filters on them. */
+export const TAG_KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
+export const NodeTagsSchema = z.record(z.string().regex(TAG_KEY_PATTERN), z.string().max(256))
+export type NodeTags = z.infer<typeof NodeTagsSchema>
+
 export const HeartbeatEventSchema = z
   .object({
     EE_EVENT_TYPE: z.literal('HEARTBEAT'),
@@ -88,6 +93,7 @@ export const HeartbeatEventSchema = z
     AVAILABLE_DISK: z.number(),
     PIPELINES: z.array(z.string()),
     ACTIVE_PLUGINS: z.array(ActivePluginSchema),
+    R1_TAGS: NodeTagsSchema.optional(),
   })
   .catchall(z.unknown())
 
