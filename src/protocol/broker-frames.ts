@@ -1,6 +1,7 @@
 import {decrypt, encrypt} from './encryption.js'
 import type {Identity} from './identity.js'
-import {MAX_FRAME_BYTES} from './messages.js'
+import {MAX_FRAME_BYTES, type PublicHeartbeat, PublicHeartbeatSchema} from './messages.js'
+import {decodeSigned} from './wire.js'
 
 /**
  * What a node publishes on a client's targeted topic (`<root>/<client address>/payloads`): every
@@ -41,4 +42,14 @@ export function openFrame(data: string, sender: string, client: Identity): {fram
   const inner = JSON.parse(decrypt(data, sender, client)) as {R1_FRAME_SEQ?: unknown; R1_FRAME?: unknown}
   if (!Number.isSafeInteger(inner.R1_FRAME_SEQ) || typeof inner.R1_FRAME !== 'string') throw new Error('a sealed frame holds {R1_FRAME_SEQ, R1_FRAME}')
   return {frameSeq: inner.R1_FRAME_SEQ as number, frame: inner.R1_FRAME}
+}
+
+/** A public heartbeat heard on `<root>/ctrl`: signed by the node it names (EE_ADDR), else undefined. */
+export function decodePublicHeartbeat(text: string): PublicHeartbeat | undefined {
+  if (text.length > MAX_FRAME_BYTES) return undefined
+  const signed = decodeSigned(text)
+  if (!signed.ok) return undefined
+  const {EE_HASH: _h, EE_SIGN: _s, EE_SENDER: _e, SIGN_CANON_V: _v, ...rest} = signed.message
+  const heartbeat = PublicHeartbeatSchema.safeParse(rest)
+  return heartbeat.success && heartbeat.data.EE_ADDR === signed.sender ? heartbeat.data : undefined
 }
