@@ -2,19 +2,32 @@ import {ExitCode, R1Error} from '../errors.js'
 import {closest} from '../manifest/diagnostics.js'
 import {isAddress, normalizeAddress} from '../protocol/identity.js'
 
-/** One node a command talks to: a named target from `config.yaml` or an ad hoc `--node`. */
-export interface Target {
-  /** The target's name in `config.yaml`, or the URL's host:port for an ad hoc node. */
-  name: string
+/** A broker a target is reached through (`brokers.<name>` of config.yaml, or an ad hoc `--broker <url>`); files resolved against the project folder. */
+export interface TargetBroker {
+  name?: string
   url: string
+  user?: string
+  passwordFile?: string
+  ca?: string
+  root?: string
+}
+
+/** One node a command talks to: a named target from `config.yaml`, an ad hoc `--node`, or a node on a broker. */
+export interface Target {
+  /** The target's name in `config.yaml`, or the URL's host:port for an ad hoc node (its alias for a node found on a broker). */
+  name: string
+  /** The node's URL; for a node behind a broker, the broker's. */
+  url: string
+  /** Reached through this broker rather than at `url`. */
+  broker?: TargetBroker
   /** The node address the session must find at `url` (`0xai_…`). */
   address: string
   /** PEM file of the CA to trust for this wss:// node (a target's `ca` in config.yaml). */
   ca?: string
 }
 
-/** `targets:` of `config.yaml`: name → {url, address, ca?} (`ca` resolved against the project folder). */
-export type TargetMap = Record<string, {url: string; address: string; ca?: string}>
+/** `targets:` of `config.yaml`: name → {url, address, ca?} or {broker, address} (files resolved against the project folder). */
+export type TargetMap = Record<string, {url?: string; broker?: TargetBroker; address: string; ca?: string}>
 
 /** The target flags every deploy/manage command takes. */
 export interface TargetSelection {
@@ -65,7 +78,7 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
     throw usage(`Several targets are configured (${names.join(', ')}): choose with --target <name> or --all.`, `e.g. --target ${names[0]}`)
   }
 
-  const targets: Target[] = chosen.filter((name) => !exclude.includes(name)).map((name) => checked({name, ...known[name]}, `targets.${name} in config.yaml`))
+  const targets: Target[] = chosen.filter((name) => !exclude.includes(name)).map((name) => checked(configuredTarget(name, known[name]!), `targets.${name} in config.yaml`))
   nodes.forEach((url, i) => {
     targets.push(checked({name: adHocName(url), url, address: addresses[i]}, `--node ${url}`))
   })
@@ -80,7 +93,14 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
   return targets
 }
 
+function configuredTarget(name: string, target: TargetMap[string]): Target {
+  const {broker, url, ...rest} = target
+  if (broker) return {name, ...rest, url: broker.url, broker}
+  return {name, ...rest, url: url ?? ''}
+}
+
 function checked(target: Target, where: string): Target {
+  if (target.broker) return checkedAddress(target, where)
   let url: URL
   try {
     url = new URL(target.url)
@@ -90,6 +110,10 @@ function checked(target: Target, where: string): Target {
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw usage(`${where}: "${target.url}" must use ws:// or wss://.`, 'A node URL looks like ws://127.0.0.1:7443 or wss://edge.example:7443')
   }
+  return checkedAddress(target, where)
+}
+
+function checkedAddress(target: Target, where: string): Target {
   if (typeof target.address !== 'string' || !isAddress(target.address)) {
     throw usage(`${where}: "${target.address}" is not a node address.`, 'A node address looks like 0xai_A2pP… (shown by `r1 node start`).')
   }
