@@ -147,8 +147,9 @@ class BrokerLink implements FrameLink {
     const missing = frameSeq > this.lastFrame + 1
     this.lastFrame = frameSeq
     this.handlers.alive()
-    this.handlers.frame(frame)
+    // first: the stream items of this frame come after the lost ones, and must not be taken as next
     if (missing) this.handlers.lost()
+    this.handlers.frame(frame)
   }
 
   send(text: string): Promise<void> {
