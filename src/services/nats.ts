@@ -19,12 +19,20 @@ type NatsConnection = Awaited<ReturnType<typeof import('@nats-io/transport-node'
 type KV = Awaited<ReturnType<import('@nats-io/kv').Kvm['create']>>
 type ObjectStore = Awaited<ReturnType<import('@nats-io/obj').Objm['create']>>
 
+/** A NATS URL as shown in messages: without its user and password. */
+function shown(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//')
+}
+
 export async function connectNats(url: string, what: string): Promise<NatsConnection> {
+  if (!/^(nats|tls):\/\/[^\s/]+\/?$/.test(url)) {
+    throw new R1Error(`--${what} ${shown(url)}: not a NATS URL`, ExitCode.USAGE, {code: 'NATS_URL', hint: `Pass --${what} nats://host:4222 (or leave it out for the embedded store on the data dir).`})
+  }
   const {connect} = await import('@nats-io/transport-node')
   try {
     return await connect({servers: url, name: `r1 node ${what}`, maxReconnectAttempts: -1})
   } catch (error) {
-    throw new R1Error(`Cannot reach NATS at ${url} for ${what}: ${(error as Error).message}`, ExitCode.UNREACHABLE, {
+    throw new R1Error(`Cannot reach NATS at ${shown(url)} for ${what}: ${(error as Error).message}`, ExitCode.UNREACHABLE, {
       code: 'NATS_UNREACHABLE',
       hint: `Start nats-server with JetStream (nats-server -js), or check the --${what} URL.`,
     })
@@ -177,7 +185,7 @@ export class NatsBlobStore implements BlobStore {
 }
 
 function jetStreamError(error: unknown, url: string, what: string): R1Error {
-  return new R1Error(`NATS at ${url} has no usable JetStream for ${what}: ${(error as Error).message}`, ExitCode.FAILURE, {
+  return new R1Error(`NATS at ${shown(url)} has no usable JetStream for ${what}: ${(error as Error).message}`, ExitCode.FAILURE, {
     code: 'NATS_JETSTREAM',
     hint: 'Start nats-server with JetStream enabled (nats-server -js -sd <dir>).',
     cause: error,
