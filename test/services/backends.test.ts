@@ -171,7 +171,7 @@ for (const backend of backends) {
 }
 
 describe.skipIf(natsMissing() !== undefined)('two nodes on one NATS', () => {
-  it('see each other’s keys and files; embedded nodes do not', async () => {
+  it('see each other’s keys, hashes and files; embedded nodes do not', async () => {
     const nats = await startNatsServer()
     const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'r1-services-')))
     const [a, b] = await Promise.all(dirs.slice(0, 2).map((dir) => openServices({dataDir: dir, cstore: nats.url, r1fs: nats.url})))
@@ -185,6 +185,9 @@ describe.skipIf(natsMissing() !== undefined)('two nodes on one NATS', () => {
       expect((await readAll((await b!.r1fs.get(cid, 'fleet'))!.stream())).equals(binary(150_000))).toBe(true)
       expect(await local.cstore.get('shared/key')).toBeNull()
       expect(await local.r1fs.get(cid, 'fleet')).toBeUndefined()
+      // both nodes writing one hash at once: every field lands (compare-and-set, retried)
+      await Promise.all(Array.from({length: 60}, (_, i) => (i % 2 ? a! : b!).cstore.hset('contended', `f${i}`, i)))
+      expect(Object.keys(await b!.cstore.hgetall('contended')).sort()).toEqual(Array.from({length: 60}, (_, i) => `f${i}`).sort())
       expect(await b!.r1fs.delete(cid)).toBe(true)
       expect(await a!.r1fs.get(cid, 'fleet')).toBeUndefined()
     } finally {

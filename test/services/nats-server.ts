@@ -1,64 +1,9 @@
-// A real nats-server with JetStream on 127.0.0.1 for the NATS backend tests and the bench (Debian's, 2.9).
-import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
-import {createServer, connect} from 'node:net'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
-
+// Types for bench/nats-server.js (plain JavaScript, shared by the bench and these tests).
 export interface NatsServer {
   url: string
   stop(): Promise<void>
 }
 
-/** Why the NATS tests cannot run here (no nats-server binary), or undefined when they can. */
-export function natsMissing(): string | undefined {
-  const found = spawnSync('nats-server', ['--version'], {encoding: 'utf8'})
-  return found.error ? `nats-server is not installed (${found.error.message}): the NATS backend tests are skipped` : undefined
-}
+const shared = (await import('../../bench/nats-server.js' as string)) as {natsMissing(): string | undefined; startNatsServer(): Promise<NatsServer>}
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
-
-/** Starts `nats-server -js` on a free port with its store in a temp dir; stop() ends it and removes the dir. */
-export async function startNatsServer(): Promise<NatsServer> {
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'r1-nats-'))
-  const child: ChildProcess = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], {stdio: ['ignore', 'ignore', 'pipe']})
-  let stderr = ''
-  child.stderr!.on('data', (chunk) => (stderr += chunk))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  for (let i = 0; !(await accepts(port)); i++) {
-    if (child.exitCode !== null || i > 200) {
-      child.kill('SIGKILL')
-      throw new Error(`nats-server did not start: ${stderr}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async stop() {
-      child.kill('SIGTERM')
-      await exited
-      rmSync(dir, {recursive: true, force: true})
-    },
-  }
-}
+export const {natsMissing, startNatsServer} = shared
