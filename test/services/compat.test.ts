@@ -1,5 +1,6 @@
 // The published Ratio1 client (@ratio1/edge-sdk-ts) against a real `r1 node start` (built CLI): CStore and
-// R1FS round trips, a 96 MiB file streamed with the node's memory bounded, restart, kill -9 after ack.
+// R1FS round trips, a 96 MiB file streamed with the node's memory bounded, restart, kill -9 after ack, two
+// nodes sharing one NATS.
 // Needs `npm run build`.
 import {createHash} from 'node:crypto'
 import {createReadStream, openAsBlob, readFileSync, writeFileSync} from 'node:fs'
@@ -7,6 +8,7 @@ import {join} from 'node:path'
 import {EdgeSdk} from '@ratio1/edge-sdk-ts'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {startNode, tempRoot, type NodeProcess} from '../deploy/nodes.js'
+import {natsMissing, startNatsServer} from './nats-server.js'
 
 type ServicesNode = NodeProcess & {cstoreUrl: string; r1fsUrl: string}
 
@@ -190,5 +192,28 @@ describe('durability', () => {
     }
     const res = (await sdk.r1fs.getFile({cid})) as unknown as Response
     expect(Buffer.from(await res.arrayBuffer()).equals(binary(300_000))).toBe(true)
+  })
+})
+
+describe.skipIf(natsMissing() !== undefined)('two nodes started with --cstore and --r1fs on one NATS', () => {
+  it('share keys, hashes and files through the Ratio1 client', async () => {
+    const nats = await startNatsServer()
+    const nodes: ServicesNode[] = []
+    try {
+      for (const name of ['nats-a', 'nats-b']) nodes.push((await startNode({dataDir: join(root.dir, name), extraArgs: ['--cstore', nats.url, '--r1fs', nats.url]})) as ServicesNode)
+      const [a, b] = nodes.map((n) => new EdgeSdk({cstoreUrl: n.cstoreUrl, r1fsUrl: n.r1fsUrl}))
+      expect(await a!.cstore.setValue({key: 'fleet/ü', value: {from: 'a'}})).toBe(true)
+      await Promise.all(Array.from({length: 50}, (_, i) => (i % 2 ? a! : b!).cstore.hset({hkey: 'fleet', key: `f${i}`, value: i})))
+      const {cid} = await b!.r1fs.addFile({file: binary(256 * 1024), filename: 'shared.bin', secret: 'fleet'})
+      expect(await b!.cstore.getValue({key: 'fleet/ü'})).toEqual({from: 'a'})
+      expect(Object.keys(await a!.cstore.hgetall({hkey: 'fleet'}))).toHaveLength(50)
+      const res = (await a!.r1fs.getFile({cid, secret: 'fleet'})) as unknown as Response
+      expect(Buffer.from(await res.arrayBuffer()).equals(binary(256 * 1024))).toBe(true)
+      // the embedded node of the other suites shares nothing
+      expect(await sdk.cstore.getValue({key: 'fleet/ü'})).toBeNull()
+    } finally {
+      for (const n of nodes) await n.stop()
+      await nats.stop()
+    }
   })
 })
