@@ -1,3 +1,4 @@
+import {randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {mkdtemp, open, rm} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
@@ -258,7 +259,7 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Rout
       async run(req) {
         const boundary = multipartBoundary(req.headers['content-type'])
         if (!boundary) throw new HttpError(415, 'Send the file as multipart/form-data with a boundary (a part `file`, and a part `body` with {"secret": …})')
-        const spool = join(spoolDir, `${Date.now()}-${Math.random().toString(36).slice(2)}.part`)
+        const spool = join(spoolDir, `${randomBytes(8).toString('hex')}.part`)
         const handle = await open(spool, 'wx', 0o600)
         try {
           let upload

@@ -7,7 +7,7 @@ import {createReadStream, openAsBlob, readFileSync, writeFileSync} from 'node:fs
 import {join} from 'node:path'
 import {EdgeSdk} from '@ratio1/edge-sdk-ts'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {startNode, tempRoot, type NodeProcess} from '../deploy/nodes.js'
+import {r1, startNode, tempRoot, type NodeProcess} from '../deploy/nodes.js'
 import {natsMissing, startNatsServer} from './nats-server.js'
 
 type ServicesNode = NodeProcess & {cstoreUrl: string; r1fsUrl: string}
@@ -215,5 +215,21 @@ describe.skipIf(natsMissing() !== undefined)('two nodes started with --cstore an
       for (const n of nodes) await n.stop()
       await nats.stop()
     }
+  })
+})
+
+describe('r1 node start refusing its services flags', () => {
+  it('exits 2 for a --cstore that is not a NATS URL, 7 for an unreachable NATS, 1 for a services port in use; --json errors name the cause', async () => {
+    const notNats = await r1(['node', 'start', '--port', '0', '--data-dir', join(root.dir, 'bad-1'), '--cstore', 'http://user:pw@host', '--json'])
+    expect(notNats.exitCode).toBe(2)
+    expect(notNats.json.error).toMatchObject({code: 'NATS_URL', message: '--cstore http://host: not a NATS URL'})
+    const unreachable = await r1(['node', 'start', '--port', '0', '--data-dir', join(root.dir, 'bad-2'), '--r1fs', 'nats://127.0.0.1:1', '--json'])
+    expect(unreachable.exitCode).toBe(7)
+    expect(unreachable.json.error).toMatchObject({code: 'NATS_UNREACHABLE', hint: expect.stringContaining('nats-server -js')})
+    const taken = new URL(node.cstoreUrl).port
+    const inUse = await r1(['node', 'start', '--port', '0', '--data-dir', join(root.dir, 'bad-3'), '--cstore-port', taken])
+    expect(inUse.exitCode).toBe(1)
+    expect(inUse.stderr).toContain(`Cannot serve CStore on 127.0.0.1:${taken}`)
+    expect(inUse.stderr).toContain('--cstore-port')
   })
 })
