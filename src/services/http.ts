@@ -35,9 +35,9 @@ export interface ServicesHandle {
 }
 
 /** JSON request bodies of the CStore API. */
-export const CSTORE_BODY_LIMIT = 8 * 1024 * 1024
+const CSTORE_BODY_LIMIT = 8 * 1024 * 1024
 /** JSON request bodies of the R1FS API (add_file_base64 carries a whole file): larger files go through add_file. */
-export const R1FS_BODY_LIMIT = 32 * 1024 * 1024
+const R1FS_BODY_LIMIT = 32 * 1024 * 1024
 /** Files returned inside JSON (get_file_base64, get_yaml); larger ones are read with get_file. */
 const INLINE_FILE_LIMIT = 16 * 1024 * 1024
 

@@ -12,8 +12,8 @@ import type {CStore, JsonValue} from './types.js'
  * only when a node uses them.
  */
 
-export const CSTORE_BUCKET = 'r1-cstore'
-export const R1FS_BUCKET = 'r1-r1fs'
+const CSTORE_BUCKET = 'r1-cstore'
+const R1FS_BUCKET = 'r1-r1fs'
 
 type NatsConnection = Awaited<ReturnType<typeof import('@nats-io/transport-node').connect>>
 type KV = Awaited<ReturnType<import('@nats-io/kv').Kvm['create']>>
@@ -24,7 +24,7 @@ function shown(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//')
 }
 
-export async function connectNats(url: string, what: string): Promise<NatsConnection> {
+async function connectNats(url: string, what: string): Promise<NatsConnection> {
   if (!/^(nats|tls):\/\/[^\s/]+\/?$/.test(url)) {
     throw new R1Error(`--${what} ${shown(url)}: not a NATS URL`, ExitCode.USAGE, {code: 'NATS_URL', hint: `Pass --${what} nats://host:4222 (or leave it out for the embedded store on the data dir).`})
   }
