@@ -164,3 +164,25 @@ describe('malformed requests', () => {
     expect(reply.json.error).toMatch(/is not YAML or JSON/)
   })
 })
+
+describe('files too large to return inside JSON', () => {
+  it('get_file_base64 and get_yaml refuse a file over 16 MiB with 413, pointing to get_file, which streams it', async () => {
+    const bigDir = mkdtempSync(join(tmpdir(), 'r1-services-http-big-'))
+    const big = await openServices({dataDir: bigDir})
+    const bigServed = await serveServices(big, {cstorePort: 0, r1fsPort: 0, node: {address: '0xai_test', alias: 'edge-t', version: '9.9.9'}})
+    try {
+      const cid = await big.r1fs.add(Buffer.alloc(17 * 1024 * 1024, 0x41), {filename: 'big.yaml'})
+      for (const reply of [await postJson(bigServed.r1fsUrl, '/get_file_base64', {cid}), await send(bigServed.r1fsUrl, 'GET', `/get_yaml?cid=${cid}`)]) {
+        expect(reply.status).toBe(413)
+        expect(reply.json.error).toMatch(new RegExp(`${cid} is 17825792 bytes, over the 16 MiB returned inline: read it with get_file`))
+      }
+      const streamed = await send(bigServed.r1fsUrl, 'GET', `/get_file?cid=${cid}`)
+      expect(streamed.body.length).toBe(17 * 1024 * 1024)
+    } finally {
+      await bigServed.close()
+      await big.cstore.close()
+      await big.r1fs.close()
+      rmSync(bigDir, {recursive: true, force: true})
+    }
+  })
+})
