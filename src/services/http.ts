@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdtemp, open, rm} from 'node:fs/promises'
+import {mkdir, mkdtemp, open, rm} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -26,6 +26,8 @@ export interface ServeServicesOptions {
   r1fsPort?: number
   /** Who answers: goes in every response's envelope. */
   node: {address: string; alias: string; version: string}
+  /** Where add_file uploads are spooled (emptied at start, removed on close); default a new temp dir. Put it on disk, not tmpfs: files can be large. */
+  spoolDir?: string
 }
 
 export interface ServicesHandle {
@@ -67,7 +69,11 @@ export async function serveServices(services: NodeServices, options: ServeServic
     ee_node_network: 'r1',
     ee_node_ver: options.node.version,
   })
-  const spoolDir = await mkdtemp(join(tmpdir(), 'r1-r1fs-upload-'))
+  const spoolDir = options.spoolDir ?? (await mkdtemp(join(tmpdir(), 'r1-r1fs-upload-')))
+  if (options.spoolDir) {
+    await rm(spoolDir, {recursive: true, force: true})
+    await mkdir(spoolDir, {recursive: true, mode: 0o700})
+  }
   const servers: Server[] = []
   try {
     const cstoreUrl = await listen(servers, cstoreRoutes(services), envelope, host, options.cstorePort ?? 31234, 'cstore')

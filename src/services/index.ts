@@ -41,7 +41,7 @@ async function openCStore(options: OpenServicesOptions): Promise<CStore> {
 
 
 /** What a node is told about its services: backends, quota, where the HTTP APIs listen. */
-export type NodeServicesOptions = Omit<OpenServicesOptions, 'dataDir'> & Omit<ServeServicesOptions, 'node'>
+export type NodeServicesOptions = Omit<OpenServicesOptions, 'dataDir'> & Omit<ServeServicesOptions, 'node' | 'spoolDir'>
 
 export interface RunningServices extends ServiceUrls {
   services: NodeServices
@@ -49,7 +49,7 @@ export interface RunningServices extends ServiceUrls {
   close(): Promise<void>
 }
 
-/** Opens the services on the data dir (or NATS) and serves their HTTP APIs; what was opened is closed again when serving fails. */
+/** Opens the services on the data dir (or NATS) and serves their HTTP APIs (uploads spooled in `r1fs/uploads/`); what was opened is closed again when serving fails. */
 export async function startServices(dataDir: string, options: NodeServicesOptions, node: ServeServicesOptions['node']): Promise<RunningServices> {
   const services = await openServices({...options, dataDir})
   const closeBackends = async () => {
@@ -58,7 +58,7 @@ export async function startServices(dataDir: string, options: NodeServicesOption
   }
   let served: ServicesHandle
   try {
-    served = await serveServices(services, {...options, node})
+    served = await serveServices(services, {...options, node, spoolDir: join(dataDir, 'r1fs', 'uploads')})
   } catch (error) {
     await closeBackends()
     throw error
