@@ -154,6 +154,11 @@ for (const backend of backends) {
       await expect(r1fs.add(Readable.from([binary(300 * 1024), binary(300 * 1024)]), {filename: 'big'})).rejects.toThrow(/R1FS is full: the file does not fit in the 0\.5 MiB quota/)
       expect((await r1fs.list()).map((e) => e.cid)).toEqual([small])
       expect((await readAll((await r1fs.get(small))!.stream())).length).toBe(100 * 1024)
+      // concurrent adds count each other: what is stored never exceeds the quota
+      const results = await Promise.allSettled(Array.from({length: 4}, (_, i) => r1fs.add(Readable.from([binary(64 * 1024), binary(96 * 1024 + i)]), {filename: `c${i}`})))
+      expect(results.filter((r) => r.status === 'rejected').length).toBeGreaterThan(0)
+      const stored = (await r1fs.list()).reduce((sum, e) => sum + e.size, 0)
+      expect(stored).toBeLessThanOrEqual(512 * 1024)
     })
 
     it('keeps keys, hashes and files when reopened', async () => {
