@@ -76,6 +76,7 @@ export class MqttFront {
       },
       onOffline: (error) => error && log(`broker ${broker.url}: ${error.message}`),
       connectTimeoutMs: this.options.connectTimeoutMs,
+      retryRefused: true,
     })
     this.client = client
     const period = this.options.heartbeatIntervalMs ?? 10_000

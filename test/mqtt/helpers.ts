@@ -15,13 +15,16 @@ export interface TestBroker {
   restart(): Promise<void>
 }
 
-/** aedes on 127.0.0.1 (port 0 the first time), with client ids as long as any. */
-export async function startAedes(port = 0): Promise<TestBroker> {
+/** aedes on 127.0.0.1 (port 0 the first time), with client ids as long as any; with `credentials`, only that user and password get in. */
+export async function startAedes(port = 0, credentials?: {user: string; password: string}): Promise<TestBroker> {
   let broker: Awaited<ReturnType<typeof Aedes.createBroker>> | undefined
   let server: Server | undefined
   const sockets = new Set<Socket>()
   const listen = async (on: number) => {
-    broker = await Aedes.createBroker({maxClientsIdLength: 256})
+    broker = await Aedes.createBroker({
+      maxClientsIdLength: 256,
+      ...(credentials ? {authenticate: (_client, user, password, done) => done(null, user === credentials.user && password?.toString() === credentials.password)} : {}),
+    })
     server = createServer(broker.handle as (socket: Socket) => void)
     server.on('connection', (socket) => {
       sockets.add(socket)
