@@ -16,7 +16,7 @@ let env: Record<string, string>
 const passwordFile = join(root.dir, 'broker.pass')
 
 beforeAll(async () => {
-  broker = await startAedes(0, {user: 'edge', password: 's3cret-pw'})
+  broker = await startAedes({credentials: {user: 'edge', password: 's3cret-pw'}})
   writeFileSync(passwordFile, 's3cret-pw\n', {mode: 0o600})
   const cli = await cliIdentity(root.dir)
   env = cli.env
