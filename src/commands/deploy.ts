@@ -39,7 +39,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   public async run(): Promise<DeployOutput> {
     const {argv} = await this.parse(Deploy)
     const pipelines = argv.map(String)
-    const [{openProject, buildProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}, {readSecrets}] = await Promise.all([
+    const [{openProject, buildProject, selectTargets}, {resolveTargets}, {connector}, {deploy}, {targetProgress}, {readSecrets}] = await Promise.all([
       import('../deploy/project.js'),
       import('../deploy/targets.js'),
       import('../deploy/link.js'),
@@ -48,7 +48,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       import('../secrets/store.js'),
     ])
     const project = await openProject(this.flags.dir)
-    const targets = resolveTargets(project.targets, this.flags, project.environments)
+    const targets = this.flags.broker === undefined ? resolveTargets(project.targets, this.flags, project.environments) : await selectTargets(project.dir, this.flags, {connectTimeoutMs: this.flags['connect-timeout'] * 1000, signal: this.signal})
     const secrets = await readSecrets(project.dir)
     // Targets connect and read their state while esbuild bundles.
     const built = buildProject(project, pipelines, this.flags.env)

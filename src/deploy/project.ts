@@ -1,8 +1,10 @@
 import {resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {type ConfigOverride, compileManifest, loadManifest, type Manifest, withEnvironment} from '../manifest/index.js'
+import type {Broker} from '../manifest/schema.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
-import {type EnvironmentMap, type Target, type TargetMap, type TargetSelection, resolveTargets} from './targets.js'
+import type {BrokerSelection} from './discover.js'
+import {type EnvironmentMap, type Target, type TargetBroker, type TargetMap, resolveTargets} from './targets.js'
 
 /** A project's manifest, validated (exit 3 on errors), with its targets. */
 export interface OpenProject {
@@ -31,9 +33,29 @@ export async function openProject(dir: string): Promise<OpenProject> {
   return {file, dir: root, manifest, targets: projectTargets(manifest, root), environments: manifest.environments}
 }
 
-/** A valid manifest's targets, each `ca` resolved against the project folder (it is relative to config.yaml). */
+/** A valid manifest's targets, each `ca` resolved against the project folder (it is relative to config.yaml) and each `broker` resolved to its `brokers` entry. */
 export function projectTargets(manifest: Manifest, root: string): TargetMap {
-  return Object.fromEntries(Object.entries(manifest.targets).map(([name, t]) => [name, t.ca ? {...t, ca: resolve(root, t.ca)} : t]))
+  return Object.fromEntries(
+    Object.entries(manifest.targets).map(([name, {broker, ...t}]) => [name, {...t, ...(t.ca ? {ca: resolve(root, t.ca)} : {}), ...(broker ? {broker: projectBroker(broker, manifest.brokers[broker]!, root)} : {})}]),
+  )
+}
+
+/** A broker of config.yaml with its files resolved against the project folder. */
+export function projectBroker(name: string, broker: Broker, root: string): TargetBroker {
+  return {
+    name,
+    url: broker.url,
+    ...(broker.user === undefined ? {} : {user: broker.user}),
+    ...(broker.password_file === undefined ? {} : {passwordFile: resolve(root, broker.password_file)}),
+    ...(broker.ca === undefined ? {} : {ca: resolve(root, broker.ca)}),
+    ...(broker.root === undefined ? {} : {root: broker.root}),
+  }
+}
+
+/** The project's brokers, files resolved. */
+export async function projectBrokers(dir: string): Promise<Record<string, TargetBroker>> {
+  const {dir: root, manifest} = await loadManifest(dir)
+  return Object.fromEntries(Object.entries(manifest.brokers).map(([name, broker]) => [name, projectBroker(name, broker, root)]))
 }
 
 /**
@@ -85,7 +107,13 @@ export async function prepareProject(dir: string, pipelineNames?: string[]): Pro
  * The targets of a managing command: ad hoc `--node`s alone need no project; named targets,
  * `--all` or no flag at all read `targets` from the project's config.yaml.
  */
-export async function selectTargets(dir: string, selection: TargetSelection): Promise<Target[]> {
+export async function selectTargets(dir: string, selection: BrokerSelection, options: {connectTimeoutMs?: number; signal?: AbortSignal} = {}): Promise<Target[]> {
+  if (selection.broker !== undefined) {
+    const {brokerTargets} = await import('./discover.js')
+    // a broker URL needs no project; a broker name is one of its `brokers`
+    const configured = /^[a-z]+:\/\//i.test(selection.broker) ? {} : await projectBrokers(dir)
+    return brokerTargets(selection, configured, {connectTimeoutMs: options.connectTimeoutMs ?? 10_000, signal: options.signal})
+  }
   const adHocOnly = (selection.node?.length ?? 0) > 0 && !selection.all && (selection.target?.length ?? 0) === 0 && (selection.exclude?.length ?? 0) === 0
   if (adHocOnly) return resolveTargets(undefined, selection)
   let project: OpenProject

@@ -1,14 +1,28 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {closest} from '../manifest/diagnostics.js'
 import {environmentTargets, hasTags, knownTags} from '../manifest/environments.js'
-import type {Environment, Tags} from '../manifest/schema.js'
+import type {Environment} from '../manifest/schema.js'
 import {isAddress, normalizeAddress} from '../protocol/identity.js'
+import {parseTags, type Tags} from '../protocol/tags.js'
 
-/** One node a command talks to: a named target from `config.yaml` or an ad hoc `--node`. */
-export interface Target {
-  /** The target's name in `config.yaml`, or the URL's host:port for an ad hoc node. */
-  name: string
+/** A broker a target is reached through (`brokers.<name>` of config.yaml, or an ad hoc `--broker <url>`); files resolved against the project folder. */
+export interface TargetBroker {
+  name?: string
   url: string
+  user?: string
+  passwordFile?: string
+  ca?: string
+  root?: string
+}
+
+/** One node a command talks to: a named target from `config.yaml`, an ad hoc `--node`, or a node on a broker. */
+export interface Target {
+  /** The target's name in `config.yaml`, or the URL's host:port for an ad hoc node (its alias for a node found on a broker). */
+  name: string
+  /** The node's URL; for a node behind a broker, the broker's. */
+  url: string
+  /** Reached through this broker rather than at `url`. */
+  broker?: TargetBroker
   /** The node address the session must find at `url` (`0xai_…`). */
   address: string
   /** PEM file of the CA to trust for this wss:// node (a target's `ca` in config.yaml). */
@@ -17,8 +31,8 @@ export interface Target {
   tags?: Tags
 }
 
-/** `targets:` of `config.yaml`: name → {url, address, ca?, tags?} (`ca` resolved against the project folder). */
-export type TargetMap = Record<string, {url: string; address: string; ca?: string; tags?: Tags}>
+/** `targets:` of `config.yaml`: name → {url, address, ca?, tags?} or {broker, address, tags?} (files resolved against the project folder). */
+export type TargetMap = Record<string, {url?: string; broker?: TargetBroker; address: string; ca?: string; tags?: Tags}>
 
 /** `environments:` of `config.yaml`: what target selection needs of them. */
 export type EnvironmentMap = Record<string, Pick<Environment, 'targets' | 'tags'>>
@@ -86,7 +100,7 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
     throw usage(`Several targets are configured (${names.join(', ')}): choose with --target <name> or --all.`, `e.g. --target ${names[0]}`)
   }
 
-  const targets: Target[] = chosen.filter((name) => !exclude.includes(name)).map((name) => checked({name, ...known[name]}, `targets.${name} in config.yaml`))
+  const targets: Target[] = chosen.filter((name) => !exclude.includes(name)).map((name) => checked(configuredTarget(name, known[name]!), `targets.${name} in config.yaml`))
   nodes.forEach((url, i) => {
     targets.push(checked({name: adHocName(url), url, address: addresses[i]}, `--node ${url}`))
   })
@@ -99,18 +113,6 @@ export function resolveTargets(configured: TargetMap | undefined, selection: Tar
   }
   if (targets.length === 0) throw usage('Every target was excluded: nothing to do.', 'Drop an --exclude, or choose other targets.')
   return targets
-}
-
-/** `--tag name=value` flags as one tag filter; a malformed one is a usage error. */
-export function parseTags(values: readonly string[]): Tags {
-  const tags: Tags = {}
-  for (const value of values) {
-    const match = /^([A-Za-z0-9][A-Za-z0-9_.-]*)=([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(value)
-    if (!match) throw usage(`--tag "${value}" is not name=value.`, 'e.g. --tag site=north (repeat --tag to require several; names and values: letters, digits, _ . -)')
-    if (Object.hasOwn(tags, match[1]!) && tags[match[1]!] !== match[2]) throw usage(`--tag ${match[1]} is given twice with different values; a target carries one value per tag.`, `Keep one --tag ${match[1]}=…`)
-    tags[match[1]!] = match[2]!
-  }
-  return tags
 }
 
 function environmentOf(name: string, environments: EnvironmentMap, known: TargetMap): string[] {
@@ -140,7 +142,14 @@ function noMatch(env: string | undefined, tags: Tags, known: TargetMap): R1Error
   })
 }
 
+function configuredTarget(name: string, target: TargetMap[string]): Target {
+  const {broker, url, ...rest} = target
+  if (broker) return {name, ...rest, url: broker.url, broker}
+  return {name, ...rest, url: url ?? ''}
+}
+
 function checked(target: Target, where: string): Target {
+  if (target.broker) return checkedAddress(target, where)
   let url: URL
   try {
     url = new URL(target.url)
@@ -150,6 +159,10 @@ function checked(target: Target, where: string): Target {
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw usage(`${where}: "${target.url}" must use ws:// or wss://.`, 'A node URL looks like ws://127.0.0.1:7443 or wss://edge.example:7443')
   }
+  return checkedAddress(target, where)
+}
+
+function checkedAddress(target: Target, where: string): Target {
   if (typeof target.address !== 'string' || !isAddress(target.address)) {
     throw usage(`${where}: "${target.address}" is not a node address.`, 'A node address looks like 0xai_A2pP… (shown by `r1 node start`).')
   }

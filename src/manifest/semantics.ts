@@ -24,6 +24,15 @@ function caProblem(file: string): string | undefined {
   return text.includes('-----BEGIN CERTIFICATE-----') ? undefined : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)'
 }
 
+function readableProblem(file: string): string | undefined {
+  try {
+    readFileSync(file)
+    return undefined
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? `does not exist (looked for ${file})` : `cannot be read: ${(error as Error).message}`
+  }
+}
+
 export const ENTRY_EXTENSIONS = ['.ts', '.js', '.mjs', '.mts'] as const
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -87,9 +96,34 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
     }
   }
 
+  const brokers = isRecord(data.brokers) ? data.brokers : {}
+  for (const [name, broker] of Object.entries(brokers)) {
+    if (!isRecord(broker)) continue
+    for (const key of ['password_file', 'ca'] as const) {
+      const file = broker[key]
+      if (typeof file !== 'string' || file.length === 0) continue
+      const problem = key === 'ca' ? caProblem(resolve(dir, file)) : readableProblem(resolve(dir, file))
+      if (problem) out.add(['brokers', name, key], 'value', 'broker-file', `broker "${name}": ${key} ${file} ${problem}`, 'paths are relative to config.yaml')
+    }
+    if (typeof broker.url === 'string' && /^(mqtt|ws):/.test(broker.url) && (broker.user !== undefined || broker.password_file !== undefined)) {
+      const host = hostOf(broker.url)
+      if (host && !isLoopback(host)) {
+        const secure = broker.url.replace(/^mqtt:/, 'mqtts:').replace(/^ws:/, 'wss:')
+        out.add(['brokers', name, 'url'], 'value', 'broker-insecure', `broker "${name}" is reached over unencrypted ${broker.url.split(':')[0]}:// to ${host}: its password travels in clear (commands and replies stay encrypted end to end)`, `use "${secure}"`)
+      }
+    }
+  }
+
   const targets = isRecord(data.targets) ? data.targets : {}
   for (const [name, target] of Object.entries(targets)) {
     if (!isRecord(target)) continue
+    if ((target.url === undefined) === (target.broker === undefined)) {
+      const both = target.url !== undefined
+      out.add(['targets', name], 'key', 'target-transport', `target "${name}" ${both ? 'has both `url` and `broker`' : 'has neither `url` nor `broker`'}`, both ? 'keep `url` for a node you reach directly, or `broker` for one behind a broker' : 'add `url: wss://host:port`, or `broker: <name>` of one under `brokers`')
+    }
+    if (typeof target.broker === 'string' && !Object.hasOwn(brokers, target.broker)) {
+      out.add(['targets', name, 'broker'], 'value', 'ref-broker', `target "${name}" names the broker "${target.broker}", which \`brokers\` does not define`, didYouMean(target.broker, Object.keys(brokers)) ?? 'define it under `brokers:` (url, user, password_file, ca, root)')
+    }
     if (typeof target.address === 'string' && ADDRESS_PATTERN.test(target.address)) {
       const problem = checkNodeAddress(target.address)
       if (problem) out.add(['targets', name, 'address'], 'value', 'target-address', problem, NODE_ADDRESS_HINT)

@@ -8,6 +8,7 @@ import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields
 import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
+import type {Tags} from '../protocol/tags.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
@@ -23,6 +24,7 @@ import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
 import {InstanceSecrets} from './instance-secrets.js'
 import {SecretStore} from './secret-store.js'
+import {servicesEnv, type ServiceUrls} from '../services/env.js'
 import type {NodeServices} from '../services/types.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
@@ -59,10 +61,14 @@ export interface LocalNodeOptions {
   bundles?: Pick<BundleStoreOptions, 'quotaBytes' | 'graceMs'>
   /** Problems found at start (e.g. the journal's), reported in heartbeats as R1_WARNINGS. */
   warnings?: string[]
+  /** Labels (`--tag k=v`) every heartbeat carries as R1_TAGS. */
+  tags?: Tags
   /** Node diagnostics (corrupt bundle removed, bundles collected, …); default: stderr. */
   log?: (line: string) => void
   /** The node's CStore and R1FS (the signed-protocol actions use them); the node does not close them. */
   services?: NodeServices
+  /** Where the services' HTTP APIs listen: every instance and process app gets them in its environment. */
+  serviceUrls?: ServiceUrls
 }
 
 export interface InstanceState {
@@ -141,6 +147,8 @@ export class LocalNode implements NodeCore {
   /** Desired state on disk; undefined for a throw-away data dir. */
   private readonly store: StateStore | undefined
   private readonly warningList: string[]
+  /** Labels (`--tag k=v`), in every heartbeat as R1_TAGS. */
+  readonly tags: Tags
   private readonly log: (line: string) => void
   /** Each pipeline's secrets, sealed to this node (R1_SECRETS). */
   readonly secrets: SecretStore
@@ -169,8 +177,9 @@ export class LocalNode implements NodeCore {
     this.secrets = new SecretStore(throwAway ? undefined : dataDir)
     this.instanceSecrets = new InstanceSecrets(this.secrets, options.identity, this.alias)
     this.warningList = [...(options.warnings ?? [])]
+    this.tags = options.tags ?? {}
     this.seq = options.startSeq ?? 0
-    const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
+    const env = {...(options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})), ...(options.serviceUrls ? servicesEnv(options.serviceUrls) : {})}
     this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env, dataDir}
     this.workDir = options.workDir
     this.files = options.workDir ? undefined : new ShippedFiles(options.filesRoot ?? defaultFilesRoot(dataDir), this.bundles, env, () => instanceUser(this.supervisorOptions.runAs))
@@ -270,6 +279,7 @@ export class LocalNode implements NodeCore {
       AVAILABLE_DISK: availableDisk,
       PIPELINES: [...this.active.keys()],
       ACTIVE_PLUGINS: activePlugins,
+      ...(Object.keys(this.tags).length > 0 ? {R1_TAGS: this.tags} : {}),
       ...(this.warningList.length > 0 ? {R1_WARNINGS: [...this.warningList]} : {}),
     }) as HeartbeatEvent
   }

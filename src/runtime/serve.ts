@@ -3,18 +3,28 @@ import {createRequire} from 'node:module'
 import {join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, loadOrCreateIdentity, nodeKeyPath} from '../protocol/identity.js'
+import type {NodeServicesOptions, RunningServices, ServiceUrls} from '../services/index.js'
 import {type Journal, type JournalOptions, openJournal} from './journal.js'
 import {LocalNode, type LocalNodeOptions} from './node.js'
+import type {Tags} from '../protocol/tags.js'
+import type {BrokerConfig} from '../transport/mqtt.js'
+import {MqttFront} from './mqtt-front.js'
 import {NodeServer, type NodeServerOptions, type RateLimit} from './server.js'
 import {AllowList, allowListPath} from './server-allowlist.js'
 
 /**
  * A whole node server without oclif: identity (key in the data dir) + node core + event journal +
- * WebSocket server. `r1 node start` calls it; so can tests, benches and `r1 run`.
+ * WebSocket server and/or a front on an MQTT broker. `r1 node start` calls it; so can tests, benches and `r1 run`.
  */
 export interface StartNodeServerOptions {
   /** Holds node-key.pem, allowed.json, the journal, the core's state, the replay cache and the upload spool (created if missing). */
   dataDir: string
+  /** Listen for WebSocket sessions on host:port (default true). */
+  listen?: boolean
+  /** Also serve clients through this MQTT broker (the node dials out; mqtt-front.ts). */
+  broker?: BrokerConfig
+  /** Labels every heartbeat carries as R1_TAGS. */
+  tags?: Tags
   host?: string
   /** 0 (default) picks a free port; the handle's `url` has the real one. */
   port?: number
@@ -51,18 +61,24 @@ export interface StartNodeServerOptions {
   core?: Omit<LocalNodeOptions, 'address' | 'identity' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
   /** Diagnostics (connection errors, floods); default: stderr. */
   log?: (line: string) => void
+  /** Serve CStore and R1FS (backends on the data dir or NATS, HTTP APIs); undefined: the node has none. */
+  services?: NodeServicesOptions
 }
 
 export interface NodeServerHandle {
   readonly address: string
   readonly alias: string
-  /** `ws://host:port` or `wss://host:port`. */
+  /** `ws://host:port` or `wss://host:port`; empty when the node does not listen. */
   readonly url: string
+  /** The broker front when the node serves through a broker. */
+  readonly broker?: MqttFront
   readonly dataDir: string
   readonly core: LocalNode
   readonly journal: Journal
   readonly server: NodeServer
   readonly allowList: AllowList
+  /** Where CStore's and R1FS's HTTP APIs listen, when the node serves them. */
+  readonly services?: ServiceUrls
   /** Graceful shutdown: connections closed (1001), instances stopped, state and journal flushed. Idempotent. */
   stop(): Promise<void>
 }
@@ -81,20 +97,25 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
   const identity = options.identity ?? (await loadOrCreateIdentity(nodeKeyPath(dataDir))).identity
   const alias = options.alias ?? `r1-${identity.address.slice(5, 11)}`
   const journal = await openJournal(join(dataDir, 'journal'), {onWarning: log, onError: (error) => log(error.message), ...options.journal})
+  let services: RunningServices | undefined
   let core: LocalNode
   try {
+    if (options.services) services = await (await import('../services/index.js')).startServices(dataDir, options.services, {address: identity.address, alias, version: packageVersion})
     core = await LocalNode.start({
       ...options.core,
+      ...(services ? {services: services.services, serviceUrls: services} : {}),
       address: identity.address,
       identity,
       alias,
       dataDir,
       startSeq: journal.lastSeq(),
       heartbeatIntervalMs: options.heartbeatIntervalMs,
+      tags: options.tags,
       log,
       ...(journal.warning ? {warnings: [...(options.core?.warnings ?? []), journal.warning]} : {}),
     })
   } catch (error) {
+    await services?.close()
     await journal.close()
     throw error
   }
@@ -105,6 +126,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     identity,
     allowList,
     dataDir,
+    listen: options.listen,
     history: {id: journal.id, lastSeq: () => journal.lastSeq(), cursor: (o) => journal.cursor(o), flush: () => journal.flushQuietly()},
     host: options.host,
     port: options.port,
@@ -121,6 +143,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     url = await server.start()
   } catch (error) {
     await core.stop()
+    await services?.close()
     unjournal()
     await journal.close()
     if (error instanceof R1Error) throw error
@@ -130,20 +153,29 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
       hint: code === 'EADDRINUSE' ? 'Another process uses that port: pick another --port (0 picks a free one).' : 'Check --host and --port.',
     })
   }
+  let front: MqttFront | undefined
+  if (options.broker) {
+    front = new MqttFront({server, identity, broker: options.broker, heartbeatIntervalMs: options.heartbeatIntervalMs, log})
+    await front.start()
+  }
   let stopping: Promise<void> | undefined
   return {
     address: identity.address,
     alias,
     url,
+    broker: front,
     dataDir,
     core,
     journal,
     server,
     allowList,
+    ...(services ? {services: {cstoreUrl: services.cstoreUrl, r1fsUrl: services.r1fsUrl}} : {}),
     stop: () =>
       (stopping ??= (async () => {
+        await front?.close()
         await server.close()
         await core.stop()
+        await services?.close()
         unjournal()
         await journal.close()
       })()),

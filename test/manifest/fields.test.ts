@@ -176,6 +176,7 @@ describe('applyDefaults', () => {
     version: '1.0.0',
     plugins: {TEMP: {entry: 'a.ts', config: {THRESHOLD: {type: 'number' as const, default: 30}, process_delay: {type: 'number' as const, default: 5}, TAGS: {type: 'array' as const, default: ['a']}}, allow_unknown_config: false}},
     pipelines: {},
+    brokers: {},
     targets: {},
     environments: {},
   }
