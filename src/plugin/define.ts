@@ -1,6 +1,7 @@
 /**
- * The part of the plugin SDK that plugin code imports at run time. It imports nothing, so the
- * bundler can inline it into every plugin bundle and the bundle stays self-contained.
+ * The part of the plugin SDK that plugin code imports at run time. It imports nothing but types
+ * (erased when compiled), so the bundler can inline it into every plugin bundle and the bundle stays
+ * self-contained.
  */
 
 import type {JsonValue} from '../services/types.js'
