@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 import {brokerOfFlag, brokerTargets} from '../../src/deploy/discover.js'
 import {resolveTargets} from '../../src/deploy/targets.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
-import {parseTags} from '../../src/runtime/node-main.js'
+import {parseTags} from '../../src/protocol/tags.js'
 import {brokerClientId} from '../../src/transport/mqtt.js'
 
 const node = generateIdentity().address
@@ -32,8 +32,9 @@ describe('targets on a broker', () => {
   })
 
   it('tags are k=v with a safe key; client ids fit MQTT 3.1.1 (23 characters)', () => {
-    expect(parseTags(['site=lab', 'role=', 'a.b-c_d=x=y'])).toEqual({site: 'lab', role: '', 'a.b-c_d': 'x=y'})
-    for (const bad of ['noequals', '=v', 'sp ace=v', `${'k'.repeat(65)}=v`]) expect(() => parseTags([bad])).toThrow(/--tag/)
+    expect(parseTags(['site=lab', 'a.b-c_d=x.y-1'])).toEqual({site: 'lab', 'a.b-c_d': 'x.y-1'})
+    for (const bad of ['noequals', '=v', 'role=', 'k=x=y', 'sp ace=v', `${'k'.repeat(201)}=v`, 'site=lab site=north']) expect(() => parseTags([bad])).toThrow(/--tag/)
+    expect(() => parseTags(['site=lab', 'site=north'])).toThrow(/twice/)
     expect(brokerClientId('n', node)).toMatch(/^r1n[A-Za-z0-9_-]{20}$/)
     expect(brokerClientId('n', node)).toBe(brokerClientId('n', node))
   })
