@@ -4,7 +4,7 @@
  */
 import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'
 import {PluginRunner, type CommandResult, type LogLevel, type StepResult} from './runner.js'
-import type {ServiceUrls} from './services.js'
+import type {ServiceUrls} from '../services/env.js'
 
 export {definePlugin, isPlugin, PLUGIN_BRAND} from './define.js'
 export type {BaseInstanceConfig, InstanceConfigOf, JsonValue, NotifyOptions, Plugin, PluginContext, PluginCStore, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload, PluginR1fs, R1fsAddOptions, R1fsFileData} from './define.js'
@@ -156,7 +156,7 @@ async function startTestServices(node: {address: string; alias: string}): Promis
   const services = await openServices({dataDir})
   const served = await serveServices(services, {cstorePort: 0, r1fsPort: 0, node: {...node, version: 'test'}})
   return {
-    urls: {cstore: served.cstoreUrl, r1fs: served.r1fsUrl},
+    urls: {cstoreUrl: served.cstoreUrl, r1fsUrl: served.r1fsUrl},
     async close() {
       await served.close()
       await services.cstore.close()

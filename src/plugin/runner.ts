@@ -1,6 +1,7 @@
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
-import {serviceClients, type ServiceUrls} from './services.js'
+import type {ServiceUrls} from '../services/env.js'
+import {serviceClients} from './services.js'
 
 /**
  * Drives one plugin instance's hooks with Ratio1's semantics, with no timing and no I/O:
@@ -28,7 +29,7 @@ export interface RunnerOptions {
   /** COMMAND_HASH for that PLUGIN_CONFIG_OK. */
   configHash?: string
   /** Where `ctx.cstore` and `ctx.r1fs` send their requests (the instance's environment; testPlugin's own services). */
-  services?: () => Promise<ServiceUrls> | ServiceUrls
+  services?: () => Promise<Partial<ServiceUrls>> | Partial<ServiceUrls>
 }
 
 export interface StepResult {

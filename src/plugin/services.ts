@@ -1,3 +1,4 @@
+import type {ServiceUrls} from '../services/env.js'
 import type {JsonValue} from '../services/types.js'
 import type {PluginCStore, PluginR1fs, R1fsFileData} from './define.js'
 
@@ -8,20 +9,10 @@ import type {PluginCStore, PluginR1fs, R1fsFileData} from './define.js'
  * `{result, …}`; the client returns `result`.
  */
 
-export interface ServiceUrls {
-  cstore?: string
-  r1fs?: string
-}
-
-/** The service URLs from an instance's environment. */
-export function serviceUrlsFromEnv(env: Record<string, string | undefined>): ServiceUrls {
-  return {cstore: env.EE_CHAINSTORE_API_URL || env.CSTORE_API_URL || undefined, r1fs: env.EE_R1FS_API_URL || env.R1FS_API_URL || undefined}
-}
-
 /** The clients; `urls` may resolve later (testPlugin starts its services on first use). */
-export function serviceClients(urls: () => Promise<ServiceUrls> | ServiceUrls): {cstore: PluginCStore; r1fs: PluginR1fs} {
+export function serviceClients(urls: () => Promise<Partial<ServiceUrls>> | Partial<ServiceUrls>): {cstore: PluginCStore; r1fs: PluginR1fs} {
   const base = async (service: 'cstore' | 'r1fs'): Promise<string> => {
-    const url = (await urls())[service]
+    const url = (await urls())[service === 'cstore' ? 'cstoreUrl' : 'r1fsUrl']
     if (!url) {
       const names = service === 'cstore' ? 'EE_CHAINSTORE_API_URL (or CSTORE_API_URL)' : 'EE_R1FS_API_URL (or R1FS_API_URL)'
       throw new Error(`ctx.${service} has no ${service === 'cstore' ? 'CStore' : 'R1FS'} API to talk to: ${names} is not set in this instance's environment (a node and \`r1 run\` set it)`)

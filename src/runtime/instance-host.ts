@@ -6,7 +6,7 @@ import {pathToFileURL} from 'node:url'
 import {Worker} from 'node:worker_threads'
 import {isPlugin, type Plugin, type PluginDefinition} from '../plugin/define.js'
 import {PluginRunner, describeError, type LogLevel, type RunnerEvent} from '../plugin/runner.js'
-import {serviceUrlsFromEnv} from '../plugin/services.js'
+import {serviceUrlsFromEnv} from '../services/env.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 import {Outbox} from './outbox.js'
 
