@@ -55,6 +55,17 @@ const B64URL = /^[A-Za-z0-9_-]+={0,2}$/
  * v1 / unversioned messages and signatures without EE_HASH. `message` should come from
  * `parseWireJson` so that numbers keep their wire form; plain objects work for r1-made messages.
  */
+/**
+ * The DER bytes of an EE_SIGN, or undefined when it is not their one encoding: spare bits or padding
+ * that decode to the same bytes would make a tampered frame verify (a signature that is not the one
+ * that was sent).
+ */
+export function signatureBytes(sign: string): Buffer | undefined {
+  const der = Buffer.from(sign, 'base64url')
+  const unpadded = sign.replace(/=+$/, '')
+  return der.toString('base64url') !== unpadded || (unpadded.length !== sign.length && sign.length % 4 !== 0) ? undefined : der
+}
+
 export function verifyMessage(message: unknown): Verdict {
   if (message === null || typeof message !== 'object' || Array.isArray(message) || message instanceof WireNumber) return {valid: false, reason: 'not a JSON object'}
   const record = message as Record<string, unknown>
@@ -63,11 +74,8 @@ export function verifyMessage(message: unknown): Verdict {
   const publicKey = publicKeyFromAddress(sender)
   if (!publicKey) return {valid: false, reason: `EE_SENDER ${JSON.stringify(sender.slice(0, 60))} is not a valid address`}
   if (!B64URL.test(sign)) return {valid: false, reason: 'EE_SIGN is not URL-safe base64', sender}
-  const der = Buffer.from(sign, 'base64url')
-  // One encoding per signature: spare bits or padding that decode to the same bytes would make a
-  // tampered frame verify (and a signature that is not the one that was sent)
-  const unpadded = sign.replace(/=+$/, '')
-  if (der.toString('base64url') !== unpadded || (unpadded.length !== sign.length && sign.length % 4 !== 0)) return {valid: false, reason: 'EE_SIGN is not canonical base64', sender}
+  const der = signatureBytes(sign)
+  if (!der) return {valid: false, reason: 'EE_SIGN is not canonical base64', sender}
   let compact: Uint8Array
   try {
     compact = secp256k1.signatureImport(new Uint8Array(der))

@@ -16,7 +16,7 @@ import {
   type RejectionReason,
   type UnsignedCommand,
 } from './messages.js'
-import {verifyMessage} from './signing.js'
+import {signatureBytes, verifyMessage} from './signing.js'
 import {decryptCommand, encryptCommandPayload} from './encryption.js'
 
 /**
@@ -105,9 +105,10 @@ export function decodeSigned(text: string): DecodedSigned | DecodeFailure {
       }
       if (message && typeof message === 'object' && !Array.isArray(message)) {
         const publicKey = publicKeyFromAddress(tail[2])
+        const der = signatureBytes(tail[3])
         let compact: Uint8Array | undefined
         try {
-          compact = secp256k1.signatureNormalize(secp256k1.signatureImport(new Uint8Array(Buffer.from(tail[3], 'base64url'))))
+          compact = der && secp256k1.signatureNormalize(secp256k1.signatureImport(new Uint8Array(der)))
         } catch {
           compact = undefined
         }
