@@ -4,7 +4,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {accessSync, constants, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
-import {tmpdir} from 'node:os'
+import {tmpdir, userInfo} from 'node:os'
 import {delimiter, join} from 'node:path'
 import mqtt, {type IClientOptions, type MqttClient} from 'mqtt'
 import {type BrokerOptions, startBroker} from '../../src/broker/broker.js'
@@ -67,6 +67,8 @@ export async function startMosquitto(options: {wsPort?: boolean; passwordFile?: 
   const wsPort = options.wsPort ? await freePort() : undefined
   const config = [
     'per_listener_settings false',
+    // Run as root, Mosquitto would switch to its own user and could not read the test's temp files.
+    `user ${userInfo().username}`,
     `listener ${port} 127.0.0.1`,
     ...(wsPort ? [`listener ${wsPort} 127.0.0.1`, 'protocol websockets'] : []),
     'persistence false',
