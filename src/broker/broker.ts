@@ -68,6 +68,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   })
   const sockets = new Set<Socket>()
   const track = (socket: Socket): void => {
+    socket.setNoDelay(true) // a QoS 1 exchange is small packets both ways: Nagle would hold each one back
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   }
