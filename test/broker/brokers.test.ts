@@ -55,6 +55,15 @@ describe('the embedded broker', () => {
     expect((await qos1RoundTrip(plain.wsUrl!, 'naeural/payloads', big)).received).toHaveLength(big.length)
   })
 
+  it('restarts on the same ports, dropping its clients', async () => {
+    const client = await mqttClient(plain.url)
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    await plain.restart()
+    await closed
+    expect(await qos1RoundTrip(plain.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
+    expect(await qos1RoundTrip(plain.wsUrl!, 'naeural/ctrl', 'ws after restart')).toEqual({received: 'ws after restart', qos: 1})
+  })
+
   it('refuses a second listener on a port in use with a clear error', async () => {
     const port = Number(new URL(plain.url).port)
     await expect(startEmbeddedBroker({port})).rejects.toThrow(`Cannot listen on 127.0.0.1:${port}: EADDRINUSE`)
@@ -76,6 +85,11 @@ describe.skipIf(brokerMissing('mosquitto'))('Mosquitto (Debian, started by the t
     expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'mosquitto tcp', {clientId: LONG_CLIENT_ID})).toEqual({received: 'mosquitto tcp', qos: 1})
     expect(await qos1RoundTrip(broker!.wsUrl!, 'naeural/ctrl', 'mosquitto ws')).toEqual({received: 'mosquitto ws', qos: 1})
   })
+
+  it('restarts on the same ports', async () => {
+    await broker!.restart()
+    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
+  })
 })
 
 describe.skipIf(brokerMissing('nats'))("nats-server's MQTT listener (started by the test, JetStream on)", () => {
@@ -87,5 +101,10 @@ describe.skipIf(brokerMissing('nats'))("nats-server's MQTT listener (started by 
 
   it('carries a QoS 1 message over mqtt://', async () => {
     expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'nats mqtt', {clientId: LONG_CLIENT_ID})).toEqual({received: 'nats mqtt', qos: 1})
+  })
+
+  it('restarts on the same ports', async () => {
+    await broker!.restart()
+    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
   })
 })

@@ -73,6 +73,7 @@ describe('r1 broker user and r1 broker acl', () => {
     }
     const file = join(dataDir, 'users.json')
     expect(statSync(file).mode & 0o777).toBe(0o600)
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700)
     const text = readFileSync(file, 'utf8')
     expect(text).not.toContain(PASSWORD)
     expect(JSON.parse(text).users['edge-a'].password).toMatch(/^scrypt\$16384\$8\$1\$/)
