@@ -1,21 +1,25 @@
 // A fleet over a broker (budget in src/ARCHITECTURE.md: 1,000 simulated nodes, deploy confirmed by all ≤ 5 s
 // and ≤ 10 × the raw broker echo floor; status ≤ 2 s; CLI RSS ≤ 250 MiB), for N = 100 and 1,000 nodes, and
-// 10,000 with R1_BENCH_FLEET_10K=1 (on a 2-core machine 10,000 connections take minutes to set up).
+// 10,000 with R1_BENCH_FLEET_10K=1 (on a 2-core machine 10,000 nodes take minutes to set up).
 //
 // Each size gets a fresh embedded broker (`r1 broker start`, its own process, so its peak RSS is its own).
-// Raw floor, same broker, same run: N plain mqtt.js connections in one process (fleet-echo.js) each echo an
-// unsigned 1 KiB message from its config topic to the sender's targeted topic; the driver sends one to
-// every node at once and times until all N echoes are back (QoS 1 both ways; median of 3 rounds after a
-// warm-up). Rows: all N connected, the echo floor, the broker's peak RSS; each N > 100 row is shown as a
-// ratio to the 100-node figure, so growth can be read against N (×10 per step is linear).
+// 1. Raw floor, same broker, same run: N plain mqtt.js connections in one process (fleet-echo.js) each echo
+//    an unsigned 1 KiB message from its config topic to the sender's targeted topic; the driver sends one to
+//    every node at once and times until all N echoes are back (QoS 1 both ways; median of 3 after a warm-up).
+// 2. N simulated nodes in one process (fleet-nodes.js): the real node front on the broker, with the
+//    instance host replaced by an in-process stub that confirms at once (labelled so in every row). The
+//    built CLI, with the N nodes as broker targets in config.yaml: `r1 status --all`, `r1 deploy --all` of
+//    the ts-plugin template's pipeline (confirmed by PIPELINE_OK and PLUGIN_CONFIG_OK from every node),
+//    `r1 command --all`; wall time and the CLI's peak RSS of each.
+// Each N > 100 row is shown as a ratio to the 100-node figure, so growth reads against N (×10 per step is linear).
 // Standalone: `node bench/fleet.js` prints the rows as one JSON line {"group":"fleet","rows":[…]}.
 import {spawn} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import mqtt from 'mqtt'
-import {firstJsonLine, median, row, simulatedAddress, startR1, stopChild} from './lib.js'
+import {cli, firstJsonLine, median, r1, root, row, simulatedAddress, startR1, stopChild} from './lib.js'
 
 const SIZES = process.env.R1_BENCH_FLEET_10K === '1' ? [100, 1000, 10_000] : [100, 1000]
 const ROUNDS = 3
@@ -26,6 +30,41 @@ const MESSAGE = Buffer.alloc(1024, 'x')
 function peakRssMiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)[1]) / 1024
+}
+
+/** Runs the built CLI to completion, sampling its peak RSS (VmHWM) until it exits; never throws on a non-zero exit. */
+function timedCli(args, env) {
+  const child = spawn(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  let peakRss = 0
+  child.stdout.on('data', (chunk) => (stdout += chunk))
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const sample = () => {
+    try {
+      peakRss = Math.max(peakRss, peakRssMiB(child.pid))
+    } catch {
+      // it has just exited
+    }
+  }
+  const timer = setInterval(sample, 20)
+  const start = process.hrtime.bigint()
+  return new Promise((resolve) => {
+    child.once('exit', (status) => {
+      const wall = Number(process.hrtime.bigint() - start) / 1e6
+      clearInterval(timer)
+      resolve({status, wall, peakRss, stdout, stderr})
+    })
+  })
+}
+
+/** A CLI result that must be exit 0 with every target `ok`-like; else the bench fails saying why. */
+function confirmed(what, result, count, okStatus) {
+  if (result.status !== 0) throw new Error(`${what} exited ${result.status}: ${(result.stderr + result.stdout).slice(-800)}`)
+  const targets = JSON.parse(result.stdout).targets
+  const ok = targets.filter((t) => okStatus.includes(t.status)).length
+  if (targets.length !== count || ok !== count) throw new Error(`${what}: ${ok} of ${count} targets confirmed (${targets.length} reported)`)
+  return result
 }
 
 /** Sends MESSAGE to every node's config topic at once; resolves with the ms until every echo is back. */
@@ -52,8 +91,8 @@ async function echoRound(client, nodes, targeted) {
   return done
 }
 
-async function measure(count, dir) {
-  const broker = await startR1(['broker', 'start', '--json', '--port', '0', '--data-dir', join(dir, `broker-${count}`)])
+/** The raw floor on `broker`: N echoing connections, all connected; the median echo round trip to all. */
+async function rawFloor(broker, count) {
   let echo
   let client
   try {
@@ -67,13 +106,48 @@ async function measure(count, dir) {
     await echoRound(client, nodes, targeted) // warm-up
     const rounds = []
     for (let i = 0; i < ROUNDS; i++) rounds.push(await echoRound(client, nodes, targeted))
-    return {count, connected: echo.connectedMs, floor: median(rounds), brokerRss: peakRssMiB(broker.child.pid)}
+    return {connected: echo.connectedMs, floor: median(rounds)}
   } finally {
     await client?.endAsync(true)
     if (echo) {
       echo.child.stdin.end()
       await stopChild(echo.child)
     }
+  }
+}
+
+/** N simulated nodes (fleet-nodes.js) on `broker`, driven by the built CLI from a project that names them as broker targets. */
+async function simulatedFleet(broker, count, dir) {
+  if (!existsSync(new URL('../dist/runtime/mqtt-front.js', import.meta.url))) throw new Error('the simulated nodes need the node front on a broker (src/runtime/mqtt-front.ts), which this build does not have')
+  const env = {R1_CONFIG_DIR: join(dir, `cli-${count}`)}
+  const keys = cli(['keys', 'generate', '--json'], env)
+  if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
+  const {address} = JSON.parse(keys.stdout)
+  const project = join(dir, `project-${count}`)
+  const init = cli(['init', project, '--template', 'ts-plugin', '--yes', '--no-install', '--no-git'], env)
+  if (init.status !== 0) throw new Error(`r1 init failed: ${init.stderr}`)
+  const script = fileURLToPath(new URL('fleet-nodes.js', import.meta.url))
+  const nodes = await firstJsonLine(spawn(process.execPath, [script, broker.url, String(count), address, join(dir, `nodes-${count}`)], {stdio: ['pipe', 'pipe', 'pipe']}), 'fleet-nodes.js')
+  try {
+    appendFileSync(join(project, 'config.yaml'), `\nbrokers:\n  bench: { url: "${broker.url}" }\ntargets:\n${nodes.addresses.map((a, i) => `  sim-${i}: { address: "${a}", broker: bench }\n`).join('')}`)
+    const all = ['--dir', project, '--all', '--json', '--max-concurrent', String(count)]
+    const status = confirmed('r1 status', await timedCli(['status', ...all], env), count, ['ok', 'online'])
+    const deploy = confirmed('r1 deploy', await timedCli(['deploy', ...all], env), count, ['deployed'])
+    const command = confirmed('r1 command', await timedCli(['command', 'readings', 'sensor-1', 'BENCH', ...all], env), count, ['ok', 'done', 'confirmed'])
+    return {started: nodes.startedMs, status, deploy, command}
+  } finally {
+    nodes.child.stdin.end()
+    await stopChild(nodes.child)
+  }
+}
+
+async function measure(count, dir) {
+  const broker = await startR1(['broker', 'start', '--json', '--port', '0', '--data-dir', join(dir, `broker-${count}`)])
+  try {
+    const raw = await rawFloor(broker, count)
+    const fleet = await simulatedFleet(broker, count, dir)
+    return {count, ...raw, ...fleet, brokerRss: peakRssMiB(broker.child.pid)}
+  } finally {
     await stopChild(broker.child)
   }
 }
@@ -82,13 +156,23 @@ export default async function fleetBench() {
   const dir = mkdtempSync(join(tmpdir(), 'r1-bench-fleet-'))
   try {
     const figures = []
-    for (const count of SIZES) figures.push(await measure(count, dir))
+    for (const count of SIZES) {
+      const f = await measure(count, dir)
+      figures.push({...f, statusWall: f.status.wall, deployWall: f.deploy.wall, commandWall: f.command.wall, cliRss: Math.max(f.status.peakRss, f.deploy.peakRss, f.command.peakRss)})
+    }
     const first = figures[0]
     const vs = (f, key) => (f === first ? {} : {baseline: first[key], baselineName: `${first.count} nodes`})
     const n = (count) => count.toLocaleString('en-US')
+    const stub = 'simulated nodes: real node front, instance host stubbed'
     return figures.flatMap((f) => [
       row(`fleet over a broker, ${n(f.count)} nodes: all connected and subscribed (raw mqtt.js, embedded broker)`, {value: f.connected, unit: 'ms', ...vs(f, 'connected')}),
       row(`fleet over a broker, ${n(f.count)} nodes: raw echo floor (1 KiB to each node and back, QoS 1)`, {value: f.floor, unit: 'ms', ...vs(f, 'floor')}),
+      row(`fleet over a broker, ${n(f.count)} ${stub}: all on the broker`, {value: f.started, unit: 'ms', ...vs(f, 'started')}),
+      row(`fleet over a broker, ${n(f.count)} ${stub}: r1 status --all`, {value: f.status.wall, unit: 'ms', ...vs(f, 'statusWall'), ...(f.count === 1000 ? {budget: 2000, absolute: true} : {})}),
+      row(`fleet over a broker, ${n(f.count)} ${stub}: r1 deploy --all, confirmed by all`, {value: f.deploy.wall, unit: 'ms', ...vs(f, 'deployWall'), ...(f.count === 1000 ? {budget: 5000, absolute: true} : {})}),
+      ...(f.count === 1000 ? [row(`fleet over a broker, 1,000 ${stub}: r1 deploy --all vs the raw echo floor`, {value: f.deploy.wall, unit: 'ms', baseline: f.floor, baselineName: 'raw echo floor', budget: 10})] : []),
+      row(`fleet over a broker, ${n(f.count)} ${stub}: r1 command --all, confirmed by all`, {value: f.command.wall, unit: 'ms', ...vs(f, 'commandWall')}),
+      row(`fleet over a broker, ${n(f.count)} ${stub}: CLI peak RSS (largest of status, deploy, command)`, {value: f.cliRss, unit: 'MiB', ...vs(f, 'cliRss'), ...(f.count === 1000 ? {budget: 250, absolute: true} : {})}),
       row(`fleet over a broker, ${n(f.count)} nodes: broker peak RSS`, {value: f.brokerRss, unit: 'MiB', ...vs(f, 'brokerRss')}),
     ])
   } finally {
