@@ -49,8 +49,8 @@ export interface RunningBroker {
 
 /** Ratio1 client ids are longer than MQTT 3.1.1's 23 characters. */
 const MAX_CLIENT_ID_LENGTH = 256
-/** An MQTT packet carries one protocol frame plus its topic and header. */
-const MAX_WS_MESSAGE_BYTES = MAX_FRAME_BYTES + 64 * 1024
+/** An MQTT packet carries one protocol frame (sealed to its reader: up to about twice the frame) plus its topic and header. */
+const MAX_WS_MESSAGE_BYTES = 2 * MAX_FRAME_BYTES + 64 * 1024
 
 /** Each logged-in client's ACL; `open` for a client let in while the data dir had no users. */
 const grants = new WeakMap<Client, AclRule[] | 'open'>()
