@@ -32,17 +32,25 @@ function peakRssMiB(pid) {
   return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)[1]) / 1024
 }
 
-/** Runs the built CLI to completion, sampling its peak RSS (VmHWM) until it exits; never throws on a non-zero exit. */
+/** CPU time (user + system) a process has used so far, ms. */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // utime, stime in clock ticks (100 Hz on Linux)
+}
+
+/** Runs the built CLI to completion, sampling its peak RSS (VmHWM) and CPU time until it exits; never throws on a non-zero exit. */
 function timedCli(args, env) {
   const child = spawn(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
   let peakRss = 0
+  let cpu = 0
   child.stdout.on('data', (chunk) => (stdout += chunk))
   child.stderr.on('data', (chunk) => (stderr += chunk))
   const sample = () => {
     try {
       peakRss = Math.max(peakRss, peakRssMiB(child.pid))
+      cpu = cpuMs(child.pid)
     } catch {
       // it has just exited
     }
@@ -53,7 +61,7 @@ function timedCli(args, env) {
     child.once('exit', (status) => {
       const wall = Number(process.hrtime.bigint() - start) / 1e6
       clearInterval(timer)
-      resolve({status, wall, peakRss, stdout, stderr})
+      resolve({status, wall, cpu, peakRss, stdout, stderr})
     })
   })
 }
@@ -136,10 +144,11 @@ async function simulatedFleet(broker, count, dir) {
     appendFileSync(join(project, 'config.yaml'), `\nbrokers:\n  bench: { url: "${broker.url}" }\ntargets:\n${nodes.addresses.map((a, i) => `  sim-${i}: { address: "${a}", broker: bench }\n`).join('')}`)
     // Timeouts well above the budgets: a slow fleet is measured, not cut off at the defaults.
     const all = ['--dir', project, '--all', '--json', '--max-concurrent', String(count), '--connect-timeout', '120', '--wait-timeout', '300']
+    const nodesCpuBefore = cpuMs(nodes.child.pid)
     const status = confirmed(await timedCli(['status', ...all], env), count, ['ok'])
     const deploy = confirmed(await timedCli(['deploy', ...all], env), count, ['deployed'])
     const command = confirmed(await timedCli(['command', 'readings', 'sensor-1', 'BENCH', ...all], env), count, ['ok'])
-    return {started: nodes.startedMs, status, deploy, command}
+    return {started: nodes.startedMs, status, deploy, command, nodesCpu: cpuMs(nodes.child.pid) - nodesCpuBefore}
   } finally {
     nodes.child.stdin.end()
     await stopChild(nodes.child)
@@ -163,7 +172,7 @@ export default async function fleetBench() {
     const figures = []
     for (const count of SIZES) {
       const f = await measure(count, dir)
-      figures.push({...f, statusWall: f.status.wall, deployWall: f.deploy.wall, commandWall: f.command.wall, cliRss: Math.max(f.status.peakRss, f.deploy.peakRss, f.command.peakRss)})
+      figures.push({...f, statusWall: f.status.wall, deployWall: f.deploy.wall, commandWall: f.command.wall, cliRss: Math.max(f.status.peakRss, f.deploy.peakRss, f.command.peakRss), cliCpu: f.status.cpu + f.deploy.cpu + f.command.cpu})
     }
     const first = figures[0]
     const vs = (f, key) => (f === first ? {} : {baseline: first[key], baselineName: `${first.count} nodes`})
@@ -175,6 +184,8 @@ export default async function fleetBench() {
       if (f[key].problem) return {figure, error: f[key].problem, ok: false}
       return row(figure, {value: f[key].wall, unit: 'ms', ...vs(f, `${key}Wall`), ...(f.count === 1000 && budget ? {budget, absolute: true} : {})})
     }
+    // CPU time reads through a busy machine, where wall time also counts waiting for a core.
+    const cpuRow = (f) => row(`fleet over a broker, ${n(f.count)} ${stub}: CPU time of the CLI (status + deploy + command) / of the ${n(f.count)} nodes`, {value: f.cliCpu, unit: 'ms', baseline: f.nodesCpu, baselineName: 'nodes'})
     return figures.flatMap((f) => [
       row(`fleet over a broker, ${n(f.count)} nodes: all connected and subscribed (raw mqtt.js, embedded broker)`, {value: f.connected, unit: 'ms', ...vs(f, 'connected')}),
       row(`fleet over a broker, ${n(f.count)} nodes: raw echo floor (1 KiB to each node and back, QoS 1)`, {value: f.floor, unit: 'ms', ...vs(f, 'floor')}),
@@ -183,6 +194,7 @@ export default async function fleetBench() {
       cliRow(f, 'r1 deploy --all, confirmed by all', 'deploy', 5000),
       ...(f.count === 1000 && !f.deploy.problem ? [row(`fleet over a broker, 1,000 ${stub}: r1 deploy --all vs the raw echo floor`, {value: f.deploy.wall, unit: 'ms', baseline: f.floor, baselineName: 'raw echo floor', budget: 10})] : []),
       cliRow(f, 'r1 command --all, confirmed by all', 'command'),
+      cpuRow(f),
       row(`fleet over a broker, ${n(f.count)} ${stub}: CLI peak RSS (largest of status, deploy, command)`, {value: f.cliRss, unit: 'MiB', ...vs(f, 'cliRss'), ...(f.count === 1000 ? {budget: 250, absolute: true} : {})}),
       row(`fleet over a broker, ${n(f.count)} nodes: broker peak RSS`, {value: f.brokerRss, unit: 'MiB', ...vs(f, 'brokerRss')}),
     ])
