@@ -7,7 +7,7 @@ import {createServer as createTlsServer} from 'node:tls'
 import {Aedes, type AedesOptions, type AuthenticateError, type Client} from 'aedes'
 import {createWebSocketStream, WebSocketServer} from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
-import {MAX_FRAME_BYTES} from '../protocol/messages.js'
+import {MAX_BROKER_MESSAGE_BYTES} from '../transport/mqtt.js'
 import {type AclRule, aclRules, mayPublish, maySubscribe, topicsUnder} from './acl.js'
 import {UserStore} from './users.js'
 
@@ -49,8 +49,8 @@ export interface RunningBroker {
 
 /** Ratio1 client ids are longer than MQTT 3.1.1's 23 characters. */
 const MAX_CLIENT_ID_LENGTH = 256
-/** An MQTT packet carries one protocol frame (sealed to its reader: up to about twice the frame) plus its topic and header. */
-const MAX_WS_MESSAGE_BYTES = 2 * MAX_FRAME_BYTES + 64 * 1024
+/** An MQTT packet carries one (sealed) frame plus its topic and header. */
+const MAX_WS_MESSAGE_BYTES = MAX_BROKER_MESSAGE_BYTES + 64 * 1024
 
 /** Each logged-in client's ACL; `open` for a client let in while the data dir had no users. */
 const grants = new WeakMap<Client, AclRule[] | 'open'>()

@@ -2,6 +2,10 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, targetFlags} from '../base-command.js'
 import type {TargetStatus} from '../deploy/fanout.js'
 import type {DeployResult} from '../deploy/run.js'
+import type {ConfigOverride} from '../manifest/environments.js'
+
+/** `r1 deploy --json`: the per-target results and, with --env, the environment and the values it sets. */
+export type DeployOutput = DeployResult & {environment?: {name: string; overrides: ConfigOverride[]}}
 
 /** Target flags plus the fan-out and confirmation limits: deploy and the managing commands. */
 export const fleetFlags = {
@@ -32,10 +36,10 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     message: Flags.string({char: 'm', description: 'Why: kept by the nodes with the version this deploy makes, with your address and the time (`r1 pipelines history`)'}),
   }
 
-  public async run(): Promise<DeployResult> {
+  public async run(): Promise<DeployOutput> {
     const {argv} = await this.parse(Deploy)
     const pipelines = argv.map(String)
-    const [{openProject, buildProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}, {readSecrets}] = await Promise.all([
+    const [{openProject, buildProject, selectTargets}, {resolveTargets}, {connector}, {deploy}, {targetProgress}, {readSecrets}] = await Promise.all([
       import('../deploy/project.js'),
       import('../deploy/targets.js'),
       import('../deploy/link.js'),
@@ -44,10 +48,10 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       import('../secrets/store.js'),
     ])
     const project = await openProject(this.flags.dir)
-    const targets = resolveTargets(project.targets, this.flags)
+    const targets = this.flags.broker === undefined ? resolveTargets(project.targets, this.flags, project.environments) : await selectTargets(project.dir, this.flags, {connectTimeoutMs: this.flags['connect-timeout'] * 1000, signal: this.signal})
     const secrets = await readSecrets(project.dir)
     // Targets connect and read their state while esbuild bundles.
-    const built = buildProject(project, pipelines)
+    const built = buildProject(project, pipelines, this.flags.env)
     const connect = await connector({connectTimeoutMs: this.flags['connect-timeout'] * 1000, caFile: this.flags.ca})
     const json = this.jsonEnabled()
     const progress = targetProgress(targets, {json})
@@ -65,14 +69,16 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       onStep: (target, step, detail) => (step === 'done' ? !this.flags.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
     })
     await progress.close(result.targets)
-    if (!json) await this.render(result)
+    const environment = this.flags.env === undefined ? undefined : {name: this.flags.env, overrides: (await built.catch(() => undefined))?.overrides ?? []}
+    const output: DeployOutput = environment ? {...result, environment} : result
+    if (!json) await this.render(output)
     process.exitCode = result.exitCode
-    return result
+    return output
   }
 
-  private async render(result: DeployResult): Promise<void> {
-    const [{out, err}, {renderDeploySummary, renderPlanOf, failureText}, {failureOf}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js'), import('../deploy/fanout.js')])
-    const lines: string[] = []
+  private async render(result: DeployOutput): Promise<void> {
+    const [{out, err}, {renderDeploySummary, renderPlanOf, renderOverrides, failureText}, {failureOf}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js'), import('../deploy/fanout.js')])
+    const lines: string[] = result.environment ? renderOverrides(result.environment, out) : []
     if (this.flags['dry-run']) {
       for (const t of result.targets) {
         lines.push(...renderPlanOf(t, out))

@@ -66,7 +66,9 @@ export default class Logs extends BaseCommand<typeof Logs> {
       SEARCH: f.search,
     })
     const since = f.since === undefined ? undefined : follow.parseSince(f.since)
-    const targets = await selectTargets(f.dir, {...f, everyTargetByDefault: true})
+    const {readBrokerConfig} = await import('../deploy/link.js')
+    const selected = await selectTargets(f.dir, {...f, everyTargetByDefault: true}, {connectTimeoutMs: f['connect-timeout'] * 1000, signal: this.signal})
+    const targets = await Promise.all(selected.map(async ({broker, ...t}) => ({...t, ...(broker ? {broker: await readBrokerConfig(broker)} : {})})))
     const identity = await requireIdentity(cliKeyPath())
     const labelled = targets.length > 1
     const stop = new AbortController()

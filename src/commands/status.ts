@@ -4,10 +4,17 @@ import {fleetFlags} from './deploy.js'
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Show nodes: online, address, version, uptime, CPU/memory, pipelines, instance statuses'
-  static override description = 'Per target, from the node state and its heartbeat. Instances in error show their last error. Same exit codes as deploy (6 when some targets are unreachable).'
-  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --all --json', '<%= config.bin %> status --node ws://127.0.0.1:7443 --address 0xai_…']
+  static override description = 'Per target, from the node state and its heartbeat. Instances in error show their last error. With --broker and no --address, every node heard on the broker within --discover seconds (filter with --tag). Same exit codes as deploy (6 when some targets are unreachable).'
+  static override examples = [
+    '<%= config.bin %> status',
+    '<%= config.bin %> status --all --json',
+    '<%= config.bin %> status --node ws://127.0.0.1:7443 --address 0xai_…',
+    '<%= config.bin %> status --broker mqtt://127.0.0.1:1883 --tag site=lab',
+  ]
 
-  static override flags = {...fleetFlags}
+  static override flags = {
+    ...fleetFlags,
+  }
 
   public async run() {
     const [{statusOfNodes}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])

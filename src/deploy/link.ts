@@ -4,8 +4,9 @@ import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
 import type {Action, HeartbeatResult, PayloadOf, StateResult} from '../protocol/messages.js'
 import {Session} from '../session/index.js'
+import type {BrokerConfig} from '../transport/mqtt.js'
 import type {Connect, NodeLink} from './fanout.js'
-import type {Target} from './targets.js'
+import type {Target, TargetBroker} from './targets.js'
 
 export interface ConnectorOptions {
   connectTimeoutMs?: number
@@ -47,17 +48,42 @@ export async function readCa(file: string): Promise<Buffer> {
   return bytes
 }
 
+/** A target's broker as the MQTT client takes it: the password read from its file (first line), the CA from its. */
+export async function readBrokerConfig(broker: TargetBroker): Promise<BrokerConfig> {
+  let password: string | undefined
+  if (broker.passwordFile !== undefined) {
+    try {
+      password = (await readFile(broker.passwordFile, 'utf8')).split(/\r?\n/)[0]!
+    } catch (error) {
+      throw new R1Error(`Cannot read the password file of the broker ${broker.name ?? broker.url} (${broker.passwordFile}): ${(error as Error).message}`, ExitCode.USAGE, {
+        code: 'BROKER_PASSWORD_UNREADABLE',
+        hint: "Fix the broker's `password_file` in config.yaml (relative to config.yaml).",
+      })
+    }
+  }
+  return {
+    url: broker.url,
+    ...(broker.user === undefined ? {} : {user: broker.user}),
+    ...(password === undefined ? {} : {password}),
+    ...(broker.ca === undefined ? {} : {ca: await readCa(broker.ca)}),
+    ...(broker.root === undefined ? {} : {root: broker.root}),
+  }
+}
+
 /** Connects with a given identity (tests, benches, embedded use). */
 export function sessionConnector(identity: Identity, options: ConnectorOptions = {}): Connect {
   const targetCas = new Map<string, Promise<Buffer>>()
+  const brokers = new Map<TargetBroker, Promise<BrokerConfig>>()
   return async (target: Target, signal?: AbortSignal) => {
+    if (target.broker && !brokers.has(target.broker)) brokers.set(target.broker, readBrokerConfig(target.broker))
+    const broker = target.broker ? await brokers.get(target.broker)! : undefined
     // --ca applies to every target; a target's own `ca` (config.yaml) to that one
     let ca = options.ca
     if (target.ca && !options.ca) {
       if (!targetCas.has(target.ca)) targetCas.set(target.ca, readCa(target.ca))
       ca = await targetCas.get(target.ca)!
     }
-    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, ...(ca ? {ca} : {})})
+    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, ...(ca ? {ca} : {}), ...(broker ? {broker} : {})})
     if (signal?.aborted) {
       await session.close()
       throw signal.reason

@@ -3,7 +3,8 @@ import {NotificationCode} from '../protocol/codes.js'
 import type {ActivePlugin} from '../protocol/events.js'
 import type {Action, HeartbeatResult, PayloadOf, StateResult, StoredPipeline} from '../protocol/messages.js'
 import {type ConfirmedCommand, type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
-import type {Target, TargetSelection} from './targets.js'
+import type {BrokerSelection} from './discover.js'
+import type {Target} from './targets.js'
 
 /**
  * The managing commands (`status`, `pipelines ls|start|stop|delete|history`, `command`, `restart`, `rollback`): each runs
@@ -356,7 +357,7 @@ async function confirmOne<A extends Action>(link: NodeLink, action: A, payload: 
 }
 
 /** The target and session flags every managing command takes. */
-export interface ManageFlags extends TargetSelection {
+export interface ManageFlags extends BrokerSelection {
   dir: string
   'max-concurrent': number
   'connect-timeout': number
@@ -372,7 +373,7 @@ export async function manage<T>(
   options: {readOnly?: boolean} = {},
 ) {
   const [{selectTargets}, {connector}] = await Promise.all([import('./project.js'), import('./link.js')])
-  const targets = await selectTargets(flags.dir, {...flags, everyTargetByDefault: options.readOnly})
+  const targets = await selectTargets(flags.dir, {...flags, everyTargetByDefault: options.readOnly}, {connectTimeoutMs: flags['connect-timeout'] * 1000, signal})
   const connect = await connector({connectTimeoutMs: flags['connect-timeout'] * 1000, caFile: flags.ca})
   const timeoutMs = flags['wait-timeout'] * 1000
   return onEveryTarget({targets, connect, maxConcurrent: flags['max-concurrent'], signal}, (link, target) => operation(link, target, timeoutMs))

@@ -217,3 +217,13 @@ export function renderHistory(
   )
   return rows.length > 0 ? table(['TARGET', 'VERSION', 'TIME', 'WHO', 'MESSAGE'], rows, color, (_r, c, text) => (c === 1 && text.startsWith('*') ? color.bold(text) : text)) : ['No versions.']
 }
+
+/** `r1 deploy --env`: the environment and each config value it sets (`pipeline/instance KEY: instance value → environment value`). */
+export function renderOverrides(environment: {name: string; overrides: ReadonlyArray<{pipeline: string; instance: string; key: string; from: unknown; to: unknown}>}, color: ChalkInstance): string[] {
+  const head = color.bold(`environment ${escapeControl(environment.name)}`) + (environment.overrides.length === 0 ? color.dim(' (no config overrides)') : '')
+  const lines = environment.overrides.map((o) => {
+    const where = escapeControl(`${o.pipeline}/${o.instance}`)
+    return o.from === undefined ? color.green(`  ${where} ${escapeControl(o.key)}: ${value(o.to)}`) : color.yellow(`  ${where} ${escapeControl(o.key)}: ${value(o.from)} → ${value(o.to)}`)
+  })
+  return [head, ...lines]
+}

@@ -3,7 +3,9 @@
  * This entry does not load zod; the zod schemas are in ./schema.js, the JSON Schema in ./json-schema.js.
  */
 export {FIELD_TYPES} from './patterns.js'
-export type {Manifest, ConfigField, Plugin, Pipeline, Instance, Target, FieldType} from './schema.js'
+export type {Manifest, ConfigField, Plugin, Pipeline, Instance, Target, Environment, Tags, FieldType} from './schema.js'
+export {environmentTargets, hasTags, knownTags, withEnvironment} from './environments.js'
+export type {ConfigOverride} from './environments.js'
 export {RULES, countBySeverity, didYouMean, levenshtein} from './diagnostics.js'
 export type {Diagnostic, RuleId, Severity} from './diagnostics.js'
 export {MANIFEST_FILE, ENTRY_EXTENSIONS, validateProject, validateSource, loadManifest, resolveManifestPath} from './validate.js'

@@ -9,6 +9,9 @@ export {SIGNATURE_PATTERN, NAME_PATTERN as ID_PATTERN} from '../protocol/limits.
 /** Instance config keys as written (any case); they are compared and compiled in UPPERCASE. */
 export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/
 export const TARGET_URL_PATTERN = /^wss?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/
+/** An MQTT broker: mqtt://, mqtts://, ws:// or wss://, a host, no user or password in it. */
+export const BROKER_URL_PATTERN = /^(?:mqtts?|wss?):\/\/[^\s/?#@]+(?:[/?#]\S*)?$/
+export {TOPIC_ROOT_PATTERN} from '../protocol/topics.js'
 export const ADDRESS_PATTERN = /^0xai_[A-Za-z0-9_-]{44}$/
 
 export const FIELD_TYPES = ['number', 'integer', 'string', 'boolean', 'object', 'array'] as const

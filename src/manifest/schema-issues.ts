@@ -84,6 +84,8 @@ function formatIssue(path: PathSegment[], value: unknown, out: Collector): void 
     out.add(path, 'value', 'version-format', `version "${text}" is not semver (MAJOR.MINOR.PATCH, e.g. 0.1.0)`, guess ? `use "${guess}"` : undefined)
   } else if (path[0] === 'targets' && path[2] === 'url') {
     out.add(path, 'value', 'target-url', `target URL "${text}" must start with ws:// or wss:// and name a host`, /^https?:\/\//.test(text) ? `use "${text.replace(/^http/, 'ws')}"` : undefined)
+  } else if (path[0] === 'brokers' && path[2] === 'url') {
+    out.add(path, 'value', 'broker-url', `broker URL "${text}" must start with mqtt://, mqtts://, ws:// or wss://, name a host, and hold no user or password`, 'put the user in `user` and the password in `password_file`')
   } else if (path[0] === 'targets' && path[2] === 'address') {
     out.add(path, 'value', 'target-address', checkNodeAddress(text) ?? `"${text}" is not a node address`, NODE_ADDRESS_HINT)
   } else {
@@ -101,7 +103,7 @@ function keyIssue(path: PathSegment[], out: Collector): void {
   } else if (last === 'config') {
     out.add(path, 'key', 'config-key-format', `config key "${key}" is not an identifier (letters, digits and _)`)
   } else {
-    const what = last === 'pipelines' ? 'pipeline name' : last === 'instances' ? 'instance id' : last === 'targets' ? 'target name' : 'name'
+    const what = last === 'pipelines' ? 'pipeline name' : last === 'instances' ? 'instance id' : last === 'targets' ? 'target name' : last === 'brokers' ? 'broker name' : 'name'
     out.add(path, 'key', 'name-format', `${what} "${key}" may only contain letters, digits, ".", "_" and "-", starting with a letter or digit, at most 200 characters${key.length > 200 ? ` (it has ${key.length})` : ''}`)
   }
 }

@@ -1,5 +1,6 @@
 import {z} from 'zod'
-import {ADDRESS_PATTERN, CONFIG_KEY_PATTERN, FIELD_TYPES, ID_PATTERN, PROJECT_NAME_PATTERN, SEMVER_PATTERN, SIGNATURE_PATTERN, TARGET_URL_PATTERN} from './patterns.js'
+import {TagsSchema} from '../protocol/tags.js'
+import {ADDRESS_PATTERN, BROKER_URL_PATTERN, CONFIG_KEY_PATTERN, FIELD_TYPES, ID_PATTERN, PROJECT_NAME_PATTERN, SEMVER_PATTERN, SIGNATURE_PATTERN, TARGET_URL_PATTERN, TOPIC_ROOT_PATTERN} from './patterns.js'
 
 /**
  * The config.yaml schema (ARCHITECTURE.md §2): the single source of the `Manifest` type and of the JSON
@@ -7,6 +8,7 @@ import {ADDRESS_PATTERN, CONFIG_KEY_PATTERN, FIELD_TYPES, ID_PATTERN, PROJECT_NA
  * loading zod. Structural only: checks that need the whole manifest live in semantics.ts.
  */
 
+export {TagsSchema}
 export {PROJECT_NAME_PATTERN, SEMVER_PATTERN, SIGNATURE_PATTERN, ID_PATTERN, CONFIG_KEY_PATTERN, TARGET_URL_PATTERN, ADDRESS_PATTERN, FIELD_TYPES} from './patterns.js'
 export type {FieldType} from './patterns.js'
 
@@ -74,14 +76,43 @@ export const PipelineSchema = z
   .describe('A pipeline; its key is the pipeline NAME')
 export type Pipeline = z.infer<typeof PipelineSchema>
 
+export {type Tags} from '../protocol/tags.js'
+
 export const TargetSchema = z
   .strictObject({
-    url: z.string().regex(TARGET_URL_PATTERN).describe('ws:// or wss:// URL of the node'),
+    url: z.string().regex(TARGET_URL_PATTERN).optional().describe('ws:// or wss:// URL of the node (or `broker`)'),
+    broker: z.string().regex(ID_PATTERN).optional().describe('Name of the broker (under `brokers`) the node is reached through, instead of `url`'),
     address: z.string().regex(ADDRESS_PATTERN).describe('The node address: 0xai_ + 44 URL-safe base64 characters'),
     ca: z.string().min(1).optional().describe("PEM file (relative to config.yaml) of the CA or self-signed certificate to trust for this wss:// node"),
+    tags: TagsSchema.optional().describe('Labels of this node, selected by --tag name=value and by environments'),
   })
-  .describe('A remote node for r1 deploy')
+  .describe('A remote node for r1 deploy: its url, or the broker it is on')
+
+export const BrokerSchema = z
+  .strictObject({
+    url: z.string().regex(BROKER_URL_PATTERN).describe('mqtt://, mqtts://, ws:// or wss:// URL of the MQTT broker (no user or password in it)'),
+    user: z.string().min(1).optional().describe('Broker user name'),
+    password_file: z.string().min(1).optional().describe('File (relative to config.yaml) whose first line is the broker password'),
+    ca: z.string().min(1).optional().describe('PEM file (relative to config.yaml) of the CA to trust for an mqtts:// or wss:// broker'),
+    root: z.string().regex(TOPIC_ROOT_PATTERN).optional().describe('Topic root (default naeural)'),
+  })
+  .describe('An MQTT broker that nodes and the CLI meet on')
+export type Broker = z.infer<typeof BrokerSchema>
 export type Target = z.infer<typeof TargetSchema>
+
+/** A named group of targets (`staging`, `production`) with instance config values that differ there. */
+export const EnvironmentSchema = z
+  .strictObject({
+    description: z.string().optional(),
+    targets: z.array(z.string().regex(ID_PATTERN)).optional().describe('Names of its targets (under `targets:`)'),
+    tags: TagsSchema.optional().describe('Its targets are also every target carrying all these tags'),
+    config: z
+      .record(z.string().regex(ID_PATTERN), z.record(z.string().regex(ID_PATTERN), z.record(z.string().regex(CONFIG_KEY_PATTERN), z.unknown())))
+      .default({})
+      .describe('Instance config overrides: pipeline NAME → INSTANCE_ID → KEY → value, checked like instance config'),
+  })
+  .describe('An environment: selected with --env NAME')
+export type Environment = z.infer<typeof EnvironmentSchema>
 
 export const ManifestSchema = z
   .strictObject({
@@ -90,7 +121,9 @@ export const ManifestSchema = z
     description: z.string().optional(),
     plugins: z.record(z.string().regex(SIGNATURE_PATTERN), PluginSchema).default({}).describe('SIGNATURE (UPPER_SNAKE) → plugin'),
     pipelines: z.record(z.string().regex(ID_PATTERN), PipelineSchema).default({}).describe('pipeline NAME → pipeline'),
+    brokers: z.record(z.string().regex(ID_PATTERN), BrokerSchema).default({}).describe('broker name → MQTT broker'),
     targets: z.record(z.string().regex(ID_PATTERN), TargetSchema).default({}).describe('target name → node'),
+    environments: z.record(z.string().regex(ID_PATTERN), EnvironmentSchema).default({}).describe('environment name → its targets and config overrides'),
   })
   .describe('r1 project manifest (config.yaml)')
 

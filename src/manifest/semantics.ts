@@ -6,7 +6,8 @@ import {didYouMean} from './diagnostics.js'
 import {BASE_FIELDS, BUILTIN_SIGNATURES, checkInstanceConfig, checkValue, fieldFromManifest, openPluginSpec, own, pluginSpec, type ConfigProblem} from './fields.js'
 import {ADDRESS_PATTERN} from './patterns.js'
 import type {PathSegment} from './positions.js'
-import type {Manifest, Plugin} from './schema.js'
+import type {Manifest, Plugin, Tags} from './schema.js'
+import {environmentTargets, knownTags} from './environments.js'
 import {fileMatcher, globProblem, matchFiles, projectFiles} from './globs.js'
 import {checkStructure, subschema, type JsonSchema} from './structure.js'
 
@@ -23,6 +24,15 @@ function caProblem(file: string): string | undefined {
   return text.includes('-----BEGIN CERTIFICATE-----') ? undefined : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)'
 }
 
+function readableProblem(file: string): string | undefined {
+  try {
+    readFileSync(file)
+    return undefined
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? `does not exist (looked for ${file})` : `cannot be read: ${(error as Error).message}`
+  }
+}
+
 export const ENTRY_EXTENSIONS = ['.ts', '.js', '.mjs', '.mts'] as const
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -37,7 +47,7 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
     const parsed = checkStructure(pluginSchema, raw)
     if (parsed.issues.length === 0) plugins[signature] = parsed.value as Plugin
   }
-  const partial = {name: '', version: '', plugins, pipelines: {}, targets: {}} as Manifest
+  const partial = {name: '', version: '', plugins, pipelines: {}, targets: {}, environments: {}} as Manifest
   const used = new Set<string>()
 
   const shipped = new Map<string, (path: string) => boolean>()
@@ -86,9 +96,34 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
     }
   }
 
+  const brokers = isRecord(data.brokers) ? data.brokers : {}
+  for (const [name, broker] of Object.entries(brokers)) {
+    if (!isRecord(broker)) continue
+    for (const key of ['password_file', 'ca'] as const) {
+      const file = broker[key]
+      if (typeof file !== 'string' || file.length === 0) continue
+      const problem = key === 'ca' ? caProblem(resolve(dir, file)) : readableProblem(resolve(dir, file))
+      if (problem) out.add(['brokers', name, key], 'value', 'broker-file', `broker "${name}": ${key} ${file} ${problem}`, 'paths are relative to config.yaml')
+    }
+    if (typeof broker.url === 'string' && /^(mqtt|ws):/.test(broker.url) && (broker.user !== undefined || broker.password_file !== undefined)) {
+      const host = hostOf(broker.url)
+      if (host && !isLoopback(host)) {
+        const secure = broker.url.replace(/^mqtt:/, 'mqtts:').replace(/^ws:/, 'wss:')
+        out.add(['brokers', name, 'url'], 'value', 'broker-insecure', `broker "${name}" is reached over unencrypted ${broker.url.split(':')[0]}:// to ${host}: its password travels in clear (commands and replies stay encrypted end to end)`, `use "${secure}"`)
+      }
+    }
+  }
+
   const targets = isRecord(data.targets) ? data.targets : {}
   for (const [name, target] of Object.entries(targets)) {
     if (!isRecord(target)) continue
+    if ((target.url === undefined) === (target.broker === undefined)) {
+      const both = target.url !== undefined
+      out.add(['targets', name], 'key', 'target-transport', `target "${name}" ${both ? 'has both `url` and `broker`' : 'has neither `url` nor `broker`'}`, both ? 'keep `url` for a node you reach directly, or `broker` for one behind a broker' : 'add `url: wss://host:port`, or `broker: <name>` of one under `brokers`')
+    }
+    if (typeof target.broker === 'string' && !Object.hasOwn(brokers, target.broker)) {
+      out.add(['targets', name, 'broker'], 'value', 'ref-broker', `target "${name}" names the broker "${target.broker}", which \`brokers\` does not define`, didYouMean(target.broker, Object.keys(brokers)) ?? 'define it under `brokers:` (url, user, password_file, ca, root)')
+    }
     if (typeof target.address === 'string' && ADDRESS_PATTERN.test(target.address)) {
       const problem = checkNodeAddress(target.address)
       if (problem) out.add(['targets', name, 'address'], 'value', 'target-address', problem, NODE_ADDRESS_HINT)
@@ -101,6 +136,61 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
       const host = hostOf(target.url)
       if (host && !isLoopback(host)) {
         out.add(['targets', name, 'url'], 'value', 'target-insecure', `target "${name}" uses unencrypted ws:// to ${host}; commands are signed but payloads travel in clear`, `use "${target.url.replace(/^ws:/, 'wss:')}"`)
+      }
+    }
+  }
+  checkEnvironments(data, partial, shipped, dir, out)
+}
+
+/**
+ * Each environment names existing targets, its tags match at least one, and its overrides name
+ * existing instances and pass the plugin's config schema (as the instance's own config does, but
+ * for required keys: the instance sets those).
+ */
+function checkEnvironments(data: Record<string, unknown>, partial: Manifest, shipped: Map<string, (path: string) => boolean>, dir: string, out: Collector): void {
+  const environments = isRecord(data.environments) ? data.environments : {}
+  const targets = Object.fromEntries(Object.entries(isRecord(data.targets) ? data.targets : {}).map(([name, t]) => [name, {tags: isRecord(t) && isRecord(t.tags) ? (t.tags as Tags) : undefined}]))
+  const pipelines = isRecord(data.pipelines) ? data.pipelines : {}
+  for (const [name, environment] of Object.entries(environments)) {
+    if (!isRecord(environment)) continue
+    const path = ['environments', name]
+    if (environment.targets === undefined && environment.tags === undefined) {
+      out.add(path, 'key', 'env-no-targets', `environment "${name}" names no targets`, 'add `targets: [<name>, …]` or `tags: {<name>: <value>}`')
+    }
+    if (Array.isArray(environment.targets)) {
+      environment.targets.forEach((target, i) => {
+        if (typeof target === 'string' && !Object.hasOwn(targets, target)) {
+          const known = Object.keys(targets)
+          out.add([...path, 'targets', i], 'value', 'env-unknown-target', `environment "${name}" names target "${target}", which is not under \`targets:\`${known.length > 0 ? ` (known: ${known.join(', ')})` : ''}`, didYouMean(target, known))
+        }
+      })
+    }
+    if (isRecord(environment.tags) && Object.values(environment.tags).every((v) => typeof v === 'string') && environmentTargets({tags: environment.tags as Tags}, targets).length === 0) {
+      const known = knownTags(targets)
+      const wanted = Object.entries(environment.tags).map(([k, v]) => `${k}=${String(v)}`)
+      const guess = wanted.length === 1 ? didYouMean(wanted[0]!, known) : undefined
+      out.add([...path, 'tags'], 'key', 'env-tags-no-match', `no target carries ${wanted.join(' and ')} (environment "${name}")`, guess ?? (known.length > 0 ? `tags in use: ${known.join(', ')}` : 'add `tags:` to the targets under `targets:`'))
+    }
+    for (const [pipeline, instances] of Object.entries(isRecord(environment.config) ? environment.config : {})) {
+      const configPath = [...path, 'config', pipeline]
+      if (!Object.hasOwn(pipelines, pipeline)) {
+        out.add(configPath, 'key', 'env-unknown-pipeline', `environment "${name}" overrides pipeline "${pipeline}", which is not under \`pipelines:\``, didYouMean(pipeline, Object.keys(pipelines)))
+        continue
+      }
+      const declared = isRecord(pipelines[pipeline]) && isRecord(pipelines[pipeline].instances) ? pipelines[pipeline].instances : {}
+      for (const [id, values] of Object.entries(isRecord(instances) ? instances : {})) {
+        const instance = declared[id]
+        if (!isRecord(instance)) {
+          const known = Object.keys(declared)
+          out.add([...configPath, id], 'key', 'env-unknown-instance', `environment "${name}" overrides instance "${id}", which pipeline "${pipeline}" does not have${known.length > 0 ? ` (it has: ${known.join(', ')})` : ''}`, didYouMean(id, known))
+          continue
+        }
+        if (!isRecord(values) || typeof instance.plugin !== 'string') continue
+        const signature = instance.plugin
+        if (!BUILTIN_SIGNATURES.includes(signature) && !Object.hasOwn(partial.plugins, signature)) continue // the instance's own check reports it
+        const spec = pluginSpec(signature, partial) ?? openPluginSpec(signature)
+        for (const problem of checkInstanceConfig(spec, values)) if (problem.rule !== 'config-required') addConfigProblem([...configPath, id], problem, out)
+        checkShipped(values, [...configPath, id], signature, shipped.get(signature), dir, out)
       }
     }
   }

@@ -1,4 +1,5 @@
 import {z} from 'zod'
+import {TagsSchema} from './tags.js'
 import {InstanceStatus} from './codes.js'
 
 /**
@@ -72,6 +73,7 @@ export const ActivePluginSchema = z
   .catchall(z.unknown())
 export type ActivePlugin = z.infer<typeof ActivePluginSchema>
 
+
 export const HeartbeatEventSchema = z
   .object({
     EE_EVENT_TYPE: z.literal('HEARTBEAT'),
@@ -88,6 +90,7 @@ export const HeartbeatEventSchema = z
     AVAILABLE_DISK: z.number(),
     PIPELINES: z.array(z.string()),
     ACTIVE_PLUGINS: z.array(ActivePluginSchema),
+    R1_TAGS: TagsSchema.optional(),
   })
   .catchall(z.unknown())
 

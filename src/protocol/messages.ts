@@ -1,6 +1,7 @@
 import {z} from 'zod'
 import {InstanceStatus, NotificationCode, NotificationType} from './codes.js'
 import {EventType, HeartbeatEventSchema, type NodeEvent} from './events.js'
+import {TagsSchema} from './tags.js'
 import {EventFilterSchema, GapEventSchema, LiveMarkerSchema, type GapEvent, type LiveMarker} from './filter.js'
 import {PipelineConfigSchema} from './pipeline.js'
 import {SECRET_NAME_PATTERN} from './secret-refs.js'
@@ -116,6 +117,7 @@ export const PayloadSchemas = {
   R1_ROLLBACK: RollbackSchema,
   R1_RESTART: RestartSchema,
   R1_SECRETS: SecretsSchema,
+  R1_PING: NoPayload,
 } as const
 export type Action = keyof typeof PayloadSchemas
 export const Actions = Object.keys(PayloadSchemas) as Action[]
@@ -124,8 +126,8 @@ export type PayloadOf<A extends Action> = z.infer<(typeof PayloadSchemas)[A]>
 /** An action with its payload, the two kept together (a list of commands to send in order). */
 export type CommandOf<A extends Action = Action> = {[K in A]: {action: K; payload: PayloadOf<K>}}[A]
 
-/** Actions anyone may send (no allow-list): a heartbeat request. */
-export const PUBLIC_ACTIONS: ReadonlySet<Action> = new Set<Action>(['FULL_HEARTBEAT'])
+/** Actions anyone may send (no allow-list): a heartbeat request, and a liveness probe (a broker session's keepalive). */
+export const PUBLIC_ACTIONS: ReadonlySet<Action> = new Set<Action>(['FULL_HEARTBEAT', 'R1_PING'])
 /** Actions a node accepts only when they arrived encrypted (EE_IS_ENCRYPTED). */
 export const ENCRYPTED_ONLY_ACTIONS: ReadonlySet<Action> = new Set<Action>(['R1_SECRETS'])
 /** Actions the server answers itself (the rest go to the node core). */
@@ -289,6 +291,7 @@ export const PublicHeartbeatSchema = z
     PIPELINES: z.tuple([]),
     ACTIVE_PLUGINS: z.tuple([]),
     R1_PUBLIC: z.literal(true),
+    R1_TAGS: TagsSchema.optional(),
   })
   .strict()
 export type PublicHeartbeat = z.infer<typeof PublicHeartbeatSchema>

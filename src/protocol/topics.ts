@@ -21,10 +21,11 @@ export interface Topics {
   targeted(clientAddress: string): string
 }
 
-const ROOT_PATTERN = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/
+/** A topic root: words separated by `/` (no wildcards, no leading or trailing `/`). */
+export const TOPIC_ROOT_PATTERN = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/
 
 export function topics(root: string = DEFAULT_TOPIC_ROOT): Topics {
-  if (!ROOT_PATTERN.test(root)) throw new Error(`topic root "${root}" must be words separated by "/" (no wildcards, no leading or trailing "/")`)
+  if (!TOPIC_ROOT_PATTERN.test(root)) throw new Error(`topic root "${root}" must be words separated by "/" (no wildcards, no leading or trailing "/")`)
   return {
     root,
     config: (nodeAddress) => `${root}/${nodeAddress}/config`,

@@ -90,7 +90,8 @@ export class Connection {
     const hello: Hello = {
       EE_EVENT_TYPE: 'R1_HELLO',
       EE_PAYLOAD_PATH: [server.core.alias, null, null, null],
-      EE_TIMESTAMP: new Date().toISOString(),
+      // the clock commands' TIME is checked against: clients measure their skew from it
+      EE_TIMESTAMP: new Date(server.now()).toISOString(),
       EE_ADDR: server.address,
       EE_ALIAS: server.core.alias,
       LAST_SEQ: server.core.lastSeq(),
@@ -196,12 +197,12 @@ export class Connection {
     }
     const {command, action, payload, hash, sender} = admitted
     if (!admitted.allowed) {
-      // A stranger may only ask for the public heartbeat: cached, rate-limited, never journaled.
+      // A stranger may only ask for the public heartbeat (cached, never journaled) or probe: rate-limited.
       if (!this.heartbeatBucket.take(server.now())) {
         this.reject('THROTTLED', 'too many heartbeat requests on this connection; at most one per second', hash, action)
         return
       }
-      this.reply(hash, action, server.publicHeartbeatResult())
+      this.reply(hash, action, action === 'R1_PING' ? null : server.publicHeartbeatResult())
       return
     }
     server.slots.authenticate(this)
@@ -234,6 +235,9 @@ export class Connection {
         return this.answer(meta.hash, action, () => this.server.bundleHas((payload as {HASHES: string[]}).HASHES))
       case 'R1_BUNDLE_PUT':
         return this.answer(meta.hash, action, () => this.server.uploads.put(meta.sender, payload as BundlePut))
+      case 'R1_PING':
+        this.reply(meta.hash, action, null)
+        return
       case 'R1_UNSUBSCRIBE':
         this.subscription = undefined
         this.generation++

@@ -1,4 +1,5 @@
 import type {HeartbeatEvent, NodeEvent} from '../protocol/events.js'
+import type {Tags} from '../protocol/tags.js'
 import type {Action, PayloadOf} from '../protocol/messages.js'
 
 /**
@@ -28,6 +29,8 @@ export type EventListener = (event: NodeEvent, json: Buffer) => void
 export interface NodeCore {
   readonly address: string
   readonly alias: string
+  /** Labels its heartbeats carry as R1_TAGS (`--tag k=v`). */
+  readonly tags?: Tags
   /**
    * Executes one Ratio1 action (UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE,
    * BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, R1_RESTART, …) with a payload

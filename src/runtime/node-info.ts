@@ -1,6 +1,7 @@
 import {freemem, loadavg, totalmem} from 'node:os'
 import {R1Error} from '../errors.js'
 import type {InstanceStatus} from '../protocol/codes.js'
+import type {Tags} from '../protocol/tags.js'
 import type {PublicHeartbeat, StateResult} from '../protocol/messages.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import type {NodeCore} from './contract.js'
@@ -82,7 +83,7 @@ export class PublicHeartbeatCache {
   private readonly cpu = new CpuMeter()
 
   constructor(
-    private readonly identity: {address: string; alias: string; version: string | null; startedAt: number},
+    private readonly identity: {address: string; alias: string; version: string | null; startedAt: number; tags?: Tags},
     private readonly now: () => number,
     private readonly ttlMs = 1000,
   ) {}
@@ -90,7 +91,7 @@ export class PublicHeartbeatCache {
   get(): PublicHeartbeat {
     const now = this.now()
     if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.heartbeat
-    const {address, alias, version, startedAt} = this.identity
+    const {address, alias, version, startedAt, tags} = this.identity
     const heartbeat: PublicHeartbeat = {
       EE_EVENT_TYPE: 'HEARTBEAT',
       EE_PAYLOAD_PATH: [alias, null, null, null],
@@ -106,6 +107,7 @@ export class PublicHeartbeatCache {
       PIPELINES: [],
       ACTIVE_PLUGINS: [],
       R1_PUBLIC: true,
+      ...(tags && Object.keys(tags).length > 0 ? {R1_TAGS: tags} : {}),
     }
     this.cached = {heartbeat, at: now}
     return heartbeat

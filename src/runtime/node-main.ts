@@ -1,5 +1,7 @@
 import {resolve} from 'node:path'
 import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
+import {parseTags} from '../protocol/tags.js'
+import type {BrokerConfig} from '../transport/mqtt.js'
 
 /**
  * `r1 node start`'s work, without oclif: the command calls `serveNode`, and bin/run.js tries
@@ -11,7 +13,20 @@ export const NODE_START_DEFAULTS = {host: '127.0.0.1', port: 7443}
 
 export interface NodeStartOptions {
   host: string
-  port: number
+  /** Without it a node on a broker does not listen (and a node without a broker listens on the default port). */
+  port?: number
+  /** Serve clients through this MQTT broker too (mqtt://, mqtts://, ws://, wss://). */
+  broker?: string
+  brokerUser?: string
+  /** File holding the broker password (its first line). */
+  brokerPasswordFile?: string
+  /** PEM CA for mqtts:// and wss:// brokers. */
+  brokerCa?: string
+  topicRoot?: string
+  /** `k=v` labels for heartbeats (R1_TAGS). */
+  tags?: string[]
+  /** Heartbeat period in seconds (default 10). */
+  heartbeatInterval?: number
   dataDir?: string
   tlsCert?: string
   tlsKey?: string
@@ -38,10 +53,16 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
   const dataDir = options.dataDir ?? defaultDataDir()
   const runAs = options.runAs === 'none' ? false : options.runAs
   const user = await checkRunAs(runAs)
+  const broker = options.broker === undefined ? undefined : await brokerOf(options)
+  const tags = parseTags(options.tags ?? [])
   const node = await startNodeServer({
     dataDir,
+    listen: options.port !== undefined || !broker,
+    broker,
+    tags,
+    heartbeatIntervalMs: options.heartbeatInterval === undefined ? undefined : options.heartbeatInterval * 1000,
     host: options.host,
-    port: options.port,
+    port: options.port ?? NODE_START_DEFAULTS.port,
     tlsCertPath: options.tlsCert,
     tlsKeyPath: options.tlsKey,
     alias: options.alias,
@@ -53,9 +74,11 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
     throw await nodeKeyAdvice(error, dataDir)
   })
   try {
-    if (io.json) process.stdout.write(JSON.stringify({address: node.address, url: node.url, alias: node.alias}) + '\n')
+    const shown = {address: node.address, url: node.url || null, alias: node.alias, ...(broker ? {broker: broker.url, topicRoot: node.broker!.topics.root} : {}), ...(Object.keys(tags).length > 0 ? {tags} : {})}
+    if (io.json) process.stdout.write(JSON.stringify(shown) + '\n')
     else {
-      process.stdout.write(`r1 node ${node.alias}\n  address  ${node.address}\n  url      ${node.url}\n  data     ${node.dataDir}\n`)
+      const lines = [`r1 node ${node.alias}`, `  address  ${node.address}`, ...(node.url ? [`  url      ${node.url}`] : []), ...(broker ? [`  broker   ${broker.url} (topics under ${node.broker!.topics.root}/)`] : []), `  data     ${node.dataDir}`]
+      process.stdout.write(lines.join('\n') + '\n')
       const allowed = node.allowList.size()
       io.note(user ? `Instances run as ${user.name} (uid ${user.uid}, gid ${user.gid}).` : `Instances run as this node's own user (uid ${process.getuid?.() ?? '?'}).`)
       io.note(allowed === 0 ? `No address is allowed to send commands yet: r1 node allow <address> --data-dir ${node.dataDir}` : `${allowed} address(es) allowed. Ctrl-C stops the node.`)
@@ -67,6 +90,34 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
     io.note('Stopping: closing sessions and instances…')
   } finally {
     await node.stop()
+  }
+}
+
+/** The broker settings of `--broker …`: URL checked, password read from its file (never from the command line). */
+async function brokerOf(options: NodeStartOptions): Promise<BrokerConfig> {
+  const {checkBrokerUrl} = await import('../transport/mqtt.js')
+  checkBrokerUrl(options.broker!, '--broker')
+  const {readFile} = await import('node:fs/promises')
+  const read = async (file: string, flag: string) => {
+    try {
+      return await readFile(file)
+    } catch (error) {
+      throw new R1Error(`${flag} ${file}: ${(error as Error).message}`, ExitCode.USAGE, {code: 'BROKER_FILE_UNREADABLE', hint: `Pass ${flag} with a readable file.`})
+    }
+  }
+  const password = options.brokerPasswordFile === undefined ? undefined : (await read(options.brokerPasswordFile, '--broker-password-file')).toString('utf8').split(/\r?\n/)[0]!
+  const {topics} = await import('../protocol/topics.js')
+  try {
+    topics(options.topicRoot)
+  } catch (error) {
+    throw new R1Error(`--topic-root: ${(error as Error).message}`, ExitCode.USAGE, {code: 'BAD_TOPIC_ROOT', hint: 'e.g. --topic-root naeural (the default) or --topic-root fleet/site-a'})
+  }
+  return {
+    url: options.broker!,
+    ...(options.brokerUser === undefined ? {} : {user: options.brokerUser}),
+    ...(password === undefined ? {} : {password}),
+    ...(options.brokerCa === undefined ? {} : {ca: await read(options.brokerCa, '--broker-ca')}),
+    ...(options.topicRoot === undefined ? {} : {root: options.topicRoot}),
   }
 }
 
@@ -127,6 +178,13 @@ const VALUE_FLAGS = {
   '--run-as': 'runAs',
   '--max-memory-mb': 'maxMemoryMb',
   '--bundle-quota': 'bundleQuotaMib',
+  '--broker': 'broker',
+  '--broker-user': 'brokerUser',
+  '--broker-password-file': 'brokerPasswordFile',
+  '--broker-ca': 'brokerCa',
+  '--topic-root': 'topicRoot',
+  '--tag': 'tags',
+  '--heartbeat-interval': 'heartbeatInterval',
 } as const
 
 /** Positive integers as oclif's `Flags.integer({min: 1})` takes them (anything else is left to oclif). */
@@ -134,13 +192,14 @@ const POSITIVE_INTEGER = /^0*[1-9]\d{0,8}$/
 
 /**
  * `r1 node start [--host H] [--port N] [--data-dir D] [--tls-cert C --tls-key K] [--alias A] [--run-as U]
- * [--max-memory-mb N] [--bundle-quota N] [--json]`
+ * [--max-memory-mb N] [--bundle-quota N] [--broker URL [--broker-user U] [--broker-password-file F] [--broker-ca C]
+ * [--topic-root R]] [--tag k=v]… [--heartbeat-interval S] [--json]`
  * for bin/run.js; returns the exit code. Returns undefined, having done nothing, for anything else
  * (--help, other flags, a value oclif would refuse), which oclif then handles as usual.
  */
 export async function fastNodeStart(argv: readonly string[]): Promise<number | undefined> {
   if (argv[0] !== 'node' || argv[1] !== 'start') return undefined
-  const options: NodeStartOptions = {...NODE_START_DEFAULTS}
+  const options: NodeStartOptions = {host: NODE_START_DEFAULTS.host}
   let json = false
   for (let i = 2; i < argv.length; i++) {
     const arg = argv[i]!
@@ -156,12 +215,14 @@ export async function fastNodeStart(argv: readonly string[]): Promise<number | u
     if (key === 'port') {
       if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) return undefined
       options.port = Number(value)
-    } else if (key === 'maxMemoryMb' || key === 'bundleQuotaMib') {
+    } else if (key === 'maxMemoryMb' || key === 'bundleQuotaMib' || key === 'heartbeatInterval') {
       if (!POSITIVE_INTEGER.test(value)) return undefined
       options[key] = Number(value)
-    } else options[key] = value
+    } else if (key === 'tags') (options.tags ??= []).push(value)
+    else options[key] = value
   }
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) return undefined
+  if (options.broker === undefined && (options.brokerUser ?? options.brokerPasswordFile ?? options.brokerCa ?? options.topicRoot) !== undefined) return undefined
 
   const interrupt = new AbortController()
   const onSignal = () => {

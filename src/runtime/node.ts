@@ -8,6 +8,7 @@ import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields
 import {canonicalJson} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
+import type {Tags} from '../protocol/tags.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
@@ -23,6 +24,7 @@ import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
 import {InstanceSecrets} from './instance-secrets.js'
 import {SecretStore} from './secret-store.js'
+import type {NodeServices} from '../services/types.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
 
@@ -58,8 +60,12 @@ export interface LocalNodeOptions {
   bundles?: Pick<BundleStoreOptions, 'quotaBytes' | 'graceMs'>
   /** Problems found at start (e.g. the journal's), reported in heartbeats as R1_WARNINGS. */
   warnings?: string[]
+  /** Labels (`--tag k=v`) every heartbeat carries as R1_TAGS. */
+  tags?: Tags
   /** Node diagnostics (corrupt bundle removed, bundles collected, …); default: stderr. */
   log?: (line: string) => void
+  /** The node's CStore and R1FS (the signed-protocol actions use them); the node does not close them. */
+  services?: NodeServices
 }
 
 export interface InstanceState {
@@ -111,6 +117,8 @@ function pipelineNameOf(payload: unknown, action: string): string {
 export class LocalNode implements NodeCore {
   readonly address: string
   readonly alias: string
+  /** CStore and R1FS, when the node serves them (undefined for a bare core, e.g. in unit tests). */
+  readonly services?: NodeServices
   readonly dataDir: string
   readonly bundles: BundleStore
   private seq: number
@@ -136,6 +144,8 @@ export class LocalNode implements NodeCore {
   /** Desired state on disk; undefined for a throw-away data dir. */
   private readonly store: StateStore | undefined
   private readonly warningList: string[]
+  /** Labels (`--tag k=v`), in every heartbeat as R1_TAGS. */
+  readonly tags: Tags
   private readonly log: (line: string) => void
   /** Each pipeline's secrets, sealed to this node (R1_SECRETS). */
   readonly secrets: SecretStore
@@ -156,6 +166,7 @@ export class LocalNode implements NodeCore {
   ) {
     this.address = options.identity?.address ?? options.address ?? '0xai_local'
     this.alias = options.alias ?? 'local'
+    this.services = options.services
     this.dataDir = dataDir
     this.log = options.log ?? ((line) => process.stderr.write(`r1 node: ${line}\n`))
     this.bundles = new BundleStore(join(dataDir, 'bundles'), {...options.bundles, referenced: () => this.referencedBundles(), onWarning: this.log})
@@ -163,6 +174,7 @@ export class LocalNode implements NodeCore {
     this.secrets = new SecretStore(throwAway ? undefined : dataDir)
     this.instanceSecrets = new InstanceSecrets(this.secrets, options.identity, this.alias)
     this.warningList = [...(options.warnings ?? [])]
+    this.tags = options.tags ?? {}
     this.seq = options.startSeq ?? 0
     const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
     this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env, dataDir}
@@ -264,6 +276,7 @@ export class LocalNode implements NodeCore {
       AVAILABLE_DISK: availableDisk,
       PIPELINES: [...this.active.keys()],
       ACTIVE_PLUGINS: activePlugins,
+      ...(Object.keys(this.tags).length > 0 ? {R1_TAGS: this.tags} : {}),
       ...(this.warningList.length > 0 ? {R1_WARNINGS: [...this.warningList]} : {}),
     }) as HeartbeatEvent
   }

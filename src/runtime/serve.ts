@@ -5,16 +5,25 @@ import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, loadOrCreateIdentity, nodeKeyPath} from '../protocol/identity.js'
 import {type Journal, type JournalOptions, openJournal} from './journal.js'
 import {LocalNode, type LocalNodeOptions} from './node.js'
+import type {Tags} from '../protocol/tags.js'
+import type {BrokerConfig} from '../transport/mqtt.js'
+import {MqttFront} from './mqtt-front.js'
 import {NodeServer, type NodeServerOptions, type RateLimit} from './server.js'
 import {AllowList, allowListPath} from './server-allowlist.js'
 
 /**
  * A whole node server without oclif: identity (key in the data dir) + node core + event journal +
- * WebSocket server. `r1 node start` calls it; so can tests, benches and `r1 run`.
+ * WebSocket server and/or a front on an MQTT broker. `r1 node start` calls it; so can tests, benches and `r1 run`.
  */
 export interface StartNodeServerOptions {
   /** Holds node-key.pem, allowed.json, the journal, the core's state, the replay cache and the upload spool (created if missing). */
   dataDir: string
+  /** Listen for WebSocket sessions on host:port (default true). */
+  listen?: boolean
+  /** Also serve clients through this MQTT broker (the node dials out; mqtt-front.ts). */
+  broker?: BrokerConfig
+  /** Labels every heartbeat carries as R1_TAGS. */
+  tags?: Tags
   host?: string
   /** 0 (default) picks a free port; the handle's `url` has the real one. */
   port?: number
@@ -56,8 +65,10 @@ export interface StartNodeServerOptions {
 export interface NodeServerHandle {
   readonly address: string
   readonly alias: string
-  /** `ws://host:port` or `wss://host:port`. */
+  /** `ws://host:port` or `wss://host:port`; empty when the node does not listen. */
   readonly url: string
+  /** The broker front when the node serves through a broker. */
+  readonly broker?: MqttFront
   readonly dataDir: string
   readonly core: LocalNode
   readonly journal: Journal
@@ -91,6 +102,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
       dataDir,
       startSeq: journal.lastSeq(),
       heartbeatIntervalMs: options.heartbeatIntervalMs,
+      tags: options.tags,
       log,
       ...(journal.warning ? {warnings: [...(options.core?.warnings ?? []), journal.warning]} : {}),
     })
@@ -105,6 +117,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     identity,
     allowList,
     dataDir,
+    listen: options.listen,
     history: {id: journal.id, lastSeq: () => journal.lastSeq(), cursor: (o) => journal.cursor(o), flush: () => journal.flushQuietly()},
     host: options.host,
     port: options.port,
@@ -130,11 +143,17 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
       hint: code === 'EADDRINUSE' ? 'Another process uses that port: pick another --port (0 picks a free one).' : 'Check --host and --port.',
     })
   }
+  let front: MqttFront | undefined
+  if (options.broker) {
+    front = new MqttFront({server, identity, broker: options.broker, heartbeatIntervalMs: options.heartbeatIntervalMs, log})
+    await front.start()
+  }
   let stopping: Promise<void> | undefined
   return {
     address: identity.address,
     alias,
     url,
+    broker: front,
     dataDir,
     core,
     journal,
@@ -142,6 +161,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     allowList,
     stop: () =>
       (stopping ??= (async () => {
+        await front?.close()
         await server.close()
         await core.stop()
         unjournal()

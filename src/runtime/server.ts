@@ -64,6 +64,8 @@ export interface NodeServerOptions {
    * cache is in memory only and the spool is a temp dir.
    */
   dataDir?: string
+  /** Listen for WebSocket sessions (default true); a node reached only through a broker (mqtt-front.ts) does not. */
+  listen?: boolean
   host?: string
   /** 0 picks a free port. */
   port?: number
@@ -192,7 +194,12 @@ export class NodeServer {
         hint: 'The node needs a writable --data-dir.',
       })
     }
-    this.publicHeartbeat = new PublicHeartbeatCache({address: this.address, alias: this.core.alias, version: this.options.version ?? null, startedAt: this.startedAt}, this.now)
+    this.publicHeartbeat = new PublicHeartbeatCache({address: this.address, alias: this.core.alias, version: this.options.version ?? null, startedAt: this.startedAt, tags: this.core.tags}, this.now)
+    this.unsubscribe = this.options.core.onEvent((event, json) => this.dispatchEvent(event, json))
+    const interval = this.options.pingIntervalMs ?? 15_000
+    this.housekeeping = setInterval(() => this.tick(), Math.min(interval, 60_000))
+    this.housekeeping.unref()
+    if (this.options.listen === false) return this.urlValue
     // A stranger's socket gets the auth grace to finish its TLS handshake and its upgrade request
     // (Node's defaults: 120 s and 60 s, checked every 30 s).
     const grace = Math.max(1, Math.ceil(this.authGraceMs))
@@ -212,30 +219,22 @@ export class NodeServer {
         const offered = String(info.req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim())
         if (this.closing) return done(false, 503, 'node shutting down')
         if (!offered.includes(SUBPROTOCOL)) return done(false, 400, `subprotocol ${SUBPROTOCOL} required`)
-        const room = this.slots.admit(remoteIp(info.req))
+        const room = this.admit(remoteIp(info.req))
         if (!room.ok) return done(false, 503, room.detail)
-        for (const connection of room.evict) this.evict(connection)
         done(true)
       },
     })
     wss.on('connection', (ws, req) => {
       this.upgraded(req.socket)
-      const connection = new Connection(this, webSocketTransport(ws, (error) => this.log(`send failed: ${error.message}`)))
+      const connection = this.open(webSocketTransport(ws, (error) => this.log(`send failed: ${error.message}`)), remoteIp(req))
       ws.on('message', (data, isBinary) => connection.receive(isBinary ? undefined : textOf(data)))
       ws.on('pong', () => connection.pong())
       ws.on('error', (error) => this.log(`connection error: ${error.message}`))
-      this.connections.add(connection)
-      this.slots.add(connection, remoteIp(req))
-      ws.once('close', () => {
-        this.connections.delete(connection)
-        this.slots.remove(connection)
-        connection.dispose()
-      })
+      ws.once('close', () => this.closed(connection))
     })
     wss.on('error', (error) => this.log(`websocket server error: ${error.message}`))
     this.http = http
     this.wss = wss
-    this.unsubscribe = this.options.core.onEvent((event, json) => this.dispatchEvent(event, json))
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject)
       http.listen(port, host, () => {
@@ -246,10 +245,35 @@ export class NodeServer {
     const actual = http.address() as AddressInfo
     const shownHost = actual.family === 'IPv6' ? `[${actual.address}]` : actual.address
     this.urlValue = `${tls ? 'wss' : 'ws'}://${shownHost}:${actual.port}`
-    const interval = this.options.pingIntervalMs ?? 15_000
-    this.housekeeping = setInterval(() => this.tick(), Math.min(interval, 60_000))
-    this.housekeeping.unref()
     return this.urlValue
+  }
+
+  /**
+   * A connection over `transport` (a WebSocket, or a client's virtual connection on a broker), counted
+   * against the slots under `peer` (a remote IP, or a sender address); `closed` releases it. Call
+   * `admit(peer)` first to make room.
+   */
+  open(transport: FrameTransport, peer: string): Connection {
+    const connection = new Connection(this, transport)
+    this.connections.add(connection)
+    this.slots.add(connection, peer)
+    return connection
+  }
+
+  /** Whether a new connection from `peer` may open; evicts unauthenticated ones to make room (the newcomer is refused only when every slot is held by allow-listed senders). */
+  admit(peer: string): {ok: true} | {ok: false; detail: string} {
+    if (this.closing) return {ok: false, detail: 'node shutting down'}
+    const room = this.slots.admit(peer)
+    if (!room.ok) return room
+    for (const connection of room.evict) this.evict(connection)
+    return {ok: true}
+  }
+
+  /** The connection's link is gone: its slot is freed, its subscription ends. */
+  closed(connection: Connection): void {
+    if (!this.connections.delete(connection)) return
+    this.slots.remove(connection)
+    connection.dispose()
   }
 
   /** Stops accepting, closes every connection with 1001; does not stop the core (serve.ts does). */

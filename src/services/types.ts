@@ -20,6 +20,8 @@ export interface CStore {
   /** Every field of a hash (`{}` when there is none). */
   hgetall(hkey: string): Promise<Record<string, JsonValue>>
   hkeys(hkey: string): Promise<string[]>
+  /** Every plain key (not hash keys): the HTTP API's get_status lists them. */
+  keys(): Promise<string[]>
   close(): Promise<void>
 }
 

@@ -3,6 +3,7 @@ import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 import type {NodeEvent} from '../protocol/events.js'
 import type {EventFilter, GapEvent} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
+import type {BrokerConfig} from '../transport/mqtt.js'
 import {Session, type SessionOptions} from './session.js'
 
 /**
@@ -20,6 +21,8 @@ export interface FollowTarget {
   address: string
   /** PEM file of the CA to trust for this wss:// node. */
   ca?: string
+  /** Reached through this broker (`url` is the broker's). */
+  broker?: BrokerConfig
 }
 
 /** Where history starts: after a seq, or at a time (ms since the epoch). */
@@ -119,6 +122,7 @@ async function followOne(target: FollowTarget, options: FollowOptions, handlers:
         // a target's own `ca` (config.yaml) when no --ca was given
         ...(target.ca && !options.session?.ca ? {ca: await readFile(target.ca)} : {}),
         url: target.url,
+        ...(target.broker ? {broker: target.broker} : {}),
         nodeAddress: target.address,
         identity: options.identity,
         onWarning: (message) => notice({kind: 'warning', message}),

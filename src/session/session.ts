@@ -1,5 +1,4 @@
 import {randomUUID} from 'node:crypto'
-import WebSocket from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import type {EventType, NodeEvent, NotificationEvent} from '../protocol/events.js'
@@ -12,29 +11,36 @@ import {
   type FrameItem,
   type Hello,
   type HeartbeatResult,
-  MAX_FRAME_BYTES,
   parseResult,
   type PayloadOf,
+  PUBLIC_ACTIONS,
   type Rejection,
   type Reply,
   type ResultOf,
   type StateResult,
-  SUBPROTOCOL,
   type Subscribe,
   type SubscribeResult,
 } from '../protocol/messages.js'
 import {decodeNodeFrame, decodeSigned, encodeCommand, encodeEncryptedCommand} from '../protocol/wire.js'
+import type {BrokerConfig} from '../transport/mqtt.js'
+import {brokerDialer} from './broker-link.js'
+import {connectionError, type FrameLink, type LinkDialer, webSocketDialer} from './link.js'
+
+export {connectionError} from './link.js'
 
 /**
- * The client side of the r1 protocol (PROTOCOL.md): one WebSocket session with one node, used by
- * deploy, status, logs and `r1 run`'s embedded node. It verifies every frame against the node
- * address it expects, matches confirmations to commands by EE_HASH, and keeps a subscription alive
- * across reconnects (resuming after the last seq it delivered).
+ * The client side of the r1 protocol (PROTOCOL.md): one session with one node, over a WebSocket or
+ * through an MQTT broker (link.ts, broker-link.ts), used by deploy, status, logs and `r1 run`'s
+ * embedded node. It verifies every frame against the node address it expects, matches
+ * confirmations to commands by EE_HASH, and keeps a subscription alive across reconnects (resuming
+ * after the last seq it delivered).
  */
 
 export interface SessionOptions {
-  /** `ws://host:port` or `wss://host:port`. */
+  /** `ws://host:port` or `wss://host:port`; with `broker`, the broker's URL. */
   url: string
+  /** Reach the node through this MQTT broker instead (`url` is then the broker's; `nodeAddress` is required). */
+  broker?: BrokerConfig
   /**
    * The node's address; every frame must be signed by it (the hello first, before anything is sent).
    * Undefined only to learn it: the address that signs a valid hello is taken (`r1 node info`).
@@ -52,7 +58,7 @@ export interface SessionOptions {
   insecure?: boolean
   /** Reconnect back-off for subscriptions (default 200 ms doubling to 10 s). */
   reconnect?: {initialDelayMs?: number; maxDelayMs?: number}
-  /** ws ping period (default 15 s). */
+  /** Liveness probe period: ws ping, or R1_PING through a broker (default 15 s; 5 s through a broker). */
   pingIntervalMs?: number
   /** Frames that fail verification are dropped and reported here (default: ignored). */
   onWarning?: (message: string) => void
@@ -75,6 +81,8 @@ export interface Expectation {
 export interface SendOptions {
   /** Confirmations to wait for after the R1_REPLY; the command fails on the matching negative code. */
   expect?: Expectation[]
+  /** Called with the command's EE_HASH before it leaves. */
+  onHash?: (hash: string) => void
   /** Default 30 s; then R1Error exit 5. */
   timeoutMs?: number
   signal?: AbortSignal
@@ -128,6 +136,8 @@ interface ActiveSubscription {
   request: Subscribe
   /** EE_HASH of the R1_SUBSCRIBE in force: a rejection naming it ends the subscription. */
   hash?: string
+  /** Set while resuming after lost frames ('' until the resume's hash is known): items are dropped until its reply. */
+  resyncHash?: string
   matcher: EventMatcher
   lastSeq: number
   /** The node journal lastSeq counts in (from the node's reply). */
@@ -145,26 +155,16 @@ function unreachable(message: string, hint?: string, cause?: unknown): R1Error {
   return new R1Error(message, ExitCode.UNREACHABLE, {code: 'NODE_UNREACHABLE', hint: hint ?? 'Check the URL and that the node is running (r1 node start).', cause})
 }
 
-const CERTIFICATE_ERRORS = /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_|ERR_TLS_CERT|HOSTNAME_MISMATCH|ALTNAME/
-
-/** Why a connection failed, with the hint that fixes it: a certificate this machine does not trust needs --ca. */
-export function connectionError(url: string, error: Error & {code?: string}): R1Error {
-  if (url.startsWith('wss:') && (CERTIFICATE_ERRORS.test(error.code ?? '') || /certificate/i.test(error.message))) {
-    return unreachable(
-      `Cannot connect to ${url}: its TLS certificate is not trusted (${error.code ?? error.message})`,
-      "A node with a self-signed certificate needs it trusted: pass --ca <file> with the node's certificate (its --tls-cert), or set `ca: <file>` on the target in config.yaml.",
-      error,
-    )
-  }
-  return unreachable(`Cannot connect to ${url}: ${error.message}`, undefined, error)
-}
-
 export class Session {
   readonly url: string
   private nodeAddress: string
-  readonly sessionId = randomUUID()
+  /** SESSION_ID of commands (a new one per connection through a broker: the node keys its sessions there by it). */
+  private sessionIdValue = randomUUID()
   private hello?: Hello
-  private ws?: WebSocket
+  /** Our clock (ms) when the hello arrived. */
+  private helloAt = 0
+  private readonly dialer: LinkDialer
+  private link?: FrameLink
   private readonly pending = new Map<string, Pending>()
   private readonly listeners = new Set<(event: NodeEvent) => void>()
   private subscription?: ActiveSubscription
@@ -181,6 +181,20 @@ export class Session {
   private constructor(private readonly options: SessionOptions) {
     this.url = options.url
     this.nodeAddress = options.nodeAddress === undefined ? '' : normalizeAddress(options.nodeAddress)
+    const connectTimeoutMs = options.connectTimeoutMs ?? 10_000
+    if (options.broker) {
+      if (!this.nodeAddress) throw new R1Error('A session through a broker needs the node address', ExitCode.USAGE, {code: 'ADDRESS_REQUIRED', hint: 'Give the target its `address` (0xai_…).'})
+      this.dialer = brokerDialer(options.broker, this.nodeAddress, options.identity, {connectTimeoutMs, newSessionId: () => (this.sessionIdValue = randomUUID())})
+    } else this.dialer = webSocketDialer(options.url, {connectTimeoutMs, ca: options.ca, insecure: options.insecure})
+  }
+
+  get sessionId(): string {
+    return this.sessionIdValue
+  }
+
+  /** Commands travel encrypted to the node's key (all but the public ones through a broker). */
+  private encrypts(action: Action, asked: boolean): boolean {
+    return asked || (this.dialer.encrypts && !PUBLIC_ACTIONS.has(action))
   }
 
   /** The node's verified address (the one expected, or, when none was, the one that signed the hello). */
@@ -225,40 +239,32 @@ export class Session {
     return this.hello?.VERSION ?? null
   }
 
+  /** The node's clock minus ours (ms), from its hello's EE_TIMESTAMP; late by the hello's transit time. NaN when unreadable. */
+  get nodeClockOffsetMs(): number {
+    return this.hello ? Date.parse(this.hello.EE_TIMESTAMP) - this.helloAt : Number.NaN
+  }
+
   get connected(): boolean {
-    return this.ws?.readyState === WebSocket.OPEN
+    return this.link?.open ?? false
   }
 
   private open(): Promise<void> {
-    const {url, connectTimeoutMs = 10_000, ca, insecure} = this.options
+    const {url, connectTimeoutMs = 10_000} = this.options
     return new Promise<void>((resolve, reject) => {
       let settled = false
-      let ws: WebSocket
-      try {
-        ws = new WebSocket(url, SUBPROTOCOL, {
-          maxPayload: MAX_FRAME_BYTES * 2,
-          perMessageDeflate: false,
-          handshakeTimeout: connectTimeoutMs,
-          ...(ca ? {ca} : {}),
-          ...(insecure ? {rejectUnauthorized: false} : {}),
-        })
-      } catch (error) {
-        reject(unreachable(`Cannot connect to ${url}: ${(error as Error).message}`, 'A node URL looks like ws://host:port or wss://host:port.'))
-        return
-      }
+      let link: FrameLink | undefined
       const fail = (error: R1Error) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
-        ws.terminate()
+        link?.terminate()
         reject(error)
       }
-      const timer = setTimeout(() => fail(unreachable(`Timed out after ${connectTimeoutMs} ms connecting to ${url}`)), connectTimeoutMs)
-      ws.once('error', (error) => fail(connectionError(url, error)))
-      ws.once('unexpected-response', (_req, res) => fail(unreachable(`${url} refused the WebSocket upgrade (HTTP ${res.statusCode} ${res.statusMessage ?? ''})`.trim())))
-      ws.once('close', (code, reason) => fail(unreachable(`${url} closed the connection (${code}${reason.length ? ` ${reason}` : ''})`)))
-      ws.once('message', (data) => {
-        const text = data.toString()
+      const timer = setTimeout(
+        () => fail(unreachable(`Timed out after ${connectTimeoutMs} ms ${this.options.broker ? `waiting for the node ${this.nodeAddress} on the broker ${url}: no heartbeat and no reply` : `connecting to ${url}`}`, this.options.broker ? 'Check that the node is running with --broker on this broker (and the same topic root).' : undefined)),
+        connectTimeoutMs,
+      )
+      const onHello = (text: string) => {
         const signed = decodeSigned(text)
         if (signed.ok && signed.sender !== this.nodeAddress) {
           if (this.nodeAddress !== '') {
@@ -289,36 +295,74 @@ export class Session {
         settled = true
         clearTimeout(timer)
         this.hello = hello
-        this.attach(ws)
+        this.helloAt = Date.now()
+        this.attach(link!)
         resolve()
-      })
+      }
+      const handlers = {
+        created: (created: FrameLink) => (link = created),
+        frame: (text: string) => (settled ? this.onFrame(text) : onHello(text)),
+        closed: (code: number, reason: string) => (settled ? this.onClose(link!, code, reason) : fail(unreachable(`${url} closed the connection (${code}${reason ? ` ${reason}` : ''})`))),
+        alive: () => (this.alive = true),
+        lost: () => this.onFramesLost(),
+      }
+      this.dialer.dial(handlers, (probing) => this.probe(probing)).then(
+        (dialed) => {
+          link = dialed
+          if (settled && this.link !== dialed) dialed.terminate()
+        },
+        (error: Error) => fail(error instanceof R1Error ? error : connectionError(url, error)),
+      )
     })
   }
 
-  private attach(ws: WebSocket): void {
-    this.ws = ws
-    ws.removeAllListeners('error')
-    ws.removeAllListeners('close')
-    ws.removeAllListeners('unexpected-response')
-    ws.on('error', () => undefined) // 'close' follows and handles it
-    ws.on('message', (data) => this.onFrame(data.toString()))
-    ws.on('pong', () => (this.alive = true))
-    ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()))
+  /** R1_PING on a link (a broker link's greeting and keepalive): public, never encrypted, answered with an empty reply. */
+  private async probe(link: FrameLink): Promise<void> {
+    const {text} = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: this.nodeAddress, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()}, this.options.identity)
+    await link.send(text)
+  }
+
+  private attach(link: FrameLink): void {
+    this.link = link
     this.alive = true
     clearInterval(this.pingTimer)
-    this.pingTimer = setInterval(() => {
-      if (!this.alive) {
-        ws.terminate()
-        return
-      }
-      this.alive = false
-      ws.ping()
-    }, this.options.pingIntervalMs ?? 15_000)
+    this.pingTimer = setInterval(
+      () => {
+        if (!this.alive) {
+          link.terminate()
+          return
+        }
+        this.alive = false
+        link.ping()
+      },
+      this.options.pingIntervalMs ?? (this.options.broker ? 5000 : 15_000),
+    )
     this.pingTimer.unref()
   }
 
-  private onClose(ws: WebSocket, code: number, reason: string): void {
-    if (ws !== this.ws) return
+  /**
+   * The link lost frames (a broker dropped some): a subscription resumes from its last seq, and
+   * what arrives of the old stream until the node answers is dropped (it would skip the lost events).
+   */
+  private onFramesLost(): void {
+    const sub = this.subscription
+    if (!sub || sub.done || sub.resyncHash !== undefined) return
+    sub.resyncHash = ''
+    void this.resubscribe(sub).catch((error: Error) => {
+      this.options.onWarning?.(`resuming the subscription after lost frames failed: ${error.message}`)
+      this.link?.terminate() // the reconnect resumes it
+    })
+  }
+
+  private async resubscribe(sub: ActiveSubscription): Promise<void> {
+    const resumed = await this.send('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), JOURNAL_ID: sub.journalId, LAST: undefined, SINCE_TIME: undefined}, {onHash: (hash) => (sub.resyncHash = hash)})
+    sub.hash = resumed.hash
+    // another journal than the one asked for comes with a reset gap, which updates journalId
+    sub.journalId ??= resumed.result.JOURNAL_ID
+  }
+
+  private onClose(link: FrameLink, code: number, reason: string): void {
+    if (link !== this.link) return
     clearInterval(this.pingTimer)
     const why = `connection to ${this.url} closed (${code}${reason ? ` ${reason}` : ''})`
     for (const pending of this.pending.values()) {
@@ -351,10 +395,7 @@ export class Session {
           if (sub && !sub.done) {
             this.resubscribing = true
             try {
-              const resumed = await this.send('R1_SUBSCRIBE', {...sub.request, SINCE_SEQ: Math.max(0, sub.lastSeq), JOURNAL_ID: sub.journalId, LAST: undefined, SINCE_TIME: undefined})
-              sub.hash = resumed.hash
-              // another journal than the one asked for comes with a reset gap, which updates journalId
-              sub.journalId ??= resumed.result.JOURNAL_ID
+              await this.resubscribe(sub)
             } finally {
               this.resubscribing = false
             }
@@ -391,6 +432,8 @@ export class Session {
         this.hello = item
         return
       case 'R1_REPLY': {
+        // the node answered a resume after lost frames: its new stream starts here
+        if (this.subscription?.resyncHash === item.COMMAND_HASH) this.subscription.resyncHash = undefined
         const pending = this.pending.get(item.COMMAND_HASH)
         if (pending) {
           pending.reply = item
@@ -432,7 +475,7 @@ export class Session {
 
   private deliver(item: SubscriptionItem): void {
     const sub = this.subscription
-    if (!sub || sub.done) return
+    if (!sub || sub.done || sub.resyncHash !== undefined) return
     if (item.EE_EVENT_TYPE === 'R1_GAP') {
       // a reset: the node's numbering went back, and the stream goes on after TO_SEQ in the journal it names
       if (item.REASON === 'reset') sub.journalId = item.JOURNAL_ID
@@ -446,7 +489,7 @@ export class Session {
     sub.queue.push(item)
     if (sub.queue.length > HIGH_QUEUE && !this.paused) {
       this.paused = true
-      this.ws?.pause() // TCP back-pressure: the node falls back to its journal
+      this.link?.pause() // TCP back-pressure: the node falls back to its journal
     }
     sub.wake?.()
   }
@@ -522,6 +565,7 @@ export class Session {
     // Register under the hash before the frame leaves, so no fast confirmation is missed.
     const encoded = await this.encodeFor(action, payload, options.encrypted)
     pending.hash = encoded.hash
+    options.onHash?.(encoded.hash)
     pending.timer = setTimeout(() => {
       const waiting = expect.filter((_, i) => !pending.met[i]).map((e) => `${e.code}${e.instance ? ` for ${e.instance}` : e.pipeline ? ` for ${e.pipeline}` : ''}`)
       this.fail(
@@ -548,7 +592,7 @@ export class Session {
     if (this.closed) throw unreachable('The session is closed')
     if (this.reconnecting && !this.resubscribing) await this.reconnecting
     try {
-      return (encrypted ? encodeEncryptedCommand : encodeCommand)(
+      return (this.encrypts(action, encrypted) ? encodeEncryptedCommand : encodeCommand)(
         {ACTION: action, PAYLOAD: payload, EE_DEST: this.address, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()},
         this.options.identity,
       )
@@ -558,9 +602,9 @@ export class Session {
   }
 
   private sendText(text: string): Promise<void> {
-    const ws = this.ws
-    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(unreachable(`Not connected to ${this.url}`))
-    return new Promise<void>((resolve, reject) => ws.send(text, (error) => (error ? reject(unreachable(`Sending to ${this.url} failed: ${error.message}`)) : resolve())))
+    const link = this.link
+    if (!link?.open) return Promise.reject(unreachable(`Not connected to ${this.url}`))
+    return link.send(text)
   }
 
   /** Sends a query and resolves with its RESULT (checked against the action's result schema). */
@@ -633,7 +677,7 @@ export class Session {
           const item = sub.queue.shift()!
           if (this.paused && sub.queue.length < LOW_QUEUE) {
             this.paused = false
-            this.ws?.resume()
+            this.link?.resume()
           }
           if (item.EE_EVENT_TYPE === 'R1_LIVE') {
             options.onLive?.(item.POSITION)
@@ -677,24 +721,12 @@ export class Session {
     clearInterval(this.pingTimer)
     clearTimeout(this.lostTimer)
     if (this.subscription) this.endSubscription(this.subscription)
-    const ws = this.ws
-    if (!ws || ws.readyState === WebSocket.CLOSED) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        ws.terminate()
-        resolve()
-      }, 1000)
-      ws.once('close', () => {
-        clearTimeout(timer)
-        resolve()
-      })
-      ws.close(1000, 'bye')
-    })
+    await this.link?.close()
   }
 
   /** Test hook: drops the connection as a network failure would (the session reconnects if subscribed). */
   dropConnection(): void {
-    this.ws?.terminate()
+    this.link?.terminate()
   }
 }
 

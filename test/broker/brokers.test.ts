@@ -4,7 +4,7 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {MAX_FRAME_BYTES} from '../../src/protocol/messages.js'
+import {MAX_BROKER_MESSAGE_BYTES} from '../../src/transport/mqtt.js'
 import {selfSignedCert, tempRoot} from '../deploy/nodes.js'
 import {brokerMissing, mqttClient, qos1RoundTrip, startEmbeddedBroker, startMosquitto, startNatsMqtt, type TestBroker} from './helpers.js'
 
@@ -51,8 +51,8 @@ describe('the embedded broker', () => {
     await expect(mqttClient(secure.url)).rejects.toThrow(/self[- ]signed|certificate/i)
   })
 
-  it('carries a sealed frame near twice the protocol frame limit over ws://', async () => {
-    const big = 'x'.repeat(2 * MAX_FRAME_BYTES - 1024)
+  it('carries a message of the largest size r1 sends through a broker over ws://', async () => {
+    const big = 'x'.repeat(MAX_BROKER_MESSAGE_BYTES - 1024)
     expect((await qos1RoundTrip(plain.wsUrl!, 'naeural/payloads', big)).received).toHaveLength(big.length)
   })
 

@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import {resolveTargets, type TargetMap} from '../../src/deploy/targets.js'
+import {type EnvironmentMap, resolveTargets, type TargetMap} from '../../src/deploy/targets.js'
 import {R1Error} from '../../src/errors.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
 
@@ -71,5 +71,60 @@ describe('resolveTargets', () => {
     expect(bad.message).toContain('targets.e in config.yaml')
     expect(bad.exitCode).toBe(2)
     expect(failure(() => resolveTargets(configured, {target: ['edge-b'], node: ['ws://127.0.0.1:7444'], address: [B]})).message).toContain('same node')
+  })
+})
+
+describe('resolveTargets with --tag and --env', () => {
+  const [N1, N2, S1] = [generateIdentity().address, generateIdentity().address, generateIdentity().address]
+  const fleet: TargetMap = {
+    'north-1': {url: 'ws://127.0.0.1:7001', address: N1, tags: {site: 'north', tier: 'canary'}},
+    'north-2': {url: 'ws://127.0.0.1:7002', address: N2, tags: {site: 'north'}},
+    'south-1': {url: 'ws://127.0.0.1:7003', address: S1, tags: {site: 'south'}},
+  }
+  const environments: EnvironmentMap = {
+    staging: {targets: ['south-1']},
+    production: {tags: {site: 'north'}},
+    mixed: {targets: ['south-1'], tags: {tier: 'canary'}},
+  }
+  const names = (selection: Parameters<typeof resolveTargets>[1]) => resolveTargets(fleet, selection, environments).map((t) => t.name)
+
+  it('--tag keeps the targets carrying every tag given (AND), in config order, with no other flag needed', () => {
+    expect(names({tag: ['site=north']})).toEqual(['north-1', 'north-2'])
+    expect(names({tag: ['site=north', 'tier=canary']})).toEqual(['north-1'])
+    expect(names({tag: ['site=north'], exclude: ['north-1']})).toEqual(['north-2'])
+    expect(names({tag: ['site=north'], target: ['north-2']})).toEqual(['north-2'])
+    expect(resolveTargets(fleet, {tag: ['site=south']})[0]).toEqual({name: 'south-1', url: 'ws://127.0.0.1:7003', address: S1, tags: {site: 'south'}})
+  })
+
+  it('--env takes the targets it names and those its tags match; --tag and --target narrow it', () => {
+    expect(names({env: 'staging'})).toEqual(['south-1'])
+    expect(names({env: 'production'})).toEqual(['north-1', 'north-2'])
+    expect(names({env: 'mixed'})).toEqual(['north-1', 'south-1'])
+    expect(names({env: 'production', tag: ['tier=canary']})).toEqual(['north-1'])
+    expect(names({env: 'production', all: true})).toEqual(['north-1', 'north-2'])
+    expect(names({env: 'production', target: ['north-2']})).toEqual(['north-2'])
+  })
+
+  it('bad tags, unknown environments and empty selections are usage errors that say what exists', () => {
+    const malformed = failure(() => resolveTargets(fleet, {tag: ['site']}))
+    expect(malformed.exitCode).toBe(2)
+    expect(malformed.message).toContain('not name=value')
+    expect(failure(() => resolveTargets(fleet, {tag: ['site=north', 'site=south']})).message).toContain('twice')
+
+    const unknown = failure(() => resolveTargets(fleet, {env: 'prodution'}, environments))
+    expect(unknown.code).toBe('UNKNOWN_ENVIRONMENT')
+    expect(unknown.message).toContain('Did you mean "production"?')
+    expect(unknown.hint).toContain('staging, production, mixed')
+    expect(failure(() => resolveTargets(fleet, {env: 'staging'})).hint).toContain('defines no environments')
+
+    const none = failure(() => resolveTargets(fleet, {tag: ['site=west']}))
+    expect(none.code).toBe('NO_TARGET_MATCH')
+    expect(none.hint).toContain('site=north, site=south, tier=canary')
+    expect(failure(() => resolveTargets(fleet, {env: 'staging', tag: ['site=north']}, environments)).message).toContain('environment "staging" with tag site=north')
+
+    const outside = failure(() => resolveTargets(fleet, {env: 'production', target: ['south-1']}, environments))
+    expect(outside.exitCode).toBe(2)
+    expect(outside.message).toContain('south-1 is not among the targets of environment "production"')
+    expect(failure(() => resolveTargets(fleet, {tag: ['site=north'], node: ['ws://127.0.0.1:9000'], address: [A]})).message).toContain('--node does not go with --env or --tag')
   })
 })

@@ -176,7 +176,9 @@ describe('applyDefaults', () => {
     version: '1.0.0',
     plugins: {TEMP: {entry: 'a.ts', config: {THRESHOLD: {type: 'number' as const, default: 30}, process_delay: {type: 'number' as const, default: 5}, TAGS: {type: 'array' as const, default: ['a']}}, allow_unknown_config: false}},
     pipelines: {},
+    brokers: {},
     targets: {},
+    environments: {},
   }
 
   it('uppercases keys and fills defaults of a built-in, a project plugin, or base keys only', () => {

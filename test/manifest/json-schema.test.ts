@@ -42,7 +42,7 @@ describe('the JSON Schema for editors agrees with the zod schema', () => {
     expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#')
     expect(schema.additionalProperties).toBe(false)
     expect(schema.required).toEqual(['name', 'version'])
-    expect(Object.keys(schema.properties as object)).toEqual(['name', 'version', 'description', 'plugins', 'pipelines', 'targets'])
+    expect(Object.keys(schema.properties as object)).toEqual(['name', 'version', 'description', 'plugins', 'pipelines', 'brokers', 'targets', 'environments'])
   })
 
   let rejectedByBoth = 0

@@ -1,0 +1,65 @@
+import {resolve} from 'node:path'
+import {readCa} from '../deploy/link.js'
+import {pool} from '../deploy/fanout.js'
+import {projectTargets} from '../deploy/project.js'
+import {type Target, type TargetSelection, resolveTargets} from '../deploy/targets.js'
+import type {R1Error} from '../errors.js'
+import {type ValidationResult, validateProject} from '../manifest/validate.js'
+import {cliKeyPath, readIdentity} from '../protocol/identity.js'
+import {type CheckResult, type DoctorReport, doctorReport} from './checks.js'
+import {keyFileCheck, nodeVersionCheck, projectCheck} from './local.js'
+import {checkNode} from './target.js'
+
+export interface DoctorOptions {
+  /** Project folder (its config.yaml names the targets). */
+  dir: string
+  /** The target flags; no flag means every target of the project. */
+  selection: TargetSelection
+  /** --ca: trusted for every wss:// node (else each target's own `ca`). */
+  caFile?: string
+  connectTimeoutMs: number
+  maxConcurrent?: number
+  /** Warnings fail the run too. */
+  strict?: boolean
+  /** The CLI key (default: R1_CONFIG_DIR or the XDG config dir). */
+  keyPath?: string
+}
+
+/**
+ * `r1 doctor`: this machine (Node, the CLI key), the project (a validate pass), then every selected
+ * node at once (reachability, TLS, address, clock, allow-list). Never throws for what it finds; a
+ * usage error (bad flags, an unknown target) still throws.
+ */
+export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
+  const keyPath = options.keyPath ?? cliKeyPath()
+  const checks: CheckResult[] = [nodeVersionCheck(), await keyFileCheck(keyPath)]
+  // a key others can read still signs: the allow-list check uses it (key-file reports the mode)
+  const identity = await readIdentity(keyPath).catch(() => undefined)
+
+  let validation: ValidationResult | undefined
+  try {
+    validation = await validateProject(options.dir)
+    checks.push(projectCheck(validation, options.dir))
+  } catch (error) {
+    const failed = error as R1Error
+    checks.push(failed.code === 'MANIFEST_NOT_FOUND' ? projectCheck(undefined, resolve(options.dir)) : {id: 'project', status: 'fail', message: failed.message, hint: failed.hint})
+  }
+
+  const targets = selectTargets(validation, options.selection)
+  const shared = options.caFile ? await readCa(options.caFile) : undefined
+  const perTarget = await pool(targets, options.maxConcurrent ?? 8, async (target) =>
+    checkNode(target, {identity, ca: shared ?? (target.ca ? await readCa(target.ca) : undefined), connectTimeoutMs: options.connectTimeoutMs}),
+  )
+  return doctorReport([...checks, ...perTarget.flat()], options.strict)
+}
+
+/** The nodes to check: as every fleet command selects them, but no target at all is fine (the local checks still run). */
+function selectTargets(validation: ValidationResult | undefined, selection: TargetSelection): Target[] {
+  const manifest = validation?.manifest
+  // config.yaml has errors (the project check says which): its targets cannot be trusted, ad hoc nodes still can
+  if (validation && !manifest) return selection.node?.length ? resolveTargets(undefined, {node: selection.node, address: selection.address}) : []
+  const configured = manifest ? projectTargets(manifest, validation.dir) : undefined
+  const flagged = Boolean(selection.all || selection.target?.length || selection.node?.length || selection.tag?.length || selection.env !== undefined)
+  if (!flagged && Object.keys(configured ?? {}).length === 0) return []
+  return resolveTargets(configured, {...selection, everyTargetByDefault: true}, manifest?.environments)
+}

@@ -1,0 +1,207 @@
+import type {MqttClient} from 'mqtt'
+import {ExitCode, R1Error} from '../errors.js'
+import {frameRoute, openFrame} from '../protocol/broker-frames.js'
+import type {Identity} from '../protocol/identity.js'
+import {type Topics, topics} from '../protocol/topics.js'
+import {type BrokerConfig, brokerClientId, dialBroker, MAX_BROKER_MESSAGE_BYTES, publish, topicRoot, waitConnected} from '../transport/mqtt.js'
+import type {FrameLink, LinkDialer, LinkHandlers} from './link.js'
+
+/**
+ * The client side of the broker transport: one MQTT connection per broker and identity in this
+ * process (a `BrokerHub`), shared by every session to a node on it and by discovery. A session's
+ * frames arrive on the client's targeted topic sealed to it (broker-frames.ts); the hub routes them
+ * by node and SESSION_ID, and the link opens them, drops QoS 1 duplicates, and reports a missing
+ * frame (`lost`) or a node that started the session afresh (a new R1_HELLO: `closed`, so the session
+ * reconnects and resumes).
+ */
+
+export class BrokerHub {
+  private static readonly hubs = new Map<string, BrokerHub>()
+  readonly topics: Topics
+  private client?: MqttClient
+  private readonly links = new Map<string, BrokerLink>()
+  private readonly heartbeatListeners = new Set<(text: string) => void>()
+  private refs = 0
+  private ready?: Promise<void>
+
+  private constructor(
+    private readonly key: string,
+    readonly config: BrokerConfig,
+    readonly identity: Identity,
+  ) {
+    this.topics = topics(topicRoot(config))
+  }
+
+  /** The hub for this broker and identity (connected within `connectTimeoutMs`, else exit 7); `release` it when done. */
+  static async acquire(config: BrokerConfig, identity: Identity, connectTimeoutMs: number): Promise<BrokerHub> {
+    const key = `${config.url}|${topicRoot(config)}|${config.user ?? ''}|${identity.address}`
+    let hub = BrokerHub.hubs.get(key)
+    if (!hub) {
+      hub = new BrokerHub(key, config, identity)
+      BrokerHub.hubs.set(key, hub)
+    }
+    hub.refs++
+    try {
+      await hub.connect(connectTimeoutMs)
+    } catch (error) {
+      hub.release()
+      throw error
+    }
+    return hub
+  }
+
+  private connect(timeoutMs: number): Promise<void> {
+    this.ready ??= (async () => {
+      const targeted = this.topics.targeted(this.identity.address)
+      this.client = await dialBroker(this.config, {
+        clientId: brokerClientId('c', `${this.identity.address}|${process.pid}|${Date.now()}|${Math.random()}`),
+        onMessage: (topic, payload) => this.receive(topic, payload),
+        connectTimeoutMs: timeoutMs,
+      })
+      this.client.subscribe(targeted, {qos: 1})
+    })()
+    return this.ready.then(() => waitConnected(this.client!, this.config.url, timeoutMs))
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false
+  }
+
+  release(): void {
+    if (--this.refs > 0) return
+    BrokerHub.hubs.delete(this.key)
+    this.client?.end(true)
+  }
+
+  /** Publishes a command to a node's config topic (QoS 1); refused at once while the broker is away, so nothing is delivered behind the caller's back later. */
+  async command(nodeAddress: string, text: string): Promise<void> {
+    if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
+    await publish(this.client, this.topics.config(nodeAddress), text)
+  }
+
+  /** Every public heartbeat text heard on `<root>/ctrl` from now on; returns the function that stops listening. */
+  async onHeartbeat(listener: (text: string) => void): Promise<() => void> {
+    if (this.heartbeatListeners.size === 0) await new Promise<void>((resolve, reject) => this.client!.subscribe(this.topics.ctrl, {qos: 0}, (error) => (error ? reject(error) : resolve())))
+    this.heartbeatListeners.add(listener)
+    return () => {
+      this.heartbeatListeners.delete(listener)
+      if (this.heartbeatListeners.size === 0 && this.client?.connected) this.client.unsubscribe(this.topics.ctrl)
+    }
+  }
+
+  register(link: BrokerLink): void {
+    this.links.set(`${link.nodeAddress}|${link.sessionId}`, link)
+  }
+
+  unregister(link: BrokerLink): void {
+    const key = `${link.nodeAddress}|${link.sessionId}`
+    if (this.links.get(key) === link) this.links.delete(key)
+  }
+
+  private receive(topic: string, payload: Buffer): void {
+    if (payload.length > MAX_BROKER_MESSAGE_BYTES) return
+    const text = payload.toString('utf8')
+    if (topic === this.topics.ctrl) {
+      for (const listener of this.heartbeatListeners) listener(text)
+      return
+    }
+    const route = frameRoute(text)
+    if (!route) return
+    this.links.get(`${route.sender}|${route.sessionId}`)?.receive(route.data)
+  }
+}
+
+class BrokerLink implements FrameLink {
+  private lastFrame = 0
+  private firstFrameData?: string
+  private ended = false
+
+  constructor(
+    private readonly hub: BrokerHub,
+    readonly nodeAddress: string,
+    readonly sessionId: string,
+    private readonly handlers: LinkHandlers,
+    private readonly probe: (link: FrameLink) => Promise<void>,
+  ) {}
+
+  get open(): boolean {
+    return !this.ended && this.hub.connected
+  }
+
+  receive(data: string): void {
+    if (this.ended) return
+    let opened: {frameSeq: number; frame: string}
+    try {
+      opened = openFrame(data, this.nodeAddress, this.hub.identity)
+    } catch {
+      return // not sealed by this node to this client: someone else's noise
+    }
+    const {frameSeq, frame} = opened
+    if (frameSeq === 1 && this.firstFrameData !== undefined && data !== this.firstFrameData) {
+      // the node opened this session afresh (it restarted, or forgot an idle session): start over
+      this.end(1012, 'the node started this session afresh')
+      return
+    }
+    if (frameSeq <= this.lastFrame) return // a QoS 1 duplicate
+    if (frameSeq === 1) this.firstFrameData = data
+    const missing = frameSeq > this.lastFrame + 1
+    this.lastFrame = frameSeq
+    this.handlers.alive()
+    // first: the stream items of this frame come after the lost ones, and must not be taken as next
+    if (missing) this.handlers.lost()
+    this.handlers.frame(frame)
+  }
+
+  send(text: string): Promise<void> {
+    if (this.ended) return Promise.reject(new R1Error(`The session with ${this.nodeAddress} on ${this.hub.config.url} is closed`, ExitCode.UNREACHABLE, {code: 'NODE_UNREACHABLE'}))
+    return this.hub.command(this.nodeAddress, text)
+  }
+
+  ping(): void {
+    this.probe(this).catch(() => undefined) // unanswered probes end the link (the session's keepalive)
+  }
+
+  // Over a broker there is no socket to hold back: the node's in-flight window bounds what it sends.
+  pause(): void {}
+  resume(): void {}
+
+  async close(): Promise<void> {
+    this.end()
+  }
+
+  terminate(): void {
+    this.end(1006, 'no answer from the node on the broker')
+  }
+
+  private end(code?: number, reason?: string): void {
+    if (this.ended) return
+    this.ended = true
+    this.hub.unregister(this)
+    this.hub.release()
+    if (code !== undefined) this.handlers.closed(code, reason ?? '')
+  }
+}
+
+/**
+ * Sessions to `nodeAddress` through a broker: each dial is a new client session on the node
+ * (`newSessionId` gives its SESSION_ID), which greets with its R1_HELLO once probed.
+ */
+export function brokerDialer(config: BrokerConfig, nodeAddress: string, identity: Identity, options: {connectTimeoutMs: number; newSessionId(): string}): LinkDialer {
+  return {
+    url: config.url,
+    encrypts: true,
+    dial: async (handlers, probe) => {
+      const hub = await BrokerHub.acquire(config, identity, options.connectTimeoutMs)
+      const link = new BrokerLink(hub, nodeAddress, options.newSessionId(), handlers, probe)
+      hub.register(link)
+      handlers.created(link)
+      try {
+        await probe(link)
+      } catch (error) {
+        await link.close()
+        throw error
+      }
+      return link
+    },
+  }
+}

@@ -1,0 +1,138 @@
+import {createHash} from 'node:crypto'
+import type {IClientOptions, MqttClient} from 'mqtt'
+import {ExitCode, R1Error} from '../errors.js'
+import {MAX_FRAME_BYTES} from '../protocol/messages.js'
+import {DEFAULT_TOPIC_ROOT} from '../protocol/topics.js'
+
+/**
+ * One MQTT connection to a broker, as nodes and clients both dial out (mqtt://, mqtts://, ws://,
+ * wss://): MQTT 3.1.1 (aedes speaks nothing newer), QoS 1 for what must arrive, reconnection with
+ * back-off (200 ms doubling to 10 s), and the message handler attached before the connection opens
+ * (a resumed session delivers right after CONNACK).
+ */
+
+export interface BrokerConfig {
+  url: string
+  user?: string
+  password?: string
+  /** Trusted CA certificate(s) in PEM for mqtts:// and wss://. */
+  ca?: string | Buffer
+  /** Topic root (default `naeural`). */
+  root?: string
+}
+
+export const BROKER_PROTOCOLS = ['mqtt:', 'mqtts:', 'ws:', 'wss:'] as const
+
+/** Checks a broker URL; a usage error (exit 2) naming `where` otherwise. */
+export function checkBrokerUrl(url: string, where: string): URL {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw brokerUsage(`${where}: "${url}" is not a URL.`)
+  }
+  if (!(BROKER_PROTOCOLS as readonly string[]).includes(parsed.protocol)) throw brokerUsage(`${where}: "${url}" must use mqtt://, mqtts://, ws:// or wss://.`)
+  if (parsed.username || parsed.password) throw brokerUsage(`${where}: put the broker's user and password in their own settings, not in the URL (it is shown in output).`)
+  return parsed
+}
+
+function brokerUsage(message: string): R1Error {
+  return new R1Error(message, ExitCode.USAGE, {code: 'BAD_BROKER', hint: 'A broker URL looks like mqtt://broker.example:1883, mqtts://broker.example:8883 or wss://broker.example/mqtt.'})
+}
+
+/**
+ * A client id within MQTT 3.1.1's 23 characters (brokers such as aedes refuse longer ones by
+ * default): `r1` + a role letter + 20 base64url characters of a hash of `seed`.
+ */
+export function brokerClientId(role: 'n' | 'c', seed: string): string {
+  return `r1${role}${createHash('sha256').update(seed).digest('base64url').slice(0, 20)}`
+}
+
+export interface DialOptions {
+  clientId: string
+  /** Receives every message (attached before connecting). */
+  onMessage(topic: string, payload: Buffer): void
+  /** Called on every (re)connection, after the subscriptions are back. */
+  onConnect?(): void
+  onOffline?(error?: Error): void
+  connectTimeoutMs?: number
+}
+
+/** Connects (in the background; `waitConnected` waits for it); mqtt.js resubscribes after each reconnection. */
+export async function dialBroker(config: BrokerConfig, options: DialOptions): Promise<MqttClient> {
+  const {connect} = await import('mqtt')
+  const clientOptions: IClientOptions = {
+    clientId: options.clientId,
+    protocolVersion: 4,
+    clean: true,
+    keepalive: 30,
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    reconnectPeriod: INITIAL_RECONNECT_MS,
+    manualConnect: true,
+    resubscribe: true,
+    ...(config.user !== undefined ? {username: config.user} : {}),
+    ...(config.password !== undefined ? {password: config.password} : {}),
+    ...(config.ca ? {ca: config.ca} : {}),
+  }
+  const client = connect(config.url, clientOptions)
+  client.on('message', (topic, payload) => options.onMessage(topic, payload))
+  client.on('connect', () => {
+    client.options.reconnectPeriod = INITIAL_RECONNECT_MS
+    options.onConnect?.()
+  })
+  client.on('close', () => {
+    // back-off: 200 ms doubling to 10 s, reset on the next CONNACK
+    client.options.reconnectPeriod = Math.min(MAX_RECONNECT_MS, (client.options.reconnectPeriod ?? INITIAL_RECONNECT_MS) * 2)
+    options.onOffline?.()
+  })
+  client.on('error', (error) => options.onOffline?.(error))
+  client.connect()
+  return client
+}
+
+const INITIAL_RECONNECT_MS = 200
+const MAX_RECONNECT_MS = 10_000
+
+/** Resolves once connected; an R1Error exit 7 after `timeoutMs` (the client keeps trying unless closed). */
+export function waitConnected(client: MqttClient, url: string, timeoutMs: number): Promise<void> {
+  if (client.connected) return Promise.resolve()
+  return new Promise<void>((resolve, reject) => {
+    let lastError: Error | undefined
+    const onError = (error: Error) => (lastError = error)
+    const done = () => {
+      clearTimeout(timer)
+      client.off('connect', onConnect)
+      client.off('error', onError)
+    }
+    const onConnect = () => {
+      done()
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      done()
+      reject(brokerUnreachable(url, timeoutMs, lastError))
+    }, timeoutMs)
+    client.on('connect', onConnect)
+    client.on('error', onError)
+  })
+}
+
+export function brokerUnreachable(url: string, timeoutMs: number, cause?: Error): R1Error {
+  const why = cause ? `: ${cause.message}` : ''
+  const auth = cause && /not authori[sz]ed|bad user ?name or password/i.test(cause.message)
+  return new R1Error(`Cannot connect to the broker ${url} within ${timeoutMs} ms${why}`, ExitCode.UNREACHABLE, {
+    code: 'BROKER_UNREACHABLE',
+    hint: auth ? "Check the broker user and password (a target's broker `user` and `password_file`, or --broker-user/--broker-password-file)." : 'Check the broker URL and that the broker is running.',
+    cause,
+  })
+}
+
+/** Publishes with QoS 1; resolves once the broker acknowledged it. */
+export function publish(client: MqttClient, topic: string, payload: string, qos: 0 | 1 = 1): Promise<void> {
+  return new Promise((resolve, reject) => client.publish(topic, payload, {qos}, (error) => (error ? reject(error) : resolve())))
+}
+
+/** Frames larger than this are refused on arrival (a sealed frame is at most about twice a frame). */
+export const MAX_BROKER_MESSAGE_BYTES = 2 * MAX_FRAME_BYTES
+
+export const topicRoot = (config: BrokerConfig) => config.root ?? DEFAULT_TOPIC_ROOT
