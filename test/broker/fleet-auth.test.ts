@@ -60,7 +60,7 @@ describe.sequential('r1 over the embedded broker with logins and ACLs', () => {
     expect(heard.json.targets.map((t: {address: string}) => t.address)).toEqual([node.address])
   })
 
-  it('a CLI with a wrong broker password is refused (unreachable, exit 7), and nothing reaches the node', async () => {
+  it('a CLI with a wrong broker password is refused: unreachable, exit 7', async () => {
     const wrong = join(root.dir, 'wrong.pass')
     writeFileSync(wrong, 'not the password\n', {mode: 0o600})
     const config = readFileSync(join(project, 'config.yaml'), 'utf8')
