@@ -1,6 +1,6 @@
 // The embedded broker with logins and ACLs carries r1's own traffic: a real `r1 node start --broker` as a
 // node user and the built CLI as a client user (config.yaml `brokers` with user and password_file) deploy,
-// read status and discover through `r1 broker start`; a node with a wrong password never gets on.
+// read status and discover through `r1 broker start`; a CLI with a wrong password is refused.
 import {cpSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
