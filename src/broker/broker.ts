@@ -41,8 +41,6 @@ export interface RunningBroker {
   wsUrl?: string
   /** Whether logins were checked when it started (the data dir had users). */
   auth: boolean
-  /** Clients connected now. */
-  connectedClients(): number
   /** Disconnects every client and stops listening. */
   close(): Promise<void>
 }
@@ -96,7 +94,6 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       url: `${tls ? 'mqtts' : 'mqtt'}://${urlHost(host)}:${port}`,
       ...(wsUrl ? {wsUrl} : {}),
       auth,
-      connectedClients: () => broker.connectedClients,
       close: () => (closed ??= shutdown()),
     }
   } catch (error) {
