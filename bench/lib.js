@@ -48,9 +48,9 @@ export function cli(args, env) {
   return spawnSync(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 }
 
-/** Starts `r1 node start --json` on 127.0.0.1:0; resolves with its `{address, url, alias}` line and the child. */
-export function startNode(dataDir, env) {
-  return startR1(['node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], env)
+/** Starts `r1 node start --json` on 127.0.0.1:0 (plus `extraArgs`); resolves with its `{address, url, alias, cstoreUrl, r1fsUrl}` line and the child. */
+export function startNode(dataDir, env, extraArgs = []) {
+  return startR1(['node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...extraArgs], env)
 }
 
 /** Starts a long-running r1 command under --json; resolves with the first JSON line it prints and `child`. */

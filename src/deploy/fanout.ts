@@ -1,6 +1,6 @@
 import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 import type {NodeEvent} from '../protocol/events.js'
-import type {Action, CommandOf, HeartbeatResult, PayloadOf, StateResult} from '../protocol/messages.js'
+import type {Action, CommandOf, HeartbeatResult, PayloadOf, QueryAction, ResultOf, StateResult} from '../protocol/messages.js'
 import {ConfirmationTracker, type Expectation, type Verdict} from './confirm.js'
 import type {Target} from './targets.js'
 
@@ -20,6 +20,8 @@ export interface NodeLink {
   onLost?(listener: (error: Error) => void): () => void
   /** Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4). */
   send<A extends Action>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<string>
+  /** Sends a query and resolves with its RESULT, checked against the action's schema (a rejection throws, exit 4). */
+  request<A extends QueryAction>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<ResultOf<A>>
   /** Also receive the node's notifications that name no command (an instance's exception), to fail fast. */
   watchNotifications(): Promise<void>
   /** The node's pipelines and statuses (R1_STATE's RESULT). */

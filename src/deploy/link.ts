@@ -2,7 +2,7 @@ import {X509Certificate} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
-import type {Action, HeartbeatResult, PayloadOf, StateResult} from '../protocol/messages.js'
+import type {Action, HeartbeatResult, PayloadOf, QueryAction, ResultOf, StateResult} from '../protocol/messages.js'
 import {Session} from '../session/index.js'
 import type {BrokerConfig} from '../transport/mqtt.js'
 import type {Connect, NodeLink} from './fanout.js'
@@ -121,6 +121,10 @@ class SessionLink implements NodeLink {
   async send<A extends Action>(action: A, payload: PayloadOf<A>, options: {encrypted?: boolean} = {}): Promise<string> {
     const {hash} = await this.session.send(action, payload, {timeoutMs: this.timeoutMs, ...options})
     return hash
+  }
+
+  request<A extends QueryAction>(action: A, payload: PayloadOf<A>, options: {encrypted?: boolean} = {}): Promise<ResultOf<A>> {
+    return this.session.request(action, payload, {timeoutMs: this.timeoutMs, ...options})
   }
 
   /**

@@ -370,10 +370,13 @@ export async function manage<T>(
   flags: ManageFlags,
   signal: AbortSignal | undefined,
   operation: (link: NodeLink, target: Target, timeoutMs: number) => Promise<T>,
-  options: {readOnly?: boolean} = {},
+  options: {readOnly?: boolean; oneTarget?: string} = {},
 ) {
   const [{selectTargets}, {connector}] = await Promise.all([import('./project.js'), import('./link.js')])
   const targets = await selectTargets(flags.dir, {...flags, everyTargetByDefault: options.readOnly}, {connectTimeoutMs: flags['connect-timeout'] * 1000, signal})
+  if (options.oneTarget && targets.length > 1) {
+    throw new R1Error(`${options.oneTarget} works on one target at a time; the flags select ${targets.length} (${targets.map((t) => t.name).join(', ')}).`, ExitCode.USAGE, {code: 'ONE_TARGET', hint: 'Name one with --target <name> (or --node <url> --address <0xai_…>).'})
+  }
   const connect = await connector({connectTimeoutMs: flags['connect-timeout'] * 1000, caFile: flags.ca})
   const timeoutMs = flags['wait-timeout'] * 1000
   return onEveryTarget({targets, connect, maxConcurrent: flags['max-concurrent'], signal}, (link, target) => operation(link, target, timeoutMs))

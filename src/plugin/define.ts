@@ -1,7 +1,12 @@
 /**
- * The part of the plugin SDK that plugin code imports at run time. It imports nothing, so the
- * bundler can inline it into every plugin bundle and the bundle stays self-contained.
+ * The part of the plugin SDK that plugin code imports at run time. It imports nothing but types
+ * (erased when compiled), so the bundler can inline it into every plugin bundle and the bundle stays
+ * self-contained.
  */
+
+import type {JsonValue} from '../services/types.js'
+
+export type {JsonValue} from '../services/types.js'
 
 /** A payload: the data an instance emits (UPPERCASE keys by convention, as in Ratio1). */
 export type PluginPayload = Record<string, unknown>
@@ -51,6 +56,49 @@ export interface PluginLogger {
   error(...args: unknown[]): void
 }
 
+/**
+ * `ctx.cstore`: the node's key-value and hash store (Ratio1's CStore). Values are any JSON; a missing
+ * key reads as null, and storing null deletes. Shared by every instance of the node (and of every node
+ * on the same NATS backend).
+ */
+export interface PluginCStore {
+  get<T extends JsonValue = JsonValue>(key: string): Promise<T | null>
+  /** Resolves true once stored (durable). */
+  set(key: string, value: JsonValue): Promise<boolean>
+  hget<T extends JsonValue = JsonValue>(hkey: string, field: string): Promise<T | null>
+  hset(hkey: string, field: string, value: JsonValue): Promise<boolean>
+  /** Every field of a hash; `{}` when it has none. */
+  hgetall<T extends JsonValue = JsonValue>(hkey: string): Promise<Record<string, T>>
+  hkeys(hkey: string): Promise<string[]>
+}
+
+/** A file read from R1FS. */
+export interface R1fsFileData {
+  data: Buffer
+  filename: string
+}
+
+/** Options of the R1FS writes: `secret` stores the file encrypted (AES-256-GCM keyed by it). */
+export interface R1fsAddOptions {
+  filename?: string
+  secret?: string
+}
+
+/**
+ * `ctx.r1fs`: the node's content-addressed file store (Ratio1's R1FS). Adds return the content address
+ * (CID); reads of an unknown CID, or with the wrong secret, resolve undefined.
+ */
+export interface PluginR1fs {
+  addFile(data: Uint8Array | string, options: R1fsAddOptions & {filename: string}): Promise<string>
+  addJson(data: JsonValue, options?: R1fsAddOptions): Promise<string>
+  addYaml(data: JsonValue, options?: R1fsAddOptions): Promise<string>
+  getFile(cid: string, options?: {secret?: string}): Promise<R1fsFileData | undefined>
+  getJson<T = JsonValue>(cid: string, options?: {secret?: string}): Promise<T | undefined>
+  getYaml<T = JsonValue>(cid: string, options?: {secret?: string}): Promise<T | undefined>
+  /** True when the file existed. */
+  delete(cid: string): Promise<boolean>
+}
+
 /** What a plugin's hooks receive (ARCHITECTURE.md §3). */
 export interface PluginContext<C = Record<string, unknown>> {
   /** The instance config, UPPERCASE keys, replaced (not mutated) on live reconfiguration. */
@@ -74,6 +122,10 @@ export interface PluginContext<C = Record<string, unknown>> {
   readonly inputs: readonly unknown[]
   /** Number of `process` calls started so far, this one included. */
   readonly iteration: number
+  /** The node's CStore (key-value and hash store). */
+  readonly cstore: PluginCStore
+  /** The node's R1FS (content-addressed file store). */
+  readonly r1fs: PluginR1fs
 }
 
 type Awaitable<T> = T | Promise<T>

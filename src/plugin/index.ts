@@ -4,9 +4,10 @@
  */
 import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'
 import {PluginRunner, type CommandResult, type LogLevel, type StepResult} from './runner.js'
+import type {ServiceUrls} from '../services/env.js'
 
 export {definePlugin, isPlugin, PLUGIN_BRAND} from './define.js'
-export type {BaseInstanceConfig, InstanceConfigOf, NotifyOptions, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
+export type {BaseInstanceConfig, InstanceConfigOf, JsonValue, NotifyOptions, Plugin, PluginContext, PluginCStore, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload, PluginR1fs, R1fsAddOptions, R1fsFileData} from './define.js'
 export type {CommandResult, LogLevel, StepResult} from './runner.js'
 export {NotificationCode, NotificationType} from '../protocol/codes.js'
 
@@ -52,7 +53,7 @@ export interface PluginTestHarness<C> {
   command(name: string, params?: unknown): Promise<CommandResult>
   /** Live reconfiguration with a whole new instance config. */
   reconfigure(next: Partial<C> & Record<string, unknown>): Promise<StepResult>
-  /** Aborts `ctx.signal` and calls `close`. */
+  /** Aborts `ctx.signal` and calls `close`; then stops the services `ctx.cstore` / `ctx.r1fs` used and removes their data. */
   close(): Promise<StepResult>
   /** Everything emitted so far, in order. */
   readonly payloads: PluginPayload[]
@@ -63,6 +64,8 @@ export interface PluginTestHarness<C> {
 /**
  * Runs a plugin's hooks in the current process, the way a node's instance host does, and collects
  * what it emits. No node, no child process, no timers: the test decides when `process` runs.
+ * `ctx.cstore` and `ctx.r1fs` work against the real embedded services, started in a temp folder on
+ * first use (loopback, free ports) and removed by `close()`.
  *
  * ```ts
  * import {testPlugin} from 'r1/plugin'
@@ -82,13 +85,16 @@ export function testPlugin<C = Record<string, unknown>>(plugin: Plugin<C> | Plug
   const logs: TestLog[] = []
   let callPayloads: PluginPayload[] = []
   let callNotifications: TestNotification[] = []
+  const node = options.node ?? {address: '0xai_test', alias: 'test-node'}
+  let services: Promise<TestServices> | undefined
   const runner = new PluginRunner<C>(plugin, {
     config: {INSTANCE_ID: options.instanceId ?? 'test-1', ...options.config},
     instanceId: options.instanceId ?? 'test-1',
     pipeline: options.pipeline ?? 'test',
     signature: options.signature ?? 'TEST_PLUGIN',
-    node: options.node ?? {address: '0xai_test', alias: 'test-node'},
+    node,
     announceConfig: true,
+    services: async () => (await (services ??= startTestServices(node))).urls,
     onEvent: (event) => {
       if (event.kind === 'payload') {
         payloads.push(event.data)
@@ -126,9 +132,36 @@ export function testPlugin<C = Record<string, unknown>>(plugin: Plugin<C> | Plug
       return runner.command(name, params)
     },
     reconfigure: (next) => runner.reconfigure({INSTANCE_ID: runner.ctx.instanceId, ...next}),
-    close: () => runner.close(),
+    async close() {
+      const result = await runner.close()
+      // services that failed to start have nothing to stop (the plugin's call already got the error)
+      if (services) await (await services.catch(() => undefined))?.close()
+      return result
+    },
     payloads,
     notifications,
     logs,
+  }
+}
+
+interface TestServices {
+  urls: ServiceUrls
+  close(): Promise<void>
+}
+
+/** The node services as `r1 run` has them (embedded backends, HTTP APIs on loopback), in a temp folder. */
+async function startTestServices(node: {address: string; alias: string}): Promise<TestServices> {
+  const [{mkdtemp, rm}, {tmpdir}, {join}, {openServices, serveServices}] = await Promise.all([import('node:fs/promises'), import('node:os'), import('node:path'), import('../services/index.js')])
+  const dataDir = await mkdtemp(join(tmpdir(), 'r1-test-services-'))
+  const services = await openServices({dataDir})
+  const served = await serveServices(services, {cstorePort: 0, r1fsPort: 0, node: {...node, version: 'test'}})
+  return {
+    urls: {cstoreUrl: served.cstoreUrl, r1fsUrl: served.r1fsUrl},
+    async close() {
+      await served.close()
+      await services.cstore.close()
+      await services.r1fs.close()
+      await rm(dataDir, {recursive: true, force: true})
+    },
   }
 }

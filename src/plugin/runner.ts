@@ -1,5 +1,7 @@
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
+import type {ServiceUrls} from '../services/env.js'
+import {serviceClients} from './services.js'
 
 /**
  * Drives one plugin instance's hooks with Ratio1's semantics, with no timing and no I/O:
@@ -26,6 +28,8 @@ export interface RunnerOptions {
   announceConfig?: boolean
   /** COMMAND_HASH for that PLUGIN_CONFIG_OK. */
   configHash?: string
+  /** Where `ctx.cstore` and `ctx.r1fs` send their requests (the instance's environment; testPlugin's own services). */
+  services?: () => Promise<Partial<ServiceUrls>> | Partial<ServiceUrls>
 }
 
 export interface StepResult {
@@ -206,6 +210,7 @@ export class PluginRunner<C = Record<string, unknown>> {
     const runner = this
     const {instanceId, pipeline, signature} = this.options
     const node = Object.freeze({...this.options.node})
+    const {cstore, r1fs} = serviceClients(this.options.services ?? (() => ({})))
     return {
       get config() {
         return runner.config
@@ -232,6 +237,8 @@ export class PluginRunner<C = Record<string, unknown>> {
       get iteration() {
         return runner.iteration
       },
+      cstore,
+      r1fs,
     }
   }
 }

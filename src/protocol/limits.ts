@@ -134,8 +134,8 @@ function nameOf(payload: unknown): unknown {
  * Shape problems (a missing key, a wrong type) are left to the action's schema.
  */
 export function commandLimitProblem(action: string, payload: unknown): LimitProblem | undefined {
-  // bundle chunks are bounded by the frame size and their own schema (base64 of 512 KiB is above the config bound)
-  const measured = walk(payload, action === 'R1_BUNDLE_PUT' ? Number.POSITIVE_INFINITY : COMMAND_LIMITS.maxPayloadBytes)
+  // bundle and R1FS chunks are bounded by the frame size and their own schema (base64 of 512 KiB is above the config bound)
+  const measured = walk(payload, action === 'R1_BUNDLE_PUT' || action === 'R1_R1FS_ADD' ? Number.POSITIVE_INFINITY : COMMAND_LIMITS.maxPayloadBytes)
   if ('code' in measured) return {...measured, message: `${action}: ${measured.message}`}
   let problem: LimitProblem | undefined
   switch (action) {

@@ -5,6 +5,7 @@ import {TagsSchema} from './tags.js'
 import {EventFilterSchema, GapEventSchema, LiveMarkerSchema, type GapEvent, type LiveMarker} from './filter.js'
 import {PipelineConfigSchema} from './pipeline.js'
 import {SECRET_NAME_PATTERN} from './secret-refs.js'
+import {ServicePayloadSchemas, ServiceResultSchemas} from './services.js'
 
 /**
  * Every frame of the r1 WebSocket protocol (subprotocol `r1.v1`), both directions.
@@ -118,6 +119,7 @@ export const PayloadSchemas = {
   R1_RESTART: RestartSchema,
   R1_SECRETS: SecretsSchema,
   R1_PING: NoPayload,
+  ...ServicePayloadSchemas,
 } as const
 export type Action = keyof typeof PayloadSchemas
 export const Actions = Object.keys(PayloadSchemas) as Action[]
@@ -353,6 +355,7 @@ export const ResultSchemas = {
   R1_BUNDLE_HAS: BundleHasResultSchema,
   R1_STATE: StateResultSchema,
   R1_SUBSCRIBE: SubscribeResultSchema,
+  ...ServiceResultSchemas,
 } as const satisfies Partial<Record<Action, z.ZodType>>
 export type QueryAction = keyof typeof ResultSchemas
 /** What the node answers `action` with (R1_REPLY's RESULT): a query's answer, null for commands that change state. */

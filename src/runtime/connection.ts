@@ -4,6 +4,7 @@ import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
 import {type Action, type BundlePut, type Hello, type PayloadOf, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {SERVICE_ACTIONS, type ServiceAction} from '../protocol/services.js'
 import {encodeBatch, signCanonical} from '../protocol/wire.js'
 import {admitCommand, FloodGuard} from './admission.js'
 import {TokenBucket} from './token-bucket.js'
@@ -245,6 +246,7 @@ export class Connection {
         this.reply(meta.hash, action, null)
         return
     }
+    if (SERVICE_ACTIONS.has(action)) return this.answer(meta.hash, action, () => this.server.services.run(action as ServiceAction, payload as PayloadOf<ServiceAction>, meta))
     this.ownedHashes.add(meta.hash)
     this.server.commandOwners.set(meta.hash, {connection: this, expires: Date.now() + COMMAND_OWNER_TTL_MS})
     try {

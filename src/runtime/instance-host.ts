@@ -6,6 +6,7 @@ import {pathToFileURL} from 'node:url'
 import {Worker} from 'node:worker_threads'
 import {isPlugin, type Plugin, type PluginDefinition} from '../plugin/define.js'
 import {PluginRunner, describeError, type LogLevel, type RunnerEvent} from '../plugin/runner.js'
+import {serviceUrlsFromEnv} from '../services/env.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 import {Outbox} from './outbox.js'
 
@@ -214,6 +215,7 @@ class InstanceHost {
       announceConfig: spec.announceConfig,
       configHash: spec.configHash,
       onEvent: sendEvent,
+      services: () => serviceUrlsFromEnv(process.env),
     })
     const init = await this.serial(() => this.runner.init())
     if (!init.ok) {

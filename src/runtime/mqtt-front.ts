@@ -27,7 +27,7 @@ export interface MqttFrontOptions {
   broker: BrokerConfig
   /** Public heartbeat period on `<root>/ctrl` (default 10 s). */
   heartbeatIntervalMs?: number
-  /** How long `start` waits for the first connection before going on in the background (default 10 s). */
+  /** How long `start` waits for the first connection before going on in the background (default 3 s). */
   connectTimeoutMs?: number
   log(line: string): void
 }
@@ -44,6 +44,7 @@ export class MqttFront {
   private heartbeatTimer?: NodeJS.Timeout
   private closing = false
   private wasConnected = false
+  private lastProblem?: string
   /** Messages dropped before admission (oversized, unsigned, forged, no session id) and virtual connections refused for lack of slots. */
   readonly stats = {received: 0, dropped: 0, refusedConnections: 0, published: 0}
 
@@ -59,7 +60,7 @@ export class MqttFront {
     return this.links.size
   }
 
-  /** Dials the broker and subscribes to this node's config topic; waits for the first connection at most `connectTimeoutMs`, then keeps trying in the background. */
+  /** Dials the broker and subscribes to this node's config topic; waits for the first connection at most `connectTimeoutMs` (default 3 s), then keeps trying in the background. */
   async start(): Promise<void> {
     const {broker, identity, log} = this.options
     const config = this.topics.config(identity.address)
@@ -69,13 +70,20 @@ export class MqttFront {
       onConnect: () => {
         log(`${this.wasConnected ? 'reconnected' : 'connected'} to the broker ${broker.url}`)
         this.wasConnected = true
+        this.lastProblem = undefined
         client.subscribe(config, {qos: 1}, (error) => {
           if (error) log(`cannot subscribe to ${config}: ${error.message}`)
           else this.publishHeartbeat()
         })
       },
-      onOffline: (error) => error && log(`broker ${broker.url}: ${error.message}`),
+      onOffline: (error) => {
+        // once per kind of trouble, not on every retry
+        if (!error || error.message === this.lastProblem) return
+        this.lastProblem = error.message
+        log(`broker ${broker.url}: ${error.message}; retrying with back-off`)
+      },
       connectTimeoutMs: this.options.connectTimeoutMs,
+      retryRefused: true,
     })
     this.client = client
     const period = this.options.heartbeatIntervalMs ?? 10_000
@@ -83,7 +91,7 @@ export class MqttFront {
       this.heartbeatTimer = setInterval(() => this.publishHeartbeat(), period)
       this.heartbeatTimer.unref()
     }
-    await waitConnected(client, broker.url, this.options.connectTimeoutMs ?? 10_000).catch((error: Error) => log(`${error.message}; still trying`))
+    await waitConnected(client, broker.url, this.options.connectTimeoutMs ?? 3000).catch(() => undefined) // the node serves on; it connects when the broker is there
   }
 
   async close(): Promise<void> {

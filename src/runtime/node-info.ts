@@ -4,6 +4,7 @@ import type {InstanceStatus} from '../protocol/codes.js'
 import type {Tags} from '../protocol/tags.js'
 import type {PublicHeartbeat, StateResult} from '../protocol/messages.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
+import type {NodeServices} from '../services/types.js'
 import type {NodeCore} from './contract.js'
 import {CpuMeter} from './cpu.js'
 
@@ -24,6 +25,8 @@ export interface NodeQueries {
   putBundle?(hash: string, bytes: Uint8Array): Promise<void>
   /** Problems found at start (a corrupt journal.json set aside, …): R1_STATE's WARNINGS. */
   warnings?(): string[]
+  /** The node's CStore and R1FS (the service actions use them); none on a node without services. */
+  readonly services?: NodeServices
 }
 
 /** R1_STATE's RESULT (PROTOCOL.md §4.9). */

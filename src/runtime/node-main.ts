@@ -10,6 +10,8 @@ import type {BrokerConfig} from '../transport/mqtt.js'
  */
 
 export const NODE_START_DEFAULTS = {host: '127.0.0.1', port: 7443}
+/** CStore and R1FS: Ratio1's ports, loopback, 1 GiB of R1FS files. */
+export const SERVICES_DEFAULTS = {host: '127.0.0.1', cstorePort: 31234, r1fsPort: 31235, r1fsQuotaMib: 1024}
 
 export interface NodeStartOptions {
   host: string
@@ -37,6 +39,18 @@ export interface NodeStartOptions {
   maxMemoryMb?: number
   /** Disk space (MiB) all stored bundles may take. */
   bundleQuotaMib?: number
+  /** Interface CStore's and R1FS's HTTP APIs listen on (default loopback). */
+  servicesHost?: string
+  /** Default 31234 (Ratio1's), or a free port when `port` is 0. */
+  cstorePort?: number
+  /** Default 31235 (Ratio1's), or a free port when `port` is 0. */
+  r1fsPort?: number
+  /** `nats://…`: CStore in NATS JetStream key-value; default embedded on the data dir. */
+  cstore?: string
+  /** `nats://…`: R1FS in NATS JetStream object store; default embedded on the data dir. */
+  r1fs?: string
+  /** Disk space (MiB) all R1FS files may take (default 1024). */
+  r1fsQuotaMib?: number
 }
 
 export interface ServeIo {
@@ -70,14 +84,24 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
       supervisor: {runAs, ...(options.maxMemoryMb === undefined ? {} : {maxMemoryMb: options.maxMemoryMb})},
       ...(options.bundleQuotaMib === undefined ? {} : {bundles: {quotaBytes: options.bundleQuotaMib * 1024 * 1024}}),
     },
+    services: {
+      host: options.servicesHost ?? SERVICES_DEFAULTS.host,
+      // an ephemeral node (--port 0) gets ephemeral service ports too, so that several run side by side
+      cstorePort: options.cstorePort ?? (options.port === 0 ? 0 : SERVICES_DEFAULTS.cstorePort),
+      r1fsPort: options.r1fsPort ?? (options.port === 0 ? 0 : SERVICES_DEFAULTS.r1fsPort),
+      cstore: options.cstore,
+      r1fs: options.r1fs,
+      quotaBytes: (options.r1fsQuotaMib ?? SERVICES_DEFAULTS.r1fsQuotaMib) * 1024 * 1024,
+    },
   }).catch(async (error: unknown) => {
     throw await nodeKeyAdvice(error, dataDir)
   })
   try {
-    const shown = {address: node.address, url: node.url || null, alias: node.alias, ...(broker ? {broker: broker.url, topicRoot: node.broker!.topics.root} : {}), ...(Object.keys(tags).length > 0 ? {tags} : {})}
+    const {cstoreUrl, r1fsUrl} = node.services!
+    const shown = {address: node.address, url: node.url || null, alias: node.alias, cstoreUrl, r1fsUrl, ...(broker ? {broker: broker.url, topicRoot: node.broker!.topics.root} : {}), ...(Object.keys(tags).length > 0 ? {tags} : {})}
     if (io.json) process.stdout.write(JSON.stringify(shown) + '\n')
     else {
-      const lines = [`r1 node ${node.alias}`, `  address  ${node.address}`, ...(node.url ? [`  url      ${node.url}`] : []), ...(broker ? [`  broker   ${broker.url} (topics under ${node.broker!.topics.root}/)`] : []), `  data     ${node.dataDir}`]
+      const lines = [`r1 node ${node.alias}`, `  address  ${node.address}`, ...(node.url ? [`  url      ${node.url}`] : []), ...(broker ? [`  broker   ${broker.url} (topics under ${node.broker!.topics.root}/)`] : []), `  cstore   ${cstoreUrl}`, `  r1fs     ${r1fsUrl}`, `  data     ${node.dataDir}`]
       process.stdout.write(lines.join('\n') + '\n')
       const allowed = node.allowList.size()
       io.note(user ? `Instances run as ${user.name} (uid ${user.uid}, gid ${user.gid}).` : `Instances run as this node's own user (uid ${process.getuid?.() ?? '?'}).`)
@@ -185,6 +209,12 @@ const VALUE_FLAGS = {
   '--topic-root': 'topicRoot',
   '--tag': 'tags',
   '--heartbeat-interval': 'heartbeatInterval',
+  '--services-host': 'servicesHost',
+  '--cstore-port': 'cstorePort',
+  '--r1fs-port': 'r1fsPort',
+  '--cstore': 'cstore',
+  '--r1fs': 'r1fs',
+  '--r1fs-quota': 'r1fsQuotaMib',
 } as const
 
 /** Positive integers as oclif's `Flags.integer({min: 1})` takes them (anything else is left to oclif). */
@@ -193,7 +223,8 @@ const POSITIVE_INTEGER = /^0*[1-9]\d{0,8}$/
 /**
  * `r1 node start [--host H] [--port N] [--data-dir D] [--tls-cert C --tls-key K] [--alias A] [--run-as U]
  * [--max-memory-mb N] [--bundle-quota N] [--broker URL [--broker-user U] [--broker-password-file F] [--broker-ca C]
- * [--topic-root R]] [--tag k=v]… [--heartbeat-interval S] [--json]`
+ * [--topic-root R]] [--tag k=v]… [--heartbeat-interval S] [--services-host H] [--cstore-port N] [--r1fs-port N]
+ * [--cstore URL] [--r1fs URL] [--r1fs-quota N] [--json]`
  * for bin/run.js; returns the exit code. Returns undefined, having done nothing, for anything else
  * (--help, other flags, a value oclif would refuse), which oclif then handles as usual.
  */
@@ -212,10 +243,10 @@ export async function fastNodeStart(argv: readonly string[]): Promise<number | u
     const key = VALUE_FLAGS[name as keyof typeof VALUE_FLAGS]
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
     if (!key || value === undefined || value === '' || value.startsWith('-')) return undefined
-    if (key === 'port') {
+    if (key === 'port' || key === 'cstorePort' || key === 'r1fsPort') {
       if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) return undefined
-      options.port = Number(value)
-    } else if (key === 'maxMemoryMb' || key === 'bundleQuotaMib' || key === 'heartbeatInterval') {
+      options[key] = Number(value)
+    } else if (key === 'maxMemoryMb' || key === 'bundleQuotaMib' || key === 'heartbeatInterval' || key === 'r1fsQuotaMib') {
       if (!POSITIVE_INTEGER.test(value)) return undefined
       options[key] = Number(value)
     } else if (key === 'tags') (options.tags ??= []).push(value)

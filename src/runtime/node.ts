@@ -24,6 +24,7 @@ import {ShippedFiles, defaultFilesRoot} from './workdir.js'
 import {instanceUser} from './containment.js'
 import {InstanceSecrets} from './instance-secrets.js'
 import {SecretStore} from './secret-store.js'
+import {servicesEnv, type ServiceUrls} from '../services/env.js'
 import type {NodeServices} from '../services/types.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
@@ -66,6 +67,8 @@ export interface LocalNodeOptions {
   log?: (line: string) => void
   /** The node's CStore and R1FS (the signed-protocol actions use them); the node does not close them. */
   services?: NodeServices
+  /** Where the services' HTTP APIs listen: every instance and process app gets them in its environment. */
+  serviceUrls?: ServiceUrls
 }
 
 export interface InstanceState {
@@ -176,7 +179,7 @@ export class LocalNode implements NodeCore {
     this.warningList = [...(options.warnings ?? [])]
     this.tags = options.tags ?? {}
     this.seq = options.startSeq ?? 0
-    const env = options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})
+    const env = {...(options.instanceEnv ?? (process.env.PATH ? {PATH: process.env.PATH} : {})), ...(options.serviceUrls ? servicesEnv(options.serviceUrls) : {})}
     this.supervisorOptions = {...defaultSupervisorOptions, ...options.supervisor, env, dataDir}
     this.workDir = options.workDir
     this.files = options.workDir ? undefined : new ShippedFiles(options.filesRoot ?? defaultFilesRoot(dataDir), this.bundles, env, () => instanceUser(this.supervisorOptions.runAs))

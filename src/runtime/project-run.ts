@@ -143,6 +143,8 @@ export class ProjectRun {
         identity: generateIdentity(),
         allow: [client.address],
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+        // the plugins see CStore and R1FS as on a node, on free ports
+        services: {host: '127.0.0.1', cstorePort: 0, r1fsPort: 0},
         // plugins under development run as the developer (no separate instance user)
         core: {workDir: dir, ...options.core, supervisor: {runAs: false, ...options.core?.supervisor}},
         ...(options.log ? {log: options.log} : {}),

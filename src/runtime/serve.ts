@@ -3,6 +3,7 @@ import {createRequire} from 'node:module'
 import {join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, loadOrCreateIdentity, nodeKeyPath} from '../protocol/identity.js'
+import type {NodeServicesOptions, RunningServices, ServiceUrls} from '../services/index.js'
 import {type Journal, type JournalOptions, openJournal} from './journal.js'
 import {LocalNode, type LocalNodeOptions} from './node.js'
 import type {Tags} from '../protocol/tags.js'
@@ -60,6 +61,8 @@ export interface StartNodeServerOptions {
   core?: Omit<LocalNodeOptions, 'address' | 'identity' | 'alias' | 'dataDir' | 'startSeq' | 'heartbeatIntervalMs'>
   /** Diagnostics (connection errors, floods); default: stderr. */
   log?: (line: string) => void
+  /** Serve CStore and R1FS (backends on the data dir or NATS, HTTP APIs); undefined: the node has none. */
+  services?: NodeServicesOptions
 }
 
 export interface NodeServerHandle {
@@ -74,6 +77,8 @@ export interface NodeServerHandle {
   readonly journal: Journal
   readonly server: NodeServer
   readonly allowList: AllowList
+  /** Where CStore's and R1FS's HTTP APIs listen, when the node serves them. */
+  readonly services?: ServiceUrls
   /** Graceful shutdown: connections closed (1001), instances stopped, state and journal flushed. Idempotent. */
   stop(): Promise<void>
 }
@@ -92,10 +97,13 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
   const identity = options.identity ?? (await loadOrCreateIdentity(nodeKeyPath(dataDir))).identity
   const alias = options.alias ?? `r1-${identity.address.slice(5, 11)}`
   const journal = await openJournal(join(dataDir, 'journal'), {onWarning: log, onError: (error) => log(error.message), ...options.journal})
+  let services: RunningServices | undefined
   let core: LocalNode
   try {
+    if (options.services) services = await (await import('../services/index.js')).startServices(dataDir, options.services, {address: identity.address, alias, version: packageVersion})
     core = await LocalNode.start({
       ...options.core,
+      ...(services ? {services: services.services, serviceUrls: services} : {}),
       address: identity.address,
       identity,
       alias,
@@ -107,6 +115,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
       ...(journal.warning ? {warnings: [...(options.core?.warnings ?? []), journal.warning]} : {}),
     })
   } catch (error) {
+    await services?.close()
     await journal.close()
     throw error
   }
@@ -134,6 +143,7 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     url = await server.start()
   } catch (error) {
     await core.stop()
+    await services?.close()
     unjournal()
     await journal.close()
     if (error instanceof R1Error) throw error
@@ -159,11 +169,13 @@ export async function startNodeServer(options: StartNodeServerOptions): Promise<
     journal,
     server,
     allowList,
+    ...(services ? {services: {cstoreUrl: services.cstoreUrl, r1fsUrl: services.r1fsUrl}} : {}),
     stop: () =>
       (stopping ??= (async () => {
         await front?.close()
         await server.close()
         await core.stop()
+        await services?.close()
         unjournal()
         await journal.close()
       })()),

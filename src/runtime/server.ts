@@ -16,6 +16,7 @@ import type {NodeCore} from './contract.js'
 import {bundleHas, type NodeQueries, PublicHeartbeatCache, stateResult} from './node-info.js'
 import {ReplayCache} from './replay-cache.js'
 import {AllowList} from './server-allowlist.js'
+import {ServiceActions} from './service-actions.js'
 import {BundleUploads, type UploadLimits} from './uploads.js'
 
 export type {NodeQueries} from './node-info.js'
@@ -125,6 +126,7 @@ export class NodeServer {
   readonly commandOwners = new Map<string, {connection: Connection; expires: number}>()
   private replayCache?: ReplayCache
   private bundleUploads?: BundleUploads
+  private serviceActions?: ServiceActions
   private publicHeartbeat?: PublicHeartbeatCache
   private unsubscribe?: () => void
   private housekeeping?: NodeJS.Timeout
@@ -171,6 +173,12 @@ export class NodeServer {
     return this.replayCache
   }
 
+  /** The CStore and R1FS actions (open once started). */
+  get services(): ServiceActions {
+    if (!this.serviceActions) throw new Error('NodeServer not started')
+    return this.serviceActions
+  }
+
   /** Bundle reassembly (open once started). */
   get uploads(): BundleUploads {
     if (!this.bundleUploads) throw new Error('NodeServer not started')
@@ -187,9 +195,10 @@ export class NodeServer {
       this.replayCache = await ReplayCache.open({path: dataDir ? join(dataDir, 'replay.log') : undefined, perSender: this.options.replayPerSender, now: this.now})
       const spool = dataDir ? join(dataDir, 'uploads') : await mkdtemp(join(tmpdir(), 'r1-uploads-'))
       this.bundleUploads = await BundleUploads.open(spool, this.bundleStore(), this.options.uploads, this.now)
+      this.serviceActions = await ServiceActions.open(dataDir ? join(dataDir, 'r1fs-uploads') : await mkdtemp(join(tmpdir(), 'r1-r1fs-uploads-')), () => this.queries.services, this.options.uploads, this.now)
     } catch (error) {
       await this.replayCache?.close()
-      throw new R1Error(`Cannot open the replay cache or the upload spool in ${dataDir ?? tmpdir()}: ${(error as Error).message}`, 1, {
+      throw new R1Error(`Cannot open the replay cache or the upload spools in ${dataDir ?? tmpdir()}: ${(error as Error).message}`, 1, {
         code: 'DATA_DIR',
         hint: 'The node needs a writable --data-dir.',
       })
@@ -292,6 +301,7 @@ export class NodeServer {
     this.http?.closeAllConnections?.()
     await this.replayCache?.close()
     await this.bundleUploads?.close()
+    await this.serviceActions?.close()
   }
 
   get isClosing(): boolean {
@@ -326,6 +336,7 @@ export class NodeServer {
     const now = this.now()
     this.replayCache?.expire()
     this.bundleUploads?.expire()
+    this.serviceActions?.expire()
     for (const [hash, owner] of this.commandOwners) if (owner.expires < now) this.commandOwners.delete(hash)
   }
 

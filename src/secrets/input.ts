@@ -60,3 +60,38 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   }
   return Buffer.concat(chunks).toString('utf8')
 }
+
+/** Where a secret comes from: a file, an environment variable, or stdin (a hidden prompt on a terminal). Never a flag's value. */
+export interface SecretSource {
+  'secret-file'?: string
+  'secret-env'?: string
+  'secret-stdin'?: boolean
+}
+
+/**
+ * The secret named by at most one of the `--secret-*` flags (undefined when none is given): a file's
+ * content or an environment variable's value (one trailing newline dropped), or stdin as `r1 secrets
+ * set` reads it. An empty or unreadable one is a usage error.
+ */
+export async function readSecretFrom(source: SecretSource, options: {json?: boolean; signal?: AbortSignal} = {}): Promise<string | undefined> {
+  const given = (['secret-file', 'secret-env', 'secret-stdin'] as const).filter((flag) => source[flag] !== undefined && source[flag] !== false)
+  if (given.length === 0) return undefined
+  if (given.length > 1) throw new R1Error(`--${given.join(' and --')} do not go together: give the secret one way.`, ExitCode.USAGE, {code: 'SECRET_SOURCES'})
+  let value: string
+  if (source['secret-file'] !== undefined) {
+    const {readFile} = await import('node:fs/promises')
+    try {
+      value = (await readFile(source['secret-file'], 'utf8')).replace(/\r?\n$/, '')
+    } catch (error) {
+      throw new R1Error(`Cannot read the secret file ${source['secret-file']}: ${(error as Error).message}`, ExitCode.USAGE, {code: 'SECRET_UNREADABLE'})
+    }
+  } else if (source['secret-env'] !== undefined) {
+    value = process.env[source['secret-env']] ?? ''
+  } else {
+    value = await readSecretValue('the secret', options)
+  }
+  if (value.length === 0) {
+    throw new R1Error(`The secret from --${given[0]} is empty.`, ExitCode.USAGE, {code: 'SECRET_VALUE_EMPTY', hint: 'An encrypted file needs a non-empty secret; leave the --secret-* flags out to store it in the clear.'})
+  }
+  return value
+}

@@ -150,7 +150,8 @@ export class LogCStore implements CStore {
         p.done()
       }
       this.lines += batch.length
-      await this.compactIfWorthIt()
+      // a failed compaction leaves the complete old log; a write after it reports its own error
+      await this.compactIfWorthIt().catch(() => undefined)
     }
     this.flushing = undefined
   }
@@ -167,11 +168,7 @@ export class LogCStore implements CStore {
     const changes: string[] = []
     for (const [key, value] of this.values) changes.push(JSON.stringify(['s', key, value]) + '\n')
     for (const [hkey, hash] of this.hashes) for (const [field, value] of hash) changes.push(JSON.stringify(['h', hkey, field, value]) + '\n')
-    try {
-      await writeFileAtomic(this.path, changes.join(''), {mode: 0o600})
-    } catch {
-      return // the old log is intact and still complete: compaction is retried after the next write
-    }
+    await writeFileAtomic(this.path, changes.join(''), {mode: 0o600})
     await this.handle.close()
     this.handle = await open(this.path, 'a', 0o600)
     this.lines = changes.length

@@ -1,5 +1,6 @@
+import {randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdtemp, open, rm} from 'node:fs/promises'
+import {mkdir, mkdtemp, open, rm} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -25,6 +26,8 @@ export interface ServeServicesOptions {
   r1fsPort?: number
   /** Who answers: goes in every response's envelope. */
   node: {address: string; alias: string; version: string}
+  /** Where add_file uploads are spooled (emptied at start, removed on close); default a new temp dir. Put it on disk, not tmpfs: files can be large. */
+  spoolDir?: string
 }
 
 export interface ServicesHandle {
@@ -34,9 +37,9 @@ export interface ServicesHandle {
 }
 
 /** JSON request bodies of the CStore API. */
-export const CSTORE_BODY_LIMIT = 8 * 1024 * 1024
+const CSTORE_BODY_LIMIT = 8 * 1024 * 1024
 /** JSON request bodies of the R1FS API (add_file_base64 carries a whole file): larger files go through add_file. */
-export const R1FS_BODY_LIMIT = 32 * 1024 * 1024
+const R1FS_BODY_LIMIT = 32 * 1024 * 1024
 /** Files returned inside JSON (get_file_base64, get_yaml); larger ones are read with get_file. */
 const INLINE_FILE_LIMIT = 16 * 1024 * 1024
 
@@ -66,7 +69,11 @@ export async function serveServices(services: NodeServices, options: ServeServic
     ee_node_network: 'r1',
     ee_node_ver: options.node.version,
   })
-  const spoolDir = await mkdtemp(join(tmpdir(), 'r1-r1fs-upload-'))
+  const spoolDir = options.spoolDir ?? (await mkdtemp(join(tmpdir(), 'r1-r1fs-upload-')))
+  if (options.spoolDir) {
+    await rm(spoolDir, {recursive: true, force: true})
+    await mkdir(spoolDir, {recursive: true, mode: 0o700})
+  }
   const servers: Server[] = []
   try {
     const cstoreUrl = await listen(servers, cstoreRoutes(services), envelope, host, options.cstorePort ?? 31234, 'cstore')
@@ -258,7 +265,7 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Rout
       async run(req) {
         const boundary = multipartBoundary(req.headers['content-type'])
         if (!boundary) throw new HttpError(415, 'Send the file as multipart/form-data with a boundary (a part `file`, and a part `body` with {"secret": …})')
-        const spool = join(spoolDir, `${Date.now()}-${Math.random().toString(36).slice(2)}.part`)
+        const spool = join(spoolDir, `${randomBytes(8).toString('hex')}.part`)
         const handle = await open(spool, 'wx', 0o600)
         try {
           let upload

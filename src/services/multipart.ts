@@ -9,6 +9,8 @@ import type {Readable} from 'node:stream'
 
 const FIELD_LIMIT = 64 * 1024
 const HEADER_LIMIT = 8 * 1024
+/** File bytes are written in pieces of about this size (one write per network chunk is slow). */
+const WRITE_BYTES = 1024 * 1024
 
 export class MultipartError extends Error {}
 
@@ -56,12 +58,24 @@ export async function readMultipart(body: Readable, boundary: string, file: File
   let part: PartHeaders | undefined
   let toFile = false
   let field: Buffer[] = []
+  let unwritten: Buffer[] = []
+  let unwrittenBytes = 0
 
+  const flushFile = async () => {
+    if (unwrittenBytes === 0) return
+    const data = Buffer.concat(unwritten)
+    unwritten = []
+    unwrittenBytes = 0
+    await file.write(data)
+  }
   const emit = async (data: Buffer) => {
     if (data.length === 0) return
     if (toFile) {
       upload.fileBytes += data.length
-      await file.write(data)
+      // a view: the parser never changes a buffer it has read, it makes new ones
+      unwritten.push(data)
+      unwrittenBytes += data.length
+      if (unwrittenBytes >= WRITE_BYTES) await flushFile()
       return
     }
     fieldBytes += data.length
@@ -120,6 +134,7 @@ export async function readMultipart(body: Readable, boundary: string, file: File
           break
         }
         await emit(buffer.subarray(0, at))
+        await flushFile()
         endPart()
         buffer = buffer.subarray(at + delimiter.length)
         state = 'after-delimiter'

@@ -12,19 +12,27 @@ import type {CStore, JsonValue} from './types.js'
  * only when a node uses them.
  */
 
-export const CSTORE_BUCKET = 'r1-cstore'
-export const R1FS_BUCKET = 'r1-r1fs'
+const CSTORE_BUCKET = 'r1-cstore'
+const R1FS_BUCKET = 'r1-r1fs'
 
 type NatsConnection = Awaited<ReturnType<typeof import('@nats-io/transport-node').connect>>
 type KV = Awaited<ReturnType<import('@nats-io/kv').Kvm['create']>>
 type ObjectStore = Awaited<ReturnType<import('@nats-io/obj').Objm['create']>>
 
-export async function connectNats(url: string, what: string): Promise<NatsConnection> {
+/** A NATS URL as shown in messages: without its user and password. */
+function shown(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//')
+}
+
+async function connectNats(url: string, what: string): Promise<NatsConnection> {
+  if (!/^(nats|tls):\/\/[^\s/]+\/?$/.test(url)) {
+    throw new R1Error(`--${what} ${shown(url)}: not a NATS URL`, ExitCode.USAGE, {code: 'NATS_URL', hint: `Pass --${what} nats://host:4222 (or leave it out for the embedded store on the data dir).`})
+  }
   const {connect} = await import('@nats-io/transport-node')
   try {
     return await connect({servers: url, name: `r1 node ${what}`, maxReconnectAttempts: -1})
   } catch (error) {
-    throw new R1Error(`Cannot reach NATS at ${url} for ${what}: ${(error as Error).message}`, ExitCode.UNREACHABLE, {
+    throw new R1Error(`Cannot reach NATS at ${shown(url)} for ${what}: ${(error as Error).message}`, ExitCode.UNREACHABLE, {
       code: 'NATS_UNREACHABLE',
       hint: `Start nats-server with JetStream (nats-server -js), or check the --${what} URL.`,
     })
@@ -40,7 +48,15 @@ function untoken(encoded: string): string {
   return Buffer.from(encoded.slice(1), 'base64url').toString('utf8')
 }
 
+/**
+ * Plain keys are one KV entry each (`k.<key>`). A hash is one entry (`h.<hkey>`, a JSON object): reading
+ * it whole is consistent (listing per-field keys while others write misses some), and hset is a
+ * compare-and-set on its revision, retried on conflict, so concurrent writers on any node lose nothing;
+ * this node's own hsets on one hash take turns. A hash is bounded by the server's message size (1 MiB by default).
+ */
 export class NatsCStore implements CStore {
+  private readonly turns = new Map<string, Promise<unknown>>()
+
   private constructor(
     private readonly connection: NatsConnection,
     private readonly kv: KV,
@@ -57,47 +73,44 @@ export class NatsCStore implements CStore {
     }
   }
 
-  private async read(key: string): Promise<JsonValue> {
-    const entry = await this.kv.get(key)
+  async get(key: string): Promise<JsonValue> {
+    const entry = await this.kv.get(`k.${token(key)}`)
     return entry && entry.operation === 'PUT' ? (JSON.parse(entry.string()) as JsonValue) : null
   }
 
-  private async write(key: string, value: JsonValue): Promise<boolean> {
-    if (value === null) await this.kv.delete(key)
-    else await this.kv.put(key, JSON.stringify(value))
+  async set(key: string, value: JsonValue): Promise<boolean> {
+    if (value === null) await this.kv.delete(`k.${token(key)}`)
+    else await this.kv.put(`k.${token(key)}`, JSON.stringify(value))
     return true
   }
 
-  private async list(filter: string): Promise<string[]> {
-    const out: string[] = []
-    for await (const key of await this.kv.keys(filter)) out.push(key)
-    return out
-  }
-
-  get(key: string): Promise<JsonValue> {
-    return this.read(`k.${token(key)}`)
-  }
-
-  set(key: string, value: JsonValue): Promise<boolean> {
-    return this.write(`k.${token(key)}`, value)
-  }
-
-  hget(hkey: string, field: string): Promise<JsonValue> {
-    return this.read(`h.${token(hkey)}.${token(field)}`)
+  async hget(hkey: string, field: string): Promise<JsonValue> {
+    return (await this.hgetall(hkey))[field] ?? null
   }
 
   hset(hkey: string, field: string, value: JsonValue): Promise<boolean> {
-    return this.write(`h.${token(hkey)}.${token(field)}`, value)
+    return this.inTurn(hkey, async () => {
+      const key = `h.${token(hkey)}`
+      for (let attempt = 1; ; attempt++) {
+        const entry = await this.kv.get(key)
+        const hash = entry && entry.operation === 'PUT' ? (JSON.parse(entry.string()) as Record<string, JsonValue>) : {}
+        if (value === null) delete hash[field]
+        else hash[field] = value
+        try {
+          if (entry) await this.kv.update(key, JSON.stringify(hash), entry.revision)
+          else await this.kv.create(key, JSON.stringify(hash))
+          return true
+        } catch (error) {
+          // another node changed the hash in between: read it again
+          if (attempt >= 100 || !/wrong last sequence|key exists/i.test((error as Error).message)) throw error
+        }
+      }
+    })
   }
 
   async hgetall(hkey: string): Promise<Record<string, JsonValue>> {
-    const keys = await this.list(`h.${token(hkey)}.*`)
-    const values = await Promise.all(keys.map((key) => this.read(key)))
-    const out: Record<string, JsonValue> = {}
-    keys.forEach((key, i) => {
-      if (values[i] !== null) out[untoken(key.slice(key.lastIndexOf('.') + 1))] = values[i]!
-    })
-    return out
+    const entry = await this.kv.get(`h.${token(hkey)}`)
+    return entry && entry.operation === 'PUT' ? (JSON.parse(entry.string()) as Record<string, JsonValue>) : {}
   }
 
   async hkeys(hkey: string): Promise<string[]> {
@@ -105,11 +118,25 @@ export class NatsCStore implements CStore {
   }
 
   async keys(): Promise<string[]> {
-    return (await this.list('k.*')).map((key) => untoken(key.slice(2)))
+    const out: string[] = []
+    for await (const key of await this.kv.keys('k.*')) out.push(untoken(key.slice(2)))
+    return out
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.turns.values())
     await this.connection.drain()
+  }
+
+  /** Runs `work` after this node's earlier writes to the same hash. */
+  private inTurn<T>(hkey: string, work: () => Promise<T>): Promise<T> {
+    const next = (this.turns.get(hkey) ?? Promise.resolve()).then(work, work)
+    const settled = next.catch(() => undefined)
+    this.turns.set(hkey, settled)
+    void settled.then(() => {
+      if (this.turns.get(hkey) === settled) this.turns.delete(hkey)
+    })
+    return next
   }
 }
 
@@ -177,7 +204,7 @@ export class NatsBlobStore implements BlobStore {
 }
 
 function jetStreamError(error: unknown, url: string, what: string): R1Error {
-  return new R1Error(`NATS at ${url} has no usable JetStream for ${what}: ${(error as Error).message}`, ExitCode.FAILURE, {
+  return new R1Error(`NATS at ${shown(url)} has no usable JetStream for ${what}: ${(error as Error).message}`, ExitCode.FAILURE, {
     code: 'NATS_JETSTREAM',
     hint: 'Start nats-server with JetStream enabled (nats-server -js -sd <dir>).',
     cause: error,

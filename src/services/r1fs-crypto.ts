@@ -75,11 +75,6 @@ export function secretMatches(secret: string, check: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected)
 }
 
-/** The stored size of an encrypted file of `size` plaintext bytes. */
-export function encryptedSize(size: number): number {
-  return HEADER_BYTES + Math.max(1, Math.ceil(size / CHUNK_BYTES)) * TAG_BYTES + size
-}
-
 function chunkNonce(base: Buffer, index: number): Buffer {
   const nonce = Buffer.from(base)
   nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ index) >>> 0, 8)

@@ -48,6 +48,8 @@ export interface R1fsOptions {
 export class BlobR1fs implements R1fs {
   /** Bytes of adds in progress, counted against the quota with what is stored. */
   private reserved = 0
+  /** Bytes stored by adds since open: an add counts those finished after it read the store's use. */
+  private committed = 0
 
   private constructor(
     private readonly store: BlobStore,
@@ -64,7 +66,9 @@ export class BlobR1fs implements R1fs {
     const secret = options.secret === '' ? undefined : options.secret
     const hasher = new CidHasher(options.filename, secret)
     const spool = join(this.options.spoolDir, `${randomBytes(8).toString('hex')}.part`)
-    const used = this.options.quotaBytes === undefined ? 0 : await this.store.usedBytes()
+    const committedBefore = this.committed
+    const storeUsed = this.options.quotaBytes === undefined ? 0 : await this.store.usedBytes()
+    const used = () => storeUsed + this.committed - committedBefore
     let size = 0
     let stored = 0
     const quota = this.options.quotaBytes
@@ -79,8 +83,8 @@ export class BlobR1fs implements R1fs {
       })
       const sink = new Writable({
         write: (chunk: Buffer, _encoding, callback) => {
-          if (quota !== undefined && used + this.reserved + chunk.length > quota) {
-            callback(quotaError(quota, used + this.reserved))
+          if (quota !== undefined && used() + this.reserved + chunk.length > quota) {
+            callback(quotaError(quota, used() + this.reserved))
             return
           }
           this.reserved += chunk.length
@@ -103,6 +107,7 @@ export class BlobR1fs implements R1fs {
       if (!(await this.store.meta(cid))) {
         const meta: BlobMeta = {filename: options.filename, size, stored, added: new Date().toISOString(), ...(secret === undefined ? {} : {check: secretCheck(secret)})}
         await this.store.put(cid, spool, meta)
+        this.committed += stored
       }
     } finally {
       this.reserved -= stored

@@ -56,6 +56,8 @@ export interface DialOptions {
   onConnect?(): void
   onOffline?(error?: Error): void
   connectTimeoutMs?: number
+  /** Keep trying after the broker refused the connection (a node: its broker may be restarting, or its credentials fixed); a client gives up at once. */
+  retryRefused?: boolean
 }
 
 /** Connects (in the background; `waitConnected` waits for it); mqtt.js resubscribes after each reconnection. */
@@ -70,6 +72,7 @@ export async function dialBroker(config: BrokerConfig, options: DialOptions): Pr
     reconnectPeriod: INITIAL_RECONNECT_MS,
     manualConnect: true,
     resubscribe: true,
+    reconnectOnConnackError: options.retryRefused ?? false,
     ...(config.user !== undefined ? {username: config.user} : {}),
     ...(config.password !== undefined ? {password: config.password} : {}),
     ...(config.ca ? {ca: config.ca} : {}),
@@ -98,7 +101,14 @@ export function waitConnected(client: MqttClient, url: string, timeoutMs: number
   if (client.connected) return Promise.resolve()
   return new Promise<void>((resolve, reject) => {
     let lastError: Error | undefined
-    const onError = (error: Error) => (lastError = error)
+    const onError = (error: Error) => {
+      lastError = error
+      // the broker answered and said no (bad user or password, not authorized): waiting longer will not help
+      if (/connection refused/i.test(error.message)) {
+        done()
+        reject(brokerUnreachable(url, timeoutMs, error))
+      }
+    }
     const done = () => {
       clearTimeout(timer)
       client.off('connect', onConnect)
@@ -118,9 +128,9 @@ export function waitConnected(client: MqttClient, url: string, timeoutMs: number
 }
 
 export function brokerUnreachable(url: string, timeoutMs: number, cause?: Error): R1Error {
-  const why = cause ? `: ${cause.message}` : ''
   const auth = cause && /not authori[sz]ed|bad user ?name or password/i.test(cause.message)
-  return new R1Error(`Cannot connect to the broker ${url} within ${timeoutMs} ms${why}`, ExitCode.UNREACHABLE, {
+  const refused = cause && /connection refused/i.test(cause.message)
+  return new R1Error(refused ? `The broker ${url} refused the connection: ${cause.message}` : `Cannot connect to the broker ${url} within ${timeoutMs} ms${cause ? `: ${cause.message}` : ''}`, ExitCode.UNREACHABLE, {
     code: 'BROKER_UNREACHABLE',
     hint: auth ? "Check the broker user and password (a target's broker `user` and `password_file`, or --broker-user/--broker-password-file)." : 'Check the broker URL and that the broker is running.',
     cause,

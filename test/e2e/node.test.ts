@@ -213,7 +213,7 @@ describe('r1 node start without oclif (the path bin/run.js takes; an idle node\'
   })
 
   it('leaves --help, unknown flags and values oclif refuses to oclif, doing nothing', () => {
-    const refused = [['--max-memory-mb', '0'], ['--max-memory-mb', '1.5'], ['--bundle-quota', 'x'], ['--bundle-quota', '-1'], ['--run-as']].map((flag) => ['node', 'start', ...flag])
+    const refused = [['--max-memory-mb', '0'], ['--max-memory-mb', '1.5'], ['--bundle-quota', 'x'], ['--bundle-quota', '-1'], ['--run-as'], ['--r1fs-quota', '0'], ['--cstore-port', '70000'], ['--r1fs-port', 'x'], ['--cstore']].map((flag) => ['node', 'start', ...flag])
     for (const args of [['node', 'start', '--help'], ['node', 'start', '--bogus'], ['node', 'start', '--port', 'abc'], ['node', 'start', '--port', '70000'], ['node', 'start', '--tls-cert', 'c.pem'], ['node', 'start', '--alias'], ...refused, ['node', 'allow', 'x'], ['node']]) {
       expect({args, ...via('fast', args)}).toEqual({args, code: 99, stdout: '', stderr: ''})
     }

@@ -37,7 +37,7 @@ export interface NodeProc {
 /** `r1 node start --json` on a fixed port; `allow` goes on its allow-list first. */
 export async function spawnNode(options: {dataDir: string; port: number; alias: string; allow: string[]}): Promise<NodeProc> {
   for (const address of options.allow) await allowAddress(options.dataDir, address, 'test-cli')
-  const args = [bin, 'node', 'start', '--json', '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--alias', options.alias]
+  const args = [bin, 'node', 'start', '--json', '--host', '127.0.0.1', '--port', String(options.port), '--data-dir', options.dataDir, '--alias', options.alias, '--cstore-port', '0', '--r1fs-port', '0']
   const child = spawn(process.execPath, args, {cwd: repoRoot, env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
   let stderr = ''
   child.stderr!.on('data', (chunk) => (stderr += chunk))

@@ -1,93 +1,112 @@
-// The built CLI over a broker: real `r1 node start --broker` processes on an in-process aedes,
-// discovery by heartbeat (with tags), deploy / status / logs through `brokers` in config.yaml.
+// The built CLI over a broker: real `r1 node start --broker` processes on an in-process aedes, and
+// on Debian's mosquitto when installed: discovery by heartbeat (with tags), deploy / status / logs
+// through `brokers` in config.yaml.
 import {cpSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {type NodeProcess, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
-import {startAedes, type TestBroker} from './helpers.js'
+import {startAedes, startMosquitto, type TestBroker} from './helpers.js'
 
-const root = tempRoot('r1-mqtt-cli-')
-const project = join(root.dir, 'project')
-let broker: TestBroker
-let env: Record<string, string>
-let lab: NodeProcess
-let field: NodeProcess
+const brokers: Array<[string, (dir: string) => Promise<TestBroker | {skip: string}>]> = [
+  ['aedes', () => startAedes()],
+  ['mosquitto', startMosquitto],
+]
 
-function writeConfig(targets: string): void {
-  const base = readFileSync(join(repoRoot, 'test/fixtures/projects/basic/config.yaml'), 'utf8')
-  writeFileSync(join(project, 'config.yaml'), `${base}brokers:\n  local: { url: "${broker.url}" }\ntargets:\n${targets}`)
-}
+describe.each(brokers)('the CLI through a broker (%s)', (_name, startBroker) => {
+  const root = tempRoot('r1-mqtt-cli-')
+  const project = join(root.dir, 'project')
+  let broker: TestBroker
+  let skip: string | undefined
+  let env: Record<string, string>
+  let lab: NodeProcess
+  let field: NodeProcess
 
-beforeAll(async () => {
-  broker = await startAedes()
-  const cli = await cliIdentity(root.dir)
-  env = cli.env
-  const args = (tag: string) => ['--broker', broker.url, '--tag', `site=${tag}`, '--heartbeat-interval', '1', '--alias', tag]
-  ;[lab, field] = await Promise.all([
-    startNode({dataDir: join(root.dir, 'lab'), allow: [cli.address], extraArgs: args('lab')}),
-    startNode({dataDir: join(root.dir, 'field'), allow: [cli.address], extraArgs: args('field')}),
-  ])
-  cpSync(join(repoRoot, 'test/fixtures/projects/basic'), project, {recursive: true})
-  writeConfig(`  lab: { address: "${lab.address}", broker: local }\n  field: { address: "${field.address}", broker: local }\n`)
-}, 120_000)
+  function writeConfig(targets: string): void {
+    const base = readFileSync(join(repoRoot, 'test/fixtures/projects/basic/config.yaml'), 'utf8')
+    writeFileSync(join(project, 'config.yaml'), `${base}brokers:\n  local: { url: "${broker.url}" }\ntargets:\n${targets}`)
+  }
 
-afterAll(async () => {
-  await Promise.all([lab, field].filter(Boolean).map((n) => n.stop()))
-  await broker?.stop()
-  root.dispose()
-})
-
-describe.sequential('the CLI through a broker', () => {
-  it('r1 status --broker lists every node heard, with its tags; --tag filters', async () => {
-    const all = await r1(['status', '--broker', broker.url, '--discover', '3', '--json'], {env})
-    expect(all.exitCode, all.stderr + all.stdout).toBe(0)
-    expect(all.json.targets.map((t: any) => t.address).sort()).toEqual([lab.address, field.address].sort())
-    expect(all.json.targets.map((t: any) => t.target).sort()).toEqual(['field', 'lab'])
-    const filtered = await r1(['status', '--broker', broker.url, '--discover', '3', '--tag', 'site=lab', '--json'], {env})
-    expect(filtered.exitCode, filtered.stderr).toBe(0)
-    expect(filtered.json.targets.map((t: any) => t.address)).toEqual([lab.address])
-    const none = await r1(['status', '--broker', broker.url, '--discover', '2', '--tag', 'site=moon', '--json'], {env})
-    expect(none.exitCode).toBe(7)
-    expect(none.json.error.code).toBe('NO_NODE_HEARD')
-  })
-
-  it('deploys through the broker targets of config.yaml, confirmed; status and logs read them back', async () => {
-    const deployed = await r1(['deploy', '--dir', project, '--all', '--json'], {env, timeoutMs: 120_000})
-    expect(deployed.exitCode, deployed.stderr + deployed.stdout).toBe(0)
-    expect(deployed.json.targets.map((t: any) => t.status)).toEqual(['deployed', 'deployed'])
-    const status = await r1(['status', '--dir', project, '--target', 'lab', '--json'], {env})
-    expect(status.exitCode, status.stderr).toBe(0)
-    expect(status.json.targets[0].result.pipelines.map((p: any) => p.name)).toEqual(['counting'])
-    const logs = await r1(['logs', '--dir', project, '--target', 'field', '--type', 'payload', '--tail', '5', '--json'], {env})
-    expect(logs.exitCode, logs.stderr).toBe(0)
-    const lines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l))
-    expect(lines.length).toBeGreaterThan(0)
-    const seqs = lines.map((l: any) => l.EE_MESSAGE_SEQ)
-    expect(seqs).toEqual([...new Set(seqs)].sort((a, b) => a - b))
-  })
-
-  it('an ad hoc --broker with --address: the command reaches that node; a node not on the broker is unreachable (7)', async () => {
-    const one = await r1(['pipelines', 'ls', '--broker', broker.url, '--address', lab.address, '--json'], {env})
-    expect(one.exitCode, one.stderr + one.stdout).toBe(0)
-    const ghost = generateIdentity().address
-    const gone = await r1(['status', '--broker', broker.url, '--address', ghost, '--connect-timeout', '2', '--json'], {env})
-    expect(gone.exitCode).toBe(7)
-    expect(gone.json.targets[0].status).toBe('unreachable')
-  })
-
-  it('bad input: an unknown broker name, --broker with --node, a target with neither url nor broker', async () => {
-    const unknown = await r1(['status', '--dir', project, '--broker', 'locl', '--json'], {env})
-    expect(unknown.exitCode).toBe(2)
-    expect(unknown.json.error.message).toMatch(/Did you mean "local"/)
-    const mixed = await r1(['status', '--broker', broker.url, '--node', 'ws://127.0.0.1:1', '--address', lab.address, '--json'], {env})
-    expect(mixed.exitCode).toBe(2)
-    writeConfig(`  lab: { address: "${lab.address}" }\n  field: { address: "${field.address}", broker: nowhere }\n`)
-    const invalid = await r1(['validate', project, '--json'], {env})
-    expect(invalid.exitCode).toBe(3)
-    const rules = JSON.stringify(invalid.json)
-    expect(rules).toContain('target-transport')
-    expect(rules).toContain('ref-broker')
+  beforeAll(async () => {
+    const started = await startBroker(root.dir)
+    if ('skip' in started) {
+      skip = started.skip
+      console.log(`skipping: ${skip}`)
+      return
+    }
+    broker = started
+    const cli = await cliIdentity(root.dir)
+    env = cli.env
+    const args = (tag: string) => ['--broker', broker.url, '--tag', `site=${tag}`, '--heartbeat-interval', '1', '--alias', tag]
+    ;[lab, field] = await Promise.all([
+      startNode({dataDir: join(root.dir, 'lab'), allow: [cli.address], extraArgs: args('lab')}),
+      startNode({dataDir: join(root.dir, 'field'), allow: [cli.address], extraArgs: args('field')}),
+    ])
+    cpSync(join(repoRoot, 'test/fixtures/projects/basic'), project, {recursive: true})
     writeConfig(`  lab: { address: "${lab.address}", broker: local }\n  field: { address: "${field.address}", broker: local }\n`)
+  }, 120_000)
+
+  afterAll(async () => {
+    await Promise.all([lab, field].filter(Boolean).map((n) => n.stop()))
+    await broker?.stop()
+    root.dispose()
+  })
+
+  describe.sequential('commands', () => {
+    beforeEach((context) => {
+      if (skip) context.skip()
+    })
+
+    it('r1 status --broker lists every node heard, with its tags; --tag filters', async () => {
+      const all = await r1(['status', '--broker', broker.url, '--discover', '3', '--json'], {env})
+      expect(all.exitCode, all.stderr + all.stdout).toBe(0)
+      expect(all.json.targets.map((t: any) => t.address).sort()).toEqual([lab.address, field.address].sort())
+      expect(all.json.targets.map((t: any) => t.target).sort()).toEqual(['field', 'lab'])
+      const filtered = await r1(['status', '--broker', broker.url, '--discover', '3', '--tag', 'site=lab', '--json'], {env})
+      expect(filtered.exitCode, filtered.stderr).toBe(0)
+      expect(filtered.json.targets.map((t: any) => t.address)).toEqual([lab.address])
+      const none = await r1(['status', '--broker', broker.url, '--discover', '2', '--tag', 'site=moon', '--json'], {env})
+      expect(none.exitCode).toBe(7)
+      expect(none.json.error.code).toBe('NO_NODE_HEARD')
+    })
+
+    it('deploys through the broker targets of config.yaml, confirmed; status and logs read them back', async () => {
+      const deployed = await r1(['deploy', '--dir', project, '--all', '--json'], {env, timeoutMs: 120_000})
+      expect(deployed.exitCode, deployed.stderr + deployed.stdout).toBe(0)
+      expect(deployed.json.targets.map((t: any) => t.status)).toEqual(['deployed', 'deployed'])
+      const status = await r1(['status', '--dir', project, '--target', 'lab', '--json'], {env})
+      expect(status.exitCode, status.stderr).toBe(0)
+      expect(status.json.targets[0].result.pipelines.map((p: any) => p.name)).toEqual(['counting'])
+      const logs = await r1(['logs', '--dir', project, '--target', 'field', '--type', 'payload', '--tail', '5', '--json'], {env})
+      expect(logs.exitCode, logs.stderr).toBe(0)
+      const lines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l))
+      expect(lines.length).toBeGreaterThan(0)
+      const seqs = lines.map((l: any) => l.EE_MESSAGE_SEQ)
+      expect(seqs).toEqual([...new Set(seqs)].sort((a, b) => a - b))
+    })
+
+    it('an ad hoc --broker with --address: the command reaches that node; a node not on the broker is unreachable (7)', async () => {
+      const one = await r1(['pipelines', 'ls', '--broker', broker.url, '--address', lab.address, '--json'], {env})
+      expect(one.exitCode, one.stderr + one.stdout).toBe(0)
+      const ghost = generateIdentity().address
+      const gone = await r1(['status', '--broker', broker.url, '--address', ghost, '--connect-timeout', '2', '--json'], {env})
+      expect(gone.exitCode).toBe(7)
+      expect(gone.json.targets[0].status).toBe('unreachable')
+    })
+
+    it('bad input: an unknown broker name, --broker with --node, a target with neither url nor broker', async () => {
+      const unknown = await r1(['status', '--dir', project, '--broker', 'locl', '--json'], {env})
+      expect(unknown.exitCode).toBe(2)
+      expect(unknown.json.error.message).toMatch(/Did you mean "local"/)
+      const mixed = await r1(['status', '--broker', broker.url, '--node', 'ws://127.0.0.1:1', '--address', lab.address, '--json'], {env})
+      expect(mixed.exitCode).toBe(2)
+      writeConfig(`  lab: { address: "${lab.address}" }\n  field: { address: "${field.address}", broker: nowhere }\n`)
+      const invalid = await r1(['validate', project, '--json'], {env})
+      expect(invalid.exitCode).toBe(3)
+      const rules = JSON.stringify(invalid.json)
+      expect(rules).toContain('target-transport')
+      expect(rules).toContain('ref-broker')
+      writeConfig(`  lab: { address: "${lab.address}", broker: local }\n  field: { address: "${field.address}", broker: local }\n`)
+    })
   })
 })

@@ -1,10 +1,15 @@
 // An in-process aedes broker on 127.0.0.1 for the broker-transport tests (restartable on the same
 // port), and Debian's mosquitto when installed.
 import {type ChildProcess, spawn} from 'node:child_process'
-import {existsSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {createServer as createHttpServer, type IncomingMessage} from 'node:http'
+import {createServer as createHttpsServer} from 'node:https'
 import {createServer, type AddressInfo, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
+import type {Duplex} from 'node:stream'
+import {createServer as createTlsServer} from 'node:tls'
 import {Aedes} from 'aedes'
+import {createWebSocketStream, WebSocketServer} from 'ws'
 
 export interface TestBroker {
   url: string
@@ -15,15 +20,36 @@ export interface TestBroker {
   restart(): Promise<void>
 }
 
-/** aedes on 127.0.0.1 (port 0 the first time), with client ids as long as any. */
-export async function startAedes(port = 0): Promise<TestBroker> {
+export interface AedesOptions {
+  port?: number
+  /** Only this user and password get in. */
+  credentials?: {user: string; password: string}
+  /** How clients reach it (default mqtt): TLS and WebSocket need `tls` for mqtts and wss. */
+  transport?: 'mqtt' | 'mqtts' | 'ws' | 'wss'
+  tls?: {cert: string; key: string}
+}
+
+/** aedes on 127.0.0.1 (port 0 the first time), with client ids as long as any, over TCP, TLS, WebSocket or secure WebSocket. */
+export async function startAedes(options: AedesOptions = {}): Promise<TestBroker> {
+  const {credentials, transport = 'mqtt'} = options
   let broker: Awaited<ReturnType<typeof Aedes.createBroker>> | undefined
   let server: Server | undefined
   const sockets = new Set<Socket>()
   const listen = async (on: number) => {
-    broker = await Aedes.createBroker({maxClientsIdLength: 256})
-    server = createServer(broker.handle as (socket: Socket) => void)
-    server.on('connection', (socket) => {
+    broker = await Aedes.createBroker({
+      maxClientsIdLength: 256,
+      ...(credentials ? {authenticate: (_client, user, password, done) => done(null, user === credentials.user && password?.toString() === credentials.password)} : {}),
+    })
+    const handle = broker.handle as (stream: Duplex, req?: IncomingMessage) => void
+    const tls = options.tls ? {cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key)} : undefined
+    if (transport === 'mqtt') server = createServer(handle)
+    else if (transport === 'mqtts') server = createTlsServer(tls!, handle)
+    else {
+      const http = transport === 'wss' ? createHttpsServer(tls!) : createHttpServer()
+      new WebSocketServer({server: http}).on('connection', (ws, req) => handle(createWebSocketStream(ws), req))
+      server = http
+    }
+    server.on(transport === 'mqtts' || transport === 'wss' ? 'secureConnection' : 'connection', (socket: Socket) => {
       sockets.add(socket)
       socket.once('close', () => sockets.delete(socket))
     })
@@ -33,7 +59,7 @@ export async function startAedes(port = 0): Promise<TestBroker> {
     })
     return (server.address() as AddressInfo).port
   }
-  const actual = await listen(port)
+  const actual = await listen(options.port ?? 0)
   const stop = async () => {
     for (const socket of sockets) socket.destroy()
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
@@ -42,7 +68,7 @@ export async function startAedes(port = 0): Promise<TestBroker> {
     broker = undefined
   }
   return {
-    url: `mqtt://127.0.0.1:${actual}`,
+    url: `${transport}://127.0.0.1:${actual}`,
     port: actual,
     stop,
     restart: async () => {

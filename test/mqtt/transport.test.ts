@@ -80,6 +80,13 @@ describe('a node served through an MQTT broker (aedes in process)', () => {
     expect(seen.some((m) => m.topic === 'naeural/payloads' || m.topic === 'naeural/notif')).toBe(false)
   })
 
+  it('serves WebSocket sessions at the same time; its full heartbeat carries the tags there too', async () => {
+    const direct = await test.connect()
+    expect(direct.url.startsWith('ws://')).toBe(true)
+    expect(await direct.heartbeat()).toMatchObject({R1_TAGS: {site: 'lab', role: 'camera'}})
+    expect(test.node.server.connectionCount).toBeGreaterThanOrEqual(1)
+  })
+
   it('a node not on the broker is unreachable (exit 7) after the connect timeout', async () => {
     const stranger = generateIdentity()
     const started = Date.now()

@@ -1,0 +1,24 @@
+import {Args} from '@oclif/core'
+import {BaseCommand} from '../../base-command.js'
+import {fleetFlags} from '../deploy.js'
+
+export default class CStoreHget extends BaseCommand<typeof CStoreHget> {
+  static override summary = "Read one field of a hash from nodes' CStore"
+  static override description = 'Prints the JSON value (with one target, the value alone). A field that is not set fails that target (exit 1, KEY_NOT_FOUND).'
+  static override examples = ['<%= config.bin %> cstore hget sensors temp-1 --target edge-a', '<%= config.bin %> cstore hget sensors temp-1 --all --json']
+
+  static override args = {
+    hkey: Args.string({description: 'The hash key', required: true, ignoreStdin: true}),
+    field: Args.string({description: 'The field', required: true, ignoreStdin: true}),
+  }
+
+  static override flags = {...fleetFlags}
+
+  public async run() {
+    const [{manage}, {cstoreHget}, {printTargetReport}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../ui/target-report.js')])
+    const result = await manage(this.flags, this.signal, (link) => cstoreHget(link, this.args.hkey, this.args.field), {readOnly: true})
+    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Reading ${this.args.hkey} ${this.args.field}`, (r) => JSON.stringify(r.value), (r) => JSON.stringify(r.value))
+    process.exitCode = result.exitCode
+    return result
+  }
+}
