@@ -1,5 +1,6 @@
 // Shared helpers for `npm run bench`: every figure is reported next to a baseline measured in the same run.
 import {spawn, spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {fileURLToPath} from 'node:url'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
@@ -49,12 +50,22 @@ export function cli(args, env) {
 
 /** Starts `r1 node start --json` on 127.0.0.1:0 (plus `extraArgs`); resolves with its `{address, url, alias, cstoreUrl, r1fsUrl}` line and the child. */
 export function startNode(dataDir, env, extraArgs = []) {
-  const child = spawn(process.execPath, [r1, 'node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...extraArgs], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  return startR1(['node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...extraArgs], env)
+}
+
+/** Starts a long-running r1 command under --json; resolves with the first JSON line it prints and `child`. */
+export function startR1(args, env) {
+  const child = spawn(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  return firstJsonLine(child, `r1 ${args.slice(0, 2).join(' ')}`)
+}
+
+/** Resolves with the first JSON line a child prints on stdout and `child`; rejects if it exits first or prints none in 60 s. */
+export function firstJsonLine(child, name) {
   let stderr = ''
-  child.stderr.on('data', (chunk) => (stderr += chunk))
+  child.stderr?.on('data', (chunk) => (stderr += chunk))
   return new Promise((resolve, reject) => {
     let buffered = ''
-    const timer = setTimeout(() => reject(new Error(`r1 node start printed nothing in 60s: ${stderr}`)), 60_000)
+    const timer = setTimeout(() => reject(new Error(`${name} printed nothing in 60s: ${stderr}`)), 60_000)
     child.stdout.on('data', (chunk) => {
       buffered += chunk
       const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
@@ -64,7 +75,7 @@ export function startNode(dataDir, env, extraArgs = []) {
     })
     child.once('exit', (code) => {
       clearTimeout(timer)
-      reject(new Error(`r1 node start exited ${code}: ${stderr}`))
+      reject(new Error(`${name} exited ${code}: ${stderr}`))
     })
   })
 }
@@ -77,4 +88,9 @@ export async function stopChild(child, signal = 'SIGTERM') {
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
   await exited
   clearTimeout(timer)
+}
+
+/** The address of simulated node `i` in the fleet bench: `0xai_` and 44 characters, like a real one. */
+export function simulatedAddress(i) {
+  return `0xai_A${createHash('sha256').update(`r1-bench-node-${i}`).digest('base64url')}`
 }

@@ -7,7 +7,7 @@ import {createServer as createTlsServer} from 'node:tls'
 import {Aedes, type AedesOptions, type AuthenticateError, type Client} from 'aedes'
 import {createWebSocketStream, WebSocketServer} from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
-import {MAX_FRAME_BYTES} from '../protocol/messages.js'
+import {MAX_BROKER_MESSAGE_BYTES} from '../transport/mqtt.js'
 import {type AclRule, aclRules, mayPublish, maySubscribe, topicsUnder} from './acl.js'
 import {UserStore} from './users.js'
 
@@ -41,16 +41,14 @@ export interface RunningBroker {
   wsUrl?: string
   /** Whether logins were checked when it started (the data dir had users). */
   auth: boolean
-  /** Clients connected now. */
-  connectedClients(): number
   /** Disconnects every client and stops listening. */
   close(): Promise<void>
 }
 
 /** Ratio1 client ids are longer than MQTT 3.1.1's 23 characters. */
 const MAX_CLIENT_ID_LENGTH = 256
-/** An MQTT packet carries one protocol frame plus its topic and header. */
-const MAX_WS_MESSAGE_BYTES = MAX_FRAME_BYTES + 64 * 1024
+/** An MQTT packet carries one (sealed) frame plus its topic and header. */
+const MAX_WS_MESSAGE_BYTES = MAX_BROKER_MESSAGE_BYTES + 64 * 1024
 
 /** Each logged-in client's ACL; `open` for a client let in while the data dir had no users. */
 const grants = new WeakMap<Client, AclRule[] | 'open'>()
@@ -68,6 +66,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   })
   const sockets = new Set<Socket>()
   const track = (socket: Socket): void => {
+    socket.setNoDelay(true) // a QoS 1 exchange is small packets both ways: Nagle would hold each one back
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   }
@@ -95,7 +94,6 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       url: `${tls ? 'mqtts' : 'mqtt'}://${urlHost(host)}:${port}`,
       ...(wsUrl ? {wsUrl} : {}),
       auth,
-      connectedClients: () => broker.connectedClients,
       close: () => (closed ??= shutdown()),
     }
   } catch (error) {

@@ -1,5 +1,5 @@
 import {randomBytes, scrypt as scryptCallback, timingSafeEqual} from 'node:crypto'
-import {readFile, stat} from 'node:fs/promises'
+import {mkdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {z} from 'zod'
 import {ExitCode, R1Error} from '../errors.js'
@@ -95,6 +95,7 @@ export async function addUser(dataDir: string, user: {name: string; role: Broker
   const replaced = Object.hasOwn(file.users, user.name)
   const entry = {role: user.role, address: normalizeAddress(user.address), password: await hashPassword(user.password), added: new Date().toISOString()}
   file.users[user.name] = entry
+  await mkdir(dataDir, {recursive: true, mode: 0o700})
   await writeFileAtomic(usersPath(dataDir), JSON.stringify(file, null, 2) + '\n', {mode: 0o600})
   return {user: toUser(user.name, entry), replaced}
 }

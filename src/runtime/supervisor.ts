@@ -53,6 +53,8 @@ export interface SupervisorOptions {
   resolveConfig?: (config: Record<string, unknown>) => Record<string, unknown>
   /** The instance host module and its node flags (tests pick the built one); default: childEntry('instance-host'). */
   hostEntry?: {modulePath: string; execArgv: string[]}
+  /** Starts the instance host process; default child_process.fork (the fleet bench passes an in-process stub that confirms). */
+  fork?: typeof fork
 }
 
 export const defaultSupervisorOptions: SupervisorOptions = {
@@ -293,7 +295,7 @@ export class InstanceSupervisor {
     }
     const {modulePath, execArgv, cwd, spec, uid, gid} = contained
     // its own process group (detached): stop, crash and shutdown kill the whole group
-    const child = fork(modulePath, [], {execArgv, env: this.options.env, cwd, uid, gid, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
+    const child = (this.options.fork ?? fork)(modulePath, [], {execArgv, env: this.options.env, cwd, uid, gid, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
     this.child = child
     if (child.pid) liveGroups.add(child.pid)
     this.exited = new Promise((resolve) => {

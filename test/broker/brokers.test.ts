@@ -4,6 +4,7 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {MAX_BROKER_MESSAGE_BYTES} from '../../src/transport/mqtt.js'
 import {selfSignedCert, tempRoot} from '../deploy/nodes.js'
 import {brokerMissing, mqttClient, qos1RoundTrip, startEmbeddedBroker, startMosquitto, startNatsMqtt, type TestBroker} from './helpers.js'
 
@@ -50,9 +51,18 @@ describe('the embedded broker', () => {
     await expect(mqttClient(secure.url)).rejects.toThrow(/self[- ]signed|certificate/i)
   })
 
-  it('carries a frame near the protocol frame limit over ws://', async () => {
-    const big = 'x'.repeat(1024 * 1024 - 1024)
+  it('carries a message of the largest size r1 sends through a broker over ws://', async () => {
+    const big = 'x'.repeat(MAX_BROKER_MESSAGE_BYTES - 1024)
     expect((await qos1RoundTrip(plain.wsUrl!, 'naeural/payloads', big)).received).toHaveLength(big.length)
+  })
+
+  it('restarts on the same ports, dropping its clients', async () => {
+    const client = await mqttClient(plain.url)
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    await plain.restart()
+    await closed
+    expect(await qos1RoundTrip(plain.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
+    expect(await qos1RoundTrip(plain.wsUrl!, 'naeural/ctrl', 'ws after restart')).toEqual({received: 'ws after restart', qos: 1})
   })
 
   it('refuses a second listener on a port in use with a clear error', async () => {
@@ -76,6 +86,11 @@ describe.skipIf(brokerMissing('mosquitto'))('Mosquitto (Debian, started by the t
     expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'mosquitto tcp', {clientId: LONG_CLIENT_ID})).toEqual({received: 'mosquitto tcp', qos: 1})
     expect(await qos1RoundTrip(broker!.wsUrl!, 'naeural/ctrl', 'mosquitto ws')).toEqual({received: 'mosquitto ws', qos: 1})
   })
+
+  it('restarts on the same ports', async () => {
+    await broker!.restart()
+    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
+  })
 })
 
 describe.skipIf(brokerMissing('nats'))("nats-server's MQTT listener (started by the test, JetStream on)", () => {
@@ -87,5 +102,10 @@ describe.skipIf(brokerMissing('nats'))("nats-server's MQTT listener (started by 
 
   it('carries a QoS 1 message over mqtt://', async () => {
     expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'nats mqtt', {clientId: LONG_CLIENT_ID})).toEqual({received: 'nats mqtt', qos: 1})
+  })
+
+  it('restarts on the same ports', async () => {
+    await broker!.restart()
+    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
   })
 })

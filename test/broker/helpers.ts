@@ -4,7 +4,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {accessSync, constants, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
-import {tmpdir} from 'node:os'
+import {tmpdir, userInfo} from 'node:os'
 import {delimiter, join} from 'node:path'
 import mqtt, {type IClientOptions, type MqttClient} from 'mqtt'
 import {type BrokerOptions, startBroker} from '../../src/broker/broker.js'
@@ -16,13 +16,26 @@ export interface TestBroker {
   url: string
   /** ws:// (or wss://) URL when a WebSocket listener was asked for. */
   wsUrl?: string
+  /** Stops it: every client is dropped (for a child process: SIGKILL). */
   stop(): Promise<void>
+  /** Stops it and starts it again on the same ports, with no memory of clients or sessions. */
+  restart(): Promise<void>
 }
 
 /** r1's embedded broker (src/broker) in this process, on 127.0.0.1 and free ports. */
 export async function startEmbeddedBroker(options: BrokerOptions = {}): Promise<TestBroker> {
-  const broker = await startBroker(options)
-  return {kind: 'aedes', url: broker.url, ...(broker.wsUrl ? {wsUrl: broker.wsUrl} : {}), stop: () => broker.close()}
+  let broker = await startBroker(options)
+  const samePorts = {port: Number(new URL(broker.url).port), ...(broker.wsUrl ? {wsPort: Number(new URL(broker.wsUrl).port)} : {})}
+  return {
+    kind: 'aedes',
+    url: broker.url,
+    ...(broker.wsUrl ? {wsUrl: broker.wsUrl} : {}),
+    stop: () => broker.close(),
+    async restart() {
+      await broker.close()
+      broker = await startBroker({...options, ...samePorts})
+    },
+  }
 }
 
 const BINARIES = {mosquitto: 'mosquitto', nats: 'nats-server'} as const
@@ -67,6 +80,8 @@ export async function startMosquitto(options: {wsPort?: boolean; passwordFile?: 
   const wsPort = options.wsPort ? await freePort() : undefined
   const config = [
     'per_listener_settings false',
+    // Run as root, Mosquitto would switch to its own user and could not read the test's temp files.
+    `user ${userInfo().username}`,
     `listener ${port} 127.0.0.1`,
     ...(wsPort ? [`listener ${wsPort} 127.0.0.1`, 'protocol websockets'] : []),
     'persistence false',
@@ -81,8 +96,7 @@ export async function startMosquitto(options: {wsPort?: boolean; passwordFile?: 
     ...(options.aclFile ? [`acl_file ${options.aclFile}`] : []),
   ]
   writeFileSync(join(dir, 'mosquitto.conf'), config.join('\n') + '\n')
-  const child = spawn(binary, ['-c', join(dir, 'mosquitto.conf')], {stdio: ['ignore', 'ignore', 'pipe']})
-  return served('mosquitto', child, dir, port, {url: `mqtt://127.0.0.1:${port}`, ...(wsPort ? {wsUrl: `ws://127.0.0.1:${wsPort}`} : {})})
+  return served('mosquitto', binary, ['-c', join(dir, 'mosquitto.conf')], dir, port, {url: `mqtt://127.0.0.1:${port}`, ...(wsPort ? {wsUrl: `ws://127.0.0.1:${wsPort}`} : {})})
 }
 
 /**
@@ -101,32 +115,54 @@ export async function startNatsMqtt(): Promise<(TestBroker & {natsUrl: string}) 
     `mqtt {\n  listen: "127.0.0.1:${mqttPort}"\n}`,
   ]
   writeFileSync(join(dir, 'nats.conf'), config.join('\n') + '\n')
-  const child = spawn(binary, ['-c', join(dir, 'nats.conf')], {stdio: ['ignore', 'ignore', 'pipe']})
-  const broker = await served('nats', child, dir, mqttPort, {url: `mqtt://127.0.0.1:${mqttPort}`})
+  const broker = await served('nats', binary, ['-c', join(dir, 'nats.conf')], dir, mqttPort, {url: `mqtt://127.0.0.1:${mqttPort}`})
   return {...broker, natsUrl: `nats://127.0.0.1:${natsPort}`}
 }
 
-/** Waits until the child accepts TCP on `port`; a child that exits first fails with its stderr. */
-async function served(kind: TestBroker['kind'], child: ChildProcess, dir: string, port: number, urls: {url: string; wsUrl?: string}): Promise<TestBroker> {
-  let stderr = ''
-  child.stderr!.on('data', (chunk) => (stderr += chunk))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
+/**
+ * Runs `binary args` until stopped, restartable on the same ports; resolves once it accepts TCP on
+ * `port`. A child that exits first fails with its stderr.
+ */
+async function served(kind: TestBroker['kind'], binary: string, args: string[], dir: string, port: number, urls: {url: string; wsUrl?: string}): Promise<TestBroker> {
+  let child: ChildProcess
+  const kill = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    child.kill('SIGKILL')
+    await exited
+  }
+  const start = async (): Promise<void> => {
+    child = spawn(binary, args, {stdio: ['ignore', 'ignore', 'pipe']})
+    let stderr = ''
+    child.stderr!.on('data', (chunk) => (stderr += chunk))
+    const deadline = Date.now() + 15_000
+    while (!(await accepts(port))) {
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+        await kill()
+        throw new Error(`${kind} did not start on port ${port}: ${stderr.trim() || `exit ${child.exitCode ?? child.signalCode}`}`)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
     }
+  }
+  const stop = async (): Promise<void> => {
+    await kill()
     rmSync(dir, {recursive: true, force: true})
   }
-  const deadline = Date.now() + 15_000
-  while (!(await accepts(port))) {
-    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
-      await stop()
-      throw new Error(`${kind} did not start on port ${port}: ${stderr.trim() || `exit ${child.exitCode ?? child.signalCode}`}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  try {
+    await start()
+  } catch (error) {
+    rmSync(dir, {recursive: true, force: true})
+    throw error
   }
-  return {kind, ...urls, stop}
+  return {
+    kind,
+    ...urls,
+    stop,
+    async restart() {
+      await kill()
+      await start()
+    },
+  }
 }
 
 function accepts(port: number): Promise<boolean> {
