@@ -26,8 +26,6 @@ import type {BrokerConfig} from '../transport/mqtt.js'
 import {brokerDialer} from './broker-link.js'
 import {connectionError, type FrameLink, type LinkDialer, webSocketDialer} from './link.js'
 
-export {connectionError} from './link.js'
-
 /**
  * The client side of the r1 protocol (PROTOCOL.md): one session with one node, over a WebSocket or
  * through an MQTT broker (link.ts, broker-link.ts), used by deploy, status, logs and `r1 run`'s
