@@ -5,7 +5,7 @@ import {NODE_START_DEFAULTS} from '../../runtime/node-main.js'
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
   static override summary = 'Run an edge node server: the r1 runtime behind a signed WebSocket endpoint and/or on an MQTT broker'
   static override description =
-    'Prints the node address and URL (under --json one line {address, url, alias} on stdout first). The node key, allow-list, pipelines, bundles and event journal live in --data-dir; pipelines are restored on start. Instances are contained: own process group, the Node.js permission model for JavaScript, an unprivileged user when the node runs as root (--run-as), a memory cap (MAX_MEMORY_MB, --max-memory-mb). Ctrl-C or SIGTERM stops it gracefully.'
+    'Prints the node address and URL (under --json one line {address, url, alias, broker?, topicRoot?, tags?} on stdout first; url is null for a node on a broker without --port). With --broker the node dials out to an MQTT broker, serves clients through it (commands on <root>/<address>/config, replies encrypted to each client) and publishes its signed public heartbeat with its --tag labels on <root>/ctrl. The node key, allow-list, pipelines, bundles and event journal live in --data-dir; pipelines are restored on start. Instances are contained: own process group, the Node.js permission model for JavaScript, an unprivileged user when the node runs as root (--run-as), a memory cap (MAX_MEMORY_MB, --max-memory-mb). Ctrl-C or SIGTERM stops it gracefully.'
   static override examples = [
     '<%= config.bin %> node start',
     '<%= config.bin %> node start --port 0 --data-dir ./node-a --alias edge-a --json',
