@@ -190,7 +190,7 @@ export class Session {
 
   /** Commands travel encrypted to the node's key (all but the public ones through a broker). */
   private encrypts(action: Action, asked: boolean): boolean {
-    return asked || (this.dialer.encrypts && !PUBLIC_ACTIONS.has(action))
+    return asked || (this.dialer.shared && !PUBLIC_ACTIONS.has(action))
   }
 
   /** The node's verified address (the one expected, or, when none was, the one that signed the hello). */
@@ -707,6 +707,8 @@ export class Session {
   /** Closes the connection; pending commands fail with exit 7, a subscription ends. */
   async close(): Promise<void> {
     if (this.closed) return
+    // Through a broker no socket closes on the node's side: stop its streams now rather than when it drops the idle session.
+    if (this.dialer.shared && this.connected) await this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
     this.closed = true
     clearInterval(this.pingTimer)
     clearTimeout(this.lostTimer)
