@@ -22,8 +22,9 @@ import {BundleUploads, type UploadLimits} from './uploads.js'
 export type {NodeQueries} from './node-info.js'
 
 /**
- * The node's front over WebSocket (PROTOCOL.md): listens, gives out connection slots (admission.ts),
- * and moves frames for each Connection (connection.ts: admission, execution, subscription, batching).
+ * The node's front (PROTOCOL.md): listens for WebSockets, gives out connection slots (admission.ts),
+ * and moves frames for each Connection (connection.ts: admission, execution, subscription, batching);
+ * the broker front (mqtt-front.ts) opens its client sessions here too (`admit`, `open`, `closed`).
  * It owns what connections share: the replay cache (replay-cache.ts), bundle reassembly
  * (uploads.ts), the public heartbeat (node-info.ts) and which connection sent which command.
  */

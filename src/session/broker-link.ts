@@ -189,7 +189,7 @@ class BrokerLink implements FrameLink {
 export function brokerDialer(config: BrokerConfig, nodeAddress: string, identity: Identity, options: {connectTimeoutMs: number; newSessionId(): string}): LinkDialer {
   return {
     url: config.url,
-    encrypts: true,
+    shared: true,
     dial: async (handlers, probe) => {
       const hub = await BrokerHub.acquire(config, identity, options.connectTimeoutMs)
       const link = new BrokerLink(hub, nodeAddress, options.newSessionId(), handlers, probe)

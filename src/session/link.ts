@@ -38,8 +38,11 @@ export interface FrameLink {
 export interface LinkDialer {
   /** Where the node is, for messages (`ws://…`, or the broker URL). */
   readonly url: string
-  /** Commands over this link are encrypted to the node unless public (a shared broker: everyone reads every topic). */
-  readonly encrypts: boolean
+  /**
+   * A shared medium (a broker): everyone reads every topic, so commands are encrypted to the node
+   * unless public; and nothing tells the node when the client leaves.
+   */
+  readonly shared: boolean
   /** Opens a link; `probe` sends the node a liveness probe (R1_PING) on a link, for links whose node speaks only when spoken to. */
   dial(handlers: LinkHandlers, probe: (link: FrameLink) => Promise<void>): Promise<FrameLink>
 }
@@ -66,7 +69,7 @@ export function connectionError(url: string, error: Error & {code?: string}): R1
 export function webSocketDialer(url: string, options: {connectTimeoutMs: number; ca?: string | Buffer; insecure?: boolean}): LinkDialer {
   return {
     url,
-    encrypts: false,
+    shared: false,
     dial: (handlers) =>
       new Promise<FrameLink>((resolve, reject) => {
         let ws: WebSocket

@@ -26,8 +26,6 @@ import type {BrokerConfig} from '../transport/mqtt.js'
 import {brokerDialer} from './broker-link.js'
 import {connectionError, type FrameLink, type LinkDialer, webSocketDialer} from './link.js'
 
-export {connectionError} from './link.js'
-
 /**
  * The client side of the r1 protocol (PROTOCOL.md): one session with one node, over a WebSocket or
  * through an MQTT broker (link.ts, broker-link.ts), used by deploy, status, logs and `r1 run`'s
@@ -194,7 +192,7 @@ export class Session {
 
   /** Commands travel encrypted to the node's key (all but the public ones through a broker). */
   private encrypts(action: Action, asked: boolean): boolean {
-    return asked || (this.dialer.encrypts && !PUBLIC_ACTIONS.has(action))
+    return asked || (this.dialer.shared && !PUBLIC_ACTIONS.has(action))
   }
 
   /** The node's verified address (the one expected, or, when none was, the one that signed the hello). */
@@ -717,6 +715,8 @@ export class Session {
   /** Closes the connection; pending commands fail with exit 7, a subscription ends. */
   async close(): Promise<void> {
     if (this.closed) return
+    // Through a broker no socket closes on the node's side: stop its streams now rather than when it drops the idle session.
+    if (this.dialer.shared && this.connected) await this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
     this.closed = true
     clearInterval(this.pingTimer)
     clearTimeout(this.lostTimer)
