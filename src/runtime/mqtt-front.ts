@@ -139,7 +139,7 @@ export class MqttFront {
       this.links.set(key, link)
     }
     link.connection.pong()
-    link.connection.receive(text)
+    link.connection.receive(text, signed)
   }
 
   private drop(what: string): void {

@@ -344,10 +344,26 @@ export class Session {
    */
   private onFramesLost(): void {
     const sub = this.subscription
-    if (!sub || sub.done || sub.resyncHash !== undefined) return
+    if (!sub || sub.done || sub.resyncHash !== undefined || this.paused) return
+    this.resumeFromJournal(sub)
+  }
+
+  /**
+   * A reader slower than the node, through a broker: there is no socket to stop reading, so the node
+   * is asked to stop the stream, and what still arrives of it is dropped; `resumeFromJournal` picks
+   * it up from the last seq delivered once the reader caught up.
+   */
+  private holdBack(sub: ActiveSubscription): void {
+    sub.resyncHash ??= ''
+    void this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
+  }
+
+  /** Resubscribes from the last seq delivered; the old stream's items are dropped until the node's reply. */
+  private resumeFromJournal(sub: ActiveSubscription): void {
+    if (sub.done) return
     sub.resyncHash = ''
     void this.resubscribe(sub).catch((error: Error) => {
-      this.options.onWarning?.(`resuming the subscription after lost frames failed: ${error.message}`)
+      this.options.onWarning?.(`resuming the subscription failed: ${error.message}`)
       this.link?.terminate() // the reconnect resumes it
     })
   }
@@ -444,7 +460,8 @@ export class Session {
         return
       case 'R1_LIVE': {
         const sub = this.subscription
-        if (!sub || sub.done) return
+        // a marker of a stream being dropped (resuming) would skip what the resume brings
+        if (!sub || sub.done || sub.resyncHash !== undefined) return
         // Everything up to POSITION was examined by the node: a resume need not rescan it.
         sub.lastSeq = Math.max(sub.lastSeq, item.POSITION)
         sub.queue.push(item)
@@ -487,7 +504,8 @@ export class Session {
     sub.queue.push(item)
     if (sub.queue.length > HIGH_QUEUE && !this.paused) {
       this.paused = true
-      this.link?.pause() // TCP back-pressure: the node falls back to its journal
+      if (this.dialer.shared) this.holdBack(sub)
+      else this.link?.pause() // TCP back-pressure: the node falls back to its journal
     }
     sub.wake?.()
   }
@@ -675,7 +693,8 @@ export class Session {
           const item = sub.queue.shift()!
           if (this.paused && sub.queue.length < LOW_QUEUE) {
             this.paused = false
-            this.link?.resume()
+            if (this.dialer.shared) this.resumeFromJournal(sub)
+            else this.link?.resume()
           }
           if (item.EE_EVENT_TYPE === 'R1_LIVE') {
             options.onLive?.(item.POSITION)
