@@ -61,6 +61,15 @@ export async function readBrokerConfig(broker: TargetBroker): Promise<BrokerConf
       })
     }
   }
+  if (broker.passwordEnv !== undefined) {
+    password = process.env[broker.passwordEnv]
+    if (!password) {
+      throw new R1Error(`The password of the broker ${broker.name ?? broker.url} is read from $${broker.passwordEnv}, which is not set.`, ExitCode.USAGE, {
+        code: 'BROKER_PASSWORD_UNSET',
+        hint: `Set ${broker.passwordEnv} (in CI, from the pipeline's secrets), or use \`password_file\` in config.yaml.`,
+      })
+    }
+  }
   return {
     url: broker.url,
     ...(broker.user === undefined ? {} : {user: broker.user}),

@@ -47,6 +47,7 @@ export function projectBroker(name: string, broker: Broker, root: string): Targe
     url: broker.url,
     ...(broker.user === undefined ? {} : {user: broker.user}),
     ...(broker.password_file === undefined ? {} : {passwordFile: resolve(root, broker.password_file)}),
+    ...(broker.password_env === undefined ? {} : {passwordEnv: broker.password_env}),
     ...(broker.ca === undefined ? {} : {ca: resolve(root, broker.ca)}),
     ...(broker.root === undefined ? {} : {root: broker.root}),
   }

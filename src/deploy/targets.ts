@@ -11,6 +11,8 @@ export interface TargetBroker {
   url: string
   user?: string
   passwordFile?: string
+  /** Environment variable holding the password (`password_env`). */
+  passwordEnv?: string
   ca?: string
   root?: string
 }

@@ -42,6 +42,7 @@ export const RULES = {
   'ref-broker': {severity: 'error', summary: 'a target names a broker that `brokers` does not define'},
   'broker-url': {severity: 'error', summary: 'a broker URL is not mqtt://, mqtts://, ws:// or wss://, or holds credentials'},
   'broker-file': {severity: 'error', summary: "a broker's `password_file` or `ca` file is missing or unreadable"},
+  'broker-password': {severity: 'error', summary: 'a broker gives both `password_file` and `password_env`'},
   'broker-insecure': {severity: 'warning', summary: 'a broker on another host is reached with a password over unencrypted mqtt:// or ws://'},
   'unused-plugin': {severity: 'warning', summary: 'a project plugin no instance uses'},
   'empty-pipeline': {severity: 'warning', summary: 'a pipeline without instances'},

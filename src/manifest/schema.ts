@@ -93,6 +93,7 @@ export const BrokerSchema = z
     url: z.string().regex(BROKER_URL_PATTERN).describe('mqtt://, mqtts://, ws:// or wss:// URL of the MQTT broker (no user or password in it)'),
     user: z.string().min(1).optional().describe('Broker user name'),
     password_file: z.string().min(1).optional().describe('File (relative to config.yaml) whose first line is the broker password'),
+    password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional().describe('Environment variable holding the broker password (a CI secret); instead of password_file'),
     ca: z.string().min(1).optional().describe('PEM file (relative to config.yaml) of the CA to trust for an mqtts:// or wss:// broker'),
     root: z.string().regex(TOPIC_ROOT_PATTERN).optional().describe('Topic root (default naeural)'),
   })

@@ -105,7 +105,10 @@ export function checkSemantics(data: unknown, dir: string, schema: JsonSchema, o
       const problem = key === 'ca' ? caProblem(resolve(dir, file)) : readableProblem(resolve(dir, file))
       if (problem) out.add(['brokers', name, key], 'value', 'broker-file', `broker "${name}": ${key} ${file} ${problem}`, 'paths are relative to config.yaml')
     }
-    if (typeof broker.url === 'string' && /^(mqtt|ws):/.test(broker.url) && (broker.user !== undefined || broker.password_file !== undefined)) {
+    if (broker.password_file !== undefined && broker.password_env !== undefined) {
+      out.add(['brokers', name, 'password_env'], 'key', 'broker-password', `broker "${name}" gives both password_file and password_env`, 'keep one: password_env for a CI secret, password_file on a workstation')
+    }
+    if (typeof broker.url === 'string' && /^(mqtt|ws):/.test(broker.url) && (broker.user !== undefined || broker.password_file !== undefined || broker.password_env !== undefined)) {
       const host = hostOf(broker.url)
       if (host && !isLoopback(host)) {
         const secure = broker.url.replace(/^mqtt:/, 'mqtts:').replace(/^ws:/, 'wss:')
