@@ -5,8 +5,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
 import {afterEach, describe, expect, it} from 'vitest'
+import {startNatsServer} from '../../bench/servers.js'
 import {openServices, type NodeServices} from '../../src/services/index.js'
-import {natsMissing, startNatsServer, type NatsServer} from './nats-server.js'
+import {skipWithout} from '../broker/helpers.js'
 
 const ODD_KEYS = ['', 'a/b/../c', 'ünï-cödé 🚀', 'with space', 'dots.and*wild>cards', '%2F..%00', 'x'.repeat(300), 'tab\tnew\nline', 'C:\\windows\\path']
 const VALUES = [0, -1.5, 'text', '', true, false, [1, 'two', null, {three: 3}], {nested: {deep: ['ok', {x: null}]}, 'key with space': 1}]
@@ -40,10 +41,10 @@ const backends: Array<{name: string; skip?: string; make(): Promise<Backend>}> =
   },
   {
     name: 'NATS JetStream',
-    skip: natsMissing(),
+    skip: skipWithout('nats-server'),
     async make() {
       const dir = mkdtempSync(join(tmpdir(), 'r1-services-'))
-      const nats: NatsServer = await startNatsServer()
+      const nats = await startNatsServer()
       return {
         open: (options) => openServices({dataDir: dir, cstore: nats.url, r1fs: nats.url, ...options}),
         async dispose() {
@@ -56,8 +57,7 @@ const backends: Array<{name: string; skip?: string; make(): Promise<Backend>}> =
 ]
 
 for (const backend of backends) {
-  if (backend.skip) console.log(backend.skip)
-  describe.skipIf(backend.skip !== undefined)(`services on the ${backend.name} backend`, () => {
+  describe.skipIf(backend.skip)(`services on the ${backend.name} backend`, () => {
     const opened: NodeServices[] = []
     let current: Backend | undefined
     const open = async (options?: {quotaBytes?: number}) => {
@@ -175,7 +175,7 @@ for (const backend of backends) {
   })
 }
 
-describe.skipIf(natsMissing() !== undefined)('two nodes on one NATS', () => {
+describe.skipIf(skipWithout('nats-server'))('two nodes on one NATS', () => {
   it('see each other’s keys, hashes and files; embedded nodes do not', async () => {
     const nats = await startNatsServer()
     const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'r1-services-')))
