@@ -5,7 +5,7 @@ import {spawn} from 'node:child_process'
 import {accessSync, constants, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {connect, createServer} from 'node:net'
 import {tmpdir, userInfo} from 'node:os'
-import {delimiter, join} from 'node:path'
+import {basename, delimiter, join} from 'node:path'
 
 /**
  * @typedef {object} ServedProcess
@@ -59,6 +59,7 @@ export function serverMissing(binary) {
  * @returns {Promise<ServedProcess & {mqttUrl?: string}>}
  */
 export async function startNatsServer(options = {}) {
+  const binary = installed('nats-server')
   const dir = mkdtempSync(join(tmpdir(), 'r1-nats-'))
   const port = await freePort()
   const mqttPort = options.mqtt ? await freePort() : undefined
@@ -69,7 +70,7 @@ export async function startNatsServer(options = {}) {
     ...(mqttPort ? [`mqtt {\n  listen: "127.0.0.1:${mqttPort}"\n}`] : []),
   ]
   writeFileSync(join(dir, 'nats.conf'), config.join('\n') + '\n')
-  const served = await serve('nats-server', ['-c', join(dir, 'nats.conf')], dir, [port, ...(mqttPort ? [mqttPort] : [])])
+  const served = await serve(binary, ['-c', join(dir, 'nats.conf')], dir, [port, ...(mqttPort ? [mqttPort] : [])])
   return {url: `nats://127.0.0.1:${port}`, ...(mqttPort ? {mqttUrl: `mqtt://127.0.0.1:${mqttPort}`} : {}), ...served}
 }
 
@@ -82,6 +83,7 @@ export async function startNatsServer(options = {}) {
  * @returns {Promise<ServedProcess & {wsUrl?: string}>}
  */
 export async function startMosquitto(options = {}) {
+  const binary = installed('mosquitto')
   const dir = mkdtempSync(join(tmpdir(), 'r1-mosquitto-'))
   const port = await freePort()
   const wsPort = options.wsPort ? await freePort() : undefined
@@ -103,25 +105,31 @@ export async function startMosquitto(options = {}) {
     ...(options.aclFile ? [`acl_file ${options.aclFile}`] : []),
   ]
   writeFileSync(join(dir, 'mosquitto.conf'), config.join('\n') + '\n')
-  const served = await serve('mosquitto', ['-c', join(dir, 'mosquitto.conf')], dir, [port, ...(wsPort ? [wsPort] : [])])
+  const served = await serve(binary, ['-c', join(dir, 'mosquitto.conf')], dir, [port, ...(wsPort ? [wsPort] : [])])
   return {url: `mqtt://127.0.0.1:${port}`, ...(wsPort ? {wsUrl: `ws://127.0.0.1:${wsPort}`} : {}), ...served}
+}
+
+/**
+ * The path of `binary`; throws (saying why) when it is not installed.
+ * @param {'nats-server' | 'mosquitto'} binary
+ * @returns {string}
+ */
+function installed(binary) {
+  const path = findBinary(binary)
+  if (!path) throw new Error(serverMissing(binary))
+  return path
 }
 
 /**
  * Runs `binary args` until stopped, restartable; resolves once it accepts TCP on every one of `ports`.
  * A child that exits first (or is not up in 15 s) fails with its stderr; `dir` is removed on stop or failure.
- * @param {string} binary
+ * @param {string} binary its path
  * @param {string[]} args
  * @param {string} dir
  * @param {number[]} ports
  * @returns {Promise<Pick<ServedProcess, 'stop' | 'restart'>>}
  */
 async function serve(binary, args, dir, ports) {
-  const path = findBinary(binary)
-  if (!path) {
-    rmSync(dir, {recursive: true, force: true})
-    throw new Error(serverMissing(binary))
-  }
   /** @type {import('node:child_process').ChildProcess} */
   let child
   const kill = async () => {
@@ -131,7 +139,7 @@ async function serve(binary, args, dir, ports) {
     await exited
   }
   const start = async () => {
-    child = spawn(path, args, {stdio: ['ignore', 'ignore', 'pipe']})
+    child = spawn(binary, args, {stdio: ['ignore', 'ignore', 'pipe']})
     let stderr = ''
     child.stderr?.on('data', (chunk) => (stderr += chunk))
     const deadline = Date.now() + 15_000
@@ -139,7 +147,7 @@ async function serve(binary, args, dir, ports) {
       while (!(await accepts(port))) {
         if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
           await kill()
-          throw new Error(`${binary} did not start on 127.0.0.1:${port}: ${stderr.trim() || `exit ${child.exitCode ?? child.signalCode}`}`)
+          throw new Error(`${basename(binary)} did not start on 127.0.0.1:${port}: ${stderr.trim() || `exit ${child.exitCode ?? child.signalCode}`}`)
         }
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
