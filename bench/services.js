@@ -9,8 +9,8 @@ import {createRequire} from 'node:module'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
-import {natsMissing, startNatsServer} from './nats-server.js'
 import {root, row, startNode, stopChild} from './lib.js'
+import {serverMissing, startNatsServer} from './servers.js'
 
 // the client's CommonJS build: its 1.5.2 ESM build has extensionless imports plain Node cannot load
 const {EdgeSdk} = createRequire(import.meta.url)('@ratio1/edge-sdk-ts')
@@ -125,7 +125,7 @@ export default async function services() {
     const node = await startNode(join(dir, 'embedded'))
     started.push(() => stopChild(node.child))
     const rows = await figures('embedded', node, echo.url, file, dir)
-    const missing = natsMissing()
+    const missing = serverMissing('nats-server')
     if (missing) {
       rows.push({figure: 'CStore and R1FS on NATS JetStream', error: missing})
       return rows

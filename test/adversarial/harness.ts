@@ -5,11 +5,12 @@ import {copyFile, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import WebSocket from 'ws'
+import {freePort} from '../../bench/servers.js'
 import {signingCanonical} from '../../src/protocol/canonical.js'
 import {type Identity, nodeKeyPath} from '../../src/protocol/identity.js'
 import {type FrameItem, formatTime, SUBPROTOCOL} from '../../src/protocol/messages.js'
 import {decodeNodeFrame, signCanonical} from '../../src/protocol/wire.js'
-import {freePort, type NodeProc, spawnNode} from '../logs/helpers.js'
+import {type NodeProc, spawnNode} from '../logs/helpers.js'
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same cases. */
 export function rng(seed: number): () => number {

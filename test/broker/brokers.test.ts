@@ -4,9 +4,10 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {startMosquitto, startNatsServer} from '../../bench/servers.js'
 import {MAX_BROKER_MESSAGE_BYTES} from '../../src/transport/mqtt.js'
 import {selfSignedCert, tempRoot} from '../deploy/nodes.js'
-import {brokerMissing, mqttClient, qos1RoundTrip, startEmbeddedBroker, startMosquitto, startNatsMqtt, type TestBroker} from './helpers.js'
+import {mqttClient, qos1RoundTrip, skipWithout, startEmbeddedBroker, type TestBroker} from './helpers.js'
 
 const LONG_CLIENT_ID = `r1-${'0xai_AtAmjZvjc7TDO_lwlOSxrhQghM9ZN8GLyeTqwa-__U81'}-session`
 
@@ -75,37 +76,39 @@ describe('the embedded broker', () => {
   })
 })
 
-describe.skipIf(brokerMissing('mosquitto'))('Mosquitto (Debian, started by the test)', () => {
-  let broker: TestBroker | undefined
+describe.skipIf(skipWithout('mosquitto'))('Mosquitto (Debian, started by the test)', () => {
+  let broker: TestBroker
   beforeAll(async () => {
     broker = await startMosquitto({wsPort: true})
   })
   afterAll(async () => broker?.stop())
 
   it('carries a QoS 1 message over mqtt:// and ws://', async () => {
-    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'mosquitto tcp', {clientId: LONG_CLIENT_ID})).toEqual({received: 'mosquitto tcp', qos: 1})
-    expect(await qos1RoundTrip(broker!.wsUrl!, 'naeural/ctrl', 'mosquitto ws')).toEqual({received: 'mosquitto ws', qos: 1})
+    expect(await qos1RoundTrip(broker.url, 'naeural/ctrl', 'mosquitto tcp', {clientId: LONG_CLIENT_ID})).toEqual({received: 'mosquitto tcp', qos: 1})
+    expect(await qos1RoundTrip(broker.wsUrl!, 'naeural/ctrl', 'mosquitto ws')).toEqual({received: 'mosquitto ws', qos: 1})
   })
 
   it('restarts on the same ports', async () => {
-    await broker!.restart()
-    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
+    await broker.restart()
+    expect(await qos1RoundTrip(broker.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
   })
 })
 
-describe.skipIf(brokerMissing('nats'))("nats-server's MQTT listener (started by the test, JetStream on)", () => {
-  let broker: TestBroker | undefined
+describe.skipIf(skipWithout('nats-server'))("nats-server's MQTT listener (started by the test, JetStream on)", () => {
+  let nats: Awaited<ReturnType<typeof startNatsServer>>
+  let url: string
   beforeAll(async () => {
-    broker = await startNatsMqtt()
+    nats = await startNatsServer({mqtt: true})
+    url = nats.mqttUrl!
   })
-  afterAll(async () => broker?.stop())
+  afterAll(async () => nats?.stop())
 
   it('carries a QoS 1 message over mqtt://', async () => {
-    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'nats mqtt', {clientId: LONG_CLIENT_ID})).toEqual({received: 'nats mqtt', qos: 1})
+    expect(await qos1RoundTrip(url, 'naeural/ctrl', 'nats mqtt', {clientId: LONG_CLIENT_ID})).toEqual({received: 'nats mqtt', qos: 1})
   })
 
   it('restarts on the same ports', async () => {
-    await broker!.restart()
-    expect(await qos1RoundTrip(broker!.url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
+    await nats.restart()
+    expect(await qos1RoundTrip(url, 'naeural/ctrl', 'after restart')).toEqual({received: 'after restart', qos: 1})
   })
 })

@@ -6,10 +6,11 @@ import {readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {MqttClient} from 'mqtt'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {startMosquitto} from '../../bench/servers.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {topics} from '../../src/protocol/topics.js'
 import {r1, selfSignedCert, spawnFirstJsonLine, tempRoot} from '../deploy/nodes.js'
-import {brokerMissing, mqttClient, startMosquitto} from './helpers.js'
+import {mqttClient, skipWithout} from './helpers.js'
 
 const t = topics()
 const [nodeA, nodeB, clientC, clientD] = [generateIdentity(), generateIdentity(), generateIdentity(), generateIdentity()].map((i) => i.address)
@@ -257,7 +258,7 @@ describe('r1 broker user and r1 broker acl', () => {
     })
   })
 
-  describe.skipIf(brokerMissing('mosquitto'))('the ACL file r1 broker acl --mosquitto prints, in a real Mosquitto', () => {
+  describe.skipIf(skipWithout('mosquitto'))('the ACL file r1 broker acl --mosquitto prints, in a real Mosquitto', () => {
     it('holds nodes and clients to the same topics', async () => {
       const aclFile = join(root.dir, 'r1.acl')
       const printed = await r1(['broker', 'acl', '--mosquitto', '--data-dir', dataDir])
@@ -268,7 +269,7 @@ describe('r1 broker user and r1 broker acl', () => {
       for (const user of users) execFileSync('mosquitto_passwd', ['-b', passwd, user.name, PASSWORD])
       const mosquitto = await startMosquitto({passwordFile: passwd, aclFile})
       try {
-        const connect = (name: string, password = PASSWORD) => mqttClient(mosquitto!.url, {username: name, password})
+        const connect = (name: string, password = PASSWORD) => mqttClient(mosquitto.url, {username: name, password})
         await expect(connect('edge-a', 'wrong password')).rejects.toThrow(/Not authorized|Bad username or password/i)
         const [a, b, c] = [await connect('edge-a'), await connect('edge-b'), await connect('laptop-c')]
         // Mosquitto grants any SUBSCRIBE and checks read access at delivery: what a user may not read never arrives.
@@ -292,7 +293,7 @@ describe('r1 broker user and r1 broker acl', () => {
         forger.end(true)
         await Promise.all([a, b, c].map((client) => client.endAsync()))
       } finally {
-        await mosquitto?.stop()
+        await mosquitto.stop()
       }
     })
   })

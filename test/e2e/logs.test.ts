@@ -4,12 +4,13 @@
 import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {freePort} from '../../bench/servers.js'
 import {canonicalJson} from '../../src/protocol/canonical.js'
 import type {Identity} from '../../src/protocol/identity.js'
 import {startNodeServer} from '../../src/runtime/serve.js'
 import {allowAddress} from '../../src/runtime/server-allowlist.js'
 import {cliIdentity, r1, tempRoot} from '../deploy/nodes.js'
-import {type LogLine, LogsProc, type NodeProc, TcpProxy, cliKeyIdentity, deployEmitter, freePort, journalSeqs, spawnNode} from '../logs/helpers.js'
+import {type LogLine, LogsProc, type NodeProc, TcpProxy, cliKeyIdentity, deployEmitter, journalSeqs, spawnNode} from '../logs/helpers.js'
 
 const root = tempRoot('r1-e2e-logs-')
 let env: Record<string, string>

@@ -5,9 +5,10 @@ import {spawn} from 'node:child_process'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {freePort} from '../../bench/servers.js'
 import type {Identity} from '../../src/protocol/identity.js'
 import {bin, cliIdentity, r1, repoRoot, tempRoot} from '../deploy/nodes.js'
-import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, freePort, logsJson, spawnNode} from './helpers.js'
+import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, logsJson, spawnNode} from './helpers.js'
 
 const root = tempRoot('r1-app-logs-')
 let env: Record<string, string>

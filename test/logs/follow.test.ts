@@ -1,12 +1,12 @@
 import {PassThrough} from 'node:stream'
 import {afterEach, describe, expect, it} from 'vitest'
+import {freePort} from '../../bench/servers.js'
 import {ExitCode, R1Error} from '../../src/errors.js'
 import type {NodeEvent} from '../../src/protocol/events.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {disallowAddress} from '../../src/runtime/server-allowlist.js'
 import {type FollowEntry, type FollowNotice, LineSink, followNodes, parseSince, sampled} from '../../src/session/follow.js'
 import {startTestNode, type TestNode} from '../server/helpers.js'
-import {freePort} from './helpers.js'
 
 const nodes: TestNode[] = []
 afterEach(async () => {

@@ -13,14 +13,6 @@ import {Session} from '../../src/session/index.js'
 import {expect} from 'vitest'
 import {bin, r1, repoRoot} from '../deploy/nodes.js'
 
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as {port: number}).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
 export interface NodeProc {
   url: string
   address: string

@@ -3,10 +3,11 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {freePort} from '../../bench/servers.js'
 import type {Identity} from '../../src/protocol/identity.js'
 import {MAX_LINE_CHARS} from '../../src/runtime/log-limit.js'
 import {cliIdentity, r1, tempRoot} from '../deploy/nodes.js'
-import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, freePort, logsJson, spawnNode} from './helpers.js'
+import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, logsJson, spawnNode} from './helpers.js'
 
 const root = tempRoot('r1-plugin-logs-')
 let env: Record<string, string>

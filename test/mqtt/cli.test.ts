@@ -4,20 +4,20 @@
 import {cpSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest'
+import {startMosquitto} from '../../bench/servers.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
+import {skipWithout, startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
 import {type NodeProcess, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
-import {startAedes, startMosquitto, type TestBroker} from './helpers.js'
 
-const brokers: Array<[string, (dir: string) => Promise<TestBroker | {skip: string}>]> = [
-  ['aedes', () => startAedes()],
-  ['mosquitto', startMosquitto],
+const brokers: Array<[string, string | undefined, () => Promise<TestBroker>]> = [
+  ['embedded', undefined, () => startEmbeddedBroker()],
+  ['mosquitto', skipWithout('mosquitto'), () => startMosquitto()],
 ]
 
-describe.each(brokers)('the CLI through a broker (%s)', (_name, startBroker) => {
+describe.each(brokers)('the CLI through a broker (%s)', (_name, skip, startBroker) => {
   const root = tempRoot('r1-mqtt-cli-')
   const project = join(root.dir, 'project')
   let broker: TestBroker
-  let skip: string | undefined
   let env: Record<string, string>
   let lab: NodeProcess
   let field: NodeProcess
@@ -28,13 +28,8 @@ describe.each(brokers)('the CLI through a broker (%s)', (_name, startBroker) => 
   }
 
   beforeAll(async () => {
-    const started = await startBroker(root.dir)
-    if ('skip' in started) {
-      skip = started.skip
-      console.log(`skipping: ${skip}`)
-      return
-    }
-    broker = started
+    if (skip) return
+    broker = await startBroker()
     const cli = await cliIdentity(root.dir)
     env = cli.env
     const args = (tag: string) => ['--broker', broker.url, '--tag', `site=${tag}`, '--heartbeat-interval', '1', '--alias', tag]

@@ -5,9 +5,9 @@ import {cpSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {execa} from 'execa'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
 import {type NodeProcess, bin, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
 import {LogsProc, cliKeyIdentity, deployEmitter, journalSeqs} from '../logs/helpers.js'
-import {startAedes, type TestBroker} from './helpers.js'
 
 const root = tempRoot('r1-mqtt-faults-')
 const project = join(root.dir, 'project')
@@ -27,7 +27,7 @@ function writeTargets(names: string[]): void {
 }
 
 beforeAll(async () => {
-  broker = await startAedes()
+  broker = await startEmbeddedBroker()
   const cli = await cliIdentity(root.dir)
   env = cli.env
   cliAddress = cli.address

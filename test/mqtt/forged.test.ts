@@ -2,15 +2,15 @@
 // changes nothing; the node keeps serving its allow-listed client.
 import {connect as mqttConnect, type MqttClient} from 'mqtt'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {frameRoute, openFrame} from '../../src/protocol/broker-frames.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {formatTime} from '../../src/protocol/messages.js'
-import {frameRoute, openFrame} from '../../src/protocol/broker-frames.js'
 import {decodeNodeFrame, encodeEncryptedCommand} from '../../src/protocol/wire.js'
 import {Session} from '../../src/session/index.js'
+import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
 import {until} from '../runtime/helpers.js'
 import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
-import {startAedes, type TestBroker} from './helpers.js'
 
 describe('forged and malformed messages on a node’s config topic', () => {
   let broker: TestBroker
@@ -25,7 +25,7 @@ describe('forged and malformed messages on a node’s config topic', () => {
   const rejections: Array<{session: string; reason: string}> = []
 
   beforeAll(async () => {
-    broker = await startAedes()
+    broker = await startEmbeddedBroker()
     test = await startTestNode({broker: {url: broker.url}, listen: false})
     other = await startTestNode({broker: {url: broker.url}, listen: false})
     await until(() => test.node.broker?.connected && other.node.broker?.connected, 10_000, 'the nodes on the broker')

@@ -1,30 +1,26 @@
 // The broker transport through Debian's mosquitto (skipped, saying why, when it is not installed).
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {NotificationCode} from '../../src/protocol/codes.js'
+import {startMosquitto} from '../../bench/servers.js'
 import {discoverNodes} from '../../src/deploy/discover.js'
+import {NotificationCode} from '../../src/protocol/codes.js'
 import {Session} from '../../src/session/index.js'
-import {tempRoot} from '../deploy/nodes.js'
+import {skipWithout, type TestBroker} from '../broker/helpers.js'
 import {until} from '../runtime/helpers.js'
 import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
-import {startMosquitto, type TestBroker} from './helpers.js'
 
-const root = tempRoot('r1-mosquitto-')
-const started = await startMosquitto(root.dir)
-if ('skip' in started) console.log(`skipping the mosquitto tests: ${started.skip}`)
-
-describe.skipIf('skip' in started)('a node served through mosquitto', () => {
-  const broker = started as TestBroker
+describe.skipIf(skipWithout('mosquitto'))('a node served through mosquitto', () => {
+  let broker: TestBroker
   let test: TestNode
 
   beforeAll(async () => {
+    broker = await startMosquitto()
     test = await startTestNode({broker: {url: broker.url}, listen: false, heartbeatIntervalMs: 500, tags: {site: 'mosquitto'}})
     await until(() => test.node.broker?.connected, 10_000, 'the node on mosquitto')
   })
 
   afterAll(async () => {
     await test?.dispose()
-    await broker.stop()
-    root.dispose()
+    await broker?.stop()
   })
 
   it('is discovered by its heartbeat, deploys confirmed, and streams a subscription in seq order', async () => {

@@ -1,22 +1,22 @@
 import {connect as mqttConnect, type MqttClient} from 'mqtt'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {decodePublicHeartbeat} from '../../src/protocol/broker-frames.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
-import {decodePublicHeartbeat} from '../../src/protocol/broker-frames.js'
 import {decodeSigned} from '../../src/protocol/wire.js'
+import {Session} from '../../src/session/index.js'
+import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
 import {until} from '../runtime/helpers.js'
 import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
-import {startAedes, type TestBroker} from './helpers.js'
-import {Session} from '../../src/session/index.js'
 
-describe('a node served through an MQTT broker (aedes in process)', () => {
+describe('a node served through an MQTT broker (the embedded broker, in process)', () => {
   let broker: TestBroker
   let test: TestNode
   let sniffer: MqttClient
   const seen: Array<{topic: string; text: string}> = []
 
   beforeAll(async () => {
-    broker = await startAedes()
+    broker = await startEmbeddedBroker()
     sniffer = mqttConnect(broker.url, {protocolVersion: 4, clientId: 'sniffer'})
     sniffer.on('message', (topic, payload) => seen.push({topic, text: payload.toString()}))
     await new Promise<void>((resolve) => sniffer.once('connect', () => resolve()))

@@ -1,7 +1,7 @@
-import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {deflateSync} from 'node:zlib'
 import {afterEach, describe, expect, it} from 'vitest'
+import {freePort} from '../../bench/servers.js'
 import {compileManifest, loadManifest} from '../../src/manifest/index.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
 import type {InstanceConfig} from '../../src/protocol/pipeline.js'
@@ -24,15 +24,6 @@ async function start(signature: string, instances: InstanceConfig[]): Promise<Ev
   const events = new Events(node)
   await node.execute('UPDATE_CONFIG', {NAME: 'b', TYPE: 'Void', PLUGINS: [{SIGNATURE: signature, INSTANCES: instances.map((i) => ({PROCESS_DELAY: 0.05, SHUTDOWN_TIMEOUT: 2, ...i}))}]}, meta())
   return events
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 describe('CUSTOM_EXEC_01', () => {

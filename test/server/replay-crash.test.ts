@@ -2,10 +2,11 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
+import {freePort} from '../../bench/servers.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {formatTime, type Rejection, type UnsignedCommand} from '../../src/protocol/messages.js'
 import {encodeCommand} from '../../src/protocol/wire.js'
-import {freePort, type NodeProc, spawnNode} from '../logs/helpers.js'
+import {type NodeProc, spawnNode} from '../logs/helpers.js'
 import {RawClient, rejectionFor, replyFor} from './raw-client.js'
 
 // Spawns the built CLI (`npm run build` first): `r1 node start` killed with -9 right after it answered.

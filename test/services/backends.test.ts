@@ -4,18 +4,14 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
+import {buffer} from 'node:stream/consumers'
 import {afterEach, describe, expect, it} from 'vitest'
+import {startNatsServer} from '../../bench/servers.js'
 import {openServices, type NodeServices} from '../../src/services/index.js'
-import {natsMissing, startNatsServer, type NatsServer} from './nats-server.js'
+import {skipWithout} from '../broker/helpers.js'
 
 const ODD_KEYS = ['', 'a/b/../c', 'ünï-cödé 🚀', 'with space', 'dots.and*wild>cards', '%2F..%00', 'x'.repeat(300), 'tab\tnew\nline', 'C:\\windows\\path']
 const VALUES = [0, -1.5, 'text', '', true, false, [1, 'two', null, {three: 3}], {nested: {deep: ['ok', {x: null}]}, 'key with space': 1}]
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
-}
 
 /** Bytes with every value 0x00..0xFF, in a pattern that is not periodic in 64 KiB chunks. */
 function binary(size: number): Buffer {
@@ -40,10 +36,10 @@ const backends: Array<{name: string; skip?: string; make(): Promise<Backend>}> =
   },
   {
     name: 'NATS JetStream',
-    skip: natsMissing(),
+    skip: skipWithout('nats-server'),
     async make() {
       const dir = mkdtempSync(join(tmpdir(), 'r1-services-'))
-      const nats: NatsServer = await startNatsServer()
+      const nats = await startNatsServer()
       return {
         open: (options) => openServices({dataDir: dir, cstore: nats.url, r1fs: nats.url, ...options}),
         async dispose() {
@@ -56,8 +52,7 @@ const backends: Array<{name: string; skip?: string; make(): Promise<Backend>}> =
 ]
 
 for (const backend of backends) {
-  if (backend.skip) console.log(backend.skip)
-  describe.skipIf(backend.skip !== undefined)(`services on the ${backend.name} backend`, () => {
+  describe.skipIf(backend.skip)(`services on the ${backend.name} backend`, () => {
     const opened: NodeServices[] = []
     let current: Backend | undefined
     const open = async (options?: {quotaBytes?: number}) => {
@@ -122,9 +117,9 @@ for (const backend of backends) {
       expect(await r1fs.add(bytes, {filename: 'other.bin'})).not.toBe(cid)
       const file = await r1fs.get(cid)
       expect(file).toMatchObject({filename: 'data ü/../x.bin', size: bytes.length})
-      expect((await readAll(file!.stream())).equals(bytes)).toBe(true)
+      expect((await buffer(file!.stream())).equals(bytes)).toBe(true)
       const empty = await r1fs.add(Buffer.alloc(0), {filename: 'empty'})
-      expect((await readAll((await r1fs.get(empty))!.stream())).length).toBe(0)
+      expect((await buffer((await r1fs.get(empty))!.stream())).length).toBe(0)
       const listed = await r1fs.list()
       expect(listed.map((e) => e.cid).sort()).toEqual([cid, empty, await r1fs.add(bytes, {filename: 'other.bin'})].sort())
       expect(listed.find((e) => e.cid === cid)).toMatchObject({filename: 'data ü/../x.bin', size: bytes.length, encrypted: false})
@@ -144,7 +139,7 @@ for (const backend of backends) {
       expect(await r1fs.get(cid, 'wrong')).toBeUndefined()
       expect(await r1fs.get(cid)).toBeUndefined()
       const file = await r1fs.get(cid, 'correct horse')
-      expect((await readAll(file!.stream())).equals(bytes)).toBe(true)
+      expect((await buffer(file!.stream())).equals(bytes)).toBe(true)
       expect((await r1fs.list()).find((e) => e.cid === cid)).toMatchObject({encrypted: true, size: bytes.length})
     })
 
@@ -153,7 +148,7 @@ for (const backend of backends) {
       const small = await r1fs.add(binary(100 * 1024), {filename: 'small'})
       await expect(r1fs.add(Readable.from([binary(300 * 1024), binary(300 * 1024)]), {filename: 'big'})).rejects.toThrow(/R1FS is full: the file does not fit in the 0\.5 MiB quota/)
       expect((await r1fs.list()).map((e) => e.cid)).toEqual([small])
-      expect((await readAll((await r1fs.get(small))!.stream())).length).toBe(100 * 1024)
+      expect((await buffer((await r1fs.get(small))!.stream())).length).toBe(100 * 1024)
       // concurrent adds count each other: what is stored never exceeds the quota
       const results = await Promise.allSettled(Array.from({length: 4}, (_, i) => r1fs.add(Readable.from([binary(64 * 1024), binary(96 * 1024 + i)]), {filename: `c${i}`})))
       expect(results.filter((r) => r.status === 'rejected').length).toBeGreaterThan(0)
@@ -170,12 +165,12 @@ for (const backend of backends) {
       const again = await open()
       expect(await again.cstore.get('k')).toEqual({v: 1})
       expect(await again.cstore.hgetall('h')).toEqual({f: [1, 2]})
-      expect((await readAll((await again.r1fs.get(cid, 's'))!.stream())).equals(binary(70_000))).toBe(true)
+      expect((await buffer((await again.r1fs.get(cid, 's'))!.stream())).equals(binary(70_000))).toBe(true)
     })
   })
 }
 
-describe.skipIf(natsMissing() !== undefined)('two nodes on one NATS', () => {
+describe.skipIf(skipWithout('nats-server'))('two nodes on one NATS', () => {
   it('see each other’s keys, hashes and files; embedded nodes do not', async () => {
     const nats = await startNatsServer()
     const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'r1-services-')))
@@ -187,7 +182,7 @@ describe.skipIf(natsMissing() !== undefined)('two nodes on one NATS', () => {
       const cid = await a!.r1fs.add(binary(150_000), {filename: 'from-a', secret: 'fleet'})
       expect(await b!.cstore.get('shared/key')).toEqual({from: 'a'})
       expect(await a!.cstore.hgetall('shared-hash')).toEqual({b: 2})
-      expect((await readAll((await b!.r1fs.get(cid, 'fleet'))!.stream())).equals(binary(150_000))).toBe(true)
+      expect((await buffer((await b!.r1fs.get(cid, 'fleet'))!.stream())).equals(binary(150_000))).toBe(true)
       expect(await local.cstore.get('shared/key')).toBeNull()
       expect(await local.r1fs.get(cid, 'fleet')).toBeUndefined()
       // both nodes writing one hash at once: every field lands (compare-and-set, retried)

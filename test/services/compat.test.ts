@@ -7,8 +7,9 @@ import {createReadStream, openAsBlob, readFileSync, writeFileSync} from 'node:fs
 import {join} from 'node:path'
 import {EdgeSdk} from '@ratio1/edge-sdk-ts'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {startNatsServer} from '../../bench/servers.js'
+import {skipWithout} from '../broker/helpers.js'
 import {r1, startNode, tempRoot, type NodeProcess} from '../deploy/nodes.js'
-import {natsMissing, startNatsServer} from './nats-server.js'
 
 type ServicesNode = NodeProcess & {cstoreUrl: string; r1fsUrl: string}
 
@@ -195,7 +196,7 @@ describe('durability', () => {
   })
 })
 
-describe.skipIf(natsMissing() !== undefined)('two nodes started with --cstore and --r1fs on one NATS', () => {
+describe.skipIf(skipWithout('nats-server'))('two nodes started with --cstore and --r1fs on one NATS', () => {
   it('share keys, hashes and files through the Ratio1 client', async () => {
     const nats = await startNatsServer()
     const nodes: ServicesNode[] = []

@@ -3,7 +3,7 @@
 import {appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type {Readable} from 'node:stream'
+import {buffer} from 'node:stream/consumers'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {openServices} from '../../src/services/index.js'
 
@@ -12,12 +12,6 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'r1-services-crash-'))
 })
 afterEach(() => rmSync(dir, {recursive: true, force: true}))
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
-}
 
 describe('CStore log', () => {
   it('drops a torn last line (a write cut by a crash, never acknowledged) and keeps appending after it', async () => {
@@ -87,7 +81,7 @@ describe('R1FS files', () => {
     const stored = readFileSync(path)
     stored[150_000]! ^= 1
     writeFileSync(path, stored)
-    await expect(readAll((await services.r1fs.get(cid, 's'))!.stream())).rejects.toThrow(/does not match its secret \(changed or corrupt on disk\)/)
+    await expect(buffer((await services.r1fs.get(cid, 's'))!.stream())).rejects.toThrow(/does not match its secret \(changed or corrupt on disk\)/)
     await services.cstore.close()
     await services.r1fs.close()
   })
