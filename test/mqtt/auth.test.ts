@@ -68,12 +68,11 @@ describe('a broker with a user and password', () => {
 
   it('config.yaml password_env reads the password from the environment (a CI secret); unset fails the target, naming the variable', async () => {
     const project = join(root.dir, 'project-env')
-    const {mkdirSync} = await import('node:fs')
     mkdirSync(project, {recursive: true})
-    writeFileSync(join(project, 'config.yaml'), `name: p\nversion: 0.1.0\nbrokers:\n  b: { url: "${broker.url}", user: edge, password_env: R1_TEST_BROKER_PW }\ntargets:\n  n: { address: "${node.address}", broker: b }\n`)
-    const ok = await r1(['status', '--dir', project, '--json'], {env: {...env, R1_TEST_BROKER_PW: 's3cret-pw'}})
+    writeFileSync(join(project, 'config.yaml'), `name: p\nversion: 0.1.0\nbrokers:\n  b: { url: "${broker.url}", user: laptop, password_env: R1_TEST_BROKER_PW }\ntargets:\n  n: { address: "${node.address}", broker: b }\n`)
+    const ok = await r1(['status', '--dir', project, '--json'], {env: {...env, R1_TEST_BROKER_PW: PASSWORD}})
     expect(ok.exitCode, ok.stderr + ok.stdout).toBe(0)
-    expect(ok.stdout + ok.stderr).not.toContain('s3cret-pw')
+    expect(ok.stdout + ok.stderr).not.toContain(PASSWORD)
     const unset = await r1(['status', '--dir', project, '--json'], {env})
     expect(unset.exitCode).toBe(1) // the target fails, naming the variable to set
     expect(unset.json).toMatchObject({ok: false, targets: [{target: 'n', status: 'failed', error: expect.stringContaining('$R1_TEST_BROKER_PW, which is not set')}]})

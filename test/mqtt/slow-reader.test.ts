@@ -5,14 +5,14 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {Session} from '../../src/session/index.js'
 import {until} from '../runtime/helpers.js'
 import {startTestNode, type TestNode} from '../server/helpers.js'
-import {startAedes, type TestBroker} from './helpers.js'
+import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
 
 describe('a slow reader through a broker', () => {
   let broker: TestBroker
   let test: TestNode
 
   beforeAll(async () => {
-    broker = await startAedes()
+    broker = await startEmbeddedBroker()
     test = await startTestNode({broker: {url: broker.url}, listen: false})
     await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
   })
