@@ -1,10 +1,10 @@
 // The built CLI over a broker: real `r1 node start --broker` processes on an in-process aedes, and
-// on Debian's mosquitto when installed: discovery by heartbeat (with tags), deploy / status / logs
+// on Debian's mosquitto and nats-server (its MQTT listener) when installed: discovery by heartbeat (with tags), deploy / status / logs
 // through `brokers` in config.yaml.
 import {cpSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest'
-import {startMosquitto} from '../../bench/servers.js'
+import {startMosquitto, startNatsServer} from '../../bench/servers.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {skipWithout, startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
 import {type NodeProcess, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
@@ -12,6 +12,15 @@ import {type NodeProcess, cliIdentity, r1, repoRoot, startNode, tempRoot} from '
 const brokers: Array<[string, string | undefined, () => Promise<TestBroker>]> = [
   ['embedded', undefined, () => startEmbeddedBroker()],
   ['mosquitto', skipWithout('mosquitto'), () => startMosquitto()],
+  // nats-server's MQTT listener (JetStream on): the broker recommended for fleets
+  [
+    'nats-server',
+    skipWithout('nats-server'),
+    async () => {
+      const nats = await startNatsServer({mqtt: true})
+      return {...nats, url: nats.mqttUrl!}
+    },
+  ],
 ]
 
 describe.each(brokers)('the CLI through a broker (%s)', (_name, skip, startBroker) => {
