@@ -1,5 +1,7 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
+import type {ChalkInstance} from 'chalk'
 import {ExitCode, R1Error, exitCodeOf} from './errors.js'
+import type {FleetResult} from './fleet/result.js'
 import {closest} from './manifest/diagnostics.js'
 import {type ErrorJson, errorJson, errorText} from './ui/error-report.js'
 
@@ -21,6 +23,13 @@ export const targetFlags = {
   dir: Flags.string({char: 'd', description: 'Project folder (holds config.yaml)', default: '.'}),
   'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
   ca: Flags.string({description: 'PEM file of a CA (or self-signed certificate) to trust for wss:// nodes'}),
+}
+
+/** Target flags plus the fan-out and confirmation limits: every fleet command (deploy, status, command, restart, rollback, pipelines …). */
+export const fleetFlags = {
+  ...targetFlags,
+  'max-concurrent': Flags.integer({description: 'Targets handled at once', default: 8, min: 1}),
+  'wait-timeout': Flags.integer({description: 'Seconds to wait for the node to confirm', default: 60, min: 1}),
 }
 
 /**
@@ -70,6 +79,24 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** Progress and notes for humans: stderr, silent under `--json`. */
   protected note(message: string): void {
     if (!this.jsonEnabled()) process.stderr.write(message + '\n')
+  }
+
+  /**
+   * Ends a fleet command the one way: under `--json` the result is the document; else `lines` (given the
+   * stdout colors) go to stdout and one failure summary, built from the per-node outcomes, to stderr.
+   * The exit code is the result's.
+   */
+  protected async finishFleet<R extends FleetResult>(what: string, result: R, lines: (color: ChalkInstance) => string[] | string): Promise<R> {
+    if (!this.jsonEnabled()) {
+      const [{out, err}, {failureText}, {failureOf}] = await Promise.all([import('./ui/colors.js'), import('./deploy/render.js'), import('./fleet/result.js')])
+      const text = lines(out)
+      const body = typeof text === 'string' ? text : text.join('\n') + '\n'
+      process.stdout.write(body)
+      const failure = failureOf(what, result.targets, result.exitCode)
+      if (failure) process.stderr.write(failureText(failure, err))
+    }
+    process.exitCode = result.exitCode
+    return result
   }
 
   public override logJson(json: unknown): void {

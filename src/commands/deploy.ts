@@ -1,14 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, targetFlags} from '../base-command.js'
-import type {TargetStatus} from '../deploy/fanout.js'
+import {BaseCommand, fleetFlags} from '../base-command.js'
 import type {DeployResult} from '../deploy/run.js'
-
-/** Target flags plus the fan-out and confirmation limits: deploy and the managing commands. */
-export const fleetFlags = {
-  ...targetFlags,
-  'max-concurrent': Flags.integer({description: 'Targets handled at once', default: 8, min: 1}),
-  'wait-timeout': Flags.integer({description: 'Seconds to wait for the node to confirm', default: 60, min: 1}),
-}
+import type {TargetStatus} from '../fleet/result.js'
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
   static override summary = 'Bundle, upload and apply pipelines on nodes, waiting for their confirmations'
@@ -65,23 +58,8 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       onStep: (target, step, detail) => (step === 'done' ? !this.flags.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
     })
     await progress.close(result.targets)
-    if (!json) await this.render(result)
-    process.exitCode = result.exitCode
-    return result
-  }
-
-  private async render(result: DeployResult): Promise<void> {
-    const [{out, err}, {renderDeploySummary, renderPlanOf, failureText}, {failureOf}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js'), import('../deploy/fanout.js')])
-    const lines: string[] = []
-    if (this.flags['dry-run']) {
-      for (const t of result.targets) {
-        lines.push(...renderPlanOf(t, out))
-      }
-    } else {
-      lines.push(...renderDeploySummary(result.targets, out))
-    }
-    process.stdout.write(lines.join('\n') + '\n')
-    const failure = failureOf(this.flags['dry-run'] ? 'Planning' : 'Deploy', result.targets)
-    if (failure) process.stderr.write(failureText(failure, err))
+    const {renderDeploySummary, renderPlanOf} = await import('../deploy/render.js')
+    const dryRun = this.flags['dry-run']
+    return this.finishFleet(dryRun ? 'Planning' : 'Deploy', result, (out) => (dryRun ? result.targets.flatMap((t) => renderPlanOf(t, out)) : renderDeploySummary(result.targets, out)))
   }
 }

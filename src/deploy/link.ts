@@ -4,7 +4,7 @@ import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
 import type {Action, HeartbeatResult, PayloadOf, StateResult} from '../protocol/messages.js'
 import {Session} from '../session/index.js'
-import type {Connect, NodeLink} from './fanout.js'
+import type {Connect, NodeLink} from '../fleet/engine.js'
 import type {Target} from './targets.js'
 
 export interface ConnectorOptions {

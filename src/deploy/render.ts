@@ -153,18 +153,6 @@ export function renderNodeStatus(
   return [...lines, ...table_.map((l) => `  ${l}`)]
 }
 
-/** The stdout lines and the stderr failure summary of a per-target command. */
-export function reportTargets(
-  targets: ReadonlyArray<{target: string; status: string; error?: string}>,
-  detail: (index: number) => string,
-  color: {out: ChalkInstance; err: ChalkInstance},
-  failure: {message: string; hint?: string} | undefined,
-): {stdout: string; stderr: string} {
-  const stdout = renderTargetResults(targets, detail, color.out).join('\n') + '\n'
-  const stderr = failure ? failureText(failure, color.err) : ''
-  return {stdout, stderr}
-}
-
 /** The `✖ message` / `→ hint` lines of a failure, its node-supplied text escaped (line breaks kept). */
 export function failureText(failure: {message: string; hint?: string}, color: ChalkInstance): string {
   const hint = failure.hint ? color.dim('→ ' + escapeControlKeepLines(failure.hint)) + '\n' : ''

@@ -3,8 +3,9 @@ import {NotificationCode} from '../protocol/codes.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {secretNames} from '../protocol/secret-refs.js'
 import {type SecretsFile, sealedFor} from '../secrets/store.js'
-import type {Expectation} from './confirm.js'
-import {type ConfirmedCommand, type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import type {Expectation} from '../fleet/confirm.js'
+import {type ConfirmedCommand, type Connect, type NodeLink, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
+import {type NodeOutcome, type TargetStatus, exitCodeFor, hintOfError, isFailure, statusOfError} from '../fleet/result.js'
 import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
 import type {Target} from './targets.js'
 
@@ -56,15 +57,8 @@ export interface Timings {
   total: number
 }
 
-export interface TargetResult {
-  target: string
-  url: string
-  address: string
-  ok: boolean
-  status: TargetStatus
-  error?: string
-  /** What to do about the error (a rejection's hint is by its reason). */
-  hint?: string
+/** One node's outcome of a deploy. */
+export interface TargetResult extends NodeOutcome {
   /** Bundles uploaded to this node (the ones it lacked). */
   uploaded: string[]
   timings: Timings

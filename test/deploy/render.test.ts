@@ -1,6 +1,6 @@
 import {Chalk} from 'chalk'
 import {describe, expect, it} from 'vitest'
-import {ms, renderDeploySummary, renderNodeStatus, reportTargets, table} from '../../src/deploy/render.js'
+import {failureText, ms, renderDeploySummary, renderNodeStatus, renderTargetResults, table} from '../../src/deploy/render.js'
 import {parseParams} from '../../src/deploy/manage.js'
 import {R1Error} from '../../src/errors.js'
 
@@ -61,10 +61,10 @@ describe('deploy rendering', () => {
   })
 
   it('reports per-target results and the failure on stderr', () => {
-    const report = reportTargets([{target: 'a', status: 'ok'}, {target: 'b', status: 'rejected', error: 'not allowed'}], () => 'done', {out: plain, err: plain}, {message: 'Stopping failed on 1 of 2 targets', hint: 'allow-list'})
-    expect(report.stdout).toMatch(/a\s+ok\s+done\n/)
-    expect(report.stdout).toMatch(/b\s+rejected\s+not allowed/)
-    expect(report.stderr).toBe('✖ Stopping failed on 1 of 2 targets\n→ allow-list\n')
+    const stdout = renderTargetResults([{target: 'a', status: 'ok'}, {target: 'b', status: 'rejected', error: 'not allowed'}], () => 'done', plain).join('\n') + '\n'
+    expect(stdout).toMatch(/a\s+ok\s+done\n/)
+    expect(stdout).toMatch(/b\s+rejected\s+not allowed/)
+    expect(failureText({message: 'Stopping failed on 1 of 2 targets', hint: 'allow-list'}, plain)).toBe('✖ Stopping failed on 1 of 2 targets\n→ allow-list\n')
   })
 })
 

@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
-import {ConfirmationTracker} from '../../src/deploy/confirm.js'
-import {exitCodeFor, failureOf, pool} from '../../src/deploy/fanout.js'
+import {ConfirmationTracker} from '../../src/fleet/confirm.js'
+import {pool} from '../../src/fleet/engine.js'
+import {exitCodeFor, failureOf} from '../../src/fleet/result.js'
 import type {HeartbeatEvent, NotificationEvent} from '../../src/protocol/events.js'
 
 let seq = 0
