@@ -45,6 +45,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** Commands that end by themselves on Ctrl-C (streams, `run`) set this and watch `this.signal`. */
   static interruptible = false
 
+  /** Set by a command that, from then on, handles Ctrl-C itself by watching `this.signal` (a rollout). */
+  protected handlesInterrupt = false
   protected flags!: CommandFlags<T>
   protected args!: CommandArgs<T>
   private readonly interrupt = new AbortController()
@@ -150,7 +152,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   private async handleSignal(signal: NodeJS.Signals): Promise<void> {
     if (this.interrupt.signal.aborted) process.exit(ExitCode.INTERRUPTED) // second Ctrl-C: leave now
     this.interrupt.abort(new R1Error(`Interrupted (${signal})`, ExitCode.INTERRUPTED, {code: 'INTERRUPTED'}))
-    if ((this.ctor as typeof BaseCommand).interruptible) return
+    if ((this.ctor as typeof BaseCommand).interruptible || this.handlesInterrupt) return
     await this.runCleanups()
     process.exit(ExitCode.INTERRUPTED)
   }

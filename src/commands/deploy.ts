@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, fleetFlags} from '../base-command.js'
-import type {DeployResult} from '../deploy/run.js'
+import type {DeployResult, DeployStep} from '../deploy/run.js'
+import type {Target} from '../deploy/targets.js'
 import type {TargetStatus} from '../fleet/result.js'
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
@@ -20,46 +21,60 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   static override args = {pipeline: Args.string({description: 'Pipelines to deploy, by NAME (default: every pipeline of the project)'})}
   static override flags = {
     ...fleetFlags,
-    'dry-run': Flags.boolean({description: "Show each target's plan against its current state; change nothing"}),
-    atomic: Flags.boolean({description: 'Apply only if every target answers first (connects and reads its state); if one fails later, put back the targets that already took the new version'}),
+    'dry-run': Flags.boolean({description: "Show each target's plan against its current state (and, with waves, which targets go in which wave); change nothing"}),
+    atomic: Flags.boolean({description: 'Apply only if every target answers first (connects and reads its state); if one fails later, put back the targets that already took the new version', exclusive: ['waves', 'canary']}),
     message: Flags.string({char: 'm', description: 'Why: kept by the nodes with the version this deploy makes, with your address and the time (`r1 pipelines history`)'}),
+    waves: Flags.string({description: 'Roll out in waves, each step counted from the start (a count or a share of the targets), the last 100%: e.g. 1,10%,50%,100%', exclusive: ['canary'], helpGroup: 'ROLLOUT'}),
+    canary: Flags.integer({description: 'Roll out to N targets first, then to the rest (--waves N,100%)', min: 1, helpGroup: 'ROLLOUT'}),
+    soak: Flags.string({description: 'How long each wave is watched for health before the next starts (e.g. 60s, 2m, 0) [default: 60s]', helpGroup: 'ROLLOUT'}),
+    'max-failed': Flags.string({description: 'Failed targets (a count, or a share like 5%) the rollout tolerates before it stops and puts every updated target back; any failure in the first wave stops it [default: 0]', helpGroup: 'ROLLOUT'}),
   }
 
   public async run(): Promise<DeployResult> {
     const {argv} = await this.parse(Deploy)
     const pipelines = argv.map(String)
-    const [{openProject, buildProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}, {readSecrets}] = await Promise.all([
+    const [{openProject, buildProject}, {resolveTargets}, {connector}, {deploy}, {targetProgress}, {readSecrets}, waves] = await Promise.all([
       import('../deploy/project.js'),
       import('../deploy/targets.js'),
       import('../deploy/link.js'),
       import('../deploy/run.js'),
       import('../deploy/progress.js'),
       import('../secrets/store.js'),
+      import('../fleet/waves.js'),
     ])
-    const project = await openProject(this.flags.dir)
-    const targets = resolveTargets(project.targets, this.flags)
+    const f = this.flags
+    const steps = f.waves === undefined ? (f.canary === undefined ? undefined : waves.canaryWaves(f.canary)) : waves.parseWaves(f.waves)
+    if (!steps && (f.soak !== undefined || f['max-failed'] !== undefined)) throw waves.rolloutOnly(f.soak === undefined ? '--max-failed' : '--soak')
+    const project = await openProject(f.dir)
+    const targets = resolveTargets(project.targets, f)
     const secrets = await readSecrets(project.dir)
     // Targets connect and read their state while esbuild bundles.
     const built = buildProject(project, pipelines)
-    const connect = await connector({connectTimeoutMs: this.flags['connect-timeout'] * 1000, caFile: this.flags.ca})
+    const connect = await connector({connectTimeoutMs: f['connect-timeout'] * 1000, caFile: f.ca})
     const json = this.jsonEnabled()
     const progress = targetProgress(targets, {json})
-    const result = await deploy({
+    const options = {
       targets,
       project: built,
       connect,
-      maxConcurrent: this.flags['max-concurrent'],
-      waitTimeoutMs: this.flags['wait-timeout'] * 1000,
-      dryRun: this.flags['dry-run'],
-      atomic: this.flags.atomic,
-      message: this.flags.message,
+      maxConcurrent: f['max-concurrent'],
+      waitTimeoutMs: f['wait-timeout'] * 1000,
+      dryRun: f['dry-run'],
+      atomic: f.atomic,
+      message: f.message,
       secrets,
       signal: this.signal,
-      onStep: (target, step, detail) => (step === 'done' ? !this.flags.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
-    })
+      onStep: (target: Target, step: DeployStep, detail?: string) => (step === 'done' ? !f.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
+    }
+    if (steps) {
+      this.handlesInterrupt = true // Ctrl-C stops starting waves, then asks or rolls back
+      const [{runRollout}, {renderRollout}] = await Promise.all([import('../fleet/rollout-run.js'), import('../deploy/render.js')])
+      const result = await runRollout({...options, steps, soakMs: waves.parseDuration(f.soak ?? '60s'), maxFailed: waves.parseMaxFailed(f['max-failed'] ?? '0')}, {projectDir: project.dir, json, progress})
+      return this.finishFleet('Rollout', result, (out) => renderRollout(result, out))
+    }
+    const result = await deploy(options)
     await progress.close(result.targets)
     const {renderDeploySummary, renderPlanOf} = await import('../deploy/render.js')
-    const dryRun = this.flags['dry-run']
-    return this.finishFleet(dryRun ? 'Planning' : 'Deploy', result, (out) => (dryRun ? result.targets.flatMap((t) => renderPlanOf(t, out)) : renderDeploySummary(result.targets, out)))
+    return this.finishFleet(f['dry-run'] ? 'Planning' : 'Deploy', result, (out) => (f['dry-run'] ? result.targets.flatMap((t) => renderPlanOf(t, out)) : renderDeploySummary(result.targets, out)))
   }
 }

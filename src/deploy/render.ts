@@ -85,6 +85,7 @@ const STATUS_COLOR: Record<string, 'green' | 'yellow' | 'red' | 'dim'> = {
   stopped: 'dim',
   'rolled-back': 'yellow',
   skipped: 'yellow',
+  untouched: 'dim',
 }
 
 export function paintStatus(status: string, text: string, color: ChalkInstance): string {
@@ -204,4 +205,19 @@ export function renderHistory(
       : [[t.target, '-', '-', '-', `${t.status}: ${t.error ?? ''}`]],
   )
   return rows.length > 0 ? table(['TARGET', 'VERSION', 'TIME', 'WHO', 'MESSAGE'], rows, color, (_r, c, text) => (c === 1 && text.startsWith('*') ? color.bold(text) : text)) : ['No versions.']
+}
+
+/** `r1 deploy --waves/--canary`: the waves (which targets, how far each got), then each target's outcome, or each target's plan with --dry-run. */
+export function renderRollout(
+  result: {id?: string; dryRun?: boolean; reason?: string; abort?: string; rolledBack?: boolean; waves: Array<{wave: number; targets: string[]; state: string}>; targets: Array<Parameters<typeof renderPlanOf>[0] & Parameters<typeof renderDeploySummary>[0][number] & {wave: number}>},
+  color: ChalkInstance,
+): string[] {
+  const waves = result.waves.map((w) => `wave ${w.wave} (${w.state}): ${escapeControl(w.targets.join(', '))}`)
+  if (result.dryRun) return [...waves, ...result.targets.flatMap((t) => renderPlanOf(t, color))]
+  const ending = result.reason
+    ? [color.yellow(`rollout ${result.id ?? ''} ${result.reason}: ${escapeControl(result.abort ?? '')}${result.rolledBack ? ' — every updated target was put back' : ''}`)]
+    : result.id
+      ? [color.dim(`rollout ${result.id} recorded (r1 rollouts show ${result.id})`)]
+      : []
+  return [...waves, ...renderDeploySummary(result.targets, color), ...ending]
 }

@@ -75,7 +75,8 @@ export interface DeployResult {
   targets: TargetResult[]
 }
 
-interface Attempt {
+/** One target's deploy: its result so far, its open link, and what was sent (what a rollback undoes). */
+export interface Attempt {
   target: Target
   result: TargetResult
   /** Connected, state read and planned: ready to apply. */
@@ -84,6 +85,8 @@ interface Attempt {
   link?: NodeLink
   /** Pipelines whose command was sent: what --atomic undoes. */
   applied: PipelinePlan[]
+  /** The link reported the connection lost (a rollback opens a new one). */
+  lost?: boolean
   /** Bundles the node lacked when its state was read. */
   missing?: string[]
   /** Pipelines the node had archived (stopped, kept for rollback) before this deploy → their version. */
@@ -97,7 +100,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
   const limit = options.maxConcurrent ?? 8
-  const closeAll = (list: Attempt[]) => Promise.all(list.map((a) => a.link?.close().catch(() => undefined)))
+  const closeAll = closeAttempts
   let attempts: Attempt[]
   if (options.atomic && !options.dryRun) {
     // every target must answer before anything is applied anywhere: a node that is down costs nothing
@@ -126,14 +129,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       return attempt
     })
   } else {
-    attempts = await pool(options.targets, limit, (target) => deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'all'))
-    try {
-      await project
-    } catch (error) {
-      // Nothing was applied anywhere: the build failed before any plan.
-      await closeAll(attempts)
-      throw error
-    }
+    attempts = await deployOpen(options.targets, options)
   }
 
   if (options.atomic && attempts.some((a) => !a.result.ok)) {
@@ -148,6 +144,28 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const targets = attempts.map((a) => a.result)
   const exitCode = exitCodeFor(targets)
   return {ok: exitCode === ExitCode.OK, exitCode, targets}
+}
+
+/**
+ * Deploys to `targets` and leaves each connection open, still receiving the node's notifications and
+ * heartbeats: a rollout's wave is soaked (and maybe rolled back) before its links close (`closeAttempts`).
+ */
+export async function deployOpen(targets: Target[], options: DeployOptions): Promise<Attempt[]> {
+  const project = Promise.resolve(options.project)
+  project.catch(() => undefined) // awaited below; a build error ends the whole deploy
+  const attempts = await pool(targets, options.maxConcurrent ?? 8, (target) => deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'all'))
+  try {
+    await project
+  } catch (error) {
+    // Nothing was applied anywhere: the build failed before any plan.
+    await closeAttempts(attempts)
+    throw error
+  }
+  return attempts
+}
+
+export async function closeAttempts(attempts: readonly Attempt[]): Promise<void> {
+  await Promise.all(attempts.map((a) => a.link?.close().catch(() => undefined)))
 }
 
 function newAttempt(target: Target): Attempt {
@@ -187,7 +205,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       const [state, missing] = await Promise.all([
         link.state(),
         project.then((p) => link.missingBundles([...p.bundles.keys()])),
-        options.dryRun ? undefined : link.watchNotifications(),
+        options.dryRun ? undefined : link.watchEvents(),
       ])
       const {pipelines} = await project
       // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)
@@ -292,20 +310,27 @@ async function upload(attempt: Attempt, target: Target, missingAtStart: string[]
       await new Promise((resolve) => setTimeout(resolve, delay))
       await attempt.link!.close().catch(() => undefined)
       attempt.link = await options.connect(target, options.signal)
-      await attempt.link.watchNotifications()
+      await attempt.link.watchEvents()
     }
   }
 }
 
-/** Puts back what a target ran before this deploy: the previous config, the archived one, or no pipeline at all. */
-async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs: number): Promise<void> {
-  const {result} = attempt
-  const target = options.targets.find((t) => t.name === result.target)!
+/**
+ * Puts back what a target ran before this deploy: the version it ran (R1_ROLLBACK to the version recorded
+ * before it was changed), the archived one, or no pipeline at all. A lost connection is opened again.
+ */
+export async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs: number): Promise<void> {
+  const {result, target} = attempt
   options.onStep?.(target, 'rolling back')
   try {
-    if (!attempt.link) attempt.link = await options.connect(target)
+    if (!attempt.link || attempt.lost) {
+      await attempt.link?.close().catch(() => undefined)
+      attempt.link = await options.connect(target)
+    }
     const confirmed = (name: string, pipelineCode: number) => ({pipeline: name, pipelineCode, instances: []})
     const commands = attempt.applied.flatMap((p): ConfirmedCommand[] => {
+      const version = p.previous?.R1_VERSION
+      if (typeof version === 'number') return [{action: 'R1_ROLLBACK', payload: {NAME: p.name, VERSION: version}, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
       if (p.previous) return [{action: 'UPDATE_CONFIG', payload: p.previous, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
       if (attempt.archivedBefore?.has(p.name)) {
         // it was stopped, not absent: archive it again as it was (deleting it would drop its kept versions)

@@ -28,8 +28,8 @@ export interface NodeLink {
   onLost?(listener: (error: Error) => void): () => void
   /** Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4). */
   send<A extends Action>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<string>
-  /** Also receive the node's notifications that name no command (an instance's exception), to fail fast. */
-  watchNotifications(): Promise<void>
+  /** Also receive the node's notifications that name no command (an instance's exception) and its heartbeats: to fail fast, and to watch its health during a soak. */
+  watchEvents(): Promise<void>
   /** The node's pipelines and statuses (R1_STATE's RESULT). */
   state(): Promise<StateResult>
   /** A fresh heartbeat (FULL_HEARTBEAT): resources and every instance's counters (the public one for a key the node does not allow). */

@@ -1,5 +1,5 @@
 import {z} from 'zod'
-import {InstanceStatus} from './codes.js'
+import {HealthStatus, InstanceStatus} from './codes.js'
 
 /**
  * Node → client events (ARCHITECTURE.md §5). The runtime creates them, the journal stores them,
@@ -68,6 +68,8 @@ export const ActivePluginSchema = z
     LAST_CONFIG_TIMESTAMP: z.string().nullable(),
     LAST_ERROR_TIME: z.string().nullable(),
     LAST_ERROR: z.string().nullable(),
+    /** The last answer of the plugin's `health` hook (absent when it has none). */
+    HEALTH: z.object({STATUS: z.enum(HealthStatus), REASON: z.string().optional()}).optional(),
   })
   .catchall(z.unknown())
 export type ActivePlugin = z.infer<typeof ActivePluginSchema>
@@ -88,6 +90,8 @@ export const HeartbeatEventSchema = z
     AVAILABLE_DISK: z.number(),
     PIPELINES: z.array(z.string()),
     ACTIVE_PLUGINS: z.array(ActivePluginSchema),
+    /** Seconds between this node's heartbeats (absent when it sends them only on request): a watcher counts missing ones. */
+    R1_HEARTBEAT_INTERVAL: z.number().positive().optional(),
   })
   .catchall(z.unknown())
 

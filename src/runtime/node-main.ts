@@ -22,6 +22,8 @@ export interface NodeStartOptions {
   maxMemoryMb?: number
   /** Disk space (MiB) all stored bundles may take. */
   bundleQuotaMib?: number
+  /** Seconds between heartbeats (default 10). */
+  heartbeatInterval?: number
 }
 
 export interface ServeIo {
@@ -45,6 +47,7 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
     tlsCertPath: options.tlsCert,
     tlsKeyPath: options.tlsKey,
     alias: options.alias,
+    ...(options.heartbeatInterval === undefined ? {} : {heartbeatIntervalMs: options.heartbeatInterval * 1000}),
     core: {
       supervisor: {runAs, ...(options.maxMemoryMb === undefined ? {} : {maxMemoryMb: options.maxMemoryMb})},
       ...(options.bundleQuotaMib === undefined ? {} : {bundles: {quotaBytes: options.bundleQuotaMib * 1024 * 1024}}),
@@ -127,6 +130,7 @@ const VALUE_FLAGS = {
   '--run-as': 'runAs',
   '--max-memory-mb': 'maxMemoryMb',
   '--bundle-quota': 'bundleQuotaMib',
+  '--heartbeat-interval': 'heartbeatInterval',
 } as const
 
 /** Positive integers as oclif's `Flags.integer({min: 1})` takes them (anything else is left to oclif). */
@@ -134,7 +138,7 @@ const POSITIVE_INTEGER = /^0*[1-9]\d{0,8}$/
 
 /**
  * `r1 node start [--host H] [--port N] [--data-dir D] [--tls-cert C --tls-key K] [--alias A] [--run-as U]
- * [--max-memory-mb N] [--bundle-quota N] [--json]`
+ * [--max-memory-mb N] [--bundle-quota N] [--heartbeat-interval N] [--json]`
  * for bin/run.js; returns the exit code. Returns undefined, having done nothing, for anything else
  * (--help, other flags, a value oclif would refuse), which oclif then handles as usual.
  */
@@ -156,7 +160,7 @@ export async function fastNodeStart(argv: readonly string[]): Promise<number | u
     if (key === 'port') {
       if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) return undefined
       options.port = Number(value)
-    } else if (key === 'maxMemoryMb' || key === 'bundleQuotaMib') {
+    } else if (key === 'maxMemoryMb' || key === 'bundleQuotaMib' || key === 'heartbeatInterval') {
       if (!POSITIVE_INTEGER.test(value)) return undefined
       options[key] = Number(value)
     } else options[key] = value

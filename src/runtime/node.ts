@@ -264,6 +264,7 @@ export class LocalNode implements NodeCore {
       AVAILABLE_DISK: availableDisk,
       PIPELINES: [...this.active.keys()],
       ACTIVE_PLUGINS: activePlugins,
+      ...(this.heartbeatIntervalMs > 0 ? {R1_HEARTBEAT_INTERVAL: this.heartbeatIntervalMs / 1000} : {}),
       ...(this.warningList.length > 0 ? {R1_WARNINGS: [...this.warningList]} : {}),
     }) as HeartbeatEvent
   }

@@ -26,13 +26,14 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       helpValue: '<user|uid[:gid]|none>',
     }),
     'max-memory-mb': Flags.integer({description: 'Memory cap (MiB) of each instance whose config sets no MAX_MEMORY_MB [default: none].', min: 1}),
+    'heartbeat-interval': Flags.integer({description: 'Seconds between heartbeats (each says its period, so a watcher can tell when they stop) [default: 10].', min: 1, helpValue: '<seconds>'}),
     'bundle-quota': Flags.integer({description: 'Disk space (MiB) all stored bundles may take; bundles no kept pipeline version uses are collected [default: 512].', min: 1, helpValue: '<MiB>'}),
   }
 
   public async run(): Promise<void> {
     const {serveNode} = await import('../../runtime/node-main.js')
     const f = this.flags
-    const options = {host: f.host, port: f.port, dataDir: f['data-dir'], tlsCert: f['tls-cert'], tlsKey: f['tls-key'], alias: f.alias, runAs: f['run-as'], maxMemoryMb: f['max-memory-mb'], bundleQuotaMib: f['bundle-quota']}
+    const options = {host: f.host, port: f.port, dataDir: f['data-dir'], tlsCert: f['tls-cert'], tlsKey: f['tls-key'], alias: f.alias, runAs: f['run-as'], maxMemoryMb: f['max-memory-mb'], bundleQuotaMib: f['bundle-quota'], heartbeatInterval: f['heartbeat-interval']}
     await serveNode(options, {json: this.jsonEnabled(), signal: this.signal, note: (message) => this.note(message)})
   }
 }
