@@ -221,3 +221,32 @@ export function renderRollout(
       : []
   return [...waves, ...renderDeploySummary(result.targets, color), ...ending]
 }
+
+/** `r1 rollouts ls`: one line per recorded rollout, oldest first. */
+export function renderRolloutList(
+  rollouts: ReadonlyArray<{id: string; started: string; who: string; message?: string; exitCode: number; reason?: string; targets: Array<{status: string}>}>,
+  color: ChalkInstance,
+): string[] {
+  if (rollouts.length === 0) return ['No rollout recorded yet (r1 deploy --waves … or --canary N records one).']
+  const rows = rollouts.map((r) => {
+    const updated = r.targets.filter((t) => t.status === 'deployed' || t.status === 'unchanged').length
+    const outcome = r.reason ? `${r.reason} (exit ${r.exitCode})` : r.exitCode === 0 ? 'ok' : `partial (exit ${r.exitCode})`
+    return [r.id, r.started.replace('T', ' ').slice(0, 19), `${r.who.slice(0, 14)}…`, outcome, `${updated}/${r.targets.length}`, r.message ?? '']
+  })
+  return table(['ID', 'STARTED (UTC)', 'WHO', 'OUTCOME', 'UPDATED', 'MESSAGE'], rows, color, (row, col, text) => (col === 3 ? paintStatus(rollouts[row].exitCode === 0 ? 'ok' : 'failed', text, color) : text))
+}
+
+/** `r1 rollouts show`: the rollout's header, then one row per target. */
+export function renderRolloutRecord(
+  r: {id: string; started: string; finished: string; who: string; message?: string; exitCode: number; reason?: string; abort?: string; waves: Array<{wave: number; targets: string[]; state: string}>; targets: Array<{target: string; wave: number; status: string; error?: string; health?: {status: string; reason?: string}}>},
+  color: ChalkInstance,
+): string[] {
+  const head = [
+    color.bold(`rollout ${r.id}`),
+    `  by ${r.who}, ${r.started} → ${r.finished}, exit ${r.exitCode}${r.message ? ` — ${escapeControl(r.message)}` : ''}`,
+    ...(r.reason ? [color.yellow(`  ${r.reason}: ${escapeControl(r.abort ?? '')}`)] : []),
+    ...r.waves.map((w) => `  wave ${w.wave} (${w.state}): ${escapeControl(w.targets.join(', '))}`),
+  ]
+  const rows = r.targets.map((t) => [t.target, String(t.wave), t.status, t.health?.status ?? '-', t.error ?? ''])
+  return [...head, ...table(['TARGET', 'WAVE', 'RESULT', 'HEALTH', 'DETAIL'], rows, color, (row, col, text) => (col === 2 ? paintStatus(rows[row][2], text, color) : text))]
+}

@@ -89,6 +89,8 @@ export interface Attempt {
   lost?: boolean
   /** Bundles the node lacked when its state was read. */
   missing?: string[]
+  /** Pipelines the node ran before this deploy → their version: what a rollback restores (R1_ROLLBACK). */
+  runningBefore?: Map<string, number | undefined>
   /** Pipelines the node had archived (stopped, kept for rollback) before this deploy → their version. */
   archivedBefore?: Map<string, number | undefined>
   /** The secrets each pipeline refers to, sealed to this target's node. */
@@ -219,6 +221,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       result.plan = plan
       attempt.missing = missing
       attempt.archivedBefore = new Map(state.ARCHIVED.map((p) => [p.NAME, p.R1_VERSION]))
+      attempt.runningBefore = new Map(state.PIPELINES.map((p) => [p.NAME, p.R1_VERSION]))
       result.timings.connect! += lap() // connect covers the session and the state query
       if (options.dryRun) return finish(attempt, 'planned')
       attempt.ready = true
@@ -329,8 +332,8 @@ export async function rollBack(attempt: Attempt, options: DeployOptions, waitTim
     }
     const confirmed = (name: string, pipelineCode: number) => ({pipeline: name, pipelineCode, instances: []})
     const commands = attempt.applied.flatMap((p): ConfirmedCommand[] => {
-      const version = p.previous?.R1_VERSION
-      if (typeof version === 'number') return [{action: 'R1_ROLLBACK', payload: {NAME: p.name, VERSION: version}, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
+      const version = attempt.runningBefore?.get(p.name)
+      if (version !== undefined) return [{action: 'R1_ROLLBACK', payload: {NAME: p.name, VERSION: version}, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
       if (p.previous) return [{action: 'UPDATE_CONFIG', payload: p.previous, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
       if (attempt.archivedBefore?.has(p.name)) {
         // it was stopped, not absent: archive it again as it was (deleting it would drop its kept versions)

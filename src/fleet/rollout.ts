@@ -149,7 +149,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       if (!attempt) return {target: target.name, url: target.url, address: target.address, ok: false, status: 'untouched', error: 'not reached: the rollout stopped before its wave', uploaded: [], timings: {total: 0}, wave}
       const health = watches.get(attempt)?.report
       const result: RolloutTargetResult = {...attempt.result, wave, ...(health ? {health} : {})}
-      if (health?.status === 'failed' && !isFailure(result.status)) Object.assign(result, {ok: false, status: 'failed', error: health.reason})
+      if (health?.status === 'failed' && !result.error) Object.assign(result, {ok: false, status: 'failed', error: health.reason})
       if (result.rollback) {
         const why = result.error ?? `put back: the rollout was ${reason === 'interrupted' ? 'interrupted' : 'aborted'}`
         if (result.rollback.ok) Object.assign(result, {ok: false, status: 'rolled-back', error: why})
