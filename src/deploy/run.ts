@@ -39,6 +39,8 @@ export interface DeployOptions {
   /** Upload attempts per bundle when the connection drops (default 4). */
   uploadAttempts?: number
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
+  /** A target is about to be sent its commands (`applied` set, link open): a rollout starts watching its health here. */
+  onApplying?: (attempt: Attempt) => void
   signal?: AbortSignal
   /** The project's secret store (`.r1/secrets.json`): each target gets the values its pipelines refer to, sealed to its key. */
   secrets?: SecretsFile
@@ -250,6 +252,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     step('applying')
     const commands = changing.map((p): ConfirmedCommand => ({...p.command!, payload: withMessage(p.command!, options.message), expect: expectationOf(p)}) as ConfirmedCommand)
     attempt.applied = changing
+    options.onApplying?.(attempt)
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
     const {verdict, sentMs} = await sendAndConfirm(attempt.link!, commands, waitTimeoutMs, options.signal)
     result.timings.apply = sentMs

@@ -98,22 +98,21 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       const number = i + 1
       plans[i].state = 'done'
       options.onProgress?.({kind: 'wave', wave: number, of: waves.length, targets: wave.map((t) => t.name)})
-      // the wave is applied to the end even if Ctrl-C comes meanwhile: a half-sent command helps nobody
-      const reached = await deployOpen(wave, {...options, signal: undefined})
-      attempts.push(...reached)
-      for (const attempt of reached) {
-        const changed = new Set(attempt.applied.map((p) => p.name))
-        if (!attempt.link || changed.size === 0) continue
-        const watch = new HealthWatch(attempt.link, changed, (health) => {
+      // watched from before its commands go: a health answer may come before the confirmation does
+      const watch = (attempt: Attempt) => {
+        const watcher = new HealthWatch(attempt.link!, new Set(attempt.applied.map((p) => p.name)), (health) => {
           if (health.status === 'failed') {
             firstSignalAt ??= health.at
             if (health.reason?.startsWith('connection lost')) attempt.lost = true
           }
           options.onProgress?.({kind: 'health', target: attempt.target.name, health})
-          check(number)
+          if (attempts.includes(attempt)) check(number)
         })
-        watches.set(attempt, watch)
+        watches.set(attempt, watcher)
       }
+      // the wave is applied to the end even if Ctrl-C comes meanwhile: a half-sent command helps nobody
+      const reached = await deployOpen(wave, {...options, signal: undefined, onApplying: watch})
+      attempts.push(...reached)
       check(number)
       if (abort || options.soakMs <= 0) continue
       options.onProgress?.({kind: 'soak', wave: number, ms: options.soakMs})
