@@ -2,12 +2,12 @@
  * The plugin SDK: `import {definePlugin} from 'r1/plugin'` (ARCHITECTURE.md §3), and `testPlugin`,
  * a harness to unit-test a plugin without a node.
  */
-import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'
-import {PluginRunner, type CommandResult, type LogLevel, type StepResult} from './runner.js'
+import type {HealthAnswer, InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'
+import {PluginRunner, type CommandResult, type LogLevel, type StepResult, type UpdateDecision} from './runner.js'
 
 export {definePlugin, isPlugin, PLUGIN_BRAND} from './define.js'
-export type {BaseInstanceConfig, InstanceConfigOf, NotifyOptions, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
-export type {CommandResult, LogLevel, StepResult} from './runner.js'
+export type {BaseInstanceConfig, HealthAnswer, InstanceConfigOf, NotifyOptions, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload, UpdateAnswer} from './define.js'
+export type {CommandResult, LogLevel, StepResult, UpdateDecision} from './runner.js'
 export {NotificationCode, NotificationType} from '../protocol/codes.js'
 
 /** A notification as the harness records it (the node would add the envelope). */
@@ -54,6 +54,10 @@ export interface PluginTestHarness<C> {
   reconfigure(next: Partial<C> & Record<string, unknown>): Promise<StepResult>
   /** Aborts `ctx.signal` and calls `close`. */
   close(): Promise<StepResult>
+  /** Asks the `health` hook as the node does every HEALTH_INTERVAL (a change is a PLUGIN_HEALTH notification). */
+  health(): Promise<HealthAnswer>
+  /** Asks the `beforeUpdate` hook about a next config (null: removal), as a node does before a deploy changes the instance. */
+  beforeUpdate(next: (Partial<C> & Record<string, unknown>) | null): Promise<UpdateDecision>
   /** Everything emitted so far, in order. */
   readonly payloads: PluginPayload[]
   readonly notifications: TestNotification[]
@@ -127,6 +131,8 @@ export function testPlugin<C = Record<string, unknown>>(plugin: Plugin<C> | Plug
     },
     reconfigure: (next) => runner.reconfigure({INSTANCE_ID: runner.ctx.instanceId, ...next}),
     close: () => runner.close(),
+    health: () => runner.health(),
+    beforeUpdate: (next) => runner.beforeUpdate(next === null ? null : {INSTANCE_ID: runner.ctx.instanceId, ...next}),
     payloads,
     notifications,
     logs,
