@@ -116,6 +116,18 @@ afterAll(async () => {
 })
 
 describe.sequential('r1 deploy in waves against real nodes', () => {
+  it('refuses rollout flags that do not go together or do not parse (exit 2, naming the flag)', async () => {
+    const soakAlone = await deploy(['--all', '--soak', '5s', '--json'])
+    expect(soakAlone.exitCode).toBe(2)
+    expect(soakAlone.json.error.message).toContain('--soak applies to a rollout in waves')
+    const short = await deploy(['--all', '--waves', '1,50%', '--json'])
+    expect(short.exitCode).toBe(2)
+    expect(short.json.error.message).toContain('the last wave must be 100%')
+    expect((await deploy(['--all', '--canary', '1', '--atomic', '--json'])).exitCode).toBe(2)
+    expect((await deploy(['--all', '--canary', '1', '--max-failed', 'some', '--json'])).exitCode).toBe(2)
+    expect((await current('n1')).version).toBe(1)
+  })
+
   it('--dry-run shows which targets go in which wave and each plan; nothing changes', async () => {
     writeProject({mode: 'ok', level: 2})
     const planned = await deploy(['--all', '--waves', '1,50%,100%', '--dry-run', '--json'])
