@@ -25,6 +25,8 @@ export interface InstanceStatusRow {
   lastConfig?: string | null
   iteration?: number
   payloads?: number
+  /** The last answer of the plugin's `health` hook (plugins that have one). */
+  health?: {status: string; reason?: string}
 }
 
 export interface NodeStatus {
@@ -127,6 +129,7 @@ function instanceRows(pipeline: StoredPipeline, plugins: ActivePlugin[], state: 
         lastConfig: live?.LAST_CONFIG_TIMESTAMP ?? null,
         iteration: live?.CURRENT_PROCESS_ITERATION,
         payloads: live?.TOTAL_PAYLOAD_COUNT,
+        ...(live?.HEALTH ? {health: {status: live.HEALTH.STATUS, ...(live.HEALTH.REASON === undefined ? {} : {reason: live.HEALTH.REASON})}} : {}),
       }
     }),
   )

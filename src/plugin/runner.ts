@@ -77,7 +77,7 @@ export class PluginRunner<C = Record<string, unknown>> {
   private readonly abort = new AbortController()
   private pendingConfigOk: {hash?: string} | undefined
   private initialized = false
-  private lastHealth: HealthAnswer = {status: 'ok'}
+  private lastHealth?: HealthAnswer
 
   constructor(
     private readonly plugin: Plugin<C> | PluginDefinition<C>,
@@ -167,7 +167,7 @@ export class PluginRunner<C = Record<string, unknown>> {
 
   /**
    * Asks the `health` hook (a throw or a malformed answer counts as `failed`) and emits a PLUGIN_HEALTH
-   * notification when the answer changed (the first one only when it is not `ok`).
+   * notification with the first answer and whenever it changes.
    */
   async health(): Promise<HealthAnswer> {
     let answer: HealthAnswer
@@ -177,7 +177,7 @@ export class PluginRunner<C = Record<string, unknown>> {
     } catch (error) {
       answer = {status: 'failed', reason: `health threw ${describeError(error)}`}
     }
-    if (answer.status !== this.lastHealth.status || answer.reason !== this.lastHealth.reason) {
+    if (answer.status !== this.lastHealth?.status || answer.reason !== this.lastHealth.reason) {
       const type = answer.status === 'ok' ? NotificationType.NORMAL : NotificationType.ABNORMAL
       this.send({kind: 'notification', type, code: NotificationCode.PLUGIN_HEALTH, message: `Health ${answer.status}${answer.reason ? `: ${answer.reason}` : ''}`, info: {HEALTH: answer.status, ...(answer.reason ? {REASON: answer.reason} : {})}})
     }

@@ -148,6 +148,9 @@ describe.sequential('r1 deploy in waves against real nodes', () => {
     for (const alias of ['n1', 'n2', 'n3', 'n4']) expect(t[alias]).toMatchObject({status: 'deployed', health: {status: 'ok'}})
     expect([t.n1.wave, t.n2.wave, t.n3.wave, t.n4.wave]).toEqual([1, 2, 3, 3])
 
+    const status = await r1(['status', '--dir', project, '--target', 'n3', '--json'], {env})
+    expect(status.json.targets[0].result.pipelines[0].instances[0].health).toEqual({status: 'ok'}) // from the heartbeat
+
     const ls = await r1(['rollouts', 'ls', '--dir', project, '--json'], {env})
     expect(ls.exitCode, ls.stderr).toBe(0)
     const record = ls.json.rollouts.at(-1)
