@@ -75,12 +75,13 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   let firstSignalAt: number | undefined
   let wake: (() => void) | undefined
   const failedSoFar = () => attempts.filter((a) => isFailure(a.result.status) || watches.get(a)?.report.status === 'failed')
-  const check = (wave: number) => {
+  const check = () => {
     if (abort) return
     const failed = failedSoFar()
     if (failed.length === 0) return
     const names = failed.map((a) => a.target.name).join(', ')
-    if (wave === 1) abort = `a node failed in the first wave (${names})`
+    // the first wave is the canary: any failure there, even noticed later, stops the rollout
+    if (failed.some((a) => waveOf.get(a.target.name) === 1)) abort = `a node of the first wave failed (${names})`
     else if (failed.length > budget) abort = `${failed.length} node${failed.length === 1 ? '' : 's'} failed (${names}), more than --max-failed allows (${budget})`
     if (abort) {
       options.onProgress?.({kind: 'abort', reason: abort})
@@ -106,21 +107,21 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
             if (health.reason?.startsWith('connection lost')) attempt.lost = true
           }
           options.onProgress?.({kind: 'health', target: attempt.target.name, health})
-          if (attempts.includes(attempt)) check(number)
+          if (attempts.includes(attempt)) check()
         })
         watches.set(attempt, watcher)
       }
       // the wave is applied to the end even if Ctrl-C comes meanwhile: a half-sent command helps nobody
       const reached = await deployOpen(wave, {...options, signal: undefined, onApplying: watch})
       attempts.push(...reached)
-      check(number)
+      check()
       if (abort || options.soakMs <= 0) continue
       options.onProgress?.({kind: 'soak', wave: number, ms: options.soakMs})
       let timer: NodeJS.Timeout | undefined
       await Promise.race([interrupted, new Promise<void>((resolve) => ((wake = resolve), (timer = setTimeout(resolve, options.soakMs))))])
       clearTimeout(timer)
       wake = undefined
-      check(number)
+      check()
     }
     const stoppedAt = plans.findLastIndex((p) => p.state === 'done')
     if ((abort || options.signal?.aborted) && stoppedAt >= 0 && stoppedAt < plans.length - 1) plans[stoppedAt].state = 'stopped'
