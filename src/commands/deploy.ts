@@ -7,7 +7,7 @@ import type {TargetStatus} from '../fleet/result.js'
 export default class Deploy extends BaseCommand<typeof Deploy> {
   static override summary = 'Bundle, upload and apply pipelines on nodes, waiting for their confirmations'
   static override description =
-    'Per target: connect and verify the node address, upload only the bundles it lacks, send UPDATE_CONFIG (or only the changed instances), then wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. Unchanged instances keep running. Exit 0 when every target succeeded, 6 when some failed, 4/5/7 when all were rejected / timed out / unreachable.'
+    'Per target: connect and verify the node address, upload only the bundles it lacks, send UPDATE_CONFIG (or only the changed instances), then wait for PIPELINE_OK and PLUGIN_CONFIG_OK of every new or changed instance. Unchanged instances keep running. Exit 0 when every target succeeded, 6 when some failed, 4/5/7 when all were rejected / timed out / unreachable. With --waves or --canary: wave by wave, each watched for --soak; a failure in the first wave or beyond --max-failed stops the rollout and puts every updated target back (exit 8); recorded in .r1/rollouts (`r1 rollouts ls`).'
 
   static override examples = [
     '<%= config.bin %> deploy --target edge-a',
@@ -15,6 +15,8 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     '<%= config.bin %> deploy --node wss://10.0.0.5:7443 --address 0xai_A2pP… --dry-run',
     '<%= config.bin %> deploy --all --json',
     '<%= config.bin %> deploy --target edge-a -m "raise the threshold"',
+    '<%= config.bin %> deploy --all --canary 1 --soak 2m',
+    '<%= config.bin %> deploy --all --waves 1,10%,50%,100% --soak 60s --max-failed 5% --json',
   ]
 
   static override strict = false

@@ -81,6 +81,10 @@ describe('exit codes over targets', () => {
     expect(exitCodeFor([{status: 'failed'}])).toBe(1)
     expect(exitCodeFor([{status: 'rejected'}, {status: 'timeout'}])).toBe(6)
     expect(exitCodeFor([{status: 'failed'}, {status: 'rolled-back'}])).toBe(6)
+    // targets a rollout never reached stand for another's failure, not one of their own
+    expect(exitCodeFor([{status: 'unreachable'}, {status: 'untouched'}])).toBe(7)
+    expect(exitCodeFor([{status: 'deployed'}, {status: 'untouched'}])).toBe(6)
+    expect(exitCodeFor([{status: 'ok'}, {status: 'interrupted'}])).toBe(0) // a stream stopped by Ctrl-C
   })
 
   it('failureOf names every failed target and its reason', () => {
