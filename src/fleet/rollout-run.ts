@@ -16,7 +16,7 @@ export interface RolloutIo {
   progress: ReturnType<typeof targetProgress>
 }
 
-export async function runRollout(options: RolloutOptions, io: RolloutIo): Promise<RolloutResult & {id?: string}> {
+export async function runRollout(options: RolloutOptions, io: RolloutIo): Promise<RolloutResult & {id?: string; historyError?: string}> {
   const started = new Date()
   const id = newRolloutId(started)
   const who = (await requireIdentity(cliKeyPath())).address
@@ -35,7 +35,14 @@ export async function runRollout(options: RolloutOptions, io: RolloutIo): Promis
   })
   await io.progress.close(result.targets)
   if (options.dryRun) return result
-  await saveRollout(io.projectDir, recordOf(result, {id, who, started, message: options.message}))
+  try {
+    await saveRollout(io.projectDir, recordOf(result, {id, who, started, message: options.message}))
+  } catch (error) {
+    // what happened on the nodes is still reported; only its record is missing
+    const historyError = `the rollout could not be recorded in .r1/rollouts: ${(error as Error).message}`
+    process.stderr.write(`warning: ${historyError}\n`)
+    return {id, ...result, historyError}
+  }
   return {id, ...result}
 }
 

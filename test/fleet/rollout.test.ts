@@ -1,6 +1,6 @@
 // Rollouts end to end: the built CLI (`r1 deploy --waves/--canary`) against four real `r1 node start` processes.
 import {type ChildProcess, spawn} from 'node:child_process'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {type NodeProcess, bin, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
@@ -159,6 +159,23 @@ describe.sequential('r1 deploy in waves against real nodes', () => {
     const show = await r1(['rollouts', 'show', result.json.id, '--dir', project], {env})
     expect(show.exitCode, show.stderr).toBe(0)
     expect(show.stdout).toMatch(/n3\s+3\s+deployed/)
+  })
+
+  it('a rollout whose record cannot be written still reports what happened on the nodes', async () => {
+    const history = join(project, '.r1/rollouts')
+    mkdirSync(history, {recursive: true})
+    renameSync(history, `${history}.kept`)
+    writeFileSync(history, 'not a folder')
+    try {
+      const result = await deploy(['--all', '--canary', '1', '--soak', '0', '--json'])
+      expect(result.exitCode, result.stderr).toBe(0)
+      expect(result.json.targets.map((t: any) => t.status)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged'])
+      expect(result.json.historyError).toContain('could not be recorded')
+      expect(result.stderr).toContain('warning: the rollout could not be recorded')
+    } finally {
+      rmSync(history)
+      renameSync(`${history}.kept`, history)
+    }
   })
 
   it('a version that crash-loops on the canary is stopped after wave 1 and put back there (exit 8)', async () => {
