@@ -12,7 +12,7 @@ import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {cli, row, startNode, stopChild} from './lib.js'
+import {cli, row, startAllowedNodes, stopChild} from './lib.js'
 
 const NODES = 20
 const HEARTBEAT_MS = 10_000
@@ -61,18 +61,7 @@ export default async function rolloutBench() {
     const project = join(dir, 'project')
     mkdirSync(join(project, 'src'), {recursive: true})
     writeFileSync(join(project, 'src/probe.ts'), PROBE)
-    for (let i = 0; i < NODES; i++) {
-      const dataDir = join(dir, `node-${i}`)
-      mkdirSync(dataDir)
-      const allowed = cli(['node', 'allow', address, '--data-dir', dataDir], env)
-      if (allowed.status !== 0) throw new Error(`r1 node allow failed: ${allowed.stderr}`)
-    }
-    // a few at a time: 20 node start-ups at once on a small machine time out for no good reason
-    for (let i = 0; i < NODES; i += 5) {
-      const batch = []
-      for (let j = i; j < Math.min(NODES, i + 5); j++) batch.push(startNode(join(dir, `node-${j}`), env).then((n) => nodes.push(n)))
-      await Promise.all(batch)
-    }
+    await startAllowedNodes(dir, NODES, address, env, nodes)
     const targets = nodes.flatMap((n) => ['--node', n.url, '--address', n.address])
     const run = (level, extra, expectStatus = 0, sickOn) => {
       writeProject(project, level, sickOn)
