@@ -104,18 +104,13 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
   const limit = options.maxConcurrent ?? 8
-  const closeAll = closeAttempts
   let attempts: Attempt[]
   if (options.atomic && !options.dryRun) {
     // every target must answer before anything is applied anywhere: a node that is down costs nothing
-    const prepared = await pool(options.targets, limit, (target) => deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'prepare'))
-    await project.catch(async (error: unknown) => {
-      await closeAll(prepared)
-      throw error
-    })
+    const prepared = await prepareTargets(options.targets, options)
     const unready = prepared.filter((a) => !a.ready && isFailure(a.result.status))
     if (unready.length > 0) {
-      await closeAll(prepared)
+      await closeAttempts(prepared)
       const names = unready.map((a) => a.target.name).join(', ')
       for (const a of prepared.filter((p) => !unready.includes(p))) Object.assign(a.result, skippedResult(`not applied: ${names} could not be reached or read (--atomic applies only when every target can)`))
       for (const a of prepared) options.onStep?.(a.target, 'done', a.result.status)
@@ -144,7 +139,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       (a) => rollBack(a, options, waitTimeoutMs),
     )
   }
-  await closeAll(attempts)
+  await closeAttempts(attempts)
   const targets = attempts.map((a) => a.result)
   const exitCode = exitCodeFor(targets)
   return {ok: exitCode === ExitCode.OK, exitCode, targets}
@@ -166,6 +161,30 @@ export async function deployOpen(targets: Target[], options: DeployOptions): Pro
     throw error
   }
   return attempts
+}
+
+/**
+ * Connects to every target, reads its state and plans, leaving each link open and each target `ready`
+ * (or failed, with why): what `--atomic` checks first, and what a rollout does for every target before
+ * its first wave, so that a wave only applies (`applyPrepared`).
+ */
+export async function prepareTargets(targets: Target[], options: DeployOptions): Promise<Attempt[]> {
+  const project = Promise.resolve(options.project)
+  project.catch(() => undefined) // awaited below; a build error ends the whole deploy
+  const prepared = await pool(targets, options.maxConcurrent ?? 8, (target) => deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'prepare'))
+  try {
+    await project
+  } catch (error) {
+    await closeAttempts(prepared)
+    throw error
+  }
+  return prepared
+}
+
+/** Uploads, applies and confirms on prepared targets that are ready; the others keep their failure. */
+export async function applyPrepared(attempts: Attempt[], options: DeployOptions): Promise<Attempt[]> {
+  const project = Promise.resolve(options.project)
+  return pool(attempts, options.maxConcurrent ?? 8, (attempt) => (attempt.ready ? deployTarget(attempt, options, project, options.waitTimeoutMs ?? 60_000, 'apply') : Promise.resolve(attempt)))
 }
 
 export async function closeAttempts(attempts: readonly Attempt[]): Promise<void> {

@@ -1,4 +1,4 @@
-import {type Attempt, type DeployOptions, type DeployResult, type TargetResult, closeAttempts, deploy, deployOpen, rollBack} from '../deploy/run.js'
+import {type Attempt, type DeployOptions, type DeployResult, type TargetResult, applyPrepared, closeAttempts, deploy, prepareTargets, rollBack} from '../deploy/run.js'
 import {ExitCode} from '../errors.js'
 import {pool} from './engine.js'
 import {type HealthReport, HealthWatch} from './health.js'
@@ -93,6 +93,10 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     options.signal?.addEventListener('abort', () => resolve(), {once: true})
   })
 
+  // every target is connected, its state read (the versions to go back to) and its plan made up front,
+  // all at once: a wave then only applies and confirms
+  const prepared = new Map((await prepareTargets(options.targets, {...options, signal: undefined})).map((a) => [a.target, a]))
+  for (const [i, wave] of waves.entries()) for (const t of wave) if (i > 0 && prepared.get(t)!.ready) options.onStep?.(t, 'queued', `wave ${i + 1}`)
   try {
     for (const [i, wave] of waves.entries()) {
       if (abort || options.signal?.aborted) break
@@ -112,7 +116,10 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         watches.set(attempt, watcher)
       }
       // the wave is applied to the end even if Ctrl-C comes meanwhile: a half-sent command helps nobody
-      const reached = await deployOpen(wave, {...options, signal: undefined, onApplying: watch})
+      const reached = await applyPrepared(
+        wave.map((t) => prepared.get(t)!),
+        {...options, signal: undefined, onApplying: watch},
+      )
       attempts.push(...reached)
       check()
       if (abort || options.soakMs <= 0) continue
@@ -171,6 +178,6 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     }
   } finally {
     for (const w of watches.values()) w.stop()
-    await closeAttempts(attempts)
+    await closeAttempts([...prepared.values()])
   }
 }
