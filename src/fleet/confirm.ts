@@ -11,7 +11,7 @@ import type {HeartbeatEvent, NodeEvent, NotificationEvent} from '../protocol/eve
  */
 
 /** One confirmation to wait for: a notification with `code` at this path; parts left out match anything. */
-export interface Awaited {
+export interface Confirmation {
   code: number
   pipeline?: string
   signature?: string
@@ -40,7 +40,7 @@ export type Verdict =
 const INSTANCE_FAILURES = new Set<number>([NotificationCode.PLUGIN_EXCEPTION, NotificationCode.PLUGIN_CRASHED, NotificationCode.PLUGIN_CONFIG_FAILED, NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED])
 
 /** The confirmations an expectation stands for. */
-export function awaitedOf(expect: Expectation): Awaited[] {
+export function awaitedOf(expect: Expectation): Confirmation[] {
   const instanceCode = expect.instanceCode ?? NotificationCode.PLUGIN_CONFIG_OK
   return [
     ...(expect.pipelineCode === undefined ? [] : [{code: expect.pipelineCode, pipeline: expect.pipeline}]),
@@ -51,12 +51,12 @@ export function awaitedOf(expect: Expectation): Awaited[] {
 export class ConfirmationTracker {
   private hash?: string
   private readonly buffered: NodeEvent[] = []
-  private readonly pending: Awaited[]
+  private readonly pending: Confirmation[]
   private verdict?: Verdict
   /** INFO of the confirmations (a command's RESULT, a rollback's VERSION travel there). */
   private info?: Record<string, unknown>
 
-  constructor(expect: Expectation | readonly Awaited[]) {
+  constructor(expect: Expectation | readonly Confirmation[]) {
     this.pending = 'instances' in expect ? awaitedOf(expect) : [...expect]
   }
 
@@ -128,11 +128,11 @@ export class ConfirmationTracker {
   }
 }
 
-function matches(a: Awaited, pipeline: string | null, signature: string | null, instanceId: string | null): boolean {
+function matches(a: Confirmation, pipeline: string | null, signature: string | null, instanceId: string | null): boolean {
   return (a.pipeline === undefined || a.pipeline === pipeline) && (a.signature === undefined || a.signature === signature) && (a.instance === undefined || a.instance === instanceId)
 }
 
-function describe(a: Awaited): string {
+function describe(a: Confirmation): string {
   if (a.instance !== undefined) return a.signature ? `${a.signature}/${a.instance}` : a.instance
   return `pipeline ${a.pipeline ?? '*'} (code ${a.code})`
 }

@@ -1,7 +1,7 @@
 import {randomUUID} from 'node:crypto'
 import WebSocket from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
-import {type Awaited, ConfirmationTracker} from '../fleet/confirm.js'
+import {type Confirmation, ConfirmationTracker} from '../fleet/confirm.js'
 import type {EventType, NodeEvent, NotificationEvent} from '../protocol/events.js'
 import {compileFilter, type EventFilter, type EventMatcher, type GapEvent, type LiveMarker} from '../protocol/filter.js'
 import {type Identity, normalizeAddress} from '../protocol/identity.js'
@@ -63,11 +63,11 @@ export interface SessionOptions {
 }
 
 /** What a node notification must look like to confirm a command. */
-export type Expectation = Awaited
+export type Expectation = Confirmation
 
 export interface SendOptions {
   /** Confirmations to wait for after the R1_REPLY (the fleet's one matcher, src/fleet/confirm.ts: a negative code naming the command, or an awaited instance's failure, fails it). */
-  expect?: Awaited[]
+  expect?: Expectation[]
   /** Default 30 s; then R1Error exit 5. */
   timeoutMs?: number
   signal?: AbortSignal
