@@ -40,7 +40,7 @@ export type Verdict =
 const INSTANCE_FAILURES = new Set<number>([NotificationCode.PLUGIN_EXCEPTION, NotificationCode.PLUGIN_CRASHED, NotificationCode.PLUGIN_CONFIG_FAILED, NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED])
 
 /** The confirmations an expectation stands for. */
-export function awaitedOf(expect: Expectation): Confirmation[] {
+export function confirmationsOf(expect: Expectation): Confirmation[] {
   const instanceCode = expect.instanceCode ?? NotificationCode.PLUGIN_CONFIG_OK
   return [
     ...(expect.pipelineCode === undefined ? [] : [{code: expect.pipelineCode, pipeline: expect.pipeline}]),
@@ -57,7 +57,7 @@ export class ConfirmationTracker {
   private info?: Record<string, unknown>
 
   constructor(expect: Expectation | readonly Confirmation[]) {
-    this.pending = 'instances' in expect ? awaitedOf(expect) : [...expect]
+    this.pending = 'instances' in expect ? confirmationsOf(expect) : [...expect]
   }
 
   /** The command's EE_HASH, once signed; events seen before it are re-examined. */

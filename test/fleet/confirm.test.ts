@@ -40,6 +40,19 @@ describe('ConfirmationTracker', () => {
     expect(t.current()).toEqual({state: 'pending', waitingFor: ['pipeline temps (code 1)', 'TEMP_MONITOR/m1', 'TEMP_MONITOR/m2']})
   })
 
+  it('the session\'s form (a list of codes at paths) follows the same rule', () => {
+    const byInstance = new ConfirmationTracker([{code: 100, instance: 'k1'}])
+    byInstance.setCommandHash('h')
+    byInstance.observe(note(['p', 'EXEC', 'k2'], 100)) // another instance
+    expect(byInstance.current()).toEqual({state: 'pending', waitingFor: ['k1']})
+    expect(byInstance.observe(note(['p', 'EXEC', 'k1'], -100, {NOTIFICATION: 'bad config'})).state).toBe('failed')
+    const byPipeline = new ConfirmationTracker([{code: 1, pipeline: 'p'}])
+    byPipeline.setCommandHash('h')
+    byPipeline.observe(note(['p', null as never, null as never], 1)) // names no command: not this one's
+    expect(byPipeline.current().state).toBe('pending')
+    expect(byPipeline.observe(note(['p', null as never, null as never], -1, {COMMAND_HASH: 'h'})).state).toBe('rejected')
+  })
+
   it('a rejection naming the command ends the wait with its reason', () => {
     const t = new ConfirmationTracker(expectation)
     t.setCommandHash('h')
