@@ -1,6 +1,6 @@
 import {resolve} from 'node:path'
 import {readCa} from '../deploy/link.js'
-import {pool} from '../deploy/fanout.js'
+import {pool} from '../fleet/engine.js'
 import {projectTargets} from '../deploy/project.js'
 import {type Target, type TargetSelection, resolveTargets} from '../deploy/targets.js'
 import type {R1Error} from '../errors.js'
