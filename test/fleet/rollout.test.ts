@@ -1,11 +1,14 @@
 // Rollouts end to end: the built CLI (`r1 deploy --waves/--canary`) against four real `r1 node start` processes.
-import {type ChildProcess, spawn} from 'node:child_process'
+import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {type NodeProcess, bin, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
 
 const root = tempRoot('r1-rollout-')
+/** util-linux `script` gives the CLI a terminal for the Ctrl-C question. */
+const hasScript = spawnSync('script', ['--version']).status === 0
+if (!hasScript) console.log('skipping the terminal Ctrl-C test: util-linux `script` is not installed')
 const project = join(root.dir, 'project')
 let env: Record<string, string>
 let nodes: NodeProcess[] = []
@@ -256,5 +259,34 @@ describe.sequential('r1 deploy in waves against real nodes', () => {
     expect(t.n1.status).toBe('rolled-back')
     for (const alias of ['n2', 'n3', 'n4']) expect(t[alias].status).toBe('untouched')
     expect(await current('n1')).toMatchObject({restoredFrom: before.version})
+  })
+
+  it.skipIf(!hasScript)('Ctrl-C on a terminal asks; answering no keeps the updated targets as they are (exit 130)', async () => {
+    writeProject({mode: 'ok', level: 7})
+    const command = [process.execPath, bin, 'deploy', '--all', '--dir', project, '--waves', '1,100%', '--soak', '60s'].map((a) => `'${a}'`).join(' ')
+    // `script` gives the CLI a terminal; what is typed into its stdin reaches the CLI as keys (Ctrl-C included)
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {cwd: repoRoot, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['pipe', 'pipe', 'pipe']})
+    let screen = ''
+    child.stdout!.on('data', (chunk) => (screen += chunk))
+    const exit = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)))
+    const until = async (text: string) => {
+      while (!screen.includes(text)) {
+        if (child.exitCode !== null) throw new Error(`exited before "${text}": ${screen}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+    await until('wave 1: soaking')
+    child.stdin!.write('\u0003')
+    await until('put the nodes updated so far back')
+    child.stdin!.write('n\r')
+    expect(await exit, screen).toBe(130)
+    const show = await r1(['rollouts', 'show', 'last', '--dir', project, '--json'], {env})
+    expect(show.json).toMatchObject({reason: 'interrupted', rolledBack: false})
+    const t = byTarget(show.json)
+    expect(t.n1.status).toBe('deployed')
+    expect(t.n2.status).toBe('untouched')
+    const history = await r1(['pipelines', 'history', 'probe', '--dir', project, '--target', 'n1', '--json'], {env})
+    expect(history.json.targets[0].result.versions.at(-1)).toMatchObject({current: true})
+    expect(history.json.targets[0].result.versions.at(-1).restoredFrom).toBeUndefined()
   })
 })
