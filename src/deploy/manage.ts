@@ -8,9 +8,9 @@ import type {BrokerSelection} from './discover.js'
 import type {Target} from './targets.js'
 
 /**
- * The managing commands (`status`, `pipelines ls|start|stop|delete|history`, `command`, `restart`, `rollback`): each runs
- * one operation per target over a session, confirms it by the node's notification, and reports
- * per target with the same exit-code rules as deploy.
+ * The managing commands (`status`, `pipelines ls|start|stop|delete|history`, `command`, `restart`, `rollback`;
+ * `cstore …` and `r1fs …` through `manage` too): each runs one operation per target over a session, confirms
+ * it by the node's notification, and reports per target with the same exit-code rules as deploy.
  */
 
 export interface InstanceStatusRow {
