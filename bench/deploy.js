@@ -9,11 +9,11 @@
 //   - "r1 deploy to 20 nodes: slowest target (in-process)" from the command's own per-target timings.
 // Standalone: `node bench/deploy.js` prints the rows as one JSON line {"group":"deploy","rows":[…]}.
 // Needs a build (dist/) like every bench group.
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {cli, row, startNode, stopChild} from './lib.js'
+import {cli, row, startAllowedNodes, stopChild} from './lib.js'
 
 const SETS = [1, 5, 20]
 
@@ -29,20 +29,7 @@ export default async function deployBench() {
     const init = cli(['init', project, '--template', 'ts-plugin', '--yes', '--no-install', '--no-git'], env)
     if (init.status !== 0) throw new Error(`r1 init failed: ${init.stderr}`)
 
-    const total = SETS.reduce((a, b) => a + b, 0)
-    for (let i = 0; i < total; i++) {
-      const dataDir = join(dir, `node-${i}`)
-      mkdirSync(dataDir)
-      const allowed = cli(['node', 'allow', address, '--data-dir', dataDir], env)
-      if (allowed.status !== 0) throw new Error(`r1 node allow failed: ${allowed.stderr}`)
-    }
-    // Started a few at a time: 26 node start-ups at once on a small machine time out for no good reason.
-    for (let i = 0; i < total; i += 6) {
-      const batch = []
-      // Each node is recorded as soon as it is up, so `finally` stops it even if a sibling fails.
-      for (let j = i; j < Math.min(total, i + 6); j++) batch.push(startNode(join(dir, `node-${j}`), env).then((n) => nodes.push(n)))
-      await Promise.all(batch)
-    }
+    await startAllowedNodes(dir, SETS.reduce((a, b) => a + b, 0), address, env, nodes)
 
     const figures = []
     let offset = 0

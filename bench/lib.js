@@ -1,6 +1,8 @@
 // Shared helpers for `npm run bench`: every figure is reported next to a baseline measured in the same run.
 import {spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
+import {mkdirSync} from 'node:fs'
+import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
@@ -78,6 +80,25 @@ export function firstJsonLine(child, name) {
       reject(new Error(`${name} exited ${code}: ${stderr}`))
     })
   })
+}
+
+/**
+ * Starts `count` nodes under `dir` (`node-0`, …) that allow `address`, a few at a time (many node start-ups
+ * at once on a small machine time out for no good reason). Each is pushed to `into` as soon as it is up, so
+ * the caller's `finally` stops it even if a sibling fails.
+ */
+export async function startAllowedNodes(dir, count, address, env, into) {
+  for (let i = 0; i < count; i++) {
+    const dataDir = join(dir, `node-${i}`)
+    mkdirSync(dataDir)
+    const allowed = cli(['node', 'allow', address, '--data-dir', dataDir], env)
+    if (allowed.status !== 0) throw new Error(`r1 node allow failed: ${allowed.stderr}`)
+  }
+  for (let i = 0; i < count; i += 6) {
+    const batch = []
+    for (let j = i; j < Math.min(count, i + 6); j++) batch.push(startNode(join(dir, `node-${j}`), env).then((n) => into.push(n)))
+    await Promise.all(batch)
+  }
 }
 
 /** Stops a child with `signal`, then SIGKILL after 10 s. */

@@ -3,7 +3,7 @@
 // Exits 1 when a group fails to run or any row misses its budget.
 // Each bench/<name>.js default-exports an async function returning rows made with `row()` from lib.js.
 // `--json` prints the rows as one JSON document; `node bench/run.js startup` runs one group.
-const groups = ['startup', 'local-run', 'events', 'deploy', 'signing', 'services', 'fleet']
+const groups = ['startup', 'local-run', 'events', 'deploy', 'rollout', 'signing', 'services', 'fleet']
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const json = process.argv.includes('--json')
 const rows = []

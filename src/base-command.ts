@@ -1,5 +1,7 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
+import type {ChalkInstance} from 'chalk'
 import {ExitCode, R1Error, exitCodeOf} from './errors.js'
+import type {FleetResult} from './fleet/result.js'
 import {closest} from './manifest/diagnostics.js'
 import {type ErrorJson, errorJson, errorText} from './ui/error-report.js'
 
@@ -32,6 +34,13 @@ export const targetFlags = {
   discover: Flags.integer({description: 'With --broker and no --address: seconds to listen for node heartbeats', default: 11, min: 1}),
 }
 
+/** Target flags plus the fan-out and confirmation limits: every fleet command (deploy, status, command, restart, rollback, pipelines …). */
+export const fleetFlags = {
+  ...targetFlags,
+  'max-concurrent': Flags.integer({description: 'Targets handled at once', default: 8, min: 1}),
+  'wait-timeout': Flags.integer({description: 'Seconds to wait for the node to confirm', default: 60, min: 1}),
+}
+
 /**
  * Every r1 command extends this: parsing in `init`, `--json` (the typed return value is the one
  * document on stdout), errors mapped to exit codes (also under `--json`), SIGINT cleanup.
@@ -45,6 +54,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** Commands that end by themselves on Ctrl-C (streams, `run`) set this and watch `this.signal`. */
   static interruptible = false
 
+  /** Set by a command that, from then on, handles Ctrl-C itself by watching `this.signal` (a rollout). */
+  protected handlesInterrupt = false
   protected flags!: CommandFlags<T>
   protected args!: CommandArgs<T>
   private readonly interrupt = new AbortController()
@@ -79,6 +90,24 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** Progress and notes for humans: stderr, silent under `--json`. */
   protected note(message: string): void {
     if (!this.jsonEnabled()) process.stderr.write(message + '\n')
+  }
+
+  /**
+   * Ends a fleet command the one way: under `--json` the result is the document; else `lines` (given the
+   * stdout colors) go to stdout and one failure summary, built from the per-node outcomes, to stderr.
+   * The exit code is the result's.
+   */
+  protected async finishFleet<R extends FleetResult>(what: string, result: R, lines: (color: ChalkInstance) => string[] | string): Promise<R> {
+    if (!this.jsonEnabled()) {
+      const [{out, err}, {failureText}, {failureOf}] = await Promise.all([import('./ui/colors.js'), import('./deploy/render.js'), import('./fleet/result.js')])
+      const text = lines(out)
+      const body = typeof text === 'string' ? text : text.join('\n') + '\n'
+      process.stdout.write(body)
+      const failure = failureOf(what, result.targets, result.exitCode)
+      if (failure) process.stderr.write(failureText(failure, err))
+    }
+    process.exitCode = result.exitCode
+    return result
   }
 
   public override logJson(json: unknown): void {
@@ -132,7 +161,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   private async handleSignal(signal: NodeJS.Signals): Promise<void> {
     if (this.interrupt.signal.aborted) process.exit(ExitCode.INTERRUPTED) // second Ctrl-C: leave now
     this.interrupt.abort(new R1Error(`Interrupted (${signal})`, ExitCode.INTERRUPTED, {code: 'INTERRUPTED'}))
-    if ((this.ctor as typeof BaseCommand).interruptible) return
+    if ((this.ctor as typeof BaseCommand).interruptible || this.handlesInterrupt) return
     await this.runCleanups()
     process.exit(ExitCode.INTERRUPTED)
   }

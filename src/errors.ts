@@ -8,6 +8,8 @@ export const ExitCode = {
   TIMEOUT: 5,
   PARTIAL: 6,
   UNREACHABLE: 7,
+  /** A rollout was aborted by its criteria and every node that took the new version was put back. */
+  ROLLED_BACK: 8,
   INTERRUPTED: 130,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]

@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../base-command.js'
-import {fleetFlags} from './deploy.js'
+import {BaseCommand, fleetFlags} from '../base-command.js'
 
 export default class InstanceCommand extends BaseCommand<typeof InstanceCommand> {
   static override summary = 'Send a one-shot command to a plugin instance and wait for PLUGIN_INSTANCE_COMMAND_OK'
@@ -20,21 +19,14 @@ export default class InstanceCommand extends BaseCommand<typeof InstanceCommand>
   }
 
   public async run() {
-    const [{manage, instanceCommand, parseParams}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
+    const [{manage, instanceCommand, parseParams}, {renderTargetResults}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/render.js')])
     const params = parseParams(this.flags.param ?? [])
     const args = {pipeline: this.args.pipeline, instanceId: this.args.instance, command: this.args.command, signature: this.flags.signature, params}
     const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => instanceCommand(link, args, timeoutMs))
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {reportTargets}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
-      const detail = (i: number) => {
-        const r = result.targets[i].result
-        return r && 'result' in r ? `OK: ${JSON.stringify(r.result)}` : 'OK'
-      }
-      const report = reportTargets(result.targets, detail, {out, err}, failureOf(`Command ${this.args.command}`, result.targets))
-      process.stdout.write(report.stdout)
-      process.stderr.write(report.stderr)
+    const detail = (i: number) => {
+      const r = result.targets[i].result
+      return r && 'result' in r ? `OK: ${JSON.stringify(r.result)}` : 'OK'
     }
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Command ${this.args.command}`, result, (out) => renderTargetResults(result.targets, detail, out))
   }
 }

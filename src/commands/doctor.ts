@@ -5,13 +5,14 @@ import type {DoctorReport} from '../doctor/checks.js'
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'Check this machine, the project and every target: Node, key file, config.yaml, reachability, TLS, address, clock, allow-list'
   static override description =
-    'Each check has a stable id, a status (ok, warn, fail, skip) and, when something is wrong, how to fix it. With no target flag every target of config.yaml is checked; --target, --tag, --env, --all and --node choose as for deploy. Exits 0 when no check failed (with --strict: and none warned), 1 otherwise.'
+    'Each check has a stable id, a status (ok, warn, fail, skip) and, when something is wrong, how to fix it. With no target flag every target of config.yaml is checked; --target, --tag, --env, --all, --node and --broker choose as for deploy (with --broker and no --address: every node heard on it). Exits 0 when no check failed (with --strict: and none warned), 1 otherwise.'
 
   static override examples = [
     '<%= config.bin %> doctor',
     '<%= config.bin %> doctor --env production --json',
     '<%= config.bin %> doctor --tag site=north --strict',
     '<%= config.bin %> doctor --node wss://10.0.0.5:7443 --address 0xai_A2pP…',
+    '<%= config.bin %> doctor --broker mqtt://10.0.0.2:1883 --tag site=north',
   ]
 
   static override flags = {

@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../base-command.js'
-import {fleetFlags} from './deploy.js'
+import {BaseCommand, fleetFlags} from '../base-command.js'
 
 export default class Restart extends BaseCommand<typeof Restart> {
   static override summary = "Restart every instance of a pipeline, or one instance, in new processes"
@@ -18,20 +17,13 @@ export default class Restart extends BaseCommand<typeof Restart> {
   }
 
   public async run() {
-    const [{manage, restartInstances}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
+    const [{manage, restartInstances}, {renderTargetResults}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/render.js')])
     const args = {pipeline: this.args.pipeline, instanceId: this.args.instance, signature: this.flags.signature}
     const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => restartInstances(link, args, timeoutMs))
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {reportTargets}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
-      const detail = (i: number) => {
-        const restarted = result.targets[i].result?.restarted ?? []
-        return restarted.length === 0 ? 'nothing to restart' : `restarted ${restarted.join(', ')}`
-      }
-      const report = reportTargets(result.targets, detail, {out, err}, failureOf(`Restarting ${this.args.pipeline}`, result.targets))
-      process.stdout.write(report.stdout)
-      process.stderr.write(report.stderr)
+    const detail = (i: number) => {
+      const restarted = result.targets[i].result?.restarted ?? []
+      return restarted.length === 0 ? 'nothing to restart' : `restarted ${restarted.join(', ')}`
     }
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Restarting ${this.args.pipeline}`, result, (out) => renderTargetResults(result.targets, detail, out))
   }
 }

@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../base-command.js'
-import {fleetFlags} from './deploy.js'
+import {BaseCommand, fleetFlags} from '../base-command.js'
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = "Put a pipeline back to its previous version (or --to a given one) from the node's archive"
@@ -14,19 +13,12 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
   }
 
   public async run() {
-    const [{manage, rollbackPipeline}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
+    const [{manage, rollbackPipeline}, {renderTargetResults}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => rollbackPipeline(link, this.args.name, this.flags.to, timeoutMs))
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {reportTargets}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
-      const detail = (i: number) => {
-        const r = result.targets[i].result
-        return `${this.args.name} rolled back${r?.restored === undefined ? '' : ` to version ${r.restored}`}${r?.version === undefined ? '' : ` (now v${r.version})`}`
-      }
-      const report = reportTargets(result.targets, detail, {out, err}, failureOf(`Rolling back ${this.args.name}`, result.targets))
-      process.stdout.write(report.stdout)
-      process.stderr.write(report.stderr)
+    const detail = (i: number) => {
+      const r = result.targets[i].result
+      return `${this.args.name} rolled back${r?.restored === undefined ? '' : ` to version ${r.restored}`}${r?.version === undefined ? '' : ` (now v${r.version})`}`
     }
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Rolling back ${this.args.name}`, result, (out) => renderTargetResults(result.targets, detail, out))
   }
 }

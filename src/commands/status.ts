@@ -1,6 +1,4 @@
-import {BaseCommand} from '../base-command.js'
-import type {NodeStatus} from '../deploy/manage.js'
-import {fleetFlags} from './deploy.js'
+import {BaseCommand, fleetFlags} from '../base-command.js'
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Show nodes: online, address, version, uptime, CPU/memory, pipelines, instance statuses'
@@ -17,15 +15,8 @@ export default class Status extends BaseCommand<typeof Status> {
   }
 
   public async run() {
-    const [{statusOfNodes}, {failureOf}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/fanout.js')])
+    const [{statusOfNodes}, {renderStatusReport}] = await Promise.all([import('../deploy/manage.js'), import('../deploy/render.js')])
     const result = await statusOfNodes(this.flags, this.signal)
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {renderStatusReport, failureText}] = await Promise.all([import('../ui/colors.js'), import('../deploy/render.js')])
-      process.stdout.write(renderStatusReport(result.targets as Array<{target: string; status: string; url: string; error?: string; result?: NodeStatus}>, out))
-      const failure = failureOf('Status', result.targets)
-      if (failure) process.stderr.write(failureText(failure, err))
-    }
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet('Status', result, (out) => renderStatusReport(result.targets, out))
   }
 }

@@ -5,7 +5,7 @@ import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.j
 import type {Action, HeartbeatResult, PayloadOf, QueryAction, ResultOf, StateResult} from '../protocol/messages.js'
 import {Session} from '../session/index.js'
 import type {BrokerConfig} from '../transport/mqtt.js'
-import type {Connect, NodeLink} from './fanout.js'
+import type {Connect, NodeLink} from '../fleet/engine.js'
 import type {Target, TargetBroker} from './targets.js'
 
 export interface ConnectorOptions {
@@ -137,11 +137,11 @@ class SessionLink implements NodeLink {
   }
 
   /**
-   * Asks the node for its notifications on this connection: an instance's exception carries no
-   * command hash, and deploy must see it to fail fast.
+   * Asks the node for its notifications and heartbeats on this connection: an instance's exception
+   * carries no command hash, and deploy must see it to fail fast; a rollout's soak watches both.
    */
-  watchNotifications(): Promise<void> {
-    this.watching ??= this.session.request('R1_SUBSCRIBE', {FILTER: {TYPES: ['NOTIFICATION']}}, {timeoutMs: this.timeoutMs}).then(() => undefined)
+  watchEvents(): Promise<void> {
+    this.watching ??= this.session.request('R1_SUBSCRIBE', {FILTER: {TYPES: ['NOTIFICATION', 'HEARTBEAT']}}, {timeoutMs: this.timeoutMs}).then(() => undefined)
     return this.watching
   }
 

@@ -2,59 +2,16 @@ import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import type {ActivePlugin} from '../protocol/events.js'
 import type {Action, HeartbeatResult, PayloadOf, StateResult, StoredPipeline} from '../protocol/messages.js'
-import {type ConfirmedCommand, type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import {type ConfirmedCommand, type ManageResult, type NodeLink, onEveryTarget, sendAndConfirm, verdictError} from '../fleet/engine.js'
+import {fleetResult} from '../fleet/result.js'
 import type {BrokerSelection} from './discover.js'
 import type {Target} from './targets.js'
 
 /**
- * The managing commands (`status`, `pipelines ls|start|stop|delete|history`, `command`, `restart`, `rollback`): each runs
- * one operation per target over a session, confirms it by the node's notification, and reports
- * per target with the same exit-code rules as deploy.
+ * The managing commands (`status`, `pipelines ls|start|stop|delete|history`, `command`, `restart`, `rollback`;
+ * `cstore …` and `r1fs …` through `manage` too): each runs one operation per target over a session, confirms
+ * it by the node's notification, and reports per target with the same exit-code rules as deploy.
  */
-
-export interface ManageResult<T> {
-  target: string
-  url: string
-  address: string
-  ok: boolean
-  status: TargetStatus
-  error?: string
-  /** What to do about the error (a rejection's hint is by its reason). */
-  hint?: string
-  /** What the operation returned for this target. */
-  result?: T
-}
-
-export interface FanOutOptions {
-  targets: Target[]
-  connect: Connect
-  maxConcurrent?: number
-  signal?: AbortSignal
-  onDone?: (result: ManageResult<unknown>) => void
-}
-
-/** Runs `operation` on every target (connect, run, close), never throwing: failures become results. */
-export async function onEveryTarget<T>(options: FanOutOptions, operation: (link: NodeLink, target: Target) => Promise<T>): Promise<{ok: boolean; exitCode: ExitCode; targets: Array<ManageResult<T>>}> {
-  const targets = await pool(options.targets, options.maxConcurrent ?? 8, async (target) => {
-    const base = {target: target.name, url: target.url, address: target.address}
-    let link: NodeLink | undefined
-    let out: ManageResult<T>
-    try {
-      link = await options.connect(target, options.signal)
-      out = {...base, ok: true, status: 'ok', result: await operation(link, target)}
-    } catch (error) {
-      const status = statusOfError(error)
-      const hint = hintOfError(error)
-      out = {...base, ok: !isFailure(status), status, error: error instanceof Error ? error.message : String(error), ...(hint ? {hint} : {})}
-    } finally {
-      await link?.close().catch(() => undefined)
-    }
-    options.onDone?.(out)
-    return out
-  })
-  const exitCode = exitCodeFor(targets)
-  return {ok: exitCode === ExitCode.OK, exitCode, targets}
-}
 
 export interface InstanceStatusRow {
   pipeline: string
@@ -69,6 +26,8 @@ export interface InstanceStatusRow {
   lastConfig?: string | null
   iteration?: number
   payloads?: number
+  /** The last answer of the plugin's `health` hook (plugins that have one). */
+  health?: {status: string; reason?: string}
 }
 
 export interface NodeStatus {
@@ -171,6 +130,7 @@ function instanceRows(pipeline: StoredPipeline, plugins: ActivePlugin[], state: 
         lastConfig: live?.LAST_CONFIG_TIMESTAMP ?? null,
         iteration: live?.CURRENT_PROCESS_ITERATION,
         payloads: live?.TOTAL_PAYLOAD_COUNT,
+        ...(live?.HEALTH ? {health: {status: live.HEALTH.STATUS, ...(live.HEALTH.REASON === undefined ? {} : {reason: live.HEALTH.REASON})}} : {}),
       }
     }),
   )
@@ -199,8 +159,7 @@ export async function statusOfNodes(flags: ManageFlags, signal: AbortSignal | un
       ? {...t, ok: false, status: 'rejected', error: t.result.restricted, hint: "Ask the node's operator to run that `r1 node allow …` on the node; until then it shows you only its public heartbeat."}
       : t,
   )
-  const exitCode = exitCodeFor(targets)
-  return {ok: exitCode === ExitCode.OK, exitCode, targets}
+  return fleetResult(targets)
 }
 
 /** `r1 pipelines stop`: ARCHIVE_CONFIG, confirmed by PIPELINE_ARCHIVE_OK (the node keeps it for rollback). */

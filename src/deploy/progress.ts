@@ -1,5 +1,5 @@
 import {tasks} from '../ui/tasks.js'
-import {isFailure, type TargetStatus} from './fanout.js'
+import {isFailure, type TargetStatus} from '../fleet/result.js'
 import type {Target} from './targets.js'
 
 interface Line {

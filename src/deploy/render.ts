@@ -85,6 +85,7 @@ const STATUS_COLOR: Record<string, 'green' | 'yellow' | 'red' | 'dim'> = {
   stopped: 'dim',
   'rolled-back': 'yellow',
   skipped: 'yellow',
+  untouched: 'dim',
 }
 
 export function paintStatus(status: string, text: string, color: ChalkInstance): string {
@@ -114,6 +115,16 @@ export function renderDeploySummary(
 export function renderTargetResults(targets: ReadonlyArray<{target: string; status: string; error?: string}>, detail: (index: number) => string, color: ChalkInstance): string[] {
   const rows = targets.map((t, i) => [t.target, t.status, t.error ?? detail(i)])
   return table(['TARGET', 'RESULT', 'DETAIL'], rows, color, (row, col, text) => (col === 1 ? paintStatus(rows[row][1], text, color) : text))
+}
+
+/**
+ * `r1 cstore …` / `r1 r1fs …`: one row per target with `detail` of what it returned, or, for one target
+ * that answered, `single`'s text alone (a value a script can read).
+ */
+export function renderValueResults<T>(targets: ReadonlyArray<{target: string; status: string; error?: string; result?: T}>, detail: (result: T) => string, color: ChalkInstance, single?: (result: T) => string): string[] {
+  const only = targets.length === 1 ? targets[0] : undefined
+  if (single && only?.result !== undefined) return [escapeControlKeepLines(single(only.result))]
+  return renderTargetResults(targets, (i) => (targets[i].result === undefined ? '' : detail(targets[i].result as T)), color)
 }
 
 function duration(seconds: number | undefined): string {
@@ -151,18 +162,6 @@ export function renderNodeStatus(
     col === 2 && row < rows.length ? paintStatus(rows[row][2], text, color) : col === 4 ? color.red(text) : text,
   )
   return [...lines, ...table_.map((l) => `  ${l}`)]
-}
-
-/** The stdout lines and the stderr failure summary of a per-target command. */
-export function reportTargets(
-  targets: ReadonlyArray<{target: string; status: string; error?: string}>,
-  detail: (index: number) => string,
-  color: {out: ChalkInstance; err: ChalkInstance},
-  failure: {message: string; hint?: string} | undefined,
-): {stdout: string; stderr: string} {
-  const stdout = renderTargetResults(targets, detail, color.out).join('\n') + '\n'
-  const stderr = failure ? failureText(failure, color.err) : ''
-  return {stdout, stderr}
 }
 
 /** The `✖ message` / `→ hint` lines of a failure, its node-supplied text escaped (line breaks kept). */
@@ -226,4 +225,48 @@ export function renderOverrides(environment: {name: string; overrides: ReadonlyA
     return o.from === undefined ? color.green(`  ${where} ${escapeControl(o.key)}: ${value(o.to)}`) : color.yellow(`  ${where} ${escapeControl(o.key)}: ${value(o.from)} → ${value(o.to)}`)
   })
   return [head, ...lines]
+}
+
+/** `r1 deploy --waves/--canary`: the waves (which targets, how far each got), then each target's outcome, or each target's plan with --dry-run. */
+export function renderRollout(
+  result: {id?: string; dryRun?: boolean; reason?: string; abort?: string; rolledBack?: boolean; waves: Array<{wave: number; targets: string[]; state: string}>; targets: Array<Parameters<typeof renderPlanOf>[0] & Parameters<typeof renderDeploySummary>[0][number] & {wave: number}>},
+  color: ChalkInstance,
+): string[] {
+  const waves = result.waves.map((w) => `wave ${w.wave} (${w.state}): ${escapeControl(w.targets.join(', '))}`)
+  if (result.dryRun) return [...waves, ...result.targets.flatMap((t) => renderPlanOf(t, color))]
+  const ending = result.reason
+    ? [color.yellow(`rollout ${result.id ?? ''} ${result.reason}: ${escapeControl(result.abort ?? '')}${result.rolledBack ? ' — every updated target was put back' : ''}`)]
+    : result.id
+      ? [color.dim(`rollout ${result.id} recorded (r1 rollouts show ${result.id})`)]
+      : []
+  return [...waves, ...renderDeploySummary(result.targets, color), ...ending]
+}
+
+/** `r1 rollouts ls`: one line per recorded rollout, oldest first. */
+export function renderRolloutList(
+  rollouts: ReadonlyArray<{id: string; started: string; who: string; message?: string; exitCode: number; reason?: string; targets: Array<{status: string}>}>,
+  color: ChalkInstance,
+): string[] {
+  if (rollouts.length === 0) return ['No rollout recorded yet (r1 deploy --waves … or --canary N records one).']
+  const rows = rollouts.map((r) => {
+    const updated = r.targets.filter((t) => t.status === 'deployed' || t.status === 'unchanged').length
+    const outcome = r.reason ? `${r.reason} (exit ${r.exitCode})` : r.exitCode === 0 ? 'ok' : `partial (exit ${r.exitCode})`
+    return [r.id, r.started.replace('T', ' ').slice(0, 19), `${r.who.slice(0, 14)}…`, outcome, `${updated}/${r.targets.length}`, r.message ?? '']
+  })
+  return table(['ID', 'STARTED (UTC)', 'WHO', 'OUTCOME', 'UPDATED', 'MESSAGE'], rows, color, (row, col, text) => (col === 3 ? paintStatus(rollouts[row].exitCode === 0 ? 'ok' : 'failed', text, color) : text))
+}
+
+/** `r1 rollouts show`: the rollout's header, then one row per target. */
+export function renderRolloutRecord(
+  r: {id: string; started: string; finished: string; who: string; message?: string; exitCode: number; reason?: string; abort?: string; waves: Array<{wave: number; targets: string[]; state: string}>; targets: Array<{target: string; wave: number; status: string; error?: string; health?: {status: string; reason?: string}}>},
+  color: ChalkInstance,
+): string[] {
+  const head = [
+    color.bold(`rollout ${r.id}`),
+    `  by ${r.who}, ${r.started} → ${r.finished}, exit ${r.exitCode}${r.message ? ` — ${escapeControl(r.message)}` : ''}`,
+    ...(r.reason ? [color.yellow(`  ${r.reason}: ${escapeControl(r.abort ?? '')}`)] : []),
+    ...r.waves.map((w) => `  wave ${w.wave} (${w.state}): ${escapeControl(w.targets.join(', '))}`),
+  ]
+  const rows = r.targets.map((t) => [t.target, String(t.wave), t.status, t.health?.status ?? '-', t.error ?? ''])
+  return [...head, ...table(['TARGET', 'WAVE', 'RESULT', 'HEALTH', 'DETAIL'], rows, color, (row, col, text) => (col === 2 ? paintStatus(rows[row][2], text, color) : text))]
 }

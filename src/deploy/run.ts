@@ -3,8 +3,9 @@ import {NotificationCode} from '../protocol/codes.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {secretNames} from '../protocol/secret-refs.js'
 import {type SecretsFile, sealedFor} from '../secrets/store.js'
-import type {Expectation} from './confirm.js'
-import {type ConfirmedCommand, type Connect, type NodeLink, type TargetStatus, exitCodeFor, hintOfError, isFailure, pool, sendAndConfirm, statusOfError, verdictError} from './fanout.js'
+import type {Expectation} from '../fleet/confirm.js'
+import {type ConfirmedCommand, type Connect, type NodeLink, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
+import {type NodeOutcome, type TargetStatus, exitCodeFor, hintOfError, isFailure, statusOfError} from '../fleet/result.js'
 import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
 import type {Target} from './targets.js'
 
@@ -38,6 +39,8 @@ export interface DeployOptions {
   /** Upload attempts per bundle when the connection drops (default 4). */
   uploadAttempts?: number
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
+  /** A target is about to be sent its commands (`applied` set, link open): a rollout starts watching its health here. */
+  onApplying?: (attempt: Attempt) => void
   signal?: AbortSignal
   /** The project's secret store (`.r1/secrets.json`): each target gets the values its pipelines refer to, sealed to its key. */
   secrets?: SecretsFile
@@ -56,15 +59,8 @@ export interface Timings {
   total: number
 }
 
-export interface TargetResult {
-  target: string
-  url: string
-  address: string
-  ok: boolean
-  status: TargetStatus
-  error?: string
-  /** What to do about the error (a rejection's hint is by its reason). */
-  hint?: string
+/** One node's outcome of a deploy. */
+export interface TargetResult extends NodeOutcome {
   /** Bundles uploaded to this node (the ones it lacked). */
   uploaded: string[]
   timings: Timings
@@ -81,7 +77,8 @@ export interface DeployResult {
   targets: TargetResult[]
 }
 
-interface Attempt {
+/** One target's deploy: its result so far, its open link, and what was sent (what a rollback undoes). */
+export interface Attempt {
   target: Target
   result: TargetResult
   /** Connected, state read and planned: ready to apply. */
@@ -90,8 +87,12 @@ interface Attempt {
   link?: NodeLink
   /** Pipelines whose command was sent: what --atomic undoes. */
   applied: PipelinePlan[]
+  /** The link reported the connection lost (a rollback opens a new one). */
+  lost?: boolean
   /** Bundles the node lacked when its state was read. */
   missing?: string[]
+  /** Pipelines the node ran before this deploy → their version: what a rollback restores (R1_ROLLBACK). */
+  runningBefore?: Map<string, number | undefined>
   /** Pipelines the node had archived (stopped, kept for rollback) before this deploy → their version. */
   archivedBefore?: Map<string, number | undefined>
   /** The secrets each pipeline refers to, sealed to this target's node. */
@@ -103,18 +104,13 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
   const limit = options.maxConcurrent ?? 8
-  const closeAll = (list: Attempt[]) => Promise.all(list.map((a) => a.link?.close().catch(() => undefined)))
   let attempts: Attempt[]
   if (options.atomic && !options.dryRun) {
     // every target must answer before anything is applied anywhere: a node that is down costs nothing
-    const prepared = await pool(options.targets, limit, (target) => deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'prepare'))
-    await project.catch(async (error: unknown) => {
-      await closeAll(prepared)
-      throw error
-    })
+    const prepared = await prepareTargets(options.targets, options)
     const unready = prepared.filter((a) => !a.ready && isFailure(a.result.status))
     if (unready.length > 0) {
-      await closeAll(prepared)
+      await closeAttempts(prepared)
       const names = unready.map((a) => a.target.name).join(', ')
       for (const a of prepared.filter((p) => !unready.includes(p))) Object.assign(a.result, skippedResult(`not applied: ${names} could not be reached or read (--atomic applies only when every target can)`))
       for (const a of prepared) options.onStep?.(a.target, 'done', a.result.status)
@@ -132,14 +128,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       return attempt
     })
   } else {
-    attempts = await pool(options.targets, limit, (target) => deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'all'))
-    try {
-      await project
-    } catch (error) {
-      // Nothing was applied anywhere: the build failed before any plan.
-      await closeAll(attempts)
-      throw error
-    }
+    attempts = await deployOpen(options.targets, options)
   }
 
   if (options.atomic && attempts.some((a) => !a.result.ok)) {
@@ -150,10 +139,56 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       (a) => rollBack(a, options, waitTimeoutMs),
     )
   }
-  await closeAll(attempts)
+  await closeAttempts(attempts)
   const targets = attempts.map((a) => a.result)
   const exitCode = exitCodeFor(targets)
   return {ok: exitCode === ExitCode.OK, exitCode, targets}
+}
+
+/**
+ * Deploys to `targets` and leaves each connection open, still receiving the node's notifications and
+ * heartbeats: a rollout's wave is soaked (and maybe rolled back) before its links close (`closeAttempts`).
+ */
+export async function deployOpen(targets: Target[], options: DeployOptions): Promise<Attempt[]> {
+  const project = Promise.resolve(options.project)
+  project.catch(() => undefined) // awaited below; a build error ends the whole deploy
+  const attempts = await pool(targets, options.maxConcurrent ?? 8, (target) => deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'all'))
+  try {
+    await project
+  } catch (error) {
+    // Nothing was applied anywhere: the build failed before any plan.
+    await closeAttempts(attempts)
+    throw error
+  }
+  return attempts
+}
+
+/**
+ * Connects to every target, reads its state and plans, leaving each link open and each target `ready`
+ * (or failed, with why): what `--atomic` checks first, and what a rollout does for every target before
+ * its first wave, so that a wave only applies (`applyPrepared`).
+ */
+export async function prepareTargets(targets: Target[], options: DeployOptions): Promise<Attempt[]> {
+  const project = Promise.resolve(options.project)
+  project.catch(() => undefined) // awaited below; a build error ends the whole deploy
+  const prepared = await pool(targets, options.maxConcurrent ?? 8, (target) => deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'prepare'))
+  try {
+    await project
+  } catch (error) {
+    await closeAttempts(prepared)
+    throw error
+  }
+  return prepared
+}
+
+/** Uploads, applies and confirms on prepared targets that are ready; the others keep their failure. */
+export async function applyPrepared(attempts: Attempt[], options: DeployOptions): Promise<Attempt[]> {
+  const project = Promise.resolve(options.project)
+  return pool(attempts, options.maxConcurrent ?? 8, (attempt) => (attempt.ready ? deployTarget(attempt, options, project, options.waitTimeoutMs ?? 60_000, 'apply') : Promise.resolve(attempt)))
+}
+
+export async function closeAttempts(attempts: readonly Attempt[]): Promise<void> {
+  await Promise.all(attempts.map((a) => a.link?.close().catch(() => undefined)))
 }
 
 function newAttempt(target: Target): Attempt {
@@ -193,7 +228,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       const [state, missing] = await Promise.all([
         link.state(),
         project.then((p) => link.missingBundles([...p.bundles.keys()])),
-        options.dryRun ? undefined : link.watchNotifications(),
+        options.dryRun ? undefined : link.watchEvents(),
       ])
       const {pipelines} = await project
       // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)
@@ -207,6 +242,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       result.plan = plan
       attempt.missing = missing
       attempt.archivedBefore = new Map(state.ARCHIVED.map((p) => [p.NAME, p.R1_VERSION]))
+      attempt.runningBefore = new Map(state.PIPELINES.map((p) => [p.NAME, p.R1_VERSION]))
       result.timings.connect! += lap() // connect covers the session and the state query
       if (options.dryRun) return finish(attempt, 'planned')
       attempt.ready = true
@@ -235,6 +271,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     step('applying')
     const commands = changing.map((p): ConfirmedCommand => ({...p.command!, payload: withMessage(p.command!, options.message), expect: expectationOf(p)}) as ConfirmedCommand)
     attempt.applied = changing
+    options.onApplying?.(attempt)
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
     const {verdict, sentMs} = await sendAndConfirm(attempt.link!, commands, waitTimeoutMs, options.signal)
     result.timings.apply = sentMs
@@ -298,20 +335,27 @@ async function upload(attempt: Attempt, target: Target, missingAtStart: string[]
       await new Promise((resolve) => setTimeout(resolve, delay))
       await attempt.link!.close().catch(() => undefined)
       attempt.link = await options.connect(target, options.signal)
-      await attempt.link.watchNotifications()
+      await attempt.link.watchEvents()
     }
   }
 }
 
-/** Puts back what a target ran before this deploy: the previous config, the archived one, or no pipeline at all. */
-async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs: number): Promise<void> {
-  const {result} = attempt
-  const target = options.targets.find((t) => t.name === result.target)!
+/**
+ * Puts back what a target ran before this deploy: the version it ran (R1_ROLLBACK to the version recorded
+ * before it was changed), the archived one, or no pipeline at all. A lost connection is opened again.
+ */
+export async function rollBack(attempt: Attempt, options: DeployOptions, waitTimeoutMs: number): Promise<void> {
+  const {result, target} = attempt
   options.onStep?.(target, 'rolling back')
   try {
-    if (!attempt.link) attempt.link = await options.connect(target)
+    if (!attempt.link || attempt.lost) {
+      await attempt.link?.close().catch(() => undefined)
+      attempt.link = await options.connect(target)
+    }
     const confirmed = (name: string, pipelineCode: number) => ({pipeline: name, pipelineCode, instances: []})
     const commands = attempt.applied.flatMap((p): ConfirmedCommand[] => {
+      const version = attempt.runningBefore?.get(p.name)
+      if (version !== undefined) return [{action: 'R1_ROLLBACK', payload: {NAME: p.name, VERSION: version}, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
       if (p.previous) return [{action: 'UPDATE_CONFIG', payload: p.previous, expect: confirmed(p.name, NotificationCode.PIPELINE_OK)}]
       if (attempt.archivedBefore?.has(p.name)) {
         // it was stopped, not absent: archive it again as it was (deleting it would drop its kept versions)

@@ -8,7 +8,7 @@ import {COMMAND_LIMITS} from '../protocol/limits.js'
 import {R1FS_CHUNK_BYTES} from '../protocol/services.js'
 import {CID_PATTERN, CidHasher} from '../services/r1fs-crypto.js'
 import type {JsonValue} from '../services/types.js'
-import type {NodeLink} from './fanout.js'
+import type {NodeLink} from '../fleet/engine.js'
 
 /**
  * `r1 cstore …` and `r1 r1fs …`: a node's CStore and R1FS over the signed protocol (the R1_CSTORE_* and

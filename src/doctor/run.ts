@@ -1,9 +1,10 @@
 import {resolve} from 'node:path'
+import type {BrokerSelection} from '../deploy/discover.js'
 import {readCa} from '../deploy/link.js'
-import {pool} from '../deploy/fanout.js'
-import {projectTargets} from '../deploy/project.js'
-import {type Target, type TargetSelection, resolveTargets} from '../deploy/targets.js'
-import type {R1Error} from '../errors.js'
+import {projectTargets, selectTargets} from '../deploy/project.js'
+import {type Target, resolveTargets} from '../deploy/targets.js'
+import {ExitCode, type R1Error, exitCodeOf} from '../errors.js'
+import {pool} from '../fleet/engine.js'
 import {type ValidationResult, validateProject} from '../manifest/validate.js'
 import {cliKeyPath, readIdentity} from '../protocol/identity.js'
 import {type CheckResult, type DoctorReport, doctorReport} from './checks.js'
@@ -13,8 +14,8 @@ import {checkNode} from './target.js'
 export interface DoctorOptions {
   /** Project folder (its config.yaml names the targets). */
   dir: string
-  /** The target flags; no flag means every target of the project. */
-  selection: TargetSelection
+  /** The target flags; no flag means every target of the project (with --broker: every node heard on it). */
+  selection: BrokerSelection
   /** --ca: trusted for every wss:// node (else each target's own `ca`). */
   caFile?: string
   connectTimeoutMs: number
@@ -45,7 +46,18 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checks.push(failed.code === 'MANIFEST_NOT_FOUND' ? projectCheck(undefined, resolve(options.dir)) : {id: 'project', status: 'fail', message: failed.message, hint: failed.hint})
   }
 
-  const targets = selectTargets(validation, options.selection)
+  let targets: Target[] = []
+  if (options.selection.broker === undefined) targets = configuredTargets(validation, options.selection)
+  else {
+    try {
+      targets = await selectTargets(options.dir, {...options.selection, everyTargetByDefault: true}, {connectTimeoutMs: options.connectTimeoutMs})
+    } catch (error) {
+      // no node heard, a broker that cannot be reached: a finding; a bad flag still throws
+      if (exitCodeOf(error) === ExitCode.USAGE) throw error
+      const failed = error as R1Error
+      checks.push({id: 'reachable', status: 'fail', target: options.selection.broker, message: failed.message, hint: failed.hint, details: {code: failed.code}})
+    }
+  }
   const shared = options.caFile ? await readCa(options.caFile) : undefined
   const perTarget = await pool(targets, options.maxConcurrent ?? 8, async (target) =>
     checkNode(target, {identity, ca: shared ?? (target.ca ? await readCa(target.ca) : undefined), connectTimeoutMs: options.connectTimeoutMs}),
@@ -54,7 +66,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
 }
 
 /** The nodes to check: as every fleet command selects them, but no target at all is fine (the local checks still run). */
-function selectTargets(validation: ValidationResult | undefined, selection: TargetSelection): Target[] {
+function configuredTargets(validation: ValidationResult | undefined, selection: BrokerSelection): Target[] {
   const manifest = validation?.manifest
   // config.yaml has errors (the project check says which): its targets cannot be trusted, ad hoc nodes still can
   if (validation && !manifest) return selection.node?.length ? resolveTargets(undefined, {node: selection.node, address: selection.address}) : []

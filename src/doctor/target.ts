@@ -1,14 +1,15 @@
 import {isIP} from 'node:net'
 import {connect as tlsConnect} from 'node:tls'
 import type {R1Error} from '../errors.js'
-import type {Target} from '../deploy/targets.js'
+import {readBrokerConfig} from '../deploy/link.js'
+import type {Target, TargetBroker} from '../deploy/targets.js'
 import {generateIdentity, type Identity} from '../protocol/identity.js'
 import {Session} from '../session/index.js'
 import type {CheckResult} from './checks.js'
 
 /**
  * The checks of one node, in this order: `reachable` (a signed hello over the session, as every
- * command connects), `tls` (wss:// only), `address` (the key that signs is the one config.yaml
+ * command connects: at its URL, or through its broker), `tls` (wss:// only), `address` (the key that signs is the one config.yaml
  * names), `clock` (skew from the hello's stamp) and `allow-list` (the node answers a command of ours).
  */
 
@@ -33,27 +34,11 @@ const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOT
 
 export async function checkNode(target: Target, options: NodeCheckOptions): Promise<CheckResult[]> {
   const of = (check: Omit<CheckResult, 'target'>): CheckResult => ({...check, target: target.name})
-  const url = new URL(target.url)
-  const tls = url.protocol === 'wss:' ? tlsCheck(await probeTls(url, options).catch((error: Error & {code?: string}) => error), options.certificateWarnDays ?? 14) : undefined
   const identity = options.identity ?? generateIdentity() // without a key nothing is sent: the hello needs none
-  const connect = (insecure: boolean) => Session.connect({url: target.url, nodeAddress: undefined, identity, connectTimeoutMs: options.connectTimeoutMs, ...(options.ca ? {ca: options.ca} : {}), insecure})
-
-  let session: Session | undefined
-  let reachable: CheckResult
-  const started = Date.now()
-  try {
-    session = await connect(false)
-    reachable = of({id: 'reachable', status: 'ok', message: `${target.url} answered with a signed hello in ${Date.now() - started} ms`, details: {url: target.url, ms: Date.now() - started}})
-  } catch (error) {
-    const failed = error as R1Error
-    reachable = of({id: 'reachable', status: 'fail', message: failed.message, hint: failed.hint, details: {url: target.url, code: failed.code}})
-    // The node's signature is checked on every frame whatever the certificate: look past a bad one for the other checks.
-    if (tls?.status === 'fail' && tls.details?.certificate !== undefined) {
-      session = await connect(true).catch(() => undefined)
-      if (session) reachable = {...reachable, message: `${target.url} answers, but not over TLS a client checks: ${tls.message}`, hint: tls.hint}
-    }
-  }
-  const tlsResult = of(tls ?? {id: 'tls', status: 'skip', message: `${url.protocol}// carries no TLS`})
+  const reached = target.broker ? await reachThroughBroker(target, target.broker, identity, options) : await reachDirectly(target, identity, options)
+  const {session} = reached
+  const reachable = of(reached.reachable)
+  const tlsResult = of(reached.tls)
   if (!session) {
     const unreachable = (id: CheckResult['id']) => of({id, status: 'skip', message: 'not checked: the node is not reachable'})
     return [reachable, tlsResult, unreachable('address'), unreachable('clock'), unreachable('allow-list')]
@@ -70,6 +55,51 @@ export async function checkNode(target: Target, options: NodeCheckOptions): Prom
     return [reachable, tlsResult, of(address), of(clock), of(allowed)]
   } finally {
     await session.close()
+  }
+}
+
+interface Reached {
+  session?: Session
+  reachable: Omit<CheckResult, 'target'>
+  tls: Omit<CheckResult, 'target'>
+}
+
+/** A signed hello at the node's URL, its address learned (not pinned); past a certificate that is the only problem. */
+async function reachDirectly(target: Target, identity: Identity, options: NodeCheckOptions): Promise<Reached> {
+  const url = new URL(target.url)
+  const tls = url.protocol === 'wss:' ? tlsCheck(await probeTls(url, options).catch((error: Error & {code?: string}) => error), options.certificateWarnDays ?? 14) : undefined
+  const connect = (insecure: boolean) => Session.connect({url: target.url, nodeAddress: undefined, identity, connectTimeoutMs: options.connectTimeoutMs, ...(options.ca ? {ca: options.ca} : {}), insecure})
+  const tlsResult = tls ?? {id: 'tls' as const, status: 'skip' as const, message: `${url.protocol}// carries no TLS`}
+  const started = Date.now()
+  try {
+    const session = await connect(false)
+    return {session, tls: tlsResult, reachable: {id: 'reachable', status: 'ok', message: `${target.url} answered with a signed hello in ${Date.now() - started} ms`, details: {url: target.url, ms: Date.now() - started}}}
+  } catch (error) {
+    const failed = error as R1Error
+    const reachable: Omit<CheckResult, 'target'> = {id: 'reachable', status: 'fail', message: failed.message, hint: failed.hint, details: {url: target.url, code: failed.code}}
+    // The node's signature is checked on every frame whatever the certificate: look past a bad one for the other checks.
+    if (tls?.status === 'fail' && tls.details?.certificate !== undefined) {
+      const session = await connect(true).catch(() => undefined)
+      if (session) return {session, tls: tlsResult, reachable: {...reachable, message: `${target.url} answers, but not over TLS a client checks: ${tls.message}`, hint: tls.hint}}
+    }
+    return {tls: tlsResult, reachable}
+  }
+}
+
+/**
+ * A signed hello through the target's broker. A session there is addressed to the node, so its address
+ * is pinned: another key answering cannot happen, only no answer. The node's own endpoint is not used (no TLS of its own to check).
+ */
+async function reachThroughBroker(target: Target, broker: TargetBroker, identity: Identity, options: NodeCheckOptions): Promise<Reached> {
+  const tls = {id: 'tls' as const, status: 'skip' as const, message: `reached through the broker ${broker.url}: no endpoint of its own`}
+  const details = {broker: broker.url, address: target.address}
+  const started = Date.now()
+  try {
+    const session = await Session.connect({url: broker.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, broker: await readBrokerConfig(broker)})
+    return {session, tls, reachable: {id: 'reachable', status: 'ok', message: `${target.address} answered through ${broker.url} with a signed hello in ${Date.now() - started} ms`, details: {...details, ms: Date.now() - started}}}
+  } catch (error) {
+    const failed = error as R1Error
+    return {tls, reachable: {id: 'reachable', status: 'fail', message: failed.message, hint: failed.hint, details: {...details, code: failed.code}}}
   }
 }
 

@@ -74,6 +74,7 @@ export const BASE_FIELDS: Readonly<Record<string, FieldSpec>> = {
   FORCED_PAUSE: {type: 'boolean', default: false, description: 'Loaded and initialized, but process() is not called (status paused)'},
   // no default: the node's own hang timeout applies (60 s; tests shrink it)
   PROCESS_TIMEOUT: {type: 'number', min: 0, description: "Seconds one process() call may run before the instance counts as hung and is restarted; unset or 0: the node's default (60 s)"},
+  HEALTH_INTERVAL: {type: 'number', min: 0.1, description: "Seconds between two calls of the plugin's health() hook (default 10)"},
   // no default: the node's own cap applies (none unless the operator sets one)
   MAX_MEMORY_MB: {type: 'number', min: 64, description: 'Memory cap in MiB (an idle instance process takes ~50): the JavaScript heap limit, and the resident memory of the instance with every process it started; over it the instance is notified as over its limit, killed and restarted with back-off'},
 }

@@ -31,6 +31,8 @@ export interface BaseInstanceConfig {
   SHUTDOWN_TIMEOUT?: number
   /** Seconds one `process` call may run before the instance counts as hung and is restarted (unset: the node's 60 s). */
   PROCESS_TIMEOUT?: number
+  /** Seconds between two calls of the plugin's `health` hook (default 10). */
+  HEALTH_INTERVAL?: number
   [key: string]: unknown
 }
 
@@ -130,6 +132,19 @@ export interface PluginContext<C = Record<string, unknown>> {
 
 type Awaitable<T> = T | Promise<T>
 
+/** What a `health` hook answers: `failed` stops a rollout that is soaking this version (and rolls it back). */
+export interface HealthAnswer {
+  status: 'ok' | 'degraded' | 'failed'
+  reason?: string
+}
+
+/**
+ * What a `beforeUpdate` hook answers: nothing (or `{ok: true}`) lets the update go ahead, `{refuse}`
+ * refuses it (the deploy fails on that node with the reason; nothing changes there), `{defer}` asks the
+ * node to ask again after that many seconds (the node waits at most 20 s in all, then goes ahead).
+ */
+export type UpdateAnswer = void | undefined | {ok: true} | {refuse: string} | {defer: number; reason?: string}
+
 export interface PluginDefinition<C = Record<string, unknown>> {
   /** Once, before the first `process`. A throw here is a failed start (the instance is restarted). */
   init?(ctx: PluginContext<C>): Awaitable<void>
@@ -141,7 +156,14 @@ export interface PluginDefinition<C = Record<string, unknown>> {
   config?(ctx: PluginContext<C>, next: InstanceConfigOf<C>, previous: InstanceConfigOf<C>): Awaitable<void>
   /** On stop, after `ctx.signal` is aborted. */
   close?(ctx: PluginContext<C>): Awaitable<void>
+  /** Every HEALTH_INTERVAL seconds: how the instance is doing (a throw counts as `failed`). The node reports changes and the last answer in heartbeats. */
+  health?(ctx: PluginContext<C>): Awaitable<HealthAnswer>
+  /** Before a deploy changes, replaces or removes this running instance: `next` is its new config (null when it is removed). */
+  beforeUpdate?(ctx: PluginContext<C>, next: InstanceConfigOf<C> | null): Awaitable<UpdateAnswer>
 }
+
+/** Every hook a plugin may define. */
+export const PLUGIN_HOOKS = ['init', 'process', 'command', 'config', 'close', 'health', 'beforeUpdate'] as const
 
 /** Marks a plugin module's default export; `Symbol.for` so a bundled copy of the SDK agrees with the node's. */
 export const PLUGIN_BRAND: unique symbol = Symbol.for('r1.plugin') as never
@@ -160,8 +182,8 @@ export type Plugin<C = Record<string, unknown>> = PluginDefinition<C> & {readonl
  * ```
  */
 export function definePlugin<C = Record<string, unknown>>(definition: PluginDefinition<C>): Plugin<C> {
-  if (definition === null || typeof definition !== 'object') throw new TypeError('definePlugin expects an object with hooks: {init, process, command, config, close}')
-  for (const hook of ['init', 'process', 'command', 'config', 'close'] as const) {
+  if (definition === null || typeof definition !== 'object') throw new TypeError(`definePlugin expects an object with hooks: {${PLUGIN_HOOKS.join(', ')}}`)
+  for (const hook of PLUGIN_HOOKS) {
     const fn = definition[hook]
     if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`definePlugin: "${hook}" must be a function, got ${typeof fn}`)
   }

@@ -2,13 +2,30 @@
  * The plugin SDK: `import {definePlugin} from 'r1/plugin'` (ARCHITECTURE.md §3), and `testPlugin`,
  * a harness to unit-test a plugin without a node.
  */
-import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'
-import {PluginRunner, type CommandResult, type LogLevel, type StepResult} from './runner.js'
+import type {HealthAnswer, InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginNotificationType, PluginPayload} from './define.js'
+import {PluginRunner, type CommandResult, type LogLevel, type StepResult, type UpdateDecision} from './runner.js'
 import type {ServiceUrls} from '../services/env.js'
 
 export {definePlugin, isPlugin, PLUGIN_BRAND} from './define.js'
-export type {BaseInstanceConfig, InstanceConfigOf, JsonValue, NotifyOptions, Plugin, PluginContext, PluginCStore, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload, PluginR1fs, R1fsAddOptions, R1fsFileData} from './define.js'
-export type {CommandResult, LogLevel, StepResult} from './runner.js'
+export type {
+  BaseInstanceConfig,
+  HealthAnswer,
+  InstanceConfigOf,
+  JsonValue,
+  NotifyOptions,
+  Plugin,
+  PluginContext,
+  PluginCStore,
+  PluginDefinition,
+  PluginLogger,
+  PluginNotificationType,
+  PluginPayload,
+  PluginR1fs,
+  R1fsAddOptions,
+  R1fsFileData,
+  UpdateAnswer,
+} from './define.js'
+export type {CommandResult, LogLevel, StepResult, UpdateDecision} from './runner.js'
 export {NotificationCode, NotificationType} from '../protocol/codes.js'
 
 /** A notification as the harness records it (the node would add the envelope). */
@@ -55,6 +72,10 @@ export interface PluginTestHarness<C> {
   reconfigure(next: Partial<C> & Record<string, unknown>): Promise<StepResult>
   /** Aborts `ctx.signal` and calls `close`; then stops the services `ctx.cstore` / `ctx.r1fs` used and removes their data. */
   close(): Promise<StepResult>
+  /** Asks the `health` hook as the node does every HEALTH_INTERVAL (a change is a PLUGIN_HEALTH notification). */
+  health(): Promise<HealthAnswer>
+  /** Asks the `beforeUpdate` hook about a next config (null: removal), as a node does before a deploy changes the instance. */
+  beforeUpdate(next: (Partial<C> & Record<string, unknown>) | null): Promise<UpdateDecision>
   /** Everything emitted so far, in order. */
   readonly payloads: PluginPayload[]
   readonly notifications: TestNotification[]
@@ -138,6 +159,8 @@ export function testPlugin<C = Record<string, unknown>>(plugin: Plugin<C> | Plug
       if (services) await (await services.catch(() => undefined))?.close()
       return result
     },
+    health: () => runner.health(),
+    beforeUpdate: (next) => runner.beforeUpdate(next === null ? null : {INSTANCE_ID: runner.ctx.instanceId, ...next}),
     payloads,
     notifications,
     logs,

@@ -1,5 +1,5 @@
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
-import type {InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
+import type {HealthAnswer, InstanceConfigOf, Plugin, PluginContext, PluginDefinition, PluginLogger, PluginNotificationType, PluginPayload} from './define.js'
 import type {ServiceUrls} from '../services/env.js'
 import {serviceClients} from './services.js'
 
@@ -37,6 +37,9 @@ export interface StepResult {
   /** `Name: message` of what the plugin threw. */
   error?: string
 }
+
+/** A `beforeUpdate` answer as the node acts on it. */
+export type UpdateDecision = {action: 'ok'} | {action: 'refuse'; reason: string} | {action: 'defer'; seconds: number; reason?: string}
 
 export interface CommandResult extends StepResult {
   result?: unknown
@@ -78,6 +81,7 @@ export class PluginRunner<C = Record<string, unknown>> {
   private readonly abort = new AbortController()
   private pendingConfigOk: {hash?: string} | undefined
   private initialized = false
+  private lastHealth?: HealthAnswer
 
   constructor(
     private readonly plugin: Plugin<C> | PluginDefinition<C>,
@@ -159,6 +163,46 @@ export class PluginRunner<C = Record<string, unknown>> {
     this.config = frozen
     this.pendingConfigOk = {hash}
     return {ok: true}
+  }
+
+  get hasHealth(): boolean {
+    return typeof this.plugin.health === 'function'
+  }
+
+  /**
+   * Asks the `health` hook (a throw or a malformed answer counts as `failed`) and emits a PLUGIN_HEALTH
+   * notification with the first answer and whenever it changes.
+   */
+  async health(): Promise<HealthAnswer> {
+    let answer: HealthAnswer
+    try {
+      const given = await this.plugin.health?.(this.ctx)
+      answer = given && ['ok', 'degraded', 'failed'].includes(given.status) ? {status: given.status, ...(typeof given.reason === 'string' ? {reason: given.reason} : {})} : {status: 'failed', reason: `health returned ${JSON.stringify(given)}, not {status: 'ok' | 'degraded' | 'failed', reason?}`}
+    } catch (error) {
+      answer = {status: 'failed', reason: `health threw ${describeError(error)}`}
+    }
+    if (answer.status !== this.lastHealth?.status || answer.reason !== this.lastHealth.reason) {
+      const type = answer.status === 'ok' ? NotificationType.NORMAL : NotificationType.ABNORMAL
+      this.send({kind: 'notification', type, code: NotificationCode.PLUGIN_HEALTH, message: `Health ${answer.status}${answer.reason ? `: ${answer.reason}` : ''}`, info: {HEALTH: answer.status, ...(answer.reason ? {REASON: answer.reason} : {})}})
+    }
+    this.lastHealth = answer
+    return answer
+  }
+
+  /** Asks the `beforeUpdate` hook about `next` (null: the instance is removed); a throw refuses with its message. */
+  async beforeUpdate(next: Record<string, unknown> | null): Promise<UpdateDecision> {
+    if (!this.plugin.beforeUpdate) return {action: 'ok'}
+    try {
+      const answer = await this.plugin.beforeUpdate(this.ctx, next === null ? null : (Object.freeze(upperKeys(next)) as InstanceConfigOf<C>))
+      if (answer && typeof answer === 'object' && 'refuse' in answer) return {action: 'refuse', reason: String(answer.refuse)}
+      if (answer && typeof answer === 'object' && 'defer' in answer) {
+        const seconds = Number(answer.defer)
+        return {action: 'defer', seconds: Number.isFinite(seconds) && seconds > 0 ? seconds : 1, ...(answer.reason ? {reason: String(answer.reason)} : {})}
+      }
+      return {action: 'ok'}
+    } catch (error) {
+      return {action: 'refuse', reason: `beforeUpdate threw ${describeError(error)}`}
+    }
   }
 
   /** Aborts `ctx.signal` (at once, even while a hook is still running). */

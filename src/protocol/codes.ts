@@ -18,6 +18,10 @@ export const NotificationCode = {
   PLUGIN_RESUME_FAILED: -103,
   PLUGIN_DELETE_OK: 107,
   PLUGIN_DELETE_FAILED: -107,
+  /** A plugin's `health` hook changed its answer: INFO {HEALTH: ok|degraded|failed, REASON?}. */
+  PLUGIN_HEALTH: 110,
+  /** A plugin's `beforeUpdate` hook deferred an update: INFO {DEFER_SECONDS, REASON?}; the node asks again then. */
+  PLUGIN_UPDATE_DEFERRED: 111,
   /** Plugin code threw (process/init/command). */
   PLUGIN_EXCEPTION: -200,
   /** Instance process crashed/exited and is restarting. */
@@ -36,6 +40,10 @@ export const NotificationType = {
   EXCEPTION: 'EXCEPTION',
 } as const
 export type NotificationType = (typeof NotificationType)[keyof typeof NotificationType]
+
+/** What a plugin's `health` hook answers (heartbeats carry the last answer as HEALTH). */
+export const HealthStatus = ['ok', 'degraded', 'failed'] as const
+export type HealthStatus = (typeof HealthStatus)[number]
 
 /** Per-instance statuses in heartbeats and `r1 status` (ARCHITECTURE.md §4). */
 export const InstanceStatus = ['starting', 'running', 'restarting', 'error', 'stopped', 'paused', 'invalid_config'] as const

@@ -1,6 +1,6 @@
 import {z} from 'zod'
 import {TagsSchema} from './tags.js'
-import {InstanceStatus} from './codes.js'
+import {HealthStatus, InstanceStatus} from './codes.js'
 
 /**
  * Node → client events (ARCHITECTURE.md §5). The runtime creates them, the journal stores them,
@@ -69,6 +69,8 @@ export const ActivePluginSchema = z
     LAST_CONFIG_TIMESTAMP: z.string().nullable(),
     LAST_ERROR_TIME: z.string().nullable(),
     LAST_ERROR: z.string().nullable(),
+    /** The last answer of the plugin's `health` hook (absent when it has none). */
+    HEALTH: z.object({STATUS: z.enum(HealthStatus), REASON: z.string().optional()}).optional(),
   })
   .catchall(z.unknown())
 export type ActivePlugin = z.infer<typeof ActivePluginSchema>
@@ -91,6 +93,8 @@ export const HeartbeatEventSchema = z
     PIPELINES: z.array(z.string()),
     ACTIVE_PLUGINS: z.array(ActivePluginSchema),
     R1_TAGS: TagsSchema.optional(),
+    /** Seconds between this node's heartbeats (absent when it sends them only on request): a watcher counts missing ones. */
+    R1_HEARTBEAT_INTERVAL: z.number().positive().optional(),
   })
   .catchall(z.unknown())
 

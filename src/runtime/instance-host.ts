@@ -4,7 +4,7 @@
  */
 import {pathToFileURL} from 'node:url'
 import {Worker} from 'node:worker_threads'
-import {isPlugin, type Plugin, type PluginDefinition} from '../plugin/define.js'
+import {PLUGIN_HOOKS, isPlugin, type Plugin, type PluginDefinition} from '../plugin/define.js'
 import {PluginRunner, describeError, type LogLevel, type RunnerEvent} from '../plugin/runner.js'
 import {serviceUrlsFromEnv} from '../services/env.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
@@ -76,7 +76,7 @@ async function loadPlugin(spec: InstanceSpec, host: HostApi): Promise<Plugin<any
   const module = (await import(pathToFileURL(spec.bundlePath).href)) as {default?: unknown}
   const plugin = module.default
   if (isPlugin(plugin)) return plugin
-  if (plugin && typeof plugin === 'object' && ['init', 'process', 'command', 'config', 'close'].some((hook) => typeof (plugin as Record<string, unknown>)[hook] === 'function')) {
+  if (plugin && typeof plugin === 'object' && PLUGIN_HOOKS.some((hook) => typeof (plugin as Record<string, unknown>)[hook] === 'function')) {
     return plugin as PluginDefinition<any>
   }
   throw new Error(`The bundle for ${spec.signature} has no plugin as its default export: export default definePlugin({...})`)
@@ -169,6 +169,11 @@ class InstanceHost {
         this.wake()
         break
       }
+      case 'beforeUpdate': {
+        const decision = await this.serial(() => this.runner.beforeUpdate(message.config))
+        sendNow({t: 'updateDecision', id: message.id, decision})
+        break
+      }
       case 'command': {
         const result = await this.serial(() => this.runner.command(message.name, message.params, message.hash))
         send({t: 'commandDone', id: message.id, ok: result.ok, ...(result.error ? {error: result.error} : {})})
@@ -223,7 +228,22 @@ class InstanceHost {
       return
     }
     sendNow({t: 'ready'})
+    if (this.runner.hasHealth) this.watchHealth()
     void this.loop()
+  }
+
+  /** Asks the plugin's `health` hook every HEALTH_INTERVAL seconds (default 10), between its other hooks. */
+  private watchHealth(): void {
+    const seconds = Number((this.runner.currentConfig as Record<string, unknown>).HEALTH_INTERVAL ?? 10)
+    const timer = setTimeout(
+      async () => {
+        if (this.stopping) return
+        await this.serial(() => this.runner.health())
+        this.watchHealth()
+      },
+      Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 10_000,
+    )
+    timer.unref()
   }
 
   private async loop(): Promise<void> {

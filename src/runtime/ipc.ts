@@ -1,4 +1,4 @@
-import type {RunnerEvent} from '../plugin/runner.js'
+import type {RunnerEvent, UpdateDecision} from '../plugin/runner.js'
 
 /** The messages between a supervisor (parent) and its instance host (child), over the fork IPC channel (JSON). */
 
@@ -32,6 +32,8 @@ export type ParentMessage =
   | {t: 'config'; config: Record<string, unknown>; hash?: string}
   | {t: 'command'; id: number; name: string; params: unknown; hash?: string}
   | {t: 'input'; data: unknown}
+  /** Ask the plugin's `beforeUpdate` hook about the instance's next config (null: it is removed). */
+  | {t: 'beforeUpdate'; id: number; config: Record<string, unknown> | null}
   | {t: 'ping'; n: number}
   /** The parent has handled `batches` more batches and had an event-loop turn since: the host may send as many more. */
   | {t: 'ack'; batches: number}
@@ -50,6 +52,7 @@ export type ChildMessage =
   | {t: 'idle'; iteration: number; ok: boolean; error?: string}
   | {t: 'commandDone'; id: number; ok: boolean; error?: string}
   | {t: 'configDone'; ok: boolean; error?: string}
+  | {t: 'updateDecision'; id: number; decision: UpdateDecision}
   | {t: 'pong'; n: number}
   /** The instance cannot run (bundle failed to load, init threw, uncaught error); the host exits next. */
   | {t: 'failed'; stage: 'load' | 'init' | 'crash'; error: string}

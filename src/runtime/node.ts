@@ -6,7 +6,7 @@ import {basename, join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields.js'
 import {canonicalJson} from '../protocol/canonical.js'
-import {NotificationCode, NotificationType, type InstanceStatus} from '../protocol/codes.js'
+import {NotificationCode, NotificationType, type HealthStatus, type InstanceStatus} from '../protocol/codes.js'
 import type {ActivePlugin, HeartbeatEvent, LogLevel, NodeEvent, NotificationEvent, PayloadPath} from '../protocol/events.js'
 import type {Tags} from '../protocol/tags.js'
 import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
@@ -28,6 +28,7 @@ import {servicesEnv, type ServiceUrls} from '../services/env.js'
 import type {NodeServices} from '../services/types.js'
 import {StateStore, type PipelineRecord, type PipelineVersion} from './state-store.js'
 import {InstanceSupervisor, defaultSupervisorOptions, type SupervisorEvent, type SupervisorOptions} from './supervisor.js'
+import {type GatedInstance, askBeforeUpdate} from './update-gate.js'
 
 export type {PipelineVersion} from './state-store.js'
 
@@ -161,6 +162,8 @@ export class LocalNode implements NodeCore {
    * deploy that uploads the bundle again gets their PLUGIN_CONFIG_OK.
    */
   private readonly bundleLost = new WeakSet<InstanceSupervisor>()
+  /** Each instance's last answer of its plugin's `health` hook. */
+  private readonly health = new WeakMap<InstanceSupervisor, {STATUS: HealthStatus; REASON?: string}>()
 
   private constructor(
     options: LocalNodeOptions,
@@ -261,6 +264,7 @@ export class LocalNode implements NodeCore {
           LAST_CONFIG_TIMESTAMP: counters.lastConfigTime,
           LAST_ERROR_TIME: counters.lastErrorTime,
           LAST_ERROR: this.instanceSecrets.redactText(spec, counters.lastError),
+          ...(this.health.has(supervisor) ? {HEALTH: this.health.get(supervisor)} : {}),
         })
       }
     }
@@ -280,6 +284,7 @@ export class LocalNode implements NodeCore {
       PIPELINES: [...this.active.keys()],
       ACTIVE_PLUGINS: activePlugins,
       ...(Object.keys(this.tags).length > 0 ? {R1_TAGS: this.tags} : {}),
+      ...(this.heartbeatIntervalMs > 0 ? {R1_HEARTBEAT_INTERVAL: this.heartbeatIntervalMs / 1000} : {}),
       ...(this.warningList.length > 0 ? {R1_WARNINGS: [...this.warningList]} : {}),
     }) as HeartbeatEvent
   }
@@ -456,6 +461,7 @@ export class LocalNode implements NodeCore {
     const name = config.NAME
     const previousVersion = this.active.get(name)?.current.version ?? this.archived.get(name)?.version ?? this.history.get(name)?.at(-1)?.version ?? 0
     const version: PipelineVersion = {version: previousVersion + 1, config, appliedAt: iso(), ...provenance(meta, message), ...(restoredFrom === undefined ? {} : {restoredFrom})}
+    if (restoredFrom === undefined) await this.gateUpdate(config, meta.hash)
     const before = this.recordOf(name)
     const after: PipelineRecord = {name, archived: false, current: version, history: this.withVersion(name, version)}
     await this.write([after]) // durable before anything changes; a failed write changes nothing
@@ -515,6 +521,36 @@ export class LocalNode implements NodeCore {
     return `${added} added, ${changed} reconfigured, ${restarted} restarted, ${removed} removed`
   }
 
+  /**
+   * Asks the running instances that `config` would change, replace or remove (their plugins'
+   * `beforeUpdate`): a refusal throws (nothing changes), a deferral waits (bounded) and asks again.
+   */
+  private async gateUpdate(config: PipelineConfig, hash: string): Promise<void> {
+    const existing = this.active.get(config.NAME)
+    if (!existing) return
+    const wanted = new Map(config.PLUGINS.flatMap((p) => p.INSTANCES.map((i) => [keyOf(p.SIGNATURE, i.INSTANCE_ID), {signature: p.SIGNATURE, config: i}] as const)))
+    const gated: GatedInstance[] = []
+    for (const [key, supervisor] of existing.instances) {
+      const want = wanted.get(key)
+      const {signature, instanceId} = supervisor.spec
+      if (want) {
+        let spec: InstanceSpec | undefined
+        try {
+          spec = this.specFor(config, want.signature, want.config)
+        } catch {
+          spec = undefined // it cannot load: applying says why
+        }
+        const same = spec && spec.bundlePath === supervisor.spec.bundlePath && spec.filesHash === supervisor.spec.filesHash && JSON.stringify(spec.config) === JSON.stringify(supervisor.spec.config)
+        if (same || !spec) continue
+      }
+      const next = want ? applyDefaults(want.signature, want.config) : null
+      gated.push({name: `${signature}/${instanceId}`, path: [config.NAME, signature, instanceId], next, ask: (n) => supervisor.beforeUpdate(n)})
+    }
+    await askBeforeUpdate(gated, (instance, seconds, reason) =>
+      this.notify(instance.path, NotificationCode.PLUGIN_UPDATE_DEFERRED, `Update deferred by ${instance.name} for ${seconds} s${reason ? `: ${reason}` : ''}`, hash, {DEFER_SECONDS: seconds, ...(reason ? {REASON: reason} : {})}),
+    )
+  }
+
   private specFor(pipeline: PipelineConfig, signature: string, instance: Record<string, unknown>, hash?: string, announce = true): InstanceSpec {
     const config = applyDefaults(signature, instance)
     const bundleHash = isBuiltin(signature) ? undefined : (pipeline.R1_BUNDLES as Record<string, string> | undefined)?.[signature]
@@ -549,7 +585,14 @@ export class LocalNode implements NodeCore {
 
   private createInstance(spec: InstanceSpec, replacing?: InstanceSupervisor): InstanceSupervisor {
     const path: PayloadPath = [this.alias, spec.pipeline, spec.signature, spec.instanceId]
-    const supervisor = new InstanceSupervisor(spec, this.optionsFor(spec), (event) => this.onInstanceEvent(path, event))
+    const supervisor: InstanceSupervisor = new InstanceSupervisor(spec, this.optionsFor(spec), (event) => {
+      // the plugin's last health answer, for heartbeats
+      if (event.kind === 'notification' && event.code === NotificationCode.PLUGIN_HEALTH) {
+        const info = event.info as {HEALTH: HealthStatus; REASON?: string}
+        this.health.set(supervisor, {STATUS: info.HEALTH, ...(info.REASON === undefined ? {} : {REASON: info.REASON})})
+      }
+      this.onInstanceEvent(path, event)
+    })
     if (replacing) Object.assign(supervisor.counters, replacing.counters)
     this.instanceSecrets.remember(supervisor, spec)
     const invalid = this.invalidReason(spec)
@@ -722,6 +765,7 @@ export class LocalNode implements NodeCore {
         commands.push(() => void this.instance(update.name, update.signature, update.instanceId)?.command(name, params, meta.hash))
       }
     }
+    for (const after of next.values()) await this.gateUpdate(after.current.config, meta.hash)
     const changes = [...next.values()].map((after) => ({name: after.name, before: this.recordOf(after.name), after}))
     await this.write(changes.map((c) => c.after)) // durable before anything changes; a failed write changes nothing
     try {

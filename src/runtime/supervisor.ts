@@ -2,7 +2,7 @@ import {fork, type ChildProcess} from 'node:child_process'
 import type {Readable} from 'node:stream'
 import type {InstanceStatus} from '../protocol/codes.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
-import type {CommandResult, RunnerEvent} from '../plugin/runner.js'
+import type {CommandResult, RunnerEvent, UpdateDecision} from '../plugin/runner.js'
 import {childEntry} from './child-entry.js'
 import {isoNow as iso} from './clock.js'
 import {copyFiles, createInstanceDirs, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeInstanceDirs, stageBundle, type InstanceDirs, type RunAs} from './containment.js'
@@ -122,6 +122,8 @@ export class InstanceSupervisor {
   private stableTimer: NodeJS.Timeout | undefined
   private readonly groups = new Set<number>()
   private commandCounter = 0
+  /** `beforeUpdate` questions awaiting the child's answer, by id. */
+  private readonly decisions = new Map<number, (decision: UpdateDecision) => void>()
   private readonly queued: PendingCommand[] = []
   private readonly inFlight = new Map<number, PendingCommand>()
   private readonly inputs: unknown[] = []
@@ -190,6 +192,25 @@ export class InstanceSupervisor {
     this.specValue = {...this.specValue, config, announceConfig: true, configHash: hash}
     this.counters.lastConfigTime = iso()
     if (this.ready) this.send({t: 'config', config: this.options.resolveConfig?.(config) ?? config, hash})
+  }
+
+  /**
+   * Asks the plugin's `beforeUpdate` hook about `next` (null: removal). An instance that is not running,
+   * or does not answer within `timeoutMs`, lets the update go ahead.
+   */
+  beforeUpdate(next: Record<string, unknown> | null, timeoutMs = 5000): Promise<UpdateDecision> {
+    if (!this.ready || !this.child?.connected) return Promise.resolve({action: 'ok'})
+    const id = ++this.commandCounter
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => answer({action: 'ok'}), timeoutMs)
+      const answer = (decision: UpdateDecision) => {
+        clearTimeout(timer)
+        this.decisions.delete(id)
+        resolve(decision)
+      }
+      this.decisions.set(id, answer)
+      this.send({t: 'beforeUpdate', id, config: next && (this.options.resolveConfig?.(next) ?? next)})
+    })
   }
 
   /** Delivered once: queued until the instance is ready; a crash while it runs answers it negatively. */
@@ -457,6 +478,9 @@ export class InstanceSupervisor {
         pending?.resolve({ok: message.ok, ...(message.error ? {error: message.error} : {})})
         break
       }
+      case 'updateDecision':
+        this.decisions.get(message.id)?.(message.decision)
+        break
       case 'configDone':
         if (!message.ok && this.previousConfig) this.specValue = {...this.specValue, config: this.previousConfig}
         this.previousConfig = undefined

@@ -109,11 +109,17 @@ export async function readSecrets(projectDir: string): Promise<SecretsFile> {
   return parsed.data
 }
 
-async function writeSecrets(projectDir: string, file: SecretsFile): Promise<void> {
+/** The project's own state folder `.r1/` (mode 0700, git-ignored), created when missing; returns its path. */
+export async function projectStateDir(projectDir: string): Promise<string> {
   const dir = join(projectDir, SECRETS_DIR)
   await mkdir(dir, {recursive: true, mode: 0o700})
   // Keeps the store out of git even in a project whose .gitignore forgot `.r1/`.
   await writeFile(join(dir, '.gitignore'), '*\n', {flag: 'wx'}).catch(() => undefined)
+  return dir
+}
+
+async function writeSecrets(projectDir: string, file: SecretsFile): Promise<void> {
+  await projectStateDir(projectDir)
   await writeFileAtomic(secretsPath(projectDir), JSON.stringify(file, null, 2) + '\n', {mode: 0o600})
 }
 

@@ -1,5 +1,6 @@
 import {readFile} from 'node:fs/promises'
 import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
+import {type TargetStatus, exitCodeFor} from '../fleet/result.js'
 import type {NodeEvent} from '../protocol/events.js'
 import type {EventFilter, GapEvent} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
@@ -64,7 +65,8 @@ export interface FollowHandlers {
   onNotice?(target: FollowTarget, notice: FollowNotice): void
 }
 
-export type FollowStatus = 'ok' | 'interrupted' | 'unreachable' | 'rejected' | 'failed'
+/** A followed node's end, in the fleet's statuses (`interrupted`, by Ctrl-C, is not a failure). */
+export type FollowStatus = Extract<TargetStatus, 'ok' | 'interrupted' | 'unreachable' | 'rejected' | 'failed'>
 
 export interface FollowOutcome {
   target: string
@@ -91,14 +93,7 @@ export interface FollowResult {
 /** Follows every target at once; resolves when all are done (history replayed, or the signal aborted). */
 export async function followNodes(options: FollowOptions, handlers: FollowHandlers): Promise<FollowResult> {
   const targets = await Promise.all(options.targets.map((target) => followOne(target, options, handlers)))
-  const failed = targets.filter((t) => t.status !== 'ok' && t.status !== 'interrupted')
-  let exitCode: ExitCode = ExitCode.OK
-  if (failed.length > 0 && failed.length < targets.length) exitCode = ExitCode.PARTIAL
-  else if (failed.length > 0) {
-    const kinds = new Set(failed.map((t) => t.status))
-    const only = failed[0]!.status
-    exitCode = kinds.size > 1 ? ExitCode.PARTIAL : only === 'unreachable' ? ExitCode.UNREACHABLE : only === 'rejected' ? ExitCode.REJECTED : ExitCode.FAILURE
-  }
+  const exitCode = exitCodeFor(targets)
   return {ok: exitCode === ExitCode.OK, exitCode, targets}
 }
 

@@ -1,6 +1,6 @@
 import {randomUUID} from 'node:crypto'
 import {ExitCode, R1Error} from '../errors.js'
-import {NotificationCode} from '../protocol/codes.js'
+import {type Confirmation, ConfirmationTracker} from '../fleet/confirm.js'
 import type {EventType, NodeEvent, NotificationEvent} from '../protocol/events.js'
 import {compileFilter, type EventFilter, type EventMatcher, type GapEvent, type LiveMarker} from '../protocol/filter.js'
 import {type Identity, normalizeAddress} from '../protocol/identity.js'
@@ -67,17 +67,10 @@ export interface SessionOptions {
 }
 
 /** What a node notification must look like to confirm a command. */
-export interface Expectation {
-  /** Notification code to wait for (e.g. NotificationCode.PIPELINE_OK). */
-  code: number
-  /** Path to match: pipeline, signature, instance (undefined parts match anything). */
-  pipeline?: string
-  signature?: string
-  instance?: string
-}
+export type Expectation = Confirmation
 
 export interface SendOptions {
-  /** Confirmations to wait for after the R1_REPLY; the command fails on the matching negative code. */
+  /** Confirmations to wait for after the R1_REPLY (the fleet's one matcher, src/fleet/confirm.ts: a negative code naming the command, or an awaited instance's failure, fails it). */
   expect?: Expectation[]
   /** Called with the command's EE_HASH before it leaves. */
   onHash?: (hash: string) => void
@@ -121,10 +114,9 @@ export type SubscriptionItem = NodeEvent | GapEvent
 interface Pending {
   hash: string
   action: Action
-  expect: Expectation[]
+  tracker?: ConfirmationTracker
   reply?: Reply
   notifications: NotificationEvent[]
-  met: boolean[]
   resolve: (result: CommandResult<Action>) => void
   reject: (error: Error) => void
   timer: NodeJS.Timeout
@@ -512,22 +504,16 @@ export class Session {
 
   private notice(pending: Pending, event: NotificationEvent): void {
     pending.notifications.push(event)
-    const code = event.NOTIFICATION_CODE
-    if (typeof code !== 'number') return
-    const [, pipeline, signature, instance] = event.EE_PAYLOAD_PATH
-    pending.expect.forEach((e, i) => {
-      const pathMatches = (e.pipeline === undefined || e.pipeline === pipeline) && (e.signature === undefined || e.signature === signature) && (e.instance === undefined || e.instance === instance)
-      if (!pathMatches) return
-      if (code === e.code) pending.met[i] = true
-      else if (code === -e.code || (code < 0 && code !== NotificationCode.PLUGIN_CRASHED)) {
-        this.fail(pending, new R1Error(`${pending.action} failed on ${this.alias || this.address}: ${event.NOTIFICATION}`, ExitCode.REJECTED, {code: 'COMMAND_FAILED', details: event}))
-      }
-    })
+    const verdict = pending.tracker?.observe(event)
+    if (verdict?.state === 'rejected' || verdict?.state === 'failed') {
+      this.fail(pending, new R1Error(`${pending.action} failed on ${this.alias || this.address}: ${verdict.reason}`, ExitCode.REJECTED, {code: 'COMMAND_FAILED', details: event}))
+      return
+    }
     this.settle(pending)
   }
 
   private settle(pending: Pending): void {
-    if (!pending.reply || !pending.met.every(Boolean) || !this.pending.has(pending.hash)) return
+    if (!pending.reply || (pending.tracker && pending.tracker.current().state !== 'confirmed') || !this.pending.has(pending.hash)) return
     const parsed = parseResult(pending.action, pending.reply.RESULT)
     if (!parsed.ok) {
       this.fail(
@@ -569,21 +555,23 @@ export class Session {
    * notification, 5 on timeout, 7 when the connection is lost.
    */
   async send<A extends Action>(action: A, payload: PayloadOf<A>, options: SendOptions = {}): Promise<CommandResult<A>> {
-    const expect = options.expect ?? []
+    const tracker = options.expect && new ConfirmationTracker(options.expect)
     const timeoutMs = options.timeoutMs ?? 30_000
     let registered: Pending | undefined
     const result = new Promise<CommandResult<A>>((resolve, reject) => {
       // settle() resolves with the RESULT parsed by this action's schema
       const settled = resolve as (result: CommandResult<Action>) => void
-      registered = {hash: '', action, expect, notifications: [], met: expect.map(() => false), resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout}
+      registered = {hash: '', action, tracker, notifications: [], resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout}
     })
     const pending = registered!
     // Register under the hash before the frame leaves, so no fast confirmation is missed.
     const encoded = await this.encodeFor(action, payload, options.encrypted)
     pending.hash = encoded.hash
+    tracker?.setCommandHash(encoded.hash)
     options.onHash?.(encoded.hash)
     pending.timer = setTimeout(() => {
-      const waiting = expect.filter((_, i) => !pending.met[i]).map((e) => `${e.code}${e.instance ? ` for ${e.instance}` : e.pipeline ? ` for ${e.pipeline}` : ''}`)
+      const verdict = tracker?.current()
+      const waiting = verdict?.state === 'pending' ? verdict.waitingFor : []
       this.fail(
         pending,
         new R1Error(`${action} ${pending.hash.slice(0, 12)}… not confirmed by ${this.alias || this.address} within ${timeoutMs} ms${pending.reply ? ` (accepted; still waiting for ${waiting.join(', ')})` : ''}`, ExitCode.TIMEOUT, {

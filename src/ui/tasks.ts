@@ -15,6 +15,8 @@ export function tasks<Ctx extends object>(list: ListrTask<Ctx>[], options: TaskO
   return new Listr<Ctx>(list, {
     concurrent: options.concurrent ?? false,
     exitOnError: options.exitOnError ?? true,
+    // Ctrl-C belongs to the base command (cleanups, exit 130; a rollout rolls back): listr2's own handler exits 127
+    registerSignalListeners: false,
     renderer: options.json ? 'silent' : plain ? 'simple' : 'default',
     fallbackRenderer: 'simple',
     rendererOptions: {logger: logger()} as never,

@@ -1,6 +1,6 @@
 import {Chalk} from 'chalk'
 import {describe, expect, it} from 'vitest'
-import {ms, renderDeploySummary, renderNodeStatus, reportTargets, table} from '../../src/deploy/render.js'
+import {failureText, ms, renderDeploySummary, renderNodeStatus, renderRollout, renderRolloutList, renderRolloutRecord, renderTargetResults, table} from '../../src/deploy/render.js'
 import {parseParams} from '../../src/deploy/manage.js'
 import {R1Error} from '../../src/errors.js'
 
@@ -61,10 +61,10 @@ describe('deploy rendering', () => {
   })
 
   it('reports per-target results and the failure on stderr', () => {
-    const report = reportTargets([{target: 'a', status: 'ok'}, {target: 'b', status: 'rejected', error: 'not allowed'}], () => 'done', {out: plain, err: plain}, {message: 'Stopping failed on 1 of 2 targets', hint: 'allow-list'})
-    expect(report.stdout).toMatch(/a\s+ok\s+done\n/)
-    expect(report.stdout).toMatch(/b\s+rejected\s+not allowed/)
-    expect(report.stderr).toBe('✖ Stopping failed on 1 of 2 targets\n→ allow-list\n')
+    const stdout = renderTargetResults([{target: 'a', status: 'ok'}, {target: 'b', status: 'rejected', error: 'not allowed'}], () => 'done', plain).join('\n') + '\n'
+    expect(stdout).toMatch(/a\s+ok\s+done\n/)
+    expect(stdout).toMatch(/b\s+rejected\s+not allowed/)
+    expect(failureText({message: 'Stopping failed on 1 of 2 targets', hint: 'allow-list'}, plain)).toBe('✖ Stopping failed on 1 of 2 targets\n→ allow-list\n')
   })
 })
 
@@ -76,5 +76,29 @@ describe('parseParams', () => {
   it('rejects a pair without a key (usage error)', () => {
     expect(() => parseParams(['novalue'])).toThrow(R1Error)
     expect(() => parseParams(['=x'])).toThrow(/KEY=VALUE/)
+  })
+})
+
+describe('rollout rendering', () => {
+  const waves = [{wave: 1, targets: ['a'], state: 'done'}, {wave: 2, targets: ['b', 'c'], state: 'not started'}]
+  const target = (name: string, status: string, wave: number, error?: string) => ({target: name, url: `ws://${name}`, status, wave, uploaded: [], timings: {total: 5}, ...(error ? {error} : {})})
+
+  it('an aborted rollout: its waves, each target, and why it stopped', () => {
+    const lines = renderRollout({id: 'r1', reason: 'aborted', abort: 'a node of the first wave failed (a)', rolledBack: true, waves, targets: [target('a', 'rolled-back', 1, 'P/i crashed'), target('b', 'untouched', 2), target('c', 'untouched', 2)]}, plain)
+    expect(lines[0]).toBe('wave 1 (done): a')
+    expect(lines[1]).toBe('wave 2 (not started): b, c')
+    expect(lines.find((l) => l.startsWith('a '))).toMatch(/a\s+rolled-back.*P\/i crashed/)
+    expect(lines.at(-1)).toBe('rollout r1 aborted: a node of the first wave failed (a) — every updated target was put back')
+  })
+
+  it('the history list and one record, node text escaped', () => {
+    const record = {id: 'r1', started: '2026-01-01T10:00:00.000Z', finished: '2026-01-01T10:01:00.000Z', who: '0xai_A2pPabcdefghijklmnop', message: 'why\u001b[2J', exitCode: 8, reason: 'aborted', abort: 'x', waves, targets: [{target: 'a', wave: 1, status: 'rolled-back', health: {status: 'failed'}, error: 'sick\u001b[31m'}]}
+    expect(renderRolloutList([], plain)[0]).toContain('No rollout recorded yet')
+    const list = renderRolloutList([record], plain)
+    expect(list[1]).toMatch(/^r1\s+2026-01-01 10:00:00\s+0xai_A2pPabcde…\s+aborted \(exit 8\)\s+0\/1/)
+    const shown = renderRolloutRecord(record, plain).join('\n')
+    expect(shown).toContain('wave 2 (not started): b, c')
+    expect(shown).toMatch(/a\s+1\s+rolled-back\s+failed\s+sick\\e\[31m/)
+    expect(shown).not.toContain('\u001b')
   })
 })

@@ -203,7 +203,7 @@ describe('r1 node start without oclif (the path bin/run.js takes; an idle node\'
   it('refuses an unknown --run-as user exactly as the oclif command does (exit 2, under --json and not), starting nothing', () => {
     const dataDir = join(tmp, 'run-as-unknown')
     for (const json of [[], ['--json']]) {
-      const args = ['node', 'start', '--port', '0', '--data-dir', dataDir, '--run-as', 'no-such-user-r1', '--max-memory-mb', '64', '--bundle-quota', '8', ...json]
+      const args = ['node', 'start', '--port', '0', '--data-dir', dataDir, '--run-as', 'no-such-user-r1', '--max-memory-mb', '64', '--bundle-quota', '8', '--heartbeat-interval', '2', ...json]
       const fast = via('fast', args)
       expect(fast.code).toBe(2)
       expect(fast.stdout + fast.stderr).toContain('no-such-user-r1')
@@ -213,7 +213,7 @@ describe('r1 node start without oclif (the path bin/run.js takes; an idle node\'
   })
 
   it('leaves --help, unknown flags and values oclif refuses to oclif, doing nothing', () => {
-    const refused = [['--max-memory-mb', '0'], ['--max-memory-mb', '1.5'], ['--bundle-quota', 'x'], ['--bundle-quota', '-1'], ['--run-as'], ['--r1fs-quota', '0'], ['--cstore-port', '70000'], ['--r1fs-port', 'x'], ['--cstore']].map((flag) => ['node', 'start', ...flag])
+    const refused = [['--max-memory-mb', '0'], ['--max-memory-mb', '1.5'], ['--bundle-quota', 'x'], ['--bundle-quota', '-1'], ['--heartbeat-interval', '0'], ['--run-as'], ['--r1fs-quota', '0'], ['--cstore-port', '70000'], ['--r1fs-port', 'x'], ['--cstore']].map((flag) => ['node', 'start', ...flag])
     for (const args of [['node', 'start', '--help'], ['node', 'start', '--bogus'], ['node', 'start', '--port', 'abc'], ['node', 'start', '--port', '70000'], ['node', 'start', '--tls-cert', 'c.pem'], ['node', 'start', '--alias'], ...refused, ['node', 'allow', 'x'], ['node']]) {
       expect({args, ...via('fast', args)}).toEqual({args, code: 99, stdout: '', stderr: ''})
     }

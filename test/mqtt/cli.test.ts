@@ -1,6 +1,6 @@
 // The built CLI over a broker: real `r1 node start --broker` processes on an in-process aedes, and
-// on Debian's mosquitto and nats-server (its MQTT listener) when installed: discovery by heartbeat (with tags), deploy / status / logs
-// through `brokers` in config.yaml.
+// on Debian's mosquitto and nats-server (its MQTT listener) when installed: discovery by heartbeat (with
+// tags), deploy / rollouts / status / logs / doctor through `brokers` in config.yaml.
 import {cpSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest'
@@ -31,8 +31,8 @@ describe.each(brokers)('the CLI through a broker (%s)', (_name, skip, startBroke
   let lab: NodeProcess
   let field: NodeProcess
 
-  function writeConfig(targets: string): void {
-    const base = readFileSync(join(repoRoot, 'test/fixtures/projects/basic/config.yaml'), 'utf8')
+  function writeConfig(targets: string, step = 2): void {
+    const base = readFileSync(join(repoRoot, 'test/fixtures/projects/basic/config.yaml'), 'utf8').replace('step: 2', `step: ${step}`)
     writeFileSync(join(project, 'config.yaml'), `${base}brokers:\n  local: { url: "${broker.url}" }\ntargets:\n${targets}`)
   }
 
@@ -87,6 +87,43 @@ describe.each(brokers)('the CLI through a broker (%s)', (_name, skip, startBroke
       expect(lines.length).toBeGreaterThan(0)
       const seqs = lines.map((l: any) => l.EE_MESSAGE_SEQ)
       expect(seqs).toEqual([...new Set(seqs)].sort((a, b) => a - b))
+    })
+
+    it('rolls out through the broker: waves watched by heartbeats over it, recorded; a canary that fails is put back (exit 8)', async () => {
+      const targets = `  lab: { address: "${lab.address}", broker: local }\n  field: { address: "${field.address}", broker: local }\n`
+      writeConfig(targets, 3)
+      // a 3 s soak outlasts 2.5 heartbeat periods: heartbeats that did not come through the broker would fail it
+      const healthy = await r1(['deploy', '--dir', project, '--all', '--canary', '1', '--soak', '3s', '--json'], {env, timeoutMs: 120_000})
+      expect(healthy.exitCode, healthy.stderr + healthy.stdout).toBe(0)
+      expect(healthy.json.waves.map((w: any) => [w.targets, w.state])).toEqual([[['lab'], 'done'], [['field'], 'done']])
+      expect(healthy.json.targets.map((t: any) => [t.target, t.status, t.health?.status])).toEqual([['lab', 'deployed', 'ok'], ['field', 'deployed', 'ok']])
+      const listed = await r1(['rollouts', 'ls', '--dir', project, '--json'], {env})
+      expect(listed.json.rollouts.map((r: any) => r.id)).toContain(healthy.json.id)
+
+      writeConfig(targets, -1) // the plugin's config() refuses a negative step
+      const failing = await r1(['deploy', '--dir', project, '--all', '--canary', '1', '--soak', '1s', '--json'], {env, timeoutMs: 120_000})
+      expect(failing.exitCode, failing.stderr + failing.stdout).toBe(8)
+      expect(failing.json.rolledBack).toBe(true)
+      const [canary, rest] = failing.json.targets
+      expect([canary.target, canary.status, rest.target, rest.status]).toEqual(['lab', 'rolled-back', 'field', 'untouched'])
+      expect(canary.error).toContain('STEP must not be negative')
+      const history = await r1(['pipelines', 'history', 'counting', '--dir', project, '--target', 'lab', '--json'], {env})
+      expect(history.json.targets[0].result.versions.find((v: any) => v.current).restoredFrom).toBeDefined()
+      writeConfig(targets)
+    })
+
+    it('r1 doctor checks broker targets through the broker (tls skipped); --broker checks the nodes heard, --tag filters', async () => {
+      const configured = await r1(['doctor', '--dir', project, '--json'], {env})
+      expect(configured.exitCode, configured.stdout + configured.stderr).toBe(0)
+      const of = (json: any, target: string) => Object.fromEntries(json.checks.filter((c: any) => c.target === target).map((c: any) => [c.id, c.status]))
+      for (const target of ['lab', 'field']) expect(of(configured.json, target)).toEqual({reachable: 'ok', tls: 'skip', address: 'ok', clock: 'ok', 'allow-list': 'ok'})
+      const heard = await r1(['doctor', '--broker', broker.url, '--tag', 'site=lab', '--discover', '3', '--json'], {env})
+      expect(heard.exitCode, heard.stdout + heard.stderr).toBe(0)
+      expect([...new Set(heard.json.checks.filter((c: any) => c.target).map((c: any) => c.target))]).toEqual(['lab'])
+      expect(of(heard.json, 'lab')['allow-list']).toBe('ok')
+      const none = await r1(['doctor', '--broker', broker.url, '--tag', 'site=moon', '--discover', '2', '--json'], {env})
+      expect(none.exitCode).toBe(1)
+      expect(none.json.checks.find((c: any) => c.target === broker.url)).toMatchObject({id: 'reachable', status: 'fail', details: {code: 'NO_NODE_HEARD'}})
     })
 
     it('an ad hoc --broker with --address: the command reaches that node; a node not on the broker is unreachable (7)', async () => {

@@ -2,7 +2,7 @@
 // (`npm run typecheck` checks this file, and fails on an `@ts-expect-error` that no longer errs), and
 // the result schemas accept what the node builds.
 import {describe, expect, expectTypeOf, it} from 'vitest'
-import type {NodeLink} from '../../src/deploy/fanout.js'
+import type {NodeLink} from '../../src/fleet/engine.js'
 import {
   type Action,
   type BundleHasResult,

@@ -1,6 +1,6 @@
 // Node data reaches the terminal escaped: ANSI sequences, NUL, CR and bidi overrides are shown, never run.
 import {describe, expect, it} from 'vitest'
-import {renderNodeStatus, renderStatusReport, reportTargets, table} from '../../src/deploy/render.js'
+import {failureText, renderNodeStatus, renderStatusReport, renderTargetResults, table} from '../../src/deploy/render.js'
 import {R1Error} from '../../src/errors.js'
 import type {NodeEvent} from '../../src/protocol/events.js'
 import {errorText} from '../../src/ui/error-report.js'
@@ -54,9 +54,8 @@ describe('human renderers escape node-supplied strings', () => {
     clean(renderNodeStatus('edge-a', status, plain).join('\n'))
     clean(renderStatusReport([{target: 'edge-a', status: 'unreachable', url: 'ws://x', error: hostile}], plain))
     clean(table(['A'], [[hostile]], plain).join('\n'))
-    const report = reportTargets([{target: 'edge-a', status: 'rejected', error: hostile}], () => '', {out: plain, err: plain}, {message: `Stop failed:\n  edge-a: ${hostile}`, hint: hostile})
-    clean(report.stdout)
-    clean(report.stderr)
+    clean(renderTargetResults([{target: 'edge-a', status: 'rejected', error: hostile}], () => '', plain).join('\n'))
+    clean(failureText({message: `Stop failed:\n  edge-a: ${hostile}`, hint: hostile}, plain))
     const text = errorText(new R1Error(`UPDATE_CONFIG rejected by edge: ${hostile}`, 4, {hint: hostile}))
     clean(text.replace(/\n$/, ''))
     expect(text).toContain('\\e[2J')

@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class CStoreGet extends BaseCommand<typeof CStoreGet> {
   static override summary = "Read a key from nodes' CStore"
@@ -11,10 +10,8 @@ export default class CStoreGet extends BaseCommand<typeof CStoreGet> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage}, {cstoreGet}, {printTargetReport}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../ui/target-report.js')])
+    const [{manage}, {cstoreGet}, {renderValueResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link) => cstoreGet(link, this.args.key), {readOnly: true})
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Reading ${this.args.key}`, (r) => JSON.stringify(r.value), (r) => JSON.stringify(r.value))
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Reading ${this.args.key}`, result, (out) => renderValueResults(result.targets, (r) => JSON.stringify(r.value), out, (r) => JSON.stringify(r.value)))
   }
 }

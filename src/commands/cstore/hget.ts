@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class CStoreHget extends BaseCommand<typeof CStoreHget> {
   static override summary = "Read one field of a hash from nodes' CStore"
@@ -15,10 +14,8 @@ export default class CStoreHget extends BaseCommand<typeof CStoreHget> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage}, {cstoreHget}, {printTargetReport}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../ui/target-report.js')])
+    const [{manage}, {cstoreHget}, {renderValueResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link) => cstoreHget(link, this.args.hkey, this.args.field), {readOnly: true})
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Reading ${this.args.hkey} ${this.args.field}`, (r) => JSON.stringify(r.value), (r) => JSON.stringify(r.value))
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Reading ${this.args.hkey} ${this.args.field}`, result, (out) => renderValueResults(result.targets, (r) => JSON.stringify(r.value), out, (r) => JSON.stringify(r.value)))
   }
 }

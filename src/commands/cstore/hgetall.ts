@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class CStoreHgetall extends BaseCommand<typeof CStoreHgetall> {
   static override summary = "Read every field of a hash from nodes' CStore"
@@ -11,10 +10,8 @@ export default class CStoreHgetall extends BaseCommand<typeof CStoreHgetall> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage}, {cstoreHgetall}, {printTargetReport}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../ui/target-report.js')])
+    const [{manage}, {cstoreHgetall}, {renderValueResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link) => cstoreHgetall(link, this.args.hkey), {readOnly: true})
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Reading ${this.args.hkey}`, (r) => JSON.stringify(r.fields), (r) => JSON.stringify(r.fields, null, 2))
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Reading ${this.args.hkey}`, result, (out) => renderValueResults(result.targets, (r) => JSON.stringify(r.fields), out, (r) => JSON.stringify(r.fields, null, 2)))
   }
 }

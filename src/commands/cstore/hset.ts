@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class CStoreHset extends BaseCommand<typeof CStoreHset> {
   static override summary = "Set one field of a hash in nodes' CStore (a JSON value; null deletes the field)"
@@ -16,11 +15,9 @@ export default class CStoreHset extends BaseCommand<typeof CStoreHset> {
   static override flags = {...fleetFlags, string: Flags.boolean({description: 'Store VALUE as text, not JSON'})}
 
   public async run() {
-    const [{manage}, {cstoreHset, parseStoreValue, readValueArg}, {printTargetReport}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../ui/target-report.js')])
+    const [{manage}, {cstoreHset, parseStoreValue, readValueArg}, {renderValueResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../deploy/render.js')])
     const value = parseStoreValue(await readValueArg(this.args.value), this.flags.string)
     const result = await manage(this.flags, this.signal, (link) => cstoreHset(link, this.args.hkey, this.args.field, value))
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Setting ${this.args.hkey} ${this.args.field}`, (r) => (r.deleted ? 'deleted' : 'stored'))
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Setting ${this.args.hkey} ${this.args.field}`, result, (out) => renderValueResults(result.targets, (r) => (r.deleted ? 'deleted' : 'stored'), out))
   }
 }

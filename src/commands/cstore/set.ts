@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class CStoreSet extends BaseCommand<typeof CStoreSet> {
   static override summary = "Set a key in nodes' CStore (a JSON value; null deletes it)"
@@ -20,11 +19,9 @@ export default class CStoreSet extends BaseCommand<typeof CStoreSet> {
   static override flags = {...fleetFlags, string: Flags.boolean({description: 'Store VALUE as text, not JSON'})}
 
   public async run() {
-    const [{manage}, {cstoreSet, parseStoreValue, readValueArg}, {printTargetReport}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../ui/target-report.js')])
+    const [{manage}, {cstoreSet, parseStoreValue, readValueArg}, {renderValueResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../deploy/render.js')])
     const value = parseStoreValue(await readValueArg(this.args.value), this.flags.string)
     const result = await manage(this.flags, this.signal, (link) => cstoreSet(link, this.args.key, value))
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Setting ${this.args.key}`, (r) => (r.deleted ? 'deleted' : 'stored'))
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Setting ${this.args.key}`, result, (out) => renderValueResults(result.targets, (r) => (r.deleted ? 'deleted' : 'stored'), out))
   }
 }

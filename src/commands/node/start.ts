@@ -34,7 +34,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     'broker-ca': Flags.string({description: 'PEM CA certificate for an mqtts:// or wss:// broker.', dependsOn: ['broker']}),
     'topic-root': Flags.string({description: 'Root of the MQTT topics [default: naeural].', dependsOn: ['broker']}),
     tag: Flags.string({description: 'A k=v label carried in heartbeats as R1_TAGS (repeatable; `r1 status --broker --tag` filters on it).', multiple: true, helpValue: '<k=v>'}),
-    'heartbeat-interval': Flags.integer({description: 'Seconds between heartbeats (also the public heartbeat on the broker) [default: 10].', min: 1}),
+    'heartbeat-interval': Flags.integer({description: 'Seconds between heartbeats (each says its period, so a watcher can tell when they stop; also the public heartbeat on the broker) [default: 10].', min: 1, helpValue: '<seconds>'}),
     'bundle-quota': Flags.integer({description: 'Disk space (MiB) all stored bundles may take; bundles no kept pipeline version uses are collected [default: 512].', min: 1, helpValue: '<MiB>'}),
     'services-host': Flags.string({description: "Interface CStore's and R1FS's HTTP APIs listen on.", default: SERVICES_DEFAULTS.host}),
     'cstore-port': Flags.integer({description: 'CStore HTTP API port (0 picks a free one) [default: 31234, or a free one when --port is 0].', min: 0, max: 65535}),

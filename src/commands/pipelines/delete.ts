@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class PipelinesDelete extends BaseCommand<typeof PipelinesDelete> {
   static override summary = 'Delete a pipeline from nodes (DELETE_CONFIG), confirmed by the node'
@@ -11,16 +10,9 @@ export default class PipelinesDelete extends BaseCommand<typeof PipelinesDelete>
   static override flags = {...fleetFlags, yes: Flags.boolean({char: 'y', description: 'Delete without asking'})}
 
   public async run() {
-    const [{manage, deletePipeline, confirmDelete}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
+    const [{manage, deletePipeline, confirmDelete}, {renderTargetResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/render.js')])
     await confirmDelete(this.args.name, {yes: this.flags.yes, json: this.jsonEnabled()})
     const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => deletePipeline(link, this.args.name, timeoutMs))
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {reportTargets}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
-      const report = reportTargets(result.targets, () => `${this.args.name} deleted`, {out, err}, failureOf('Deleting ' + this.args.name, result.targets))
-      process.stdout.write(report.stdout)
-      process.stderr.write(report.stderr)
-    }
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Deleting ${this.args.name}`, result, (out) => renderTargetResults(result.targets, () => `${this.args.name} deleted`, out))
   }
 }

@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class PipelinesHistory extends BaseCommand<typeof PipelinesHistory> {
   static override summary = 'Show the versions a node keeps of a pipeline: when, who (sender address) and why (deploy --message)'
@@ -11,15 +10,8 @@ export default class PipelinesHistory extends BaseCommand<typeof PipelinesHistor
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage, pipelineHistory}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
+    const [{manage, pipelineHistory}, {renderHistory}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link) => pipelineHistory(link, this.args.name), {readOnly: true})
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {renderHistory, failureText}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
-      process.stdout.write(renderHistory(result.targets, out).join('\n') + '\n')
-      const failure = failureOf(`History of ${this.args.name}`, result.targets)
-      if (failure) process.stderr.write(failureText(failure, err))
-    }
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`History of ${this.args.name}`, result, (out) => renderHistory(result.targets, out))
   }
 }

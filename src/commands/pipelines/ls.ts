@@ -1,5 +1,4 @@
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 /** `v3 (kept 1-3)`: the running version and what `rollback --to` can pick. */
 function versions(p: {version?: number; kept?: number[]}): string {
@@ -14,21 +13,16 @@ export default class PipelinesLs extends BaseCommand<typeof PipelinesLs> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage, nodeStatus}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
+    const [{manage, nodeStatus}, {table, paintStatus}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, async (link) => (await nodeStatus(link)).pipelines, {readOnly: true})
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {table, paintStatus, failureText}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
+    return this.finishFleet('Listing pipelines', result, (out) => {
       const rows = result.targets.flatMap((t) =>
         t.result
           ? t.result.map((p) => [t.target, p.name, p.type, versions(p), String(p.instances.length), p.stopped ? 'stopped' : p.instances.map((i) => `${i.instanceId}:${i.status}`).join(' ')])
           : [[t.target, '-', '-', '-', '-', `${t.status}: ${t.error ?? ''}`]],
       )
       const lines = rows.length > 0 ? table(['TARGET', 'PIPELINE', 'TYPE', 'VERSION', 'INSTANCES', 'STATUS'], rows, out, (_r, c, text) => (c === 5 ? text.replace(/:(\w+)/g, (_m, s: string) => ':' + paintStatus(s, s, out)) : text)) : []
-      process.stdout.write((lines.length > 1 ? lines : ['No pipelines.']).join('\n') + '\n')
-      const failure = failureOf('Listing pipelines', result.targets)
-      if (failure) process.stderr.write(failureText(failure, err))
-    }
-    process.exitCode = result.exitCode
-    return result
+      return lines.length > 1 ? lines : ['No pipelines.']
+    })
   }
 }

@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class PipelinesStart extends BaseCommand<typeof PipelinesStart> {
   static override summary = 'Start a pipeline stopped with `pipelines stop`: the node runs its archived version again'
@@ -11,20 +10,13 @@ export default class PipelinesStart extends BaseCommand<typeof PipelinesStart> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage, startPipeline}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
+    const [{manage, startPipeline}, {renderTargetResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => startPipeline(link, this.args.name, timeoutMs))
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {reportTargets}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
-      const detail = (i: number) => {
-        const r = result.targets[i].result
-        const version = r?.version === undefined ? '' : ` (v${r.version})`
-        return `${this.args.name} ${r?.alreadyRunning ? 'was already running' : 'started'}${version}`
-      }
-      const report = reportTargets(result.targets, detail, {out, err}, failureOf('Starting ' + this.args.name, result.targets))
-      process.stdout.write(report.stdout)
-      process.stderr.write(report.stderr)
+    const detail = (i: number) => {
+      const r = result.targets[i].result
+      const version = r?.version === undefined ? '' : ` (v${r.version})`
+      return `${this.args.name} ${r?.alreadyRunning ? 'was already running' : 'started'}${version}`
     }
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Starting ${this.args.name}`, result, (out) => renderTargetResults(result.targets, detail, out))
   }
 }

@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class PipelinesStop extends BaseCommand<typeof PipelinesStop> {
   static override summary = 'Stop a pipeline on nodes (ARCHIVE_CONFIG): its instances end, the node keeps it for rollback'
@@ -11,15 +10,9 @@ export default class PipelinesStop extends BaseCommand<typeof PipelinesStop> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage, stopPipeline}, {failureOf}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/fanout.js')])
+    const [{manage, stopPipeline}, {renderTargetResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link, _target, timeoutMs) => stopPipeline(link, this.args.name, timeoutMs))
-    if (!this.jsonEnabled()) {
-      const [{out, err}, {reportTargets}] = await Promise.all([import('../../ui/colors.js'), import('../../deploy/render.js')])
-      const report = reportTargets(result.targets, (i) => `${this.args.name} ${result.targets[i].result?.alreadyStopped ? 'was already stopped' : 'archived'}`, {out, err}, failureOf('Stopping ' + this.args.name, result.targets))
-      process.stdout.write(report.stdout)
-      process.stderr.write(report.stderr)
-    }
-    process.exitCode = result.exitCode
-    return result
+    const detail = (i: number) => `${this.args.name} ${result.targets[i].result?.alreadyStopped ? 'was already stopped' : 'archived'}`
+    return this.finishFleet(`Stopping ${this.args.name}`, result, (out) => renderTargetResults(result.targets, detail, out))
   }
 }

@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 /** Where an R1FS file's secret comes from: never a flag's value (shell history, ps). */
 export const secretFlags = {
@@ -23,17 +22,15 @@ export default class R1fsAdd extends BaseCommand<typeof R1fsAdd> {
   static override flags = {...fleetFlags, ...secretFlags, filename: Flags.string({description: 'The name to store it under (default: the file name)'})}
 
   public async run() {
-    const [{manage}, {localFile, r1fsAdd}, {readSecretFrom}, {printTargetReport}] = await Promise.all([
+    const [{manage}, {localFile, r1fsAdd}, {readSecretFrom}, {renderValueResults}] = await Promise.all([
       import('../../deploy/manage.js'),
       import('../../deploy/services.js'),
       import('../../secrets/input.js'),
-      import('../../ui/target-report.js'),
+      import('../../deploy/render.js'),
     ])
     const secret = await readSecretFrom(this.flags, {json: this.jsonEnabled(), signal: this.signal})
     const file = await localFile(this.args.file, this.flags.filename)
     const result = await manage(this.flags, this.signal, (link) => r1fsAdd(link, file, secret))
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Adding ${file.filename}`, (r) => r.cid, (r) => r.cid)
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Adding ${file.filename}`, result, (out) => renderValueResults(result.targets, (r) => r.cid, out, (r) => r.cid))
   }
 }

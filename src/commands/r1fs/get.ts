@@ -1,7 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 import {ExitCode, R1Error} from '../../errors.js'
-import {fleetFlags} from '../deploy.js'
 import {secretFlags} from './add.js'
 
 export default class R1fsGet extends BaseCommand<typeof R1fsGet> {
@@ -19,19 +18,17 @@ export default class R1fsGet extends BaseCommand<typeof R1fsGet> {
   }
 
   public async run() {
-    const [{manage}, {r1fsGet}, {readSecretFrom}, {printTargetReport}] = await Promise.all([
+    const [{manage}, {r1fsGet}, {readSecretFrom}, {renderValueResults}] = await Promise.all([
       import('../../deploy/manage.js'),
       import('../../deploy/services.js'),
       import('../../secrets/input.js'),
-      import('../../ui/target-report.js'),
+      import('../../deploy/render.js'),
     ])
     const toStdout = this.flags.output === '-'
     if (toStdout && this.jsonEnabled()) throw new R1Error('-o - writes the file to stdout, where --json prints its document.', ExitCode.USAGE, {code: 'FLAG_CONFLICT', hint: 'Write it to a file (-o <file>) with --json.'})
     const secret = await readSecretFrom(this.flags, {json: this.jsonEnabled(), signal: this.signal})
     const result = await manage(this.flags, this.signal, (link) => r1fsGet(link, this.args.cid, secret, {path: this.flags.output, force: this.flags.force}), {oneTarget: 'r1 r1fs get'})
     // with -o -, stdout holds the file's bytes only: a failure goes to stderr
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Getting ${this.args.cid}`, (r) => `${r.size} bytes → ${r.path}`, undefined, {failureOnly: toStdout})
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Getting ${this.args.cid}`, result, (out) => (toStdout ? '' : renderValueResults(result.targets, (r) => `${r.size} bytes → ${r.path}`, out)))
   }
 }

@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
-import {fleetFlags} from '../deploy.js'
+import {BaseCommand, fleetFlags} from '../../base-command.js'
 
 export default class R1fsRm extends BaseCommand<typeof R1fsRm> {
   static override summary = "Delete a file from nodes' R1FS by its CID"
@@ -11,10 +10,8 @@ export default class R1fsRm extends BaseCommand<typeof R1fsRm> {
   static override flags = {...fleetFlags}
 
   public async run() {
-    const [{manage}, {r1fsRm}, {printTargetReport}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../ui/target-report.js')])
+    const [{manage}, {r1fsRm}, {renderValueResults}] = await Promise.all([import('../../deploy/manage.js'), import('../../deploy/services.js'), import('../../deploy/render.js')])
     const result = await manage(this.flags, this.signal, (link) => r1fsRm(link, this.args.cid))
-    if (!this.jsonEnabled()) await printTargetReport(result.targets, `Deleting ${this.args.cid}`, () => 'deleted')
-    process.exitCode = result.exitCode
-    return result
+    return this.finishFleet(`Deleting ${this.args.cid}`, result, (out) => renderValueResults(result.targets, () => 'deleted', out))
   }
 }

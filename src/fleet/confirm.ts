@@ -1,13 +1,24 @@
+import type {InstanceRef} from '../deploy/plan.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {HeartbeatEvent, NodeEvent, NotificationEvent} from '../protocol/events.js'
-import type {InstanceRef} from './plan.js'
 
 /**
- * Waits on the node's notifications for one command, as Ratio1 confirms: PIPELINE_OK for the
- * pipeline (matched by COMMAND_HASH), PLUGIN_CONFIG_OK for every new or changed instance (matched by
- * path), and fails fast on a rejection naming the command or on an awaited instance that errors.
+ * The one confirmation matcher (the session's `send({expect})` and the fleet's `sendAndConfirm` both use
+ * it). Waits on a node's notifications for one command, as Ratio1 confirms: a pipeline-level code
+ * (PIPELINE_OK, …) naming the command's COMMAND_HASH, an instance-level one (PLUGIN_CONFIG_OK, …) by
+ * path. It fails fast on a negative code naming the command (rejected), and on an awaited instance
+ * that reports a failure, an exception or a crash, or that a heartbeat shows in `error` (failed).
  */
 
+/** One confirmation to wait for: a notification with `code` at this path; parts left out match anything. */
+export interface Confirmation {
+  code: number
+  pipeline?: string
+  signature?: string
+  instance?: string
+}
+
+/** A command's confirmations in the deploy's terms: the pipeline's code and every instance's. */
 export interface Expectation {
   pipeline: string
   /** Wait for PIPELINE_OK (or another pipeline-level code) naming this command. */
@@ -28,18 +39,25 @@ export type Verdict =
 /** Codes that mean an instance's code failed (rather than the command being refused). */
 const INSTANCE_FAILURES = new Set<number>([NotificationCode.PLUGIN_EXCEPTION, NotificationCode.PLUGIN_CRASHED, NotificationCode.PLUGIN_CONFIG_FAILED, NotificationCode.PLUGIN_INSTANCE_COMMAND_FAILED])
 
+/** The confirmations an expectation stands for. */
+export function confirmationsOf(expect: Expectation): Confirmation[] {
+  const instanceCode = expect.instanceCode ?? NotificationCode.PLUGIN_CONFIG_OK
+  return [
+    ...(expect.pipelineCode === undefined ? [] : [{code: expect.pipelineCode, pipeline: expect.pipeline}]),
+    ...expect.instances.map((i) => ({code: instanceCode, pipeline: expect.pipeline, signature: i.signature, instance: i.instanceId})),
+  ]
+}
+
 export class ConfirmationTracker {
   private hash?: string
   private readonly buffered: NodeEvent[] = []
-  private pipelineDone: boolean
-  private readonly pendingInstances: Map<string, InstanceRef>
+  private readonly pending: Confirmation[]
   private verdict?: Verdict
   /** INFO of the confirmations (a command's RESULT, a rollback's VERSION travel there). */
   private info?: Record<string, unknown>
 
-  constructor(private readonly expect: Expectation) {
-    this.pipelineDone = expect.pipelineCode === undefined
-    this.pendingInstances = new Map(expect.instances.map((i) => [key(i.signature, i.instanceId), i]))
+  constructor(expect: Expectation | readonly Confirmation[]) {
+    this.pending = 'instances' in expect ? confirmationsOf(expect) : [...expect]
   }
 
   /** The command's EE_HASH, once signed; events seen before it are re-examined. */
@@ -60,65 +78,63 @@ export class ConfirmationTracker {
 
   current(): Verdict {
     if (this.verdict) return this.verdict
-    if (this.pipelineDone && this.pendingInstances.size === 0) {
+    if (this.pending.length === 0) {
       this.verdict = this.info ? {state: 'confirmed', info: this.info} : {state: 'confirmed'}
       return this.verdict
     }
-    const waitingFor = [
-      ...(this.pipelineDone ? [] : [`pipeline ${this.expect.pipeline} (code ${this.expect.pipelineCode})`]),
-      ...[...this.pendingInstances.values()].map((i) => `${i.signature}/${i.instanceId}`),
-    ]
-    return {state: 'pending', waitingFor}
+    return {state: 'pending', waitingFor: this.pending.map(describe)}
   }
 
   private onNotification(n: NotificationEvent): void {
     const code = n.NOTIFICATION_CODE
-    const [, pipeline, signature, instanceId] = n.EE_PAYLOAD_PATH
     if (n.COMMAND_HASH !== undefined && this.hash === undefined) {
       this.buffered.push(n)
       return
     }
     const ours = n.COMMAND_HASH !== undefined && n.COMMAND_HASH === this.hash
-    const others = n.COMMAND_HASH !== undefined && n.COMMAND_HASH !== this.hash
+    if (n.COMMAND_HASH !== undefined && !ours) return
     if (ours && code !== undefined && code < 0 && !INSTANCE_FAILURES.has(code)) {
       this.verdict = {state: 'rejected', reason: reasonOf(n), code}
       return
     }
-    if (ours && code === this.expect.pipelineCode) {
-      this.pipelineDone = true
-      if (n.INFO && typeof n.INFO === 'object') this.info = {...(n.INFO as Record<string, unknown>), ...this.info}
-      return
-    }
-    if (others || pipeline !== this.expect.pipeline || !signature || !instanceId) return
-    const k = key(signature, instanceId)
-    const awaited = this.pendingInstances.get(k)
-    if (!awaited) return
-    if (code === (this.expect.instanceCode ?? NotificationCode.PLUGIN_CONFIG_OK)) {
-      this.pendingInstances.delete(k)
-      if (n.INFO && typeof n.INFO === 'object') this.info = {...this.info, ...(n.INFO as Record<string, unknown>)}
-      return
-    }
-    const failedCode = code !== undefined && (INSTANCE_FAILURES.has(code) || code < 0)
-    if (failedCode || n.NOTIFICATION_TYPE === NotificationType.EXCEPTION) {
-      this.verdict = {state: 'failed', reason: `${signature}/${instanceId}: ${reasonOf(n)}`, instance: awaited, code}
+    const [, pipeline, signature, instanceId] = n.EE_PAYLOAD_PATH
+    for (const [i, a] of this.pending.entries()) {
+      if (!matches(a, pipeline, signature, instanceId)) continue
+      const instanceLevel = a.instance !== undefined || a.signature !== undefined
+      if (code === a.code && (ours || instanceLevel)) {
+        this.pending.splice(i, 1)
+        // pipeline-level INFO first, so an instance's (a command's RESULT) wins
+        if (n.INFO && typeof n.INFO === 'object') this.info = instanceLevel ? {...this.info, ...(n.INFO as Record<string, unknown>)} : {...(n.INFO as Record<string, unknown>), ...this.info}
+        return
+      }
+      const failure = (code !== undefined && code < 0) || n.NOTIFICATION_TYPE === NotificationType.EXCEPTION
+      if (instanceLevel && signature && instanceId && failure) {
+        this.verdict = {state: 'failed', reason: `${signature}/${instanceId}: ${reasonOf(n)}`, instance: {signature, instanceId}, code}
+        return
+      }
     }
   }
 
   /** A heartbeat that shows an awaited instance in `error` or `invalid_config` ends the wait with its last error. */
   private onHeartbeat(h: HeartbeatEvent): void {
     for (const p of h.ACTIVE_PLUGINS) {
-      const awaited = this.pendingInstances.get(key(p.SIGNATURE, p.INSTANCE_ID))
-      if (!awaited || p.STREAM_ID !== this.expect.pipeline) continue
+      const awaited = this.pending.some((a) => a.instance !== undefined && matches(a, p.STREAM_ID, p.SIGNATURE, p.INSTANCE_ID))
+      if (!awaited) continue
       if (p.STATUS === 'error' || p.STATUS === 'invalid_config') {
-        this.verdict = {state: 'failed', reason: `${p.SIGNATURE}/${p.INSTANCE_ID} is ${p.STATUS}${p.LAST_ERROR ? `: ${p.LAST_ERROR}` : ''}`, instance: awaited}
+        this.verdict = {state: 'failed', reason: `${p.SIGNATURE}/${p.INSTANCE_ID} is ${p.STATUS}${p.LAST_ERROR ? `: ${p.LAST_ERROR}` : ''}`, instance: {signature: p.SIGNATURE, instanceId: p.INSTANCE_ID}}
         return
       }
     }
   }
 }
 
-function key(signature: string, instanceId: string): string {
-  return `${signature}\u0000${instanceId}`
+function matches(a: Confirmation, pipeline: string | null, signature: string | null, instanceId: string | null): boolean {
+  return (a.pipeline === undefined || a.pipeline === pipeline) && (a.signature === undefined || a.signature === signature) && (a.instance === undefined || a.instance === instanceId)
+}
+
+function describe(a: Confirmation): string {
+  if (a.instance !== undefined) return a.signature ? `${a.signature}/${a.instance}` : a.instance
+  return `pipeline ${a.pipeline ?? '*'} (code ${a.code})`
 }
 
 /** The notification's text, with the error detail Ratio1 puts in INFO when there is one. */

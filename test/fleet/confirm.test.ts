@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
-import {ConfirmationTracker} from '../../src/deploy/confirm.js'
-import {exitCodeFor, failureOf, pool} from '../../src/deploy/fanout.js'
+import {ConfirmationTracker} from '../../src/fleet/confirm.js'
+import {pool} from '../../src/fleet/engine.js'
+import {exitCodeFor, failureOf} from '../../src/fleet/result.js'
 import type {HeartbeatEvent, NotificationEvent} from '../../src/protocol/events.js'
 
 let seq = 0
@@ -37,6 +38,19 @@ describe('ConfirmationTracker', () => {
     t.observe(note(['temps', null, null], 1, {COMMAND_HASH: 'theirs'}))
     t.observe(note(['temps', null, null], -1, {COMMAND_HASH: 'theirs'}))
     expect(t.current()).toEqual({state: 'pending', waitingFor: ['pipeline temps (code 1)', 'TEMP_MONITOR/m1', 'TEMP_MONITOR/m2']})
+  })
+
+  it('the session\'s form (a list of codes at paths) follows the same rule', () => {
+    const byInstance = new ConfirmationTracker([{code: 100, instance: 'k1'}])
+    byInstance.setCommandHash('h')
+    byInstance.observe(note(['p', 'EXEC', 'k2'], 100)) // another instance
+    expect(byInstance.current()).toEqual({state: 'pending', waitingFor: ['k1']})
+    expect(byInstance.observe(note(['p', 'EXEC', 'k1'], -100, {NOTIFICATION: 'bad config'})).state).toBe('failed')
+    const byPipeline = new ConfirmationTracker([{code: 1, pipeline: 'p'}])
+    byPipeline.setCommandHash('h')
+    byPipeline.observe(note(['p', null as never, null as never], 1)) // names no command: not this one's
+    expect(byPipeline.current().state).toBe('pending')
+    expect(byPipeline.observe(note(['p', null as never, null as never], -1, {COMMAND_HASH: 'h'})).state).toBe('rejected')
   })
 
   it('a rejection naming the command ends the wait with its reason', () => {
@@ -80,6 +94,10 @@ describe('exit codes over targets', () => {
     expect(exitCodeFor([{status: 'failed'}])).toBe(1)
     expect(exitCodeFor([{status: 'rejected'}, {status: 'timeout'}])).toBe(6)
     expect(exitCodeFor([{status: 'failed'}, {status: 'rolled-back'}])).toBe(6)
+    // targets a rollout never reached stand for another's failure, not one of their own
+    expect(exitCodeFor([{status: 'unreachable'}, {status: 'untouched'}])).toBe(7)
+    expect(exitCodeFor([{status: 'deployed'}, {status: 'untouched'}])).toBe(6)
+    expect(exitCodeFor([{status: 'ok'}, {status: 'interrupted'}])).toBe(0) // a stream stopped by Ctrl-C
   })
 
   it('failureOf names every failed target and its reason', () => {

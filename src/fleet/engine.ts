@@ -1,12 +1,20 @@
-import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
+import type {Target} from '../deploy/targets.js'
+import {ExitCode, R1Error} from '../errors.js'
 import type {NodeEvent} from '../protocol/events.js'
 import type {Action, CommandOf, HeartbeatResult, PayloadOf, QueryAction, ResultOf, StateResult} from '../protocol/messages.js'
 import {ConfirmationTracker, type Expectation, type Verdict} from './confirm.js'
-import type {Target} from './targets.js'
+import {type FleetResult, type NodeOutcome, failedOutcome, fleetResult} from './result.js'
 
 /**
- * What deploy and the managing commands need from a session with one node. `src/deploy/link.ts`
- * implements it over the session client; keeping it small keeps the orchestration readable.
+ * The fleet engine: "do this on many nodes, confirm, report per node". Deploy, rollouts and the
+ * managing commands run their per-node work through `pool`/`onEveryTarget`, confirm with
+ * `sendAndConfirm` (one confirmation matcher, `confirm.ts`), and report `NodeOutcome`s whose exit code
+ * follows one rule (`result.ts`).
+ */
+
+/**
+ * What the fleet needs from a session with one node. `src/deploy/link.ts` implements it over the
+ * session client; keeping it small keeps the orchestration readable.
  */
 export interface NodeLink {
   /** The node's verified address. */
@@ -22,8 +30,8 @@ export interface NodeLink {
   send<A extends Action>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<string>
   /** Sends a query and resolves with its RESULT, checked against the action's schema (a rejection throws, exit 4). */
   request<A extends QueryAction>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<ResultOf<A>>
-  /** Also receive the node's notifications that name no command (an instance's exception), to fail fast. */
-  watchNotifications(): Promise<void>
+  /** Also receive the node's notifications that name no command (an instance's exception) and its heartbeats: to fail fast, and to watch its health during a soak. */
+  watchEvents(): Promise<void>
   /** The node's pipelines and statuses (R1_STATE's RESULT). */
   state(): Promise<StateResult>
   /** A fresh heartbeat (FULL_HEARTBEAT): resources and every instance's counters (the public one for a key the node does not allow). */
@@ -37,71 +45,37 @@ export interface NodeLink {
 
 export type Connect = (target: Target, signal?: AbortSignal) => Promise<NodeLink>
 
-/** `invalid`: the project cannot go to that target as it is (e.g. a secret not set for it): exit 3. */
-export type TargetStatus = 'deployed' | 'unchanged' | 'planned' | 'ok' | 'failed' | 'invalid' | 'rejected' | 'timeout' | 'unreachable' | 'rolled-back' | 'skipped'
-
-const FAILED_STATUSES = new Set<TargetStatus>(['failed', 'invalid', 'rejected', 'timeout', 'unreachable', 'rolled-back', 'skipped'])
-
-export function isFailure(status: TargetStatus): boolean {
-  return FAILED_STATUSES.has(status)
+/** One node's outcome of a managing command, with what the operation returned there. */
+export interface ManageResult<T> extends NodeOutcome {
+  result?: T
 }
 
-/** The hint a thrown error carries (a rejection's, by its reason), for the per-target results. */
-export function hintOfError(error: unknown): string | undefined {
-  return error instanceof R1Error ? error.hint : undefined
+export interface FanOutOptions {
+  targets: Target[]
+  connect: Connect
+  maxConcurrent?: number
+  signal?: AbortSignal
+  onDone?: (result: ManageResult<unknown>) => void
 }
 
-/** The status a thrown error gives a target: its exit code tells rejected / timeout / unreachable. */
-export function statusOfError(error: unknown): TargetStatus {
-  const code = exitCodeOf(error)
-  if (code === ExitCode.INVALID_CONFIG) return 'invalid'
-  if (code === ExitCode.REJECTED) return 'rejected'
-  if (code === ExitCode.TIMEOUT) return 'timeout'
-  if (code === ExitCode.UNREACHABLE) return 'unreachable'
-  return 'failed'
-}
-
-const STATUS_EXIT: Partial<Record<TargetStatus, ExitCode>> = {invalid: ExitCode.INVALID_CONFIG, rejected: ExitCode.REJECTED, timeout: ExitCode.TIMEOUT, unreachable: ExitCode.UNREACHABLE}
-
-/**
- * The exit code of a per-target command: 0 when every target succeeded; when every target failed
- * the same way, that way's code (4 rejected, 5 timeout, 7 unreachable, 1 otherwise); else 6.
- */
-export function exitCodeFor(results: ReadonlyArray<{status: TargetStatus}>): ExitCode {
-  const failed = results.filter((r) => isFailure(r.status))
-  if (failed.length === 0) return ExitCode.OK
-  if (failed.length < results.length) return ExitCode.PARTIAL
-  // a target skipped because of another's failure (--atomic) is not a way of failing of its own
-  const causes = failed.some((r) => r.status !== 'skipped') ? failed.filter((r) => r.status !== 'skipped') : failed
-  const kinds = new Set(causes.map((r) => r.status))
-  if (kinds.size === 1) return STATUS_EXIT[causes[0].status] ?? (results.length === 1 ? ExitCode.FAILURE : ExitCode.PARTIAL)
-  return ExitCode.PARTIAL
-}
-
-/** The error a failed per-target command ends with (its results are in `details`); undefined when all went well. */
-export function failureOf<R extends {status: TargetStatus; target: string; error?: string; hint?: string}>(what: string, results: R[]): R1Error | undefined {
-  const code = exitCodeFor(results)
-  if (code === ExitCode.OK) return undefined
-  const failed = results.filter((r) => isFailure(r.status)).sort((a, b) => Number(a.status === 'skipped') - Number(b.status === 'skipped'))
-  const lines = failed.map((r) => `${r.target}: ${r.status}${r.error ? ` — ${r.error}` : ''}`)
-  return new R1Error(`${what} failed on ${failed.length} of ${results.length} target${results.length === 1 ? '' : 's'}:\n  ${lines.join('\n  ')}`, code, {
-    code: code === ExitCode.PARTIAL ? 'PARTIAL_FAILURE' : `TARGET_${failed[0].status.toUpperCase().replace('-', '_')}`,
-    // the first failure's own hint (a rejection's is by its reason), else one by status
-    hint: failed.find((r) => r.hint)?.hint ?? hintFor(failed[0].status),
+/** Runs `operation` on every target (connect, run, close), never throwing: failures become results. */
+export async function onEveryTarget<T>(options: FanOutOptions, operation: (link: NodeLink, target: Target) => Promise<T>): Promise<FleetResult<ManageResult<T>>> {
+  const targets = await pool(options.targets, options.maxConcurrent ?? 8, async (target) => {
+    const base = {target: target.name, url: target.url, address: target.address}
+    let link: NodeLink | undefined
+    let out: ManageResult<T>
+    try {
+      link = await options.connect(target, options.signal)
+      out = {...base, ok: true, status: 'ok', result: await operation(link, target)}
+    } catch (error) {
+      out = {...base, ...failedOutcome(error)}
+    } finally {
+      await link?.close().catch(() => undefined)
+    }
+    options.onDone?.(out)
+    return out
   })
-}
-
-function hintFor(status: TargetStatus): string {
-  switch (status) {
-    case 'rejected':
-      return 'The node refused the command for the reason above; `r1 status` shows what it holds.'
-    case 'unreachable':
-      return 'Check the URL and that the node is running (r1 node start); a wss:// node with a self-signed certificate needs --ca.'
-    case 'timeout':
-      return 'The node did not confirm in time: check `r1 status`, or raise --wait-timeout.'
-    default:
-      return 'See each target above; `r1 status` shows instance errors.'
-  }
+  return fleetResult(targets)
 }
 
 /** Runs `fn` over items with at most `limit` at once, keeping the results in item order. */
