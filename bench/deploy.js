@@ -13,7 +13,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {cli, row, startAllowedNodes, stopChild} from './lib.js'
+import {cli, cliKey, row, startAllowedNodes, stopChild} from './lib.js'
 
 const SETS = [1, 5, 20]
 
@@ -21,10 +21,7 @@ export default async function deployBench() {
   const dir = mkdtempSync(join(tmpdir(), 'r1-bench-deploy-'))
   const nodes = []
   try {
-    const env = {R1_CONFIG_DIR: join(dir, 'cli')}
-    const keys = cli(['keys', 'generate', '--json'], env)
-    if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
-    const {address} = JSON.parse(keys.stdout)
+    const {env, address} = cliKey(join(dir, 'cli'))
     const project = join(dir, 'project')
     const init = cli(['init', project, '--template', 'ts-plugin', '--yes', '--no-install', '--no-git'], env)
     if (init.status !== 0) throw new Error(`r1 init failed: ${init.stderr}`)

@@ -19,7 +19,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import WebSocket from 'ws'
-import {cli, median, r1, root, row, startNode, stopChild} from './lib.js'
+import {cli, cliKey, median, r1, root, row, startNode, stopChild} from './lib.js'
 
 const dist = (path) => import(pathToFileURL(join(root, 'dist', path)).href)
 const WINDOWS = 5
@@ -189,10 +189,7 @@ export default async function eventsBench() {
   let session
   const rows = []
   try {
-    const env = {R1_CONFIG_DIR: join(dir, 'cli')}
-    const keys = cli(['keys', 'generate', '--json'], env)
-    if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
-    const {address} = JSON.parse(keys.stdout)
+    const {env, address} = cliKey(join(dir, 'cli'))
     const dataDir = join(dir, 'node')
     mkdirSync(dataDir)
     const allowed = cli(['node', 'allow', address, '--data-dir', dataDir], env)

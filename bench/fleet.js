@@ -19,7 +19,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import mqtt from 'mqtt'
-import {cli, firstJsonLine, median, r1, root, row, simulatedAddress, startR1, stopChild} from './lib.js'
+import {cli, cliKey, firstJsonLine, median, r1, root, row, simulatedAddress, startR1, stopChild} from './lib.js'
 
 const SIZES = process.env.R1_BENCH_FLEET_10K === '1' ? [100, 1000, 10_000] : [100, 1000]
 const ROUNDS = 3
@@ -130,10 +130,7 @@ async function rawFloor(broker, count) {
 
 /** N simulated nodes (fleet-nodes.js) on `broker`, driven by the built CLI from a project that names them as broker targets. */
 async function simulatedFleet(broker, count, dir) {
-  const env = {R1_CONFIG_DIR: join(dir, `cli-${count}`)}
-  const keys = cli(['keys', 'generate', '--json'], env)
-  if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
-  const {address} = JSON.parse(keys.stdout)
+  const {env, address} = cliKey(join(dir, `cli-${count}`))
   const project = join(dir, `project-${count}`)
   const init = cli(['init', project, '--template', 'ts-plugin', '--yes', '--no-install', '--no-git'], env)
   if (init.status !== 0) throw new Error(`r1 init failed: ${init.stderr}`)

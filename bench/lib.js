@@ -50,6 +50,14 @@ export function cli(args, env) {
   return spawnSync(process.execPath, [r1, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 }
 
+/** A fresh CLI identity in `configDir` (`r1 keys generate`): the env that selects it and its address. */
+export function cliKey(configDir) {
+  const env = {R1_CONFIG_DIR: configDir}
+  const keys = cli(['keys', 'generate', '--json'], env)
+  if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
+  return {env, address: JSON.parse(keys.stdout).address}
+}
+
 /** Starts `r1 node start --json` on 127.0.0.1:0 (plus `extraArgs`); resolves with its `{address, url, alias, cstoreUrl, r1fsUrl}` line and the child. */
 export function startNode(dataDir, env, extraArgs = []) {
   return startR1(['node', 'start', '--json', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...extraArgs], env)

@@ -12,7 +12,7 @@ import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {cli, row, startAllowedNodes, stopChild} from './lib.js'
+import {cli, cliKey, row, startAllowedNodes, stopChild} from './lib.js'
 
 const NODES = 20
 const HEARTBEAT_MS = 10_000
@@ -54,10 +54,7 @@ export default async function rolloutBench() {
   const dir = mkdtempSync(join(tmpdir(), 'r1-bench-rollout-'))
   const nodes = []
   try {
-    const env = {R1_CONFIG_DIR: join(dir, 'cli')}
-    const keys = cli(['keys', 'generate', '--json'], env)
-    if (keys.status !== 0) throw new Error(`r1 keys generate failed: ${keys.stderr}`)
-    const {address} = JSON.parse(keys.stdout)
+    const {env, address} = cliKey(join(dir, 'cli'))
     const project = join(dir, 'project')
     mkdirSync(join(project, 'src'), {recursive: true})
     writeFileSync(join(project, 'src/probe.ts'), PROBE)
