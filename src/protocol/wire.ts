@@ -160,10 +160,11 @@ export type DecodedEncryptedCommand = {ok: true; encrypted: true; command: Encry
  * Decodes a client frame into a verified, schema-valid command (signature first, so nobody learns
  * anything about the schema without a key; then the envelope, then the payload of its ACTION). An
  * encrypted command comes back verified but closed: open it with `openEncryptedCommand` once the
- * sender is known to be allowed.
+ * sender is known to be allowed. `verified` is `decodeSigned(text)` when the caller already has it
+ * (the broker front verifies to route): the signature is checked once.
  */
-export function decodeCommand(text: string): DecodedCommand | DecodedEncryptedCommand | DecodeFailure {
-  const decoded = decodeSigned(text)
+export function decodeCommand(text: string, verified?: DecodedSigned): DecodedCommand | DecodedEncryptedCommand | DecodeFailure {
+  const decoded = verified ?? decodeSigned(text)
   if (!decoded.ok) return decoded
   const {message, sender} = decoded
   const action = claimedField(message, 'ACTION')

@@ -1,6 +1,6 @@
 import type {Identity} from '../protocol/identity.js'
 import {type Action, type CommandEnvelope, ENCRYPTED_ONLY_ACTIONS, MAX_FRAME_BYTES, parseTime, PUBLIC_ACTIONS, type RejectionReason} from '../protocol/messages.js'
-import {decodeCommand, openEncryptedCommand} from '../protocol/wire.js'
+import {decodeCommand, type DecodedSigned, openEncryptedCommand} from '../protocol/wire.js'
 import type {ReplayVerdict} from './replay-cache.js'
 
 /**
@@ -46,11 +46,11 @@ export interface Refused {
   strike: boolean
 }
 
-export function admitCommand(text: string, context: AdmissionContext): Admitted | Refused {
+export function admitCommand(text: string, context: AdmissionContext, verified?: DecodedSigned): Admitted | Refused {
   if (Buffer.byteLength(text) > MAX_FRAME_BYTES) {
     return {ok: false, reason: 'INVALID_MESSAGE', detail: `frame over ${MAX_FRAME_BYTES} bytes; bundles travel in R1_BUNDLE_PUT chunks`, hash: null, action: null, strike: true}
   }
-  const decoded = decodeCommand(text)
+  const decoded = decodeCommand(text, verified)
   if (!decoded.ok) return {ok: false, reason: decoded.reason, detail: decoded.detail, hash: decoded.hash, action: decoded.action, strike: true}
   const {command, hash, sender} = decoded
   const action = decoded.encrypted ? null : decoded.action

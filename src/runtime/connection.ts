@@ -5,7 +5,7 @@ import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
 import {type Action, type BundlePut, type Hello, type PayloadOf, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
 import {SERVICE_ACTIONS, type ServiceAction} from '../protocol/services.js'
-import {encodeBatch, signCanonical} from '../protocol/wire.js'
+import {type DecodedSigned, encodeBatch, signCanonical} from '../protocol/wire.js'
 import {admitCommand, FloodGuard} from './admission.js'
 import {TokenBucket} from './token-bucket.js'
 import type {CommandMeta} from './contract.js'
@@ -156,8 +156,8 @@ export class Connection {
     return false
   }
 
-  /** One incoming frame: its text, or undefined for a binary frame. */
-  receive(frame: string | undefined): void {
+  /** One incoming frame: its text, or undefined for a binary frame; `verified` is its decodeSigned result when the transport already checked the signature. */
+  receive(frame: string | undefined, verified?: DecodedSigned): void {
     if (this.disposed) return
     const text = frame ?? ''
     const now = this.server.now()
@@ -175,12 +175,12 @@ export class Connection {
       this.reject('BAD_JSON', 'binary frames are not accepted; send JSON text frames', null, null)
       return
     }
-    void this.handleCommand(text).catch((error) => {
+    void this.handleCommand(text, verified).catch((error) => {
       this.server.log(`command handling failed: ${(error as Error).stack ?? error}`)
     })
   }
 
-  private async handleCommand(text: string): Promise<void> {
+  private async handleCommand(text: string, verified?: DecodedSigned): Promise<void> {
     const server = this.server
     const replay = server.replay
     const admitted = admitCommand(text, {
@@ -190,7 +190,7 @@ export class Connection {
       now: server.now(),
       isAllowed: (sender) => server.options.allowList.has(sender),
       remember: (sender, hash, expires) => replay.check(sender, hash, expires),
-    })
+    }, verified)
     if (!admitted.ok) {
       if (admitted.strike) this.strike()
       this.reject(admitted.reason, admitted.detail, admitted.hash, admitted.action)

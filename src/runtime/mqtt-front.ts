@@ -139,7 +139,7 @@ export class MqttFront {
       this.links.set(key, link)
     }
     link.connection.pong()
-    link.connection.receive(text)
+    link.connection.receive(text, signed) // verified above: admission does not check the signature again
   }
 
   private drop(what: string): void {
