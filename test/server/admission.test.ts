@@ -73,7 +73,7 @@ describe('admitCommand: the rules in order, pure', () => {
     if (!verified.ok) throw new Error(verified.detail)
     expect(admitCommand(text, context(cache), verified)).toMatchObject({ok: true, allowed: true, hash, action: 'R1_STATE', sender: friend.address})
     expect(admitCommand(text, context(cache), verified)).toMatchObject({ok: false, reason: 'REPLAY', hash})
-    const secrets = {NAME: 'db', SECRETS: {PASSWORD: 'x'}}
+    const secrets = {NAME: 'p', SECRETS: {DB_URL: {SENDER: stranger.address, DATA: 'AAAA'}}}
     const sealed = encrypted('R1_SECRETS', secrets)
     const sealedVerified = decodeSigned(sealed.text)
     if (!sealedVerified.ok) throw new Error(sealedVerified.detail)
