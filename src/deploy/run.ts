@@ -132,7 +132,12 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       return attempt
     })
   } else {
-    attempts = await pool(options.targets, limit, (target) => deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'all'))
+    attempts = await pool(options.targets, limit, async (target) => {
+      const attempt = await deployTarget(newAttempt(target), options, project, waitTimeoutMs, 'all')
+      // Only --atomic comes back to a target (to roll it back): the others' sessions end as each is done, not after the slowest.
+      if (!options.atomic) await attempt.link?.close().catch(() => undefined)
+      return attempt
+    })
     try {
       await project
     } catch (error) {
