@@ -152,7 +152,12 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
 export async function deployOpen(targets: Target[], options: DeployOptions): Promise<Attempt[]> {
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
-  const attempts = await pool(targets, options.maxConcurrent ?? 8, (target) => deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'all'))
+  const attempts = await pool(targets, options.maxConcurrent ?? 8, async (target) => {
+    const attempt = await deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'all')
+    // Nothing comes back to this target: its session ends now, not after the slowest target (no keepalive probes and held state meanwhile)
+    await attempt.link?.close().catch(() => undefined)
+    return attempt
+  })
   try {
     await project
   } catch (error) {

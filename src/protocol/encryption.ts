@@ -1,5 +1,6 @@
-import {createCipheriv, createDecipheriv, createECDH, hkdfSync, randomBytes} from 'node:crypto'
+import {createCipheriv, createDecipheriv, hkdfSync, randomBytes} from 'node:crypto'
 import {deflateSync, inflateSync} from 'node:zlib'
+import secp256k1 from 'secp256k1'
 import {parseWireJson, toPlain} from './canonical.js'
 import {type Identity, normalizeAddress, publicKeyFromAddress} from './identity.js'
 
@@ -37,12 +38,35 @@ export class DecryptionError extends Error {
 
 /** The 32-byte AES key two identities share (sender private key × receiver public key, or the reverse). */
 export function deriveSharedKey(privateKey: Uint8Array, peerAddress: string): Buffer {
-  const peer = publicKeyFromAddress(peerAddress)
-  if (!peer) throw new DecryptionError(`not a node address: ${JSON.stringify(peerAddress.slice(0, 60))}`)
-  const ecdh = createECDH('secp256k1')
-  ecdh.setPrivateKey(privateKey)
-  const secret = ecdh.computeSecret(peer)
-  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), ENCRYPTION_INFO, 32))
+  return Buffer.from(sharedKey(privateKey, peerAddress))
+}
+
+/**
+ * Shared keys already derived, per private key (the same Uint8Array: an identity's) and peer address.
+ * One secp256k1 multiplication per peer instead of one per message: a CLI talking to a thousand nodes,
+ * or a node sealing every frame to its client, derives each key once. Past MAX_SHARED_KEYS per private
+ * key the least recently used go. The multiplication is libsecp256k1's (the `secp256k1` package that
+ * signs), an order of magnitude faster than OpenSSL's generic curve code behind node:crypto's ECDH.
+ */
+const sharedKeys = new WeakMap<Uint8Array, Map<string, Buffer>>()
+const MAX_SHARED_KEYS = 20_000
+
+function sharedKey(privateKey: Uint8Array, peerAddress: string): Buffer {
+  let keys = sharedKeys.get(privateKey)
+  if (!keys) sharedKeys.set(privateKey, (keys = new Map()))
+  let key = keys.get(peerAddress)
+  if (key) {
+    keys.delete(peerAddress) // most recently used last
+  } else {
+    const peer = publicKeyFromAddress(peerAddress)
+    if (!peer) throw new DecryptionError(`not a node address: ${JSON.stringify(peerAddress.slice(0, 60))}`)
+    // the x coordinate of the shared point, as Ratio1 (and OpenSSL's ECDH) takes it
+    const secret = secp256k1.ecdh(peer, privateKey, {hashfn: (x: Uint8Array) => x}, new Uint8Array(32))
+    key = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), ENCRYPTION_INFO, 32))
+    if (keys.size >= MAX_SHARED_KEYS) keys.delete(keys.keys().next().value!)
+  }
+  keys.set(peerAddress, key)
+  return key
 }
 
 function seal(key: Uint8Array, data: Uint8Array): {nonce: Buffer; sealed: Buffer} {
@@ -78,14 +102,14 @@ function inflate(data: Uint8Array): Buffer {
 export function encrypt(plaintext: string, receiver: string | readonly string[], sender: Identity): string {
   const compressed = deflateSync(Buffer.from(plaintext, 'utf8'))
   if (typeof receiver === 'string') {
-    const {nonce, sealed} = seal(deriveSharedKey(sender.privateKey, receiver), compressed)
+    const {nonce, sealed} = seal(sharedKey(sender.privateKey, receiver), compressed)
     return Buffer.concat([nonce, Buffer.of(FLAG_COMPRESSED), sealed]).toString('base64')
   }
   if (receiver.length === 0) throw new Error('encrypt: no receiver')
   const dataKey = randomBytes(32)
   const data = seal(dataKey, compressed)
   const keys = receiver.map((address) => {
-    const wrapped = seal(deriveSharedKey(sender.privateKey, address), dataKey)
+    const wrapped = seal(sharedKey(sender.privateKey, address), dataKey)
     return {a: address, k: Buffer.concat([wrapped.nonce, wrapped.sealed]).toString('hex')}
   })
   const pkg = {M: true, c: '01', n: data.nonce.toString('hex'), d: data.sealed.toString('hex'), k: keys}
@@ -102,7 +126,7 @@ export function decrypt(data: string, senderAddress: string, receiver: Identity)
   const multi = multiPackage(bytes)
   if (multi) return decryptMulti(multi, senderAddress, receiver)
   if (bytes.length < NONCE_BYTES + 1 + TAG_BYTES) throw new DecryptionError('encrypted data is too short')
-  const key = deriveSharedKey(receiver.privateKey, senderAddress)
+  const key = sharedKey(receiver.privateKey, senderAddress)
   const flag = bytes[NONCE_BYTES]
   const plain = open(key, bytes.subarray(0, NONCE_BYTES), bytes.subarray(NONCE_BYTES + 1))
   return (flag ? inflate(plain) : plain).toString('utf8')
@@ -124,7 +148,14 @@ interface MultiPackage {
   k: Array<{a: string; k: string}>
 }
 
+/** Whether `bytes` start with a zlib header (RFC 1950: deflate, and CMF·256 + FLG a multiple of 31), as every multi package does. */
+function zlibHeader(bytes: Buffer): boolean {
+  return bytes.length >= 2 && (bytes[0]! & 0x0f) === 8 && (bytes[0]! >> 4) <= 7 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0
+}
+
 function multiPackage(bytes: Buffer): MultiPackage | undefined {
+  // a single-receiver package starts with its random nonce: no inflate attempt (and its error) unless it could be zlib
+  if (!zlibHeader(bytes)) return undefined
   let pkg: unknown
   try {
     pkg = JSON.parse(inflateSync(bytes, {maxOutputLength: MAX_PLAINTEXT_BYTES}).toString('utf8'))
@@ -143,7 +174,7 @@ function decryptMulti(pkg: MultiPackage, senderAddress: string, receiver: Identi
   const mine = pkg.k.find((entry) => entry && typeof entry.a === 'string' && normalizeAddress(entry.a) === receiver.address)
   if (!mine || typeof mine.k !== 'string') throw new DecryptionError(`not encrypted to ${receiver.address}`)
   const wrapped = Buffer.from(mine.k, 'hex')
-  const dataKey = open(deriveSharedKey(receiver.privateKey, senderAddress), wrapped.subarray(0, NONCE_BYTES), wrapped.subarray(NONCE_BYTES))
+  const dataKey = open(sharedKey(receiver.privateKey, senderAddress), wrapped.subarray(0, NONCE_BYTES), wrapped.subarray(NONCE_BYTES))
   if (dataKey.length !== 32) throw new DecryptionError('malformed multi-receiver package')
   const plain = open(dataKey, Buffer.from(pkg.n, 'hex'), Buffer.from(pkg.d, 'hex'))
   return (Number.parseInt(pkg.c || '0', 16) ? inflate(plain) : plain).toString('utf8')

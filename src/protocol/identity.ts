@@ -30,8 +30,10 @@ export function addressFromPublicKey(publicKey: Uint8Array): string {
   return ADDRESS_PREFIX + Buffer.from(publicKey).toString('base64url')
 }
 
-// Point validation costs as much as a hash; a node sees the same few senders again and again.
+// Point validation costs as much as a hash; a node sees the same few senders again and again, a CLI
+// driving a fleet the same thousands of nodes.
 const keyCache = new Map<string, Uint8Array>()
+const MAX_CACHED_KEYS = 20_000
 
 /** The 33-byte public key of an address, or undefined when it is not a valid point. */
 export function publicKeyFromAddress(address: string): Uint8Array | undefined {
@@ -40,7 +42,7 @@ export function publicKeyFromAddress(address: string): Uint8Array | undefined {
   if (!ADDRESS_RE.test(address)) return undefined
   const key = new Uint8Array(Buffer.from(address.slice(5), 'base64url'))
   if (key.length !== 33 || !secp256k1.publicKeyVerify(key)) return undefined
-  if (keyCache.size >= 1024) keyCache.clear()
+  if (keyCache.size >= MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value!) // the oldest
   keyCache.set(address, key)
   return key
 }

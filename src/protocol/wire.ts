@@ -217,9 +217,10 @@ export type DecodedNodeFrame = {ok: true; items: FrameItem[]; hash: string | und
 /**
  * Decodes a node frame (single item or R1_BATCH) and checks that the expected node signed it. With
  * `wireTexts`, each batched event keeps its own signed text (`wireTextOf`; it holds the frame's text).
+ * `verified` is `decodeSigned(text)` when the caller already has it: the signature is checked once.
  */
-export function decodeNodeFrame(text: string, expectedAddress: string, options: {wireTexts?: boolean} = {}): DecodedNodeFrame {
-  const decoded = decodeSigned(text)
+export function decodeNodeFrame(text: string, expectedAddress: string, options: {wireTexts?: boolean; verified?: DecodedSigned} = {}): DecodedNodeFrame {
+  const decoded = options.verified ?? decodeSigned(text)
   if (!decoded.ok) return {ok: false, reason: `${decoded.reason}: ${decoded.detail}`}
   if (decoded.sender !== normalizeAddress(expectedAddress)) {
     return {ok: false, reason: `frame signed by ${decoded.sender}, expected the node ${expectedAddress}`}

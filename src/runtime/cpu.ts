@@ -14,7 +14,13 @@ export class CpuMeter {
   }
 }
 
+/**
+ * The machine's CPU times, read at most once per READING_TTL_MS per process: os.cpus() costs a
+ * millisecond, and every node in one process (a test or a simulated fleet) asks on each heartbeat.
+ */
 function cpuTimes(): {busy: number; total: number} {
+  const now = performance.now()
+  if (lastReading && now - lastReading.at < READING_TTL_MS) return lastReading.times
   let busy = 0
   let total = 0
   for (const cpu of cpus()) {
@@ -22,5 +28,9 @@ function cpuTimes(): {busy: number; total: number} {
     busy += user + nice + sys + irq
     total += user + nice + sys + irq + idle
   }
-  return {busy, total}
+  lastReading = {at: now, times: {busy, total}}
+  return lastReading.times
 }
+
+const READING_TTL_MS = 200
+let lastReading: {at: number; times: {busy: number; total: number}} | undefined

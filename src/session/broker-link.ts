@@ -23,6 +23,7 @@ export class BrokerHub {
   private readonly heartbeatListeners = new Set<(text: string) => void>()
   private refs = 0
   private ready?: Promise<void>
+  private connecting?: Promise<void>
 
   private constructor(
     private readonly key: string,
@@ -60,7 +61,11 @@ export class BrokerHub {
       })
       this.client.subscribe(targeted, {qos: 1})
     })()
-    return this.ready.then(() => waitConnected(this.client!, this.config.url, timeoutMs))
+    return this.ready.then(() => {
+      if (this.client!.connected) return
+      // one wait (two listeners on the client) for every session dialling while it connects, not one each
+      return (this.connecting ??= waitConnected(this.client!, this.config.url, timeoutMs).finally(() => (this.connecting = undefined)))
+    })
   }
 
   get connected(): boolean {

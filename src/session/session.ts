@@ -270,7 +270,7 @@ export class Session {
           }
           this.nodeAddress = signed.sender
         }
-        const frame = decodeNodeFrame(text, this.nodeAddress)
+        const frame = decodeNodeFrame(text, this.nodeAddress, signed.ok ? {verified: signed} : {}) // its signature checked once
         const hello = frame.ok ? frame.items.find((i): i is Hello => i.EE_EVENT_TYPE === 'R1_HELLO') : undefined
         if (!hello) {
           fail(

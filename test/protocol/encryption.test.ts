@@ -76,6 +76,32 @@ describe('encrypt / decrypt', () => {
     }
   })
 
+  it('keys kept per peer stay right: many peers, both sides, again and again; a non-key address is refused each time', () => {
+    const peers = Array.from({length: 50}, () => generateIdentity())
+    for (let round = 0; round < 2; round++) {
+      for (const peer of peers) {
+        expect(decrypt(encrypt(`to ${peer.address}`, peer.address, k1), k1.address, peer)).toBe(`to ${peer.address}`)
+        expect(decrypt(encrypt(`from ${peer.address}`, k1.address, peer), peer.address, k1)).toBe(`from ${peer.address}`)
+      }
+    }
+    expect(deriveSharedKey(k1.privateKey, peers[0]!.address).equals(deriveSharedKey(peers[0]!.privateKey, k1.address))).toBe(true)
+    // a changed copy of a returned key leaves the kept one alone
+    deriveSharedKey(k1.privateKey, k2.address).fill(0)
+    expect(deriveSharedKey(k1.privateKey, k2.address).toString('hex')).toBe(vectors.encryption[0]!.derived_key_hex_k1_k2)
+    const notAKey = `0xai_${Buffer.alloc(33, 0xff).toString('base64url')}`
+    for (let i = 0; i < 2; i++) expect(() => encrypt('x', notAKey, k1)).toThrow(DecryptionError)
+  })
+
+  it('a single-receiver package whose nonce happens to start like zlib data still opens', () => {
+    let sealed: string
+    let bytes: Buffer
+    do {
+      sealed = encrypt('nonce like a zlib header', k2.address, k1)
+      bytes = Buffer.from(sealed, 'base64')
+    } while (!((bytes[0]! & 0x0f) === 8 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0))
+    expect(decrypt(sealed, k1.address, k2)).toBe('nonce like a zlib header')
+  })
+
   it('is randomized: the same plaintext twice gives two ciphertexts', () => {
     expect(encrypt('same', k2.address, k1)).not.toBe(encrypt('same', k2.address, k1))
   })

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {formatTime, type UnsignedCommand} from '../../src/protocol/messages.js'
-import {encodeCommand, encodeEncryptedCommand} from '../../src/protocol/wire.js'
+import {decodeSigned, encodeCommand, encodeEncryptedCommand} from '../../src/protocol/wire.js'
 import {admitCommand, type AdmissionContext, ConnectionSlots, FloodGuard, ipKey, PendingSockets, TokenBucket} from '../../src/runtime/admission.js'
 import {ReplayCache} from '../../src/runtime/replay-cache.js'
 
@@ -64,6 +64,24 @@ describe('admitCommand: the rules in order, pure', () => {
     const {text, hash} = frame('R1_STATE', null)
     expect(admitCommand(text, context(cache))).toMatchObject({ok: true, allowed: true, hash, action: 'R1_STATE'})
     expect(admitCommand(text, context(cache))).toMatchObject({ok: false, reason: 'REPLAY', hash})
+  })
+
+  it('takes the signature check a transport already made (the broker front verifies to route): same verdicts', async () => {
+    const cache = await ReplayCache.open({now: () => NOW})
+    const {text, hash} = frame('R1_STATE', null)
+    const verified = decodeSigned(text)
+    if (!verified.ok) throw new Error(verified.detail)
+    expect(admitCommand(text, context(cache), verified)).toMatchObject({ok: true, allowed: true, hash, action: 'R1_STATE', sender: friend.address})
+    expect(admitCommand(text, context(cache), verified)).toMatchObject({ok: false, reason: 'REPLAY', hash})
+    const secrets = {NAME: 'p', SECRETS: {DB_URL: {SENDER: stranger.address, DATA: 'AAAA'}}}
+    const sealed = encrypted('R1_SECRETS', secrets)
+    const sealedVerified = decodeSigned(sealed.text)
+    if (!sealedVerified.ok) throw new Error(sealedVerified.detail)
+    expect(admitCommand(sealed.text, context(cache, {identity: node}), sealedVerified)).toMatchObject({ok: true, encrypted: true, action: 'R1_SECRETS', payload: secrets})
+    const fromStranger = frame('R1_STATE', null, stranger)
+    const strangerVerified = decodeSigned(fromStranger.text)
+    if (!strangerVerified.ok) throw new Error(strangerVerified.detail)
+    expect(admitCommand(fromStranger.text, context(cache), strangerVerified)).toMatchObject({ok: false, reason: 'NOT_ALLOWED'})
   })
 
   it('oversized, tampered, wrong destination, skewed: refused with their reason; malformed input strikes', async () => {
