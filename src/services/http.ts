@@ -6,7 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {ExitCode, R1Error} from '../errors.js'
-import {MultipartError, multipartBoundary, readMultipart} from './multipart.js'
+import {MultipartError, MultipartFileTooLarge, multipartBoundary, readMultipart} from './multipart.js'
 import {cidOf} from './r1fs-crypto.js'
 import type {JsonValue, NodeServices} from './types.js'
 
@@ -26,6 +26,8 @@ export interface ServeServicesOptions {
   r1fsPort?: number
   /** Who answers: goes in every response's envelope. */
   node: {address: string; alias: string; version: string}
+  /** R1FS's quota in bytes: add_file uploads being spooled may take that much in all (undefined: no limit). */
+  quotaBytes?: number
   /** Where add_file uploads are spooled (emptied at start, removed on close); default a new temp dir. Put it on disk, not tmpfs: files can be large. */
   spoolDir?: string
 }
@@ -77,7 +79,7 @@ export async function serveServices(services: NodeServices, options: ServeServic
   const servers: Server[] = []
   try {
     const cstoreUrl = await listen(servers, cstoreRoutes(services), envelope, host, options.cstorePort ?? 31234, 'cstore')
-    const r1fsUrl = await listen(servers, r1fsRoutes(services, options.node.alias, spoolDir), envelope, host, options.r1fsPort ?? 31235, 'r1fs')
+    const r1fsUrl = await listen(servers, r1fsRoutes(services, options.node.alias, spoolDir, options.quotaBytes), envelope, host, options.r1fsPort ?? 31235, 'r1fs')
     let closing: Promise<void> | undefined
     return {
       cstoreUrl,
@@ -235,7 +237,9 @@ function secretOf(source: Record<string, unknown> | URLSearchParams): string | u
   return secret
 }
 
-function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Routes {
+function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string, quotaBytes: number | undefined): Routes {
+  /** Bytes of add_file uploads on the spool now: never more than the quota, so an upload cannot fill the disk before R1FS refuses it. */
+  let spooled = 0
   const notFound = (cid: string) => `No file ${cid} here (unknown cid, or a wrong or missing secret)`
   const readWhole = async (cid: string, secret: string | undefined) => {
     const file = await r1fs.get(cid, secret)
@@ -267,11 +271,21 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Rout
         if (!boundary) throw new HttpError(415, 'Send the file as multipart/form-data with a boundary (a part `file`, and a part `body` with {"secret": …})')
         const spool = join(spoolDir, `${randomBytes(8).toString('hex')}.part`)
         const handle = await open(spool, 'wx', 0o600)
+        let mine = 0
+        const reserve = (bytes: number) => {
+          if (quotaBytes !== undefined && spooled + bytes > quotaBytes) return false
+          spooled += bytes
+          mine += bytes
+          return true
+        }
         try {
           let upload
           try {
-            upload = await readMultipart(req, boundary, handle)
+            upload = await readMultipart(req, boundary, handle, reserve)
           } catch (error) {
+            if (error instanceof MultipartFileTooLarge) {
+              throw new HttpError(507, `R1FS is full: the file does not fit in the ${(quotaBytes! / 1024 / 1024).toFixed(1)} MiB quota (counting uploads in progress). Delete files no longer needed (r1 r1fs rm <cid>), or start the node with a larger --r1fs-quota.`)
+            }
             if (error instanceof MultipartError) throw new HttpError(400, `Malformed multipart body: ${error.message}`)
             throw error
           } finally {
@@ -292,6 +306,7 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Rout
           return {message: 'File uploaded successfully.', cid}
         } finally {
           await rm(spool, {force: true})
+          spooled -= mine
         }
       },
     },
