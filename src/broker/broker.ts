@@ -8,6 +8,7 @@ import {createServer as createTlsServer} from 'node:tls'
 import {Aedes, type AedesOptions, type AuthenticateError, type Client} from 'aedes'
 import {createWebSocketStream, WebSocketServer} from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
+import {isLoopback} from '../loopback.js'
 import {MAX_BROKER_MESSAGE_BYTES} from '../transport/mqtt.js'
 import {type AclRule, aclRules, mayPublish, maySubscribe, topicsUnder} from './acl.js'
 import {UserStore} from './users.js'
@@ -186,10 +187,6 @@ async function listen(server: NetServer, host: string, port: number): Promise<nu
     })
   }
   return (server.address() as AddressInfo).port
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
 function urlHost(host: string): string {

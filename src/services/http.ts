@@ -6,6 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {ExitCode, R1Error} from '../errors.js'
+import {isLoopback} from '../loopback.js'
 import {MultipartError, MultipartFileTooLarge, multipartBoundary, readMultipart} from './multipart.js'
 import {cidOf} from './r1fs-crypto.js'
 import type {JsonValue, NodeServices} from './types.js'
@@ -104,7 +105,7 @@ function closeServer(server: Server): Promise<void> {
 }
 
 async function listen(servers: Server[], routes: Routes, envelope: Envelope, host: string, port: number, what: 'cstore' | 'r1fs'): Promise<string> {
-  const server = createServer((req, res) => void handle(routes, envelope, req, res))
+  const server = createServer((req, res) => void handle(routes, envelope, req, res, isLoopback(host)))
   servers.push(server)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -122,10 +123,11 @@ async function listen(servers: Server[], routes: Routes, envelope: Envelope, hos
   return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`
 }
 
-async function handle(routes: Routes, envelope: Envelope, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(routes: Routes, envelope: Envelope, req: IncomingMessage, res: ServerResponse, loopback: boolean): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://services')
   const route = Object.hasOwn(routes, url.pathname) ? routes[url.pathname] : undefined
   try {
+    if (loopback) refuseWebPages(req)
     if (!route) throw new HttpError(404, `No such endpoint ${url.pathname}: this API has ${Object.keys(routes).join(', ')}`)
     if (req.method !== route.method) throw new HttpError(405, `${url.pathname} takes ${route.method}, not ${req.method}`)
     if ('stream' in route) await route.stream(req, res, url.searchParams)
@@ -142,6 +144,25 @@ async function handle(routes: Routes, envelope: Envelope, req: IncomingMessage, 
     // what the handler did not read of the request (a refused body) is drained, so the answer reaches the client
     if (!req.readableEnded) req.resume()
   }
+}
+
+/**
+ * On loopback the APIs answer local programs only: a web page in a browser on this machine reaches
+ * 127.0.0.1 too, through a cross-site request (its Origin names its site) or DNS rebinding (its Host
+ * names the attacker's domain), so either naming anything but loopback is refused.
+ */
+function refuseWebPages(req: IncomingMessage): void {
+  const hostname = (header: string) => {
+    try {
+      return new URL(header).hostname.replace(/^\[(.*)\]$/, '$1')
+    } catch {
+      return undefined
+    }
+  }
+  const host = req.headers.host === undefined ? undefined : hostname(`http://${req.headers.host}`)
+  if (host === undefined || !isLoopback(host)) throw new HttpError(403, `Host ${JSON.stringify(req.headers.host ?? '')} is not this node's loopback address: the API answers local programs only`)
+  const origin = req.headers.origin
+  if (origin !== undefined && !isLoopback(hostname(origin) ?? '')) throw new HttpError(403, `A request from the web page ${JSON.stringify(origin)} is refused: the API answers local programs only`)
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -71,6 +71,29 @@ describe('envelope and status', () => {
   })
 })
 
+describe('web pages in a browser on the same machine', () => {
+  it('are refused (403) through DNS rebinding (a foreign Host) or a cross-site request (a foreign Origin); nothing is read or stored', async () => {
+    await postJson(served.cstoreUrl, '/set', {key: 'private', value: 'local only'})
+    const port = (base: string) => new URL(base).port
+    const cases: Array<[Promise<Reply>, RegExp]> = [
+      [send(served.cstoreUrl, 'GET', '/get?key=private', undefined, {host: `rebind.example:${port(served.cstoreUrl)}`}), /Host "rebind\.example:\d+" is not this node's loopback address/],
+      [send(served.r1fsUrl, 'GET', '/get_status', undefined, {host: `127.0.0.1.rebind.example:${port(served.r1fsUrl)}`}), /is not this node's loopback address/],
+      [send(served.cstoreUrl, 'POST', '/set', JSON.stringify({key: 'private', value: 'page'}), {'content-type': 'application/json', origin: 'https://evil.example'}), /web page "https:\/\/evil\.example" is refused/],
+      [send(served.r1fsUrl, 'POST', '/add_file', form('XX', [{headers: 'Content-Disposition: form-data; name="file"; filename="a"', body: 'page'}]), {'content-type': 'multipart/form-data; boundary=XX', origin: 'null'}), /web page "null" is refused/],
+    ]
+    const before = await services.r1fs.list()
+    for (const [reply, message] of cases) {
+      const {status, json} = await reply
+      expect(status).toBe(403)
+      expect(json).toMatchObject({result: null, error: expect.stringMatching(message)})
+    }
+    expect(await services.cstore.get('private')).toBe('local only')
+    expect(await services.r1fs.list()).toEqual(before)
+    // local programs name loopback (or send no Origin): they are served
+    expect((await send(served.cstoreUrl, 'GET', '/get?key=private', undefined, {host: `localhost:${port(served.cstoreUrl)}`, origin: 'http://127.0.0.1:3000'})).json.result).toBe('local only')
+  })
+})
+
 describe('multipart add_file', () => {
   it('takes the metadata part before or after the file, a quoted boundary, a UTF-8 file name, CRLFs inside the file', async () => {
     const bytes = Buffer.from('line\r\n--not-the-boundary\r\n\x00\xff end')
