@@ -62,9 +62,16 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const auth = users !== undefined && (await users.hasUsers())
   const tls = options.tls && (await readTls(options.tls))
 
+  const acl = users ? checks(users, options.topicRoot, isLoopback(host)) : undefined
   const broker = await Aedes.createBroker({
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
-    ...(users ? checks(users, options.topicRoot, isLoopback(host)) : {}),
+    ...acl,
+    authorizePublish(client, packet, done) {
+      // r1 never retains; a retained message would stay in memory for good, one for every topic a client may write
+      packet.retain = false
+      if (acl) acl.authorizePublish(client, packet, done)
+      else done(null)
+    },
   })
   const sockets = new Set<Socket>()
   const track = (socket: Socket): void => {
@@ -136,7 +143,7 @@ interface PacketParser {
 }
 
 /** The aedes hooks that check logins and hold each user to its ACL. */
-function checks(users: UserStore, topicRoot: string | undefined, openWhenNoUsers: boolean): Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
+function checks(users: UserStore, topicRoot: string | undefined, openWhenNoUsers: boolean): Required<Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'>> {
   return {
     authenticate(client, username, password, done) {
       const login = async (): Promise<AclRule[] | 'open' | undefined> => {

@@ -75,6 +75,27 @@ describe('the embedded broker', () => {
     expect((await qos1RoundTrip(plain.url, 'naeural/payloads', big)).received).toHaveLength(big.length)
   })
 
+  it('keeps no retained message: a client that subscribes later hears only what is published after', async () => {
+    const [publisher, subscriber] = [await mqttClient(plain.url), await mqttClient(plain.url)]
+    try {
+      const topic = 'naeural/0xai_retained/config'
+      await publisher.publishAsync(topic, 'retained', {qos: 1, retain: true})
+      const heard: string[] = []
+      const live = new Promise<void>((resolve) =>
+        subscriber.on('message', (_topic, payload) => {
+          heard.push(payload.toString())
+          if (payload.toString() === 'live') resolve()
+        }),
+      )
+      await subscriber.subscribeAsync(topic, {qos: 1})
+      await publisher.publishAsync(topic, 'live', {qos: 1})
+      await live
+      expect(heard).toEqual(['live'])
+    } finally {
+      await Promise.all([publisher.endAsync(), subscriber.endAsync()])
+    }
+  })
+
   it('carries a message of the largest size r1 sends through a broker over ws://', async () => {
     const big = 'x'.repeat(MAX_BROKER_MESSAGE_BYTES - 1024)
     expect((await qos1RoundTrip(plain.wsUrl!, 'naeural/payloads', big)).received).toHaveLength(big.length)
