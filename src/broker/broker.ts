@@ -1,12 +1,14 @@
 import {once} from 'node:events'
 import {readFile} from 'node:fs/promises'
-import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
+import {createServer as createHttpServer, type IncomingMessage, type Server as HttpServer} from 'node:http'
 import {createServer as createHttpsServer} from 'node:https'
 import {type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket} from 'node:net'
+import type {Duplex} from 'node:stream'
 import {createServer as createTlsServer} from 'node:tls'
 import {Aedes, type AedesOptions, type AuthenticateError, type Client} from 'aedes'
 import {createWebSocketStream, WebSocketServer} from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
+import {isLoopback} from '../loopback.js'
 import {MAX_BROKER_MESSAGE_BYTES} from '../transport/mqtt.js'
 import {type AclRule, aclRules, mayPublish, maySubscribe, topicsUnder} from './acl.js'
 import {UserStore} from './users.js'
@@ -47,8 +49,8 @@ export interface RunningBroker {
 
 /** Ratio1 client ids are longer than MQTT 3.1.1's 23 characters. */
 const MAX_CLIENT_ID_LENGTH = 256
-/** An MQTT packet carries one (sealed) frame plus its topic and header. */
-const MAX_WS_MESSAGE_BYTES = MAX_BROKER_MESSAGE_BYTES + 64 * 1024
+/** An MQTT packet carries one (sealed) frame plus its topic and header: larger ones close the connection (WebSocket messages too). */
+const MAX_PACKET_BYTES = MAX_BROKER_MESSAGE_BYTES + 64 * 1024
 
 /** Each logged-in client's ACL; `open` for a client let in while the data dir had no users. */
 const grants = new WeakMap<Client, AclRule[] | 'open'>()
@@ -60,9 +62,16 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const auth = users !== undefined && (await users.hasUsers())
   const tls = options.tls && (await readTls(options.tls))
 
+  const acl = users ? checks(users, options.topicRoot, isLoopback(host)) : undefined
   const broker = await Aedes.createBroker({
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
-    ...(users ? checks(users, options.topicRoot, isLoopback(host)) : {}),
+    ...acl,
+    authorizePublish(client, packet, done) {
+      // r1 never retains; a retained message would stay in memory for good, one for every topic a client may write
+      packet.retain = false
+      if (acl) acl.authorizePublish(client, packet, done)
+      else done(null)
+    },
   })
   const sockets = new Set<Socket>()
   const track = (socket: Socket): void => {
@@ -71,7 +80,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     socket.once('close', () => sockets.delete(socket))
   }
 
-  const mqttServer: NetServer = tls ? createTlsServer(tls, broker.handle) : createNetServer(broker.handle)
+  const handle = (stream: Duplex, request?: IncomingMessage) => limitPacketSize(broker.handle(stream, request))
+  const mqttServer: NetServer = tls ? createTlsServer(tls, (socket) => handle(socket)) : createNetServer((socket) => handle(socket))
   mqttServer.on(tls ? 'secureConnection' : 'connection', track)
   let wsServer: HttpServer | undefined
   let wss: WebSocketServer | undefined
@@ -80,11 +90,11 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     let wsUrl: string | undefined
     if (options.wsPort !== undefined) {
       wsServer = tls ? createHttpsServer(tls) : createHttpServer()
-      wss = new WebSocketServer({server: wsServer, maxPayload: MAX_WS_MESSAGE_BYTES})
+      wss = new WebSocketServer({server: wsServer, maxPayload: MAX_PACKET_BYTES})
       wss.on('connection', (socket, request) => {
         const stream = createWebSocketStream(socket)
         stream.on('error', () => socket.terminate())
-        broker.handle(stream, request)
+        handle(stream, request)
       })
       wsServer.on('connection', track)
       wsUrl = `${tls ? 'wss' : 'ws'}://${urlHost(host)}:${await listen(wsServer, host, options.wsPort)}`
@@ -109,8 +119,31 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   }
 }
 
+/**
+ * Closes a connection as soon as a packet's header declares more than MAX_PACKET_BYTES, before its body
+ * is buffered: aedes' parser (mqtt-packet) would otherwise hold up to 256 MiB per connection, before
+ * any login, until the whole packet has arrived.
+ */
+function limitPacketSize(client: Client): void {
+  const parser = (client as unknown as {_parser: PacketParser})._parser
+  const parseLength = parser._parseLength.bind(parser)
+  parser._parseLength = () => {
+    if (!parseLength()) return false
+    if (parser.packet.length <= MAX_PACKET_BYTES) return true
+    parser._emitError(new Error(`a ${parser.packet.length}-byte packet, over ${MAX_PACKET_BYTES}`))
+    return false
+  }
+}
+
+/** What limitPacketSize uses of mqtt-packet's parser. */
+interface PacketParser {
+  packet: {length: number}
+  _parseLength(): boolean
+  _emitError(error: Error): void
+}
+
 /** The aedes hooks that check logins and hold each user to its ACL. */
-function checks(users: UserStore, topicRoot: string | undefined, openWhenNoUsers: boolean): Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
+function checks(users: UserStore, topicRoot: string | undefined, openWhenNoUsers: boolean): Required<Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'>> {
   return {
     authenticate(client, username, password, done) {
       const login = async (): Promise<AclRule[] | 'open' | undefined> => {
@@ -161,10 +194,6 @@ async function listen(server: NetServer, host: string, port: number): Promise<nu
     })
   }
   return (server.address() as AddressInfo).port
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
 function urlHost(host: string): string {

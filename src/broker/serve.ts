@@ -1,6 +1,7 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {defaultDataDir} from '../runtime/data-dir.js'
-import {type BrokerOptions, isLoopback, startBroker} from './broker.js'
+import {isLoopback} from '../loopback.js'
+import {type BrokerOptions, startBroker} from './broker.js'
 import {listUsers} from './users.js'
 
 /** `r1 broker start`'s work, without oclif. */

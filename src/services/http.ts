@@ -6,7 +6,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {ExitCode, R1Error} from '../errors.js'
-import {MultipartError, multipartBoundary, readMultipart} from './multipart.js'
+import {isLoopback} from '../loopback.js'
+import {MultipartError, MultipartFileTooLarge, multipartBoundary, readMultipart} from './multipart.js'
 import {cidOf} from './r1fs-crypto.js'
 import type {JsonValue, NodeServices} from './types.js'
 
@@ -26,6 +27,8 @@ export interface ServeServicesOptions {
   r1fsPort?: number
   /** Who answers: goes in every response's envelope. */
   node: {address: string; alias: string; version: string}
+  /** R1FS's quota in bytes: add_file uploads being spooled may take that much in all (undefined: no limit). */
+  quotaBytes?: number
   /** Where add_file uploads are spooled (emptied at start, removed on close); default a new temp dir. Put it on disk, not tmpfs: files can be large. */
   spoolDir?: string
 }
@@ -77,7 +80,7 @@ export async function serveServices(services: NodeServices, options: ServeServic
   const servers: Server[] = []
   try {
     const cstoreUrl = await listen(servers, cstoreRoutes(services), envelope, host, options.cstorePort ?? 31234, 'cstore')
-    const r1fsUrl = await listen(servers, r1fsRoutes(services, options.node.alias, spoolDir), envelope, host, options.r1fsPort ?? 31235, 'r1fs')
+    const r1fsUrl = await listen(servers, r1fsRoutes(services, options.node.alias, spoolDir, options.quotaBytes), envelope, host, options.r1fsPort ?? 31235, 'r1fs')
     let closing: Promise<void> | undefined
     return {
       cstoreUrl,
@@ -102,7 +105,7 @@ function closeServer(server: Server): Promise<void> {
 }
 
 async function listen(servers: Server[], routes: Routes, envelope: Envelope, host: string, port: number, what: 'cstore' | 'r1fs'): Promise<string> {
-  const server = createServer((req, res) => void handle(routes, envelope, req, res))
+  const server = createServer((req, res) => void handle(routes, envelope, req, res, isLoopback(host)))
   servers.push(server)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -120,10 +123,11 @@ async function listen(servers: Server[], routes: Routes, envelope: Envelope, hos
   return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`
 }
 
-async function handle(routes: Routes, envelope: Envelope, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(routes: Routes, envelope: Envelope, req: IncomingMessage, res: ServerResponse, loopback: boolean): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://services')
   const route = Object.hasOwn(routes, url.pathname) ? routes[url.pathname] : undefined
   try {
+    if (loopback) refuseWebPages(req)
     if (!route) throw new HttpError(404, `No such endpoint ${url.pathname}: this API has ${Object.keys(routes).join(', ')}`)
     if (req.method !== route.method) throw new HttpError(405, `${url.pathname} takes ${route.method}, not ${req.method}`)
     if ('stream' in route) await route.stream(req, res, url.searchParams)
@@ -140,6 +144,25 @@ async function handle(routes: Routes, envelope: Envelope, req: IncomingMessage, 
     // what the handler did not read of the request (a refused body) is drained, so the answer reaches the client
     if (!req.readableEnded) req.resume()
   }
+}
+
+/**
+ * On loopback the APIs answer local programs only: a web page in a browser on this machine reaches
+ * 127.0.0.1 too, through a cross-site request (its Origin names its site) or DNS rebinding (its Host
+ * names the attacker's domain), so either naming anything but loopback is refused.
+ */
+function refuseWebPages(req: IncomingMessage): void {
+  const hostname = (header: string) => {
+    try {
+      return new URL(header).hostname.replace(/^\[(.*)\]$/, '$1')
+    } catch {
+      return undefined
+    }
+  }
+  const host = req.headers.host === undefined ? undefined : hostname(`http://${req.headers.host}`)
+  if (host === undefined || !isLoopback(host)) throw new HttpError(403, `Host ${JSON.stringify(req.headers.host ?? '')} is not this node's loopback address: the API answers local programs only`)
+  const origin = req.headers.origin
+  if (origin !== undefined && !isLoopback(hostname(origin) ?? '')) throw new HttpError(403, `A request from the web page ${JSON.stringify(origin)} is refused: the API answers local programs only`)
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -235,7 +258,9 @@ function secretOf(source: Record<string, unknown> | URLSearchParams): string | u
   return secret
 }
 
-function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Routes {
+function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string, quotaBytes: number | undefined): Routes {
+  /** Bytes of add_file uploads on the spool now: never more than the quota, so an upload cannot fill the disk before R1FS refuses it. */
+  let spooled = 0
   const notFound = (cid: string) => `No file ${cid} here (unknown cid, or a wrong or missing secret)`
   const readWhole = async (cid: string, secret: string | undefined) => {
     const file = await r1fs.get(cid, secret)
@@ -267,11 +292,21 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Rout
         if (!boundary) throw new HttpError(415, 'Send the file as multipart/form-data with a boundary (a part `file`, and a part `body` with {"secret": …})')
         const spool = join(spoolDir, `${randomBytes(8).toString('hex')}.part`)
         const handle = await open(spool, 'wx', 0o600)
+        let mine = 0
+        const reserve = (bytes: number) => {
+          if (quotaBytes !== undefined && spooled + bytes > quotaBytes) return false
+          spooled += bytes
+          mine += bytes
+          return true
+        }
         try {
           let upload
           try {
-            upload = await readMultipart(req, boundary, handle)
+            upload = await readMultipart(req, boundary, handle, reserve)
           } catch (error) {
+            if (error instanceof MultipartFileTooLarge) {
+              throw new HttpError(507, `R1FS is full: the file does not fit in the ${(quotaBytes! / 1024 / 1024).toFixed(1)} MiB quota (counting uploads in progress). Delete files no longer needed (r1 r1fs rm <cid>), or start the node with a larger --r1fs-quota.`)
+            }
             if (error instanceof MultipartError) throw new HttpError(400, `Malformed multipart body: ${error.message}`)
             throw error
           } finally {
@@ -292,6 +327,7 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string): Rout
           return {message: 'File uploaded successfully.', cid}
         } finally {
           await rm(spool, {force: true})
+          spooled -= mine
         }
       },
     },

@@ -14,6 +14,9 @@ const WRITE_BYTES = 1024 * 1024
 
 export class MultipartError extends Error {}
 
+/** The file part outgrew what `reserve` allowed (readMultipart's caller words the error). */
+export class MultipartFileTooLarge extends MultipartError {}
+
 export interface MultipartUpload {
   /** The file part's name (`filename=` of its Content-Disposition); undefined when no part had one. */
   filename?: string
@@ -48,7 +51,8 @@ function parsePartHeaders(text: string): PartHeaders {
   return {name: param('name'), filename: filename === undefined || star ? filename : Buffer.from(filename, 'latin1').toString('utf8')}
 }
 
-export async function readMultipart(body: Readable, boundary: string, file: FileHandle): Promise<MultipartUpload> {
+/** `reserve(bytes)` is asked before file bytes are written; false stops the upload (MultipartFileTooLarge). */
+export async function readMultipart(body: Readable, boundary: string, file: FileHandle, reserve: (bytes: number) => boolean = () => true): Promise<MultipartUpload> {
   const delimiter = Buffer.from(`\r\n--${boundary}`)
   const upload: MultipartUpload = {fileBytes: 0, fields: {}}
   let fieldBytes = 0
@@ -71,6 +75,7 @@ export async function readMultipart(body: Readable, boundary: string, file: File
   const emit = async (data: Buffer) => {
     if (data.length === 0) return
     if (toFile) {
+      if (!reserve(data.length)) throw new MultipartFileTooLarge(`the file exceeds the room left after ${upload.fileBytes} bytes`)
       upload.fileBytes += data.length
       // a view: the parser never changes a buffer it has read, it makes new ones
       unwritten.push(data)

@@ -1,7 +1,9 @@
 // Each broker r1 tests against carries a QoS 1 round trip of a real mqtt.js client: the embedded one over
 // mqtt://, mqtts://, ws:// and wss:// (with a certificate the test makes), Mosquitto and nats-server
 // (its MQTT listener) when installed.
+import {once} from 'node:events'
 import {readFileSync} from 'node:fs'
+import {connect} from 'node:net'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {startMosquitto, startNatsServer} from '../../bench/servers.js'
@@ -50,6 +52,48 @@ describe('the embedded broker', () => {
 
   it('refuses a TLS client that does not trust the certificate', async () => {
     await expect(mqttClient(secure.url)).rejects.toThrow(/self[- ]signed|certificate/i)
+  })
+
+  it('closes a connection as soon as a packet header declares more than r1 ever sends, before any login, and carries the largest r1 packet over mqtt://', async () => {
+    const socket = connect(Number(new URL(plain.url).port), '127.0.0.1')
+    await once(socket, 'connect')
+    socket.on('error', () => undefined)
+    const closed = new Promise((resolve) => socket.once('close', resolve))
+    // a CONNECT (0x10) whose remaining length (MQTT's variable-length integer) says 200 MiB, then its body streamed
+    socket.write(Buffer.from([0x10, 0x80, 0x80, 0x80, 0x64]))
+    const chunk = Buffer.alloc(1024 * 1024, 0x61)
+    const budget = 32 * chunk.length
+    let sent = 0
+    while (!socket.destroyed && sent < budget) {
+      await new Promise<void>((resolve) => socket.write(chunk, () => resolve()))
+      sent += chunk.length
+    }
+    // the broker closed it long before the 32 MiB streamed (unbounded, it would buffer them all)
+    expect(sent).toBeLessThan(budget)
+    await closed
+    const big = 'x'.repeat(MAX_BROKER_MESSAGE_BYTES - 1024)
+    expect((await qos1RoundTrip(plain.url, 'naeural/payloads', big)).received).toHaveLength(big.length)
+  })
+
+  it('keeps no retained message: a client that subscribes later hears only what is published after', async () => {
+    const [publisher, subscriber] = [await mqttClient(plain.url), await mqttClient(plain.url)]
+    try {
+      const topic = 'naeural/0xai_retained/config'
+      await publisher.publishAsync(topic, 'retained', {qos: 1, retain: true})
+      const heard: string[] = []
+      const live = new Promise<void>((resolve) =>
+        subscriber.on('message', (_topic, payload) => {
+          heard.push(payload.toString())
+          if (payload.toString() === 'live') resolve()
+        }),
+      )
+      await subscriber.subscribeAsync(topic, {qos: 1})
+      await publisher.publishAsync(topic, 'live', {qos: 1})
+      await live
+      expect(heard).toEqual(['live'])
+    } finally {
+      await Promise.all([publisher.endAsync(), subscriber.endAsync()])
+    }
   })
 
   it('carries a message of the largest size r1 sends through a broker over ws://', async () => {

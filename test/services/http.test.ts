@@ -14,7 +14,7 @@ let served: ServicesHandle
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'r1-services-http-'))
   services = await openServices({dataDir: dir, quotaBytes: 4 * 1024 * 1024})
-  served = await serveServices(services, {cstorePort: 0, r1fsPort: 0, node: {address: '0xai_test', alias: 'edge-t', version: '9.9.9'}})
+  served = await serveServices(services, {cstorePort: 0, r1fsPort: 0, quotaBytes: 4 * 1024 * 1024, node: {address: '0xai_test', alias: 'edge-t', version: '9.9.9'}})
 })
 afterAll(async () => {
   await served.close()
@@ -71,6 +71,29 @@ describe('envelope and status', () => {
   })
 })
 
+describe('web pages in a browser on the same machine', () => {
+  it('are refused (403) through DNS rebinding (a foreign Host) or a cross-site request (a foreign Origin); nothing is read or stored', async () => {
+    await postJson(served.cstoreUrl, '/set', {key: 'private', value: 'local only'})
+    const port = (base: string) => new URL(base).port
+    const cases: Array<[Promise<Reply>, RegExp]> = [
+      [send(served.cstoreUrl, 'GET', '/get?key=private', undefined, {host: `rebind.example:${port(served.cstoreUrl)}`}), /Host "rebind\.example:\d+" is not this node's loopback address/],
+      [send(served.r1fsUrl, 'GET', '/get_status', undefined, {host: `127.0.0.1.rebind.example:${port(served.r1fsUrl)}`}), /is not this node's loopback address/],
+      [send(served.cstoreUrl, 'POST', '/set', JSON.stringify({key: 'private', value: 'page'}), {'content-type': 'application/json', origin: 'https://evil.example'}), /web page "https:\/\/evil\.example" is refused/],
+      [send(served.r1fsUrl, 'POST', '/add_file', form('XX', [{headers: 'Content-Disposition: form-data; name="file"; filename="a"', body: 'page'}]), {'content-type': 'multipart/form-data; boundary=XX', origin: 'null'}), /web page "null" is refused/],
+    ]
+    const before = await services.r1fs.list()
+    for (const [reply, message] of cases) {
+      const {status, json} = await reply
+      expect(status).toBe(403)
+      expect(json).toMatchObject({result: null, error: expect.stringMatching(message)})
+    }
+    expect(await services.cstore.get('private')).toBe('local only')
+    expect(await services.r1fs.list()).toEqual(before)
+    // local programs name loopback (or send no Origin): they are served
+    expect((await send(served.cstoreUrl, 'GET', '/get?key=private', undefined, {host: `localhost:${port(served.cstoreUrl)}`, origin: 'http://127.0.0.1:3000'})).json.result).toBe('local only')
+  })
+})
+
 describe('multipart add_file', () => {
   it('takes the metadata part before or after the file, a quoted boundary, a UTF-8 file name, CRLFs inside the file', async () => {
     const bytes = Buffer.from('line\r\n--not-the-boundary\r\n\x00\xff end')
@@ -113,6 +136,41 @@ describe('multipart add_file', () => {
     expect(reply.status).toBe(507)
     expect(reply.json.error).toMatch(/R1FS is full: the file does not fit in the 4\.0 MiB quota.*--r1fs-quota/)
     expect(await services.r1fs.list()).toEqual(before)
+  })
+})
+
+describe('an upload far over the quota', () => {
+  it('is refused (507) once its spooled bytes pass the quota, before the rest is written to disk', async () => {
+    const before = await services.r1fs.list()
+    const url = new URL('/add_file', served.r1fsUrl)
+    let answered: ((reply: {status: number; body: string}) => void) | undefined
+    const reply = new Promise<{status: number; body: string}>((resolve) => (answered = resolve))
+    const req = request(url, {method: 'POST', headers: {'content-type': 'multipart/form-data; boundary=QQ'}}, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => answered!({status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8')}))
+    })
+    req.on('error', () => undefined)
+    let done = false
+    void reply.then(() => (done = true))
+    req.write('--QQ\r\nContent-Disposition: form-data; name="file"; filename="huge"\r\n\r\n')
+    // 64 MiB of file against a 4 MiB quota, never closed: unbounded, all of it would go to the spool before any answer
+    const chunk = Buffer.alloc(1024 * 1024, 7)
+    const budget = 64 * chunk.length
+    let sent = 0
+    while (!done && sent < budget) {
+      await new Promise<void>((resolve) => req.write(chunk, () => resolve()))
+      sent += chunk.length
+    }
+    req.destroy()
+    expect(sent).toBeLessThan(budget)
+    const {status, body} = await reply
+    expect(status).toBe(507)
+    expect(JSON.parse(body).error).toMatch(/R1FS is full: the file does not fit in the 4\.0 MiB quota.*--r1fs-quota/)
+    expect(await services.r1fs.list()).toEqual(before)
+    // the room is given back: a small file still fits
+    const small = form('QQ', [{headers: 'Content-Disposition: form-data; name="file"; filename="small"', body: 'fits'}])
+    expect((await send(served.r1fsUrl, 'POST', '/add_file', small, {'content-type': 'multipart/form-data; boundary=QQ'})).status).toBe(200)
   })
 })
 
