@@ -10,6 +10,7 @@ import type {Manifest, Plugin, Tags} from './schema.js'
 import {environmentTargets, knownTags} from './environments.js'
 import {fileMatcher, globProblem, matchFiles, projectFiles} from './globs.js'
 import {checkStructure, subschema, type JsonSchema} from './structure.js'
+import {isLoopback} from '../loopback.js'
 
 /** Checks across the manifest: references, entry files, plugin config schemas, instance configs, targets, warnings. */
 
@@ -322,12 +323,8 @@ function projectFilesUnder(dir: string, folder: string): string[] {
 
 function hostOf(url: string): string | undefined {
   try {
-    return new URL(url).hostname
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1')
   } catch {
     return undefined
   }
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }

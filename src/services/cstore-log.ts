@@ -15,6 +15,13 @@ interface Pending {
 /** The log is rewritten with only live entries once it holds this many lines and twice as many as live entries. */
 const COMPACT_MIN_LINES = 1000
 
+/** The live data the embedded store holds (in memory, and on disk once compacted): 256 MiB of log lines. */
+export const CSTORE_MAX_BYTES = 256 * 1024 * 1024
+
+/** A key's (or a hash field's) place in the byte count. */
+const slot = (change: Change): string => (change[0] === 's' ? JSON.stringify(['s', change[1]]) : JSON.stringify(['h', change[1], change[2]]))
+const lineBytes = (change: Change): number => (change.at(-1) === null ? 0 : Buffer.byteLength(JSON.stringify(change)) + 1)
+
 /**
  * CStore's embedded backend: the whole store in memory, every change appended to `cstore.log` (one
  * JSON line) and fsynced before it is acknowledged; changes arriving together share one fsync. Keys
@@ -29,8 +36,12 @@ export class LogCStore implements CStore {
   private queue: Pending[] = []
   private flushing: Promise<void> | undefined
   private closed = false
+  /** Bytes of the live entries' log lines, per slot and in all (what is queued counts too). */
+  private readonly sizes = new Map<string, number>()
+  private liveBytes = 0
 
   private constructor(
+    private readonly maxBytes: number,
     private readonly path: string,
     private handle: FileHandle,
     private lines: number,
@@ -38,7 +49,7 @@ export class LogCStore implements CStore {
     private bytes: number,
   ) {}
 
-  static async open(dir: string): Promise<LogCStore> {
+  static async open(dir: string, options: {maxBytes?: number} = {}): Promise<LogCStore> {
     await mkdir(dir, {recursive: true, mode: 0o700})
     const path = join(dir, 'cstore.log')
     let text = ''
@@ -49,7 +60,7 @@ export class LogCStore implements CStore {
     }
     const end = text.lastIndexOf('\n') + 1
     if (end < text.length) await truncate(path, Buffer.byteLength(text.slice(0, end)))
-    const store = new LogCStore(path, await open(path, 'a', 0o600), 0, Buffer.byteLength(text.slice(0, end)))
+    const store = new LogCStore(options.maxBytes ?? CSTORE_MAX_BYTES, path, await open(path, 'a', 0o600), 0, Buffer.byteLength(text.slice(0, end)))
     const lines = text.slice(0, end).split('\n')
     lines.pop()
     for (const [index, line] of lines.entries()) {
@@ -64,6 +75,7 @@ export class LogCStore implements CStore {
         })
       }
       store.apply(change)
+      store.count(change)
     }
     store.lines = lines.length
     return store
@@ -122,10 +134,33 @@ export class LogCStore implements CStore {
     hash.set(field, value)
   }
 
+  /** Moves a change's slot to its new size; deletes free their bytes. */
+  private count(change: Change): number {
+    const key = slot(change)
+    const delta = lineBytes(change) - (this.sizes.get(key) ?? 0)
+    if (lineBytes(change) === 0) this.sizes.delete(key)
+    else this.sizes.set(key, lineBytes(change))
+    this.liveBytes += delta
+    return delta
+  }
+
   private write(change: Change): Promise<boolean> {
     if (this.closed) return Promise.reject(new R1Error('CStore is closed', ExitCode.FAILURE, {code: 'CSTORE_CLOSED'}))
+    const key = slot(change)
+    if (this.liveBytes + lineBytes(change) - (this.sizes.get(key) ?? 0) > this.maxBytes) {
+      const mib = (this.maxBytes / 1024 / 1024).toFixed(0)
+      return Promise.reject(new R1Error(`CStore is full: it holds at most ${mib} MiB of keys and values, and this value does not fit.`, ExitCode.FAILURE, {code: 'CSTORE_FULL', hint: 'Delete keys no longer needed (set them to null), or keep large data in R1FS and store its cid.'}))
+    }
+    // counted now, so that concurrent writes cannot pass the bound together; a failed write gives its bytes back
+    const previous = this.sizes.get(key) ?? 0
+    this.count(change)
+    const undo = () => {
+      this.liveBytes += previous - (this.sizes.get(key) ?? 0)
+      if (previous === 0) this.sizes.delete(key)
+      else this.sizes.set(key, previous)
+    }
     return new Promise<boolean>((resolve, reject) => {
-      this.queue.push({change, done: (error) => (error ? reject(error) : resolve(true))})
+      this.queue.push({change, done: (error) => (error ? (undo(), reject(error)) : resolve(true))})
       this.flushing ??= this.flush()
     })
   }

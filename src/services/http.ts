@@ -133,7 +133,7 @@ async function handle(routes: Routes, envelope: Envelope, req: IncomingMessage, 
     if ('stream' in route) await route.stream(req, res, url.searchParams)
     else sendJson(res, 200, envelope(await route.run(req, url.searchParams)))
   } catch (error) {
-    const status = error instanceof HttpError ? error.status : error instanceof R1Error && error.code === 'R1FS_QUOTA' ? 507 : 500
+    const status = error instanceof HttpError ? error.status : error instanceof R1Error && (error.code === 'R1FS_QUOTA' || error.code === 'CSTORE_FULL') ? 507 : 500
     if (res.headersSent) {
       res.destroy(error as Error)
       return

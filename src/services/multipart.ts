@@ -46,7 +46,12 @@ function parsePartHeaders(text: string): PartHeaders {
     return match[1] === undefined ? match[2] : match[1].replace(/\\(.)/g, '$1')
   }
   const star = /;\s*filename\*=utf-8''([^;\s]+)/i.exec(disposition)
-  const filename = star ? decodeURIComponent(star[1]!) : param('filename')
+  let filename: string | undefined
+  try {
+    filename = star ? decodeURIComponent(star[1]!) : param('filename')
+  } catch {
+    throw new MultipartError(`a part's filename* is not valid percent-encoded UTF-8`)
+  }
   // browsers and undici send the name's UTF-8 bytes as they are: the header was read as latin1
   return {name: param('name'), filename: filename === undefined || star ? filename : Buffer.from(filename, 'latin1').toString('utf8')}
 }

@@ -118,6 +118,7 @@ describe('multipart add_file', () => {
     ['no closing boundary', 'multipart/form-data; boundary=XX', form('XX', [{headers: 'Content-Disposition: form-data; name="file"; filename="a"', body: 'abc'}], ''), 400, /ends before its closing boundary/],
     ['garbage', 'multipart/form-data; boundary=XX', Buffer.alloc(20_000, 'z'), 400, /no multipart boundary where the form starts/],
     ['a part without Content-Disposition', 'multipart/form-data; boundary=XX', form('XX', [{headers: 'Content-Type: text/plain', body: 'abc'}]), 400, /has no Content-Disposition/],
+    ['a filename* that is not percent-encoded UTF-8', 'multipart/form-data; boundary=XX', form('XX', [{headers: "Content-Disposition: form-data; name=\"file\"; filename*=utf-8''%E0%A4%A", body: 'abc'}]), 400, /filename\* is not valid percent-encoded UTF-8/],
     ['no file part', 'multipart/form-data; boundary=XX', form('XX', [{headers: 'Content-Disposition: form-data; name="body"', body: '{}'}]), 400, /no file part/],
     ['a body part that is not JSON', 'multipart/form-data; boundary=XX', form('XX', [{headers: 'Content-Disposition: form-data; name="file"; filename="a"', body: 'abc'}, {headers: 'Content-Disposition: form-data; name="body"', body: '{secret'}]), 400, /part `body` is not JSON/],
     ['huge text fields', 'multipart/form-data; boundary=XX', form('XX', [{headers: 'Content-Disposition: form-data; name="body"', body: 'x'.repeat(100_000)}]), 400, /text fields exceed/],
