@@ -65,6 +65,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const acl = users ? checks(users, options.topicRoot, isLoopback(host)) : undefined
   const broker = await Aedes.createBroker({
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+    // r1 uses clean sessions only: a kept session would queue QoS 1 messages without bound while its client is away
+    preConnect: (_client, packet, done) => done(null, packet.clean !== false),
     ...acl,
     authorizePublish(client, packet, done) {
       // r1 never retains; a retained message would stay in memory for good, one for every topic a client may write

@@ -8,6 +8,7 @@ import {decodeSigned, signCanonical} from '../protocol/wire.js'
 import {type BrokerConfig, brokerClientId, dialBroker, topicRoot, waitConnected} from '../transport/mqtt.js'
 import type {Connection, FrameTransport} from './connection.js'
 import type {NodeServer} from './server.js'
+import {escapeControl} from '../ui/escape.js'
 
 /**
  * The node's front on an MQTT broker (PROTOCOL.md, "Over an MQTT broker"): the node dials out, reads
@@ -144,7 +145,7 @@ export class MqttFront {
 
   private drop(what: string): void {
     this.stats.dropped++
-    if (this.stats.dropped <= 10 || this.stats.dropped % 1000 === 0) this.options.log(`dropped ${what} on ${this.topics.config(this.options.identity.address)} (${this.stats.dropped} so far)`)
+    if (this.stats.dropped <= 10 || this.stats.dropped % 1000 === 0) this.options.log(`dropped ${escapeControl(what)} on ${this.topics.config(this.options.identity.address)} (${this.stats.dropped} so far)`)
   }
 
   private forget(key: string): void {

@@ -2,6 +2,7 @@ import {resolve} from 'node:path'
 import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 import {parseTags} from '../protocol/tags.js'
 import type {BrokerConfig} from '../transport/mqtt.js'
+import {isLoopback} from '../loopback.js'
 
 /**
  * `r1 node start`'s work, without oclif: the command calls `serveNode`, and bin/run.js tries
@@ -107,6 +108,8 @@ export async function serveNode(options: NodeStartOptions, io: ServeIo): Promise
       io.note(user ? `Instances run as ${user.name} (uid ${user.uid}, gid ${user.gid}).` : `Instances run as this node's own user (uid ${process.getuid?.() ?? '?'}).`)
       io.note(allowed === 0 ? `No address is allowed to send commands yet: r1 node allow <address> --data-dir ${node.dataDir}` : `${allowed} address(es) allowed. Ctrl-C stops the node.`)
     }
+    const servicesHost = options.servicesHost ?? SERVICES_DEFAULTS.host
+    if (!isLoopback(servicesHost)) io.note(`CStore and R1FS listen on ${servicesHost} with no authentication (as on Ratio1): anyone who reaches those ports can read and write them. Keep them behind a firewall, or use --services-host 127.0.0.1.`)
     await new Promise<void>((resolve) => {
       if (io.signal.aborted) resolve()
       else io.signal.addEventListener('abort', () => resolve(), {once: true})

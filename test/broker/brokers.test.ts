@@ -96,6 +96,12 @@ describe('the embedded broker', () => {
     }
   })
 
+  it('refuses a kept (clean: false) session, whose QoS 1 queue would grow without bound while its client is away', async () => {
+    await expect(mqttClient(plain.url, {clean: false, clientId: 'r1-kept-session', connectTimeout: 3000})).rejects.toThrow()
+    const clean = await mqttClient(plain.url, {clientId: 'r1-clean-session'})
+    await clean.endAsync()
+  })
+
   it('carries a message of the largest size r1 sends through a broker over ws://', async () => {
     const big = 'x'.repeat(MAX_BROKER_MESSAGE_BYTES - 1024)
     expect((await qos1RoundTrip(plain.wsUrl!, 'naeural/payloads', big)).received).toHaveLength(big.length)
