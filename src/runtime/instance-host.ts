@@ -120,6 +120,8 @@ class InstanceHost {
   private chain: Promise<unknown> = Promise.resolve()
   private kick: (() => void) | undefined
   private failures = 0
+  /** A new config was taken: the next process runs at once (its PLUGIN_CONFIG_OK is what a deploy waits for), not after PROCESS_DELAY. */
+  private reconfigured = false
   private readonly watchdog = startOrphanWatchdog()
 
   /** Hooks never overlap: process, command, config and close run one at a time, in arrival order. */
@@ -166,6 +168,7 @@ class InstanceHost {
         const result = await this.serial(() => this.runner.reconfigure(message.config, message.hash))
         send({t: 'configDone', ...result})
         this.failures = 0
+        if (result.ok) this.reconfigured = true
         this.wake()
         break
       }
@@ -256,8 +259,8 @@ class InstanceHost {
       }
       const {baseMs, capMs} = this.spec.exceptionBackoff
       const wait = this.failures > 0 ? Math.max(delayMsOf(config), Math.min(baseMs * 2 ** (this.failures - 1), capMs)) : delayMsOf(config)
-      const due = lastStart + wait
       const now = Date.now()
+      const due = this.reconfigured ? now : lastStart + wait
       if (now < due) {
         await this.sleep(due - now)
         continue
@@ -268,6 +271,7 @@ class InstanceHost {
         continue
       }
       lastStart = now
+      this.reconfigured = false
       const batch = this.inputs.splice(0)
       const result = await this.serial(async () => {
         if (this.stopping) return undefined

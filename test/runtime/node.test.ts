@@ -92,6 +92,19 @@ describe('node core: UPDATE_CONFIG diffs instances', () => {
     }
   })
 
+  it('a reconfigured instance processes at once, so its PLUGIN_CONFIG_OK does not wait out PROCESS_DELAY', async () => {
+    const started = await faultyNode()
+    node = started.node
+    const {events} = started
+    // an hour between iterations: without the wake-up, the confirmation would come an hour later
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'slow', PROCESS_DELAY: 3600}]), meta())
+    await events.waitUntil(() => events.payloads('slow').length === 1, 20_000, 'the first iteration')
+    const update = meta()
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'slow', PROCESS_DELAY: 3600, FAULT_AT: 1000}]), update)
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === update.hash, 20_000, 'PLUGIN_CONFIG_OK of the reconfigured instance')
+    expect(events.payloads('slow')).toHaveLength(2)
+  })
+
   it('rejects what it cannot apply and changes nothing', async () => {
     const started = await faultyNode()
     node = started.node
