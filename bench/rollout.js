@@ -8,25 +8,15 @@
 //     failing signal to the rollback confirmed on every node it reached (the command's own
 //     `signalToRollbackMs`), against 2 s plus one heartbeat period (10 s, the nodes' default).
 // Standalone: `node bench/rollout.js` prints the rows as one JSON line {"group":"rollout","rows":[…]}.
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {cli, cliKey, row, startAllowedNodes, stopChild} from './lib.js'
+import {cli, cliKey, root, row, startAllowedNodes, stopChild} from './lib.js'
 
 const NODES = 20
 const HEARTBEAT_MS = 10_000
 
-const PROBE = `import {definePlugin} from 'r1/plugin'
-export default definePlugin<{LEVEL: number; SICK_ON: string}>({
-  process(ctx) {
-    return {LEVEL: ctx.config.LEVEL}
-  },
-  health(ctx) {
-    return ctx.node.address === ctx.config.SICK_ON ? {status: 'failed', reason: 'bench: sick'} : {status: 'ok'}
-  },
-})
-`
 
 function writeProject(project, level, sickOn = 'none') {
   writeFileSync(
@@ -57,7 +47,7 @@ export default async function rolloutBench() {
     const {env, address} = cliKey(join(dir, 'cli'))
     const project = join(dir, 'project')
     mkdirSync(join(project, 'src'), {recursive: true})
-    writeFileSync(join(project, 'src/probe.ts'), PROBE)
+    copyFileSync(join(root, 'test/fixtures/projects/probe/src/probe.ts'), join(project, 'src/probe.ts'))
     await startAllowedNodes(dir, NODES, address, env, nodes)
     const targets = nodes.flatMap((n) => ['--node', n.url, '--address', n.address])
     const run = (level, extra, expectStatus = 0, sickOn) => {

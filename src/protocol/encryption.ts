@@ -7,9 +7,10 @@ import {type Identity, normalizeAddress, publicKeyFromAddress} from './identity.
 /**
  * Ratio1's end-to-end encryption (`EE_ENCRYPTED_DATA`, ratio1_sdk `ratio1/bc/ec.py`):
  * key = HKDF-SHA256(ECDH secp256k1 x-coordinate, no salt, info "0xai handshake data", 32 bytes),
- * cipher = AES-256-GCM, random 12-byte nonce, no associated data, plaintext zlib-compressed.
+ * cipher = AES-256-GCM, random 12-byte nonce, no associated data, plaintext zlib-compressed (see the flag).
  *
- * - one receiver: base64(nonce 12 | flag 0x01 | ciphertext | tag 16)
+ * - one receiver: base64(nonce 12 | flag | ciphertext | tag 16), the flag 0x01 when the plaintext was
+ *   compressed (from 1 KiB on) and 0x00 when not
  * - several receivers: base64(zlib(JSON {M: true, c: "01", n, d, k: [{a: address, k: hex(nonce | wrapped key | tag)}]})),
  *   the data under a random key that is wrapped once per receiver.
  *
@@ -24,7 +25,10 @@ export const EE_ENCRYPTED_DATA = 'EE_ENCRYPTED_DATA'
 
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
+const FLAG_PLAIN = 0x00
 const FLAG_COMPRESSED = 0x01
+/** A single-receiver plaintext shorter than this is sealed as it is: most frames (replies, notifications) are. */
+const COMPRESS_FROM_BYTES = 1024
 /** Decompression stops here: a frame is at most 1 MiB, and a zlib bomb must not take the node's memory. */
 export const MAX_PLAINTEXT_BYTES = 16 * 1024 * 1024
 
@@ -100,11 +104,14 @@ function inflate(data: Uint8Array): Buffer {
  * of them (the multi format, which each receiver opens with its own key). Returns standard base64.
  */
 export function encrypt(plaintext: string, receiver: string | readonly string[], sender: Identity): string {
-  const compressed = deflateSync(Buffer.from(plaintext, 'utf8'))
+  const bytes = Buffer.from(plaintext, 'utf8')
   if (typeof receiver === 'string') {
-    const {nonce, sealed} = seal(sharedKey(sender.privateKey, receiver), compressed)
-    return Buffer.concat([nonce, Buffer.of(FLAG_COMPRESSED), sealed]).toString('base64')
+    // below COMPRESS_FROM_BYTES deflate costs more than it saves: flag 0x00, as Ratio1's `compressed=False`
+    const small = bytes.length < COMPRESS_FROM_BYTES
+    const {nonce, sealed} = seal(sharedKey(sender.privateKey, receiver), small ? bytes : deflateSync(bytes))
+    return Buffer.concat([nonce, Buffer.of(small ? FLAG_PLAIN : FLAG_COMPRESSED), sealed]).toString('base64')
   }
+  const compressed = deflateSync(bytes)
   if (receiver.length === 0) throw new Error('encrypt: no receiver')
   const dataKey = randomBytes(32)
   const data = seal(dataKey, compressed)

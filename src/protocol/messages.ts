@@ -132,6 +132,11 @@ export type CommandOf<A extends Action = Action> = {[K in A]: {action: K; payloa
 export const PUBLIC_ACTIONS: ReadonlySet<Action> = new Set<Action>(['FULL_HEARTBEAT', 'R1_PING'])
 /** Actions a node accepts only when they arrived encrypted (EE_IS_ENCRYPTED). */
 export const ENCRYPTED_ONLY_ACTIONS: ReadonlySet<Action> = new Set<Action>(['R1_SECRETS'])
+/**
+ * Actions that change nothing on a node: a replay of one changes nothing either, so the node answers
+ * without first waiting for its hash to reach the disk (it is still refused as a replay while remembered).
+ */
+export const READ_ACTIONS: ReadonlySet<Action> = new Set<Action>(['FULL_HEARTBEAT', 'R1_PING', 'R1_STATE', 'R1_BUNDLE_HAS', 'R1_SUBSCRIBE', 'R1_UNSUBSCRIBE'])
 /** Actions the server answers itself (the rest go to the node core). */
 export const SERVER_ACTIONS: ReadonlySet<Action> = new Set<Action>(['R1_SUBSCRIBE', 'R1_UNSUBSCRIBE'])
 

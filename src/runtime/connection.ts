@@ -3,7 +3,7 @@ import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
-import {type Action, type BundlePut, type Hello, type PayloadOf, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {type Action, type BundlePut, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
 import {SERVICE_ACTIONS, type ServiceAction} from '../protocol/services.js'
 import {type DecodedSigned, encodeBatch, signCanonical} from '../protocol/wire.js'
 import {admitCommand, FloodGuard} from './admission.js'
@@ -212,8 +212,8 @@ export class Connection {
       return
     }
     try {
-      // The hash is on disk before the command runs: a replay after a restart is still refused.
-      await replay.durable()
+      // The hash is on disk before a command that changes anything runs: a replay after a restart is still refused.
+      if (!READ_ACTIONS.has(action)) await replay.durable()
     } catch (error) {
       this.reject('EXECUTION_FAILED', `cannot record the command against replay: ${(error as Error).message}; nothing changed`, hash, action)
       return

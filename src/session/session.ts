@@ -158,6 +158,8 @@ export class Session {
   private readonly pending = new Map<string, Pending>()
   private readonly listeners = new Set<(event: NodeEvent) => void>()
   private subscription?: ActiveSubscription
+  /** Whether an R1_SUBSCRIBE went out on this session (so the node may be streaming to it). */
+  private subscribed = false
   private closed = false
   private reconnecting?: Promise<void>
   private pingTimer?: NodeJS.Timeout
@@ -566,6 +568,7 @@ export class Session {
     const pending = registered!
     // Register under the hash before the frame leaves, so no fast confirmation is missed.
     const encoded = await this.encodeFor(action, payload, options.encrypted)
+    if (action === 'R1_SUBSCRIBE') this.subscribed = true
     pending.hash = encoded.hash
     tracker?.setCommandHash(encoded.hash)
     options.onHash?.(encoded.hash)
@@ -722,8 +725,9 @@ export class Session {
   /** Closes the connection; pending commands fail with exit 7, a subscription ends. */
   async close(): Promise<void> {
     if (this.closed) return
-    // Through a broker no socket closes on the node's side: stop its streams now rather than when it drops the idle session.
-    if (this.dialer.shared && this.connected) await this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
+    // Through a broker no socket closes on the node's side: stop its streams now rather than when it drops the
+    // idle session (a session that never subscribed has none: the node forgets it when the probes stop).
+    if (this.dialer.shared && this.connected && this.subscribed) await this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
     this.closed = true
     clearInterval(this.pingTimer)
     clearTimeout(this.lostTimer)

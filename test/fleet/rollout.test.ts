@@ -1,6 +1,6 @@
 // Rollouts end to end: the built CLI (`r1 deploy --waves/--canary`) against four real `r1 node start` processes.
 import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
-import {mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {type NodeProcess, bin, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
@@ -12,31 +12,6 @@ if (!hasScript) console.log('skipping the terminal Ctrl-C test: util-linux `scri
 const project = join(root.dir, 'project')
 let env: Record<string, string>
 let nodes: NodeProcess[] = []
-
-/** A plugin whose behaviour its config picks: crash after a few iterations, fail its health check on one node, refuse or defer updates. */
-const PROBE = `import {definePlugin} from 'r1/plugin'
-
-let since = 0
-let deferred = 0
-
-export default definePlugin<{MODE: string; SICK_ON: string; LEVEL: number}>({
-  process(ctx) {
-    since++
-    if (ctx.config.MODE === 'crash' && since >= 3) process.exit(3)
-    return {MODE: ctx.config.MODE, LEVEL: ctx.config.LEVEL}
-  },
-  config() {
-    since = 0
-  },
-  health(ctx) {
-    return ctx.config.MODE === 'sick' && ctx.node.alias === ctx.config.SICK_ON ? {status: 'failed', reason: 'sick on purpose'} : {status: 'ok'}
-  },
-  beforeUpdate(_ctx, next) {
-    if (next?.MODE === 'refused') return {refuse: 'MODE refused is not welcome here'}
-    if (next?.MODE === 'deferred' && deferred++ < 2) return {defer: 0.3, reason: 'finishing a batch'}
-  },
-})
-`
 
 function writeProject(config: {mode: string; level?: number; sickOn?: string}): void {
   writeFileSync(
@@ -107,7 +82,7 @@ beforeAll(async () => {
   env = cli.env
   nodes = await Promise.all(['n1', 'n2', 'n3', 'n4'].map((alias) => startNode({dataDir: join(root.dir, alias), allow: [cli.address], extraArgs: ['--alias', alias, '--heartbeat-interval', '1']})))
   mkdirSync(join(project, 'src'), {recursive: true})
-  writeFileSync(join(project, 'src/probe.ts'), PROBE)
+  copyFileSync(join(repoRoot, 'test/fixtures/projects/probe/src/probe.ts'), join(project, 'src/probe.ts'))
   writeProject({mode: 'ok'})
   const first = await deploy(['--all', '--json'])
   expect(first.exitCode, first.stderr + first.stdout).toBe(0)

@@ -5,10 +5,9 @@ import {spawn} from 'node:child_process'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {freePort} from '../../bench/servers.js'
 import type {Identity} from '../../src/protocol/identity.js'
-import {bin, cliIdentity, r1, repoRoot, tempRoot} from '../deploy/nodes.js'
-import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, logsJson, spawnNode} from './helpers.js'
+import {bin, r1, repoRoot, tempRoot} from '../deploy/nodes.js'
+import {type LogLine, type NodeProc, deployOne, logsJson, pollLogs, startLogsNode} from './helpers.js'
 
 const root = tempRoot('r1-app-logs-')
 let env: Record<string, string>
@@ -20,25 +19,12 @@ type Line = LogLine & {LEVEL?: string; MESSAGE?: string; NOTIFICATION_CODE?: num
 /** Runs `command` (a shell line) under PROCESS_APP_RUNNER as instance `<name>-1` of pipeline `name`. */
 const deployApp = (name: string, command: string) => deployOne(node, identity, name, 'PROCESS_APP_RUNNER', {PROCESS_DELAY: 0.2, COMMAND: command})
 const logLines = (args: string[]) => logsJson<Line>(node, env, args)
-
-/** Polls `r1 logs` until `done` holds for what it returns. */
-async function logsUntil(args: string[], done: (lines: Line[]) => boolean, what: string): Promise<Line[]> {
-  let lines: Line[] = []
-  for (let i = 0; i < 150; i++) {
-    lines = await logLines(args)
-    if (done(lines)) return lines
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(lines).slice(0, 2000)}`)
-}
+const logsUntil = (args: string[], done: (lines: Line[]) => boolean, what: string) => pollLogs<Line>(node, env, args, done, what)
 
 const messages = (lines: Line[], level?: string) => lines.filter((l) => l.EE_EVENT_TYPE === 'LOG' && (level === undefined || l.LEVEL === level)).map((l) => l.MESSAGE)
 
 beforeAll(async () => {
-  const cli = await cliIdentity(root.dir)
-  env = cli.env
-  identity = await cliKeyIdentity(env)
-  node = await spawnNode({dataDir: join(root.dir, 'node'), port: await freePort(), alias: 'edge-a', allow: [cli.address]})
+  ;({env, identity, node} = await startLogsNode(root.dir))
 }, 120_000)
 
 afterAll(async () => {

@@ -11,7 +11,8 @@ import {Journal} from '../../src/runtime/journal.js'
 import {allowAddress} from '../../src/runtime/server-allowlist.js'
 import {Session} from '../../src/session/index.js'
 import {expect} from 'vitest'
-import {bin, r1, repoRoot} from '../deploy/nodes.js'
+import {freePort} from '../../bench/servers.js'
+import {bin, cliIdentity, r1, repoRoot} from '../deploy/nodes.js'
 
 export interface NodeProc {
   url: string
@@ -258,4 +259,23 @@ export async function logsJson<T = LogLine>(node: {url: string; address: string}
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as T)
+}
+
+/** Polls `r1 logs --json --since 1h …` until `done` holds for what it returns (30 s). */
+export async function pollLogs<T = LogLine>(node: {url: string; address: string}, env: Record<string, string>, args: string[], done: (lines: T[]) => boolean, what: string): Promise<T[]> {
+  let lines: T[] = []
+  for (let i = 0; i < 150; i++) {
+    lines = await logsJson<T>(node, env, args)
+    if (done(lines)) return lines
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(lines).slice(0, 2000)}`)
+}
+
+/** A file's node: `r1 node start` (alias edge-a, a free port) in `dir`, allowing a CLI key made there; its env and identity. */
+export async function startLogsNode(dir: string): Promise<{env: Record<string, string>; identity: Identity; node: NodeProc}> {
+  const cli = await cliIdentity(dir)
+  const identity = await cliKeyIdentity(cli.env)
+  const node = await spawnNode({dataDir: join(dir, 'node'), port: await freePort(), alias: 'edge-a', allow: [cli.address]})
+  return {env: cli.env, identity, node}
 }

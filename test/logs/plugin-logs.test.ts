@@ -1,13 +1,11 @@
 // Plugin logs on a real node: ctx.log.* and console.* of plugin code become journaled LOG events that
 // `r1 logs` shows and filters (--type log --level warn), rate-limited per instance with a counted notice.
 import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {freePort} from '../../bench/servers.js'
 import type {Identity} from '../../src/protocol/identity.js'
 import {MAX_LINE_CHARS} from '../../src/runtime/log-limit.js'
-import {cliIdentity, r1, tempRoot} from '../deploy/nodes.js'
-import {type LogLine, type NodeProc, cliKeyIdentity, deployOne, logsJson, spawnNode} from './helpers.js'
+import {r1, tempRoot} from '../deploy/nodes.js'
+import {type LogLine, type NodeProc, deployOne, logsJson, pollLogs, startLogsNode} from './helpers.js'
 
 const root = tempRoot('r1-plugin-logs-')
 let env: Record<string, string>
@@ -16,19 +14,9 @@ let node: NodeProc
 
 const deploy = (name: string, code: string, delay = 0.2) => deployOne(node, identity, name, 'CUSTOM_EXEC_01', {PROCESS_DELAY: delay, CODE: code})
 const logLines = (args: string[]) => logsJson(node, env, args)
+const logsUntil = (args: string[], done: (lines: Line[]) => boolean, what: string) => pollLogs<Line>(node, env, args, done, what)
 
 type Line = LogLine & {MESSAGE?: string; LEVEL?: string; NOTIFICATION_CODE?: number; INFO?: {DROPPED?: number}}
-
-/** Polls `r1 logs` until `done` holds for what it returns. */
-async function logsUntil(args: string[], done: (lines: Line[]) => boolean, what: string): Promise<Line[]> {
-  let lines: Line[] = []
-  for (let i = 0; i < 150; i++) {
-    lines = (await logLines(args)) as Line[]
-    if (done(lines)) return lines
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(lines).slice(0, 2000)}`)
-}
 
 /** Resident memory of a process (kB), from /proc. */
 function rssKb(pid: number): number {
@@ -37,10 +25,7 @@ function rssKb(pid: number): number {
 }
 
 beforeAll(async () => {
-  const cli = await cliIdentity(root.dir)
-  env = cli.env
-  identity = await cliKeyIdentity(env)
-  node = await spawnNode({dataDir: join(root.dir, 'node'), port: await freePort(), alias: 'edge-a', allow: [cli.address]})
+  ;({env, identity, node} = await startLogsNode(root.dir))
 }, 120_000)
 
 afterAll(async () => {
