@@ -135,7 +135,7 @@ async function simulatedFleet(broker, count, dir) {
   const init = cli(['init', project, '--template', 'ts-plugin', '--yes', '--no-install', '--no-git'], env)
   if (init.status !== 0) throw new Error(`r1 init failed: ${init.stderr}`)
   const script = fileURLToPath(new URL('fleet-nodes.js', import.meta.url))
-  const nodes = await firstJsonLine(spawn(process.execPath, [script, broker.url, String(count), address, join(dir, `nodes-${count}`)], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, UV_THREADPOOL_SIZE: '64'}}), 'fleet-nodes.js')
+  const nodes = await firstJsonLine(spawn(process.execPath, ['--max-old-space-size=16384', script, broker.url, String(count), address, join(dir, `nodes-${count}`)], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, UV_THREADPOOL_SIZE: '64'}}), 'fleet-nodes.js')
   try {
     appendFileSync(join(project, 'config.yaml'), `\nbrokers:\n  bench: { url: "${broker.url}" }\ntargets:\n${nodes.addresses.map((a, i) => `  sim-${i}: { address: "${a}", broker: bench }\n`).join('')}`)
     // Timeouts well above the budgets: a slow fleet is measured, not cut off at the defaults.

@@ -29,10 +29,17 @@ export interface FrameTransport {
   terminate(code?: number, reason?: string): void
   /** A liveness probe; the transport calls Connection.pong() when answered. */
   ping(): void
+  /**
+   * Frames can be lost on the way (a broker past its queue limit): the client sends a command whose answer
+   * it missed again, and the connection answers it again from its recent answers instead of refusing a replay.
+   */
+  readonly lossy?: boolean
 }
 
 const MAX_BATCH_BYTES = 768 * 1024
 const COMMAND_OWNER_TTL_MS = 10 * 60_000
+/** Answers (R1_REPLY or rejection) a lossy connection keeps to send again, the most recent ones. */
+const KEPT_ANSWERS = 256
 const HASH_IN_TEXT = /"EE_HASH"\s*:\s*"([0-9a-f]{64})"/
 
 interface OutItem {
@@ -72,6 +79,8 @@ export class Connection {
   private generation = 0
   private pumping = false
   private readonly ownedHashes = new Set<string>()
+  /** On a lossy transport: the answer to each recent command by EE_HASH, or 'running' until there is one. */
+  private readonly answers = new Map<string, object | 'running'>()
   private disposed = false
 
   constructor(
@@ -192,11 +201,17 @@ export class Connection {
       remember: (sender, hash, expires) => replay.check(sender, hash, expires),
     }, verified)
     if (!admitted.ok) {
+      // the same command again, on a connection that may have lost its answer: that answer again (or, while it
+      // still runs, nothing: the answer is on its way); it never runs twice
+      const answered = admitted.reason === 'REPLAY' && admitted.hash !== null ? this.answers.get(admitted.hash) : undefined
+      if (answered === 'running') return
+      if (answered) return this.enqueue(answered)
       if (admitted.strike) this.strike()
       this.reject(admitted.reason, admitted.detail, admitted.hash, admitted.action)
       return
     }
     const {command, action, payload, hash, sender} = admitted
+    this.keepAnswer(hash, 'running')
     if (!admitted.allowed) {
       // A stranger may only ask for the public heartbeat (cached, never journaled) or probe: rate-limited.
       if (!this.heartbeatBucket.take(server.now())) {
@@ -400,7 +415,15 @@ export class Connection {
       ACTION: action,
       RESULT: result === undefined ? null : result,
     }
+    this.keepAnswer(hash, reply)
     this.enqueue(reply)
+  }
+
+  private keepAnswer(hash: string, answer: object | 'running'): void {
+    if (!this.transport.lossy) return
+    this.answers.delete(hash) // re-inserted last: the oldest go first
+    this.answers.set(hash, answer)
+    if (this.answers.size > KEPT_ANSWERS) this.answers.delete(this.answers.keys().next().value!)
   }
 
   private reject(reason: RejectionReason, detail: string, hash: string | null, action: string | null): void {
@@ -415,6 +438,7 @@ export class Connection {
       COMMAND_HASH: hash,
       ACTION: action,
     }
+    if (hash !== null && reason !== 'REPLAY') this.keepAnswer(hash, rejection)
     this.enqueue(rejection)
   }
 

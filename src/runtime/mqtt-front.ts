@@ -175,6 +175,8 @@ export class MqttFront {
  */
 class BrokerTransport implements FrameTransport {
   connection?: Connection
+  /** A broker past its queue limit drops frames: the client sends a command again when it missed its answer. */
+  readonly lossy = true
   private frameSeq = 0
   private inFlight = 0
   private ended = false

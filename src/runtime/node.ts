@@ -200,7 +200,14 @@ export class LocalNode implements NodeCore {
     const node = new LocalNode(options, dataDir, !options.dataDir)
     await node.restore()
     if (node.heartbeatIntervalMs > 0) {
-      node.heartbeatTimer = setInterval(() => node.heartbeat(), node.heartbeatIntervalMs)
+      node.heartbeatTimer = setInterval(() => {
+        // a heartbeat that cannot be made this time is skipped, never the end of the node
+        try {
+          node.heartbeat()
+        } catch (error) {
+          node.log(`heartbeat skipped: ${(error as Error).message}`)
+        }
+      }, node.heartbeatIntervalMs)
       node.heartbeatTimer.unref()
     }
     return node
@@ -278,7 +285,7 @@ export class LocalNode implements NodeCore {
       CPU_USED: this.cpu.percent(),
       MACHINE_MEMORY: totalmem(),
       AVAILABLE_MEMORY: freemem(),
-      PROCESS_MEMORY: process.memoryUsage.rss(),
+      PROCESS_MEMORY: processMemory(),
       TOTAL_DISK: totalDisk,
       AVAILABLE_DISK: availableDisk,
       PIPELINES: [...this.active.keys()],
@@ -1080,4 +1087,13 @@ function parseInstanceCommand(value: unknown): {name: string; params: unknown} {
     if (typeof name === 'string' && name !== '') return {name, params: PARAMS ?? (Object.keys(rest).length > 0 ? rest : undefined)}
   }
   throw rejected('INSTANCE_COMMAND must be a command name or {COMMAND, PARAMS}', 'BAD_PAYLOAD')
+}
+
+/** The node's resident memory in bytes; 0 when it cannot be read (out of file descriptors: EMFILE). */
+function processMemory(): number {
+  try {
+    return process.memoryUsage.rss()
+  } catch {
+    return 0
+  }
 }

@@ -114,6 +114,8 @@ export type SubscriptionItem = NodeEvent | GapEvent
 interface Pending {
   hash: string
   action: Action
+  /** The signed command as sent: sent again, unchanged, when its answer may have been lost on a broker. */
+  text: string
   tracker?: ConfirmationTracker
   reply?: Reply
   notifications: NotificationEvent[]
@@ -337,6 +339,9 @@ export class Session {
    * what arrives of the old stream until the node answers is dropped (it would skip the lost events).
    */
   private onFramesLost(): void {
+    // A lost frame may have been a command's answer: the same signed command again makes the node answer it
+    // again (it does not run twice); one that was never lost is answered twice, and the second is ignored.
+    for (const pending of this.pending.values()) if (!pending.reply) void this.sendText(pending.text).catch(() => undefined)
     const sub = this.subscription
     if (!sub || sub.done || sub.resyncHash !== undefined || this.paused) return
     this.resumeFromJournal(sub)
@@ -563,13 +568,14 @@ export class Session {
     const result = new Promise<CommandResult<A>>((resolve, reject) => {
       // settle() resolves with the RESULT parsed by this action's schema
       const settled = resolve as (result: CommandResult<Action>) => void
-      registered = {hash: '', action, tracker, notifications: [], resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout}
+      registered = {hash: '', text: '', action, tracker, notifications: [], resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout}
     })
     const pending = registered!
     // Register under the hash before the frame leaves, so no fast confirmation is missed.
     const encoded = await this.encodeFor(action, payload, options.encrypted)
     if (action === 'R1_SUBSCRIBE') this.subscribed = true
     pending.hash = encoded.hash
+    pending.text = encoded.text
     tracker?.setCommandHash(encoded.hash)
     options.onHash?.(encoded.hash)
     pending.timer = setTimeout(() => {

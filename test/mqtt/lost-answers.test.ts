@@ -1,0 +1,79 @@
+// A broker that loses a frame on its way to the client, as Mosquitto does past its queue limit: the answer
+// to a command. The client sees the gap in the node's frame numbers (at its next probe at the latest),
+// sends the same signed command again, and the node answers it again without running it twice.
+import {once} from 'node:events'
+import {type AddressInfo, createServer, type Server} from 'node:net'
+import {Aedes} from 'aedes'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {Session} from '../../src/session/index.js'
+import {until} from '../runtime/helpers.js'
+import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
+
+describe('a broker that loses the answer to a command', () => {
+  let aedes: Aedes
+  let server: Server
+  let url: string
+  let test: TestNode
+  /** Set when a command (not a probe) passes to the node: the next frame to the client is dropped. */
+  let dropNext = false
+  let armed = false
+  const dropped: string[] = []
+
+  beforeAll(async () => {
+    aedes = await Aedes.createBroker({
+      authorizeForward(_client, packet) {
+        const topic = packet.topic
+        if (armed && topic.endsWith('/config') && !packet.payload.toString().includes('"ACTION":"R1_PING"')) dropNext = true
+        else if (dropNext && topic.endsWith('/payloads')) {
+          dropNext = false
+          armed = false
+          dropped.push(topic)
+          return null
+        }
+        return packet
+      },
+    })
+    server = createServer((socket) => aedes.handle(socket))
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`
+    test = await startTestNode({broker: {url}, listen: false})
+    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
+  })
+
+  afterAll(async () => {
+    await test?.dispose()
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    server?.close()
+  })
+
+  // probes every second: the frame after the lost one shows the gap
+  const connect = () => Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 5000, pingIntervalMs: 1000})
+
+  it('a read whose answer was lost is answered when asked again', async () => {
+    const session = await connect()
+    try {
+      armed = true
+      const state = await session.state(undefined, {timeoutMs: 15_000})
+      expect(state.ADDRESS).toBe(test.node.address)
+      expect(dropped).toHaveLength(1)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it('a change whose answer was lost is confirmed, and applied once', async () => {
+    const session = await connect()
+    try {
+      armed = true
+      const {hash} = await session.send('UPDATE_CONFIG', execPipeline('lossy'), {timeoutMs: 15_000})
+      expect(dropped).toHaveLength(2)
+      const state = await session.state()
+      expect(state.PIPELINES.map((p) => [p.NAME, p.R1_VERSION])).toEqual([['lossy', 1]])
+      expect(state.VERSIONS.lossy).toHaveLength(1)
+      expect(hash).toMatch(/^[0-9a-f]{64}$/)
+    } finally {
+      await session.close()
+    }
+  })
+})
