@@ -3,14 +3,16 @@
 // disk) with ONE THING REPLACED: the instance host process. Each instance's supervisor gets an in-process
 // stub instead of a forked instance host (stubFork below), which answers at once: ready, PLUGIN_CONFIG_OK,
 // PLUGIN_INSTANCE_COMMAND_OK, pongs. So the figures measure r1's node front and CLI at scale, not plugin
-// start-up. `node bench/fleet-nodes.js <broker url> <N> <allowed client address> <data root>` prints one
+// start-up. `node bench/fleet-nodes.js <broker url> <N> <allowed client address> <data root> [first node number]` prints one
 // JSON line {addresses, startedMs} once every node is on the broker, and runs until stdin closes.
 import {EventEmitter} from 'node:events'
 import {join} from 'node:path'
 import {NotificationCode, NotificationType} from '../dist/protocol/codes.js'
 import {startNodeServer} from '../dist/runtime/serve.js'
 
-const [url, count, client, dataRoot] = process.argv.slice(2)
+const [url, count, client, dataRoot, firstArg = '0'] = process.argv.slice(2)
+/** Number of the first node here (aliases sim-<first>…): a large fleet is spread over several processes. */
+const first = Number(firstArg)
 // Nodes started at once: each opens its journal and dials the broker.
 const START_AT_ONCE = 50
 
@@ -62,7 +64,7 @@ for (let i = 0; i < Number(count); i += START_AT_ONCE) {
       dataDir: join(dataRoot, `node-${i + j}`),
       listen: false,
       broker: {url},
-      alias: `sim-${i + j}`,
+      alias: `sim-${first + i + j}`,
       allow: [client],
       core: {supervisor: {runAs: false, fork: stubFork}},
       log: () => undefined,

@@ -6,7 +6,7 @@
 // 1. Raw floor, same broker, same run: N plain mqtt.js connections in one process (fleet-echo.js) each echo
 //    an unsigned 1 KiB message from its config topic to the sender's targeted topic; the driver sends one to
 //    every node at once and times until all N echoes are back (QoS 1 both ways; median of 3 after a warm-up).
-// 2. N simulated nodes in one process (fleet-nodes.js): the real node front on the broker, with the
+// 2. N simulated nodes, up to 2,500 per process (fleet-nodes.js): the real node front on the broker, with the
 //    instance host replaced by an in-process stub that confirms at once (labelled so in every row). The
 //    built CLI, with the N nodes as broker targets in config.yaml: `r1 status --all`, `r1 deploy --all` of
 //    the ts-plugin template's pipeline (confirmed by PIPELINE_OK and PLUGIN_CONFIG_OK from every node),
@@ -25,6 +25,7 @@ const SIZES = process.env.R1_BENCH_FLEET_10K === '1' ? [100, 1000, 10_000] : [10
 const ROUNDS = 3
 const ROOT = 'naeural'
 const MESSAGE = Buffer.alloc(1024, 'x')
+const NODES_PER_PROCESS = 2500
 
 /** Peak resident memory (VmHWM) of a process, MiB. */
 function peakRssMiB(pid) {
@@ -111,7 +112,7 @@ async function rawFloor(broker, count) {
     const clientAddress = simulatedAddress(-1)
     const targeted = `${ROOT}/${clientAddress}/payloads`
     const script = fileURLToPath(new URL('fleet-echo.js', import.meta.url))
-    echo = await firstJsonLine(spawn(process.execPath, [script, broker.url, ROOT, clientAddress, String(count)], {stdio: ['pipe', 'pipe', 'pipe']}), 'fleet-echo.js')
+    echo = await firstJsonLine(spawn(process.execPath, [script, broker.url, ROOT, clientAddress, String(count)], {stdio: ['pipe', 'pipe', 'pipe']}), 'fleet-echo.js', 600_000)
     client = await mqtt.connectAsync(broker.url, {protocolVersion: 4, clientId: `bench-client-${count}`, reconnectPeriod: 0})
     await client.subscribeAsync(targeted, {qos: 1})
     const nodes = Array.from({length: count}, (_, i) => simulatedAddress(i))
@@ -135,19 +136,32 @@ async function simulatedFleet(broker, count, dir) {
   const init = cli(['init', project, '--template', 'ts-plugin', '--yes', '--no-install', '--no-git'], env)
   if (init.status !== 0) throw new Error(`r1 init failed: ${init.stderr}`)
   const script = fileURLToPath(new URL('fleet-nodes.js', import.meta.url))
-  const nodes = await firstJsonLine(spawn(process.execPath, ['--max-old-space-size=16384', script, broker.url, String(count), address, join(dir, `nodes-${count}`)], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, UV_THREADPOOL_SIZE: '64'}}), 'fleet-nodes.js')
+  // NODES_PER_PROCESS nodes at most in one process: each node holds a few file descriptors, and the
+  // process's limit (20,000 on these machines) must not be what a large fleet measures
+  const slices = Array.from({length: Math.ceil(count / NODES_PER_PROCESS)}, (_, k) => ({first: k * NODES_PER_PROCESS, size: Math.min(NODES_PER_PROCESS, count - k * NODES_PER_PROCESS)}))
+  const started = process.hrtime.bigint()
+  const spawned = slices.map(({first, size}) =>
+    firstJsonLine(spawn(process.execPath, ['--max-old-space-size=16384', script, broker.url, String(size), address, join(dir, `nodes-${count}-${first}`), String(first)], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, UV_THREADPOOL_SIZE: '64'}}), 'fleet-nodes.js', 600_000),
+  )
+  const settled = await Promise.allSettled(spawned)
+  const groups = settled.filter((r) => r.status === 'fulfilled').map((r) => r.value)
+  const nodesCpu = () => groups.reduce((sum, g) => sum + cpuMs(g.child.pid), 0)
   try {
-    appendFileSync(join(project, 'config.yaml'), `\nbrokers:\n  bench: { url: "${broker.url}" }\ntargets:\n${nodes.addresses.map((a, i) => `  sim-${i}: { address: "${a}", broker: bench }\n`).join('')}`)
+    const failed = settled.find((r) => r.status === 'rejected')
+    if (failed) throw failed.reason
+    const addresses = groups.flatMap((g) => g.addresses)
+    const startedMs = Number(process.hrtime.bigint() - started) / 1e6
+    appendFileSync(join(project, 'config.yaml'), `\nbrokers:\n  bench: { url: "${broker.url}" }\ntargets:\n${addresses.map((a, i) => `  sim-${i}: { address: "${a}", broker: bench }\n`).join('')}`)
     // Timeouts well above the budgets: a slow fleet is measured, not cut off at the defaults.
     const all = ['--dir', project, '--all', '--json', '--max-concurrent', String(count), '--connect-timeout', '120', '--wait-timeout', '300']
-    const nodesCpuBefore = cpuMs(nodes.child.pid)
+    const nodesCpuBefore = nodesCpu()
     const status = confirmed(await timedCli(['status', ...all], env), count, ['ok'])
     const deploy = confirmed(await timedCli(['deploy', ...all], env), count, ['deployed'])
     const command = confirmed(await timedCli(['command', 'readings', 'sensor-1', 'BENCH', ...all], env), count, ['ok'])
-    return {started: nodes.startedMs, status, deploy, command, nodesCpu: cpuMs(nodes.child.pid) - nodesCpuBefore}
+    return {started: startedMs, status, deploy, command, nodesCpu: nodesCpu() - nodesCpuBefore}
   } finally {
-    nodes.child.stdin.end()
-    await stopChild(nodes.child)
+    for (const g of groups) g.child.stdin.end()
+    await Promise.all(groups.map((g) => stopChild(g.child)))
   }
 }
 

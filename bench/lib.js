@@ -69,16 +69,17 @@ export function startR1(args, env) {
   return firstJsonLine(child, `r1 ${args.slice(0, 2).join(' ')}`)
 }
 
-/** Resolves with the first JSON line a child prints on stdout and `child`; rejects if it exits first or prints none in 60 s. */
-export function firstJsonLine(child, name) {
+/** Resolves with the first JSON line a child prints on stdout and `child`; rejects if it exits first or prints none in `timeoutMs` (60 s). */
+export function firstJsonLine(child, name, timeoutMs = 60_000) {
   let stderr = ''
   child.stderr?.on('data', (chunk) => (stderr += chunk))
   return new Promise((resolve, reject) => {
     let buffered = ''
-    const timer = setTimeout(() => reject(new Error(`${name} printed nothing in 60s: ${stderr}`)), 60_000)
+    const timer = setTimeout(() => reject(new Error(`${name} printed nothing in ${timeoutMs / 1000}s: ${stderr}`)), timeoutMs)
     child.stdout.on('data', (chunk) => {
       buffered += chunk
-      const line = buffered.split('\n').find((l) => l.trim().startsWith('{'))
+      // whole lines only: a long one comes in several chunks
+      const line = buffered.split('\n').slice(0, -1).find((l) => l.trim().startsWith('{'))
       if (!line) return
       clearTimeout(timer)
       resolve({...JSON.parse(line), child})

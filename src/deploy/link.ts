@@ -3,7 +3,7 @@ import {readFile} from 'node:fs/promises'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
 import type {Action, HeartbeatResult, PayloadOf, QueryAction, ResultOf, StateResult} from '../protocol/messages.js'
-import {Session} from '../session/index.js'
+import {Session, type StateQuery} from '../session/index.js'
 import type {BrokerConfig} from '../transport/mqtt.js'
 import type {Connect, NodeLink} from '../fleet/engine.js'
 import type {Target, TargetBroker} from './targets.js'
@@ -146,8 +146,8 @@ class SessionLink implements NodeLink {
   }
 
   /** R1_STATE, checked by the session against the protocol's schema: a node that reports nonsense is an error, not a plan. */
-  state(): Promise<StateResult> {
-    return this.session.state(undefined, {timeoutMs: this.timeoutMs})
+  state(query: Omit<StateQuery, 'name'> = {}): Promise<StateResult> {
+    return this.session.state(query, {timeoutMs: this.timeoutMs})
   }
 
   heartbeat(): Promise<HeartbeatResult> {

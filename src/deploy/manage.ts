@@ -49,16 +49,19 @@ export interface NodeStatus {
 
 /** `r1 status` for one node: its state and a fresh heartbeat's figures, instance by instance. */
 export async function nodeStatus(link: NodeLink): Promise<NodeStatus> {
-  const [state, heartbeat] = await Promise.all([link.state().catch((error: unknown) => error), link.heartbeat()])
+  // one round trip: the state with a fresh heartbeat
+  const state = await link.state({heartbeat: true}).catch((error: unknown) => error as Error)
   if (state instanceof Error) {
     // Anyone may ask for a heartbeat: a key the node does not allow still sees its figures (and, from a node
     // that sends strangers its full heartbeat, what runs there).
     if (!(state instanceof R1Error) || state.code !== 'REJECTED_NOT_ALLOWED') throw state
+    const heartbeat = await link.heartbeat()
     const restricted = `your key is not on this node's allow-list (r1 node allow ${link.sender ?? '<your address>'})`
     if ((heartbeat as {R1_PUBLIC?: unknown}).R1_PUBLIC === true) return {...figures(link, heartbeat), restricted, pipelinesHidden: true, warnings: [], pipelines: []}
     return {...figures(link, heartbeat), restricted, warnings: [], pipelines: heartbeatPipelines(heartbeat)}
   }
-  const s = state as StateResult
+  const s = state
+  const heartbeat = s.HEARTBEAT ?? (await link.heartbeat()) // a node from before HEARTBEAT in R1_STATE
   return {
     ...figures(link, heartbeat),
     address: s.ADDRESS,

@@ -65,6 +65,12 @@ export async function cstoreHgetall(link: NodeLink, hkey: string): Promise<{hkey
   return {hkey, fields: FIELDS}
 }
 
+/** The field names of a hash, without their values; an unknown hash has none (`[]`). */
+export async function cstoreHkeys(link: NodeLink, hkey: string): Promise<{hkey: string; fields: string[]}> {
+  const {FIELDS} = await link.request('R1_CSTORE_HKEYS', {HKEY: hkey})
+  return {hkey, fields: FIELDS}
+}
+
 /** A local file to add: read once to hash it (the node checks the hash before it stores anything). */
 export interface LocalFile {
   path: string

@@ -192,7 +192,7 @@ export function clockCheck(offsetMs: number, limitMs: number, warnMs: number): O
 /** `allow-list`: the node answers a command signed with our key (R1_STATE), or says why not. */
 async function allowListCheck(session: Session, address: string, timeoutMs: number): Promise<Omit<CheckResult, 'target'>> {
   try {
-    await session.state(undefined, {timeoutMs})
+    await session.state({}, {timeoutMs})
     return {id: 'allow-list', status: 'ok', message: `the node accepts commands from ${address}`, details: {address}}
   } catch (error) {
     const failed = error as R1Error

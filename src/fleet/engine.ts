@@ -2,6 +2,7 @@ import type {Target} from '../deploy/targets.js'
 import {ExitCode, R1Error} from '../errors.js'
 import type {NodeEvent} from '../protocol/events.js'
 import type {Action, CommandOf, HeartbeatResult, PayloadOf, QueryAction, ResultOf, StateResult} from '../protocol/messages.js'
+import type {StateQuery} from '../session/index.js'
 import {ConfirmationTracker, type Expectation, type Verdict} from './confirm.js'
 import {type FleetResult, type NodeOutcome, failedOutcome, fleetResult} from './result.js'
 
@@ -32,8 +33,8 @@ export interface NodeLink {
   request<A extends QueryAction>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<ResultOf<A>>
   /** Also receive the node's notifications that name no command (an instance's exception) and its heartbeats: to fail fast, and to watch its health during a soak. */
   watchEvents(): Promise<void>
-  /** The node's pipelines and statuses (R1_STATE's RESULT). */
-  state(): Promise<StateResult>
+  /** The node's pipelines and statuses (R1_STATE's RESULT); with a fresh heartbeat, or which of `bundles` it lacks, when asked. */
+  state(query?: Omit<StateQuery, 'name'>): Promise<StateResult>
   /** A fresh heartbeat (FULL_HEARTBEAT): resources and every instance's counters (the public one for a key the node does not allow). */
   heartbeat(): Promise<HeartbeatResult>
   /** The hashes among `hashes` that the node does not hold (R1_BUNDLE_HAS). */

@@ -60,8 +60,12 @@ export type BundlePut = z.infer<typeof BundlePutSchema>
 
 export const BundleHasSchema = z.object({HASHES: z.array(Sha256Hex).max(1000)})
 
-/** R1_STATE: the node's pipelines and instance statuses (one pipeline with NAME). */
-export const StateQuerySchema = z.object({NAME: PipelineName.optional()}).nullish()
+/**
+ * R1_STATE: the node's pipelines and instance statuses (one pipeline with NAME); with HEARTBEAT a fresh
+ * heartbeat too (as FULL_HEARTBEAT), with BUNDLES which of those it lacks (as R1_BUNDLE_HAS): one round
+ * trip where a status or a deploy needs both.
+ */
+export const StateQuerySchema = z.object({NAME: PipelineName.optional(), HEARTBEAT: z.literal(true).optional(), BUNDLES: BundleHasSchema.shape.HASHES.optional()}).nullish()
 
 /** R1_SUBSCRIBE: one subscription per connection (a new one replaces the old). History first, then live. */
 export const SubscribeSchema = z.object({
@@ -345,11 +349,14 @@ export const StateResultSchema = z.object({
       COUNTERS: z.record(z.string(), z.unknown()).optional(),
     }),
   ),
-  /** Pipeline NAME → the versions kept for rollback, oldest first. */
   /** Kept versions per pipeline, oldest first: when, and (from nodes that record them) who, why, and what a rollback copied. */
   VERSIONS: z.record(z.string(), z.array(z.object({VERSION: z.number().int().positive(), TIME: z.string(), SENDER: z.string().optional(), MESSAGE: z.string().optional(), RESTORED_FROM: z.number().int().optional()}))),
   /** What the node found wrong at start (a corrupt file set aside, …); [] when nothing. */
   WARNINGS: z.array(z.string()),
+  /** The fresh heartbeat asked for with HEARTBEAT. */
+  HEARTBEAT: HeartbeatEventSchema.optional(),
+  /** Those of the BUNDLES asked about that the node does not hold. */
+  MISSING_BUNDLES: z.array(z.string()).optional(),
 })
 export type StateResult = z.infer<typeof StateResultSchema>
 

@@ -245,8 +245,14 @@ export class Connection {
       case 'R1_SUBSCRIBE':
         await this.subscribe(payload as Subscribe, meta)
         return
-      case 'R1_STATE':
-        return this.answer(meta.hash, action, () => this.server.stateResult((payload as {NAME?: string} | null | undefined)?.NAME))
+      case 'R1_STATE': {
+        const query = payload as PayloadOf<'R1_STATE'>
+        return this.answer(meta.hash, action, () => ({
+          ...this.server.stateResult(query?.NAME),
+          ...(query?.HEARTBEAT ? {HEARTBEAT: core.heartbeat()} : {}),
+          ...(query?.BUNDLES ? {MISSING_BUNDLES: this.server.bundleHas(query.BUNDLES).MISSING} : {}),
+        }))
+      }
       case 'R1_BUNDLE_HAS':
         return this.answer(meta.hash, action, () => this.server.bundleHas((payload as {HASHES: string[]}).HASHES))
       case 'R1_BUNDLE_PUT':

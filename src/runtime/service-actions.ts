@@ -147,6 +147,8 @@ export class ServiceActions {
       if (inProgress >= this.limits.perSender) {
         throw failed(`Too many R1FS uploads in progress from ${sender} (${inProgress}); finish one, or wait ${Math.round(this.limits.idleMs / 1000)} s for abandoned ones to expire`)
       }
+      // a file that cannot fit is refused at its first chunk, before the client sends the rest
+      await services.r1fs.checkRoom(chunk.SIZE)
       upload = {sender, id: chunk.UPLOAD, first, file: join(this.spoolDir, `${createHash('sha256').update(sender).digest('hex').slice(0, 16)}-${chunk.UPLOAD}`), digest: createHash('sha256'), received: 0, bytes: 0, lastActive: this.now(), chain: Promise.resolve(), discarded: false}
       this.uploads.set(key, upload)
     }

@@ -62,6 +62,13 @@ export class BlobR1fs implements R1fs {
     return new BlobR1fs(store, options)
   }
 
+  async checkRoom(size: number): Promise<void> {
+    const quota = this.options.quotaBytes
+    if (quota === undefined) return
+    const used = (await this.store.usedBytes()) + this.reserved
+    if (used + size > quota) throw quotaError(quota, used)
+  }
+
   async add(source: Readable | Buffer, options: {filename: string; secret?: string}): Promise<string> {
     const secret = options.secret === '' ? undefined : options.secret
     const hasher = new CidHasher(options.filename, secret)

@@ -45,6 +45,8 @@ export interface R1fsFile {
 export interface R1fs {
   /** Stores the bytes (encrypted with AES-256-GCM keyed by the secret when one is given) and returns the content address. */
   add(source: Readable | Buffer, options: {filename: string; secret?: string}): Promise<string>
+  /** Throws R1FS_QUOTA when a file of `size` bytes would not fit now (checked again as it is stored). */
+  checkRoom(size: number): Promise<void>
   /** The file, or undefined when the cid is unknown or the secret is wrong. */
   get(cid: string, secret?: string): Promise<R1fsFile | undefined>
   /** True when the cid existed. */

@@ -56,7 +56,7 @@ export interface SessionOptions {
   insecure?: boolean
   /** Reconnect back-off for subscriptions (default 200 ms doubling to 10 s). */
   reconnect?: {initialDelayMs?: number; maxDelayMs?: number}
-  /** Liveness probe period: ws ping, or R1_PING through a broker (default 15 s; 5 s through a broker). */
+  /** Liveness probe period: ws ping, or R1_PING through a broker (default 15 s; 5 s through a broker). Silent for two periods (through a broker, at least the connect timeout) is gone. */
   pingIntervalMs?: number
   /** Frames that fail verification are dropped and reported here (default: ignored). */
   onWarning?: (message: string) => void
@@ -68,6 +68,13 @@ export interface SessionOptions {
 
 /** What a node notification must look like to confirm a command. */
 export type Expectation = Confirmation
+
+/** What R1_STATE is asked for: one pipeline (`name`), a fresh heartbeat with it, which of `bundles` the node lacks. */
+export interface StateQuery {
+  name?: string
+  heartbeat?: boolean
+  bundles?: string[]
+}
 
 export interface SendOptions {
   /** Confirmations to wait for after the R1_REPLY (the fleet's one matcher, src/fleet/confirm.ts: a negative code naming the command, or an awaited instance's failure, fails it). */
@@ -165,7 +172,8 @@ export class Session {
   private closed = false
   private reconnecting?: Promise<void>
   private pingTimer?: NodeJS.Timeout
-  private alive = true
+  /** When the node was last heard from (any frame, or a pong). */
+  private heardAt = 0
   private paused = false
   /** True while reconnect() itself re-subscribes (its command must not wait for the reconnect). */
   private resubscribing = false
@@ -297,7 +305,7 @@ export class Session {
         created: (created: FrameLink) => (link = created),
         frame: (text: string) => (settled ? this.onFrame(text) : onHello(text)),
         closed: (code: number, reason: string) => (settled ? this.onClose(link!, code, reason) : fail(unreachable(`${url} closed the connection (${code}${reason ? ` ${reason}` : ''})`))),
-        alive: () => (this.alive = true),
+        alive: () => (this.heardAt = Date.now()),
         lost: () => this.onFramesLost(),
       }
       this.dialer.dial(handlers, (probing) => this.probe(probing)).then(
@@ -318,19 +326,19 @@ export class Session {
 
   private attach(link: FrameLink): void {
     this.link = link
-    this.alive = true
+    this.heardAt = Date.now()
     clearInterval(this.pingTimer)
-    this.pingTimer = setInterval(
-      () => {
-        if (!this.alive) {
-          link.terminate()
-          return
-        }
-        this.alive = false
-        link.ping()
-      },
-      this.options.pingIntervalMs ?? (this.options.broker ? 5000 : 15_000),
-    )
+    const interval = this.options.pingIntervalMs ?? (this.options.broker ? 5000 : 15_000)
+    // silent for two probe periods is gone; through a broker, silent for the connect timeout at least:
+    // a busy broker or fleet is slow, not gone (the probes still keep the node's session alive)
+    const patience = Math.max(2 * interval, this.options.broker ? (this.options.connectTimeoutMs ?? 10_000) : 0)
+    this.pingTimer = setInterval(() => {
+      if (Date.now() - this.heardAt >= patience) {
+        link.terminate()
+        return
+      }
+      link.ping()
+    }, interval)
     this.pingTimer.unref()
   }
 
@@ -571,6 +579,8 @@ export class Session {
       registered = {hash: '', text: '', action, tracker, notifications: [], resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout}
     })
     const pending = registered!
+    // The connection may drop (and reject this) while the frame is still on its way (a broker's PUBACK):
+    // handled (`over` below) before the caller gets `result`, so that is not an unhandled rejection.
     // Register under the hash before the frame leaves, so no fast confirmation is missed.
     const encoded = await this.encodeFor(action, payload, options.encrypted)
     if (action === 'R1_SUBSCRIBE') this.subscribed = true
@@ -593,8 +603,14 @@ export class Session {
     this.pending.set(pending.hash, pending)
     const onAbort = () => this.fail(pending, new R1Error(`${action} interrupted`, ExitCode.INTERRUPTED, {code: 'INTERRUPTED'}))
     options.signal?.addEventListener('abort', onAbort, {once: true})
+    // Until the frame is out, or the command settled first: a connection that dropped meanwhile may never
+    // acknowledge the frame (a broker client that was closed leaves its publish unanswered).
+    const over = result.then(
+      () => undefined,
+      () => undefined,
+    )
     try {
-      await this.sendText(encoded.text)
+      await Promise.race([this.sendText(encoded.text), over])
     } catch (error) {
       this.fail(pending, error as Error)
     }
@@ -631,8 +647,10 @@ export class Session {
   }
 
   /** R1_STATE's RESULT (PROTOCOL.md §4.9). */
-  state(name?: string, options: Omit<SendOptions, 'expect'> = {}): Promise<StateResult> {
-    return this.request('R1_STATE', name === undefined ? null : {NAME: name}, options)
+  state(query: string | StateQuery = {}, options: Omit<SendOptions, 'expect'> = {}): Promise<StateResult> {
+    const {name, heartbeat, bundles} = typeof query === 'string' ? {name: query} : query
+    const payload = {...(name === undefined ? {} : {NAME: name}), ...(heartbeat ? {HEARTBEAT: true as const} : {}), ...(bundles ? {BUNDLES: bundles} : {})}
+    return this.request('R1_STATE', Object.keys(payload).length > 0 ? payload : null, options)
   }
 
   /** The hashes among `hashes` the node does not hold. */

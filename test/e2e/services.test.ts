@@ -82,6 +82,8 @@ describe('r1 cstore', () => {
     const deleted = await cli(['cstore', 'hset', 'sensors', 'temp-1', 'null', '--json'])
     expect(deleted.json.targets[0].result).toEqual({hkey: 'sensors', field: 'temp-1', stored: true, deleted: true})
     expect((await cli(['cstore', 'hgetall', 'sensors'])).stdout).toBe(JSON.stringify({'temp 2/ü': 'x'}, null, 2))
+    expect((await cli(['cstore', 'hkeys', 'sensors'])).stdout).toBe(JSON.stringify(['temp 2/ü'], null, 2))
+    expect((await cli(['cstore', 'hkeys', 'no such hash', '--json'])).json.targets[0].result).toEqual({hkey: 'no such hash', fields: []})
     // a value from stdin
     const piped = await execa(process.execPath, [bin, 'cstore', 'set', 'app:list', '-', '--target', 'edge-a', '--dir', project], {cwd: repoRoot, env: {NO_COLOR: '1', CI: '1', ...env}, reject: false, input: '[1, 2, 3]\n'})
     expect(piped.exitCode, piped.stderr).toBe(0)

@@ -62,3 +62,23 @@ describe('R1FS uploads over the signed protocol', () => {
     await until(async () => (await readdir(join(root, 'spool'))).length === 0, 5000, 'the spool file to be removed')
   })
 })
+
+describe('an R1FS upload over the quota', () => {
+  it('is refused at its first chunk, before the rest is sent: nothing spooled, nothing stored', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'r1-service-quota-'))
+    const services = await openServices({dataDir: join(root, 'services'), quotaBytes: 256 * 1024})
+    const actions = await ServiceActions.open(join(root, 'spool'), () => services, {perSender: 2, idleMs: 1000})
+    try {
+      await expect(actions.run('R1_R1FS_ADD', chunk('upload-big', 0), {hash: 'h', sender: 'alice'})).rejects.toThrow(/R1FS is full: the file does not fit in the 0\.3 MiB quota/)
+      expect(await readdir(join(root, 'spool'))).toEqual([])
+      expect(await services.r1fs.list()).toEqual([])
+      // the next chunk finds no upload: the client stops there
+      await expect(actions.run('R1_R1FS_ADD', chunk('upload-big', 1), {hash: 'h', sender: 'alice'})).rejects.toThrow(/No upload upload-big in progress/)
+    } finally {
+      await actions.close()
+      await services.cstore.close()
+      await services.r1fs.close()
+      await rm(root, {recursive: true, force: true})
+    }
+  })
+})

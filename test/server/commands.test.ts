@@ -37,6 +37,20 @@ describe('node server: every command over a real session', () => {
     expect(state.INSTANCES.find((i) => i.INSTANCE_ID === 'exec-1')).toMatchObject({PIPELINE: 'p1', SIGNATURE: 'CUSTOM_EXEC_01'})
   })
 
+  it('R1_STATE with HEARTBEAT and BUNDLES also carries a fresh heartbeat and the bundles the node lacks; without them, neither', async () => {
+    const {createHash} = await import('node:crypto')
+    const bytes = Buffer.from('export default {}')
+    const held = createHash('sha256').update(bytes).digest('hex')
+    await session.putBundle(held, bytes)
+    const missing = 'e'.repeat(64)
+    const state = await session.state({heartbeat: true, bundles: [held, missing]})
+    expect(state.PIPELINES.map((p) => p.NAME)).toContain('p1')
+    expect(state.HEARTBEAT).toMatchObject({EE_EVENT_TYPE: 'HEARTBEAT', EE_ADDR: t.node.address, PIPELINES: expect.arrayContaining(['p1'])})
+    expect(state.MISSING_BUNDLES).toEqual([missing])
+    const plain = await session.state()
+    expect('HEARTBEAT' in plain || 'MISSING_BUNDLES' in plain).toBe(false)
+  })
+
   it('UPDATE_PIPELINE_INSTANCE and a one-shot INSTANCE_COMMAND', async () => {
     await session.send('UPDATE_PIPELINE_INSTANCE', {NAME: 'p1', SIGNATURE: 'CUSTOM_EXEC_01', INSTANCE_ID: 'exec-1', INSTANCE_CONFIG: {PROCESS_DELAY: 0.3}}, {
       expect: [{code: NotificationCode.PLUGIN_CONFIG_OK, instance: 'exec-1'}],

@@ -1,6 +1,9 @@
-// A broker that loses a frame on its way to the client, as Mosquitto does past its queue limit: the answer
-// to a command. The client sees the gap in the node's frame numbers (at its next probe at the latest),
-// sends the same signed command again, and the node answers it again without running it twice.
+// A broker that misbehaves, in process (aedes with hooks):
+// - it loses a frame on its way to the client, as Mosquitto does past its queue limit: the answer to a
+//   command. The client sees the gap in the node's frame numbers (at its next probe at the latest), sends
+//   the same signed command again, and the node answers it again without running it twice;
+// - it holds a command's acknowledgement while the session gives up on the node: the command fails as
+//   unreachable (exit 7), not as a crash of the CLI (found with 10,000 simulated nodes).
 import {once} from 'node:events'
 import {type AddressInfo, createServer, type Server} from 'node:net'
 import {Aedes} from 'aedes'
@@ -9,7 +12,7 @@ import {Session} from '../../src/session/index.js'
 import {until} from '../runtime/helpers.js'
 import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
 
-describe('a broker that loses the answer to a command', () => {
+describe('a broker that loses or holds messages', () => {
   let aedes: Aedes
   let server: Server
   let url: string
@@ -18,9 +21,15 @@ describe('a broker that loses the answer to a command', () => {
   let dropNext = false
   let armed = false
   const dropped: string[] = []
+  /** While set, what clients publish on config topics is acknowledged only this much later. */
+  let holdCommandsMs = 0
 
   beforeAll(async () => {
     aedes = await Aedes.createBroker({
+      authorizePublish(_client, packet, done) {
+        if (holdCommandsMs > 0 && packet.topic.endsWith('/config')) setTimeout(() => done(null), holdCommandsMs)
+        else done(null)
+      },
       authorizeForward(_client, packet) {
         const topic = packet.topic
         if (armed && topic.endsWith('/config') && !packet.payload.toString().includes('"ACTION":"R1_PING"')) dropNext = true
@@ -54,7 +63,7 @@ describe('a broker that loses the answer to a command', () => {
     const session = await connect()
     try {
       armed = true
-      const state = await session.state(undefined, {timeoutMs: 15_000})
+      const state = await session.state({}, {timeoutMs: 15_000})
       expect(state.ADDRESS).toBe(test.node.address)
       expect(dropped).toHaveLength(1)
     } finally {
@@ -73,6 +82,18 @@ describe('a broker that loses the answer to a command', () => {
       expect(state.VERSIONS.lossy).toHaveLength(1)
       expect(hash).toMatch(/^[0-9a-f]{64}$/)
     } finally {
+      await session.close()
+    }
+  })
+
+  it('a command whose acknowledgement the broker holds while the session gives up is unreachable (exit 7), not a crash', async () => {
+    // with every message to the node held 8 s, the session gives the node up after its 2 s connect timeout
+    const session = await Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 2000, pingIntervalMs: 100})
+    holdCommandsMs = 8000
+    try {
+      await expect(session.state({}, {timeoutMs: 10_000})).rejects.toMatchObject({exitCode: 7, code: 'NODE_UNREACHABLE'})
+    } finally {
+      holdCommandsMs = 0
       await session.close()
     }
   })
