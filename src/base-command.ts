@@ -28,7 +28,7 @@ export const targetFlags = {
   tag: Flags.string({description: 'Only nodes carrying this tag, as name=value (repeatable: every one must match): config.yaml `tags` of targets, or with --broker the R1_TAGS nodes announce', multiple: true, helpValue: '<name=value>'}),
   env: Flags.string({description: "An environment of config.yaml `environments`: its targets (and, for deploy, its config overrides)"}),
   dir: Flags.string({char: 'd', description: 'Project folder (holds config.yaml)', default: '.'}),
-  'connect-timeout': Flags.integer({description: 'Seconds to connect to a node', default: 10, min: 1}),
+  'connect-timeout': Flags.integer({description: 'Seconds to connect to a node (each request to it may take this long too, at least 30)', default: 10, min: 1}),
   ca: Flags.string({description: 'PEM file of a CA (or self-signed certificate) to trust for wss:// nodes'}),
   broker: Flags.string({description: 'Reach nodes through this MQTT broker: a URL (mqtt://, mqtts://, ws://, wss://) or a name under `brokers` in config.yaml; with --address, or --all for every node heard on it', helpValue: '<url|name>'}),
   discover: Flags.integer({description: 'With --broker and no --address: seconds to listen for node heartbeats', default: 11, min: 1}),

@@ -10,7 +10,7 @@ import type {Target, TargetBroker} from './targets.js'
 
 export interface ConnectorOptions {
   connectTimeoutMs?: number
-  /** How long a single request (state, bundle chunk, command acceptance) may take before it is an error (exit 5). */
+  /** How long a single request (state, bundle chunk, command acceptance) may take before it is an error (exit 5); default 30 s, or the connect timeout when longer (a fleet slow to answer is slow throughout). */
   requestTimeoutMs?: number
   /** PEM file of a CA to trust for wss:// (a node's self-signed certificate). */
   caFile?: string
@@ -97,7 +97,7 @@ export function sessionConnector(identity: Identity, options: ConnectorOptions =
       await session.close()
       throw signal.reason
     }
-    return new SessionLink(session, options.requestTimeoutMs ?? 30_000, identity.address)
+    return new SessionLink(session, options.requestTimeoutMs ?? Math.max(30_000, options.connectTimeoutMs ?? 0), identity.address)
   }
 }
 
