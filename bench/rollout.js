@@ -8,36 +8,23 @@
 //     failing signal to the rollback confirmed on every node it reached (the command's own
 //     `signalToRollbackMs`), against 2 s plus one heartbeat period (10 s, the nodes' default).
 // Standalone: `node bench/rollout.js` prints the rows as one JSON line {"group":"rollout","rows":[…]}.
-import {copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
+import {parse, stringify} from 'yaml'
 import {cli, cliKey, root, row, startAllowedNodes, stopChild} from './lib.js'
 
 const NODES = 20
 const HEARTBEAT_MS = 10_000
 
+const PROBE_PROJECT = join(root, 'test/fixtures/projects/probe')
 
+/** The probe fixture project (the rollout test's too) with probe-1's config. */
 function writeProject(project, level, sickOn = 'none') {
-  writeFileSync(
-    join(project, 'config.yaml'),
-    `name: rollout-bench
-version: 0.1.0
-plugins:
-  PROBE:
-    entry: src/probe.ts
-    config:
-      LEVEL: { type: number, default: 1 }
-      SICK_ON: { type: string, default: none }
-pipelines:
-  probe:
-    type: Void
-    instances:
-      probe-1:
-        plugin: PROBE
-        config: { level: ${level}, sick_on: "${sickOn}", process_delay: 0.5, health_interval: 0.2 }
-`,
-  )
+  const doc = parse(readFileSync(join(PROBE_PROJECT, 'config.yaml'), 'utf8'))
+  doc.pipelines.probe.instances['probe-1'].config = {level, sick_on: sickOn, process_delay: 0.5, health_interval: 0.2}
+  writeFileSync(join(project, 'config.yaml'), stringify(doc))
 }
 
 export default async function rolloutBench() {
@@ -47,7 +34,7 @@ export default async function rolloutBench() {
     const {env, address} = cliKey(join(dir, 'cli'))
     const project = join(dir, 'project')
     mkdirSync(join(project, 'src'), {recursive: true})
-    copyFileSync(join(root, 'test/fixtures/projects/probe/src/probe.ts'), join(project, 'src/probe.ts'))
+    copyFileSync(join(PROBE_PROJECT, 'src/probe.ts'), join(project, 'src/probe.ts'))
     await startAllowedNodes(dir, NODES, address, env, nodes)
     const targets = nodes.flatMap((n) => ['--node', n.url, '--address', n.address])
     const run = (level, extra, expectStatus = 0, sickOn) => {

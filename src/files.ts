@@ -59,3 +59,12 @@ export async function readRecordFiles(dir: string): Promise<Array<{file: string;
   }
   return out
 }
+
+/** `text` parsed as JSON, or undefined when it is not JSON: the caller's schema then says what the file should be. */
+export function parseJsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}

@@ -3,7 +3,7 @@ import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {z} from 'zod'
 import {ExitCode, R1Error} from '../errors.js'
-import {readRecordFiles, writeFileAtomic} from '../files.js'
+import {parseJsonOrUndefined, readRecordFiles, writeFileAtomic} from '../files.js'
 import {projectStateDir, SECRETS_DIR} from '../secrets/store.js'
 import type {RolloutResult} from './rollout.js'
 
@@ -96,13 +96,7 @@ export async function readRollout(projectDir: string, id: string): Promise<Rollo
 }
 
 function parseRecord(file: string, text: string): RolloutRecord {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = undefined
-  }
-  const parsed = RolloutRecordSchema.safeParse(json)
+  const parsed = RolloutRecordSchema.safeParse(parseJsonOrUndefined(text))
   if (!parsed.success) throw new R1Error(`${file} is not a rollout record`, ExitCode.FAILURE, {code: 'ROLLOUT_RECORD_CORRUPT', hint: 'Move the file away; the other records are intact.'})
   return parsed.data
 }

@@ -2,7 +2,7 @@ import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {z} from 'zod'
 import {ExitCode, R1Error} from '../errors.js'
-import {writeFileAtomic} from '../files.js'
+import {parseJsonOrUndefined, writeFileAtomic} from '../files.js'
 import {decrypt, encrypt} from '../protocol/encryption.js'
 import {type Identity, generateIdentity, isAddress, normalizeAddress} from '../protocol/identity.js'
 import {SECRET_NAME_PATTERN} from '../protocol/secret-refs.js'
@@ -93,13 +93,7 @@ export async function readSecrets(projectDir: string): Promise<SecretsFile> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {version: 1, targets: {}}
     throw error
   }
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = undefined
-  }
-  const parsed = SecretsFileSchema.safeParse(json)
+  const parsed = SecretsFileSchema.safeParse(parseJsonOrUndefined(text))
   if (!parsed.success) {
     throw new R1Error(`${path} is not a valid secrets file.`, ExitCode.FAILURE, {
       code: 'SECRETS_CORRUPT',

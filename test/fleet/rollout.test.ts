@@ -1,8 +1,9 @@
 // Rollouts end to end: the built CLI (`r1 deploy --waves/--canary`) against four real `r1 node start` processes.
 import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
-import {copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {parse as parseYaml, stringify as stringifyYaml} from 'yaml'
 import {type NodeProcess, bin, cliIdentity, r1, repoRoot, startNode, tempRoot} from '../deploy/nodes.js'
 
 const root = tempRoot('r1-rollout-')
@@ -10,32 +11,16 @@ const root = tempRoot('r1-rollout-')
 const hasScript = spawnSync('script', ['--version']).status === 0
 if (!hasScript) console.log('skipping the terminal Ctrl-C test: util-linux `script` is not installed')
 const project = join(root.dir, 'project')
+const PROBE_PROJECT = join(repoRoot, 'test/fixtures/projects/probe')
 let env: Record<string, string>
 let nodes: NodeProcess[] = []
 
+/** The probe fixture project with probe-1's config and these nodes as targets. */
 function writeProject(config: {mode: string; level?: number; sickOn?: string}): void {
-  writeFileSync(
-    join(project, 'config.yaml'),
-    `name: rollout-probe
-version: 0.1.0
-plugins:
-  PROBE:
-    entry: src/probe.ts
-    config:
-      MODE: { type: string, default: ok }
-      SICK_ON: { type: string, default: none }
-      LEVEL: { type: number, default: 1 }
-pipelines:
-  probe:
-    type: Void
-    instances:
-      probe-1:
-        plugin: PROBE
-        config: { mode: ${config.mode}, level: ${config.level ?? 1}, sick_on: ${config.sickOn ?? 'none'}, process_delay: 0.2, health_interval: 0.2 }
-targets:
-${nodes.map((n) => `  ${n.alias}: { url: "${n.url}", address: "${n.address}" }`).join('\n')}
-`,
-  )
+  const doc = parseYaml(readFileSync(join(PROBE_PROJECT, 'config.yaml'), 'utf8'))
+  doc.pipelines.probe.instances['probe-1'].config = {mode: config.mode, level: config.level ?? 1, sick_on: config.sickOn ?? 'none', process_delay: 0.2, health_interval: 0.2}
+  doc.targets = Object.fromEntries(nodes.map((n) => [n.alias, {url: n.url, address: n.address}]))
+  writeFileSync(join(project, 'config.yaml'), stringifyYaml(doc))
 }
 
 function deploy(args: string[]) {
@@ -82,7 +67,7 @@ beforeAll(async () => {
   env = cli.env
   nodes = await Promise.all(['n1', 'n2', 'n3', 'n4'].map((alias) => startNode({dataDir: join(root.dir, alias), allow: [cli.address], extraArgs: ['--alias', alias, '--heartbeat-interval', '1']})))
   mkdirSync(join(project, 'src'), {recursive: true})
-  copyFileSync(join(repoRoot, 'test/fixtures/projects/probe/src/probe.ts'), join(project, 'src/probe.ts'))
+  copyFileSync(join(PROBE_PROJECT, 'src/probe.ts'), join(project, 'src/probe.ts'))
   writeProject({mode: 'ok'})
   const first = await deploy(['--all', '--json'])
   expect(first.exitCode, first.stderr + first.stdout).toBe(0)
