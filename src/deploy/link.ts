@@ -92,7 +92,8 @@ export function sessionConnector(identity: Identity, options: ConnectorOptions =
       if (!targetCas.has(target.ca)) targetCas.set(target.ca, readCa(target.ca))
       ca = await targetCas.get(target.ca)!
     }
-    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, ...(ca ? {ca} : {}), ...(broker ? {broker} : {})})
+    // through a broker, the first command greets the node (connecting costs no round trip of its own)
+    const session = await Session.connect({url: target.url, nodeAddress: target.address, identity, connectTimeoutMs: options.connectTimeoutMs, greetWithFirstCommand: true, ...(ca ? {ca} : {}), ...(broker ? {broker} : {})})
     if (signal?.aborted) {
       await session.close()
       throw signal.reason

@@ -100,6 +100,17 @@ function inflate(data: Uint8Array): Buffer {
 }
 
 /**
+ * The last plaintext compressed and its zlib bytes: the same command sealed to each node of a fleet (a
+ * bundle chunk to a thousand nodes) is compressed once, and only the sealing is per node.
+ */
+let lastDeflated: {plaintext: string; bytes: Buffer} | undefined
+
+function deflateText(plaintext: string, bytes: Buffer): Buffer {
+  if (lastDeflated?.plaintext !== plaintext) lastDeflated = {plaintext, bytes: deflateSync(bytes)}
+  return lastDeflated.bytes
+}
+
+/**
  * Encrypts `plaintext` from `sender` to one receiver address (Ratio1's single format) or to a list
  * of them (the multi format, which each receiver opens with its own key). Returns standard base64.
  */
@@ -108,7 +119,7 @@ export function encrypt(plaintext: string, receiver: string | readonly string[],
   if (typeof receiver === 'string') {
     // below COMPRESS_FROM_BYTES deflate costs more than it saves: flag 0x00, as Ratio1's `compressed=False`
     const small = bytes.length < COMPRESS_FROM_BYTES
-    const {nonce, sealed} = seal(sharedKey(sender.privateKey, receiver), small ? bytes : deflateSync(bytes))
+    const {nonce, sealed} = seal(sharedKey(sender.privateKey, receiver), small ? bytes : deflateText(plaintext, bytes))
     return Buffer.concat([nonce, Buffer.of(small ? FLAG_PLAIN : FLAG_COMPRESSED), sealed]).toString('base64')
   }
   const compressed = deflateSync(bytes)

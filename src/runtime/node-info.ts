@@ -1,4 +1,4 @@
-import {freemem, loadavg, totalmem} from 'node:os'
+import {loadavg} from 'node:os'
 import {R1Error} from '../errors.js'
 import type {InstanceStatus} from '../protocol/codes.js'
 import type {Tags} from '../protocol/tags.js'
@@ -6,7 +6,7 @@ import type {PublicHeartbeat, StateResult} from '../protocol/messages.js'
 import type {PipelineConfig} from '../protocol/pipeline.js'
 import type {NodeServices} from '../services/types.js'
 import type {NodeCore} from './contract.js'
-import {CpuMeter} from './cpu.js'
+import {CpuMeter, memory} from './machine.js'
 
 /**
  * What the server asks of the core beyond NodeCore for r1's query actions (LocalNode has these);
@@ -95,6 +95,7 @@ export class PublicHeartbeatCache {
     const now = this.now()
     if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.heartbeat
     const {address, alias, version, startedAt, tags} = this.identity
+    const memoryNow = memory()
     const heartbeat: PublicHeartbeat = {
       EE_EVENT_TYPE: 'HEARTBEAT',
       EE_PAYLOAD_PATH: [alias, null, null, null],
@@ -105,8 +106,8 @@ export class PublicHeartbeatCache {
       UPTIME: (now - startedAt) / 1000,
       CPU_USED: this.cpu.percent(),
       LOAD_AVERAGE: Math.round(loadavg()[0]! * 100) / 100,
-      MACHINE_MEMORY: totalmem(),
-      AVAILABLE_MEMORY: freemem(),
+      MACHINE_MEMORY: memoryNow.machine,
+      AVAILABLE_MEMORY: memoryNow.available,
       PIPELINES: [],
       ACTIVE_PLUGINS: [],
       R1_PUBLIC: true,

@@ -1,7 +1,7 @@
 import {statfsSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {createRequire} from 'node:module'
-import {freemem, tmpdir, totalmem} from 'node:os'
+import {tmpdir} from 'node:os'
 import {basename, join, resolve} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {applyDefaults, checkInstanceConfig, pluginSpec} from '../manifest/fields.js'
@@ -15,7 +15,7 @@ import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.j
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoAt} from './clock.js'
-import {CpuMeter} from './cpu.js'
+import {CpuMeter, memory} from './machine.js'
 import {isBuiltin} from './builtins/index.js'
 import type {CommandMeta, EventListener, NodeCore} from './contract.js'
 import type {InstanceSpec} from './ipc.js'
@@ -275,6 +275,7 @@ export class LocalNode implements NodeCore {
         })
       }
     }
+    const memoryNow = memory()
     return this.emit({
       EE_EVENT_TYPE: 'HEARTBEAT',
       EE_PAYLOAD_PATH: [this.alias, null, null, null],
@@ -283,9 +284,9 @@ export class LocalNode implements NodeCore {
       VERSION: packageVersion,
       UPTIME: (Date.now() - this.startedAt) / 1000,
       CPU_USED: this.cpu.percent(),
-      MACHINE_MEMORY: totalmem(),
-      AVAILABLE_MEMORY: freemem(),
-      PROCESS_MEMORY: processMemory(),
+      MACHINE_MEMORY: memoryNow.machine,
+      AVAILABLE_MEMORY: memoryNow.available,
+      PROCESS_MEMORY: memoryNow.process,
       TOTAL_DISK: totalDisk,
       AVAILABLE_DISK: availableDisk,
       PIPELINES: [...this.active.keys()],
@@ -1089,11 +1090,3 @@ function parseInstanceCommand(value: unknown): {name: string; params: unknown} {
   throw rejected('INSTANCE_COMMAND must be a command name or {COMMAND, PARAMS}', 'BAD_PAYLOAD')
 }
 
-/** The node's resident memory in bytes; 0 when it cannot be read (out of file descriptors: EMFILE). */
-function processMemory(): number {
-  try {
-    return process.memoryUsage.rss()
-  } catch {
-    return 0
-  }
-}

@@ -1,9 +1,9 @@
 import {connect as mqttConnect, type MqttClient} from 'mqtt'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {decodePublicHeartbeat} from '../../src/protocol/broker-frames.js'
+import {decodePublicHeartbeat, openFrame} from '../../src/protocol/broker-frames.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
-import {decodeSigned} from '../../src/protocol/wire.js'
+import {decodeNodeFrame, decodeSigned} from '../../src/protocol/wire.js'
 import {Session} from '../../src/session/index.js'
 import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
 import {until} from '../runtime/helpers.js'
@@ -92,6 +92,40 @@ describe('a node served through an MQTT broker (the embedded broker, in process)
     const started = Date.now()
     await expect(Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: stranger.address, identity: test.client, connectTimeoutMs: 800})).rejects.toMatchObject({exitCode: 7})
     expect(Date.now() - started).toBeGreaterThanOrEqual(700)
+  })
+
+  it('a session that greets with its first command: one message out, the hello and the answer back in one frame; no R1_PING', async () => {
+    const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 5000, greetWithFirstCommand: true})
+    try {
+      const state = await session.state({heartbeat: true})
+      expect(state.ADDRESS).toBe(test.node.address)
+      expect(state.HEARTBEAT?.EE_ADDR).toBe(test.node.address)
+      expect(session.alias).toBe(test.node.alias)
+      const mine = (m: {text: string}) => JSON.parse(m.text).SESSION_ID === session.sessionId
+      const commands = await until(() => {
+        const sent = seen.filter((m) => m.topic === `naeural/${test.node.address}/config` && mine(m))
+        return sent.length > 0 ? sent : undefined
+      }, 5000, 'the greeting on the config topic')
+      expect(commands).toHaveLength(1)
+      expect(JSON.parse(commands[0]!.text)).toMatchObject({EE_IS_ENCRYPTED: true}) // R1_STATE, not the public R1_PING
+      const frames = await until(() => {
+        const got = seen.filter((m) => m.topic === `naeural/${test.client.address}/payloads` && mine(m))
+        return got.length > 0 ? got : undefined
+      }, 5000, 'the answer on the targeted topic')
+      const first = openFrame(JSON.parse(frames[0]!.text).EE_ENCRYPTED_DATA, test.node.address, test.client)
+      expect(first.frameSeq).toBe(1)
+      const items = decodeNodeFrame(first.frame, test.node.address)
+      expect(items.ok && items.items.map((i) => i.EE_EVENT_TYPE)).toEqual(['R1_HELLO', 'R1_REPLY'])
+      // later commands go out as usual on the open session
+      expect((await session.heartbeat()).EE_ADDR).toBe(test.node.address)
+    } finally {
+      await session.close()
+    }
+    // a node that is not on the broker: connecting costs nothing, and the first command is unreachable (7)
+    const stranger = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: generateIdentity().address, identity: test.client, connectTimeoutMs: 800, greetWithFirstCommand: true})
+    await expect(stranger.state()).rejects.toMatchObject({exitCode: 7, code: 'NODE_UNREACHABLE'})
+    await expect(stranger.heartbeat()).rejects.toMatchObject({exitCode: 7})
+    await stranger.close()
   })
 
   it('a key the node does not allow gets only the public heartbeat', async () => {

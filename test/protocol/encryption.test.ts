@@ -116,6 +116,20 @@ describe('encrypt / decrypt', () => {
     expect(encrypt('same', k2.address, k1)).not.toBe(encrypt('same', k2.address, k1))
   })
 
+  it('the same long plaintext to many receivers in a row (compressed once): each opens only its own, and a changed plaintext is compressed afresh', () => {
+    const bundle = JSON.stringify({ACTION: 'R1_BUNDLE_PUT', PAYLOAD: {DATA: Buffer.alloc(40_000, 7).toString('base64')}})
+    const peers = Array.from({length: 5}, () => generateIdentity())
+    const sealed = peers.map((peer) => encrypt(bundle, peer.address, k1))
+    expect(new Set(sealed).size).toBe(peers.length)
+    peers.forEach((peer, i) => {
+      expect(decrypt(sealed[i]!, k1.address, peer)).toBe(bundle)
+      expect(() => decrypt(sealed[i]!, k1.address, peers[(i + 1) % peers.length]!)).toThrow(DecryptionError)
+    })
+    const changed = bundle.replace('"DATA":"B', '"DATA":"C')
+    expect(decrypt(encrypt(changed, k2.address, k1), k1.address, k2)).toBe(changed)
+    expect(decrypt(encrypt(bundle, k2.address, k1), k1.address, k2)).toBe(bundle)
+  })
+
   it('a throwaway sender: only the receiver can read it', () => {
     const ephemeral = generateIdentity()
     const data = encrypt('secret', k2.address, ephemeral)
