@@ -3,6 +3,7 @@ import {deflateSync, inflateSync} from 'node:zlib'
 import secp256k1 from 'secp256k1'
 import {parseWireJson, toPlain} from './canonical.js'
 import {type Identity, normalizeAddress, publicKeyFromAddress} from './identity.js'
+import {isStandardBase64} from './base64.js'
 
 /**
  * Ratio1's end-to-end encryption (`EE_ENCRYPTED_DATA`, ratio1_sdk `ratio1/bc/ec.py`):
@@ -139,7 +140,7 @@ export function encrypt(plaintext: string, receiver: string | readonly string[],
  * reference does). Throws {@link DecryptionError} when it does not decrypt.
  */
 export function decrypt(data: string, senderAddress: string, receiver: Identity): string {
-  if (typeof data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw new DecryptionError('encrypted data is not base64')
+  if (typeof data !== 'string' || !isStandardBase64(data)) throw new DecryptionError('encrypted data is not base64')
   const bytes = Buffer.from(data, 'base64')
   const multi = multiPackage(bytes)
   if (multi) return decryptMulti(multi, senderAddress, receiver)

@@ -6,6 +6,7 @@ import {EventFilterSchema, GapEventSchema, LiveMarkerSchema, type GapEvent, type
 import {PipelineConfigSchema} from './pipeline.js'
 import {SECRET_NAME_PATTERN} from './secret-refs.js'
 import {ServicePayloadSchemas, ServiceResultSchemas} from './services.js'
+import {isStandardBase64} from './base64.js'
 
 /**
  * Every frame of the r1 WebSocket protocol (subprotocol `r1.v1`), both directions.
@@ -54,7 +55,7 @@ export const BundlePutSchema = z.object({
   SIZE: z.number().int().nonnegative().max(MAX_BUNDLE_BYTES),
   INDEX: z.number().int().nonnegative(),
   COUNT: z.number().int().positive().max(Math.ceil(MAX_BUNDLE_BYTES / BUNDLE_CHUNK_BYTES) + 1),
-  DATA: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected standard base64'),
+  DATA: z.string().refine(isStandardBase64, 'expected standard base64'),
 }).refine((chunk) => chunk.INDEX < chunk.COUNT, {message: 'INDEX must be below COUNT', path: ['INDEX']})
 export type BundlePut = z.infer<typeof BundlePutSchema>
 
@@ -90,7 +91,7 @@ export const RestartSchema = z.object({NAME: PipelineName, INSTANCE_ID: z.string
 /** One secret value as the client sealed it to this node: Ratio1's EE_ENCRYPTED_DATA from SENDER (a throwaway key). */
 export const SealedValueSchema = z.strictObject({
   SENDER: z.string().regex(/^(0xai_|aixp_)[A-Za-z0-9_-]{44}$/, 'expected a node address'),
-  DATA: z.string().min(1).max(128 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected standard base64'),
+  DATA: z.string().min(1).max(128 * 1024).refine(isStandardBase64, 'expected standard base64'),
 })
 
 /**

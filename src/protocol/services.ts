@@ -1,4 +1,5 @@
 import {z} from 'zod'
+import {isStandardBase64} from './base64.js'
 
 /**
  * The CStore and R1FS actions (PROTOCOL.md, "CStore and R1FS"): an allow-listed sender reads and writes a node's
@@ -16,7 +17,7 @@ export const R1FS_LIST_PAGE = 500
 /** A CStore key, hash key or field: any non-empty string (the node never uses it as a file name). */
 const StoreKey = z.string().min(1).max(1024)
 const Cid = z.string().min(1).max(200)
-const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected standard base64')
+const Base64 = z.string().refine(isStandardBase64, 'expected standard base64')
 /** The secret an R1FS file is encrypted with (AES-256-GCM keyed by it); a payload holding one must travel encrypted. */
 const Secret = z.string().min(1).max(1024)
 const Filename = z.string().min(1).max(255).refine((name) => !/[/\\\0]/.test(name), 'a file name, without / or \\')

@@ -181,6 +181,8 @@ export class Session {
   private pingTimer?: NodeJS.Timeout
   /** When the node was last heard from (any frame, or a pong). */
   private heardAt = 0
+  /** When a command last went out (through a broker, any message keeps the node's session alive). */
+  private sentAt = 0
   private paused = false
   /** True while reconnect() itself re-subscribes (its command must not wait for the reconnect). */
   private resubscribing = false
@@ -360,10 +362,13 @@ export class Session {
     // a busy broker or fleet is slow, not gone (the probes still keep the node's session alive)
     const patience = Math.max(2 * interval, this.options.broker ? (this.options.connectTimeoutMs ?? 10_000) : 0)
     this.pingTimer = setInterval(() => {
-      if (Date.now() - this.heardAt >= patience) {
+      const now = Date.now()
+      if (now - this.heardAt >= patience) {
         link.terminate()
         return
       }
+      // through a broker a probe is a signed command: none while commands go out and frames come back
+      if (this.dialer.shared && now - this.heardAt < interval && now - this.sentAt < interval) return
       link.ping()
     }, interval)
     this.pingTimer.unref()
@@ -661,6 +666,7 @@ export class Session {
   private transmit(text: string): Promise<void> {
     if (this.greets) {
       this.greets = false
+      this.sentAt = Date.now()
       this.opening = this.open(text)
       return this.opening
     }
@@ -670,6 +676,7 @@ export class Session {
   private sendText(text: string): Promise<void> {
     const link = this.link
     if (!link?.open) return Promise.reject(unreachable(`Not connected to ${this.url}`))
+    this.sentAt = Date.now()
     return link.send(text)
   }
 

@@ -128,6 +128,24 @@ describe('a node served through an MQTT broker (the embedded broker, in process)
     await stranger.close()
   })
 
+  it('keepalive: no R1_PING while commands go out and frames come back; probes once the session is idle', async () => {
+    const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 5000, pingIntervalMs: 800})
+    const pings = () => seen.filter((m) => m.topic === `naeural/${test.node.address}/config` && JSON.parse(m.text).SESSION_ID === session.sessionId && JSON.parse(m.text).ACTION === 'R1_PING').length
+    try {
+      await until(() => pings() === 1 || undefined, 5000, 'the opening R1_PING') // this session opens with one
+      const busyUntil = Date.now() + 2500
+      while (Date.now() < busyUntil) {
+        await session.heartbeat()
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      expect(pings()).toBe(1)
+      await until(() => pings() >= 2 || undefined, 5000, 'a probe once idle')
+      expect((await session.heartbeat()).EE_ADDR).toBe(test.node.address) // still alive
+    } finally {
+      await session.close()
+    }
+  })
+
   it('a key the node does not allow gets only the public heartbeat', async () => {
     const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: generateIdentity(), connectTimeoutMs: 5000})
     try {

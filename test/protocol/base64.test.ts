@@ -1,0 +1,20 @@
+import {randomBytes} from 'node:crypto'
+import {describe, expect, it} from 'vitest'
+import {isStandardBase64} from '../../src/protocol/base64.js'
+
+describe('isStandardBase64', () => {
+  it('takes what Buffer and Python encode, padded or not, of any length', () => {
+    for (let n = 0; n < 40; n++) {
+      const text = randomBytes(n).toString('base64')
+      expect(isStandardBase64(text)).toBe(true)
+      expect(isStandardBase64(text.replace(/=+$/, ''))).toBe(true)
+    }
+    expect(isStandardBase64(randomBytes(700_000).toString('base64'))).toBe(true)
+  })
+
+  it('refuses other alphabets, whitespace, stray or extra padding, and spare bits that do not round trip', () => {
+    for (const bad of ['!!not base64!!', 'ab-c', 'ab_c', 'YW Jj', 'YWJj\n', 'YQ===', '=YQ', 'Y=Q=', 'YR==', 'YWJjZA=a', 'A']) {
+      expect(isStandardBase64(bad), bad).toBe(false)
+    }
+  })
+})
