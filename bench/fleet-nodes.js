@@ -73,8 +73,11 @@ for (let i = 0; i < Number(count); i += START_AT_ONCE) {
   nodes.push(...(await Promise.all(batch)))
 }
 process.stdout.write(JSON.stringify({addresses: nodes.map((n) => n.address), startedMs: Number(process.hrtime.bigint() - start) / 1e6}) + '\n')
+// Stopped by stdin closing or SIGTERM (the bench sends both): every node stops, and its instances' folders go
+let stopping
+const stop = () => {
+  stopping ??= Promise.all(nodes.map((n) => n.stop())).then(() => process.exit(0))
+}
 process.stdin.resume()
-process.stdin.on('end', async () => {
-  await Promise.all(nodes.map((n) => n.stop()))
-  process.exit(0)
-})
+process.stdin.on('end', stop)
+process.on('SIGTERM', stop)
