@@ -138,11 +138,12 @@ class SessionLink implements NodeLink {
   }
 
   /**
-   * Asks the node for its notifications and heartbeats on this connection: an instance's exception
-   * carries no command hash, and deploy must see it to fail fast; a rollout's soak watches both.
+   * Asks the node for its notifications on this connection (an instance's exception carries no command
+   * hash, and deploy must see it to fail fast), and with `heartbeats` for its heartbeats too (a rollout's
+   * soak watches both; a plain deploy is not sent a heartbeat per node it would not read).
    */
-  watchEvents(): Promise<void> {
-    this.watching ??= this.session.request('R1_SUBSCRIBE', {FILTER: {TYPES: ['NOTIFICATION', 'HEARTBEAT']}}, {timeoutMs: this.timeoutMs}).then(() => undefined)
+  watchEvents(options: {heartbeats?: boolean} = {}): Promise<void> {
+    this.watching ??= this.session.request('R1_SUBSCRIBE', {FILTER: {TYPES: options.heartbeats ? ['NOTIFICATION', 'HEARTBEAT'] : ['NOTIFICATION']}}, {timeoutMs: this.timeoutMs}).then(() => undefined)
     return this.watching
   }
 

@@ -41,6 +41,8 @@ export interface DeployOptions {
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
   /** A target is about to be sent its commands (`applied` set, link open): a rollout starts watching its health here. */
   onApplying?: (attempt: Attempt) => void
+  /** Each link also streams its node's heartbeats (a rollout's health watch reads them). */
+  heartbeats?: boolean
   signal?: AbortSignal
   /** The project's secret store (`.r1/secrets.json`): each target gets the values its pipelines refer to, sealed to its key. */
   secrets?: SecretsFile
@@ -230,7 +232,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       const link = attempt.link
       // One round trip for what the node runs and which bundles it lacks (a corrupt one it removed counts:
       // the pipelines that load it are sent again), and its notifications.
-      const [state] = await Promise.all([project.then((p) => link.state({bundles: [...p.bundles.keys()]})), options.dryRun ? undefined : link.watchEvents()])
+      const [state] = await Promise.all([project.then((p) => link.state({bundles: [...p.bundles.keys()]})), options.dryRun ? undefined : link.watchEvents({heartbeats: options.heartbeats})])
       const missing = state.MISSING_BUNDLES ?? (await link.missingBundles([...(await project).bundles.keys()])) // a node from before BUNDLES in R1_STATE
       const {pipelines} = await project
       // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)
@@ -337,7 +339,7 @@ async function upload(attempt: Attempt, target: Target, missingAtStart: string[]
       await new Promise((resolve) => setTimeout(resolve, delay))
       await attempt.link!.close().catch(() => undefined)
       attempt.link = await options.connect(target, options.signal)
-      await attempt.link.watchEvents()
+      await attempt.link.watchEvents({heartbeats: options.heartbeats})
     }
   }
 }

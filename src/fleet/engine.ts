@@ -31,8 +31,8 @@ export interface NodeLink {
   send<A extends Action>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<string>
   /** Sends a query and resolves with its RESULT, checked against the action's schema (a rejection throws, exit 4). */
   request<A extends QueryAction>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<ResultOf<A>>
-  /** Also receive the node's notifications that name no command (an instance's exception) and its heartbeats: to fail fast, and to watch its health during a soak. */
-  watchEvents(): Promise<void>
+  /** Also receive the node's notifications that name no command (an instance's exception), to fail fast; and with `heartbeats`, its heartbeats, to watch its health during a soak. */
+  watchEvents(options?: {heartbeats?: boolean}): Promise<void>
   /** The node's pipelines and statuses (R1_STATE's RESULT); with a fresh heartbeat, or which of `bundles` it lacks, when asked. */
   state(query?: Omit<StateQuery, 'name'>): Promise<StateResult>
   /** A fresh heartbeat (FULL_HEARTBEAT): resources and every instance's counters (the public one for a key the node does not allow). */

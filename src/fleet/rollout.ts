@@ -95,7 +95,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
 
   // every target is connected, its state read (the versions to go back to) and its plan made up front,
   // all at once: a wave then only applies and confirms
-  const prepared = new Map((await prepareTargets(options.targets, {...options, signal: undefined})).map((a) => [a.target, a]))
+  const prepared = new Map((await prepareTargets(options.targets, {...options, signal: undefined, heartbeats: true})).map((a) => [a.target, a]))
   for (const [i, wave] of waves.entries()) for (const t of wave) if (i > 0 && prepared.get(t)!.ready) options.onStep?.(t, 'queued', `wave ${i + 1}`)
   try {
     for (const [i, wave] of waves.entries()) {
@@ -118,7 +118,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       // the wave is applied to the end even if Ctrl-C comes meanwhile: a half-sent command helps nobody
       const reached = await applyPrepared(
         wave.map((t) => prepared.get(t)!),
-        {...options, signal: undefined, onApplying: watch},
+        {...options, signal: undefined, onApplying: watch, heartbeats: true},
       )
       attempts.push(...reached)
       check()

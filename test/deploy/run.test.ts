@@ -18,6 +18,7 @@ import {sha256Hex} from '../../src/runtime/bundle.js'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import type {PipelineConfig} from '../../src/protocol/pipeline.js'
 import {type NodeServerHandle, startNodeServer} from '../../src/runtime/serve.js'
+import {until} from '../runtime/helpers.js'
 
 const fixture = fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url))
 const client = generateIdentity()
@@ -270,6 +271,27 @@ describe('--atomic and a pipeline the node had stopped', () => {
     expect(after.archived).toBe(true) // stopped again, not running the failed deploy's config, not gone
     expect(after.config.PLUGINS).toEqual(project.pipelines[0].PLUGINS)
     expect(good.core.versions(name).length).toBeGreaterThan(keptBefore) // nothing kept was dropped
+  })
+})
+
+describe('watching a node while deploying', () => {
+  it("a deploy's link streams notifications only; a rollout's (heartbeats) gets the heartbeats too", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'r1-deploy-run-'))
+    dirs.push(dataDir)
+    const beating = await startNodeServer({dataDir, port: 0, heartbeatIntervalMs: 100, allow: [client.address], log: () => undefined})
+    nodes.push(beating)
+    const plain = await connect(targetOf(beating, 'plain'))
+    const soak = await connect(targetOf(beating, 'soak'))
+    try {
+      const seen = {plain: [] as string[], soak: [] as string[]}
+      plain.onEvent((e) => seen.plain.push(e.EE_EVENT_TYPE))
+      soak.onEvent((e) => seen.soak.push(e.EE_EVENT_TYPE))
+      await Promise.all([plain.watchEvents(), soak.watchEvents({heartbeats: true})])
+      await until(() => seen.soak.filter((t) => t === 'HEARTBEAT').length >= 3 || undefined, 10_000, 'three heartbeats on the watching link')
+      expect(seen.plain).not.toContain('HEARTBEAT')
+    } finally {
+      await Promise.all([plain.close(), soak.close()])
+    }
   })
 })
 
