@@ -11,7 +11,7 @@ import {isStandardBase64} from './base64.js'
  * cipher = AES-256-GCM, random 12-byte nonce, no associated data, plaintext zlib-compressed (see the flag).
  *
  * - one receiver: base64(nonce 12 | flag | ciphertext | tag 16), the flag 0x01 when the plaintext was
- *   compressed (from 1 KiB on) and 0x00 when not
+ *   compressed (from 16 KiB on) and 0x00 when not
  * - several receivers: base64(zlib(JSON {M: true, c: "01", n, d, k: [{a: address, k: hex(nonce | wrapped key | tag)}]})),
  *   the data under a random key that is wrapped once per receiver.
  *
@@ -28,8 +28,12 @@ const NONCE_BYTES = 12
 const TAG_BYTES = 16
 const FLAG_PLAIN = 0x00
 const FLAG_COMPRESSED = 0x01
-/** A single-receiver plaintext shorter than this is sealed as it is: most frames (replies, notifications) are. */
-const COMPRESS_FROM_BYTES = 1024
+/**
+ * A single-receiver plaintext shorter than this is sealed as it is: most frames and commands are (replies,
+ * notifications, a state with its heartbeat). Deflating a few KiB costs the sender more CPU than its bytes
+ * cost the broker, and a node answering a fleet spends that CPU on every answer.
+ */
+const COMPRESS_FROM_BYTES = 16 * 1024
 /** Decompression stops here: a frame is at most 1 MiB, and a zlib bomb must not take the node's memory. */
 export const MAX_PLAINTEXT_BYTES = 16 * 1024 * 1024
 

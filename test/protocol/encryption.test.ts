@@ -76,14 +76,16 @@ describe('encrypt / decrypt', () => {
     }
   })
 
-  it('compresses a single-receiver plaintext from 1 KiB on (flag 0x01) and seals a shorter one as it is (flag 0x00)', () => {
+  it('compresses a single-receiver plaintext from 16 KiB on (flag 0x01) and seals a shorter one as it is (flag 0x00)', () => {
     const flagOf = (b64: string) => Buffer.from(b64, 'base64')[12]
     const short = encrypt('{"ACTION":"R1_STATE"}', k2.address, k1)
-    const long = encrypt('x'.repeat(4096), k2.address, k1)
-    expect([flagOf(short), flagOf(long)]).toEqual([0x00, 0x01])
+    const middling = encrypt('x'.repeat(16 * 1024 - 1), k2.address, k1)
+    const long = encrypt('x'.repeat(16 * 1024), k2.address, k1)
+    expect([flagOf(short), flagOf(middling), flagOf(long)]).toEqual([0x00, 0x00, 0x01])
     expect(Buffer.from(long, 'base64').length).toBeLessThan(4096)
     expect(decrypt(short, k1.address, k2)).toBe('{"ACTION":"R1_STATE"}')
-    expect(decrypt(long, k1.address, k2)).toBe('x'.repeat(4096))
+    expect(decrypt(middling, k1.address, k2)).toBe('x'.repeat(16 * 1024 - 1))
+    expect(decrypt(long, k1.address, k2)).toBe('x'.repeat(16 * 1024))
   })
 
   it('keys kept per peer stay right: many peers, both sides, again and again; a non-key address is refused each time', () => {
