@@ -1,5 +1,22 @@
 import {cpus, freemem, totalmem} from 'node:os'
 
+/**
+ * What heartbeats report of the machine, each figure read at most once per READING_TTL_MS per process:
+ * os.cpus() costs a millisecond and each memory figure is a read of /proc, and every node in one process
+ * (a test or a simulated fleet) asks on each heartbeat.
+ */
+const READING_TTL_MS = 200
+
+/** `read`, called again only once its last value is READING_TTL_MS old. */
+function throttled<T>(read: () => T): () => T {
+  let last: {at: number; value: T} | undefined
+  return () => {
+    const now = performance.now()
+    if (!last || now - last.at >= READING_TTL_MS) last = {at: now, value: read()}
+    return last.value
+  }
+}
+
 /** The machine's CPU use between two readings, in percent (one decimal): what heartbeats report as CPU_USED. */
 export class CpuMeter {
   private sample = cpuTimes()
@@ -14,14 +31,8 @@ export class CpuMeter {
   }
 }
 
-/**
- * The machine's CPU times, read at most once per READING_TTL_MS per process: os.cpus() costs a
- * millisecond, and every node in one process (a test or a simulated fleet) asks on each heartbeat.
- * Memory figures likewise (`memory()`): each is a read of /proc.
- */
-function cpuTimes(): {busy: number; total: number} {
-  const now = performance.now()
-  if (lastReading && now - lastReading.at < READING_TTL_MS) return lastReading.times
+/** The machine's CPU times, summed over its cores. */
+const cpuTimes = throttled((): {busy: number; total: number} => {
   let busy = 0
   let total = 0
   for (const cpu of cpus()) {
@@ -29,9 +40,8 @@ function cpuTimes(): {busy: number; total: number} {
     busy += user + nice + sys + irq
     total += user + nice + sys + irq + idle
   }
-  lastReading = {at: now, times: {busy, total}}
-  return lastReading.times
-}
+  return {busy, total}
+})
 
 export interface MemoryFigures {
   /** The machine's memory and what of it is available, bytes. */
@@ -41,20 +51,13 @@ export interface MemoryFigures {
   process: number
 }
 
-/** Heartbeats' memory figures, read at most once per READING_TTL_MS per process. */
-export function memory(): MemoryFigures {
-  const now = performance.now()
-  if (lastMemory && now - lastMemory.at < READING_TTL_MS) return lastMemory.figures
+/** Heartbeats' memory figures. */
+export const memory = throttled((): MemoryFigures => {
   let rss = 0
   try {
     rss = process.memoryUsage.rss()
   } catch {
     // unreadable (e.g. out of file descriptors): reported as 0
   }
-  lastMemory = {at: now, figures: {machine: totalmem(), available: freemem(), process: rss}}
-  return lastMemory.figures
-}
-
-const READING_TTL_MS = 200
-let lastReading: {at: number; times: {busy: number; total: number}} | undefined
-let lastMemory: {at: number; figures: MemoryFigures} | undefined
+  return {machine: totalmem(), available: freemem(), process: rss}
+})
