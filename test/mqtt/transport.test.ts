@@ -126,6 +126,12 @@ describe('a node served through an MQTT broker (the embedded broker, in process)
     await expect(stranger.state()).rejects.toMatchObject({exitCode: 7, code: 'NODE_UNREACHABLE'})
     await expect(stranger.heartbeat()).rejects.toMatchObject({exitCode: 7})
     await stranger.close()
+    // closed while its greeting is on its way: the command fails as unreachable at once, nothing hangs
+    const leaving = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 5000, greetWithFirstCommand: true})
+    const pending = leaving.state()
+    await leaving.close()
+    await expect(pending).rejects.toMatchObject({exitCode: 7})
+    expect(leaving.connected).toBe(false)
   })
 
   it('keepalive: no R1_PING while commands go out and frames come back; probes once the session is idle', async () => {
