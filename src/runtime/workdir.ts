@@ -109,9 +109,11 @@ function runSetup(setup: string, dir: string, env: Record<string, string>, user:
       clearTimeout(timer)
       reject(new Error(`setup "${setup}" could not start: ${error.message}`))
     })
-    child.once('exit', (code, signal) => {
+    // the shell is gone: so is what it left behind in its group, which would hold the output pipes open
+    child.once('exit', () => killGroup(child.pid))
+    // settled once its output is read to the end: the last line is the reason a failed setup gives
+    child.once('close', (code, signal) => {
       clearTimeout(timer)
-      killGroup(child.pid) // anything it left behind
       if (code === 0) resolve()
       else reject(new Error(`setup "${setup}" failed (${signal ?? `exit ${code}`})${last ? `: ${last.slice(0, 500)}` : ''}`))
     })
