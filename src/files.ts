@@ -9,10 +9,15 @@ import {dirname, join} from 'node:path'
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: {mode?: number} = {}): Promise<void> {
   const dir = dirname(path)
-  await mkdir(dir, {recursive: true})
   const temp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`)
+  const create = () => open(temp, 'wx', options.mode ?? 0o644)
   try {
-    const handle = await open(temp, 'wx', options.mode ?? 0o644)
+    // the folder is made when it is missing (the first write), not asked for on every write
+    const handle = await create().catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error
+      await mkdir(dir, {recursive: true})
+      return create()
+    })
     try {
       await handle.writeFile(data)
       await handle.sync()

@@ -1,6 +1,5 @@
 import {createHash} from 'node:crypto'
 import {readFileSync, readdirSync, rmSync, statSync, type Stats} from 'node:fs'
-import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {writeFileAtomic} from '../files.js'
@@ -82,7 +81,6 @@ export class BundleStore {
         })
       }
     }
-    await mkdir(this.dir, {recursive: true})
     await writeFileAtomic(this.path(hash), bytes)
     this.wanted.set(hash, Date.now())
     this.remember(hash)

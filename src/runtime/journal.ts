@@ -92,6 +92,8 @@ interface Segment {
   lastSeq?: number
   /** Sparse index, flat pairs `seq, offset`, one every INDEX_STRIDE bytes; built on write or on first read. */
   index?: number[]
+  /** Made empty when a new journal opened, named by the seq expected next (renamed if the first one differs). */
+  madeAtOpen?: boolean
 }
 
 const INDEX_STRIDE = 64 * 1024
@@ -197,9 +199,25 @@ export class Journal {
         clearInterval(journal.timer)
         throw journalError(`Cannot open journal segment ${newest.file} for writing`, error, 'Check the data dir permissions.')
       }
+    } else if (!newest) {
+      // a new journal's first segment is made now, not on the first event: a new node's first answers are not held up making a file
+      try {
+        journal.startSegment(journal.last + 1).segment.madeAtOpen = true
+      } catch {
+        // made on the first write instead, which reports why it cannot be
+      }
     }
     journal.enforceRetention()
     return journal
+  }
+
+  /** A new, empty segment for events from `firstSeq` on, made the one being written. */
+  private startSegment(firstSeq: number): {segment: Segment; fd: number} {
+    const file = path.join(this.dir, segmentName(firstSeq))
+    const segment: Segment = {firstSeq, file, bytes: 0, lastWriteMs: Date.now(), index: []}
+    this.active = {segment, fd: fs.openSync(file, 'w')}
+    this.segments.push(segment)
+    return this.active
   }
 
   /** The highest seq appended (0 for an empty journal). */
@@ -261,12 +279,16 @@ export class Journal {
     this.settled = seqs.at(-1)!
     let target = this.active
     try {
-      if (!target) {
-        const file = path.join(this.dir, segmentName(seqs[0]!))
-        const segment: Segment = {firstSeq: seqs[0]!, file, bytes: 0, lastWriteMs: Date.now(), index: []}
-        target = {segment, fd: fs.openSync(file, 'w')}
-        this.active = target
-        this.segments.push(segment)
+      target ??= this.startSegment(seqs[0]!)
+      const {segment} = target
+      if (segment.madeAtOpen) {
+        segment.madeAtOpen = false
+        if (segment.firstSeq !== seqs[0]) {
+          // the numbers jumped since the open: named by the seq it really starts at
+          const file = path.join(this.dir, segmentName(seqs[0]!))
+          fs.renameSync(segment.file, file)
+          Object.assign(segment, {firstSeq: seqs[0]!, file})
+        }
       }
     } catch (error) {
       throw journalError(`Cannot create journal segment in ${this.dir}; events ${seqs[0]}..${seqs.at(-1)} are lost`, error, 'Free disk space or fix the data dir permissions.', {fromSeq: seqs[0], toSeq: seqs.at(-1)})

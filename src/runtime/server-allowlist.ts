@@ -101,9 +101,10 @@ export class AllowList {
   }
 
   has(address: string): boolean {
-    this.refresh()
     const normalized = normalizeAddress(address)
-    return this.extra.has(normalized) || this.addresses.has(normalized)
+    if (this.extra.has(normalized)) return true // always allowed: the file need not be looked at
+    this.refresh()
+    return this.addresses.has(normalized)
   }
 
   /** Always-allowed addresses that are not in the file (e.g. the embedded runtime's own session). */

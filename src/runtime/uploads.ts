@@ -8,7 +8,8 @@ import {BUNDLE_CHUNK_BYTES, type BundlePut} from '../protocol/messages.js'
  * Bundle reassembly (R1_BUNDLE_PUT): chunks are spooled to disk, one file per chunk under the spool
  * dir (emptied at start), never held in memory. Each sender has its own few upload slots; an upload
  * idle for `idleMs` is dropped, and so is one with a refused chunk. A complete bundle is checked
- * (SIZE and sha256) and only then handed to the store.
+ * (SIZE and sha256) and only then handed to the store. A bundle sent in one chunk (most are) is
+ * complete as it arrives: checked and stored from that chunk, with no spool file and no slot.
  */
 export interface BundleStore {
   hasBundle(hash: string): boolean
@@ -80,6 +81,7 @@ export class BundleUploads {
       await this.discard(upload)
       upload = undefined
     }
+    if (!upload && chunk.COUNT === 1) return this.putWhole(chunk)
     if (!upload) {
       const inProgress = this.count(sender)
       if (inProgress >= this.limits.perSender) {
@@ -135,21 +137,20 @@ export class BundleUploads {
     if (upload.received < upload.count) return {HASH: hash, RECEIVED: upload.received, COUNT: upload.count, STORED: false}
     try {
       const parts: Buffer[] = []
-      const digest = createHash('sha256')
-      for (let i = 0; i < upload.count; i++) {
-        const part = await readFile(join(upload.dir, String(i)))
-        digest.update(part)
-        parts.push(part)
-      }
-      const bytes = Buffer.concat(parts)
-      if (bytes.length !== upload.size) throw new R1Error(`Bundle ${hash.slice(0, 12)}… has ${bytes.length} bytes, SIZE says ${upload.size}; upload discarded`, 1)
-      const actual = digest.digest('hex')
-      if (actual !== hash) throw new R1Error(`Bundle bytes hash to ${actual.slice(0, 12)}…, not ${hash.slice(0, 12)}…; upload discarded, nothing stored`, 1)
-      await this.store.putBundle(hash, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+      for (let i = 0; i < upload.count; i++) parts.push(await readFile(join(upload.dir, String(i))))
+      await this.store.putBundle(hash, checked(hash, upload.size, Buffer.concat(parts)))
     } finally {
       await this.discard(upload)
     }
     return {HASH: hash, RECEIVED: upload.count, COUNT: upload.count, STORED: true}
+  }
+
+  /** A bundle in one chunk: checked and stored as it is. */
+  private async putWhole(chunk: BundlePut): Promise<BundlePutResult> {
+    const data = Buffer.from(chunk.DATA, 'base64')
+    if (data.length > BUNDLE_CHUNK_BYTES) throw new R1Error(`Chunk ${chunk.INDEX} holds ${data.length} bytes; at most ${BUNDLE_CHUNK_BYTES} per chunk; nothing stored`, 1)
+    await this.store.putBundle(chunk.HASH, checked(chunk.HASH, chunk.SIZE, data))
+    return {HASH: chunk.HASH, RECEIVED: 1, COUNT: 1, STORED: true}
   }
 
   /** Frees the slot and the spool files. */
@@ -159,4 +160,12 @@ export class BundleUploads {
     if (this.uploads.get(key) === upload) this.uploads.delete(key)
     await rm(upload.dir, {recursive: true, force: true})
   }
+}
+
+/** The bundle's bytes when they are SIZE long and hash to HASH; otherwise why not (nothing is stored). */
+function checked(hash: string, size: number, bytes: Buffer): Uint8Array {
+  if (bytes.length !== size) throw new R1Error(`Bundle ${hash.slice(0, 12)}… has ${bytes.length} bytes, SIZE says ${size}; upload discarded`, 1)
+  const actual = createHash('sha256').update(bytes).digest('hex')
+  if (actual !== hash) throw new R1Error(`Bundle bytes hash to ${actual.slice(0, 12)}…, not ${hash.slice(0, 12)}…; upload discarded, nothing stored`, 1)
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }

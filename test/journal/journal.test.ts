@@ -69,6 +69,8 @@ describe('journal basics', () => {
     expect(journal.lastSeq()).toBe(0)
     expect(journal.firstSeq()).toBe(1)
     expect(await readAll(journal)).toEqual([])
+    // its first segment is made at open, so the first event only writes
+    expect(segmentFiles(d)).toEqual(['0000000000000001.jrnl'])
     for (const seq of range(1, 500)) journal.append(payload(seq, {TEXT: `héllo ✓ "${seq}"\n`}))
     expect(journal.lastSeq()).toBe(500)
     const all = await readAll(journal)
@@ -87,13 +89,16 @@ describe('journal basics', () => {
   })
 
   it('rejects a seq that is not above lastSeq and keeps working', async () => {
-    const {journal} = await open(dir())
+    const d = dir()
+    const {journal} = await open(d)
     journal.append(payload(5))
     expect(() => journal.append(payload(5))).toThrow(R1Error)
     expect(() => journal.append(payload(3))).toThrow(/not above the journal's last seq 5/)
     journal.append(payload(6))
     // The node started at seq 5 (an earlier journal was lost): seqs below are simply not there.
     expect(seqsOf(await readAll(journal))).toEqual(['gap:1-4:retention', 5, 6])
+    // the segment made at open is named by the seq it really starts at
+    expect(segmentFiles(d)).toEqual(['0000000000000005.jrnl'])
   })
 
   it('reads after a seq, the last N, with a limit and with filters applied in the journal', async () => {

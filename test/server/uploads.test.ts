@@ -41,6 +41,21 @@ describe('BundleUploads (spooled reassembly)', () => {
     expect((await uploads.put('bob', chunk!)).STORED).toBe(true)
   })
 
+  it('a bundle in one chunk is stored as it arrives: no spool file, no slot taken', async () => {
+    const spool = join(dir, 'd')
+    const uploads = await BundleUploads.open(spool, store, {perSender: 1})
+    const [big] = split(Buffer.alloc(400, 7), 100) // a chunked upload holds the sender's one slot
+    expect((await uploads.put('erin', big!)).STORED).toBe(false)
+    const [whole] = split(Buffer.from('one chunk'), 100)
+    expect(await uploads.put('erin', whole!)).toEqual({HASH: whole!.HASH, RECEIVED: 1, COUNT: 1, STORED: true})
+    expect(Buffer.from(stored.get(whole!.HASH)!).toString()).toBe('one chunk')
+    expect(await readdir(spool)).toHaveLength(1) // only the chunked upload's folder
+    expect(uploads.count('erin')).toBe(1)
+    // a short or forged one is refused the same way, and nothing is stored
+    await expect(uploads.put('erin', {...split(Buffer.from('other'), 100)[0]!, SIZE: 4})).rejects.toThrow(/has 5 bytes, SIZE says 4/)
+    await uploads.close()
+  })
+
   it('per sender: one sender at its bound is refused, another is not; idle uploads expire', async () => {
     let now = 0
     const uploads = await BundleUploads.open(join(dir, 'c'), store, {perSender: 2, idleMs: 1000}, () => now)
