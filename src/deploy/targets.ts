@@ -168,7 +168,9 @@ function checkedAddress(target: Target, where: string): Target {
   if (typeof target.address !== 'string' || !isAddress(target.address)) {
     throw usage(`${where}: "${target.address}" is not a node address.`, 'A node address looks like 0xai_A2pP… (shown by `r1 node start`).')
   }
-  return {...target, address: normalizeAddress(target.address)}
+  // a string of its own, one byte a character: one read from a config.yaml holding any non-ASCII character
+  // is stored two bytes a character, and so is every frame text built with it (a fleet command keeps one per node)
+  return {...target, address: Buffer.from(normalizeAddress(target.address), 'latin1').toString('latin1')}
 }
 
 function adHocName(url: string): string {

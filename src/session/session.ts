@@ -157,6 +157,19 @@ interface ActiveSubscription {
 const HIGH_QUEUE = 10_000
 const LOW_QUEUE = 1_000
 
+/**
+ * The last bundle chunk encoded: the same bundle uploaded to a fleet is encoded once, and held once
+ * while its uploads are in flight (not once per node).
+ */
+let lastChunk: {bytes: Uint8Array; index: number; text: string} | undefined
+
+function chunkBase64(bytes: Uint8Array, index: number): string {
+  if (lastChunk?.bytes !== bytes || lastChunk.index !== index) {
+    lastChunk = {bytes, index, text: Buffer.from(bytes.subarray(index * BUNDLE_CHUNK_BYTES, (index + 1) * BUNDLE_CHUNK_BYTES)).toString('base64')}
+  }
+  return lastChunk.text
+}
+
 function unreachable(message: string, hint?: string, cause?: unknown): R1Error {
   return new R1Error(message, ExitCode.UNREACHABLE, {code: 'NODE_UNREACHABLE', hint: hint ?? 'Check the URL and that the node is running (r1 node start).', cause})
 }
@@ -712,8 +725,7 @@ export class Session {
   async putBundle(hash: string, bytes: Uint8Array, options: Omit<SendOptions, 'expect'> & {onProgress?: (sent: number, total: number) => void} = {}): Promise<void> {
     const count = Math.max(1, Math.ceil(bytes.length / BUNDLE_CHUNK_BYTES))
     for (let index = 0; index < count; index++) {
-      const chunk = bytes.subarray(index * BUNDLE_CHUNK_BYTES, (index + 1) * BUNDLE_CHUNK_BYTES)
-      const result = await this.request('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: Buffer.from(chunk).toString('base64')}, options)
+      const result = await this.request('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: chunkBase64(bytes, index)}, options)
       options.onProgress?.(Math.min(bytes.length, (index + 1) * BUNDLE_CHUNK_BYTES), bytes.length)
       if (result.STORED) return
     }
