@@ -2,7 +2,7 @@ import {X509Certificate} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {ExitCode, R1Error} from '../errors.js'
 import {type Identity, cliKeyPath, requireIdentity} from '../protocol/identity.js'
-import type {Action, HeartbeatResult, PayloadOf, QueryAction, ResultOf, StateResult} from '../protocol/messages.js'
+import {type Action, FEATURE_PIPELINE_FAILURES, type HeartbeatResult, type PayloadOf, type QueryAction, type ResultOf, type StateResult} from '../protocol/messages.js'
 import {Session, type StateQuery} from '../session/index.js'
 import type {BrokerConfig} from '../transport/mqtt.js'
 import type {Connect, NodeLink} from '../fleet/engine.js'
@@ -138,11 +138,15 @@ class SessionLink implements NodeLink {
   }
 
   /**
-   * Asks the node for its notifications on this connection (an instance's exception carries no command
-   * hash, and deploy must see it to fail fast), and with `heartbeats` for its heartbeats too (a rollout's
-   * soak watches both; a plain deploy is not sent a heartbeat per node it would not read).
+   * Makes sure the node's notifications reach this connection (an instance's exception carries no command
+   * hash, and deploy must see it to fail fast), and with `heartbeats` its heartbeats too (a rollout's soak
+   * watches both; a plain deploy is not sent a heartbeat per node it would not read). A node whose hello
+   * offers PIPELINE_FAILURES already sends the failures of the pipelines this session commands: no
+   * subscription (and no R1_UNSUBSCRIBE at the end) unless heartbeats are wanted. Call it once the session
+   * has heard the hello (after a first command), or it subscribes.
    */
   watchEvents(options: {heartbeats?: boolean} = {}): Promise<void> {
+    if (!options.heartbeats && this.session.nodeFeatures.includes(FEATURE_PIPELINE_FAILURES)) return Promise.resolve()
     this.watching ??= this.session.request('R1_SUBSCRIBE', {FILTER: {TYPES: options.heartbeats ? ['NOTIFICATION', 'HEARTBEAT'] : ['NOTIFICATION']}}, {timeoutMs: this.timeoutMs}).then(() => undefined)
     return this.watching
   }

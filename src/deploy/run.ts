@@ -231,8 +231,9 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       step('planning')
       const link = attempt.link
       // One round trip for what the node runs and which bundles it lacks (a corrupt one it removed counts:
-      // the pipelines that load it are sent again), and its notifications.
-      const [state] = await Promise.all([project.then((p) => link.state({bundles: [...p.bundles.keys()]})), options.dryRun ? undefined : link.watchEvents({heartbeats: options.heartbeats})])
+      // the pipelines that load it are sent again); then its notifications, as its hello says they come.
+      const state = await project.then((p) => link.state({bundles: [...p.bundles.keys()]}))
+      if (!options.dryRun) await link.watchEvents({heartbeats: options.heartbeats})
       const missing = state.MISSING_BUNDLES ?? (await link.missingBundles([...(await project).bundles.keys()])) // a node from before BUNDLES in R1_STATE
       const {pipelines} = await project
       // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)

@@ -1,6 +1,6 @@
 import type {InstanceRef} from '../deploy/plan.js'
-import {NotificationCode, NotificationType} from '../protocol/codes.js'
-import type {HeartbeatEvent, NodeEvent, NotificationEvent} from '../protocol/events.js'
+import {NotificationCode} from '../protocol/codes.js'
+import {type HeartbeatEvent, type NodeEvent, type NotificationEvent, isFailureNotification} from '../protocol/events.js'
 
 /**
  * The one confirmation matcher (the session's `send({expect})` and the fleet's `sendAndConfirm` both use
@@ -107,8 +107,7 @@ export class ConfirmationTracker {
         if (n.INFO && typeof n.INFO === 'object') this.info = instanceLevel ? {...this.info, ...(n.INFO as Record<string, unknown>)} : {...(n.INFO as Record<string, unknown>), ...this.info}
         return
       }
-      const failure = (code !== undefined && code < 0) || n.NOTIFICATION_TYPE === NotificationType.EXCEPTION
-      if (instanceLevel && signature && instanceId && failure) {
+      if (instanceLevel && signature && instanceId && isFailureNotification(n)) {
         this.verdict = {state: 'failed', reason: `${signature}/${instanceId}: ${reasonOf(n)}`, instance: {signature, instanceId}, code}
         return
       }

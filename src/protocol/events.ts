@@ -1,6 +1,6 @@
 import {z} from 'zod'
 import {TagsSchema} from './tags.js'
-import {HealthStatus, InstanceStatus} from './codes.js'
+import {HealthStatus, InstanceStatus, NotificationType} from './codes.js'
 
 /**
  * Node → client events (ARCHITECTURE.md §5). The runtime creates them, the journal stores them,
@@ -37,6 +37,11 @@ export const NotificationEventSchema = z
     INFO: z.unknown().optional(),
   })
   .catchall(z.unknown())
+
+/** A notification that reports a failure: a negative code, or an EXCEPTION (what ends a wait for confirmations). */
+export function isFailureNotification(n: NotificationEvent): boolean {
+  return (n.NOTIFICATION_CODE !== undefined && n.NOTIFICATION_CODE < 0) || n.NOTIFICATION_TYPE === NotificationType.EXCEPTION
+}
 
 /** Levels of a plugin's log lines (ctx.log.*, console.*, a process app's stdout/stderr), lowest first. */
 export const LogLevel = ['debug', 'info', 'warn', 'error'] as const

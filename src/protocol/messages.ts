@@ -279,9 +279,18 @@ export const HelloSchema = z
     LAST_SEQ: z.number().int().nonnegative(),
     VERSION: z.string().nullable(),
     PROTOCOL: z.literal(SUBPROTOCOL),
+    /** What this node does beyond the protocol's base (absent on nodes from before the field). */
+    FEATURES: z.array(z.string().max(100)).max(100).optional(),
   })
   .catchall(z.unknown())
 export type Hello = z.infer<typeof HelloSchema>
+
+/**
+ * A hello FEATURE: the failures of a pipeline's instances (a notification with a negative code or of
+ * type EXCEPTION that answers no command) also reach every session that sent a command naming that
+ * pipeline in the last 10 minutes, without a subscription.
+ */
+export const FEATURE_PIPELINE_FAILURES = 'PIPELINE_FAILURES'
 
 /**
  * FULL_HEARTBEAT's RESULT for a sender not on the allow-list: who the node is and how loaded, nothing

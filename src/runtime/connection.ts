@@ -3,7 +3,7 @@ import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
-import {type Action, type BundlePut, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {type Action, type BundlePut, FEATURE_PIPELINE_FAILURES, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
 import {SERVICE_ACTIONS, type ServiceAction} from '../protocol/services.js'
 import {type DecodedSigned, encodeBatch, signCanonical} from '../protocol/wire.js'
 import {admitCommand, FloodGuard} from './admission.js'
@@ -107,6 +107,7 @@ export class Connection {
       LAST_SEQ: server.core.lastSeq(),
       VERSION: server.options.version ?? null,
       PROTOCOL: SUBPROTOCOL,
+      FEATURES: [FEATURE_PIPELINE_FAILURES],
     }
     this.enqueue(hello)
   }
@@ -153,6 +154,7 @@ export class Connection {
     for (const hash of this.ownedHashes) {
       if (this.server.commandOwners.get(hash)?.connection === this) this.server.commandOwners.delete(hash)
     }
+    for (const commanders of this.server.pipelineCommanders.values()) commanders.delete(this)
   }
 
   // ---- incoming ----
@@ -269,7 +271,12 @@ export class Connection {
     }
     if (SERVICE_ACTIONS.has(action)) return this.answer(meta.hash, action, () => this.server.services.run(action as ServiceAction, payload as PayloadOf<ServiceAction>, meta))
     this.ownedHashes.add(meta.hash)
-    this.server.commandOwners.set(meta.hash, {connection: this, expires: Date.now() + COMMAND_OWNER_TTL_MS})
+    const expires = Date.now() + COMMAND_OWNER_TTL_MS
+    this.server.commandOwners.set(meta.hash, {connection: this, expires})
+    for (const name of pipelinesNamed(payload)) {
+      const commanders = this.server.pipelineCommanders.get(name) ?? new Map<Connection, number>()
+      this.server.pipelineCommanders.set(name, commanders.set(this, expires))
+    }
     try {
       // admission checked the payload against the action's schema; a command's outcome comes as notifications (RESULT null)
       await core.execute(action, payload as PayloadOf<typeof action>, meta)
@@ -521,4 +528,10 @@ export class Connection {
     if (this.queue.length > 0) this.scheduleFlush()
     if (this.subscription?.mode === 'history' && this.queuedSubscriptionItems < 100) void this.pump()
   }
+}
+
+/** The pipelines a command names: its payload's NAME, or each NAME of a list of them (BATCH_UPDATE_PIPELINE_INSTANCE). */
+function pipelinesNamed(payload: unknown): string[] {
+  const items = Array.isArray(payload) ? payload : [payload]
+  return items.flatMap((item) => (item && typeof item === 'object' && typeof (item as {NAME?: unknown}).NAME === 'string' ? [(item as {NAME: string}).NAME] : []))
 }

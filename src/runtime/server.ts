@@ -6,7 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {WebSocket, WebSocketServer, type RawData} from 'ws'
 import {R1Error} from '../errors.js'
-import type {NodeEvent} from '../protocol/events.js'
+import {type NodeEvent, isFailureNotification} from '../protocol/events.js'
 import type {EventFilter} from '../protocol/filter.js'
 import type {Identity} from '../protocol/identity.js'
 import {MAX_FRAME_BYTES, type StateResult, SUBPROTOCOL} from '../protocol/messages.js'
@@ -125,6 +125,11 @@ export class NodeServer {
   private readonly pendingByPeer = new Map<string, Socket>()
   /** EE_HASH → the connection that sent it, so its confirmations reach it without a subscription. */
   readonly commandOwners = new Map<string, {connection: Connection; expires: number}>()
+  /**
+   * Pipeline → the connections that sent a command naming it → until when: the failures of its
+   * instances (an exception, a crash: they answer no command) reach them too, without a subscription.
+   */
+  readonly pipelineCommanders = new Map<string, Map<Connection, number>>()
   private replayCache?: ReplayCache
   private bundleUploads?: BundleUploads
   private serviceActions?: ServiceActions
@@ -339,6 +344,10 @@ export class NodeServer {
     this.bundleUploads?.expire()
     this.serviceActions?.expire()
     for (const [hash, owner] of this.commandOwners) if (owner.expires < now) this.commandOwners.delete(hash)
+    for (const [pipeline, commanders] of this.pipelineCommanders) {
+      for (const [connection, expires] of commanders) if (expires < now) commanders.delete(connection)
+      if (commanders.size === 0) this.pipelineCommanders.delete(pipeline)
+    }
   }
 
   private bundleStore(): {hasBundle(hash: string): boolean; putBundle(hash: string, bytes: Uint8Array): Promise<void>} {
@@ -396,11 +405,14 @@ export class NodeServer {
   }
 
   private dispatchEvent(event: NodeEvent, json: Buffer): void {
-    const hash = event.EE_EVENT_TYPE === 'NOTIFICATION' ? event.COMMAND_HASH : undefined
+    const notification = event.EE_EVENT_TYPE === 'NOTIFICATION' ? event : undefined
+    const hash = notification?.COMMAND_HASH
     const owner = hash ? this.commandOwners.get(hash)?.connection : undefined
+    const pipeline = notification && !hash && isFailureNotification(notification) ? notification.EE_PAYLOAD_PATH[1] : null
+    const commanders = pipeline === null ? undefined : this.pipelineCommanders.get(pipeline)
     for (const connection of this.connections) {
       const delivered = connection.offerLive(event, json)
-      if (connection === owner && !delivered) connection.enqueue(event, json)
+      if (!delivered && (connection === owner || commanders?.has(connection))) connection.enqueue(event, json)
     }
   }
 }

@@ -271,6 +271,11 @@ export class Session {
     return this.hello?.VERSION ?? null
   }
 
+  /** What the node does beyond the protocol's base (its hello's FEATURES; none before the hello). */
+  get nodeFeatures(): readonly string[] {
+    return this.hello?.FEATURES ?? []
+  }
+
   /** The node's clock minus ours (ms), from its hello's EE_TIMESTAMP; late by the hello's transit time. NaN when unreadable. */
   get nodeClockOffsetMs(): number {
     return this.hello ? Date.parse(this.hello.EE_TIMESTAMP) - this.helloAt : Number.NaN
