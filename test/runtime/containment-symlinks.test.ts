@@ -1,24 +1,16 @@
 // The node (root) never writes through a path the instance user controls: what an instance or its
 // setup plants as symlinks (the ready marker, the staged bundle) cannot redirect the node's writes.
-import {lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {BundleStore} from '../../src/runtime/bundle-store.js'
 import {createInstanceDirs, instanceUser, removeInstanceDirs, stageBundle} from '../../src/runtime/containment.js'
 import {packFiles} from '../../src/runtime/files-bundle.js'
 import {ShippedFiles} from '../../src/runtime/workdir.js'
+import {tempDirs} from './helpers.js'
 
 const IS_ROOT = process.getuid?.() === 0
-const temps: string[] = []
-const temp = (prefix: string) => {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  temps.push(dir)
-  return dir
-}
-afterEach(() => {
-  for (const dir of temps.splice(0)) rmSync(dir, {recursive: true, force: true})
-})
+const temp = tempDirs()
 
 /** A root-owned file the instance user may read but not write: what an attacker would want overwritten. */
 function victim(): string {

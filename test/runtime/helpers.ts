@@ -1,5 +1,7 @@
-import {readFileSync, readdirSync} from 'node:fs'
+import {mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {afterEach} from 'vitest'
 import {bundleEntry, startLocalNode, type LocalNode, type LocalNodeOptions} from '../../src/runtime/index.js'
 import type {LogEvent, NodeEvent, NotificationEvent, PayloadEvent} from '../../src/protocol/events.js'
 import type {PipelineConfig} from '../../src/protocol/pipeline.js'
@@ -70,6 +72,19 @@ export class Events {
         })
       })
     }
+  }
+}
+
+/** A maker of temp folders for one test file (`const temp = tempDirs()`, then `temp('r1-x-')`), each removed after its test. */
+export function tempDirs(): (prefix: string) => string {
+  const made: string[] = []
+  afterEach(() => {
+    for (const dir of made.splice(0)) rmSync(dir, {recursive: true, force: true})
+  })
+  return (prefix) => {
+    const dir = mkdtempSync(join(tmpdir(), prefix))
+    made.push(dir)
+    return dir
   }
 }
 

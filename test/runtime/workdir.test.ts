@@ -1,23 +1,15 @@
 // A shipped files' setup, run by the node: its whole output is read before it is judged, so a failed
 // setup names the reason it printed last, and what it left running in the background is stopped with it.
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {BundleStore} from '../../src/runtime/bundle-store.js'
 import {instanceUser} from '../../src/runtime/containment.js'
 import {packFiles} from '../../src/runtime/files-bundle.js'
 import {ShippedFiles, type WorkLog} from '../../src/runtime/workdir.js'
+import {isAlive, tempDirs, until} from './helpers.js'
 
-const temps: string[] = []
-const temp = (prefix: string) => {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  temps.push(dir)
-  return dir
-}
-afterEach(() => {
-  for (const dir of temps.splice(0)) rmSync(dir, {recursive: true, force: true})
-})
+const temp = tempDirs()
 
 async function prepared(setup: string): Promise<{prepare: Promise<string>; lines: Array<[string, string]>}> {
   const project = temp('r1-project-')
@@ -46,15 +38,6 @@ describe('a files setup', () => {
     const {prepare} = await prepared('sleep 300 & echo $! > sleeper.pid; echo done')
     const dir = await prepare
     const pid = Number(readFileSync(join(dir, 'sleeper.pid'), 'utf8'))
-    let alive = true
-    for (let i = 0; i < 50 && alive; i++) {
-      try {
-        process.kill(pid, 0)
-        await new Promise((r) => setTimeout(r, 100))
-      } catch {
-        alive = false
-      }
-    }
-    expect(alive).toBe(false)
+    await until(() => !isAlive(pid), 5000, 'the background child to be stopped')
   })
 })

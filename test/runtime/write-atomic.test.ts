@@ -1,20 +1,13 @@
 // writeFileAtomic, the one way the node writes a record: the folder is made on the first write, a
 // reader sees the old or the new content, and a failed write leaves the old file and no temp file.
-import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {writeFileAtomic} from '../../src/files.js'
+import {tempDirs} from './helpers.js'
 
-const temps: string[] = []
-afterEach(() => {
-  for (const dir of temps.splice(0)) rmSync(dir, {recursive: true, force: true})
-})
-const temp = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'r1-atomic-'))
-  temps.push(dir)
-  return dir
-}
+const tempDir = tempDirs()
+const temp = () => tempDir('r1-atomic-')
 
 describe('writeFileAtomic', () => {
   it('makes the missing folders on the first write, then replaces the file whole', async () => {
