@@ -231,9 +231,10 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       step('planning')
       const link = attempt.link
       // One round trip for what the node runs and which bundles it lacks (a corrupt one it removed counts:
-      // the pipelines that load it are sent again); then its notifications, as its hello says they come.
-      const state = await project.then((p) => link.state({bundles: [...p.bundles.keys()]}))
-      if (!options.dryRun) await link.watchEvents({heartbeats: options.heartbeats})
+      // the pipelines that load it are sent again), with the subscription a rollout's soak needs; a plain
+      // deploy then learns from the hello (it came with the state) whether it must subscribe to fail fast.
+      const [state] = await Promise.all([project.then((p) => link.state({bundles: [...p.bundles.keys()]})), options.dryRun || !options.heartbeats ? undefined : link.watchEvents({heartbeats: true})])
+      if (!options.dryRun && !options.heartbeats) await link.watchEvents()
       const missing = state.MISSING_BUNDLES ?? (await link.missingBundles([...(await project).bundles.keys()])) // a node from before BUNDLES in R1_STATE
       const {pipelines} = await project
       // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)
@@ -324,6 +325,8 @@ async function upload(attempt: Attempt, target: Target, missingAtStart: string[]
   for (let round = 1; ; round++) {
     try {
       const missing = round === 1 ? missingAtStart : await attempt.link!.missingBundles(missingAtStart)
+      // a fresh session (after a drop) has heard the hello by now: its notifications as the node sends them
+      if (round > 1) await attempt.link!.watchEvents({heartbeats: options.heartbeats})
       for (const [i, hash] of missing.entries()) {
         const bytes = bundles.get(hash)
         if (!bytes) throw new R1Error(`Bundle ${hash.slice(0, 12)} was not built`, ExitCode.FAILURE, {code: 'BUNDLE_MISSING'})
@@ -340,7 +343,6 @@ async function upload(attempt: Attempt, target: Target, missingAtStart: string[]
       await new Promise((resolve) => setTimeout(resolve, delay))
       await attempt.link!.close().catch(() => undefined)
       attempt.link = await options.connect(target, options.signal)
-      await attempt.link.watchEvents({heartbeats: options.heartbeats})
     }
   }
 }

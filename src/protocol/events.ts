@@ -1,6 +1,6 @@
 import {z} from 'zod'
 import {TagsSchema} from './tags.js'
-import {HealthStatus, InstanceStatus, NotificationType} from './codes.js'
+import {HealthStatus, InstanceStatus, NotificationCode, NotificationType} from './codes.js'
 
 /**
  * Node → client events (ARCHITECTURE.md §5). The runtime creates them, the journal stores them,
@@ -38,9 +38,13 @@ export const NotificationEventSchema = z
   })
   .catchall(z.unknown())
 
-/** A notification that reports a failure: a negative code, or an EXCEPTION (what ends a wait for confirmations). */
+/**
+ * A notification that reports a failure (what ends a wait for confirmations): a negative code, or an
+ * EXCEPTION. A dropped log line (PLUGIN_LOG_DROPPED) is not one: the instance is fine, its output was cut.
+ */
 export function isFailureNotification(n: NotificationEvent): boolean {
-  return (n.NOTIFICATION_CODE !== undefined && n.NOTIFICATION_CODE < 0) || n.NOTIFICATION_TYPE === NotificationType.EXCEPTION
+  const code = n.NOTIFICATION_CODE
+  return (code !== undefined && code < 0 && code !== NotificationCode.PLUGIN_LOG_DROPPED) || n.NOTIFICATION_TYPE === NotificationType.EXCEPTION
 }
 
 /** Levels of a plugin's log lines (ctx.log.*, console.*, a process app's stdout/stderr), lowest first. */

@@ -286,11 +286,13 @@ export const HelloSchema = z
 export type Hello = z.infer<typeof HelloSchema>
 
 /**
- * A hello FEATURE: the failures of a pipeline's instances (a notification with a negative code or of
- * type EXCEPTION that answers no command) also reach every session that sent a command naming that
- * pipeline in the last 10 minutes, without a subscription.
+ * A hello FEATURE: the failures of a pipeline's instances that answer no command (an exception, a crash)
+ * also reach, without a subscription, every session whose sender applied that pipeline's config
+ * (DEPLOY_ACTIONS) in the last 10 minutes and is still on the allow-list.
  */
 export const FEATURE_PIPELINE_FAILURES = 'PIPELINE_FAILURES'
+/** The actions that apply a deploy's configs (instances start or restart with them): see FEATURE_PIPELINE_FAILURES. */
+export const DEPLOY_ACTIONS: ReadonlySet<Action> = new Set<Action>(['UPDATE_CONFIG', 'BATCH_UPDATE_PIPELINE_INSTANCE'])
 
 /**
  * FULL_HEARTBEAT's RESULT for a sender not on the allow-list: who the node is and how loaded, nothing

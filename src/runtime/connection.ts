@@ -3,7 +3,7 @@ import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
-import {type Action, type BundlePut, FEATURE_PIPELINE_FAILURES, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {type Action, type BundlePut, DEPLOY_ACTIONS, FEATURE_PIPELINE_FAILURES, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
 import {SERVICE_ACTIONS, type ServiceAction} from '../protocol/services.js'
 import {type DecodedSigned, encodeBatch, signCanonical} from '../protocol/wire.js'
 import {admitCommand, FloodGuard} from './admission.js'
@@ -271,11 +271,13 @@ export class Connection {
     }
     if (SERVICE_ACTIONS.has(action)) return this.answer(meta.hash, action, () => this.server.services.run(action as ServiceAction, payload as PayloadOf<ServiceAction>, meta))
     this.ownedHashes.add(meta.hash)
-    const expires = Date.now() + COMMAND_OWNER_TTL_MS
-    this.server.commandOwners.set(meta.hash, {connection: this, expires})
-    for (const name of pipelinesNamed(payload)) {
-      const commanders = this.server.pipelineCommanders.get(name) ?? new Map<Connection, number>()
-      this.server.pipelineCommanders.set(name, commanders.set(this, expires))
+    this.server.commandOwners.set(meta.hash, {connection: this, expires: Date.now() + COMMAND_OWNER_TTL_MS})
+    if (DEPLOY_ACTIONS.has(action)) {
+      const commander = {sender: meta.sender, expires: this.server.now() + COMMAND_OWNER_TTL_MS}
+      for (const {NAME} of [payload as PayloadOf<'UPDATE_CONFIG'> | PayloadOf<'BATCH_UPDATE_PIPELINE_INSTANCE'>].flat()) {
+        const commanders = this.server.pipelineCommanders.get(NAME) ?? new Map<Connection, {sender: string; expires: number}>()
+        this.server.pipelineCommanders.set(NAME, commanders.set(this, commander))
+      }
     }
     try {
       // admission checked the payload against the action's schema; a command's outcome comes as notifications (RESULT null)
@@ -530,8 +532,3 @@ export class Connection {
   }
 }
 
-/** The pipelines a command names: its payload's NAME, or each NAME of a list of them (BATCH_UPDATE_PIPELINE_INSTANCE). */
-function pipelinesNamed(payload: unknown): string[] {
-  const items = Array.isArray(payload) ? payload : [payload]
-  return items.flatMap((item) => (item && typeof item === 'object' && typeof (item as {NAME?: unknown}).NAME === 'string' ? [(item as {NAME: string}).NAME] : []))
-}

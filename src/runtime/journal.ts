@@ -282,13 +282,13 @@ export class Journal {
       target ??= this.startSegment(seqs[0]!)
       const {segment} = target
       if (segment.madeAtOpen) {
-        segment.madeAtOpen = false
         if (segment.firstSeq !== seqs[0]) {
           // the numbers jumped since the open: named by the seq it really starts at
           const file = path.join(this.dir, segmentName(seqs[0]!))
           fs.renameSync(segment.file, file)
           Object.assign(segment, {firstSeq: seqs[0]!, file})
         }
+        segment.madeAtOpen = false
       }
     } catch (error) {
       throw journalError(`Cannot create journal segment in ${this.dir}; events ${seqs[0]}..${seqs.at(-1)} are lost`, error, 'Free disk space or fix the data dir permissions.', {fromSeq: seqs[0], toSeq: seqs.at(-1)})

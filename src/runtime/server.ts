@@ -126,10 +126,11 @@ export class NodeServer {
   /** EE_HASH → the connection that sent it, so its confirmations reach it without a subscription. */
   readonly commandOwners = new Map<string, {connection: Connection; expires: number}>()
   /**
-   * Pipeline → the connections that sent a command naming it → until when: the failures of its
-   * instances (an exception, a crash: they answer no command) reach them too, without a subscription.
+   * Pipeline → the connections whose sender applied its config (DEPLOY_ACTIONS) → that sender and until
+   * when: the failures of its instances (an exception, a crash: they answer no command) reach them too,
+   * without a subscription, while the sender stays allowed.
    */
-  readonly pipelineCommanders = new Map<string, Map<Connection, number>>()
+  readonly pipelineCommanders = new Map<string, Map<Connection, {sender: string; expires: number}>>()
   private replayCache?: ReplayCache
   private bundleUploads?: BundleUploads
   private serviceActions?: ServiceActions
@@ -345,7 +346,7 @@ export class NodeServer {
     this.serviceActions?.expire()
     for (const [hash, owner] of this.commandOwners) if (owner.expires < now) this.commandOwners.delete(hash)
     for (const [pipeline, commanders] of this.pipelineCommanders) {
-      for (const [connection, expires] of commanders) if (expires < now) commanders.delete(connection)
+      for (const [connection, commander] of commanders) if (!this.hearsFailures(commander, now)) commanders.delete(connection)
       if (commanders.size === 0) this.pipelineCommanders.delete(pipeline)
     }
   }
@@ -404,15 +405,21 @@ export class NodeServer {
     }
   }
 
+  /** Whether a pipeline's commander still hears its failures: within its time, its sender still allowed. */
+  private hearsFailures(commander: {sender: string; expires: number} | undefined, now: number): boolean {
+    return commander !== undefined && commander.expires >= now && this.options.allowList.has(commander.sender)
+  }
+
   private dispatchEvent(event: NodeEvent, json: Buffer): void {
     const notification = event.EE_EVENT_TYPE === 'NOTIFICATION' ? event : undefined
     const hash = notification?.COMMAND_HASH
     const owner = hash ? this.commandOwners.get(hash)?.connection : undefined
     const pipeline = notification && !hash && isFailureNotification(notification) ? notification.EE_PAYLOAD_PATH[1] : null
     const commanders = pipeline === null ? undefined : this.pipelineCommanders.get(pipeline)
+    const now = this.now()
     for (const connection of this.connections) {
       const delivered = connection.offerLive(event, json)
-      if (!delivered && (connection === owner || commanders?.has(connection))) connection.enqueue(event, json)
+      if (!delivered && (connection === owner || this.hearsFailures(commanders?.get(connection), now))) connection.enqueue(event, json)
     }
   }
 }

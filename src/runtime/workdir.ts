@@ -19,6 +19,8 @@ import {unpackFiles} from './files-bundle.js'
  */
 
 const SETUP_TIMEOUT_MS = 15 * 60_000
+/** How long a finished setup's output is still read when something outside its group holds the pipes. */
+const SETUP_DRAIN_MS = 2000
 
 /** A line of a setup's output; `cut`: characters cut from it (a line is kept to MAX_LINE_CHARS as it is read). */
 export type WorkLog = (level: LogLevel, text: string, cut?: number) => void
@@ -94,6 +96,8 @@ function runSetup(setup: string, dir: string, env: Record<string, string>, user:
   return new Promise((resolve, reject) => {
     const child = spawn('sh', ['-c', setup], {cwd: dir, env: {...env, HOME: dir}, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(user ? {uid: user.uid, gid: user.gid} : {})})
     let last = ''
+    let timedOut = false
+    let drainTimer: NodeJS.Timeout | undefined
     const forward = (stream: Readable, level: LogLevel) =>
       splitLines(stream, (line, cut) => {
         if (line.trim()) last = line
@@ -101,20 +105,32 @@ function runSetup(setup: string, dir: string, env: Record<string, string>, user:
       })
     forward(child.stdout!, 'info')
     forward(child.stderr!, 'warn')
+    // the output is read no longer: 'close' follows at once
+    const stopReading = () => {
+      child.stdout!.destroy()
+      child.stderr!.destroy()
+    }
     const timer = setTimeout(() => {
-      last = `timed out after ${SETUP_TIMEOUT_MS / 60_000} min`
+      timedOut = true
       killGroup(child.pid)
+      stopReading()
     }, SETUP_TIMEOUT_MS)
     child.once('error', (error) => {
       clearTimeout(timer)
       reject(new Error(`setup "${setup}" could not start: ${error.message}`))
     })
-    // the shell is gone: so is what it left behind in its group, which would hold the output pipes open
-    child.once('exit', () => killGroup(child.pid))
+    child.once('exit', () => {
+      // the shell is gone: so is what it left in its group, which would hold the output pipes open; what
+      // left the group (setsid) and holds them still is not waited for past a moment
+      killGroup(child.pid)
+      drainTimer = setTimeout(stopReading, SETUP_DRAIN_MS)
+    })
     // settled once its output is read to the end: the last line is the reason a failed setup gives
     child.once('close', (code, signal) => {
       clearTimeout(timer)
-      if (code === 0) resolve()
+      clearTimeout(drainTimer)
+      if (timedOut) reject(new Error(`setup "${setup}" timed out after ${SETUP_TIMEOUT_MS / 60_000} min${last ? `: ${last.slice(0, 500)}` : ''}`))
+      else if (code === 0) resolve()
       else reject(new Error(`setup "${setup}" failed (${signal ?? `exit ${code}`})${last ? `: ${last.slice(0, 500)}` : ''}`))
     })
   })

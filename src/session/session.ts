@@ -158,16 +158,15 @@ const HIGH_QUEUE = 10_000
 const LOW_QUEUE = 1_000
 
 /**
- * The last bundle chunk encoded: the same bundle uploaded to a fleet is encoded once, and held once
- * while its uploads are in flight (not once per node).
+ * Each bundle's chunks in base64, while the bundle's bytes are in use: the same bundle uploaded to a
+ * fleet is encoded once, and held once while its uploads are in flight (not once per node).
  */
-let lastChunk: {bytes: Uint8Array; index: number; text: string} | undefined
+const chunkTexts = new WeakMap<Uint8Array, {hash: string; texts: string[]}>()
 
-function chunkBase64(bytes: Uint8Array, index: number): string {
-  if (lastChunk?.bytes !== bytes || lastChunk.index !== index) {
-    lastChunk = {bytes, index, text: Buffer.from(bytes.subarray(index * BUNDLE_CHUNK_BYTES, (index + 1) * BUNDLE_CHUNK_BYTES)).toString('base64')}
-  }
-  return lastChunk.text
+function chunkBase64(bytes: Uint8Array, hash: string, index: number): string {
+  let known = chunkTexts.get(bytes)
+  if (known?.hash !== hash) chunkTexts.set(bytes, (known = {hash, texts: []}))
+  return (known.texts[index] ??= Buffer.from(bytes.subarray(index * BUNDLE_CHUNK_BYTES, (index + 1) * BUNDLE_CHUNK_BYTES)).toString('base64'))
 }
 
 function unreachable(message: string, hint?: string, cause?: unknown): R1Error {
@@ -730,7 +729,7 @@ export class Session {
   async putBundle(hash: string, bytes: Uint8Array, options: Omit<SendOptions, 'expect'> & {onProgress?: (sent: number, total: number) => void} = {}): Promise<void> {
     const count = Math.max(1, Math.ceil(bytes.length / BUNDLE_CHUNK_BYTES))
     for (let index = 0; index < count; index++) {
-      const result = await this.request('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: chunkBase64(bytes, index)}, options)
+      const result = await this.request('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: chunkBase64(bytes, hash, index)}, options)
       options.onProgress?.(Math.min(bytes.length, (index + 1) * BUNDLE_CHUNK_BYTES), bytes.length)
       if (result.STORED) return
     }

@@ -40,4 +40,13 @@ describe('a files setup', () => {
     const pid = Number(readFileSync(join(dir, 'sleeper.pid'), 'utf8'))
     await until(() => !isAlive(pid), 5000, 'the background child to be stopped')
   })
+
+  it('that leaves a process outside its group holding its output still ends (that process is not waited for)', async () => {
+    // setsid: a new session, out of reach of the group kill, keeping the output pipes open for a minute
+    const {prepare} = await prepared("setsid sh -c 'echo $$ > escaped.pid; exec sleep 60' & sleep 0.2; echo done")
+    const dir = await prepare
+    const pid = Number(readFileSync(join(dir, 'escaped.pid'), 'utf8'))
+    expect(isAlive(pid)).toBe(true)
+    process.kill(pid, 'SIGKILL')
+  })
 })

@@ -7,6 +7,7 @@ import type {NodeEvent} from '../../src/protocol/events.js'
 import {FEATURE_PIPELINE_FAILURES} from '../../src/protocol/messages.js'
 import type {PipelineConfig} from '../../src/protocol/pipeline.js'
 import type {Session} from '../../src/session/index.js'
+import {allowAddress, disallowAddress} from '../../src/runtime/server-allowlist.js'
 import {execPipeline, startTestNode, type TestNode} from './helpers.js'
 
 let t: TestNode
@@ -64,11 +65,37 @@ describe('failures of a commanded pipeline, without a subscription', () => {
     expect(heard.get(commander)!.some((e) => e.EE_EVENT_TYPE === 'PAYLOAD')).toBe(false)
   })
 
+  it('an instance command (r1 command) does not make its sender hear the pipeline\'s failures', async () => {
+    const other = await t.connect()
+    const heardByOther: NodeEvent[] = []
+    other.onEvent((event) => heardByOther.push(event))
+    await commander.send('UPDATE_CONFIG', exploding('boom2'), {expect: [{code: NotificationCode.PIPELINE_OK, pipeline: 'boom2'}]})
+    await other.send('UPDATE_PIPELINE_INSTANCE', {NAME: 'boom2', SIGNATURE: 'CUSTOM_EXEC_01', INSTANCE_ID: 'bad', INSTANCE_CONFIG: {PROCESS_DELAY: 0.1}})
+    // the instance fails again and again (about once a second): at least once after the other's command
+    await until(() => failuresIn(commander, 'boom2').length >= 2, 'two failures at the commander')
+    expect(heardByOther.filter((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.COMMAND_HASH === undefined)).toEqual([])
+    await other.close()
+  })
+
   it('a session that closed is forgotten: the failures that follow go nowhere', async () => {
     const brief = await t.connect()
     await brief.send('UPDATE_CONFIG', exploding('again'), {expect: [{code: NotificationCode.PIPELINE_OK, pipeline: 'again'}]})
     await brief.close()
     await until(() => (t.node.server.pipelineCommanders.get('again')?.size ?? 0) === 0, 'the closed session forgotten')
     expect(failuresIn(bystander, 'again')).toEqual([])
+  })
+
+  it('a sender taken off the allow-list hears no more of them', async () => {
+    const seenByNode: NodeEvent[] = []
+    const off = t.node.core.onEvent((event) => event.EE_EVENT_TYPE === 'NOTIFICATION' && event.EE_PAYLOAD_PATH[1] === 'boom3' && event.NOTIFICATION_TYPE === 'EXCEPTION' && seenByNode.push(event))
+    await commander.send('UPDATE_CONFIG', exploding('boom3'), {expect: [{code: NotificationCode.PIPELINE_OK, pipeline: 'boom3'}]})
+    await disallowAddress(t.dataDir, t.client.address)
+    try {
+      await until(() => seenByNode.length >= 2, 'the instance to fail twice')
+      expect(failuresIn(commander, 'boom3')).toEqual([])
+    } finally {
+      off()
+      await allowAddress(t.dataDir, t.client.address)
+    }
   })
 })
