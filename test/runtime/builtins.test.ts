@@ -110,6 +110,8 @@ describe('PROCESS_APP_RUNNER', () => {
     const second = Number((restarted.INFO as {RESULT: {PID: number}}).RESULT.PID)
     expect(second).not.toBe(first)
     expect(isAlive(first)).toBe(false)
+    // the second life has printed its two lines before it is stopped (a stop sooner would cut them short, rightly)
+    await events.waitUntil(() => appLines().length >= 4, 20_000, 'the lines of the second life')
 
     const stop = meta()
     await node!.execute('UPDATE_PIPELINE_INSTANCE', {NAME: 'b', SIGNATURE: 'PROCESS_APP_RUNNER', INSTANCE_ID: 'app', INSTANCE_CONFIG: {INSTANCE_COMMAND: 'STOP'}}, stop)
