@@ -154,7 +154,7 @@ export class Connection {
     for (const hash of this.ownedHashes) {
       if (this.server.commandOwners.get(hash)?.connection === this) this.server.commandOwners.delete(hash)
     }
-    for (const commanders of this.server.pipelineCommanders.values()) commanders.delete(this)
+    this.server.forgetCommander(this)
   }
 
   // ---- incoming ----
@@ -273,11 +273,8 @@ export class Connection {
     this.ownedHashes.add(meta.hash)
     this.server.commandOwners.set(meta.hash, {connection: this, expires: Date.now() + COMMAND_OWNER_TTL_MS})
     if (DEPLOY_ACTIONS.has(action)) {
-      const commander = {sender: meta.sender, expires: this.server.now() + COMMAND_OWNER_TTL_MS}
-      for (const {NAME} of [payload as PayloadOf<'UPDATE_CONFIG'> | PayloadOf<'BATCH_UPDATE_PIPELINE_INSTANCE'>].flat()) {
-        const commanders = this.server.pipelineCommanders.get(NAME) ?? new Map<Connection, {sender: string; expires: number}>()
-        this.server.pipelineCommanders.set(NAME, commanders.set(this, commander))
-      }
+      const named = [payload as PayloadOf<'UPDATE_CONFIG'> | PayloadOf<'BATCH_UPDATE_PIPELINE_INSTANCE'>].flat().map((p) => p.NAME)
+      this.server.commanded(this, named, meta.sender, COMMAND_OWNER_TTL_MS)
     }
     try {
       // admission checked the payload against the action's schema; a command's outcome comes as notifications (RESULT null)
@@ -531,4 +528,3 @@ export class Connection {
     if (this.subscription?.mode === 'history' && this.queuedSubscriptionItems < 100) void this.pump()
   }
 }
-

@@ -130,7 +130,7 @@ export class NodeServer {
    * when: the failures of its instances (an exception, a crash: they answer no command) reach them too,
    * without a subscription, while the sender stays allowed.
    */
-  readonly pipelineCommanders = new Map<string, Map<Connection, {sender: string; expires: number}>>()
+  readonly pipelineCommanders = new Map<string, Map<Connection, PipelineCommander>>()
   private replayCache?: ReplayCache
   private bundleUploads?: BundleUploads
   private serviceActions?: ServiceActions
@@ -405,8 +405,22 @@ export class NodeServer {
     }
   }
 
+  /** `connection`'s sender applied the configs of `pipelines` (DEPLOY_ACTIONS): it hears their failures from now on, for `ttlMs`. */
+  commanded(connection: Connection, pipelines: readonly string[], sender: string, ttlMs: number): void {
+    const commander = {sender, expires: this.now() + ttlMs}
+    for (const name of pipelines) {
+      const commanders = this.pipelineCommanders.get(name) ?? new Map<Connection, PipelineCommander>()
+      this.pipelineCommanders.set(name, commanders.set(connection, commander))
+    }
+  }
+
+  /** A connection that is gone hears nothing more. */
+  forgetCommander(connection: Connection): void {
+    for (const commanders of this.pipelineCommanders.values()) commanders.delete(connection)
+  }
+
   /** Whether a pipeline's commander still hears its failures: within its time, its sender still allowed. */
-  private hearsFailures(commander: {sender: string; expires: number} | undefined, now: number): boolean {
+  private hearsFailures(commander: PipelineCommander | undefined, now: number): boolean {
     return commander !== undefined && commander.expires >= now && this.options.allowList.has(commander.sender)
   }
 
@@ -422,6 +436,12 @@ export class NodeServer {
       if (!delivered && (connection === owner || this.hearsFailures(commanders?.get(connection), now))) connection.enqueue(event, json)
     }
   }
+}
+
+/** A connection that applied a pipeline's config: its sender, and until when it hears the pipeline's failures. */
+interface PipelineCommander {
+  sender: string
+  expires: number
 }
 
 /** The remote IP as connections are counted per address (IPv6 by /64). */
