@@ -1,3 +1,4 @@
+import {setMaxListeners} from 'node:events'
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {ChalkInstance} from 'chalk'
 import {ExitCode, R1Error, exitCodeOf} from './errors.js'
@@ -58,7 +59,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected handlesInterrupt = false
   protected flags!: CommandFlags<T>
   protected args!: CommandArgs<T>
-  private readonly interrupt = new AbortController()
+  private readonly interrupt = interruptController()
   private readonly cleanups: Array<() => unknown | Promise<unknown>> = []
   private readonly onSignal = (signal: NodeJS.Signals) => void this.handleSignal(signal)
 
@@ -165,4 +166,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     await this.runCleanups()
     process.exit(ExitCode.INTERRUPTED)
   }
+}
+
+/** Ctrl-C's signal: every target in flight listens to it (a fleet command has hundreds at once), which is no leak to warn of. */
+function interruptController(): AbortController {
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal)
+  return controller
 }

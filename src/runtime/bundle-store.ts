@@ -36,6 +36,8 @@ export class BundleStore {
   readonly quotaBytes: number
   readonly graceMs: number
   private readonly verified = new Map<string, {size: number; mtimeMs: number; ino: number}>()
+  /** Bundles being written, by hash. */
+  private readonly writing = new Map<string, Promise<true>>()
   /** hash → when it was last stored or asked for (ms). */
   private readonly wanted = new Map<string, number>()
   private readonly referenced: () => Iterable<string>
@@ -64,13 +66,29 @@ export class BundleStore {
     return ok
   }
 
-  /** Stores bytes under their hash after checking that they hash to it and that they fit the quota. */
-  async put(hash: string, bytes: Uint8Array): Promise<void> {
+  /**
+   * Stores bytes under their hash after checking that they hash to it and that they fit the quota;
+   * false when an intact copy was already stored (nothing written).
+   */
+  async put(hash: string, bytes: Uint8Array): Promise<boolean> {
     const actual = sha256Hex(bytes)
     if (actual !== hash) {
       throw new R1Error(`Bundle content does not match its hash: expected ${hash}, got ${actual}`, ExitCode.REJECTED, {code: 'BUNDLE_HASH_MISMATCH', hint: 'Upload the bundle again; it was corrupted in transit.'})
     }
-    if (this.has(hash)) return
+    // the same bundle put twice at once (two deploys racing) is written once: the second finds it stored
+    const inFlight = this.writing.get(hash)
+    if (inFlight) return inFlight.then(() => false, () => this.put(hash, bytes))
+    if (this.has(hash)) return false
+    const writing = this.write(hash, bytes)
+    this.writing.set(hash, writing)
+    try {
+      return await writing
+    } finally {
+      this.writing.delete(hash)
+    }
+  }
+
+  private async write(hash: string, bytes: Uint8Array): Promise<true> {
     if (this.usage() + bytes.length > this.quotaBytes) {
       this.collect()
       const used = this.usage()
@@ -84,6 +102,7 @@ export class BundleStore {
     await writeFileAtomic(this.path(hash), bytes)
     this.wanted.set(hash, Date.now())
     this.remember(hash)
+    return true
   }
 
   /** Bytes taken by stored bundles. */

@@ -320,9 +320,9 @@ export class LocalNode implements NodeCore {
    * config command that follows (a deploy sends one) re-creates every instance that loads it.
    */
   async putBundle(hash: string, bytes: Uint8Array): Promise<void> {
-    const had = this.bundles.has(hash)
-    await this.bundles.put(hash, bytes)
-    if (had || this.stopped) return
+    // stored by this put, not by another that won the race to it (what was put twice was never missing)
+    const stored = await this.bundles.put(hash, bytes)
+    if (!stored || this.stopped) return
     await this.serialized(async () => this.bundleArrived(hash))
   }
 
@@ -523,7 +523,7 @@ export class LocalNode implements NodeCore {
       } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config) || this.instanceSecrets.changed(current, spec)) {
         await this.reconfigureInstance(current, spec, hash)
         changed++
-      }
+      } else if (hash && announce) current.configUnchanged(hash)
     }
     this.active.set(config.NAME, {current: version, instances})
     return `${added} added, ${changed} reconfigured, ${restarted} restarted, ${removed} removed`

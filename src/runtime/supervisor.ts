@@ -128,6 +128,10 @@ export class InstanceSupervisor {
   private readonly inFlight = new Map<number, PendingCommand>()
   private readonly inputs: unknown[] = []
   private previousConfig: Record<string, unknown> | undefined
+  /** Its current config's PLUGIN_CONFIG_OK has been sent (a good process ran with it). */
+  private configConfirmed = false
+  /** Commands that sent the current config again, unchanged: each hears that PLUGIN_CONFIG_OK too. */
+  private unchangedBy: string[] = []
   private exited: Promise<void> = Promise.resolve()
   /** Batches handled since the last `ack`. */
   private unacked = 0
@@ -186,10 +190,22 @@ export class InstanceSupervisor {
     this.setStatus('error', error)
   }
 
+  /**
+   * A command (`hash`) sent this instance the config it already has: it is told PLUGIN_CONFIG_OK as the
+   * command that set the config was (at once when that was already sent), so two deploys of the same
+   * config racing to a node are both confirmed, neither left waiting for a change that was not needed.
+   */
+  configUnchanged(hash: string): void {
+    if (this.configConfirmed) this.sink({kind: 'notification', type: NotificationType.NORMAL, code: NotificationCode.PLUGIN_CONFIG_OK, message: 'Plugin config unchanged (already running with it)', commandHash: hash})
+    else this.unchangedBy.push(hash)
+  }
+
   /** Live reconfiguration: the `config` hook runs in the child; no restart. */
   reconfigure(config: Record<string, unknown>, hash?: string): void {
     this.previousConfig = this.specValue.config
     this.specValue = {...this.specValue, config, announceConfig: true, configHash: hash}
+    this.configConfirmed = false
+    this.unchangedBy = []
     this.counters.lastConfigTime = iso()
     if (this.ready) this.send({t: 'config', config: this.options.resolveConfig?.(config) ?? config, hash})
   }
@@ -462,6 +478,10 @@ export class InstanceSupervisor {
           this.counters.lastErrorTime = iso()
         }
         this.sink(message.event)
+        if (message.event.kind === 'notification' && message.event.code === NotificationCode.PLUGIN_CONFIG_OK) {
+          this.configConfirmed = true
+          for (const hash of this.unchangedBy.splice(0)) this.sink({...message.event, commandHash: hash})
+        }
         break
       case 'busy':
         this.busySince = Date.now()

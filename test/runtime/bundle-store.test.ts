@@ -130,6 +130,25 @@ describe('bundle integrity', () => {
     }
   })
 
+  it('the same bundle put twice at once (two deploys racing) is stored once: the later put is no arrival, so the instance the first config started is kept', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    const events = new Events(node)
+    const bundle = await bundleEntry('src/faulty.ts', {projectDir: join(FIXTURES, 'faulty')})
+    const [first, second] = [node.putBundle(bundle.hash, bundle.bytes), node.putBundle(bundle.hash, bundle.bytes)]
+    await first
+    const created = meta()
+    const applied = node.execute('UPDATE_CONFIG', faultyPipeline(bundle.hash, [{INSTANCE_ID: 'a'}]), created)
+    await Promise.all([second, applied])
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'a')
+    const pid = node.instance('p', 'FAULTY', 'a')!.pid
+    const again = meta()
+    await node.execute('UPDATE_CONFIG', faultyPipeline(bundle.hash, [{INSTANCE_ID: 'a'}]), again)
+    expect(events.notifications({code: NotificationCode.PIPELINE_OK, hash: again.hash})[0].NOTIFICATION).toMatch(/0 added, 0 reconfigured, 0 restarted, 0 removed/)
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === again.hash)
+    expect(node.instance('p', 'FAULTY', 'a')!.pid).toBe(pid)
+    expect(await bundleFiles()).toEqual([`${bundle.hash}.mjs`])
+  })
+
   it('a bundle changed on disk while the node runs is re-hashed (size and mtime differ from the verified ones)', async () => {
     node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, log})
     const bundle = fakeBundle('a', 4096)

@@ -105,6 +105,26 @@ describe('node core: UPDATE_CONFIG diffs instances', () => {
     expect(events.payloads('slow')).toHaveLength(2)
   })
 
+  it('the same config sent again (two deploys racing) confirms each command, before and after the first is confirmed, in the same process', async () => {
+    const started = await faultyNode()
+    node = started.node
+    const {events} = started
+    const confirmed = (hash: string) => events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === hash && e.EE_PAYLOAD_PATH[3] === 'a', 20_000, `PLUGIN_CONFIG_OK for ${hash.slice(0, 8)}`)
+    const [first, racing, later] = [meta(), meta(), meta()]
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a'}]), first)
+    // sent while the instance is still starting: it hears the first config's confirmation when that comes
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a'}]), racing)
+    expect(events.notifications({code: NotificationCode.PIPELINE_OK, hash: racing.hash})[0].NOTIFICATION).toMatch(/0 added, 0 reconfigured, 0 restarted, 0 removed/)
+    await Promise.all([confirmed(first.hash), confirmed(racing.hash)])
+    const pid = pidOf(events, 'a')
+    // sent once it runs: confirmed at once
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a'}]), later)
+    await confirmed(later.hash)
+    await events.waitUntil(() => events.payloads('a').length > 1, 20_000, 'a second payload')
+    expect(pidOf(events, 'a')).toBe(pid)
+    expect(events.notifications({code: NotificationCode.PLUGIN_CONFIG_OK}).filter((e) => e.COMMAND_HASH === first.hash)).toHaveLength(1)
+  })
+
   it('rejects what it cannot apply and changes nothing', async () => {
     const started = await faultyNode()
     node = started.node
