@@ -119,6 +119,10 @@ class SessionLink implements NodeLink {
     return this.session.alias || this.session.address
   }
 
+  get features(): readonly string[] {
+    return this.session.nodeFeatures
+  }
+
   onEvent(listener: Parameters<NodeLink['onEvent']>[0]): () => void {
     return this.session.onEvent(listener)
   }

@@ -1,5 +1,7 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
+import {COMMAND_LIMITS} from '../protocol/limits.js'
+import {FEATURE_INLINE_BUNDLES} from '../protocol/messages.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {secretNames} from '../protocol/secret-refs.js'
 import {type SecretsFile, sealedFor} from '../secrets/store.js'
@@ -271,11 +273,13 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     const changing = plan.pipelines.filter((p) => p.command)
     const needed = new Set(changing.flatMap((p) => (p.command!.action === 'UPDATE_CONFIG' ? Object.values(bundleMap(p.command!.payload)) : [])))
     const toUpload = (attempt.missing ?? []).filter((hash) => needed.has(hash))
-    result.uploaded = await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
+    const payloads = changing.map((p) => withMessage(p.command!, options.message))
+    const inline = inlined(attempt.link!, changing, payloads, toUpload, bundles)
+    result.uploaded = inline ? toUpload : await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
     result.timings.upload = lap()
 
     step('applying')
-    const commands = changing.map((p): ConfirmedCommand => ({...p.command!, payload: withMessage(p.command!, options.message), expect: expectationOf(p)}) as ConfirmedCommand)
+    const commands = changing.map((p, i): ConfirmedCommand => ({...p.command!, payload: inline?.[i] ?? payloads[i], expect: expectationOf(p)}) as ConfirmedCommand)
     attempt.applied = changing
     options.onApplying?.(attempt)
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
@@ -302,6 +306,37 @@ function withMessage(command: NonNullable<PipelinePlan['command']>, message: str
   if (!message) return command.payload
   if (command.action === 'UPDATE_CONFIG') return {...command.payload, R1_MESSAGE: message}
   return command.payload.map((update) => ({...update, R1_MESSAGE: message}))
+}
+
+/** Room left in a command's payload bound for what JSON encoding adds around the inline bundles. */
+const INLINE_MARGIN_BYTES = 4096
+
+/**
+ * The commands' payloads with the bundles they load that the node lacks carried inline (R1_BUNDLE_DATA),
+ * when the node takes them (its hello's INLINE_BUNDLES) and every such UPDATE_CONFIG stays within the
+ * payload bound; undefined when nothing is missing or they do not fit (they are uploaded first instead).
+ */
+function inlined(link: NodeLink, changing: readonly PipelinePlan[], payloads: readonly unknown[], missing: readonly string[], bundles: ReadonlyMap<string, Uint8Array>): unknown[] | undefined {
+  if (missing.length === 0 || !link.features?.includes(FEATURE_INLINE_BUNDLES)) return undefined
+  const texts = new Map<string, string>()
+  for (const hash of missing) {
+    const bytes = bundles.get(hash)
+    if (!bytes) return undefined // the upload names what was not built
+    texts.set(hash, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'))
+  }
+  const out: unknown[] = []
+  for (const [i, p] of changing.entries()) {
+    const loads = p.command!.action === 'UPDATE_CONFIG' ? Object.values(bundleMap(p.command!.payload)).filter((hash) => texts.has(hash)) : []
+    if (loads.length === 0) {
+      out.push(payloads[i])
+      continue
+    }
+    const data = Object.fromEntries(loads.map((hash) => [hash, texts.get(hash)!]))
+    const size = Buffer.byteLength(JSON.stringify(payloads[i])) + loads.reduce((sum, hash) => sum + hash.length + texts.get(hash)!.length + 8, 0)
+    if (size > COMMAND_LIMITS.maxPayloadBytes - INLINE_MARGIN_BYTES) return undefined
+    out.push({...(payloads[i] as Record<string, unknown>), R1_BUNDLE_DATA: data})
+  }
+  return out
 }
 
 function finish(attempt: Attempt, status: TargetStatus): Attempt {

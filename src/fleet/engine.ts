@@ -23,6 +23,8 @@ export interface NodeLink {
   readonly alias: string
   /** This client's own address (what the node's operator would allow), when the link knows it. */
   readonly sender?: string
+  /** What the node does beyond the protocol's base (its hello's FEATURES), once heard. */
+  readonly features?: readonly string[]
   /** Every node event from now on (already verified); returns the unsubscribe function. */
   onEvent(listener: (event: NodeEvent) => void): () => void
   /** Called when the connection is gone and not back within seconds (exit 7); optional for links that cannot tell. */

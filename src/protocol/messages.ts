@@ -291,6 +291,13 @@ export type Hello = z.infer<typeof HelloSchema>
  * (DEPLOY_ACTIONS) in the last 10 minutes and is still on the allow-list.
  */
 export const FEATURE_PIPELINE_FAILURES = 'PIPELINE_FAILURES'
+/**
+ * A hello FEATURE: UPDATE_CONFIG may carry bundles the config loads and the node lacks, inline, as
+ * `R1_BUNDLE_DATA: {<sha256>: <base64>}` within the config's size bound: stored (checked like an
+ * R1_BUNDLE_PUT) before the config is applied, never kept in it. A small bundle's deploy is then one
+ * command, not an upload and a command.
+ */
+export const FEATURE_INLINE_BUNDLES = 'INLINE_BUNDLES'
 /** The actions that apply a deploy's configs (instances start or restart with them): see FEATURE_PIPELINE_FAILURES. */
 export const DEPLOY_ACTIONS: ReadonlySet<Action> = new Set<Action>(['UPDATE_CONFIG', 'BATCH_UPDATE_PIPELINE_INSTANCE'])
 

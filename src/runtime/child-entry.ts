@@ -8,11 +8,18 @@ import {fileURLToPath, pathToFileURL} from 'node:url'
  * package is built (dist), else the `.ts` source through tsx (vitest, bin/dev.js).
  */
 export function childEntry(name: string): {modulePath: string; execArgv: string[]} {
-  const js = fileURLToPath(new URL(`./${name}.js`, import.meta.url))
-  if (existsSync(js)) return {modulePath: js, execArgv: ['--enable-source-maps']}
-  const ts = fileURLToPath(new URL(`./${name}.ts`, import.meta.url))
-  return {modulePath: ts, execArgv: ['--enable-source-maps', '--import', tsxLoaderUrl()]}
+  // looked up once: r1's own code does not move while it runs (a node forks one per instance start)
+  let entry = entries.get(name)
+  if (!entry) {
+    const js = fileURLToPath(new URL(`./${name}.js`, import.meta.url))
+    const ts = fileURLToPath(new URL(`./${name}.ts`, import.meta.url))
+    entry = existsSync(js) ? {modulePath: js, execArgv: ['--enable-source-maps']} : {modulePath: ts, execArgv: ['--enable-source-maps', '--import', tsxLoaderUrl()]}
+    entries.set(name, entry)
+  }
+  return {modulePath: entry.modulePath, execArgv: [...entry.execArgv]}
 }
+
+const entries = new Map<string, {modulePath: string; execArgv: string[]}>()
 
 let tsxLoader: string | undefined
 

@@ -3,7 +3,7 @@ import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
-import {type Action, type BundlePut, DEPLOY_ACTIONS, FEATURE_PIPELINE_FAILURES, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {type Action, type BundlePut, DEPLOY_ACTIONS, FEATURE_INLINE_BUNDLES, FEATURE_PIPELINE_FAILURES, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
 import {SERVICE_ACTIONS, type ServiceAction} from '../protocol/services.js'
 import {type DecodedSigned, encodeBatch, signCanonical} from '../protocol/wire.js'
 import {admitCommand, FloodGuard} from './admission.js'
@@ -107,7 +107,7 @@ export class Connection {
       LAST_SEQ: server.core.lastSeq(),
       VERSION: server.options.version ?? null,
       PROTOCOL: SUBPROTOCOL,
-      FEATURES: [FEATURE_PIPELINE_FAILURES],
+      FEATURES: [FEATURE_PIPELINE_FAILURES, FEATURE_INLINE_BUNDLES],
     }
     this.enqueue(hello)
   }

@@ -65,6 +65,15 @@ export function runAsProblem(user: RunAs): string | undefined {
 
 /** r1's own code an instance host loads: the folder of the host module (dist or src), package.json and every node_modules it resolves from. */
 export function codeRoots(hostModule: string): string[] {
+  // found once per host module: r1's own code does not move while it runs (each instance start asks)
+  let roots = knownCodeRoots.get(hostModule)
+  if (!roots) knownCodeRoots.set(hostModule, (roots = findCodeRoots(hostModule)))
+  return [...roots]
+}
+
+const knownCodeRoots = new Map<string, string[]>()
+
+function findCodeRoots(hostModule: string): string[] {
   const codeDir = dirname(dirname(hostModule))
   const root = dirname(codeDir)
   const roots = [codeDir, join(root, 'package.json')]
@@ -154,11 +163,22 @@ export interface InstanceDirs {
 }
 
 export function createInstanceDirs(user: RunAs | undefined): InstanceDirs {
-  const run = realOrSelf(mkdtempSync(join(tmpdir(), 'r1-instance-')))
+  // made in the real temp folder, so the paths are real (what the permission model compares) with no lookup each
+  const base = realTmpdir()
+  const run = mkdtempSync(join(base, 'r1-instance-'))
   if (user) chownSync(run, user.uid, user.gid)
-  const code = realOrSelf(mkdtempSync(join(tmpdir(), 'r1-code-')))
+  const code = mkdtempSync(join(base, 'r1-code-'))
   chmodSync(code, 0o755)
   return {run, code, user}
+}
+
+let realTmp: {dir: string; real: string} | undefined
+
+/** The temp folder with its symlinks resolved (macOS's /var → /private/var), looked up again only when TMPDIR changes. */
+function realTmpdir(): string {
+  const dir = tmpdir()
+  if (realTmp?.dir !== dir) realTmp = {dir, real: realOrSelf(dir)}
+  return realTmp.real
 }
 
 /** Copies a bundle out of the node's data dir into the instance's code dir (read-only to the instance). */

@@ -13,6 +13,7 @@ import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
+import {isStandardBase64} from '../protocol/base64.js'
 import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
 import {isoAt} from './clock.js'
 import {CpuMeter, memory} from './machine.js'
@@ -406,7 +407,7 @@ export class LocalNode implements NodeCore {
     if (this.stopped) throw new R1Error('The node is stopping', ExitCode.UNREACHABLE, {code: 'NODE_STOPPING'})
     switch (action) {
       case 'UPDATE_CONFIG':
-        return this.updateConfig(this.parsePipeline(payload), meta)
+        return this.updateConfig(this.parsePipeline(await this.storeInlineBundles(payload)), meta)
       case 'DELETE_CONFIG':
         return this.deleteConfig(pipelineNameOf(payload, action), meta)
       case 'ARCHIVE_CONFIG':
@@ -432,6 +433,26 @@ export class LocalNode implements NodeCore {
       default:
         throw rejected(`Unknown action ${action}`, 'UNKNOWN_ACTION', 'Actions: UPDATE_CONFIG, DELETE_CONFIG, ARCHIVE_CONFIG, UPDATE_PIPELINE_INSTANCE, BATCH_UPDATE_PIPELINE_INSTANCE, PIPELINE_COMMAND, FULL_HEARTBEAT, R1_ROLLBACK, R1_RESTART')
     }
+  }
+
+  /**
+   * Stores the bundles an UPDATE_CONFIG carries inline (R1_BUNDLE_DATA: sha256 → base64), each checked
+   * against its hash and the quota, and each one the config loads; returns the config without them.
+   * Runs inside the command queue, so a bundle that arrives here is handled as an upload's would be.
+   */
+  private async storeInlineBundles(payload: unknown): Promise<unknown> {
+    if (!payload || typeof payload !== 'object' || !('R1_BUNDLE_DATA' in payload)) return payload
+    const {R1_BUNDLE_DATA: data, ...config} = payload as Record<string, unknown>
+    const loads = new Set(Object.values(bundleMap(config as PipelineConfig)))
+    if (!data || typeof data !== 'object' || Array.isArray(data)) throw rejected('R1_BUNDLE_DATA must map bundle hashes to their base64 bytes', 'BAD_PAYLOAD')
+    for (const [hash, text] of Object.entries(data)) {
+      if (!loads.has(hash)) throw rejected(`R1_BUNDLE_DATA holds ${hash.slice(0, 12)}…, which pipeline ${String(config.NAME)} does not load; nothing stored`, 'BAD_PAYLOAD', 'Send inline only the bundles the config names in R1_BUNDLES or R1_FILES.')
+      if (typeof text !== 'string' || !isStandardBase64(text)) throw rejected(`R1_BUNDLE_DATA of ${hash.slice(0, 12)}… is not base64; nothing stored`, 'BAD_PAYLOAD')
+    }
+    for (const [hash, text] of Object.entries(data as Record<string, string>)) {
+      if (await this.bundles.put(hash, Buffer.from(text, 'base64'))) await this.bundleArrived(hash)
+    }
+    return config
   }
 
   private parsePipeline(payload: unknown): PipelineConfig {
