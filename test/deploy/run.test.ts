@@ -189,6 +189,26 @@ describe('deploy()', () => {
     expect(() => buildProject(broken, ['nope'])).toThrow(/Unknown pipeline "nope"/)
   })
 
+  it('a small bundle travels inside its UPDATE_CONFIG to a node that takes it inline: one command, no upload', async () => {
+    const a = await node()
+    const sent: string[] = []
+    const watching: Connect = async (target, signal) => {
+      const link = await connect(target, signal)
+      return Object.assign(Object.create(link) as typeof link, {
+        send: ((action, payload, options) => (sent.push(action), link.send(action, payload, options))) as typeof link.send,
+        putBundle: (hash: string, bytes: Uint8Array) => (sent.push('R1_BUNDLE_PUT'), link.putBundle(hash, bytes)),
+      })
+    }
+    const result = await deploy({targets: [targetOf(a, 'a')], project: {pipelines: project.pipelines, bundles: project.bundles}, connect: watching, waitTimeoutMs: 30_000})
+    expect(result.targets[0].status).toBe('deployed')
+    expect(result.targets[0].uploaded).toEqual([...project.bundles.keys()])
+    expect(sent).toEqual(project.pipelines.map(() => 'UPDATE_CONFIG'))
+    for (const hash of project.bundles.keys()) expect(a.core.hasBundle(hash)).toBe(true)
+    // the config the node keeps is the one planned, without the bundle bytes: the next deploy finds nothing to do
+    const again = await deploy({targets: [targetOf(a, 'a')], project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000})
+    expect(again.targets[0].status).toBe('unchanged')
+  })
+
   it('retries an upload whose connection drops, on a fresh session', async () => {
     const a = await node()
     const p = await proxy(Number(new URL(a.url).port), 700_000, 'drop')
