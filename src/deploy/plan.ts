@@ -101,7 +101,7 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
       missing: [],
       instances,
       command: {action: 'UPDATE_CONFIG', payload: desired},
-      confirm: {pipeline: true, instances: instances.map(ref)},
+      confirm: {pipeline: true, instances: instances.filter((i) => runs(want, i)).map(ref)},
     }
   }
 
@@ -137,7 +137,7 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
   if (diff.length === 0 && bundles.length === 0 && missing.length === 0 && touched.length === 0) {
     return {...base, change: 'unchanged', confirm: {pipeline: false, instances: []}}
   }
-  const toConfirm = touched.filter((i) => i.change !== 'remove').map(ref)
+  const toConfirm = touched.filter((i) => i.change !== 'remove' && runs(want, i)).map(ref)
   // Instance deltas only when nothing but existing instances' keys changed (removed keys need the whole config;
   // a bundle uploaded again needs the config that makes the node load it).
   const deltasSuffice = diff.length === 0 && bundles.length === 0 && missing.length === 0 && touched.every((i) => i.change === 'update' && i.diff.every((d) => d.kind !== 'remove'))
@@ -154,6 +154,11 @@ export function planPipeline(desired: PipelineConfig, current: PipelineConfig | 
 /** A stored pipeline as it was sent: without the keys the node added. */
 export function withoutNodeKeys(pipeline: PipelineConfig): PipelineConfig {
   return Object.fromEntries(Object.entries(pipeline).filter(([k]) => !NODE_MANAGED_KEYS.has(k))) as PipelineConfig
+}
+
+/** Whether the instance is to run: a disabled one is stopped, with no start whose PLUGIN_CONFIG_OK a deploy could wait for. */
+function runs(want: ReturnType<typeof instancesOf>, i: InstancePlan): boolean {
+  return want.get(instanceKey(i.signature, i.instanceId))?.config.DISABLED !== true
 }
 
 function ref(i: InstancePlan): InstanceRef {

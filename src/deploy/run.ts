@@ -1,6 +1,6 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
-import {COMMAND_LIMITS} from '../protocol/limits.js'
+import {COMMAND_LIMITS, commandLimitProblem} from '../protocol/limits.js'
 import {FEATURE_INLINE_BUNDLES} from '../protocol/messages.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {secretNames} from '../protocol/secret-refs.js'
@@ -275,7 +275,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     const toUpload = (attempt.missing ?? []).filter((hash) => needed.has(hash))
     const payloads = changing.map((p) => withMessage(p.command!, options.message))
     const inline = inlined(attempt.link!, changing, payloads, toUpload, bundles)
-    result.uploaded = inline ? toUpload : await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
+    if (!inline) result.uploaded = await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
     result.timings.upload = lap()
 
     step('applying')
@@ -283,7 +283,9 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     attempt.applied = changing
     options.onApplying?.(attempt)
     step('confirming', changing.flatMap((p) => p.confirm.instances.map((i) => i.instanceId)).join(', '))
-    const {verdict, sentMs} = await sendAndConfirm(attempt.link!, commands, waitTimeoutMs, options.signal)
+    const {verdict, sentMs, hashes} = await sendAndConfirm(attempt.link!, commands, waitTimeoutMs, options.signal)
+    // inline bundles reached the node once every command carrying them was accepted
+    if (inline && hashes.length === commands.length && verdict.state !== 'rejected') result.uploaded = toUpload
     result.timings.apply = sentMs
     result.timings.confirm = lap() - sentMs
     const error = verdictError(verdict, `Deploy to ${target.name}`, waitTimeoutMs)
@@ -308,22 +310,16 @@ function withMessage(command: NonNullable<PipelinePlan['command']>, message: str
   return command.payload.map((update) => ({...update, R1_MESSAGE: message}))
 }
 
-/** Room left in a command's payload bound for what JSON encoding adds around the inline bundles. */
-const INLINE_MARGIN_BYTES = 4096
-
 /**
  * The commands' payloads with the bundles they load that the node lacks carried inline (R1_BUNDLE_DATA),
  * when the node takes them (its hello's INLINE_BUNDLES) and every such UPDATE_CONFIG stays within the
- * payload bound; undefined when nothing is missing or they do not fit (they are uploaded first instead).
+ * node's payload bounds; undefined when nothing is missing or they do not fit (they are uploaded first instead).
  */
 function inlined(link: NodeLink, changing: readonly PipelinePlan[], payloads: readonly unknown[], missing: readonly string[], bundles: ReadonlyMap<string, Uint8Array>): unknown[] | undefined {
   if (missing.length === 0 || !link.features?.includes(FEATURE_INLINE_BUNDLES)) return undefined
-  const texts = new Map<string, string>()
-  for (const hash of missing) {
-    const bytes = bundles.get(hash)
-    if (!bytes) return undefined // the upload names what was not built
-    texts.set(hash, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'))
-  }
+  // base64 takes 4 bytes per 3: a bundle that cannot fit is not encoded for nothing
+  if (missing.some((hash) => Math.ceil((bundles.get(hash)?.length ?? Number.POSITIVE_INFINITY) / 3) * 4 > COMMAND_LIMITS.maxPayloadBytes)) return undefined
+  const texts = new Map(missing.map((hash) => [hash, Buffer.from(bundles.get(hash)!).toString('base64')]))
   const out: unknown[] = []
   for (const [i, p] of changing.entries()) {
     const loads = p.command!.action === 'UPDATE_CONFIG' ? Object.values(bundleMap(p.command!.payload)).filter((hash) => texts.has(hash)) : []
@@ -331,10 +327,10 @@ function inlined(link: NodeLink, changing: readonly PipelinePlan[], payloads: re
       out.push(payloads[i])
       continue
     }
-    const data = Object.fromEntries(loads.map((hash) => [hash, texts.get(hash)!]))
-    const size = Buffer.byteLength(JSON.stringify(payloads[i])) + loads.reduce((sum, hash) => sum + hash.length + texts.get(hash)!.length + 8, 0)
-    if (size > COMMAND_LIMITS.maxPayloadBytes - INLINE_MARGIN_BYTES) return undefined
-    out.push({...(payloads[i] as Record<string, unknown>), R1_BUNDLE_DATA: data})
+    const payload = {...(payloads[i] as Record<string, unknown>), R1_BUNDLE_DATA: Object.fromEntries(loads.map((hash) => [hash, texts.get(hash)!]))}
+    // measured as the node measures it
+    if (commandLimitProblem('UPDATE_CONFIG', payload)) return undefined
+    out.push(payload)
   }
   return out
 }

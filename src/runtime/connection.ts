@@ -107,7 +107,8 @@ export class Connection {
       LAST_SEQ: server.core.lastSeq(),
       VERSION: server.options.version ?? null,
       PROTOCOL: SUBPROTOCOL,
-      FEATURES: [FEATURE_PIPELINE_FAILURES, FEATURE_INLINE_BUNDLES],
+      // bundles inline only where the core stores bundles
+      FEATURES: server.queries.putBundle ? [FEATURE_PIPELINE_FAILURES, FEATURE_INLINE_BUNDLES] : [FEATURE_PIPELINE_FAILURES],
     }
     this.enqueue(hello)
   }

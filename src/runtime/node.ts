@@ -14,7 +14,7 @@ import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {isStandardBase64} from '../protocol/base64.js'
-import {BundleStore, type BundleStoreOptions} from './bundle-store.js'
+import {BundleStore, type BundleStoreOptions, sha256Hex} from './bundle-store.js'
 import {isoAt} from './clock.js'
 import {CpuMeter, memory} from './machine.js'
 import {isBuiltin} from './builtins/index.js'
@@ -406,8 +406,12 @@ export class LocalNode implements NodeCore {
     assertCommandLimits(action, payload)
     if (this.stopped) throw new R1Error('The node is stopping', ExitCode.UNREACHABLE, {code: 'NODE_STOPPING'})
     switch (action) {
-      case 'UPDATE_CONFIG':
-        return this.updateConfig(this.parsePipeline(await this.storeInlineBundles(payload)), meta)
+      case 'UPDATE_CONFIG': {
+        const {config, inline} = this.inlineBundles(payload)
+        const parsed = this.parsePipeline(config, inline)
+        await this.storeInline(inline)
+        return this.updateConfig(parsed, meta)
+      }
       case 'DELETE_CONFIG':
         return this.deleteConfig(pipelineNameOf(payload, action), meta)
       case 'ARCHIVE_CONFIG':
@@ -436,26 +440,36 @@ export class LocalNode implements NodeCore {
   }
 
   /**
-   * Stores the bundles an UPDATE_CONFIG carries inline (R1_BUNDLE_DATA: sha256 → base64), each checked
-   * against its hash and the quota, and each one the config loads; returns the config without them.
-   * Runs inside the command queue, so a bundle that arrives here is handled as an upload's would be.
+   * An UPDATE_CONFIG's bundles carried inline (R1_BUNDLE_DATA: sha256 → base64), every one decoded and
+   * checked against its hash and against what the config loads before anything is stored; and the config
+   * without them.
    */
-  private async storeInlineBundles(payload: unknown): Promise<unknown> {
-    if (!payload || typeof payload !== 'object' || !('R1_BUNDLE_DATA' in payload)) return payload
+  private inlineBundles(payload: unknown): {config: unknown; inline: Map<string, Buffer>} {
+    if (!payload || typeof payload !== 'object' || !('R1_BUNDLE_DATA' in payload)) return {config: payload, inline: new Map()}
     const {R1_BUNDLE_DATA: data, ...config} = payload as Record<string, unknown>
-    const loads = new Set(Object.values(bundleMap(config as PipelineConfig)))
     if (!data || typeof data !== 'object' || Array.isArray(data)) throw rejected('R1_BUNDLE_DATA must map bundle hashes to their base64 bytes', 'BAD_PAYLOAD')
+    const loads = new Set(Object.values(bundleMap(config as PipelineConfig)))
+    const inline = new Map<string, Buffer>()
     for (const [hash, text] of Object.entries(data)) {
       if (!loads.has(hash)) throw rejected(`R1_BUNDLE_DATA holds ${hash.slice(0, 12)}…, which pipeline ${String(config.NAME)} does not load; nothing stored`, 'BAD_PAYLOAD', 'Send inline only the bundles the config names in R1_BUNDLES or R1_FILES.')
       if (typeof text !== 'string' || !isStandardBase64(text)) throw rejected(`R1_BUNDLE_DATA of ${hash.slice(0, 12)}… is not base64; nothing stored`, 'BAD_PAYLOAD')
+      const bytes = Buffer.from(text, 'base64')
+      const actual = sha256Hex(bytes)
+      if (actual !== hash) throw rejected(`R1_BUNDLE_DATA of ${hash.slice(0, 12)}… does not match its hash (the bytes hash to ${actual.slice(0, 12)}…); nothing stored`, 'BUNDLE_HASH_MISMATCH')
+      inline.set(hash, bytes)
     }
-    for (const [hash, text] of Object.entries(data as Record<string, string>)) {
-      if (await this.bundles.put(hash, Buffer.from(text, 'base64'))) await this.bundleArrived(hash)
-    }
-    return config
+    return {config, inline}
   }
 
-  private parsePipeline(payload: unknown): PipelineConfig {
+  /** Stores a config's checked inline bundles (inside the command queue: one that arrives here is handled as an upload's would be). */
+  private async storeInline(inline: ReadonlyMap<string, Buffer>): Promise<void> {
+    for (const [hash, bytes] of inline) {
+      if (await this.bundles.put(hash, bytes)) await this.bundleArrived(hash)
+    }
+  }
+
+  /** The config, checked: its shape, its instances named once, every bundle it loads stored (or in `inline`, about to be). */
+  private parsePipeline(payload: unknown, inline: ReadonlyMap<string, Buffer> = new Map()): PipelineConfig {
     const parsed = PipelineConfigSchema.safeParse(payload)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
@@ -469,19 +483,20 @@ export class LocalNode implements NodeCore {
         if (seen.has(key)) throw rejected(`Pipeline ${config.NAME}: instance ${plugin.SIGNATURE}/${instance.INSTANCE_ID} appears twice`, 'BAD_PAYLOAD')
         seen.add(key)
       }
-      this.checkLoadable(config, plugin.SIGNATURE)
+      this.checkLoadable(config, plugin.SIGNATURE, inline)
     }
     return config
   }
 
   /** A project signature needs its bundle on this node before the config that uses it. */
-  private checkLoadable(config: PipelineConfig, signature: string): void {
+  private checkLoadable(config: PipelineConfig, signature: string, inline: ReadonlyMap<string, Buffer> = new Map()): void {
+    const has = (hash: string) => inline.has(hash) || this.bundles.has(hash)
     const files = (config.R1_FILES as Record<string, string> | undefined)?.[signature]
-    if (files !== undefined && !this.bundles.has(files)) throw rejected(`Pipeline ${config.NAME}: the files of ${signature} (${String(files).slice(0, 12)}…) are not on this node`, 'BUNDLE_MISSING', 'Upload them first (R1_BUNDLE_PUT), then send the config again (r1 deploy does both).')
+    if (files !== undefined && !has(files)) throw rejected(`Pipeline ${config.NAME}: the files of ${signature} (${String(files).slice(0, 12)}…) are not on this node`, 'BUNDLE_MISSING', 'Upload them first (R1_BUNDLE_PUT), then send the config again (r1 deploy does both).')
     if (isBuiltin(signature)) return
     const hash = (config.R1_BUNDLES as Record<string, string> | undefined)?.[signature]
     if (!hash) throw rejected(`Pipeline ${config.NAME}: signature ${signature} is not built in and R1_BUNDLES names no bundle for it`, 'UNKNOWN_SIGNATURE', 'Upload the plugin bundle and list it in R1_BUNDLES (r1 deploy does both).')
-    if (!this.bundles.has(hash)) throw rejected(`Pipeline ${config.NAME}: bundle ${hash.slice(0, 12)}… for ${signature} is not on this node`, 'BUNDLE_MISSING', 'Upload the bundle first (R1_BUNDLE_UPLOAD), then send the config again.')
+    if (!has(hash)) throw rejected(`Pipeline ${config.NAME}: bundle ${hash.slice(0, 12)}… for ${signature} is not on this node`, 'BUNDLE_MISSING', 'Upload the bundle first (R1_BUNDLE_UPLOAD), then send the config again.')
   }
 
   private async updateConfig(sent: PipelineConfig, meta: CommandMeta, info?: Record<string, unknown>, restoredFrom?: number): Promise<void> {
@@ -496,7 +511,8 @@ export class LocalNode implements NodeCore {
     await this.write([after]) // durable before anything changes; a failed write changes nothing
     let summary: string
     try {
-      summary = await this.applyPipeline(version, meta.hash)
+      // a deploy's config (not a rollback) answers for the instances it leaves as they are too: a racing deploy planned them
+      summary = await this.applyPipeline(version, meta.hash, true, restoredFrom === undefined)
     } catch (error) {
       await this.undo([{name, before}])
       throw error
@@ -507,8 +523,11 @@ export class LocalNode implements NodeCore {
     this.notify([name, null, null], NotificationCode.PIPELINE_OK, `Pipeline ${name} v${version.version} applied (${summary})`, meta.hash, {VERSION: version.version, ...info})
   }
 
-  /** Creates, reconfigures, restarts and removes instances so that the pipeline matches `version`. */
-  private async applyPipeline(version: PipelineVersion, hash?: string, announce = true): Promise<string> {
+  /**
+   * Creates, reconfigures, restarts and removes instances so that the pipeline matches `version`; with
+   * `answerUnchanged`, each instance left as it is answers the command too (PLUGIN_CONFIG_OK once it runs).
+   */
+  private async applyPipeline(version: PipelineVersion, hash?: string, announce = true, answerUnchanged = false): Promise<string> {
     const {config} = version
     const existing = this.active.get(config.NAME)
     const instances = existing?.instances ?? new Map<string, InstanceSupervisor>()
@@ -544,7 +563,7 @@ export class LocalNode implements NodeCore {
       } else if (JSON.stringify(spec.config) !== JSON.stringify(current.spec.config) || this.instanceSecrets.changed(current, spec)) {
         await this.reconfigureInstance(current, spec, hash)
         changed++
-      } else if (hash && announce) current.configUnchanged(hash)
+      } else if (hash && answerUnchanged) current.configUnchanged(hash)
     }
     this.active.set(config.NAME, {current: version, instances})
     return `${added} added, ${changed} reconfigured, ${restarted} restarted, ${removed} removed`

@@ -128,10 +128,14 @@ export class InstanceSupervisor {
   private readonly inFlight = new Map<number, PendingCommand>()
   private readonly inputs: unknown[] = []
   private previousConfig: Record<string, unknown> | undefined
-  /** Its current config's PLUGIN_CONFIG_OK has been sent (a good process ran with it). */
+  /** A process runs its current config: that config's PLUGIN_CONFIG_OK was sent (or none was asked for). */
   private configConfirmed = false
-  /** Commands that sent the current config again, unchanged: each hears that PLUGIN_CONFIG_OK too. */
+  /** What configConfirmed was before a live reconfigure the plugin may still refuse. */
+  private previousConfirmed = false
+  /** Commands that sent the current config again, unchanged, waiting for it to be confirmed. */
   private unchangedBy: string[] = []
+  /** A config taken while the process was starting: sent to it once it is ready. */
+  private configPending = false
   private exited: Promise<void> = Promise.resolve()
   /** Batches handled since the last `ack`. */
   private unacked = 0
@@ -191,23 +195,43 @@ export class InstanceSupervisor {
   }
 
   /**
-   * A command (`hash`) sent this instance the config it already has: it is told PLUGIN_CONFIG_OK as the
-   * command that set the config was (at once when that was already sent), so two deploys of the same
-   * config racing to a node are both confirmed, neither left waiting for a change that was not needed.
+   * A command (`hash`) sent this instance the config it already has: it hears PLUGIN_CONFIG_OK once a
+   * process runs that config (at once when one does), or PLUGIN_CONFIG_FAILED when none will (the instance
+   * is in error, invalid or stopped, the plugin refused the config, a newer one replaced it first). Two
+   * deploys of one config racing to a node are both answered; neither waits for a change not needed.
    */
   configUnchanged(hash: string): void {
-    if (this.configConfirmed) this.sink({kind: 'notification', type: NotificationType.NORMAL, code: NotificationCode.PLUGIN_CONFIG_OK, message: 'Plugin config unchanged (already running with it)', commandHash: hash})
+    const cannot = this.cannotConfirm()
+    if (this.configConfirmed) this.answerUnchanged([hash])
+    else if (cannot) this.answerUnchanged([hash], cannot)
     else this.unchangedBy.push(hash)
   }
 
-  /** Live reconfiguration: the `config` hook runs in the child; no restart. */
+  /** Why the current config will not be confirmed as things stand, or undefined while it may be. */
+  private cannotConfirm(): string | undefined {
+    if (this.statusValue === 'error' || this.statusValue === 'invalid_config') return `the instance is ${this.statusValue}${this.counters.lastError ? `: ${this.counters.lastError}` : ''}`
+    if (!this.wanted && !this.awaitingStart) return `the instance is not running (${this.statusValue})`
+    return undefined
+  }
+
+  /** Answers the commands waiting on the current config (all of them by default): confirmed, or not with why. */
+  private answerUnchanged(hashes: string[] = this.unchangedBy.splice(0), failure?: string): void {
+    for (const hash of hashes) {
+      if (failure) this.sink({kind: 'notification', type: NotificationType.ABNORMAL, code: NotificationCode.PLUGIN_CONFIG_FAILED, message: `Plugin config not confirmed: ${failure}`, commandHash: hash})
+      else this.sink({kind: 'notification', type: NotificationType.NORMAL, code: NotificationCode.PLUGIN_CONFIG_OK, message: 'Plugin config unchanged (running with it)', commandHash: hash})
+    }
+  }
+
+  /** Live reconfiguration: the `config` hook runs in the child (once it is ready, when it is starting); no restart. */
   reconfigure(config: Record<string, unknown>, hash?: string): void {
+    this.answerUnchanged(undefined, 'a newer config replaced it before it was confirmed')
     this.previousConfig = this.specValue.config
+    this.previousConfirmed = this.configConfirmed
     this.specValue = {...this.specValue, config, announceConfig: true, configHash: hash}
     this.configConfirmed = false
-    this.unchangedBy = []
     this.counters.lastConfigTime = iso()
     if (this.ready) this.send({t: 'config', config: this.options.resolveConfig?.(config) ?? config, hash})
+    else this.configPending = this.child !== undefined
   }
 
   /**
@@ -318,6 +342,7 @@ export class InstanceSupervisor {
 
   private spawn(): void {
     this.ready = false
+    this.configPending = false // it starts with the current config
     this.unacked = 0
     this.failure = undefined
     this.busySince = undefined
@@ -449,6 +474,15 @@ export class InstanceSupervisor {
         break
       case 'ready':
         this.ready = true
+        if (this.configPending) {
+          // reconfigured while it started: it started with the config before
+          this.configPending = false
+          this.send({t: 'config', config: this.options.resolveConfig?.(this.specValue.config) ?? this.specValue.config, hash: this.specValue.configHash})
+        } else if (!this.specValue.announceConfig && !this.configConfirmed) {
+          // a config no command waits on (restored at start): running it is its confirmation
+          this.configConfirmed = true
+          this.answerUnchanged()
+        }
         this.counters.initTime = iso()
         if (!this.crashLooping) this.setStatus(this.runningStatus)
         for (const data of this.inputs.splice(0)) this.send({t: 'input', data})
@@ -478,9 +512,10 @@ export class InstanceSupervisor {
           this.counters.lastErrorTime = iso()
         }
         this.sink(message.event)
-        if (message.event.kind === 'notification' && message.event.code === NotificationCode.PLUGIN_CONFIG_OK) {
+        // the current config's confirmation (one for a config since replaced confirms nothing now)
+        if (message.event.kind === 'notification' && message.event.code === NotificationCode.PLUGIN_CONFIG_OK && message.event.commandHash === this.specValue.configHash) {
           this.configConfirmed = true
-          for (const hash of this.unchangedBy.splice(0)) this.sink({...message.event, commandHash: hash})
+          this.answerUnchanged()
         }
         break
       case 'busy':
@@ -502,7 +537,11 @@ export class InstanceSupervisor {
         this.decisions.get(message.id)?.(message.decision)
         break
       case 'configDone':
-        if (!message.ok && this.previousConfig) this.specValue = {...this.specValue, config: this.previousConfig}
+        if (!message.ok && this.previousConfig) {
+          this.specValue = {...this.specValue, config: this.previousConfig}
+          this.configConfirmed = this.previousConfirmed
+          this.answerUnchanged(undefined, 'the plugin refused it')
+        }
         this.previousConfig = undefined
         if (this.ready && (this.statusValue === 'running' || this.statusValue === 'paused')) this.setStatus(this.runningStatus)
         break
@@ -595,6 +634,8 @@ export class InstanceSupervisor {
     const previous = this.statusValue
     this.statusValue = status
     this.sink({kind: 'status', status, previous, ...(error ? {error} : {})})
+    const cannot = this.unchangedBy.length > 0 ? this.cannotConfirm() : undefined
+    if (cannot) this.answerUnchanged(undefined, cannot)
   }
 }
 

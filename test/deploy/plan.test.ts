@@ -141,6 +141,19 @@ describe('planPipeline: bundles the node lacks', () => {
   })
 })
 
+describe('planPipeline: disabled instances', () => {
+  it('a new pipeline, or an instance being disabled, waits for no start of a disabled instance (it would never confirm)', () => {
+    const disabled = pipeline({}, {DISABLED: true})
+    const created = planPipeline(disabled, undefined)
+    expect(created.confirm.instances.map((i) => i.instanceId)).toEqual(['monitor-2', 'exec'])
+    const turnedOff = planPipeline(disabled, pipeline())
+    expect(turnedOff.instances.find((i) => i.instanceId === 'monitor-1')!.change).toBe('update')
+    expect(turnedOff.confirm.instances).toEqual([])
+    const turnedOn = planPipeline(pipeline(), disabled)
+    expect(turnedOn.confirm.instances.map((i) => i.instanceId)).toEqual(['monitor-1'])
+  })
+})
+
 describe('planTarget', () => {
   it('a pipeline whose bundle the node lacks is a change; its hash is among the bundles to upload', () => {
     const plan = planTarget([pipeline()], [pipeline()], [H1])

@@ -125,6 +125,54 @@ describe('node core: UPDATE_CONFIG diffs instances', () => {
     expect(events.notifications({code: NotificationCode.PLUGIN_CONFIG_OK}).filter((e) => e.COMMAND_HASH === first.hash)).toHaveLength(1)
   })
 
+  it('a config changed while the instance starts reaches it once ready; the same config sent again is confirmed by the process that runs it, never by an older one', async () => {
+    const started = await faultyNode()
+    node = started.node
+    const {events} = started
+    const confirmation = (hash: string) => events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.COMMAND_HASH === hash && (e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK || e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_FAILED), 20_000, `the answer to ${hash.slice(0, 8)}`)
+    const [x, y, again] = [meta(), meta(), meta()]
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a', MODE: 'ok'}]), x)
+    // while it starts with X: Y, then Y again
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a', MODE: 'throw', FAULT_AT: 1000}]), y)
+    await node.execute('UPDATE_CONFIG', faultyPipeline(started.hash, [{INSTANCE_ID: 'a', MODE: 'throw', FAULT_AT: 1000}]), again)
+    expect((await confirmation(y.hash)).NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_CONFIG_OK)
+    expect((await confirmation(again.hash)).NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_CONFIG_OK)
+    // confirmed only once Y runs: a payload with MODE throw came before the confirmation of the repeat
+    const all = events.all
+    const firstY = all.findIndex((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.MODE === 'throw')
+    const repeat = all.findIndex((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === again.hash)
+    expect(firstY).toBeGreaterThanOrEqual(0)
+    expect(firstY).toBeLessThan(repeat)
+  })
+
+  it('after a restart, the config the node restored is confirmed when sent again; a refused or superseded repeat is answered with the reason', async () => {
+    const first = await faultyNode({dataDir})
+    const config = faultyPipeline(first.hash, [{INSTANCE_ID: 'a'}])
+    const applied = meta()
+    await first.node.execute('UPDATE_CONFIG', config, applied)
+    await first.events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK && e.COMMAND_HASH === applied.hash)
+    await first.node.stop()
+    const second = await faultyNode({dataDir})
+    node = second.node
+    const {events} = second
+    const answer = (hash: string) => events.waitFor((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.COMMAND_HASH === hash && [NotificationCode.PLUGIN_CONFIG_OK, NotificationCode.PLUGIN_CONFIG_FAILED].includes(e.NOTIFICATION_CODE as number), 20_000, `the answer to ${hash.slice(0, 8)}`)
+    const again = meta()
+    await node.execute('UPDATE_CONFIG', config, again)
+    expect((await answer(again.hash)).NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_CONFIG_OK)
+
+    // a config the plugin refuses (its config hook throws), sent twice: both are told it was not taken
+    const refused = faultyPipeline(second.hash, [{INSTANCE_ID: 'a', FAULT_AT: -1}])
+    const [no, noAgain] = [meta(), meta()]
+    await node.execute('UPDATE_CONFIG', refused, no)
+    await node.execute('UPDATE_CONFIG', refused, noAgain)
+    expect((await answer(no.hash)).NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_CONFIG_FAILED)
+    expect((await answer(noAgain.hash)).NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_CONFIG_FAILED)
+    // what runs is still the first config: sent again, it is confirmed
+    const back = meta()
+    await node.execute('UPDATE_CONFIG', config, back)
+    expect((await answer(back.hash)).NOTIFICATION_CODE).toBe(NotificationCode.PLUGIN_CONFIG_OK)
+  })
+
   it('rejects what it cannot apply and changes nothing', async () => {
     const started = await faultyNode()
     node = started.node

@@ -35,8 +35,14 @@ describe('bundles inline in UPDATE_CONFIG', () => {
     await expect(session.send('UPDATE_CONFIG', {...config, R1_BUNDLE_DATA: [base64(bundle.bytes)]})).rejects.toThrow(/must map bundle hashes/)
     const huge = Buffer.alloc(300 * 1024, 1)
     await expect(session.send('UPDATE_CONFIG', {...faultyPipeline(sha256Hex(huge), [{INSTANCE_ID: 'a'}], 'forged'), R1_BUNDLE_DATA: {[sha256Hex(huge)]: base64(huge)}})).rejects.toThrow(/PAYLOAD is larger than 256 KiB/)
+    // all or nothing: a good bundle next to a forged one, or with a config refused on its own, is not stored either
+    const files = Buffer.from('files')
+    await expect(session.send('UPDATE_CONFIG', {...config, R1_FILES: {FAULTY: sha256Hex(files)}, R1_BUNDLE_DATA: {[bundle.hash]: base64(bundle.bytes), [sha256Hex(files)]: base64(Buffer.from('forged'))}})).rejects.toThrow(/does not match its hash/)
+    const twice = faultyPipeline(bundle.hash, [{INSTANCE_ID: 'a'}, {INSTANCE_ID: 'a'}], 'forged')
+    await expect(session.send('UPDATE_CONFIG', {...twice, R1_BUNDLE_DATA: {[bundle.hash]: base64(bundle.bytes)}})).rejects.toThrow(/appears twice/)
     expect(stored(bundle.hash)).toBe(false)
     expect(stored(sha256Hex(other))).toBe(false)
+    expect(stored(sha256Hex(files))).toBe(false)
     expect(await pipelines()).not.toContain('forged')
   })
 
