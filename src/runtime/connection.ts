@@ -78,6 +78,8 @@ export class Connection {
   private subscription?: Subscription
   private generation = 0
   private pumping = false
+  /** Ends the history pump's current wait early (set while it waits). */
+  private wakePump?: () => void
   private readonly ownedHashes = new Set<string>()
   /** On a lossy transport: the answer to each recent command by EE_HASH, or 'running' until there is one. */
   private readonly answers = new Map<string, object | 'running'>()
@@ -384,7 +386,7 @@ export class Connection {
         const sub = this.subscription
         if (!sub || sub.mode !== 'history' || this.disposed) return
         if (this.queuedSubscriptionItems > 500 || this.transport.bufferedAmount > this.server.highWater) {
-          await new Promise((r) => setTimeout(r, 10))
+          await this.pause(10)
           continue
         }
         const history = this.server.options.history!
@@ -404,13 +406,26 @@ export class Connection {
           this.enqueueLiveMarker(sub.position)
           return
         }
-        if (page.length === 0) await new Promise((r) => setTimeout(r, 5))
+        if (page.length === 0) await this.pause(5)
       }
     } catch (error) {
       this.server.log(`history read failed: ${(error as Error).message}`)
     } finally {
       this.pumping = false
     }
+  }
+
+  /** The history pump's wait: `ms` at most, ended early once a frame went out (`wakePump`). */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.wakePump = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.wakePump = done
+    })
   }
 
   private enqueueGap(fromSeq: number, toSeq: number, reason: GapEvent['REASON'] = 'retention', journalId?: string): void {
@@ -503,9 +518,10 @@ export class Connection {
   private flush(): void {
     if (this.disposed || this.queue.length === 0) return
     if (!this.transport.open) return
-    // Socket busy: let items accumulate and go out as one signed batch.
+    // Socket busy: let items accumulate and go out as one signed batch (a local socket drains the
+    // high-water mark in a millisecond or two: a longer wait would leave it idle).
     if (this.transport.bufferedAmount > this.server.highWater) {
-      this.scheduleFlush(5)
+      this.scheduleFlush(1)
       return
     }
     const identity = this.server.options.identity
@@ -526,6 +542,10 @@ export class Connection {
     if (taken > 1) this.server.stats.batchesSent++
     this.transport.send(frame)
     if (this.queue.length > 0) this.scheduleFlush()
-    if (this.subscription?.mode === 'history' && this.queuedSubscriptionItems < 100) void this.pump()
+    // a reader catching up from the journal gets its next page as soon as there is room, not after a fixed wait
+    if (this.subscription?.mode === 'history' && this.queuedSubscriptionItems < 100) {
+      if (this.wakePump) this.wakePump()
+      else void this.pump()
+    }
   }
 }
