@@ -152,7 +152,7 @@ export class NodeServer {
     this.skewMs = options.skewMs ?? 5 * 60_000
     this.rate = {...DEFAULT_RATE, ...options.rateLimit}
     this.highWater = options.highWaterBytes ?? 256 * 1024
-    this.maxQueued = options.maxQueuedEvents ?? 20_000
+    this.maxQueued = options.maxQueuedEvents ?? 5000
     this.authGraceMs = options.authGraceMs ?? 10_000
     this.now = options.now ?? Date.now
     this.startedAt = this.now()
