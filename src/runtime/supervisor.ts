@@ -201,9 +201,9 @@ export class InstanceSupervisor {
    * deploys of one config racing to a node are both answered; neither waits for a change not needed.
    */
   configUnchanged(hash: string): void {
+    if (this.configConfirmed) return this.answerUnchanged([hash])
     const cannot = this.cannotConfirm()
-    if (this.configConfirmed) this.answerUnchanged([hash])
-    else if (cannot) this.answerUnchanged([hash], cannot)
+    if (cannot) this.answerUnchanged([hash], cannot)
     else this.unchangedBy.push(hash)
   }
 
@@ -230,8 +230,14 @@ export class InstanceSupervisor {
     this.specValue = {...this.specValue, config, announceConfig: true, configHash: hash}
     this.configConfirmed = false
     this.counters.lastConfigTime = iso()
-    if (this.ready) this.send({t: 'config', config: this.options.resolveConfig?.(config) ?? config, hash})
+    if (this.ready) this.sendConfig()
     else this.configPending = this.child !== undefined
+  }
+
+  /** The current config to the running child (its `config` hook), secrets resolved. */
+  private sendConfig(): void {
+    const {config, configHash} = this.specValue
+    this.send({t: 'config', config: this.options.resolveConfig?.(config) ?? config, hash: configHash})
   }
 
   /**
@@ -477,7 +483,7 @@ export class InstanceSupervisor {
         if (this.configPending) {
           // reconfigured while it started: it started with the config before
           this.configPending = false
-          this.send({t: 'config', config: this.options.resolveConfig?.(this.specValue.config) ?? this.specValue.config, hash: this.specValue.configHash})
+          this.sendConfig()
         } else if (!this.specValue.announceConfig && !this.configConfirmed) {
           // a config no command waits on (restored at start): running it is its confirmation
           this.configConfirmed = true
