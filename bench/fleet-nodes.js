@@ -2,7 +2,7 @@
 // broker, listen: false: identity, admission, signing and sealing, subscriptions, journal, pipelines on
 // disk) with ONE THING REPLACED: the instance host process. Each instance's supervisor gets an in-process
 // stub instead of a forked instance host (stubFork below), which answers at once: ready, PLUGIN_CONFIG_OK,
-// PLUGIN_INSTANCE_COMMAND_OK, pongs. So the figures measure r1's node front and CLI at scale, not plugin
+// PLUGIN_INSTANCE_COMMAND_OK, an update allowed, pongs. So the figures measure r1's node front and CLI at scale, not plugin
 // start-up. `node bench/fleet-nodes.js <broker url> <N> <allowed client address> <data root> [first node number]` prints one
 // JSON line {addresses, startedMs} once every node is on the broker, and runs until stdin closes.
 import {EventEmitter} from 'node:events'
@@ -41,6 +41,9 @@ function stubFork() {
       case 'command':
         notify(NotificationCode.PLUGIN_INSTANCE_COMMAND_OK, `Instance command "${message.name}" OK (bench stub)`, message.hash, {COMMAND: message.name})
         reply({t: 'commandDone', id: message.id, ok: true})
+        break
+      case 'beforeUpdate':
+        reply({t: 'updateDecision', id: message.id, decision: {action: 'ok'}})
         break
       case 'ping':
         reply({t: 'pong', n: message.n})

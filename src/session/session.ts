@@ -25,6 +25,7 @@ import {decodeNodeFrame, decodeSigned, encodeCommand, encodeEncryptedCommand} fr
 import type {BrokerConfig} from '../transport/mqtt.js'
 import {brokerDialer} from './broker-link.js'
 import {connectionError, type FrameLink, type LinkDialer, webSocketDialer} from './link.js'
+import {signingTurn} from './turns.js'
 
 /**
  * The client side of the r1 protocol (PROTOCOL.md): one session with one node, over a WebSocket or
@@ -669,6 +670,7 @@ export class Session {
   private async encodeFor(action: Action, payload: unknown, encrypted = false): Promise<{hash: string; text: string}> {
     if (this.closed) throw unreachable('The session is closed')
     if (this.reconnecting && !this.resubscribing) await this.reconnecting
+    await signingTurn()
     try {
       return (this.encrypts(action, encrypted) ? encodeEncryptedCommand : encodeCommand)(
         {ACTION: action, PAYLOAD: payload, EE_DEST: this.address, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()},
