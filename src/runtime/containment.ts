@@ -1,5 +1,6 @@
-import {spawnSync} from 'node:child_process'
+import {execFile, spawnSync} from 'node:child_process'
 import {chmodSync, chownSync, constants, copyFileSync, cpSync, existsSync, lchownSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
+import {rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, relative, isAbsolute} from 'node:path'
 import {childEntry} from './child-entry.js'
@@ -200,15 +201,24 @@ export function copyFiles(filesDir: string, dirs: InstanceDirs): void {
   if (copy.status !== 0) throw new Error(`cannot copy the shipped files into the instance's folder: ${(copy.stderr || copy.error?.message || `cp exited ${copy.status}`).trim()}`)
 }
 
-/** Removes a tree; one the instance user owns is removed as that user (a root rm -rf could be raced into following a planted symlink). */
-export function removeTree(dir: string, user: RunAs | undefined): void {
-  if (user) spawnSync('rm', ['-rf', '--', dir], {uid: user.uid, gid: user.gid})
-  else rmSync(dir, {recursive: true, force: true})
+/**
+ * Removes a tree; one the instance user owns is removed as that user (a root rm -rf could be raced into
+ * following a planted symlink). Off the event loop: a plugin's work dir can be large, and the node keeps
+ * answering meanwhile. Best effort, as `rm -rf` is.
+ */
+export async function removeTree(dir: string, user: RunAs | undefined): Promise<void> {
+  if (user) await new Promise<void>((resolve) => execFile('rm', ['-rf', '--', dir], {uid: user.uid, gid: user.gid}, () => resolve()))
+  else await rm(dir, {recursive: true, force: true})
 }
 
-export function removeInstanceDirs(dirs: InstanceDirs | undefined): void {
-  if (!dirs) return
-  removeTree(dirs.run, dirs.user)
+export async function removeInstanceDirs(dirs: InstanceDirs): Promise<void> {
+  await Promise.all([removeTree(dirs.run, dirs.user), rm(dirs.code, {recursive: true, force: true})])
+}
+
+/** removeInstanceDirs at once, for where nothing asynchronous runs any more (the process is exiting) or the folders were just made. */
+export function removeInstanceDirsNow(dirs: InstanceDirs): void {
+  if (dirs.user) spawnSync('rm', ['-rf', '--', dirs.run], {uid: dirs.user.uid, gid: dirs.user.gid})
+  else rmSync(dirs.run, {recursive: true, force: true})
   rmSync(dirs.code, {recursive: true, force: true})
 }
 

@@ -5,7 +5,7 @@ import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {CommandResult, RunnerEvent, UpdateDecision} from '../plugin/runner.js'
 import {childEntry} from './child-entry.js'
 import {isoNow as iso} from './clock.js'
-import {copyFiles, createInstanceDirs, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeInstanceDirs, stageBundle, type InstanceDirs, type RunAs} from './containment.js'
+import {copyFiles, createInstanceDirs, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeInstanceDirs, removeInstanceDirsNow, stageBundle, type InstanceDirs, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 import {splitLines} from './log-limit.js'
 
@@ -288,7 +288,7 @@ export class InstanceSupervisor {
     const child = this.child
     if (!child) {
       if (this.statusValue !== 'invalid_config') this.setStatus('stopped')
-      this.cleanUp()
+      await this.cleanUp()
       return
     }
     const exited = this.exited
@@ -296,14 +296,19 @@ export class InstanceSupervisor {
     const timer = setTimeout(() => this.killChild(), this.options.graceMs)
     await exited
     clearTimeout(timer)
-    this.cleanUp()
+    await this.cleanUp()
   }
 
-  private cleanUp(): void {
-    if (this.child) return
-    removeInstanceDirs(this.dirs)
-    if (this.dirs) liveDirs.delete(this.dirs)
+  private async cleanUp(): Promise<void> {
+    const dirs = this.dirs
+    if (this.child || !dirs) return
     this.dirs = undefined
+    try {
+      await removeInstanceDirs(dirs)
+    } finally {
+      // until they are gone, a process exiting meanwhile removes them on its way out
+      liveDirs.delete(dirs)
+    }
   }
 
   /** Stops, then starts with a new spec (a new bundle): counters stay, the back-off resets. */
@@ -329,7 +334,7 @@ export class InstanceSupervisor {
         // the instance runs among its own copy of the files its plugin ships
         if (this.specValue.filesDir) copyFiles(this.specValue.filesDir, fresh)
       } catch (error) {
-        removeInstanceDirs(fresh)
+        removeInstanceDirsNow(fresh)
         throw error
       }
       this.dirs = fresh
@@ -652,7 +657,7 @@ process.once('exit', () => {
   for (const pid of liveGroups) killGroup(pid)
   for (const dirs of liveDirs) {
     try {
-      removeInstanceDirs(dirs)
+      removeInstanceDirsNow(dirs)
     } catch {
       // best effort on the way out
     }

@@ -65,7 +65,7 @@ export class ShippedFiles {
     const user = this.user()
     // a folder left by an unfinished unpack or setup: moved aside atomically, removed as its owner
     const stale = join(this.root, `.stale-${randomUUID()}`)
-    if (await rename(dir, stale).then(() => true, () => false)) removeTree(stale, user)
+    if (await rename(dir, stale).then(() => true, () => false)) await removeTree(stale, user)
     const bytes = await readFile(this.bundles.path(hash))
     if (sha256Hex(bytes) !== hash) throw new Error(`the files bundle ${hash.slice(0, 12)}… on this node is corrupt; deploy again`)
     const fresh = join(this.root, `.unpack-${randomUUID()}`)

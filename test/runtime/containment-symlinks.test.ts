@@ -65,7 +65,7 @@ describe('symlinks planted by the instance user', () => {
       // staged again over a planted symlink in the code dir would need write access the user lacks
       expect(statSync(dirs.code).mode & 0o022).toBe(0)
     } finally {
-      removeInstanceDirs(dirs)
+      await removeInstanceDirs(dirs)
     }
   })
 })

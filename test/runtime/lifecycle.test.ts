@@ -1,5 +1,5 @@
 // The node's lifecycle actions: who and why kept with each version (old records still load), R1_RESTART.
-import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {chown, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
@@ -90,5 +90,40 @@ describe('R1_RESTART', () => {
     await expect(node.execute('R1_RESTART', {NAME: 'missing'}, meta())).rejects.toThrow(/No pipeline missing/)
     await node.execute('ARCHIVE_CONFIG', 'p', meta())
     await expect(node.execute('R1_RESTART', {NAME: 'p'}, meta())).rejects.toThrow(/is stopped/)
+  })
+})
+
+describe("an instance's folders", () => {
+  /** The run dir and code dir of the instance with this pid, from its command line (the permission flags name them). */
+  const foldersOf = async (pid: number) => {
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
+    const folders = args.flatMap((arg) => /^--allow-fs-(?:read|write)=(.*\/r1-(?:instance|code)-[^/]+)$/.exec(arg)?.[1] ?? [])
+    return [...new Set(folders)].sort()
+  }
+  const running = async () => (await until(() => node!.state()[0]?.instances[0]?.status === 'running' && node!.state()[0]!.instances[0]!.pid, 20_000, 'the instance running')) as number
+  const exists = (path: string) => stat(path).then(() => true, () => false)
+
+  it.skipIf(process.platform !== 'linux')('are removed, the files it wrote included, once the command that stops it answers, and when the node stops', async () => {
+    node = await start()
+    await node.execute('UPDATE_CONFIG', execPipeline('p'), meta())
+    const first = await foldersOf(await running())
+    expect(first).toHaveLength(2)
+    const run = first.find((path) => path.includes('/r1-instance-'))!
+    // what a plugin leaves in its work dir: a tree of files, owned by the instance's user as its own would be
+    const {uid, gid} = await stat(run)
+    for (let i = 0; i < 20; i++) {
+      await mkdir(join(run, `d${i}`))
+      for (let j = 0; j < 20; j++) await writeFile(join(run, `d${i}`, `f${j}`), 'x')
+      for (const name of ['', ...Array.from({length: 20}, (_, j) => `f${j}`)]) await chown(join(run, `d${i}`, name), uid, gid)
+    }
+    await node.execute('DELETE_CONFIG', 'p', meta())
+    for (const path of first) expect(await exists(path)).toBe(false)
+
+    await node.execute('UPDATE_CONFIG', execPipeline('q'), meta())
+    const second = await foldersOf(await running())
+    expect(second).toHaveLength(2)
+    await node.stop()
+    node = undefined
+    for (const path of second) expect(await exists(path)).toBe(false)
   })
 })
