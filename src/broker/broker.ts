@@ -9,7 +9,7 @@ import {Aedes, type AedesOptions, type AuthenticateError, type Client} from 'aed
 import {createWebSocketStream, WebSocketServer} from 'ws'
 import {ExitCode, R1Error} from '../errors.js'
 import {isLoopback} from '../loopback.js'
-import {MAX_BROKER_MESSAGE_BYTES} from '../transport/mqtt.js'
+import {guardPacketSize, MAX_BROKER_PACKET_BYTES} from '../transport/mqtt.js'
 import {type AclRule, aclRules, mayPublish, maySubscribe, topicsUnder} from './acl.js'
 import {UserStore} from './users.js'
 
@@ -49,8 +49,6 @@ export interface RunningBroker {
 
 /** Ratio1 client ids are longer than MQTT 3.1.1's 23 characters. */
 const MAX_CLIENT_ID_LENGTH = 256
-/** An MQTT packet carries one (sealed) frame plus its topic and header: larger ones close the connection (WebSocket messages too). */
-const MAX_PACKET_BYTES = MAX_BROKER_MESSAGE_BYTES + 64 * 1024
 
 /** Each logged-in client's ACL; `open` for a client let in while the data dir had no users. */
 const grants = new WeakMap<Client, AclRule[] | 'open'>()
@@ -82,7 +80,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     socket.once('close', () => sockets.delete(socket))
   }
 
-  const handle = (stream: Duplex, request?: IncomingMessage) => limitPacketSize(broker.handle(stream, request))
+  // a packet's size is checked as its header arrives: aedes' parser would otherwise hold up to 256 MiB per connection, before any login
+  const handle = (stream: Duplex, request?: IncomingMessage) => broker.handle(guardPacketSize(stream, MAX_BROKER_PACKET_BYTES), request)
   const mqttServer: NetServer = tls ? createTlsServer(tls, (socket) => handle(socket)) : createNetServer((socket) => handle(socket))
   mqttServer.on(tls ? 'secureConnection' : 'connection', track)
   let wsServer: HttpServer | undefined
@@ -92,7 +91,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     let wsUrl: string | undefined
     if (options.wsPort !== undefined) {
       wsServer = tls ? createHttpsServer(tls) : createHttpServer()
-      wss = new WebSocketServer({server: wsServer, maxPayload: MAX_PACKET_BYTES})
+      wss = new WebSocketServer({server: wsServer, maxPayload: MAX_BROKER_PACKET_BYTES})
       wss.on('connection', (socket, request) => {
         const stream = createWebSocketStream(socket)
         stream.on('error', () => socket.terminate())
@@ -119,29 +118,6 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     for (const socket of sockets) socket.destroy()
     await Promise.all([mqttServer, wsServer].map((server) => server?.listening && new Promise((resolve) => server.close(resolve))))
   }
-}
-
-/**
- * Closes a connection as soon as a packet's header declares more than MAX_PACKET_BYTES, before its body
- * is buffered: aedes' parser (mqtt-packet) would otherwise hold up to 256 MiB per connection, before
- * any login, until the whole packet has arrived.
- */
-function limitPacketSize(client: Client): void {
-  const parser = (client as unknown as {_parser: PacketParser})._parser
-  const parseLength = parser._parseLength.bind(parser)
-  parser._parseLength = () => {
-    if (!parseLength()) return false
-    if (parser.packet.length <= MAX_PACKET_BYTES) return true
-    parser._emitError(new Error(`a ${parser.packet.length}-byte packet, over ${MAX_PACKET_BYTES}`))
-    return false
-  }
-}
-
-/** What limitPacketSize uses of mqtt-packet's parser. */
-interface PacketParser {
-  packet: {length: number}
-  _parseLength(): boolean
-  _emitError(error: Error): void
 }
 
 /** The aedes hooks that check logins and hold each user to its ACL. */

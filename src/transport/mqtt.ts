@@ -1,4 +1,5 @@
 import {createHash} from 'node:crypto'
+import type {Duplex} from 'node:stream'
 import type {IClientOptions, MqttClient} from 'mqtt'
 import {ExitCode, R1Error} from '../errors.js'
 import {MAX_FRAME_BYTES} from '../protocol/messages.js'
@@ -78,6 +79,10 @@ export async function dialBroker(config: BrokerConfig, options: DialOptions): Pr
     ...(config.ca ? {ca: config.ca} : {}),
   }
   const client = connect(config.url, clientOptions)
+  // mqtt.js reads a whole packet before it is handed over, so its size is checked as its header arrives
+  const internals = client as unknown as {streamBuilder: (client: MqttClient) => Duplex}
+  const build = internals.streamBuilder
+  internals.streamBuilder = (c) => guardPacketSize(build(c), MAX_BROKER_PACKET_BYTES)
   client.on('message', (topic, payload) => options.onMessage(topic, payload))
   client.on('connect', () => {
     client.options.reconnectPeriod = INITIAL_RECONNECT_MS
@@ -144,5 +149,45 @@ export function publish(client: MqttClient, topic: string, payload: string, qos:
 
 /** Frames larger than this are refused on arrival (a sealed frame is at most about twice a frame). */
 export const MAX_BROKER_MESSAGE_BYTES = 2 * MAX_FRAME_BYTES
+/** An MQTT packet carries one (sealed) frame plus its topic and header: a larger one closes the connection. */
+export const MAX_BROKER_PACKET_BYTES = MAX_BROKER_MESSAGE_BYTES + 64 * 1024
+
+/**
+ * Destroys `stream` (an MQTT connection's bytes from the broker) as soon as a packet's fixed header
+ * declares more than `max` bytes, or a malformed length: what mqtt.js would otherwise buffer whole (up to
+ * 256 MiB) before anyone could look at its size. The error carries a code, so the client reports it and
+ * reconnects. Returns the stream, watched.
+ */
+export function guardPacketSize<S extends Duplex>(stream: S, max: number): S {
+  let skip = 0 // body bytes of the current packet still to pass
+  let lengthBytes = -1 // -1: the next byte is a packet type; else how many length bytes were read
+  let length = 0
+  const refuse = (message: string) => stream.destroy(Object.assign(new Error(message), {code: 'R1_PACKET_TOO_LARGE'}))
+  stream.on('data', (chunk: Buffer) => {
+    let i = 0
+    while (i < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - i)
+        skip -= n
+        i += n
+      } else if (lengthBytes < 0) {
+        lengthBytes = 0
+        length = 0
+        i++
+      } else {
+        const byte = chunk[i++]!
+        length += (byte & 0x7f) * 128 ** lengthBytes++
+        if (byte & 0x80) {
+          if (lengthBytes === 4) return refuse('malformed MQTT packet length from the broker')
+          continue
+        }
+        if (length > max) return refuse(`the broker sent an MQTT packet of ${length} bytes, over the ${max} bytes this client takes; reconnecting`)
+        skip = length
+        lengthBytes = -1
+      }
+    }
+  })
+  return stream
+}
 
 export const topicRoot = (config: BrokerConfig) => config.root ?? DEFAULT_TOPIC_ROOT
