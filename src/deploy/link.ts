@@ -132,7 +132,7 @@ class SessionLink implements NodeLink {
   }
 
   /** Resolves once the node accepted the command (R1_REPLY); a rejection throws (exit 4). */
-  async send<A extends Action>(action: A, payload: PayloadOf<A>, options: {encrypted?: boolean} = {}): Promise<string> {
+  async send<A extends Action>(action: A, payload: PayloadOf<A>, options: {encrypted?: boolean; confirmWithinMs?: number} = {}): Promise<string> {
     const {hash} = await this.session.send(action, payload, {timeoutMs: this.timeoutMs, ...options})
     return hash
   }

@@ -29,8 +29,11 @@ export interface NodeLink {
   onEvent(listener: (event: NodeEvent) => void): () => void
   /** Called when the connection is gone and not back within seconds (exit 7); optional for links that cannot tell. */
   onLost?(listener: (error: Error) => void): () => void
-  /** Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4). */
-  send<A extends Action>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<string>
+  /**
+   * Signs and sends a command; resolves with its EE_HASH once the node accepted it (a rejection throws, exit 4).
+   * `confirmWithinMs`: how long the caller then waits for its confirmations (lost ones are asked for again meanwhile).
+   */
+  send<A extends Action>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean; confirmWithinMs?: number}): Promise<string>
   /** Sends a query and resolves with its RESULT, checked against the action's schema (a rejection throws, exit 4). */
   request<A extends QueryAction>(action: A, payload: PayloadOf<A>, options?: {encrypted?: boolean}): Promise<ResultOf<A>>
   /** Also receive the node's notifications that name no command (an instance's exception), to fail fast; and with `heartbeats`, its heartbeats, to watch its health during a soak. */
@@ -129,7 +132,7 @@ export async function sendAndConfirm(
   try {
     const hashes: string[] = []
     for (const [i, c] of commands.entries()) {
-      const hash = await link.send(c.action, c.payload)
+      const hash = await link.send(c.action, c.payload, {confirmWithinMs: timeoutMs})
       hashes.push(hash)
       trackers[i].setCommandHash(hash)
     }

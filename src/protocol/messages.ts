@@ -298,6 +298,11 @@ export const FEATURE_PIPELINE_FAILURES = 'PIPELINE_FAILURES'
  * command, not an upload and a command.
  */
 export const FEATURE_INLINE_BUNDLES = 'INLINE_BUNDLES'
+/**
+ * The actions the node confirms with notifications naming the command (PIPELINE_OK, PLUGIN_CONFIG_OK,
+ * PLUGIN_INSTANCE_COMMAND_OK, …) after its R1_REPLY: what a client waits on past the answer.
+ */
+export const CONFIRMED_ACTIONS: ReadonlySet<Action> = new Set<Action>(['UPDATE_CONFIG', 'DELETE_CONFIG', 'ARCHIVE_CONFIG', 'UPDATE_PIPELINE_INSTANCE', 'BATCH_UPDATE_PIPELINE_INSTANCE', 'PIPELINE_COMMAND', 'R1_ROLLBACK', 'R1_RESTART'])
 /** The actions that apply a deploy's configs (instances start or restart with them): see FEATURE_PIPELINE_FAILURES. */
 export const DEPLOY_ACTIONS: ReadonlySet<Action> = new Set<Action>(['UPDATE_CONFIG', 'BATCH_UPDATE_PIPELINE_INSTANCE'])
 

@@ -40,6 +40,8 @@ const MAX_BATCH_BYTES = 768 * 1024
 const COMMAND_OWNER_TTL_MS = 10 * 60_000
 /** Answers (R1_REPLY or rejection) a lossy connection keeps to send again, the most recent ones. */
 const KEPT_ANSWERS = 256
+/** Bytes of notifications a lossy connection keeps with its answers (a deploy's confirmations are a few hundred bytes each). */
+const KEPT_CONFIRMATION_BYTES = 4 * 1024 * 1024
 const HASH_IN_TEXT = /"EE_HASH"\s*:\s*"([0-9a-f]{64})"/
 
 interface OutItem {
@@ -83,6 +85,9 @@ export class Connection {
   private readonly ownedHashes = new Set<string>()
   /** On a lossy transport: the answer to each recent command by EE_HASH, or 'running' until there is one. */
   private readonly answers = new Map<string, object | 'running'>()
+  /** On a lossy transport: the notifications naming each of those commands sent here directly, to send again with the answer. */
+  private readonly confirmations = new Map<string, Array<{event: object; json: Buffer}>>()
+  private confirmationBytes = 0
   private disposed = false
 
   constructor(
@@ -206,11 +211,14 @@ export class Connection {
       remember: (sender, hash, expires) => replay.check(sender, hash, expires),
     }, verified)
     if (!admitted.ok) {
-      // the same command again, on a connection that may have lost its answer: that answer again (or, while it
-      // still runs, nothing: the answer is on its way); it never runs twice
+      // the same command again, on a connection that may have lost its answer or confirmations: those again (while
+      // it still runs, the confirmations so far: the answer is on its way); it never runs twice
       const answered = admitted.reason === 'REPLAY' && admitted.hash !== null ? this.answers.get(admitted.hash) : undefined
-      if (answered === 'running') return
-      if (answered) return this.enqueue(answered)
+      if (answered) {
+        if (answered !== 'running') this.enqueue(answered)
+        for (const {event, json} of this.confirmations.get(admitted.hash!) ?? []) this.enqueue(event, json)
+        return
+      }
       if (admitted.strike) this.strike()
       this.reject(admitted.reason, admitted.detail, admitted.hash, admitted.action)
       return
@@ -451,7 +459,23 @@ export class Connection {
     if (!this.transport.lossy) return
     this.answers.delete(hash) // re-inserted last: the oldest go first
     this.answers.set(hash, answer)
-    if (this.answers.size > KEPT_ANSWERS) this.answers.delete(this.answers.keys().next().value!)
+    if (this.answers.size <= KEPT_ANSWERS) return
+    const oldest = this.answers.keys().next().value!
+    this.answers.delete(oldest)
+    for (const {json} of this.confirmations.get(oldest) ?? []) this.confirmationBytes -= json.length
+    this.confirmations.delete(oldest)
+  }
+
+  /** Sends a notification naming a command this connection sent (a confirmation), kept with its answer on a lossy transport. */
+  confirm(hash: string, event: object, json: Buffer): void {
+    this.enqueue(event, json)
+    if (!this.answers.has(hash)) return
+    // past the budget, newer ones are not kept: a frame lost then costs a wait for the caller's timeout, not memory
+    if (this.confirmationBytes + json.length > KEPT_CONFIRMATION_BYTES) return
+    let kept = this.confirmations.get(hash)
+    if (!kept) this.confirmations.set(hash, (kept = []))
+    kept.push({event, json})
+    this.confirmationBytes += json.length
   }
 
   private reject(reason: RejectionReason, detail: string, hash: string | null, action: string | null): void {

@@ -1,4 +1,4 @@
-import {execFile, spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {chmodSync, chownSync, constants, copyFileSync, cpSync, existsSync, lchownSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
 import {rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -207,7 +207,7 @@ export function copyFiles(filesDir: string, dirs: InstanceDirs): void {
  * answering meanwhile. Best effort, as `rm -rf` is.
  */
 export async function removeTree(dir: string, user: RunAs | undefined): Promise<void> {
-  if (user) await new Promise<void>((resolve) => execFile('rm', ['-rf', '--', dir], {uid: user.uid, gid: user.gid}, () => resolve()))
+  if (user) await new Promise<void>((resolve) => spawn('rm', ['-rf', '--', dir], {uid: user.uid, gid: user.gid, stdio: 'ignore'}).once('error', () => resolve()).once('close', () => resolve()))
   else await rm(dir, {recursive: true, force: true})
 }
 

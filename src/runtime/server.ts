@@ -433,7 +433,9 @@ export class NodeServer {
     const now = this.now()
     for (const connection of this.connections) {
       const delivered = connection.offerLive(event, json)
-      if (!delivered && (connection === owner || this.hearsFailures(commanders?.get(connection), now))) connection.enqueue(event, json)
+      if (delivered) continue
+      if (connection === owner) connection.confirm(hash!, event, json)
+      else if (this.hearsFailures(commanders?.get(connection), now)) connection.enqueue(event, json)
     }
   }
 }

@@ -141,6 +141,8 @@ export class InstanceSupervisor {
   private unacked = 0
   /** The instance's private dir (bundle copy, its writes), for the supervisor's life. */
   private dirs: InstanceDirs | undefined
+  /** The removal of the last instance folders, while it runs. */
+  private removing?: Promise<void>
   private user: RunAs | undefined | null = null
   private memoryCap: number | undefined
 
@@ -301,14 +303,15 @@ export class InstanceSupervisor {
 
   private async cleanUp(): Promise<void> {
     const dirs = this.dirs
-    if (this.child || !dirs) return
-    this.dirs = undefined
-    try {
-      await removeInstanceDirs(dirs)
-    } finally {
+    if (!this.child && dirs) {
+      this.dirs = undefined
       // until they are gone, a process exiting meanwhile removes them on its way out
-      liveDirs.delete(dirs)
+      const removal = removeInstanceDirs(dirs).then(() => void liveDirs.delete(dirs))
+      this.removing = removal
+      removal.finally(() => this.removing === removal && (this.removing = undefined)).catch(() => undefined)
     }
+    // a second stop() meanwhile returns once they are gone too
+    await this.removing
   }
 
   /** Stops, then starts with a new spec (a new bundle): counters stay, the back-off resets. */

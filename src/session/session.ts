@@ -13,6 +13,7 @@ import {
   type HeartbeatResult,
   parseResult,
   type PayloadOf,
+  CONFIRMED_ACTIONS,
   PUBLIC_ACTIONS,
   type Rejection,
   type Reply,
@@ -94,6 +95,8 @@ export interface SendOptions {
   signal?: AbortSignal
   /** Send ACTION and PAYLOAD encrypted to the node's key (EE_IS_ENCRYPTED; R1_SECRETS must be). */
   encrypted?: boolean
+  /** How long the caller waits for confirmations after the answer (default `timeoutMs`): frames a broker loses meanwhile are asked for again. */
+  confirmWithinMs?: number
 }
 
 export interface CommandResult<A extends Action = Action> {
@@ -126,6 +129,16 @@ export interface SubscribeOptions {
 /** What a subscription yields: node events in seq order, and gaps where the node lost some. */
 export type SubscriptionItem = NodeEvent | GapEvent
 
+/** Accepted changes a session sends again when frames are lost (see `remember`). */
+const CONFIRMING = 64
+/**
+ * A command is sent again for at most this long after it was signed: past the node's clock-skew window
+ * (5 minutes by default) its TIME would be refused, not answered again.
+ */
+const SEND_AGAIN_WITHIN_MS = 4 * 60_000
+/** Seqs of the command notifications a session heard lately: one sent again with its answer is heard once. */
+const HEARD_CONFIRMATIONS = 1024
+
 interface Pending {
   hash: string
   action: Action
@@ -137,6 +150,9 @@ interface Pending {
   resolve: (result: CommandResult<Action>) => void
   reject: (error: Error) => void
   timer: NodeJS.Timeout
+  /** When it was signed, and how long its caller waits for its confirmations after the answer. */
+  signedAt: number
+  confirmWithinMs: number
 }
 
 interface ActiveSubscription {
@@ -185,6 +201,9 @@ export class Session {
   private readonly dialer: LinkDialer
   private link?: FrameLink
   private readonly pending = new Map<string, Pending>()
+  /** Accepted changes whose confirmations may still come (`remember`), by EE_HASH. */
+  private readonly confirming = new Map<string, {text: string; until: number}>()
+  private readonly heardConfirmations = new Set<number>()
   private readonly listeners = new Set<(event: NodeEvent) => void>()
   private subscription?: ActiveSubscription
   /** Whether an R1_SUBSCRIBE went out on this session (so the node may be streaming to it). */
@@ -397,9 +416,12 @@ export class Session {
    * what arrives of the old stream until the node answers is dropped (it would skip the lost events).
    */
   private onFramesLost(): void {
-    // A lost frame may have been a command's answer: the same signed command again makes the node answer it
-    // again (it does not run twice); one that was never lost is answered twice, and the second is ignored.
-    for (const pending of this.pending.values()) if (!pending.reply) void this.sendText(pending.text).catch(() => undefined)
+    // A lost frame may have held a command's answer or its confirmations: the same signed command again makes the
+    // node send them again (it does not run twice); what was not lost arrives twice, and the copy changes nothing.
+    const now = Date.now()
+    for (const [hash, {until}] of this.confirming) if (until < now) this.confirming.delete(hash)
+    const pending = [...this.pending.values()].filter((p) => !p.reply || now - p.signedAt < SEND_AGAIN_WITHIN_MS).map((p) => p.text)
+    for (const text of new Set([...pending, ...[...this.confirming.values()].map((c) => c.text)])) void this.sendText(text).catch(() => undefined)
     const sub = this.subscription
     if (!sub || sub.done || sub.resyncHash !== undefined || this.paused) return
     this.resumeFromJournal(sub)
@@ -441,6 +463,9 @@ export class Session {
       pending.reject(unreachable(`${pending.action} ${pending.hash.slice(0, 12)}…: ${why} before it was confirmed; it may or may not have been applied`, 'Check with `r1 status`, then retry.'))
     }
     this.pending.clear()
+    // a new connection is a new session on the node, which keeps no answers of this one (and may number anew)
+    this.confirming.clear()
+    this.heardConfirmations.clear()
     if (this.closed) return
     const gone = unreachable(`${why}: the node went away`, 'Check that the node is running (`r1 status`), then retry.')
     if (this.subscription && !this.subscription.done) {
@@ -508,6 +533,7 @@ export class Session {
         const pending = this.pending.get(item.COMMAND_HASH)
         if (pending) {
           pending.reply = item
+          if (CONFIRMED_ACTIONS.has(pending.action)) this.remember(pending)
           this.settle(pending)
         }
         return
@@ -530,6 +556,9 @@ export class Session {
       const rejection = item as Rejection
       const pending = rejection.COMMAND_HASH ? this.pending.get(rejection.COMMAND_HASH) : undefined
       const rejected = (action: string) => new R1Error(`${action} rejected by ${this.alias || this.address}: ${rejection.NOTIFICATION}`, ExitCode.REJECTED, {code: `REJECTED_${rejection.REASON}`, details: rejection, hint: hintFor(rejection)})
+      // an accepted command sent again after lost frames, which the node could not answer again (it keeps only
+      // the last answers, and its clock window moved on): the command stands, nothing to say
+      if ((pending?.reply || this.confirming.has(rejection.COMMAND_HASH ?? '')) && rejection.COMMAND_HASH) return
       if (pending) this.fail(pending, rejected(pending.action))
       // the node ended the subscription (e.g. this key left its allow-list)
       else if (rejection.COMMAND_HASH && rejection.COMMAND_HASH === this.subscription?.hash) this.failSubscription(rejected('R1_SUBSCRIBE'))
@@ -537,10 +566,14 @@ export class Session {
       return
     }
     const event = item as NodeEvent
-    for (const listener of this.listeners) listener(event)
-    if (event.EE_EVENT_TYPE === 'NOTIFICATION' && event.COMMAND_HASH) {
-      const pending = this.pending.get(event.COMMAND_HASH)
-      if (pending) this.notice(pending, event)
+    // a command's notification the node sent again (the command was sent again after lost frames) is heard once;
+    // a subscription still gets it in its order (deliver drops what it had)
+    if (!(event.EE_EVENT_TYPE === 'NOTIFICATION' && event.COMMAND_HASH && this.heardBefore(event.EE_MESSAGE_SEQ))) {
+      for (const listener of this.listeners) listener(event)
+      if (event.EE_EVENT_TYPE === 'NOTIFICATION' && event.COMMAND_HASH) {
+        const pending = this.pending.get(event.COMMAND_HASH)
+        if (pending) this.notice(pending, event)
+      }
     }
     this.deliver(event)
   }
@@ -575,6 +608,24 @@ export class Session {
       return
     }
     this.settle(pending)
+  }
+
+  /** Whether a command's notification with this seq was heard already (the node sends them again with a command sent again). */
+  private heardBefore(seq: number): boolean {
+    if (this.heardConfirmations.has(seq)) return true
+    this.heardConfirmations.add(seq)
+    if (this.heardConfirmations.size > HEARD_CONFIRMATIONS) this.heardConfirmations.delete(this.heardConfirmations.values().next().value!)
+    return false
+  }
+
+  /**
+   * An accepted change whose confirmations may still be on their way to a caller that waits for them (a
+   * deploy): sent again if frames are lost within its time, at most CONFIRMING of the most recent.
+   */
+  private remember(pending: Pending): void {
+    this.confirming.delete(pending.hash)
+    this.confirming.set(pending.hash, {text: pending.text, until: Math.min(Date.now() + pending.confirmWithinMs, pending.signedAt + SEND_AGAIN_WITHIN_MS)})
+    if (this.confirming.size > CONFIRMING) this.confirming.delete(this.confirming.keys().next().value!)
   }
 
   private settle(pending: Pending): void {
@@ -626,7 +677,7 @@ export class Session {
     const result = new Promise<CommandResult<A>>((resolve, reject) => {
       // settle() resolves with the RESULT parsed by this action's schema
       const settled = resolve as (result: CommandResult<Action>) => void
-      registered = {hash: '', text: '', action, tracker, notifications: [], resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout}
+      registered = {hash: '', text: '', action, tracker, notifications: [], resolve: settled, reject, timer: undefined as unknown as NodeJS.Timeout, signedAt: 0, confirmWithinMs: options.confirmWithinMs ?? timeoutMs}
     })
     const pending = registered!
     // The connection may drop (and reject this) while the frame is still on its way (a broker's PUBACK):
@@ -636,6 +687,7 @@ export class Session {
     if (action === 'R1_SUBSCRIBE') this.subscribed = true
     pending.hash = encoded.hash
     pending.text = encoded.text
+    pending.signedAt = Date.now()
     tracker?.setCommandHash(encoded.hash)
     options.onHash?.(encoded.hash)
     pending.timer = setTimeout(() => {
@@ -671,6 +723,7 @@ export class Session {
     if (this.closed) throw unreachable('The session is closed')
     if (this.reconnecting && !this.resubscribing) await this.reconnecting
     await signingTurn()
+    if (this.closed) throw unreachable('The session is closed')
     try {
       return (this.encrypts(action, encrypted) ? encodeEncryptedCommand : encodeCommand)(
         {ACTION: action, PAYLOAD: payload, EE_DEST: this.address, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()},

@@ -178,10 +178,10 @@ export function guardPacketSize<S extends Duplex>(stream: S, max: number): S {
         const byte = chunk[i++]!
         length += (byte & 0x7f) * 128 ** lengthBytes++
         if (byte & 0x80) {
-          if (lengthBytes === 4) return refuse('malformed MQTT packet length from the broker')
+          if (lengthBytes === 4) return refuse('an MQTT packet with a malformed length arrived')
           continue
         }
-        if (length > max) return refuse(`the broker sent an MQTT packet of ${length} bytes, over the ${max} bytes this client takes; reconnecting`)
+        if (length > max) return refuse(`an MQTT packet of ${length} bytes arrived, over the ${max}-byte limit`)
         skip = length
         lengthBytes = -1
       }

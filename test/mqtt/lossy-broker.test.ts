@@ -2,12 +2,20 @@
 // - it loses a frame on its way to the client, as Mosquitto does past its queue limit: the answer to a
 //   command. The client sees the gap in the node's frame numbers (at its next probe at the latest), sends
 //   the same signed command again, and the node answers it again without running it twice;
+// - it loses the frame that carries a change's confirmation (PLUGIN_CONFIG_OK), after its answer came: the
+//   client sends the command again when it sees the gap, and the node sends the answer and the confirmations
+//   it gave so far again, so a deploy is confirmed instead of timing out;
 // - it holds a command's acknowledgement while the session gives up on the node: the command fails as
 //   unreachable (exit 7), not as a crash of the CLI (found with 10,000 simulated nodes).
 import {once} from 'node:events'
 import {type AddressInfo, createServer, type Server} from 'node:net'
 import {Aedes} from 'aedes'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {sessionConnector} from '../../src/deploy/link.js'
+import {sendAndConfirm} from '../../src/fleet/engine.js'
+import {frameRoute, openFrame} from '../../src/protocol/broker-frames.js'
+import {NotificationCode} from '../../src/protocol/codes.js'
+import {decodeNodeFrame} from '../../src/protocol/wire.js'
 import {Session} from '../../src/session/index.js'
 import {until} from '../runtime/helpers.js'
 import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
@@ -23,6 +31,14 @@ describe('a broker that loses or holds messages', () => {
   const dropped: string[] = []
   /** While set, what clients publish on config topics is acknowledged only this much later. */
   let holdCommandsMs = 0
+  /** While set, the first frame to the client that carries a PLUGIN_CONFIG_OK is dropped (opened with the client's key). */
+  let dropConfirmation = false
+  const carriesConfirmation = (text: string) => {
+    const route = frameRoute(text)
+    if (!route || route.sender !== test.node.address) return false
+    const frame = decodeNodeFrame(openFrame(route.data, route.sender, test.client).frame, test.node.address)
+    return frame.ok && frame.items.some((item) => item.EE_EVENT_TYPE === 'NOTIFICATION' && 'NOTIFICATION_CODE' in item && item.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK)
+  }
 
   beforeAll(async () => {
     aedes = await Aedes.createBroker({
@@ -32,6 +48,11 @@ describe('a broker that loses or holds messages', () => {
       },
       authorizeForward(_client, packet) {
         const topic = packet.topic
+        if (dropConfirmation && topic.endsWith('/payloads') && carriesConfirmation(packet.payload.toString())) {
+          dropConfirmation = false
+          dropped.push(topic)
+          return null
+        }
         if (armed && topic.endsWith('/config') && !packet.payload.toString().includes('"ACTION":"R1_PING"')) dropNext = true
         else if (dropNext && topic.endsWith('/payloads')) {
           dropNext = false
@@ -83,6 +104,47 @@ describe('a broker that loses or holds messages', () => {
       expect(hash).toMatch(/^[0-9a-f]{64}$/)
     } finally {
       await session.close()
+    }
+  })
+
+  it('a change whose confirmation was lost after its answer is confirmed, and applied once', async () => {
+    const session = await connect()
+    try {
+      dropped.length = 0
+      dropConfirmation = true
+      const confirmations = [
+        {code: NotificationCode.PIPELINE_OK, pipeline: 'lossy-confirm'},
+        {code: NotificationCode.PLUGIN_CONFIG_OK, pipeline: 'lossy-confirm', signature: 'CUSTOM_EXEC_01', instance: 'exec-1'},
+      ]
+      // what listeners hear: each notification once, though the node sends the ones before the loss again
+      const heard: number[] = []
+      session.onEvent((e) => e.EE_EVENT_TYPE === 'NOTIFICATION' && e.NOTIFICATION_CODE === NotificationCode.PIPELINE_OK && e.EE_PAYLOAD_PATH[1] === 'lossy-confirm' && heard.push(e.EE_MESSAGE_SEQ))
+      const {notifications} = await session.send('UPDATE_CONFIG', execPipeline('lossy-confirm'), {timeoutMs: 20_000, expect: confirmations})
+      expect(dropped).toHaveLength(1)
+      expect(notifications.some((n) => n.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK)).toBe(true)
+      const state = await session.state() // answered after what was sent again
+      expect(state.VERSIONS['lossy-confirm']).toHaveLength(1)
+      expect(heard).toHaveLength(1)
+    } finally {
+      dropConfirmation = false
+      await session.close()
+    }
+  })
+
+  it("a deploy's command whose confirmation was lost is confirmed (the fleet engine's wait, over the deploy's link)", async () => {
+    const connectTarget = sessionConnector(test.client, {connectTimeoutMs: 5000})
+    const link = await connectTarget({name: 'lossy', url, broker: {url}, address: test.node.address})
+    try {
+      dropped.length = 0
+      dropConfirmation = true
+      const command = {action: 'UPDATE_CONFIG' as const, payload: execPipeline('lossy-deploy'), expect: {pipeline: 'lossy-deploy', pipelineCode: NotificationCode.PIPELINE_OK, instances: [{signature: 'CUSTOM_EXEC_01', instanceId: 'exec-1'}]}}
+      const {verdict} = await sendAndConfirm(link, [command], 30_000)
+      expect(verdict.state).toBe('confirmed')
+      expect(dropped).toHaveLength(1)
+      expect((await link.state()).VERSIONS['lossy-deploy']).toHaveLength(1)
+    } finally {
+      dropConfirmation = false
+      await link.close()
     }
   })
 

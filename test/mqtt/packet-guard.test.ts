@@ -36,7 +36,7 @@ describe('the size of an MQTT packet from the broker', () => {
     const stream = new PassThrough()
     const failed = new Promise<Error & {code?: string}>((resolve) => stream.on('error', resolve))
     guardPacketSize(stream, 1000)
-    const packets = [Buffer.from([0xd0, 0x00]), publishPacket('t', 'x'.repeat(200)), publishPacket('a/b', 'y'.repeat(1000 - 6)), CONNACK]
+    const packets = [Buffer.from([0xd0, 0x00]), publishPacket('t', 'x'.repeat(200)), publishPacket('a/b', 'y'.repeat(1000 - 5)), CONNACK]
     // one byte at a time: every header and length byte arrives on its own
     for (const byte of Buffer.concat(packets)) stream.write(Buffer.of(byte))
     expect(stream.destroyed).toBe(false)
@@ -48,7 +48,16 @@ describe('the size of an MQTT packet from the broker', () => {
     expect(stream.destroyed).toBe(true)
     const error = await failed
     expect(error.code).toBe('R1_PACKET_TOO_LARGE')
-    expect(error.message).toMatch(/1001 bytes, over the 1000 bytes/)
+    expect(error.message).toMatch(/1001 bytes arrived, over the 1000-byte limit/)
+  })
+
+  it('takes a four-byte length within the bound', () => {
+    const stream = new PassThrough()
+    stream.on('error', () => undefined)
+    guardPacketSize(stream, 3 * 1024 * 1024)
+    // 2 MiB: 0x80 0x80 0x80 0x01, the body not sent
+    stream.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x01]))
+    expect(stream.destroyed).toBe(false)
   })
 
   it('refuses a length of more than four bytes (not MQTT)', () => {
@@ -108,7 +117,7 @@ describe('the size of an MQTT packet from the broker', () => {
       expect(connections.length).toBeGreaterThanOrEqual(2)
       // cut long before the 32 MiB streamed (unguarded, mqtt.js buffers them all, and more)
       expect(streamed).toBeLessThan(budget)
-      expect(problems.some((p) => p.includes(`over the ${MAX_BROKER_PACKET_BYTES} bytes`))).toBe(true)
+      expect(problems.some((p) => p.includes(`over the ${MAX_BROKER_PACKET_BYTES}-byte limit`))).toBe(true)
     })
   })
 })

@@ -1,6 +1,6 @@
 // Signing is taken a batch per event-loop turn, so that a fleet command's frames leave while the rest
 // are still being signed. Real event loop, no fake timers: what matters is what runs between batches.
-import {describe, expect, it} from 'vitest'
+import {beforeEach, describe, expect, it} from 'vitest'
 import {SIGNED_PER_TURN, signingTurn} from '../../src/session/turns.js'
 
 /** Calls signingTurn() `count` times in one synchronous burst; resolves with the order callers got their turn and the macrotasks seen between. */
@@ -22,6 +22,9 @@ async function burst(count: number): Promise<{order: number[]; immediate: number
 }
 
 describe('signingTurn', () => {
+  // nothing signed in this turn yet: the batches below are counted from an idle queue
+  beforeEach(() => new Promise((resolve) => setImmediate(() => setImmediate(resolve))))
+
   it('lets the first batch of a turn sign at once and the rest in later turns, first come first served, with other work in between', async () => {
     const count = SIGNED_PER_TURN * 3 + 5
     const {order, immediate, log} = await burst(count)
