@@ -59,6 +59,8 @@ export interface DialOptions {
   connectTimeoutMs?: number
   /** Keep trying after the broker refused the connection (a node: its broker may be restarting, or its credentials fixed); a client gives up at once. */
   retryRefused?: boolean
+  /** MQTT keepalive, seconds (default 30; tests shrink it). */
+  keepaliveSeconds?: number
 }
 
 /** Connects (in the background; `waitConnected` waits for it); mqtt.js resubscribes after each reconnection. */
@@ -68,7 +70,7 @@ export async function dialBroker(config: BrokerConfig, options: DialOptions): Pr
     clientId: options.clientId,
     protocolVersion: 4,
     clean: true,
-    keepalive: 30,
+    keepalive: options.keepaliveSeconds ?? 30,
     connectTimeout: options.connectTimeoutMs ?? 10_000,
     reconnectPeriod: INITIAL_RECONNECT_MS,
     manualConnect: true,
@@ -84,6 +86,12 @@ export async function dialBroker(config: BrokerConfig, options: DialOptions): Pr
   const build = internals.streamBuilder
   internals.streamBuilder = (c) => guardPacketSize(build(c), MAX_BROKER_PACKET_BYTES)
   client.on('message', (topic, payload) => options.onMessage(topic, payload))
+  // mqtt.js counts only acknowledgements and PINGRESP as signs of life: behind a backlog of messages (a
+  // thousand nodes answering at once) the PINGRESP comes late, and it would drop a connection that is
+  // delivering all the while. A QoS 1 message is one too, and the PUBACK it gets keeps the broker's side alive.
+  client.on('packetreceive', (packet) => {
+    if (packet.cmd === 'publish' && packet.qos > 0) client.reschedulePing(true)
+  })
   client.on('connect', () => {
     client.options.reconnectPeriod = INITIAL_RECONNECT_MS
     options.onConnect?.()
