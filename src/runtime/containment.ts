@@ -211,15 +211,21 @@ export async function removeTree(dir: string, user: RunAs | undefined): Promise<
   else await rm(dir, {recursive: true, force: true})
 }
 
-export async function removeInstanceDirs(dirs: InstanceDirs): Promise<void> {
-  await Promise.all([removeTree(dirs.run, dirs.user), rm(dirs.code, {recursive: true, force: true})])
+/** removeTree at once, for where nothing asynchronous runs any more (the process is exiting) or the folder was just made. */
+function removeTreeNow(dir: string, user: RunAs | undefined): void {
+  if (user) spawnSync('rm', ['-rf', '--', dir], {uid: user.uid, gid: user.gid})
+  else rmSync(dir, {recursive: true, force: true})
 }
 
-/** removeInstanceDirs at once, for where nothing asynchronous runs any more (the process is exiting) or the folders were just made. */
+/** An instance's run dir (as its user) and code dir (the node's). */
+export async function removeInstanceDirs(dirs: InstanceDirs): Promise<void> {
+  await Promise.all([removeTree(dirs.run, dirs.user), removeTree(dirs.code, undefined)])
+}
+
+/** removeInstanceDirs at once (see removeTreeNow). */
 export function removeInstanceDirsNow(dirs: InstanceDirs): void {
-  if (dirs.user) spawnSync('rm', ['-rf', '--', dirs.run], {uid: dirs.user.uid, gid: dirs.user.gid})
-  else rmSync(dirs.run, {recursive: true, force: true})
-  rmSync(dirs.code, {recursive: true, force: true})
+  removeTreeNow(dirs.run, dirs.user)
+  removeTreeNow(dirs.code, undefined)
 }
 
 /**

@@ -558,7 +558,8 @@ export class Session {
       const rejected = (action: string) => new R1Error(`${action} rejected by ${this.alias || this.address}: ${rejection.NOTIFICATION}`, ExitCode.REJECTED, {code: `REJECTED_${rejection.REASON}`, details: rejection, hint: hintFor(rejection)})
       // an accepted command sent again after lost frames, which the node could not answer again (it keeps only
       // the last answers, and its clock window moved on): the command stands, nothing to say
-      if ((pending?.reply || this.confirming.has(rejection.COMMAND_HASH ?? '')) && rejection.COMMAND_HASH) return
+      const hash = rejection.COMMAND_HASH
+      if (hash && (pending?.reply || this.confirming.has(hash))) return
       if (pending) this.fail(pending, rejected(pending.action))
       // the node ended the subscription (e.g. this key left its allow-list)
       else if (rejection.COMMAND_HASH && rejection.COMMAND_HASH === this.subscription?.hash) this.failSubscription(rejected('R1_SUBSCRIBE'))
