@@ -1,12 +1,15 @@
 // N simulated nodes in one process for the fleet bench: each is the real node front (startNodeServer on the
 // broker, listen: false: identity, admission, signing and sealing, subscriptions, journal, pipelines on
-// disk) with ONE THING REPLACED: the instance host process. Each instance's supervisor gets an in-process
-// stub instead of a forked instance host (stubFork below), which answers at once: ready, PLUGIN_CONFIG_OK,
+// disk, each instance's supervisor) with ONE THING REPLACED: the instance itself. Each supervisor launches an
+// in-process stub (stubLaunch below) instead of making the instance's folders and forking an instance host
+// into them; the stub answers at once: ready, PLUGIN_CONFIG_OK,
 // PLUGIN_INSTANCE_COMMAND_OK, an update allowed, pongs. So the figures measure r1's node front and CLI at scale, not plugin
 // start-up. `node bench/fleet-nodes.js <broker url> <N> <allowed client address> <data root> [first node number]` prints one
 // JSON line {addresses, startedMs} once every node is on the broker, and runs until stdin closes.
 import {EventEmitter} from 'node:events'
+import {availableParallelism} from 'node:os'
 import {join} from 'node:path'
+import {Worker, isMainThread, parentPort, workerData} from 'node:worker_threads'
 import {NotificationCode, NotificationType} from '../dist/protocol/codes.js'
 import {startNodeServer} from '../dist/runtime/serve.js'
 
@@ -16,8 +19,8 @@ const first = Number(firstArg)
 // Nodes started at once: each opens its journal and dials the broker.
 const START_AT_ONCE = 50
 
-/** What the supervisor forks in place of an instance host: no process (no pid), answers in the next turn. */
-function stubFork() {
+/** What each instance's supervisor launches in place of its folders and a forked instance host: no process (no pid), answers in the next turn. */
+function stubLaunch() {
   const child = new EventEmitter()
   Object.assign(child, {pid: undefined, connected: true, stdout: null, stderr: null})
   const reply = (message) => setImmediate(() => child.emit('message', message))
@@ -59,28 +62,56 @@ function stubFork() {
   return child
 }
 
-const start = process.hrtime.bigint()
-const nodes = []
-for (let i = 0; i < Number(count); i += START_AT_ONCE) {
-  const batch = Array.from({length: Math.min(START_AT_ONCE, Number(count) - i)}, (_, j) =>
-    startNodeServer({
-      dataDir: join(dataRoot, `node-${i + j}`),
-      listen: false,
-      broker: {url},
-      alias: `sim-${first + i + j}`,
-      allow: [client],
-      core: {supervisor: {runAs: false, fork: stubFork}},
-      log: () => undefined,
-    }),
+/** Starts nodes [from, to) of this process's share, START_AT_ONCE at a time. */
+async function startNodes(from, to) {
+  const nodes = []
+  for (let i = from; i < to; i += START_AT_ONCE) {
+    const batch = Array.from({length: Math.min(START_AT_ONCE, to - i)}, (_, j) =>
+      startNodeServer({
+        dataDir: join(dataRoot, `node-${i + j}`),
+        listen: false,
+        broker: {url},
+        alias: `sim-${first + i + j}`,
+        allow: [client],
+        core: {supervisor: {runAs: false, launch: stubLaunch}},
+        log: () => undefined,
+      }),
+    )
+    nodes.push(...(await Promise.all(batch)))
+  }
+  return nodes
+}
+
+if (isMainThread) {
+  // One worker thread per core, each with an equal share of the nodes: a node's work runs on its own
+  // thread as it would on its own machine, and the nodes together may use every core this process gets
+  // (the CLI and the broker compete for them). The worker gets this script's arguments (process.argv).
+  const start = process.hrtime.bigint()
+  const total = Number(count)
+  const threads = Math.max(1, Math.min(availableParallelism(), total))
+  const workers = Array.from({length: threads}, (_, k) => new Worker(new URL(import.meta.url), {argv: process.argv.slice(2), workerData: {from: Math.floor((k * total) / threads), to: Math.floor(((k + 1) * total) / threads)}}))
+  const shares = await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise((resolve, reject) => {
+          worker.once('message', resolve)
+          worker.once('error', reject)
+          worker.once('exit', (code) => reject(new Error(`a fleet-nodes worker exited (${code}) before its nodes were up`)))
+        }),
+    ),
   )
-  nodes.push(...(await Promise.all(batch)))
+  process.stdout.write(JSON.stringify({addresses: shares.flat(), startedMs: Number(process.hrtime.bigint() - start) / 1e6}) + '\n')
+  // Stopped by stdin closing or SIGTERM (the bench sends both): every worker stops its nodes (their
+  // instances stop and their journals close), then the process exits
+  let stopping
+  const stop = () => {
+    stopping ??= Promise.all(workers.map((worker) => new Promise((resolve) => (worker.once('exit', resolve), worker.postMessage('stop'))))).then(() => process.exit(0))
+  }
+  process.stdin.resume()
+  process.stdin.on('end', stop)
+  process.on('SIGTERM', stop)
+} else {
+  const nodes = await startNodes(workerData.from, workerData.to)
+  parentPort.postMessage(nodes.map((n) => n.address))
+  parentPort.once('message', () => Promise.all(nodes.map((n) => n.stop())).then(() => process.exit(0)))
 }
-process.stdout.write(JSON.stringify({addresses: nodes.map((n) => n.address), startedMs: Number(process.hrtime.bigint() - start) / 1e6}) + '\n')
-// Stopped by stdin closing or SIGTERM (the bench sends both): every node stops, and its instances' folders go
-let stopping
-const stop = () => {
-  stopping ??= Promise.all(nodes.map((n) => n.stop())).then(() => process.exit(0))
-}
-process.stdin.resume()
-process.stdin.on('end', stop)
-process.on('SIGTERM', stop)

@@ -7,7 +7,7 @@
 //    an unsigned 1 KiB message from its config topic to the sender's targeted topic; the driver sends one to
 //    every node at once and times until all N echoes are back (QoS 1 both ways; median of 3 after a warm-up).
 // 2. N simulated nodes, up to 2,500 per process (fleet-nodes.js): the real node front on the broker, with the
-//    instance host replaced by an in-process stub that confirms at once (labelled so in every row). The
+//    instances replaced by an in-process stub that confirms at once (labelled so in every row). The
 //    built CLI, with the N nodes as broker targets in config.yaml: `r1 status --all`, `r1 deploy --all` of
 //    the ts-plugin template's pipeline (confirmed by PIPELINE_OK and PLUGIN_CONFIG_OK from every node), the
 //    same again after the plugin changed (a new bundle; every instance replaced), `r1 command --all`; wall
@@ -191,7 +191,7 @@ export default async function fleetBench() {
     const first = figures[0]
     const vs = (f, key) => (f === first ? {} : {baseline: first[key], baselineName: `${first.count} nodes`})
     const n = (count) => count.toLocaleString('en-US')
-    const stub = 'simulated nodes: real node front, instance host stubbed'
+    const stub = 'simulated nodes: real node front, instances stubbed'
     // A command that did not reach every node gets its figure as an error row (the bench fails) saying how far it got.
     const cliRow = (f, name, key, budget) => {
       const figure = `fleet over a broker, ${n(f.count)} ${stub}: ${name}`

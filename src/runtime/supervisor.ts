@@ -53,8 +53,11 @@ export interface SupervisorOptions {
   resolveConfig?: (config: Record<string, unknown>) => Record<string, unknown>
   /** The instance host module and its node flags (tests pick the built one); default: childEntry('instance-host'). */
   hostEntry?: {modulePath: string; execArgv: string[]}
-  /** Starts the instance host process; default child_process.fork (the fleet bench passes an in-process stub that confirms). */
-  fork?: typeof fork
+  /**
+   * Starts the instance in place of its own folders and a contained fork of the instance host, given the
+   * spec the host would get (the fleet bench passes an in-process stub that confirms at once).
+   */
+  launch?: (spec: InstanceSpec) => ChildProcess
 }
 
 export const defaultSupervisorOptions: SupervisorOptions = {
@@ -326,8 +329,14 @@ export class InstanceSupervisor {
     return this.consecutiveCrashes >= this.options.crashLoopThreshold
   }
 
-  /** The fork options and flags that contain the instance (see containment.ts). */
-  private contain(): {modulePath: string; execArgv: string[]; cwd: string; spec: InstanceSpec; uid?: number; gid?: number} {
+  /** The spec the instance starts with: its config as the process gets it, the restart back-off. */
+  private startSpec(): InstanceSpec {
+    const config = this.options.resolveConfig?.(this.specValue.config) ?? this.specValue.config
+    return {...this.specValue, config, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
+  }
+
+  /** The instance's own folders and a fork of the instance host contained to them (see containment.ts), with the spec it gets. */
+  private forkContained(): {child: ChildProcess; spec: InstanceSpec} {
     const entry = this.options.hostEntry ?? childEntry('instance-host')
     if (this.user === null) this.user = instanceUser(this.options.runAs)
     const user = this.user
@@ -344,14 +353,14 @@ export class InstanceSupervisor {
       liveDirs.add(fresh)
     }
     const dirs = this.dirs
-    const config = this.options.resolveConfig?.(this.specValue.config) ?? this.specValue.config
-    const spec: InstanceSpec = {...this.specValue, config, restartBackoff: {baseMs: this.options.restartBaseMs, capMs: this.options.restartCapMs}}
+    const spec = this.startSpec()
     // the bundle lives in the node's data dir, which the instance may not read: it gets its own copy
     if (spec.bundlePath) spec.bundlePath = stageBundle(spec.bundlePath, dirs)
     const cwd = this.options.cwd ?? dirs.run
-    this.memoryCap = memoryCapMb(this.specValue.config, this.options.maxMemoryMb)
     const execArgv = hostExecArgv({entry, runDir: dirs.run, codeDir: dirs.code, cwd, dataDir: this.options.dataDir, memoryCapMb: this.memoryCap, contained: this.options.contained !== false, childProcess: spec.builtin === 'PROCESS_APP_RUNNER', user})
-    return {modulePath: entry.modulePath, execArgv, cwd, spec, ...(user ? {uid: user.uid, gid: user.gid} : {})}
+    // its own process group (detached): stop, crash and shutdown kill the whole group
+    const child = fork(entry.modulePath, [], {execArgv, env: this.options.env, cwd, ...(user ? {uid: user.uid, gid: user.gid} : {}), detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
+    return {child, spec}
   }
 
   private spawn(): void {
@@ -361,17 +370,22 @@ export class InstanceSupervisor {
     this.failure = undefined
     this.busySince = undefined
     if (!this.crashLooping) this.setStatus('starting')
-    let contained: ReturnType<InstanceSupervisor['contain']>
+    this.memoryCap = memoryCapMb(this.specValue.config, this.options.maxMemoryMb)
+    let launched: {child: ChildProcess; spec: InstanceSpec}
     try {
-      contained = this.contain()
+      const {launch} = this.options
+      if (launch) {
+        const spec = this.startSpec()
+        launched = {child: launch(spec), spec}
+      } else {
+        launched = this.forkContained()
+      }
     } catch (error) {
       this.failure = `cannot prepare the instance process: ${(error as Error).message}`
       this.scheduleRestart(this.failure)
       return
     }
-    const {modulePath, execArgv, cwd, spec, uid, gid} = contained
-    // its own process group (detached): stop, crash and shutdown kill the whole group
-    const child = (this.options.fork ?? fork)(modulePath, [], {execArgv, env: this.options.env, cwd, uid, gid, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json'})
+    const {child, spec} = launched
     this.child = child
     if (child.pid) liveGroups.add(child.pid)
     this.exited = new Promise((resolve) => {
