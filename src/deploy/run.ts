@@ -4,6 +4,7 @@ import {COMMAND_LIMITS, commandLimitProblem} from '../protocol/limits.js'
 import {FEATURE_INLINE_BUNDLES} from '../protocol/messages.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {secretNames} from '../protocol/secret-refs.js'
+import {bundleChunkBase64} from '../session/session.js'
 import {type SecretsFile, sealedFor} from '../secrets/store.js'
 import type {Expectation} from '../fleet/confirm.js'
 import {type ConfirmedCommand, type Connect, type NodeLink, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
@@ -319,7 +320,8 @@ function inlined(link: NodeLink, changing: readonly PipelinePlan[], payloads: re
   if (missing.length === 0 || !link.features?.includes(FEATURE_INLINE_BUNDLES)) return undefined
   // base64 takes 4 bytes per 3: a bundle that cannot fit is not encoded for nothing
   if (missing.some((hash) => Math.ceil((bundles.get(hash)?.length ?? Number.POSITIVE_INFINITY) / 3) * 4 > COMMAND_LIMITS.maxPayloadBytes)) return undefined
-  const texts = new Map(missing.map((hash) => [hash, Buffer.from(bundles.get(hash)!).toString('base64')]))
+  // a bundle that fits is its own first and only upload chunk: encoded once for every target, as chunks are
+  const texts = new Map(missing.map((hash) => [hash, bundleChunkBase64(bundles.get(hash)!, hash, 0)]))
   const out: unknown[] = []
   for (const [i, p] of changing.entries()) {
     const loads = p.command!.action === 'UPDATE_CONFIG' ? Object.values(bundleMap(p.command!.payload)).filter((hash) => texts.has(hash)) : []

@@ -3,7 +3,7 @@ import {deflateSync, inflateSync} from 'node:zlib'
 import secp256k1 from 'secp256k1'
 import {parseWireJson, toPlain} from './canonical.js'
 import {type Identity, normalizeAddress, publicKeyFromAddress} from './identity.js'
-import {isStandardBase64} from './base64.js'
+import {fromStandardBase64} from './base64.js'
 
 /**
  * Ratio1's end-to-end encryption (`EE_ENCRYPTED_DATA`, ratio1_sdk `ratio1/bc/ec.py`):
@@ -78,8 +78,25 @@ function sharedKey(privateKey: Uint8Array, peerAddress: string): Buffer {
   return key
 }
 
+/**
+ * Nonces are cut from a pool the CSPRNG fills 341 at a time, each used once: one call to it per 341 frames
+ * instead of one per frame (a node answering a fleet, a CLI commanding one, seals one per message).
+ */
+const NONCE_POOL_BYTES = 341 * NONCE_BYTES
+let noncePool = Buffer.alloc(0)
+let nonceOffset = 0
+
+function freshNonce(): Buffer {
+  if (nonceOffset + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_POOL_BYTES)
+    nonceOffset = 0
+  }
+  nonceOffset += NONCE_BYTES
+  return noncePool.subarray(nonceOffset - NONCE_BYTES, nonceOffset)
+}
+
 function seal(key: Uint8Array, data: Uint8Array): {nonce: Buffer; sealed: Buffer} {
-  const nonce = randomBytes(NONCE_BYTES)
+  const nonce = freshNonce()
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
   const sealed = Buffer.concat([cipher.update(data), cipher.final(), cipher.getAuthTag()])
   return {nonce, sealed}
@@ -144,8 +161,8 @@ export function encrypt(plaintext: string, receiver: string | readonly string[],
  * reference does). Throws {@link DecryptionError} when it does not decrypt.
  */
 export function decrypt(data: string, senderAddress: string, receiver: Identity): string {
-  if (typeof data !== 'string' || !isStandardBase64(data)) throw new DecryptionError('encrypted data is not base64')
-  const bytes = Buffer.from(data, 'base64')
+  const bytes = typeof data === 'string' ? fromStandardBase64(data) : undefined
+  if (!bytes) throw new DecryptionError('encrypted data is not base64')
   const multi = multiPackage(bytes)
   if (multi) return decryptMulti(multi, senderAddress, receiver)
   if (bytes.length < NONCE_BYTES + 1 + TAG_BYTES) throw new DecryptionError('encrypted data is too short')

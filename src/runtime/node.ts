@@ -13,7 +13,7 @@ import {assertCommandLimits, commandLimitProblem} from '../protocol/limits.js'
 import type {Identity} from '../protocol/identity.js'
 import {SecretsSchema, type Action, type PayloadOf} from '../protocol/messages.js'
 import {PipelineConfigSchema, bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
-import {isStandardBase64} from '../protocol/base64.js'
+import {fromStandardBase64} from '../protocol/base64.js'
 import {BundleStore, type BundleStoreOptions, sha256Hex} from './bundle-store.js'
 import {isoAt} from './clock.js'
 import {CpuMeter, memory} from './machine.js'
@@ -452,8 +452,8 @@ export class LocalNode implements NodeCore {
     const inline = new Map<string, Buffer>()
     for (const [hash, text] of Object.entries(data)) {
       if (!loads.has(hash)) throw rejected(`R1_BUNDLE_DATA holds ${hash.slice(0, 12)}…, which pipeline ${String(config.NAME)} does not load; nothing stored`, 'BAD_PAYLOAD', 'Send inline only the bundles the config names in R1_BUNDLES or R1_FILES.')
-      if (typeof text !== 'string' || !isStandardBase64(text)) throw rejected(`R1_BUNDLE_DATA of ${hash.slice(0, 12)}… is not base64; nothing stored`, 'BAD_PAYLOAD')
-      const bytes = Buffer.from(text, 'base64')
+      const bytes = typeof text === 'string' ? fromStandardBase64(text) : undefined
+      if (!bytes) throw rejected(`R1_BUNDLE_DATA of ${hash.slice(0, 12)}… is not base64; nothing stored`, 'BAD_PAYLOAD')
       const actual = sha256Hex(bytes)
       if (actual !== hash) throw rejected(`R1_BUNDLE_DATA of ${hash.slice(0, 12)}… does not match its hash (the bytes hash to ${actual.slice(0, 12)}…); nothing stored`, 'BUNDLE_HASH_MISMATCH')
       inline.set(hash, bytes)

@@ -180,7 +180,7 @@ const LOW_QUEUE = 1_000
  */
 const chunkTexts = new WeakMap<Uint8Array, {hash: string; texts: string[]}>()
 
-function chunkBase64(bytes: Uint8Array, hash: string, index: number): string {
+export function bundleChunkBase64(bytes: Uint8Array, hash: string, index: number): string {
   let known = chunkTexts.get(bytes)
   if (known?.hash !== hash) chunkTexts.set(bytes, (known = {hash, texts: []}))
   return (known.texts[index] ??= Buffer.from(bytes.subarray(index * BUNDLE_CHUNK_BYTES, (index + 1) * BUNDLE_CHUNK_BYTES)).toString('base64'))
@@ -785,7 +785,7 @@ export class Session {
   async putBundle(hash: string, bytes: Uint8Array, options: Omit<SendOptions, 'expect'> & {onProgress?: (sent: number, total: number) => void} = {}): Promise<void> {
     const count = Math.max(1, Math.ceil(bytes.length / BUNDLE_CHUNK_BYTES))
     for (let index = 0; index < count; index++) {
-      const result = await this.request('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: chunkBase64(bytes, hash, index)}, options)
+      const result = await this.request('R1_BUNDLE_PUT', {HASH: hash, SIZE: bytes.length, INDEX: index, COUNT: count, DATA: bundleChunkBase64(bytes, hash, index)}, options)
       options.onProgress?.(Math.min(bytes.length, (index + 1) * BUNDLE_CHUNK_BYTES), bytes.length)
       if (result.STORED) return
     }

@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {describe, expect, it} from 'vitest'
-import {isStandardBase64} from '../../src/protocol/base64.js'
+import {fromStandardBase64, isStandardBase64} from '../../src/protocol/base64.js'
 
 describe('isStandardBase64', () => {
   it('takes what Buffer and Python encode, padded or not, of any length', () => {
@@ -16,5 +16,14 @@ describe('isStandardBase64', () => {
     for (const bad of ['!!not base64!!', 'ab-c', 'ab_c', 'YW Jj', 'YWJj\n', 'YQ===', '=YQ', 'Y=Q=', 'YR==', 'YWJjZA=a', 'A']) {
       expect(isStandardBase64(bad), bad).toBe(false)
     }
+  })
+})
+
+describe('fromStandardBase64', () => {
+  it('gives the bytes standard base64 encodes, and undefined for anything isStandardBase64 refuses', () => {
+    const bytes = randomBytes(1000)
+    expect(fromStandardBase64(bytes.toString('base64'))?.equals(bytes)).toBe(true)
+    expect(fromStandardBase64('')?.length).toBe(0)
+    for (const bad of ['ab-c', 'YQ===', 'YR==', 'YWJj\n']) expect(fromStandardBase64(bad), bad).toBeUndefined()
   })
 })

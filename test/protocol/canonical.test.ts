@@ -1,7 +1,7 @@
 // canonicalJson's shortcuts (String() for positional floats and integers, the native key sort, cached
 // key prefixes) against the general rules they stand in for.
 import {describe, expect, it} from 'vitest'
-import {canonicalJson, compareCodePoints, pythonFloatRepr} from '../../src/protocol/canonical.js'
+import {canonicalJson, compareCodePoints, parseWireJson, pythonFloatRepr, WireJsonError} from '../../src/protocol/canonical.js'
 
 /** Deterministic doubles over many magnitudes (a small LCG, so a failure reproduces). */
 function doubles(count: number): number[] {
@@ -44,5 +44,22 @@ describe('canonicalJson keys', () => {
     const parsed = JSON.parse(text) as Record<string, number>
     expect(Object.keys(parsed)).toEqual(Object.keys(record).sort(compareCodePoints))
     expect(canonicalJson(record)).toBe(text)
+  })
+})
+
+describe('parseWireJson strings', () => {
+  it('reads plain runs, escapes after a long plain run, an escaped quote and a \\u escape as JSON.parse does', () => {
+    const plain = 'A'.repeat(40_000)
+    for (const value of [plain, `${plain}"quoted"`, `${plain}\\back\\slash`, `${plain}\nline\ttab`, `é ${plain} ü 日本 🚀`, '', '\u0001']) {
+      const text = JSON.stringify({K: value, L: [value, 'next']})
+      expect(parseWireJson(text)).toEqual({K: value, L: [value, 'next']})
+    }
+    expect(parseWireJson('"ab\\u0041\\"c"')).toBe('abA"c')
+  })
+
+  it('refuses a raw control character after a long plain run, and an unterminated string', () => {
+    expect(() => parseWireJson(`"${'A'.repeat(10_000)}\u0001"`)).toThrow(WireJsonError)
+    expect(() => parseWireJson(`"${'A'.repeat(10_000)}`)).toThrow(/unterminated string/)
+    expect(() => parseWireJson(`"${'A'.repeat(10_000)}\\"`)).toThrow(/unterminated string/)
   })
 })

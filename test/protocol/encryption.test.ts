@@ -118,6 +118,16 @@ describe('encrypt / decrypt', () => {
     expect(encrypt('same', k2.address, k1)).not.toBe(encrypt('same', k2.address, k1))
   })
 
+  it('never uses a nonce twice, across refills of the nonce pool, and a nonce handed out stays what it was', () => {
+    const nonceOf = (sealed: string) => Buffer.from(sealed, 'base64').subarray(0, 12).toString('hex')
+    const first = encrypt('same', k2.address, k1)
+    const seen = new Set([nonceOf(first)])
+    // a few refills of the pool (341 nonces each)
+    for (let i = 0; i < 2000; i++) seen.add(nonceOf(encrypt('same', k2.address, k1)))
+    expect(seen.size).toBe(2001)
+    expect(decrypt(first, k1.address, k2)).toBe('same')
+  })
+
   it('the same long plaintext to many receivers in a row (compressed once): each opens only its own, and a changed plaintext is compressed afresh', () => {
     const bundle = JSON.stringify({ACTION: 'R1_BUNDLE_PUT', PAYLOAD: {DATA: Buffer.alloc(40_000, 7).toString('base64')}})
     const peers = Array.from({length: 5}, () => generateIdentity())
