@@ -1,11 +1,12 @@
-// N simulated nodes in one process for the fleet bench: each is the real node front (startNodeServer on the
-// broker, listen: false: identity, admission, signing and sealing, subscriptions, journal, pipelines on
-// disk, each instance's supervisor) with ONE THING REPLACED: the instance itself. Each supervisor launches an
-// in-process stub (stubLaunch below) instead of making the instance's folders and forking an instance host
-// into them; the stub answers at once: ready, PLUGIN_CONFIG_OK,
-// PLUGIN_INSTANCE_COMMAND_OK, an update allowed, pongs. So the figures measure r1's node front and CLI at scale, not plugin
-// start-up. `node bench/fleet-nodes.js <broker url> <N> <allowed client address> <data root> [first node number]` prints one
-// JSON line {addresses, startedMs} once every node is on the broker, and runs until stdin closes.
+// N simulated nodes in one process for the fleet bench, on its worker threads: each is the real node front
+// (startNodeServer on the broker, listen: false: identity, admission, signing and sealing, subscriptions,
+// journal, pipelines on disk, each instance's supervisor) with ONE THING REPLACED: the instance itself. Each
+// supervisor launches an in-process stub (stubLaunch below) instead of making the instance's folders and
+// forking an instance host into them; the stub answers at once: ready, PLUGIN_CONFIG_OK,
+// PLUGIN_INSTANCE_COMMAND_OK, an update allowed, pongs. So the figures measure r1's node front and CLI at
+// scale, not plugin start-up.
+// `node bench/fleet-nodes.js <broker url> <N> <allowed client address> <data root> [first node number] [threads]`
+// prints one JSON line {addresses, startedMs} once every node is on the broker, and runs until stdin closes.
 import {EventEmitter} from 'node:events'
 import {availableParallelism} from 'node:os'
 import {join} from 'node:path'
@@ -13,7 +14,7 @@ import {Worker, isMainThread, parentPort, workerData} from 'node:worker_threads'
 import {NotificationCode, NotificationType} from '../dist/protocol/codes.js'
 import {startNodeServer} from '../dist/runtime/serve.js'
 
-const [url, count, client, dataRoot, firstArg = '0'] = process.argv.slice(2)
+const [url, count, client, dataRoot, firstArg = '0', threadsArg = String(availableParallelism())] = process.argv.slice(2)
 /** Number of the first node here (aliases sim-<first>…): a large fleet is spread over several processes. */
 const first = Number(firstArg)
 // Nodes started at once: each opens its journal and dials the broker.
@@ -83,12 +84,12 @@ async function startNodes(from, to) {
 }
 
 if (isMainThread) {
-  // One worker thread per core, each with an equal share of the nodes: a node's work runs on its own
-  // thread as it would on its own machine, and the nodes together may use every core this process gets
-  // (the CLI and the broker compete for them). The worker gets this script's arguments (process.argv).
+  // Worker threads (by default one per core), each with an equal share of the nodes: the nodes together may
+  // use every core (the CLI and the broker compete for them), as a fleet's nodes each have their own. A fleet
+  // spread over several processes gives each its share of the cores. The worker gets this script's arguments.
   const start = process.hrtime.bigint()
   const total = Number(count)
-  const threads = Math.max(1, Math.min(availableParallelism(), total))
+  const threads = Math.max(1, Math.min(Number(threadsArg), total))
   const workers = Array.from({length: threads}, (_, k) => new Worker(new URL(import.meta.url), {argv: process.argv.slice(2), workerData: {from: Math.floor((k * total) / threads), to: Math.floor(((k + 1) * total) / threads)}}))
   const shares = await Promise.all(
     workers.map(

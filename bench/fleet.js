@@ -16,7 +16,7 @@
 // Standalone: `node bench/fleet.js` prints the rows as one JSON line {"group":"fleet","rows":[…]}.
 import {spawn} from 'node:child_process'
 import {appendFileSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import mqtt from 'mqtt'
@@ -140,9 +140,11 @@ async function simulatedFleet(broker, count, dir) {
   // NODES_PER_PROCESS nodes at most in one process: each node holds a few file descriptors, and the
   // process's limit (20,000 on these machines) must not be what a large fleet measures
   const slices = Array.from({length: Math.ceil(count / NODES_PER_PROCESS)}, (_, k) => ({first: k * NODES_PER_PROCESS, size: Math.min(NODES_PER_PROCESS, count - k * NODES_PER_PROCESS)}))
+  // the cores shared among the processes: more event loops than cores only adds switching between them
+  const threads = Math.max(1, Math.floor(availableParallelism() / slices.length))
   const started = process.hrtime.bigint()
   const spawned = slices.map(({first, size}) =>
-    firstJsonLine(spawn(process.execPath, ['--max-old-space-size=16384', script, broker.url, String(size), address, join(dir, `nodes-${count}-${first}`), String(first)], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, UV_THREADPOOL_SIZE: '64'}}), 'fleet-nodes.js', 600_000),
+    firstJsonLine(spawn(process.execPath, ['--max-old-space-size=16384', script, broker.url, String(size), address, join(dir, `nodes-${count}-${first}`), String(first), String(threads)], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, UV_THREADPOOL_SIZE: '64'}}), 'fleet-nodes.js', 600_000),
   )
   const settled = await Promise.allSettled(spawned)
   const groups = settled.filter((r) => r.status === 'fulfilled').map((r) => r.value)

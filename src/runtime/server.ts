@@ -19,6 +19,18 @@ import {AllowList} from './server-allowlist.js'
 import {ServiceActions} from './service-actions.js'
 import {BundleUploads, type UploadLimits} from './uploads.js'
 
+/** Whether this thread's event loop was saturated (busy 90 % of the time or more) since the last look. */
+export class LoopWatch {
+  private last = performance.eventLoopUtilization()
+
+  saturated(): boolean {
+    const now = performance.eventLoopUtilization()
+    const busy = performance.eventLoopUtilization(now, this.last).utilization
+    this.last = now
+    return busy >= 0.9
+  }
+}
+
 export type {NodeQueries} from './node-info.js'
 
 /**
@@ -137,6 +149,7 @@ export class NodeServer {
   private publicHeartbeat?: PublicHeartbeatCache
   private unsubscribe?: () => void
   private housekeeping?: NodeJS.Timeout
+  private readonly loop = new LoopWatch()
   private closing = false
   readonly skewMs: number
   readonly rate: RateLimit
@@ -399,8 +412,12 @@ export class NodeServer {
 
   private tick(): void {
     this.expire()
+    // A node whose event loop was saturated since the last tick may not have read what its peers sent (a
+    // backlog of messages ahead of theirs): it cannot tell a silent peer from an unheard one, so liveness is
+    // judged only after a period it had time to listen in. Until then nobody is dropped, and nobody is probed.
+    const saturated = this.loop.saturated()
     for (const connection of this.connections) {
-      connection.checkAlive()
+      if (!saturated) connection.checkAlive()
       connection.checkSubscriber()
     }
   }

@@ -1,0 +1,74 @@
+import {connect as mqttConnect} from 'mqtt'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {generateIdentity} from '../../src/protocol/identity.js'
+import {formatTime} from '../../src/protocol/messages.js'
+import {encodeCommand} from '../../src/protocol/wire.js'
+import {LoopWatch} from '../../src/runtime/server.js'
+import {Session} from '../../src/session/index.js'
+import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
+import {until} from '../runtime/helpers.js'
+import {startTestNode, type TestNode} from '../server/helpers.js'
+
+// A node whose input backs up (a flood on its config topic, or more work than its CPU has) reads its peers'
+// messages late. While it is that busy, it must not take their silence for absence: at 10,000 simulated nodes
+// on two cores, sessions were forgotten mid-deploy and each failed as `1012` (started afresh).
+describe('LoopWatch: was the event loop saturated since the last look', () => {
+  it('yes after a busy stretch, no after an idle one, and each look starts a new period', async () => {
+    const watch = new LoopWatch()
+    const busyUntil = Date.now() + 300
+    while (Date.now() < busyUntil); // busy
+    expect(watch.saturated()).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(watch.saturated()).toBe(false)
+    const halfUntil = Date.now() + 150
+    while (Date.now() < halfUntil); // busy half the period
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    expect(watch.saturated()).toBe(false)
+  })
+})
+
+describe('a node too busy to read its input', () => {
+  const FLOOD = 10_000
+  let broker: TestBroker
+  let test: TestNode
+
+  beforeAll(async () => {
+    broker = await startEmbeddedBroker()
+    // liveness judged every 200 ms: a session unheard for two periods is forgotten
+    test = await startTestNode({broker: {url: broker.url}, pingIntervalMs: 200})
+    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
+  })
+
+  afterAll(async () => {
+    await test?.dispose()
+    await broker?.stop()
+  })
+
+  const open = (pingIntervalMs: number) => Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 20_000, pingIntervalMs})
+
+  it('keeps a working session through a flood of signed probes from a stranger, and forgets the silent ones after', async () => {
+    const talker = await open(100) // probes every 100 ms: never silent for two of the node's periods
+    const quiet = await open(60_000) // says nothing after its first command
+    try {
+      await Promise.all([talker.state(), quiet.state()])
+      const front = test.node.broker!
+      const before = front.stats.received
+      // the backlog: validly signed probes of a stranger, each checked (its signature) and answered by the node
+      const stranger = generateIdentity()
+      const flood = mqttConnect(broker.url, {protocolVersion: 4, clientId: 'flooder'})
+      await new Promise<void>((resolve) => flood.once('connect', () => resolve()))
+      const text = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: test.node.address, INITIATOR_ID: 'flood', SESSION_ID: 'flood', TIME: formatTime()}, stranger).text
+      for (let i = 0; i < FLOOD; i++) flood.publish(`naeural/${test.node.address}/config`, text, {qos: 0})
+      await until(() => front.stats.received - before >= FLOOD || undefined, 60_000, 'the node through the backlog')
+      flood.end(true)
+      // the talker's session is the one it had (a new hello would have ended it as 1012, started afresh)
+      expect((await talker.state()).ADDRESS).toBe(test.node.address)
+      // once the node can listen again, the quiet session is forgotten as before (the stranger's too)
+      await until(() => front.connectionCount === 1 || undefined, 10_000, 'the silent sessions forgotten')
+      expect((await talker.state()).ADDRESS).toBe(test.node.address)
+    } finally {
+      await talker.close()
+      await quiet.close()
+    }
+  })
+})
