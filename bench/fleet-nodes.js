@@ -89,24 +89,32 @@ if (isMainThread) {
   // spread over several processes gives each its share of the cores. The worker gets this script's arguments.
   const start = process.hrtime.bigint()
   const total = Number(count)
-  const threads = Math.max(1, Math.min(Number(threadsArg), total))
-  const workers = Array.from({length: threads}, (_, k) => new Worker(new URL(import.meta.url), {argv: process.argv.slice(2), workerData: {from: Math.floor((k * total) / threads), to: Math.floor(((k + 1) * total) / threads)}}))
+  const threads = Math.max(1, Math.min(Number(threadsArg) || 1, total))
+  const workers = Array.from({length: threads}, (_, k) => {
+    const worker = new Worker(new URL(import.meta.url), {argv: process.argv.slice(2), workerData: {from: Math.floor((k * total) / threads), to: Math.floor(((k + 1) * total) / threads)}})
+    const exited = new Promise((resolve) => worker.once('exit', resolve))
+    return {worker, exited}
+  })
   const shares = await Promise.all(
     workers.map(
-      (worker) =>
+      ({worker, exited}) =>
         new Promise((resolve, reject) => {
           worker.once('message', resolve)
           worker.once('error', reject)
-          worker.once('exit', (code) => reject(new Error(`a fleet-nodes worker exited (${code}) before its nodes were up`)))
+          exited.then((code) => reject(new Error(`a fleet-nodes worker exited (${code}) before its nodes were up`)))
         }),
     ),
   )
+  // a worker that fails once its nodes are up takes them away: say so (the bench reports the targets it lost)
+  for (const {worker} of workers) worker.on('error', (error) => process.stderr.write(`fleet-nodes: a worker failed: ${error.stack ?? error}\n`))
   process.stdout.write(JSON.stringify({addresses: shares.flat(), startedMs: Number(process.hrtime.bigint() - start) / 1e6}) + '\n')
   // Stopped by stdin closing or SIGTERM (the bench sends both): every worker stops its nodes (their
   // instances stop and their journals close), then the process exits
   let stopping
   const stop = () => {
-    stopping ??= Promise.all(workers.map((worker) => new Promise((resolve) => (worker.once('exit', resolve), worker.postMessage('stop'))))).then(() => process.exit(0))
+    if (stopping) return
+    for (const {worker} of workers) worker.postMessage('stop')
+    stopping = Promise.all(workers.map(({exited}) => exited)).then(() => process.exit(0))
   }
   process.stdin.resume()
   process.stdin.on('end', stop)

@@ -1,10 +1,10 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {NotificationCode} from '../protocol/codes.js'
 import {COMMAND_LIMITS, commandLimitProblem} from '../protocol/limits.js'
-import {FEATURE_INLINE_BUNDLES} from '../protocol/messages.js'
+import {BUNDLE_CHUNK_BYTES, FEATURE_INLINE_BUNDLES} from '../protocol/messages.js'
 import {bundleMap, type PipelineConfig} from '../protocol/pipeline.js'
 import {secretNames} from '../protocol/secret-refs.js'
-import {bundleChunkBase64} from '../session/session.js'
+import {bundleChunkBase64} from '../session/index.js'
 import {type SecretsFile, sealedFor} from '../secrets/store.js'
 import type {Expectation} from '../fleet/confirm.js'
 import {type ConfirmedCommand, type Connect, type NodeLink, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
@@ -318,8 +318,9 @@ function withMessage(command: NonNullable<PipelinePlan['command']>, message: str
  */
 function inlined(link: NodeLink, changing: readonly PipelinePlan[], payloads: readonly unknown[], missing: readonly string[], bundles: ReadonlyMap<string, Uint8Array>): unknown[] | undefined {
   if (missing.length === 0 || !link.features?.includes(FEATURE_INLINE_BUNDLES)) return undefined
-  // base64 takes 4 bytes per 3: a bundle that cannot fit is not encoded for nothing
-  if (missing.some((hash) => Math.ceil((bundles.get(hash)?.length ?? Number.POSITIVE_INFINITY) / 3) * 4 > COMMAND_LIMITS.maxPayloadBytes)) return undefined
+  // base64 takes 4 bytes per 3: a bundle that cannot fit is not encoded for nothing (nor one past an upload chunk, below)
+  const fits = (size: number) => Math.ceil(size / 3) * 4 <= COMMAND_LIMITS.maxPayloadBytes && size <= BUNDLE_CHUNK_BYTES
+  if (missing.some((hash) => !fits(bundles.get(hash)?.length ?? Number.POSITIVE_INFINITY))) return undefined
   // a bundle that fits is its own first and only upload chunk: encoded once for every target, as chunks are
   const texts = new Map(missing.map((hash) => [hash, bundleChunkBase64(bundles.get(hash)!, hash, 0)]))
   const out: unknown[] = []

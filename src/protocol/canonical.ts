@@ -80,9 +80,14 @@ const SHORT_ESCAPES: Record<number, string> = {0x22: '\\"', 0x5c: '\\\\', 0x0a: 
 // eslint-disable-next-line no-control-regex
 const NEEDS_ESCAPE = /["\\\u0000-\u001f]/
 
+/** Whether canonical JSON escapes anything in `value` (`"`, `\\` or a control character): most strings it copies as they are. */
+export function needsEscape(value: string): boolean {
+  return NEEDS_ESCAPE.test(value)
+}
+
 /** Python `json.dumps(ensure_ascii=False)` string escaping (rule 8). */
 export function pythonJsonString(value: string): string {
-  if (!NEEDS_ESCAPE.test(value)) return '"' + value + '"'
+  if (!needsEscape(value)) return '"' + value + '"'
   let out = '"'
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i)

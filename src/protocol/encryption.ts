@@ -79,8 +79,9 @@ function sharedKey(privateKey: Uint8Array, peerAddress: string): Buffer {
 }
 
 /**
- * Nonces are cut from a pool the CSPRNG fills 341 at a time, each used once: one call to it per 341 frames
- * instead of one per frame (a node answering a fleet, a CLI commanding one, seals one per message).
+ * Nonces are cut from a pool the CSPRNG fills 341 at a time (4,092 bytes, just under 4 KiB), each used once,
+ * each pool a fresh buffer: one call to it per 341 frames instead of one per frame (a node answering a
+ * fleet, a CLI commanding one, seals one per message).
  */
 const NONCE_POOL_BYTES = 341 * NONCE_BYTES
 let noncePool = Buffer.alloc(0)

@@ -1,4 +1,5 @@
 import {ExitCode, R1Error} from '../errors.js'
+import {needsEscape} from './canonical.js'
 
 /**
  * Bounds on what a command may carry, the same for every action, checked before anything else
@@ -72,13 +73,9 @@ function jsonBytes(value: unknown): number {
   return 4 // null, and what canonical JSON renders as null
 }
 
-/** A character canonical JSON escapes: `"`, `\\` and the controls. */
-// eslint-disable-next-line no-control-regex
-const ESCAPED = /["\\\u0000-\u001f]/
-
 function countEscapes(text: string): number {
   // most strings have none (a base64 bundle has tens of KiB without one): a native scan says so at once
-  if (!ESCAPED.test(text)) return 0
+  if (!needsEscape(text)) return 0
   let extra = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)

@@ -19,6 +19,12 @@ import {AllowList} from './server-allowlist.js'
 import {ServiceActions} from './service-actions.js'
 import {BundleUploads, type UploadLimits} from './uploads.js'
 
+/**
+ * Housekeeping periods in a row in which a saturated node judges nobody's liveness: then it judges anyway,
+ * so a flood that keeps it busy cannot keep dead sessions (and their slots) for good.
+ */
+const MAX_UNJUDGED_TICKS = 4
+
 /** Whether this thread's event loop was saturated (busy 90 % of the time or more) since the last look. */
 export class LoopWatch {
   private last = performance.eventLoopUtilization()
@@ -149,7 +155,9 @@ export class NodeServer {
   private publicHeartbeat?: PublicHeartbeatCache
   private unsubscribe?: () => void
   private housekeeping?: NodeJS.Timeout
-  private readonly loop = new LoopWatch()
+  /** The event loop since the last housekeeping tick, and how many ticks in a row it was too busy to judge liveness. */
+  private loop = new LoopWatch()
+  private unjudgedTicks = 0
   private closing = false
   readonly skewMs: number
   readonly rate: RateLimit
@@ -226,6 +234,7 @@ export class NodeServer {
     this.publicHeartbeat = new PublicHeartbeatCache({address: this.address, alias: this.core.alias, version: this.options.version ?? null, startedAt: this.startedAt, tags: this.core.tags}, this.now)
     this.unsubscribe = this.options.core.onEvent((event, json) => this.dispatchEvent(event, json))
     const interval = this.options.pingIntervalMs ?? 15_000
+    this.loop = new LoopWatch() // the first period starts now, after start-up's own work
     this.housekeeping = setInterval(() => this.tick(), Math.min(interval, 60_000))
     this.housekeeping.unref()
     if (this.options.listen === false) return this.urlValue
@@ -414,10 +423,11 @@ export class NodeServer {
     this.expire()
     // A node whose event loop was saturated since the last tick may not have read what its peers sent (a
     // backlog of messages ahead of theirs): it cannot tell a silent peer from an unheard one, so liveness is
-    // judged only after a period it had time to listen in. Until then nobody is dropped, and nobody is probed.
-    const saturated = this.loop.saturated()
+    // judged after a period it had time to listen in, or after MAX_UNJUDGED_TICKS busy ones in a row.
+    const judge = !this.loop.saturated() || this.unjudgedTicks >= MAX_UNJUDGED_TICKS
+    this.unjudgedTicks = judge ? 0 : this.unjudgedTicks + 1
     for (const connection of this.connections) {
-      if (!saturated) connection.checkAlive()
+      if (judge) connection.checkAlive()
       connection.checkSubscriber()
     }
   }

@@ -54,8 +54,9 @@ export interface SupervisorOptions {
   /** The instance host module and its node flags (tests pick the built one); default: childEntry('instance-host'). */
   hostEntry?: {modulePath: string; execArgv: string[]}
   /**
-   * Starts the instance in place of its own folders and a contained fork of the instance host, given the
-   * spec the host would get (the fleet bench passes an in-process stub that confirms at once).
+   * Starts the instance in place of its own folders and a contained fork of the instance host, given its
+   * spec (config resolved, restart back-off; the bundle where the node keeps it). The fleet bench passes an
+   * in-process stub that confirms at once.
    */
   launch?: (spec: InstanceSpec) => ChildProcess
 }
@@ -381,7 +382,8 @@ export class InstanceSupervisor {
         launched = this.forkContained()
       }
     } catch (error) {
-      this.failure = `cannot prepare the instance process: ${(error as Error).message}`
+      // a fork that throws (e.g. EPERM taking the instance user's uid) is retried with back-off, as a failed preparation is
+      this.failure = `cannot start the instance process: ${(error as Error).message}`
       this.scheduleRestart(this.failure)
       return
     }

@@ -1,5 +1,5 @@
 import {connect as mqttConnect} from 'mqtt'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
 import {formatTime} from '../../src/protocol/messages.js'
 import {encodeCommand} from '../../src/protocol/wire.js'
@@ -46,23 +46,28 @@ describe('a node too busy to read its input', () => {
 
   const open = (pingIntervalMs: number) => Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 20_000, pingIntervalMs})
 
-  it('keeps a working session through a flood of signed probes from a stranger, and forgets the silent ones after', async () => {
+  it('keeps a working session through a flood of signed probes from a stranger, and forgets the silent ones after', {timeout: 120_000}, async () => {
     const talker = await open(100) // probes every 100 ms: never silent for two of the node's periods
     const quiet = await open(60_000) // says nothing after its first command
     try {
       await Promise.all([talker.state(), quiet.state()])
       const front = test.node.broker!
       const before = front.stats.received
+      // which housekeeping ticks found the node saturated (and so judged nobody)
+      const looks = vi.spyOn(LoopWatch.prototype, 'saturated')
       // the backlog: validly signed probes of a stranger, each checked (its signature) and answered by the node
       const stranger = generateIdentity()
       const flood = mqttConnect(broker.url, {protocolVersion: 4, clientId: 'flooder'})
       await new Promise<void>((resolve) => flood.once('connect', () => resolve()))
       const text = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: test.node.address, INITIATOR_ID: 'flood', SESSION_ID: 'flood', TIME: formatTime()}, stranger).text
       for (let i = 0; i < FLOOD; i++) flood.publish(`naeural/${test.node.address}/config`, text, {qos: 0})
-      await until(() => front.stats.received - before >= FLOOD || undefined, 60_000, 'the node through the backlog')
+      await until(() => front.stats.received - before >= FLOOD || undefined, 100_000, 'the node through the backlog')
       flood.end(true)
+      const busyTicks = looks.mock.results.filter((r) => r.value === true).length
+      looks.mockRestore()
       // the talker's session is the one it had (a new hello would have ended it as 1012, started afresh)
       expect((await talker.state()).ADDRESS).toBe(test.node.address)
+      expect(busyTicks).toBeGreaterThan(0) // housekeeping found the node saturated at least once meanwhile, and the talker was kept
       // once the node can listen again, the quiet session is forgotten as before (the stranger's too)
       await until(() => front.connectionCount === 1 || undefined, 10_000, 'the silent sessions forgotten')
       expect((await talker.state()).ADDRESS).toBe(test.node.address)

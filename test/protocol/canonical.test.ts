@@ -50,7 +50,7 @@ describe('canonicalJson keys', () => {
 describe('parseWireJson strings', () => {
   it('reads plain runs, escapes after a long plain run, an escaped quote and a \\u escape as JSON.parse does', () => {
     const plain = 'A'.repeat(40_000)
-    for (const value of [plain, `${plain}"quoted"`, `${plain}\\back\\slash`, `${plain}\nline\ttab`, `é ${plain} ü 日本 🚀`, '', '\u0001']) {
+    for (const value of [plain, `${plain}"quoted"`, `${plain}\\back\\slash`, `${plain}\nline\ttab`, `é ${plain} ü 日本 🚀`, '', '\u0001', `${plain}\\`, `${plain}\ud800 lone`]) {
       const text = JSON.stringify({K: value, L: [value, 'next']})
       expect(parseWireJson(text)).toEqual({K: value, L: [value, 'next']})
     }

@@ -75,7 +75,7 @@ describe('command limits (pure)', () => {
     expect(commandLimitProblem('UPDATE_CONFIG', pipelineWith('p', {PAD: 'x'.repeat(257 * 1024)}))).toMatchObject({code: 'LIMIT_EXCEEDED', message: expect.stringMatching(/larger than 256 KiB/)})
     // escapes count: 100 KiB of quotes is 200 KiB of JSON, 140 KiB is more than 256 KiB
     expect(commandLimitProblem('UPDATE_CONFIG', pipelineWith('p', {PAD: '"'.repeat(140 * 1024)}))).toMatchObject({code: 'LIMIT_EXCEEDED'})
-    // a control character is six bytes (\u0001); one at the end of a long plain run counts as well
+    // a control character counts six bytes (\u0001); escapes after a long plain run count as well
     expect(commandLimitProblem('UPDATE_CONFIG', pipelineWith('p', {PAD: '\u0001'.repeat(50 * 1024)}))).toMatchObject({code: 'LIMIT_EXCEEDED'})
     expect(commandLimitProblem('UPDATE_CONFIG', pipelineWith('p', {PAD: 'x'.repeat(200 * 1024) + '\\'.repeat(30 * 1024)}))).toMatchObject({code: 'LIMIT_EXCEEDED'})
     expect(commandLimitProblem('UPDATE_CONFIG', pipelineWith('p', {PAD: 'x'.repeat(200 * 1024) + '\\'.repeat(20 * 1024)}))).toBeUndefined()
