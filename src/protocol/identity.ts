@@ -1,4 +1,4 @@
-import {createPrivateKey, generateKeyPairSync} from 'node:crypto'
+import {createPrivateKey, randomBytes} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
@@ -65,10 +65,16 @@ export function identityFromPrivateKey(privateKey: Uint8Array): Identity {
   return {privateKey: new Uint8Array(privateKey), publicKey, address: addressFromPublicKey(publicKey)}
 }
 
+/**
+ * A new identity from 32 random bytes (one in about 2^128 is not a valid scalar: drawn again). Not through
+ * node:crypto's key generation: Node 20 can deadlock when a collected key-generation job is destroyed
+ * while the key it made is being exported (seen in a test process stuck in a futex).
+ */
 export function generateIdentity(): Identity {
-  const {privateKey} = generateKeyPairSync('ec', {namedCurve: 'secp256k1'})
-  const jwk = privateKey.export({format: 'jwk'})
-  return identityFromPrivateKey(new Uint8Array(Buffer.from(jwk.d!, 'base64url')))
+  let privateKey: Uint8Array
+  do privateKey = new Uint8Array(randomBytes(32))
+  while (!secp256k1.privateKeyVerify(privateKey))
+  return identityFromPrivateKey(privateKey)
 }
 
 /** PKCS#8 PEM of an identity (what key files hold). */

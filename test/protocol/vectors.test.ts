@@ -2,7 +2,7 @@ import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import {parseWireJson, signingCanonical} from '../../src/protocol/canonical.js'
-import {identityFromPem, identityFromPrivateKey} from '../../src/protocol/identity.js'
+import {generateIdentity, identityFromPem, identityFromPrivateKey, identityToPem, isAddress} from '../../src/protocol/identity.js'
 import {signMessage, verifyMessage, wireText} from '../../src/protocol/signing.js'
 
 interface VectorRecord {
@@ -54,6 +54,16 @@ describe('Ratio1 reference vectors', () => {
     for (const key of Object.values(vectors.keys)) {
       expect(identityFromPrivateKey(new Uint8Array(Buffer.from(key.private_key_hex, 'hex'))).address).toBe(key.address)
       expect(identityFromPem(key.private_key_pem_pkcs8).address).toBe(key.address)
+    }
+  })
+
+  it('a generated identity is a valid key, new each time, and its PKCS#8 PEM gives it back', () => {
+    const identities = Array.from({length: 200}, () => generateIdentity())
+    expect(new Set(identities.map((i) => i.address)).size).toBe(200)
+    for (const identity of identities.slice(0, 20)) {
+      expect(isAddress(identity.address)).toBe(true)
+      expect(identityFromPem(identityToPem(identity)).address).toBe(identity.address)
+      expect(identityFromPrivateKey(identity.privateKey).address).toBe(identity.address)
     }
   })
 
