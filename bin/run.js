@@ -11,7 +11,12 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
 } else if (argv[0] === 'node' && argv[1] === 'start' && (await fastNodeStart()) !== undefined) {
   // handled: a node process never loads oclif (its idle RSS is a budget)
 } else {
+  // oclif checks Node against its own engines (older than r1's, which `r1 doctor` checks) by loading
+  // semver, a few tens of ms of every command; children (plugin hosts, npm) do not inherit the switch
+  const skipEngineCheck = process.env.OCLIF_DISABLE_ENGINE_WARNING === undefined
+  if (skipEngineCheck) process.env.OCLIF_DISABLE_ENGINE_WARNING = '1'
   const {execute} = await import('@oclif/core')
+  if (skipEngineCheck) delete process.env.OCLIF_DISABLE_ENGINE_WARNING
   await execute({dir: import.meta.url})
 }
 

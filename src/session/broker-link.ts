@@ -24,6 +24,8 @@ export class BrokerHub {
   private refs = 0
   private ready?: Promise<void>
   private connecting?: Promise<void>
+  /** Why and when the connection last dropped (reported to commands refused meanwhile); cleared on reconnection. */
+  private drop?: {at: number; reason: string}
 
   private constructor(
     private readonly key: string,
@@ -58,6 +60,9 @@ export class BrokerHub {
         clientId: brokerClientId('c', `${this.identity.address}|${process.pid}|${Date.now()}|${Math.random()}`),
         onMessage: (topic, payload) => this.receive(topic, payload),
         connectTimeoutMs: timeoutMs,
+        onConnect: () => (this.drop = undefined),
+        // the first sign of a drop says why (an error: keepalive timeout, reset, …); a bare close comes after it
+        onOffline: (error) => (this.drop ??= {at: Date.now(), reason: error?.message ?? 'closed by the broker or the network'}),
       })
       this.client.subscribe(targeted, {qos: 1})
     })()
@@ -72,6 +77,11 @@ export class BrokerHub {
     return this.client?.connected ?? false
   }
 
+  /** ` (the connection dropped 2.5 s ago: <why>)` while the connection is down after a drop; '' otherwise. */
+  dropped(): string {
+    return this.drop ? ` (the connection dropped ${((Date.now() - this.drop.at) / 1000).toFixed(1)} s ago: ${this.drop.reason})` : ''
+  }
+
   release(): void {
     if (--this.refs > 0) return
     BrokerHub.hubs.delete(this.key)
@@ -80,7 +90,7 @@ export class BrokerHub {
 
   /** Publishes a command to a node's config topic (QoS 1); refused at once while the broker is away, so nothing is delivered behind the caller's back later. */
   async command(nodeAddress: string, text: string): Promise<void> {
-    if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
+    if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}${this.dropped()}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
     await publish(this.client, this.topics.config(nodeAddress), text)
   }
 
@@ -175,7 +185,8 @@ class BrokerLink implements FrameLink {
   }
 
   terminate(): void {
-    this.end(1006, 'no answer from the node on the broker')
+    // unanswered because this client lost the broker, not because the node went silent: say so
+    this.end(1006, this.hub.connected ? 'no answer from the node on the broker' : `no connection to the broker${this.hub.dropped()}`)
   }
 
   private end(code?: number, reason?: string): void {

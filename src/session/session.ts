@@ -215,6 +215,8 @@ export class Session {
   private heardAt = 0
   /** When a command last went out (through a broker, any message keeps the node's session alive). */
   private sentAt = 0
+  /** How the last link closed (`1006 no answer …`), named when a command finds no link. */
+  private lastClose?: string
   private paused = false
   /** True while reconnect() itself re-subscribes (its command must not wait for the reconnect). */
   private resubscribing = false
@@ -457,7 +459,8 @@ export class Session {
   private onClose(link: FrameLink, code: number, reason: string): void {
     if (link !== this.link) return
     clearInterval(this.pingTimer)
-    const why = `connection to ${this.url} closed (${code}${reason ? ` ${reason}` : ''})`
+    this.lastClose = `${code}${reason ? ` ${reason}` : ''}`
+    const why = `connection to ${this.url} closed (${this.lastClose})`
     for (const pending of this.pending.values()) {
       clearTimeout(pending.timer)
       pending.reject(unreachable(`${pending.action} ${pending.hash.slice(0, 12)}…: ${why} before it was confirmed; it may or may not have been applied`, 'Check with `r1 status`, then retry.'))
@@ -748,7 +751,7 @@ export class Session {
 
   private sendText(text: string): Promise<void> {
     const link = this.link
-    if (!link?.open) return Promise.reject(unreachable(`Not connected to ${this.url}`))
+    if (!link?.open) return Promise.reject(unreachable(`Not connected to ${this.url}${this.lastClose ? ` (the last connection closed: ${this.lastClose})` : ''}`))
     this.sentAt = Date.now()
     return link.send(text)
   }

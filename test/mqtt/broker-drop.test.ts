@@ -1,0 +1,48 @@
+// The client's broker connection drops under a session: what it sent just before goes unanswered and
+// what it sends afterwards finds no connection, both exit 7, and both errors say when the broker
+// connection dropped and why, so an operator reading a deploy's failed targets knows that this
+// client lost the broker, not that each node went silent.
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {Session} from '../../src/session/index.js'
+import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
+import {until} from '../runtime/helpers.js'
+import {startTestNode, type TestNode} from '../server/helpers.js'
+
+describe('a client whose broker connection drops', () => {
+  let broker: TestBroker
+  let test: TestNode
+
+  beforeAll(async () => {
+    broker = await startEmbeddedBroker()
+    test = await startTestNode({broker: {url: broker.url}, listen: false})
+    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
+  })
+
+  afterAll(async () => {
+    await test?.dispose()
+    await broker?.stop()
+  })
+
+  it('refuses what it sends meanwhile as unreachable, naming the drop and its cause', async () => {
+    const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 2000, pingIntervalMs: 500})
+    try {
+      expect((await session.state()).ADDRESS).toBe(test.node.address)
+      await broker.stop()
+      const refused = await session.state().then(
+        () => undefined,
+        (error: unknown) => error as {exitCode: number; code: string; message: string},
+      )
+      // sent before the client saw the drop: it goes unanswered and the session gives up on it; sent after: refused at once
+      expect(refused?.exitCode).toBe(7)
+      expect(refused!.message).toMatch(/(no connection to the broker|Not connected to the broker mqtt:\/\/127\.0\.0\.1:\d+) \(the connection dropped \d+\.\d s ago: .+\)/)
+      const later = await session.state().then(
+        () => undefined,
+        (error: unknown) => error as {exitCode: number; code: string; message: string},
+      )
+      expect(later).toMatchObject({exitCode: 7})
+      expect(later!.message).toMatch(/the connection dropped \d+\.\d s ago: .+\)/)
+    } finally {
+      await session.close()
+    }
+  })
+})
