@@ -27,10 +27,22 @@ export interface BundleStoreOptions {
 export const DEFAULT_BUNDLE_QUOTA_BYTES = 512 * 1024 * 1024
 export const DEFAULT_BUNDLE_GRACE_MS = 15 * 60_000
 
+interface Entry {
+  hash?: string
+  file: string
+  size: number
+  mtimeMs: number
+}
+
 /**
  * Bundles stored by hash: `<dir>/<sha256>.mjs`. A bundle is re-hashed whenever its size or mtime is not
  * the one last verified, so `has` stays cheap and a truncated or altered file is found, removed and
  * reported missing (the next deploy uploads it again).
+ *
+ * What the folder holds is listed once (the first collection, at the node's start) and then kept up to
+ * date by the store's own writes and removals, so neither the quota check of a put nor the collection
+ * after each change lists and stats the folder again. A put that would pass the quota lists it afresh
+ * before deciding: the quota is judged on what is really there.
  */
 export class BundleStore {
   readonly quotaBytes: number
@@ -40,6 +52,8 @@ export class BundleStore {
   private readonly writing = new Map<string, Promise<true>>()
   /** hash → when it was last stored or asked for (ms). */
   private readonly wanted = new Map<string, number>()
+  /** The folder's bundles and leftover temp files by path: listed once, then kept by this store's writes and removals. */
+  private index?: Map<string, Entry>
   private readonly referenced: () => Iterable<string>
   private readonly onWarning: (message: string) => void
 
@@ -90,6 +104,7 @@ export class BundleStore {
 
   private async write(hash: string, bytes: Uint8Array): Promise<true> {
     if (this.usage() + bytes.length > this.quotaBytes) {
+      this.index = undefined // listed afresh: the quota is decided on what the folder really holds
       this.collect()
       const used = this.usage()
       if (used + bytes.length > this.quotaBytes) {
@@ -108,7 +123,7 @@ export class BundleStore {
   /** Bytes taken by stored bundles. */
   usage(): number {
     let total = 0
-    for (const entry of this.entries()) total += entry.size
+    for (const entry of this.entries().values()) if (entry.hash) total += entry.size
     return total
   }
 
@@ -120,7 +135,8 @@ export class BundleStore {
     const keep = new Set(this.referenced())
     const removed: string[] = []
     let freed = 0
-    for (const entry of this.entries(true)) {
+    const entries = this.entries()
+    for (const entry of [...entries.values()]) {
       if (entry.hash && keep.has(entry.hash)) continue
       const lastWanted = Math.max(entry.mtimeMs, (entry.hash && this.wanted.get(entry.hash)) || 0)
       if (now - lastWanted < this.graceMs) continue
@@ -129,6 +145,7 @@ export class BundleStore {
       } catch {
         continue // tried again after the next change
       }
+      entries.delete(entry.file)
       freed += entry.size
       if (entry.hash) {
         removed.push(entry.hash)
@@ -140,27 +157,29 @@ export class BundleStore {
     return removed
   }
 
-  private entries(withTemp = false): Array<{hash?: string; file: string; size: number; mtimeMs: number}> {
-    let names: string[]
+  /** The index, listing the folder when there is none yet. */
+  private entries(): Map<string, Entry> {
+    if (this.index) return this.index
+    const index = new Map<string, Entry>()
+    let names: string[] = []
     try {
       names = readdirSync(this.dir)
     } catch {
-      return []
+      // none yet: the first put makes the folder
     }
-    const out: Array<{hash?: string; file: string; size: number; mtimeMs: number}> = []
     for (const name of names) {
       const hash = name.endsWith('.mjs') ? name.slice(0, -4) : undefined
       const temp = name.startsWith('.') && name.endsWith('.tmp')
-      if (!(hash && HASH.test(hash)) && !(withTemp && temp)) continue
+      if (!(hash && HASH.test(hash)) && !temp) continue
       const file = join(this.dir, name)
       try {
         const stats = statSync(file)
-        out.push({...(hash && HASH.test(hash) ? {hash} : {}), file, size: stats.size, mtimeMs: stats.mtimeMs})
+        index.set(file, {...(hash && HASH.test(hash) ? {hash} : {}), file, size: stats.size, mtimeMs: stats.mtimeMs})
       } catch {
         // removed meanwhile
       }
     }
-    return out
+    return (this.index = index)
   }
 
   private verify(hash: string): boolean {
@@ -170,6 +189,7 @@ export class BundleStore {
       stats = statSync(file)
     } catch {
       this.verified.delete(hash)
+      this.index?.delete(file)
       return false
     }
     const known = this.verified.get(hash)
@@ -182,6 +202,7 @@ export class BundleStore {
     }
     if (actual !== hash) {
       this.verified.delete(hash)
+      this.index?.delete(file)
       try {
         rmSync(file, {force: true})
       } catch {
@@ -191,15 +212,19 @@ export class BundleStore {
       return false
     }
     this.verified.set(hash, {size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino})
+    this.index?.set(file, {hash, file, size: stats.size, mtimeMs: stats.mtimeMs})
     return true
   }
 
   private remember(hash: string): void {
+    const file = this.path(hash)
     try {
-      const stats = statSync(this.path(hash))
+      const stats = statSync(file)
       this.verified.set(hash, {size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino})
+      this.index?.set(file, {hash, file, size: stats.size, mtimeMs: stats.mtimeMs})
     } catch {
       this.verified.delete(hash)
+      this.index?.delete(file)
     }
   }
 }

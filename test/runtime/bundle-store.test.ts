@@ -236,6 +236,18 @@ describe('bundle collection and quota', () => {
     expect(await bundleFiles()).toEqual([`${fresh.hash}.mjs`])
   })
 
+  it('decides the quota on what the folder really holds: a bundle an operator removed by hand no longer counts', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, bundles: {quotaBytes: 10_000, graceMs: 0}, log})
+    const a = fakeBundle('a', 6000)
+    const b = fakeBundle('b', 6000)
+    await node.putBundle(a.hash, a.bytes)
+    await node.execute('UPDATE_CONFIG', {...execPipeline('p', 'exec-1', 5), R1_BUNDLES: {UNUSED: a.hash}}, meta())
+    await rm(join(dataDir, 'bundles', `${a.hash}.mjs`)) // the store still counts its 6000 bytes
+    await node.putBundle(b.hash, b.bytes)
+    expect(node.hasBundle(b.hash)).toBe(true)
+    expect(await bundleFiles()).toEqual([`${b.hash}.mjs`])
+  })
+
   it('refuses an upload over the quota that collection cannot free, with a clear error; room made by a delete is used', async () => {
     node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, bundles: {quotaBytes: 10_000, graceMs: 0}, log})
     const a = fakeBundle('a', 6000)
