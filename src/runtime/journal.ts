@@ -16,8 +16,9 @@ import {HEADER_BYTES, decodeRecord, encodeRecord, parseSegmentName, segmentName}
  * end of the current event-loop turn, when it passes `flushBytes`, or on `flush()`. Publishers call
  * `flush()` before putting an event on the wire, so an event a client has seen survives a `kill -9` of the
  * node (it is in the page cache); a `kill -9` loses only events appended but not yet flushed, and a torn
- * last record is cut off on the next open. Data is fsynced every `fsyncIntervalMs` and when a segment is
- * closed, so a power loss can lose up to that interval; there is no fsync per event (throughput).
+ * last record is cut off on the next open. Data is fsynced `fsyncIntervalMs` after the write that follows
+ * the last fsync, and when a segment is closed, so a power loss can lose up to that interval; there is no
+ * fsync per event (throughput), and no timer while nothing is written.
  *
  * Retention deletes whole segments, oldest first, when the journal passes `maxBytes` or a segment's
  * newest event is older than `maxAgeMs`; the segment being written is never deleted. A reader asking for
@@ -41,7 +42,7 @@ export const DEFAULT_JOURNAL_LIMITS: JournalLimits = {
 }
 
 export interface JournalOptions extends Partial<JournalLimits> {
-  /** How often written data is fsynced and retention checked (default 1000 ms). */
+  /** How long after a write its data is fsynced and retention checked (default 1000 ms); an idle journal sets no timer. */
   fsyncIntervalMs?: number
   /** Buffered bytes that trigger a write before the end of the turn (default 256 KiB). */
   flushBytes?: number
@@ -120,7 +121,9 @@ export class Journal {
   private flushScheduled = false
   private dirty = false
   private closed = false
-  private readonly timer: NodeJS.Timeout
+  /** The fsync and retention pass, armed by a write (an idle node's journal wakes nothing). */
+  private tickTimer?: NodeJS.Timeout
+  private readonly fsyncIntervalMs: number
   private readonly flushBytes: number
   private readonly onError: (error: R1Error) => void
   private readonly onWarning: (message: string) => void
@@ -144,8 +147,7 @@ export class Journal {
     this.buffer = Buffer.allocUnsafe(Math.max(this.flushBytes * 2, 64 * 1024))
     this.onError = options.onError ?? ((error) => process.stderr.write(`r1 journal: ${error.message}\n`))
     this.onWarning = options.onWarning ?? ((message) => process.stderr.write(`r1 journal: ${message}\n`))
-    this.timer = setInterval(() => this.tick(), options.fsyncIntervalMs ?? 1000)
-    this.timer.unref()
+    this.fsyncIntervalMs = options.fsyncIntervalMs ?? 1000
   }
 
   /**
@@ -195,8 +197,6 @@ export class Journal {
       try {
         journal.active = {segment: newest, fd: fs.openSync(newest.file, 'r+')}
       } catch (error) {
-        journal.timer.unref()
-        clearInterval(journal.timer)
         throw journalError(`Cannot open journal segment ${newest.file} for writing`, error, 'Check the data dir permissions.')
       }
     } else if (!newest) {
@@ -317,6 +317,7 @@ export class Journal {
     segment.lastSeq = seqs.at(-1)
     segment.lastWriteMs = Date.now()
     this.dirty = true
+    this.armTick()
     if (segment.bytes >= this.limits.segmentBytes) {
       this.closeActive()
       this.enforceRetention()
@@ -363,7 +364,7 @@ export class Journal {
   /** Flushes, fsyncs and closes; the journal reopens where it stopped. */
   async close(): Promise<void> {
     if (this.closed) return
-    clearInterval(this.timer)
+    clearTimeout(this.tickTimer)
     this.flushQuietly()
     this.closed = true
     if (this.active) {
@@ -528,6 +529,15 @@ export class Journal {
       this.segments.shift()
       total -= oldest.bytes
     }
+  }
+
+  private armTick(): void {
+    if (this.tickTimer || this.closed) return
+    this.tickTimer = setTimeout(() => {
+      this.tickTimer = undefined
+      this.tick()
+    }, this.fsyncIntervalMs)
+    this.tickTimer.unref()
   }
 
   private tick(): void {

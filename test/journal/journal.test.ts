@@ -10,6 +10,7 @@ import {encodeBatch} from '../../src/protocol/wire.js'
 import {encodeRecord, segmentName} from '../../src/runtime/journal-format.js'
 import {Journal} from '../../src/runtime/journal.js'
 import {notification, openCollecting, payload, range, readAll, segmentFiles, seqsOf, tempDir} from './helpers.js'
+import {until} from '../runtime/helpers.js'
 
 const dirs: string[] = []
 const journals: Journal[] = []
@@ -257,6 +258,25 @@ describe('segments and retention', () => {
     const all = await readAll(again)
     expect(all[0]).toMatchObject({EE_EVENT_TYPE: 'R1_GAP', FROM_SEQ: 1, REASON: 'retention'})
     expect(all.at(-1)).toMatchObject({EE_MESSAGE_SEQ: 100})
+  })
+})
+
+describe('retention while running', () => {
+  it('a write arms the next retention pass: segments that aged past maxAgeMs meanwhile go after it', async () => {
+    const d = dir()
+    const {journal} = await open(d, {segmentBytes: 2000, flushBytes: 100, maxAgeMs: 500, fsyncIntervalMs: 20})
+    for (const seq of range(1, 100)) journal.append(payload(seq))
+    journal.flush()
+    const before = segmentFiles(d)
+    expect(before.length).toBeGreaterThan(3)
+    await new Promise((resolve) => setTimeout(resolve, 700)) // older than maxAgeMs now; an idle journal runs no timer, so nothing checks yet
+    expect(segmentFiles(d)).toEqual(before)
+    journal.append(payload(101))
+    journal.flush()
+    const aged = before.slice(0, -1)
+    await until(() => !segmentFiles(d).some((f) => aged.includes(f)), 5000, 'the aged segments removed after the write')
+    expect((await readAll(journal)).at(-1)).toMatchObject({EE_MESSAGE_SEQ: 101})
+    await journal.close()
   })
 })
 
