@@ -39,10 +39,11 @@ interface Entry {
  * the one last verified, so `has` stays cheap and a truncated or altered file is found, removed and
  * reported missing (the next deploy uploads it again).
  *
- * What the folder holds is listed once (the first collection, at the node's start) and then kept up to
- * date by the store's own writes and removals, so neither the quota check of a put nor the collection
- * after each change lists and stats the folder again. A put that would pass the quota lists it afresh
- * before deciding: the quota is judged on what is really there.
+ * What the folder holds is listed once (the first collection, at the node's start) and then kept by the
+ * store's own writes and removals, so neither the quota check of a put nor the collection after each
+ * change lists and stats the folder again. A put that would not fit lists it afresh before refusing (a
+ * bundle removed by hand no longer counts); files put there by hand, or a temp file a failed write could
+ * not remove, are seen at the next listing.
  */
 export class BundleStore {
   readonly quotaBytes: number

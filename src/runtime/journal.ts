@@ -21,15 +21,17 @@ import {HEADER_BYTES, decodeRecord, encodeRecord, parseSegmentName, segmentName}
  * fsync per event (throughput), and no timer while nothing is written.
  *
  * Retention deletes whole segments, oldest first, when the journal passes `maxBytes` or a segment's
- * newest event is older than `maxAgeMs`; the segment being written is never deleted. A reader asking for
- * seqs older than retention gets an `R1_GAP` entry (`REASON: 'retention'`); seqs missing inside the
- * retained range (a corrupt record, skipped with a warning, or a failed write) give `REASON: 'missing'`.
+ * newest event is older than `maxAgeMs` (checked at open, when a segment is closed and after each write:
+ * a journal nothing is written to keeps its segments as they are); the segment being written is never
+ * deleted. A reader asking for seqs older than retention gets an `R1_GAP` entry (`REASON: 'retention'`);
+ * seqs missing inside the retained range (a corrupt record, skipped with a warning, or a failed write)
+ * give `REASON: 'missing'`.
  */
 
 export interface JournalLimits {
   /** Total size of all segments; oldest segments are deleted beyond it. */
   maxBytes: number
-  /** Segments whose newest event is older than this are deleted. */
+  /** Segments whose newest event is older than this are deleted (at open, on a segment change, after a write). */
   maxAgeMs: number
   /** A segment is closed, and a new one started, once it reaches this size. */
   segmentBytes: number
@@ -364,9 +366,10 @@ export class Journal {
   /** Flushes, fsyncs and closes; the journal reopens where it stopped. */
   async close(): Promise<void> {
     if (this.closed) return
-    clearTimeout(this.tickTimer)
-    this.flushQuietly()
+    this.flushQuietly() // may arm the tick: cleared below, once nothing can arm it again
     this.closed = true
+    clearTimeout(this.tickTimer)
+    this.tickTimer = undefined
     if (this.active) {
       const {fd} = this.active
       this.active = undefined
@@ -541,6 +544,7 @@ export class Journal {
   }
 
   private tick(): void {
+    if (this.closed) return
     this.flushQuietly()
     if (this.dirty && this.active) {
       this.dirty = false

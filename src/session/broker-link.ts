@@ -26,6 +26,8 @@ export class BrokerHub {
   private connecting?: Promise<void>
   /** Why and when the connection last dropped (reported to commands refused meanwhile); cleared on reconnection. */
   private drop?: {at: number; reason: string}
+  /** The last error mqtt.js reported since the connection was made: the reason of a drop that follows it. */
+  private lastError?: string
 
   private constructor(
     private readonly key: string,
@@ -60,9 +62,15 @@ export class BrokerHub {
         clientId: brokerClientId('c', `${this.identity.address}|${process.pid}|${Date.now()}|${Math.random()}`),
         onMessage: (topic, payload) => this.receive(topic, payload),
         connectTimeoutMs: timeoutMs,
-        onConnect: () => (this.drop = undefined),
-        // the first sign of a drop says why (an error: keepalive timeout, reset, …); a bare close comes after it
-        onOffline: (error) => (this.drop ??= {at: Date.now(), reason: error?.message ?? 'closed by the broker or the network'}),
+        onConnect: () => {
+          this.drop = undefined
+          this.lastError = undefined
+        },
+        // an error (keepalive timeout, reset, …) comes before the close it causes; some errors close nothing
+        onOffline: (error) => {
+          if (error) this.lastError = error.message
+          else this.drop ??= {at: Date.now(), reason: this.lastError ?? 'closed by the broker or the network'}
+        },
       })
       this.client.subscribe(targeted, {qos: 1})
     })()
@@ -77,9 +85,9 @@ export class BrokerHub {
     return this.client?.connected ?? false
   }
 
-  /** ` (the connection dropped 2.5 s ago: <why>)` while the connection is down after a drop; '' otherwise. */
+  /** ` since <time> (<why>)` while the connection is down after a drop; '' otherwise. */
   dropped(): string {
-    return this.drop ? ` (the connection dropped ${((Date.now() - this.drop.at) / 1000).toFixed(1)} s ago: ${this.drop.reason})` : ''
+    return this.drop ? ` since ${new Date(this.drop.at).toISOString()} (${this.drop.reason})` : ''
   }
 
   release(): void {

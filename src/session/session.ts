@@ -751,7 +751,7 @@ export class Session {
 
   private sendText(text: string): Promise<void> {
     const link = this.link
-    if (!link?.open) return Promise.reject(unreachable(`Not connected to ${this.url}${this.lastClose ? ` (the last connection closed: ${this.lastClose})` : ''}`))
+    if (!link?.open) return Promise.reject(unreachable(`Not connected to ${this.url}${this.lastClose ? `: the last connection closed with ${this.lastClose}` : ''}`))
     this.sentAt = Date.now()
     return link.send(text)
   }

@@ -9,8 +9,8 @@ import {verifyMessage} from '../../src/protocol/signing.js'
 import {encodeBatch} from '../../src/protocol/wire.js'
 import {encodeRecord, segmentName} from '../../src/runtime/journal-format.js'
 import {Journal} from '../../src/runtime/journal.js'
-import {notification, openCollecting, payload, range, readAll, segmentFiles, seqsOf, tempDir} from './helpers.js'
 import {until} from '../runtime/helpers.js'
+import {notification, openCollecting, payload, range, readAll, segmentFiles, seqsOf, tempDir} from './helpers.js'
 
 const dirs: string[] = []
 const journals: Journal[] = []
@@ -264,12 +264,12 @@ describe('segments and retention', () => {
 describe('retention while running', () => {
   it('a write arms the next retention pass: segments that aged past maxAgeMs meanwhile go after it', async () => {
     const d = dir()
-    const {journal} = await open(d, {segmentBytes: 2000, flushBytes: 100, maxAgeMs: 500, fsyncIntervalMs: 20})
+    const {journal} = await open(d, {segmentBytes: 2000, flushBytes: 100, maxAgeMs: 1000, fsyncIntervalMs: 20})
     for (const seq of range(1, 100)) journal.append(payload(seq))
     journal.flush()
     const before = segmentFiles(d)
     expect(before.length).toBeGreaterThan(3)
-    await new Promise((resolve) => setTimeout(resolve, 700)) // older than maxAgeMs now; an idle journal runs no timer, so nothing checks yet
+    await new Promise((resolve) => setTimeout(resolve, 1500)) // older than maxAgeMs now; an idle journal runs no timer, so nothing checks yet
     expect(segmentFiles(d)).toEqual(before)
     journal.append(payload(101))
     journal.flush()
@@ -277,6 +277,22 @@ describe('retention while running', () => {
     await until(() => !segmentFiles(d).some((f) => aged.includes(f)), 5000, 'the aged segments removed after the write')
     expect((await readAll(journal)).at(-1)).toMatchObject({EE_MESSAGE_SEQ: 101})
     await journal.close()
+  })
+
+  it('close leaves no pass behind: the last events it writes arm nothing that could later prune a reopened journal', async () => {
+    const d = dir()
+    const {journal} = await open(d, {segmentBytes: 2000, flushBytes: 1 << 20, maxAgeMs: 300, fsyncIntervalMs: 20})
+    for (const seq of range(1, 100)) journal.append(payload(seq))
+    journal.flush()
+    await new Promise((resolve) => setTimeout(resolve, 500)) // the segments are past maxAgeMs; no pass is pending
+    journal.append(payload(101)) // buffered: close writes it
+    await journal.close()
+    const {journal: again} = await open(d, {segmentBytes: 2000, maxAgeMs: 3600_000})
+    const files = segmentFiles(d)
+    await new Promise((resolve) => setTimeout(resolve, 200)) // a pass the first journal left would have run by now, with its 300 ms limit
+    expect(segmentFiles(d)).toEqual(files)
+    expect(seqsOf(await readAll(again))).toEqual(range(1, 101))
+    await again.close()
   })
 })
 
