@@ -2,8 +2,11 @@
 // Debian's Mosquitto and nats-server come from bench/servers.js (child processes). A suite that needs a
 // missing binary skips with the reason printed: describe.skipIf(skipWithout('mosquitto')).
 import mqtt, {type IClientOptions, type MqttClient} from 'mqtt'
+import {afterAll, beforeAll} from 'vitest'
 import {serverMissing} from '../../bench/servers.js'
 import {type BrokerOptions, startBroker} from '../../src/broker/broker.js'
+import {until} from '../runtime/helpers.js'
+import {startTestNode, type TestNode} from '../server/helpers.js'
 
 export interface TestBroker {
   /** mqtt:// (or mqtts://) URL of its MQTT listener. */
@@ -63,4 +66,22 @@ export async function qos1RoundTrip(url: string, topic: string, message: string,
   } finally {
     await Promise.all([subscriber.endAsync(), publisher.endAsync()])
   }
+}
+
+/**
+ * An embedded broker and one test node on it (no WebSocket listener), started before the suite's tests
+ * and stopped after them; read `broker` and `test` inside the tests.
+ */
+export function nodeOnEmbeddedBroker(): {readonly broker: TestBroker; readonly test: TestNode} {
+  const fixture = {} as {broker: TestBroker; test: TestNode}
+  beforeAll(async () => {
+    fixture.broker = await startEmbeddedBroker()
+    fixture.test = await startTestNode({broker: {url: fixture.broker.url}, listen: false})
+    await until(() => fixture.test.node.broker?.connected, 10_000, 'the node on the broker')
+  })
+  afterAll(async () => {
+    await fixture.test?.dispose()
+    await fixture.broker?.stop()
+  })
+  return fixture
 }

@@ -2,28 +2,15 @@
 // what it sends afterwards finds no connection, both exit 7, and both errors say when the broker
 // connection dropped and why, so an operator reading a deploy's failed targets knows that this
 // client lost the broker, not that each node went silent.
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {Session} from '../../src/session/index.js'
-import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
-import {until} from '../runtime/helpers.js'
-import {startTestNode, type TestNode} from '../server/helpers.js'
+import {nodeOnEmbeddedBroker} from '../broker/helpers.js'
 
 describe('a client whose broker connection drops', () => {
-  let broker: TestBroker
-  let test: TestNode
-
-  beforeAll(async () => {
-    broker = await startEmbeddedBroker()
-    test = await startTestNode({broker: {url: broker.url}, listen: false})
-    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
-  })
-
-  afterAll(async () => {
-    await test?.dispose()
-    await broker?.stop()
-  })
+  const fixture = nodeOnEmbeddedBroker()
 
   it('refuses what it sends meanwhile as unreachable, naming the drop and its cause', async () => {
+    const {broker, test} = fixture
     const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 2000, pingIntervalMs: 500})
     try {
       expect((await session.state()).ADDRESS).toBe(test.node.address)

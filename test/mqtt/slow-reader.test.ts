@@ -1,28 +1,16 @@
 // A subscriber reading slower than the node emits, through a broker: the client asks the node to
 // stop the stream instead of buffering without bound, then resumes from the journal; every event
 // arrives once, in order.
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {Session} from '../../src/session/index.js'
 import {until} from '../runtime/helpers.js'
-import {startTestNode, type TestNode} from '../server/helpers.js'
-import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
+import {nodeOnEmbeddedBroker} from '../broker/helpers.js'
 
 describe('a slow reader through a broker', () => {
-  let broker: TestBroker
-  let test: TestNode
-
-  beforeAll(async () => {
-    broker = await startEmbeddedBroker()
-    test = await startTestNode({broker: {url: broker.url}, listen: false})
-    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
-  })
-
-  afterAll(async () => {
-    await test?.dispose()
-    await broker?.stop()
-  })
+  const fixture = nodeOnEmbeddedBroker()
 
   it('holds the node back past its queue limit, then catches up from the journal: each seq once, none missing', async () => {
+    const {broker, test} = fixture
     const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 5000})
     try {
       const code = 'for (let i = 0; i < 1000; i++) plugin.emit({I: i}); return null'
