@@ -215,6 +215,9 @@ export class Session {
   private heardAt = 0
   /** When a command last went out (through a broker, any message keeps the node's session alive). */
   private sentAt = 0
+  /** When the last keepalive probe went out, and how many went out in a row while a command waited for its answer. */
+  private probedAt = 0
+  private waitingProbes = 0
   /** How the last link closed (`1006 no answer …`), named when a command finds no link. */
   private lastClose?: string
   private paused = false
@@ -386,6 +389,12 @@ export class Session {
     })
   }
 
+  /** Whether a command sent on this session has no R1_REPLY yet. */
+  private awaitingAnswer(): boolean {
+    for (const pending of this.pending.values()) if (!pending.reply) return true
+    return false
+  }
+
   /** R1_PING on a link (a broker link's greeting and keepalive): public, never encrypted, answered with an empty reply. */
   private async probe(link: FrameLink): Promise<void> {
     const {text} = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: this.nodeAddress, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()}, this.options.identity)
@@ -406,8 +415,20 @@ export class Session {
         link.terminate()
         return
       }
-      // through a broker a probe is a signed command: none while commands go out and frames come back
-      if (this.dialer.shared && now - this.heardAt < interval && now - this.sentAt < interval) return
+      if (this.dialer.shared) {
+        // through a broker a probe is a signed command: none while commands go out and frames come back
+        if (now - this.heardAt < interval && now - this.sentAt < interval) return
+        // While a command waits for its answer, probes back off (one period, then two, four, … up to 32):
+        // the frame answering one shows an answer the broker lost, but a node answers in order, so a busy
+        // node (a fleet's, with a backlog) would only read one probe per session per period on top of it.
+        if (this.awaitingAnswer()) {
+          if (now - this.probedAt < interval * 2 ** Math.min(this.waitingProbes, 5)) return
+          this.waitingProbes++
+        } else {
+          this.waitingProbes = 0
+        }
+      }
+      this.probedAt = now
       link.ping()
     }, interval)
     this.pingTimer.unref()
