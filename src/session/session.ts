@@ -136,8 +136,6 @@ const CONFIRMING = 64
  * (5 minutes by default) its TIME would be refused, not answered again.
  */
 const SEND_AGAIN_WITHIN_MS = 4 * 60_000
-/** Through a broker, how far apart keepalive probes are while a command waits for its answer (unless the probe period is longer). */
-const WAITING_PROBE_MS = 10_000
 /** Seqs of the command notifications a session heard lately: one sent again with its answer is heard once. */
 const HEARD_CONFIRMATIONS = 1024
 
@@ -217,8 +215,6 @@ export class Session {
   private heardAt = 0
   /** When a command last went out (through a broker, any message keeps the node's session alive). */
   private sentAt = 0
-  /** When the last keepalive probe went out. */
-  private probedAt = 0
   /** How the last link closed (`1006 no answer …`), named when a command finds no link. */
   private lastClose?: string
   private paused = false
@@ -390,12 +386,6 @@ export class Session {
     })
   }
 
-  /** Whether a command sent on this session has no R1_REPLY yet. */
-  private awaitingAnswer(): boolean {
-    for (const pending of this.pending.values()) if (!pending.reply) return true
-    return false
-  }
-
   /** R1_PING on a link (a broker link's greeting and keepalive): public, never encrypted, answered with an empty reply. */
   private async probe(link: FrameLink): Promise<void> {
     const {text} = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: this.nodeAddress, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()}, this.options.identity)
@@ -416,16 +406,8 @@ export class Session {
         link.terminate()
         return
       }
-      if (this.dialer.shared) {
-        // through a broker a probe is a signed command: none while commands go out and frames come back
-        if (now - this.heardAt < interval && now - this.sentAt < interval) return
-        // While a command waits for its answer, probes back off to one every 10 s (the first after one period):
-        // the frame answering one shows an answer the broker lost, but a node answers in order, so a busy
-        // node (a fleet's, with a backlog) would only read one probe per session per period on top of it.
-        // 10 s stays under the node's housekeeping period (15 s): it still hears the session in each.
-        if (this.awaitingAnswer() && now - this.probedAt < Math.max(interval, WAITING_PROBE_MS)) return
-      }
-      this.probedAt = now
+      // through a broker a probe is a signed command: none while commands go out and frames come back
+      if (this.dialer.shared && now - this.heardAt < interval && now - this.sentAt < interval) return
       link.ping()
     }, interval)
     this.pingTimer.unref()
