@@ -212,21 +212,24 @@ export class BundleStore {
       this.onWarning(`bundle ${hash.slice(0, 12)}… was corrupt on disk (${stats.size} bytes hashing to ${actual.slice(0, 12)}…): removed; the next deploy uploads it again`)
       return false
     }
-    this.verified.set(hash, {size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino})
-    this.index?.set(file, {hash, file, size: stats.size, mtimeMs: stats.mtimeMs})
+    this.intact(hash, file, stats)
     return true
   }
 
   private remember(hash: string): void {
     const file = this.path(hash)
     try {
-      const stats = statSync(file)
-      this.verified.set(hash, {size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino})
-      this.index?.set(file, {hash, file, size: stats.size, mtimeMs: stats.mtimeMs})
+      this.intact(hash, file, statSync(file))
     } catch {
       this.verified.delete(hash)
       this.index?.delete(file)
     }
+  }
+
+  /** Records `file` as the intact bundle `hash`, as `stats` describe it. */
+  private intact(hash: string, file: string, stats: Stats): void {
+    this.verified.set(hash, {size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino})
+    this.index?.set(file, {hash, file, size: stats.size, mtimeMs: stats.mtimeMs})
   }
 }
 

@@ -544,7 +544,6 @@ export class Journal {
   }
 
   private tick(): void {
-    if (this.closed) return
     this.flushQuietly()
     if (this.dirty && this.active) {
       this.dirty = false
