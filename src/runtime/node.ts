@@ -303,7 +303,7 @@ export class LocalNode implements NodeCore {
     this.stopped = true
     clearInterval(this.heartbeatTimer)
     await this.chain
-    await Promise.all([...this.active.values()].flatMap((pipeline) => [...pipeline.instances.values()].map((s) => s.stop())))
+    await Promise.all([...this.supervisors()].map((s) => s.stop()))
     this.logLimits.close()
     if (this.throwAway) await rm(this.dataDir, {recursive: true, force: true})
   }
@@ -324,16 +324,27 @@ export class LocalNode implements NodeCore {
     // stored by this put, not by another that won the race to it (what was put twice was never missing)
     const stored = await this.bundles.put(hash, bytes)
     if (!stored || this.stopped) return
-    await this.serialized(async () => this.bundleArrived(hash))
+    // The instances there were when it was stored: a config queued meanwhile (another deploy carrying it
+    // inline) starts its instances from the stored bundle, and they have nothing to catch up on.
+    const before = new Set(this.supervisors())
+    await this.serialized(async () => this.bundleArrived(hash, before))
   }
 
-  /** A bundle that was missing is stored again: instances that load it and could not run are re-created, the others marked. */
-  private async bundleArrived(hash: string): Promise<void> {
+  /** Every instance of every running pipeline. */
+  private *supervisors(): Iterable<InstanceSupervisor> {
+    for (const pipeline of this.active.values()) yield* pipeline.instances.values()
+  }
+
+  /**
+   * A bundle that was missing is stored again: instances that load it and could not run are re-created,
+   * the others marked (only those among `before`, when given: the ones there were when it was stored).
+   */
+  private async bundleArrived(hash: string, before?: ReadonlySet<InstanceSupervisor>): Promise<void> {
     if (this.stopped) return
     for (const pipeline of this.active.values()) {
       for (const [key, supervisor] of pipeline.instances) {
         const {spec} = supervisor
-        if (!this.usesBundle(spec, hash)) continue
+        if (!this.usesBundle(spec, hash) || (before && !before.has(supervisor))) continue
         const stuck = (supervisor.status === 'error' || supervisor.status === 'invalid_config') && spec.config.DISABLED !== true
         if (!stuck) {
           this.bundleLost.add(supervisor) // it runs from what it loaded before; the next config reloads it

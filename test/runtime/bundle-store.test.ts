@@ -149,6 +149,23 @@ describe('bundle integrity', () => {
     expect(await bundleFiles()).toEqual([`${bundle.hash}.mjs`])
   })
 
+  it('an upload racing a config that carries the same bundle inline: the instances that config started are not marked for a restart', async () => {
+    node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, supervisor: FAST, log})
+    const events = new Events(node)
+    const bundle = await bundleEntry('src/faulty.ts', {projectDir: join(FIXTURES, 'faulty')})
+    // one deploy uploads it (R1_BUNDLE_PUT) while another sends it inside its UPDATE_CONFIG (R1_BUNDLE_DATA)
+    const uploaded = node.putBundle(bundle.hash, bundle.bytes)
+    const inline = {...faultyPipeline(bundle.hash, [{INSTANCE_ID: 'a'}]), R1_BUNDLE_DATA: {[bundle.hash]: Buffer.from(bundle.bytes).toString('base64')}}
+    await Promise.all([uploaded, node.execute('UPDATE_CONFIG', inline, meta())])
+    await events.waitFor((e) => e.EE_EVENT_TYPE === 'PAYLOAD' && e.EE_PAYLOAD_PATH[3] === 'a')
+    const pid = node.instance('p', 'FAULTY', 'a')!.pid
+    const again = meta()
+    await node.execute('UPDATE_CONFIG', faultyPipeline(bundle.hash, [{INSTANCE_ID: 'a'}]), again)
+    expect(events.notifications({code: NotificationCode.PIPELINE_OK, hash: again.hash})[0].NOTIFICATION).toMatch(/0 added, 0 reconfigured, 0 restarted, 0 removed/)
+    expect(node.instance('p', 'FAULTY', 'a')!.pid).toBe(pid)
+    expect(await bundleFiles()).toEqual([`${bundle.hash}.mjs`])
+  })
+
   it('a bundle changed on disk while the node runs is re-hashed (size and mtime differ from the verified ones)', async () => {
     node = await startLocalNode({dataDir, heartbeatIntervalMs: 0, log})
     const bundle = fakeBundle('a', 4096)
