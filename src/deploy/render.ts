@@ -1,6 +1,7 @@
 import type {ChalkInstance} from 'chalk'
 import {escapeControl, escapeControlKeepLines} from '../ui/escape.js'
 import type {InstancePlan, KeyChange, PipelinePlan, TargetPlan} from './plan.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /** Human renderings of deploy plans and per-target results (stdout; `--json` returns the data instead). */
 
@@ -136,8 +137,8 @@ function duration(seconds: number | undefined): string {
   return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`
 }
 
-function mib(bytes: number | undefined): string {
-  return bytes === undefined ? '-' : `${Math.round(bytes / (1024 * 1024))} MiB`
+function bytesOrDash(bytes: number | undefined): string {
+  return bytes === undefined ? '-' : formatBytes(bytes)
 }
 
 /** `r1 status` for one node (the NodeStatus of src/deploy/manage.ts). */
@@ -148,7 +149,7 @@ export function renderNodeStatus(
 ): string[] {
   const lines = [
     `${color.bold(escapeControl(name))} ${color.green('online')}  ${escapeControl(s.alias)}  ${escapeControl(s.address)}`,
-    `  version ${escapeControl(s.version ?? '-')}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${mib(s.memory?.process)} (available ${mib(s.memory?.available)} of ${mib(s.memory?.machine)})`,
+    `  version ${escapeControl(s.version ?? '-')}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${bytesOrDash(s.memory?.process)} (available ${bytesOrDash(s.memory?.available)} of ${bytesOrDash(s.memory?.machine)})`,
   ]
   for (const warning of s.warnings ?? []) lines.push(color.yellow(`  warning: ${escapeControl(warning)}`))
   if (s.restricted) lines.push(color.yellow(`  ${s.pipelinesHidden ? 'pipelines hidden' : 'from the heartbeat only'}: ${escapeControl(s.restricted.split('\n')[0])}`))

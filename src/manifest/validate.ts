@@ -10,6 +10,7 @@ import type {Manifest} from './schema.js'
 import {checkSemantics} from './semantics.js'
 import {checkStructure, manifestStructureSchema, type JsonSchema} from './structure.js'
 import {stripBom} from './text.js'
+import {formatBytes} from '../ui/bytes.js'
 
 export {ENTRY_EXTENSIONS} from './semantics.js'
 
@@ -67,8 +68,7 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 function refuseOversized(file: string, size: number): void {
   if (size <= MAX_MANIFEST_BYTES) return
-  const mib = (bytes: number) => `${Math.round((bytes / 1048576) * 10) / 10} MiB`
-  throw new R1Error(`${file} is ${mib(size)}: larger than the ${mib(MAX_MANIFEST_BYTES)} a config.yaml may be`, ExitCode.INVALID_CONFIG, {
+  throw new R1Error(`${file} is ${formatBytes(size)}: larger than the ${formatBytes(MAX_MANIFEST_BYTES)} a config.yaml may be`, ExitCode.INVALID_CONFIG, {
     code: 'MANIFEST_TOO_LARGE',
     hint: 'Is this the right file? Keep data out of config.yaml: plugins read their files at run time.',
     details: {file, size, max: MAX_MANIFEST_BYTES},

@@ -3,6 +3,7 @@ import {readFileSync, readdirSync, rmSync, statSync, type Stats} from 'node:fs'
 import {join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {writeFileAtomic} from '../files.js'
+import {formatBytes} from '../ui/bytes.js'
 
 const HASH = /^[0-9a-f]{64}$/
 
@@ -109,7 +110,7 @@ export class BundleStore {
       this.collect()
       const used = this.usage()
       if (used + bytes.length > this.quotaBytes) {
-        throw new R1Error(`Bundle ${hash.slice(0, 12)}… (${mib(bytes.length)}) does not fit this node's bundle quota: ${mib(used)} of ${mib(this.quotaBytes)} used by bundles that kept pipeline versions or recent uploads need`, ExitCode.REJECTED, {
+        throw new R1Error(`Bundle ${hash.slice(0, 12)}… (${formatBytes(bytes.length)}) does not fit this node's bundle quota: ${formatBytes(used)} of ${formatBytes(this.quotaBytes)} used by bundles that kept pipeline versions or recent uploads need`, ExitCode.REJECTED, {
           code: 'BUNDLE_QUOTA',
           hint: 'Delete pipelines (or their archived versions) that are no longer needed, or start the node with a larger bundle quota.',
         })
@@ -154,7 +155,7 @@ export class BundleStore {
         this.wanted.delete(entry.hash)
       }
     }
-    if (removed.length > 0) this.onWarning(`removed ${removed.length} bundle(s) no kept pipeline version uses (${mib(freed)} freed)`)
+    if (removed.length > 0) this.onWarning(`removed ${removed.length} bundle(s) no kept pipeline version uses (${formatBytes(freed)} freed)`)
     return removed
   }
 
@@ -233,6 +234,3 @@ export class BundleStore {
   }
 }
 
-function mib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
-}

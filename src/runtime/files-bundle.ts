@@ -3,6 +3,7 @@ import {dirname, join, posix} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {MAX_BUNDLE_BYTES} from '../protocol/messages.js'
 import {sha256Hex} from './bundle.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * The files a plugin ships (`files:` in config.yaml) as one content-addressed bundle: a JSON header
@@ -34,7 +35,7 @@ export async function packFiles(dir: string, files: readonly string[], setup?: s
     const [bytes, info] = await Promise.all([readFile(full), stat(full)])
     total += bytes.length
     if (total > MAX_BUNDLE_BYTES) {
-      throw new R1Error(`The files to ship are over ${MAX_BUNDLE_BYTES / 1048576} MiB (at ${path})`, ExitCode.INVALID_CONFIG, {
+      throw new R1Error(`The files to ship are over ${formatBytes(MAX_BUNDLE_BYTES)} (at ${path})`, ExitCode.INVALID_CONFIG, {
         code: 'FILES_TOO_LARGE',
         hint: 'Ship less (narrow the `files:` globs) and fetch large data in the plugin, or install it in `setup`.',
       })

@@ -1,5 +1,6 @@
 import type {RunnerEvent} from '../plugin/runner.js'
 import type {ChildMessage} from './ipc.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * The instance host's side of the IPC channel. One `process.send` per event capped an instance at
@@ -199,7 +200,7 @@ export class Outbox {
     gap.message.event = {
       kind: 'notification',
       type: 'ABNORMAL FUNCTIONING',
-      message: `Dropped ${parts.join(', ')}: the instance emitted faster than the node took them (over ${this.maxQueuedMessages} events or ${Math.round(this.maxQueuedBytes / 1024 / 1024)} MiB waiting)`,
+      message: `Dropped ${parts.join(', ')}: the instance emitted faster than the node took them (over ${this.maxQueuedMessages} events or ${formatBytes(this.maxQueuedBytes)} waiting)`,
       info: {DROPPED_PAYLOADS: gap.payloads, DROPPED_LOGS: gap.logs, DROPPED_NOTIFICATIONS: gap.notifications},
     }
     return true

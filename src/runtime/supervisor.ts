@@ -8,6 +8,7 @@ import {isoNow as iso} from './clock.js'
 import {copyFiles, createInstanceDirs, groupRss, hostExecArgv, instanceUser, killGroup, memoryCapMb, removeInstanceDirs, removeInstanceDirsNow, stageBundle, type InstanceDirs, type RunAs} from './containment.js'
 import type {ChildMessage, InstanceSpec, ParentMessage} from './ipc.js'
 import {splitLines} from './log-limit.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /** Timings of a supervisor; tests shrink them, the defaults are ARCHITECTURE.md §4's. */
 export interface SupervisorOptions {
@@ -432,7 +433,7 @@ export class InstanceSupervisor {
     if (this.memoryCap && this.child?.pid) {
       const rss = groupRss([this.child.pid, ...this.groups])
       if (rss > this.memoryCap * 1024 * 1024) {
-        this.overMemory(`${Math.round(rss / 1024 / 1024)} MiB resident`)
+        this.overMemory(`${formatBytes(rss)} resident`)
         return
       }
     }

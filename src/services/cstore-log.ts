@@ -3,6 +3,7 @@ import {join} from 'node:path'
 import {ExitCode, R1Error} from '../errors.js'
 import {writeFileAtomic} from '../files.js'
 import type {CStore, JsonValue} from './types.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /** One change, one line of the log: `["s", key, value]` or `["h", hkey, field, value]`; a null value deletes. */
 type Change = ['s', string, JsonValue] | ['h', string, string, JsonValue]
@@ -148,8 +149,7 @@ export class LogCStore implements CStore {
     if (this.closed) return Promise.reject(new R1Error('CStore is closed', ExitCode.FAILURE, {code: 'CSTORE_CLOSED'}))
     const key = slot(change)
     if (this.liveBytes + lineBytes(change) - (this.sizes.get(key) ?? 0) > this.maxBytes) {
-      const mib = (this.maxBytes / 1024 / 1024).toFixed(0)
-      return Promise.reject(new R1Error(`CStore is full: it holds at most ${mib} MiB of keys and values, and this value does not fit.`, ExitCode.FAILURE, {code: 'CSTORE_FULL', hint: 'Delete keys no longer needed (set them to null), or keep large data in R1FS and store its cid.'}))
+      return Promise.reject(new R1Error(`CStore is full: it holds at most ${formatBytes(this.maxBytes)} of keys and values, and this value does not fit.`, ExitCode.FAILURE, {code: 'CSTORE_FULL', hint: 'Delete keys no longer needed (set them to null), or keep large data in R1FS and store its cid.'}))
     }
     // counted now, so that concurrent writes cannot pass the bound together; a failed write gives its bytes back
     const previous = this.sizes.get(key) ?? 0

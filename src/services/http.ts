@@ -10,6 +10,7 @@ import {isLoopback} from '../loopback.js'
 import {MultipartError, MultipartFileTooLarge, multipartBoundary, readMultipart} from './multipart.js'
 import {cidOf} from './r1fs-crypto.js'
 import type {JsonValue, NodeServices} from './types.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * CStore's and R1FS's HTTP APIs, as Ratio1 nodes serve them, so the published `@ratio1/edge-sdk-ts`
@@ -175,7 +176,7 @@ async function readJson(req: IncomingMessage, limit: number): Promise<Record<str
   const type = req.headers['content-type'] ?? ''
   if (!/^application\/json\b/i.test(type)) throw new HttpError(415, `Send the body as JSON (Content-Type: application/json), not ${type || 'no Content-Type'}`)
   const declared = Number(req.headers['content-length'])
-  const tooLarge = () => new HttpError(413, `The body exceeds ${limit / 1024 / 1024} MiB`)
+  const tooLarge = () => new HttpError(413, `The body exceeds ${formatBytes(limit)}`)
   if (declared > limit) throw tooLarge()
   const chunks: Buffer[] = []
   let size = 0
@@ -265,7 +266,7 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string, quota
   const readWhole = async (cid: string, secret: string | undefined) => {
     const file = await r1fs.get(cid, secret)
     if (!file) return undefined
-    if (file.size > INLINE_FILE_LIMIT) throw new HttpError(413, `${cid} is ${file.size} bytes, over the ${INLINE_FILE_LIMIT / 1024 / 1024} MiB returned inline: read it with get_file`)
+    if (file.size > INLINE_FILE_LIMIT) throw new HttpError(413, `${cid} is ${file.size} bytes, over the ${formatBytes(INLINE_FILE_LIMIT)} returned inline: read it with get_file`)
     const chunks: Buffer[] = []
     for await (const chunk of file.stream()) chunks.push(chunk as Buffer)
     return {filename: file.filename, bytes: Buffer.concat(chunks)}
@@ -305,7 +306,7 @@ function r1fsRoutes({r1fs}: NodeServices, alias: string, spoolDir: string, quota
             upload = await readMultipart(req, boundary, handle, reserve)
           } catch (error) {
             if (error instanceof MultipartFileTooLarge) {
-              throw new HttpError(507, `R1FS is full: the file does not fit in the ${(quotaBytes! / 1024 / 1024).toFixed(1)} MiB quota (counting uploads in progress). Delete files no longer needed (r1 r1fs rm <cid>), or start the node with a larger --r1fs-quota.`)
+              throw new HttpError(507, `R1FS is full: the file does not fit in the ${formatBytes(quotaBytes!)} quota (counting uploads in progress). Delete files no longer needed (r1 r1fs rm <cid>), or start the node with a larger --r1fs-quota.`)
             }
             if (error instanceof MultipartError) throw new HttpError(400, `Malformed multipart body: ${error.message}`)
             throw error

@@ -6,6 +6,7 @@ import {pipeline} from 'node:stream/promises'
 import {ExitCode, R1Error} from '../errors.js'
 import {CID_PATTERN, CidHasher, decryptStream, encryptStream, secretCheck, secretMatches} from './r1fs-crypto.js'
 import type {R1fs, R1fsEntry, R1fsFile} from './types.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /** What a blob store keeps next to each file's stored bytes. */
 export interface BlobMeta {
@@ -161,8 +162,7 @@ export class BlobR1fs implements R1fs {
 }
 
 function quotaError(quota: number, used: number): R1Error {
-  const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)
-  return new R1Error(`R1FS is full: the file does not fit in the ${mib(quota)} MiB quota (${mib(used)} MiB used)`, ExitCode.FAILURE, {
+  return new R1Error(`R1FS is full: the file does not fit in the ${formatBytes(quota)} quota (${formatBytes(used)} used)`, ExitCode.FAILURE, {
     code: 'R1FS_QUOTA',
     hint: 'Delete files no longer needed (r1 r1fs rm <cid>), or start the node with a larger --r1fs-quota.',
   })

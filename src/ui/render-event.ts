@@ -2,6 +2,7 @@ import {Chalk, type ChalkInstance} from 'chalk'
 import type {NodeEvent} from '../protocol/events.js'
 import {out} from './colors.js'
 import {escapeControl, escapeControlKeepLines, escapeDeep} from './escape.js'
+import {formatBytes} from './bytes.js'
 
 /**
  * One node event as one human line (or a few, for a logged stack): time, path, a compact payload.
@@ -100,9 +101,8 @@ function renderLogLine(level: unknown, message: unknown, c: ChalkInstance): stri
 
 function renderHeartbeat(event: Record<string, unknown>, c: ChalkInstance, max: number): string {
   const plugins = (event.ACTIVE_PLUGINS ?? []) as Array<Record<string, unknown>>
-  const mib = (bytes: unknown) => `${Math.round(Number(bytes) / 1048576)} MiB`
   const statuses = plugins.map((p) => `${p.INSTANCE_ID}:${p.STATUS}`).join(' ')
-  const text = `up ${Math.round(Number(event.UPTIME))}s cpu ${event.CPU_USED}% rss ${mib(event.PROCESS_MEMORY)} pipelines ${(event.PIPELINES as unknown[] | undefined)?.length ?? 0} instances ${plugins.length}${statuses ? ` ${statuses}` : ''}`
+  const text = `up ${Math.round(Number(event.UPTIME))}s cpu ${event.CPU_USED}% rss ${formatBytes(Number(event.PROCESS_MEMORY))} pipelines ${(event.PIPELINES as unknown[] | undefined)?.length ?? 0} instances ${plugins.length}${statuses ? ` ${statuses}` : ''}`
   return `${c.magenta('heartbeat')} ${clip(text, max)}`
 }
 

@@ -45,7 +45,7 @@ describe('deploy rendering', () => {
       plain,
     ).join('\n')
     expect(lines).toContain('edge-a online  r1-x  0xai_x')
-    expect(lines).toContain('uptime 1h2m  cpu 12%  memory 80 MiB (available 1024 MiB of 2048 MiB)')
+    expect(lines).toContain('uptime 1h2m  cpu 12%  memory 80 MiB (available 1 GiB of 2 GiB)')
     expect(lines).toMatch(/temps\s+S\/i2\s+error\s+4\s+Error: boom$/m)
     expect(lines).toContain('(stopped at v3, kept for rollback)')
   })

@@ -69,7 +69,7 @@ describe('an R1FS upload over the quota', () => {
     const services = await openServices({dataDir: join(root, 'services'), quotaBytes: 256 * 1024})
     const actions = await ServiceActions.open(join(root, 'spool'), () => services, {perSender: 2, idleMs: 1000})
     try {
-      await expect(actions.run('R1_R1FS_ADD', chunk('upload-big', 0), {hash: 'h', sender: 'alice'})).rejects.toThrow(/R1FS is full: the file does not fit in the 0\.3 MiB quota/)
+      await expect(actions.run('R1_R1FS_ADD', chunk('upload-big', 0), {hash: 'h', sender: 'alice'})).rejects.toThrow(/R1FS is full: the file does not fit in the 256 KiB quota/)
       expect(await readdir(join(root, 'spool'))).toEqual([])
       expect(await services.r1fs.list()).toEqual([])
       // the next chunk finds no upload: the client stops there

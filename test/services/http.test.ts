@@ -135,7 +135,7 @@ describe('multipart add_file', () => {
     const body = form('QQ', [{headers: 'Content-Disposition: form-data; name="file"; filename="big"', body: Buffer.alloc(5 * 1024 * 1024, 1)}])
     const reply = await send(served.r1fsUrl, 'POST', '/add_file', body, {'content-type': 'multipart/form-data; boundary=QQ'})
     expect(reply.status).toBe(507)
-    expect(reply.json.error).toMatch(/R1FS is full: the file does not fit in the 4\.0 MiB quota.*--r1fs-quota/)
+    expect(reply.json.error).toMatch(/R1FS is full: the file does not fit in the 4 MiB quota.*--r1fs-quota/)
     expect(await services.r1fs.list()).toEqual(before)
   })
 })
@@ -167,7 +167,7 @@ describe('an upload far over the quota', () => {
     expect(sent).toBeLessThan(budget)
     const {status, body} = await reply
     expect(status).toBe(507)
-    expect(JSON.parse(body).error).toMatch(/R1FS is full: the file does not fit in the 4\.0 MiB quota.*--r1fs-quota/)
+    expect(JSON.parse(body).error).toMatch(/R1FS is full: the file does not fit in the 4 MiB quota.*--r1fs-quota/)
     expect(await services.r1fs.list()).toEqual(before)
     // the room is given back: a small file still fits
     const small = form('QQ', [{headers: 'Content-Disposition: form-data; name="file"; filename="small"', body: 'fits'}])
