@@ -299,6 +299,13 @@ export const FEATURE_PIPELINE_FAILURES = 'PIPELINE_FAILURES'
  */
 export const FEATURE_INLINE_BUNDLES = 'INLINE_BUNDLES'
 /**
+ * A hello FEATURE: a session (or connection) with a command the node is still carrying out is kept
+ * however long it stays silent meanwhile: its peer is waiting for the answer, not gone. A client then
+ * needs no keepalive probe to hold the session while it waits, only one now and then to show an answer
+ * the broker lost (the node's next frame arrives past a gap in its numbers).
+ */
+export const FEATURE_KEEPS_WAITING_SESSIONS = 'KEEPS_WAITING_SESSIONS'
+/**
  * The actions the node confirms with notifications naming the command (PIPELINE_OK, PLUGIN_CONFIG_OK,
  * PLUGIN_INSTANCE_COMMAND_OK, …) after its R1_REPLY: what a client waits on past the answer.
  */

@@ -3,10 +3,10 @@ import {canonicalJson, signingCanonical} from '../protocol/canonical.js'
 import {NotificationCode, NotificationType} from '../protocol/codes.js'
 import type {NodeEvent} from '../protocol/events.js'
 import {compileFilter, gapEvent, liveMarker, type EventFilter, type EventMatcher, type GapEvent} from '../protocol/filter.js'
-import {type Action, type BundlePut, DEPLOY_ACTIONS, FEATURE_INLINE_BUNDLES, FEATURE_PIPELINE_FAILURES, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
+import {type Action, type BundlePut, DEPLOY_ACTIONS, FEATURE_INLINE_BUNDLES, FEATURE_KEEPS_WAITING_SESSIONS, FEATURE_PIPELINE_FAILURES, type Hello, type PayloadOf, READ_ACTIONS, type Rejection, type RejectionReason, type Reply, SUBPROTOCOL, type Subscribe} from '../protocol/messages.js'
 import {SERVICE_ACTIONS, type ServiceAction} from '../protocol/services.js'
 import {type DecodedSigned, encodeBatch, signCanonical} from '../protocol/wire.js'
-import {admitCommand, FloodGuard} from './admission.js'
+import {admitCommand, type Admitted, FloodGuard} from './admission.js'
 import {TokenBucket} from './token-bucket.js'
 import type {CommandMeta} from './contract.js'
 import type {HistoryCursor, NodeServer} from './server.js'
@@ -85,6 +85,8 @@ export class Connection {
   private readonly ownedHashes = new Set<string>()
   /** On a lossy transport: the answer to each recent command by EE_HASH, or 'running' until there is one. */
   private readonly answers = new Map<string, object | 'running'>()
+  /** Commands admitted and not answered yet. */
+  private running = 0
   /** On a lossy transport: the notifications naming each of those commands sent here directly, to send again with the answer. */
   private readonly confirmations = new Map<string, Array<{event: object; json: Buffer}>>()
   private confirmationBytes = 0
@@ -115,7 +117,7 @@ export class Connection {
       VERSION: server.options.version ?? null,
       PROTOCOL: SUBPROTOCOL,
       // bundles inline only where the core stores bundles
-      FEATURES: server.queries.putBundle ? [FEATURE_PIPELINE_FAILURES, FEATURE_INLINE_BUNDLES] : [FEATURE_PIPELINE_FAILURES],
+      FEATURES: [FEATURE_PIPELINE_FAILURES, FEATURE_KEEPS_WAITING_SESSIONS, ...(server.queries.putBundle ? [FEATURE_INLINE_BUNDLES] : [])],
     }
     this.enqueue(hello)
   }
@@ -126,7 +128,8 @@ export class Connection {
   }
 
   checkAlive(): void {
-    if (!this.alive) {
+    // a peer whose command still runs here waits for its answer: silent, not gone (KEEPS_WAITING_SESSIONS)
+    if (!this.alive && this.running === 0) {
       this.transport.terminate()
       return
     }
@@ -223,6 +226,17 @@ export class Connection {
       this.reject(admitted.reason, admitted.detail, admitted.hash, admitted.action)
       return
     }
+    this.running++
+    try {
+      await this.carryOut(admitted)
+    } finally {
+      this.running--
+    }
+  }
+
+  /** An admitted command, until its answer is on its way. */
+  private async carryOut(admitted: Admitted): Promise<void> {
+    const server = this.server
     const {command, action, payload, hash, sender} = admitted
     this.keepAnswer(hash, 'running')
     if (!admitted.allowed) {
@@ -241,7 +255,7 @@ export class Connection {
     }
     try {
       // The hash is on disk before a command that changes anything runs: a replay after a restart is still refused.
-      if (!READ_ACTIONS.has(action)) await replay.durable()
+      if (!READ_ACTIONS.has(action)) await server.replay.durable()
     } catch (error) {
       this.reject('EXECUTION_FAILED', `cannot record the command against replay: ${(error as Error).message}; nothing changed`, hash, action)
       return

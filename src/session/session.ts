@@ -7,6 +7,7 @@ import {type Identity, normalizeAddress} from '../protocol/identity.js'
 import {
   type Action,
   BUNDLE_CHUNK_BYTES,
+  FEATURE_KEEPS_WAITING_SESSIONS,
   formatTime,
   type FrameItem,
   type Hello,
@@ -138,6 +139,11 @@ const CONFIRMING = 64
 const SEND_AGAIN_WITHIN_MS = 4 * 60_000
 /** Seqs of the command notifications a session heard lately: one sent again with its answer is heard once. */
 const HEARD_CONFIRMATIONS = 1024
+/**
+ * Through a broker, probe periods between keepalive probes while a command waits for its answer from a
+ * node that keeps waiting sessions (KEEPS_WAITING_SESSIONS).
+ */
+const WAITING_PROBE_PERIODS = 3
 
 interface Pending {
   hash: string
@@ -215,6 +221,8 @@ export class Session {
   private heardAt = 0
   /** When a command last went out (through a broker, any message keeps the node's session alive). */
   private sentAt = 0
+  /** When the last keepalive probe went out. */
+  private probedAt = 0
   /** How the last link closed (`1006 no answer …`), named when a command finds no link. */
   private lastClose?: string
   private paused = false
@@ -386,6 +394,13 @@ export class Session {
     })
   }
 
+  /** Whether a command sent on this session has no answer yet from a node that keeps the session meanwhile. */
+  private waitsOnKeepingNode(): boolean {
+    if (!this.nodeFeatures.includes(FEATURE_KEEPS_WAITING_SESSIONS)) return false
+    for (const pending of this.pending.values()) if (!pending.reply) return true
+    return false
+  }
+
   /** R1_PING on a link (a broker link's greeting and keepalive): public, never encrypted, answered with an empty reply. */
   private async probe(link: FrameLink): Promise<void> {
     const {text} = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: this.nodeAddress, INITIATOR_ID: this.options.initiatorId ?? 'r1-cli', SESSION_ID: this.sessionId, TIME: formatTime()}, this.options.identity)
@@ -406,8 +421,18 @@ export class Session {
         link.terminate()
         return
       }
-      // through a broker a probe is a signed command: none while commands go out and frames come back
-      if (this.dialer.shared && now - this.heardAt < interval && now - this.sentAt < interval) return
+      if (this.dialer.shared) {
+        // Through a broker a probe is a signed command, which the node reads in order behind what was sent before:
+        // none while commands go out and frames come back. While a command waits for its answer from a node that
+        // keeps waiting sessions, only one every few periods: the node holds the session while it carries the
+        // command out, a probe cannot overtake a command it has not read yet, and what such a probe still does
+        // is show an answer the broker lost (the frame answering it arrives past a gap).
+        if (this.waitsOnKeepingNode()) {
+          // half a period of slack: a tick that fires a little early does not push the probe a whole period later
+          if (now - Math.max(this.sentAt, this.probedAt) < (WAITING_PROBE_PERIODS - 0.5) * interval) return
+        } else if (now - this.heardAt < interval && now - this.sentAt < interval) return
+      }
+      this.probedAt = now
       link.ping()
     }, interval)
     this.pingTimer.unref()

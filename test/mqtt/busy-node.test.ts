@@ -1,7 +1,8 @@
 import {connect as mqttConnect} from 'mqtt'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 import {generateIdentity} from '../../src/protocol/identity.js'
-import {formatTime} from '../../src/protocol/messages.js'
+import {FEATURE_KEEPS_WAITING_SESSIONS, formatTime} from '../../src/protocol/messages.js'
+import type {PipelineConfig} from '../../src/protocol/pipeline.js'
 import {encodeCommand} from '../../src/protocol/wire.js'
 import {LoopWatch} from '../../src/runtime/server.js'
 import {Session} from '../../src/session/index.js'
@@ -74,6 +75,67 @@ describe('a node too busy to read its input', () => {
     } finally {
       await talker.close()
       await quiet.close()
+    }
+  })
+})
+
+// A command the node takes long to carry out (here: replacing an instance stuck in a loop, which the node
+// stops only after its SHUTDOWN_TIMEOUT) is a session waiting for its answer, not a silent one. The node
+// keeps it (hello FEATURES: KEEPS_WAITING_SESSIONS), so the client need not probe meanwhile: through a broker
+// each probe is a signed command the node reads and answers, and at 10,000 nodes the probes of sessions
+// waiting on a busy fleet were much of its work.
+describe('a node carrying out a long command', () => {
+  let broker: TestBroker
+  let test: TestNode
+  const seen: Array<{topic: string; text: string}> = []
+  let sniffer: ReturnType<typeof mqttConnect>
+
+  beforeAll(async () => {
+    broker = await startEmbeddedBroker()
+    // liveness judged every 200 ms: a session unheard through a whole period is forgotten
+    test = await startTestNode({broker: {url: broker.url}, pingIntervalMs: 200})
+    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
+    sniffer = mqttConnect(broker.url, {protocolVersion: 4, clientId: 'sniffer'})
+    await new Promise<void>((resolve) => sniffer.once('connect', () => resolve()))
+    await sniffer.subscribeAsync(`naeural/${test.node.address}/config`)
+    sniffer.on('message', (topic, payload) => seen.push({topic, text: payload.toString()}))
+  })
+
+  afterAll(async () => {
+    sniffer?.end(true)
+    await test?.dispose()
+    await broker?.stop()
+  })
+
+  /** One instance whose code never returns: stopping it takes its whole SHUTDOWN_TIMEOUT. */
+  const stuck = (name: string): PipelineConfig => ({
+    NAME: name,
+    TYPE: 'Void',
+    PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'loop', PROCESS_DELAY: 0.05, SHUTDOWN_TIMEOUT: 2, CODE: 'while (true) {}'}]}],
+  })
+
+  it('keeps a session whose command is still running, and that session probes once every few periods meanwhile', async () => {
+    // probes every 100 ms while idle, so the node hears it in each of its periods; while a command waits, every
+    // 300 ms: longer than the node's period, so a node that judged it by its silence alone would forget it mid-wait
+    const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 20_000, pingIntervalMs: 100})
+    try {
+      expect(session.nodeFeatures).toContain(FEATURE_KEEPS_WAITING_SESSIONS)
+      await session.send('UPDATE_CONFIG', stuck('stuck'), {timeoutMs: 10_000})
+      await until(() => test.node.core.instance('stuck', 'CUSTOM_EXEC_01', 'loop')?.status === 'running' || undefined, 10_000, 'the stuck instance running')
+      const sessionId = session.sessionId
+      const pings = () => seen.filter((m) => m.text.includes('"ACTION":"R1_PING"') && m.text.includes(sessionId)).length
+      const before = pings()
+      const started = Date.now()
+      // the replacement waits for the stuck instance's 2 s stop: ten of the node's periods
+      await session.send('UPDATE_CONFIG', {...stuck('stuck'), PLUGINS: [{SIGNATURE: 'CUSTOM_EXEC_01', INSTANCES: [{INSTANCE_ID: 'loop', CODE: 'return {n: 1}'}]}]}, {timeoutMs: 20_000})
+      const waited = Date.now() - started
+      expect(waited).toBeGreaterThan(1500)
+      // answered on the session that sent it: not forgotten and started afresh (that closes it as 1012)
+      expect(session.sessionId).toBe(sessionId)
+      // one probe every three periods at most, not one every period
+      expect(pings() - before).toBeLessThan(waited / 250)
+    } finally {
+      await session.close()
     }
   })
 })
