@@ -137,10 +137,6 @@ function duration(seconds: number | undefined): string {
   return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`
 }
 
-function bytesOrDash(bytes: number | undefined): string {
-  return bytes === undefined ? '-' : formatBytes(bytes)
-}
-
 /** `r1 status` for one node (the NodeStatus of src/deploy/manage.ts). */
 export function renderNodeStatus(
   name: string,
@@ -149,7 +145,7 @@ export function renderNodeStatus(
 ): string[] {
   const lines = [
     `${color.bold(escapeControl(name))} ${color.green('online')}  ${escapeControl(s.alias)}  ${escapeControl(s.address)}`,
-    `  version ${escapeControl(s.version ?? '-')}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${bytesOrDash(s.memory?.process)} (available ${bytesOrDash(s.memory?.available)} of ${bytesOrDash(s.memory?.machine)})`,
+    `  version ${escapeControl(s.version ?? '-')}  uptime ${duration(s.uptime)}  cpu ${s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`}  memory ${formatBytes(s.memory?.process)} (available ${formatBytes(s.memory?.available)} of ${formatBytes(s.memory?.machine)})`,
   ]
   for (const warning of s.warnings ?? []) lines.push(color.yellow(`  warning: ${escapeControl(warning)}`))
   if (s.restricted) lines.push(color.yellow(`  ${s.pipelinesHidden ? 'pipelines hidden' : 'from the heartbeat only'}: ${escapeControl(s.restricted.split('\n')[0])}`))

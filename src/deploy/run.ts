@@ -11,6 +11,7 @@ import {type ConfirmedCommand, type Connect, type NodeLink, pool, sendAndConfirm
 import {type NodeOutcome, type TargetStatus, exitCodeFor, hintOfError, isFailure, statusOfError} from '../fleet/result.js'
 import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
 import type {Target} from './targets.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * `r1 deploy` per target: connect (the session verifies the node's address) → read its state →
@@ -364,7 +365,7 @@ async function upload(attempt: Attempt, target: Target, missingAtStart: string[]
       for (const [i, hash] of missing.entries()) {
         const bytes = bundles.get(hash)
         if (!bytes) throw new R1Error(`Bundle ${hash.slice(0, 12)} was not built`, ExitCode.FAILURE, {code: 'BUNDLE_MISSING'})
-        progress(`bundle ${i + 1}/${missing.length} (${Math.ceil(bytes.length / 1024)} KiB)`)
+        progress(`bundle ${i + 1}/${missing.length} (${formatBytes(bytes.length)})`)
         await attempt.link!.putBundle(hash, bytes)
         if (!uploaded.includes(hash)) uploaded.push(hash)
       }

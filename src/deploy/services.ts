@@ -9,6 +9,7 @@ import {R1FS_CHUNK_BYTES} from '../protocol/services.js'
 import {CID_PATTERN, CidHasher} from '../services/r1fs-crypto.js'
 import type {JsonValue} from '../services/types.js'
 import type {NodeLink} from '../fleet/engine.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * `r1 cstore …` and `r1 r1fs …`: a node's CStore and R1FS over the signed protocol (the R1_CSTORE_* and
@@ -218,7 +219,7 @@ export async function readValueArg(arg: string, stdin: NodeJS.ReadableStream = p
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
     size += buffer.length
     if (size > COMMAND_LIMITS.maxPayloadBytes) {
-      throw new R1Error(`The value on stdin is over ${COMMAND_LIMITS.maxPayloadBytes / 1024} KiB, more than one command may carry.`, ExitCode.USAGE, {code: 'VALUE_TOO_LARGE', hint: 'Store large data in R1FS (r1 r1fs add <file>) and its CID in CStore.'})
+      throw new R1Error(`The value on stdin is over ${formatBytes(COMMAND_LIMITS.maxPayloadBytes)}, more than one command may carry.`, ExitCode.USAGE, {code: 'VALUE_TOO_LARGE', hint: 'Store large data in R1FS (r1 r1fs add <file>) and its CID in CStore.'})
     }
     chunks.push(buffer)
   }

@@ -1,5 +1,6 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {needsEscape} from './canonical.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * Bounds on what a command may carry, the same for every action, checked before anything else
@@ -61,7 +62,7 @@ function walk(value: unknown, maxBytes: number): Walk {
     } else {
       bytes += item === undefined ? 0 : jsonBytes(item)
     }
-    if (bytes > maxBytes) return {code: 'LIMIT_EXCEEDED', message: `PAYLOAD is larger than ${maxBytes / 1024} KiB of canonical JSON`, hint: 'Keep large data out of pipeline configs (ship it in the plugin bundle or fetch it at run time).'}
+    if (bytes > maxBytes) return {code: 'LIMIT_EXCEEDED', message: `PAYLOAD is larger than ${formatBytes(maxBytes)} of canonical JSON`, hint: 'Keep large data out of pipeline configs (ship it in the plugin bundle or fetch it at run time).'}
   }
   return {bytes, nodes}
 }

@@ -38,6 +38,12 @@ export interface FrameTransport {
 
 const MAX_BATCH_BYTES = 768 * 1024
 const COMMAND_OWNER_TTL_MS = 10 * 60_000
+/**
+ * How long a connection with a command still running is kept however silent: longer than commands take
+ * (an update's deferrals end within 20 s, an instance's stop within its SHUTDOWN_TIMEOUT), bounded so that
+ * one stuck in the node's queue does not keep a gone peer's connection and slot for good.
+ */
+const MAX_WAITING_HOLD_MS = 5 * 60_000
 /** Answers (R1_REPLY or rejection) a lossy connection keeps to send again, the most recent ones. */
 const KEPT_ANSWERS = 256
 /** Bytes of notifications a lossy connection keeps with its answers (a deploy's confirmations are a few hundred bytes each). */
@@ -85,8 +91,9 @@ export class Connection {
   private readonly ownedHashes = new Set<string>()
   /** On a lossy transport: the answer to each recent command by EE_HASH, or 'running' until there is one. */
   private readonly answers = new Map<string, object | 'running'>()
-  /** Commands admitted and not answered yet. */
+  /** Commands admitted and not answered yet, and since when there has been one. */
   private running = 0
+  private runningSince = 0
   /** On a lossy transport: the notifications naming each of those commands sent here directly, to send again with the answer. */
   private readonly confirmations = new Map<string, Array<{event: object; json: Buffer}>>()
   private confirmationBytes = 0
@@ -128,8 +135,10 @@ export class Connection {
   }
 
   checkAlive(): void {
-    // a peer whose command still runs here waits for its answer: silent, not gone (KEEPS_WAITING_SESSIONS)
-    if (!this.alive && this.running === 0) {
+    // A peer whose command still runs here waits for its answer: silent, not gone (KEEPS_WAITING_SESSIONS). It is
+    // judged again from the period after the answer; a command that never ends holds it for a bounded time only.
+    if (this.running > 0 && this.server.now() - this.runningSince < MAX_WAITING_HOLD_MS) return
+    if (!this.alive) {
       this.transport.terminate()
       return
     }
@@ -226,7 +235,7 @@ export class Connection {
       this.reject(admitted.reason, admitted.detail, admitted.hash, admitted.action)
       return
     }
-    this.running++
+    if (this.running++ === 0) this.runningSince = server.now()
     try {
       await this.carryOut(admitted)
     } finally {

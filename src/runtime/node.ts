@@ -325,7 +325,8 @@ export class LocalNode implements NodeCore {
     const stored = await this.bundles.put(hash, bytes)
     if (!stored || this.stopped) return
     // The instances there were when it was stored: a config queued meanwhile (another deploy carrying it
-    // inline) starts its instances from the stored bundle, and they have nothing to catch up on.
+    // inline) starts its instances from the stored bundle, and they have nothing to catch up on. Taken on the
+    // write's settling, before such a config (waiting on the same write) can make any: it has awaits to go.
     const before = new Set(this.supervisors())
     await this.serialized(async () => this.bundleArrived(hash, before))
   }

@@ -1,6 +1,7 @@
 import {ExitCode, R1Error} from '../errors.js'
 import {canPrompt} from '../ui/prompts.js'
 import {MAX_SECRET_BYTES} from './store.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * A secret's value: piped on stdin, or typed at a hidden prompt on a terminal. Never from argv
@@ -51,7 +52,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
     size += buffer.length
     // Refuse early rather than buffer a whole file piped by mistake.
     if (size > MAX_SECRET_BYTES + 2) {
-      throw new R1Error(`The value on stdin is over ${MAX_SECRET_BYTES / 1024} KiB.`, ExitCode.USAGE, {
+      throw new R1Error(`The value on stdin is over ${formatBytes(MAX_SECRET_BYTES)}.`, ExitCode.USAGE, {
         code: 'SECRET_TOO_LARGE',
         hint: 'A secret holds a credential; ship files with the project instead.',
       })

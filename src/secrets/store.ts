@@ -6,6 +6,7 @@ import {parseJsonOrUndefined, writeFileAtomic} from '../files.js'
 import {decrypt, encrypt} from '../protocol/encryption.js'
 import {type Identity, generateIdentity, isAddress, normalizeAddress} from '../protocol/identity.js'
 import {SECRET_NAME_PATTERN} from '../protocol/secret-refs.js'
+import {formatBytes} from '../ui/bytes.js'
 
 /**
  * The project's secret store, `.r1/secrets.json` (mode 0600, `.r1/` is git-ignored): per target,
@@ -125,7 +126,7 @@ async function writeSecrets(projectDir: string, file: SecretsFile): Promise<void
 export async function setSecret(projectDir: string, target: SecretTarget, name: string, value: string, now: Date = new Date()): Promise<{entry: SecretEntry; dropped: string[]}> {
   checkSecretName(name)
   if (Buffer.byteLength(value, 'utf8') > MAX_SECRET_BYTES) {
-    throw new R1Error(`The value of ${name} is over ${MAX_SECRET_BYTES / 1024} KiB.`, ExitCode.USAGE, {
+    throw new R1Error(`The value of ${name} is over ${formatBytes(MAX_SECRET_BYTES)}.`, ExitCode.USAGE, {
       code: 'SECRET_TOO_LARGE',
       hint: 'A secret holds a credential; ship files with the project instead.',
     })

@@ -221,8 +221,9 @@ export class Session {
   private heardAt = 0
   /** When a command last went out (through a broker, any message keeps the node's session alive). */
   private sentAt = 0
-  /** When the last keepalive probe went out. */
+  /** When the last keepalive probe went out, and the first one since the node was last heard. */
   private probedAt = 0
+  private unansweredSince = 0
   /** How the last link closed (`1006 no answer …`), named when a command finds no link. */
   private lastClose?: string
   private paused = false
@@ -417,7 +418,11 @@ export class Session {
     const patience = Math.max(2 * interval, this.options.broker ? (this.options.connectTimeoutMs ?? 10_000) : 0)
     this.pingTimer = setInterval(() => {
       const now = Date.now()
-      if (now - this.heardAt >= patience) {
+      const waiting = this.dialer.shared && this.waitsOnKeepingNode()
+      // A node carrying out our command is silent meanwhile, and it is probed seldom: it is gone once a probe
+      // went unanswered for as long as a silent node would be.
+      const silentSince = waiting ? (this.unansweredSince > this.heardAt ? this.unansweredSince : now) : this.heardAt
+      if (now - silentSince >= patience) {
         link.terminate()
         return
       }
@@ -427,11 +432,12 @@ export class Session {
         // keeps waiting sessions, only one every few periods: the node holds the session while it carries the
         // command out, a probe cannot overtake a command it has not read yet, and what such a probe still does
         // is show an answer the broker lost (the frame answering it arrives past a gap).
-        if (this.waitsOnKeepingNode()) {
+        if (waiting) {
           // half a period of slack: a tick that fires a little early does not push the probe a whole period later
           if (now - Math.max(this.sentAt, this.probedAt) < (WAITING_PROBE_PERIODS - 0.5) * interval) return
         } else if (now - this.heardAt < interval && now - this.sentAt < interval) return
       }
+      if (this.unansweredSince <= this.heardAt) this.unansweredSince = now
       this.probedAt = now
       link.ping()
     }, interval)

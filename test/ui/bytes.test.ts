@@ -13,5 +13,13 @@ describe('formatBytes', () => {
     expect(formatBytes(50.4 * 1024 * 1024)).toBe('50.4 MiB')
     expect(formatBytes(2048 * 1024 * 1024)).toBe('2 GiB')
     expect(formatBytes(5 * 1024 ** 5)).toBe('5120 TiB')
+    expect(formatBytes(1024 * 1024 - 1)).toBe('1 MiB') // 1023.999 KiB, rounded: the next unit
+    expect(formatBytes(-2048)).toBe('-2 KiB')
+  })
+
+  it('shows a dash for no count', () => {
+    expect(formatBytes(undefined)).toBe('-')
+    expect(formatBytes(Number(undefined))).toBe('-')
+    expect(formatBytes(Number.POSITIVE_INFINITY)).toBe('-')
   })
 })
