@@ -44,6 +44,8 @@ const COMMAND_OWNER_TTL_MS = 10 * 60_000
  * one stuck in the node's queue does not keep a gone peer's connection and slot for good.
  */
 const MAX_WAITING_HOLD_MS = 5 * 60_000
+/** Housekeeping ticks after an answer that do not judge its peer (the next one does, on whether it was heard since the answer). */
+const ANSWER_SPARED_TICKS = 2
 /** Answers (R1_REPLY or rejection) a lossy connection keeps to send again, the most recent ones. */
 const KEPT_ANSWERS = 256
 /** Bytes of notifications a lossy connection keeps with its answers (a deploy's confirmations are a few hundred bytes each). */
@@ -94,6 +96,8 @@ export class Connection {
   /** Commands admitted and not answered yet, and since when there has been one. */
   private running = 0
   private runningSince = 0
+  /** Housekeeping periods not judged after the last answer (see checkAlive). */
+  private sparedTicks = 0
   /** On a lossy transport: the notifications naming each of those commands sent here directly, to send again with the answer. */
   private readonly confirmations = new Map<string, Array<{event: object; json: Buffer}>>()
   private confirmationBytes = 0
@@ -135,9 +139,16 @@ export class Connection {
   }
 
   checkAlive(): void {
-    // A peer whose command still runs here waits for its answer: silent, not gone (KEEPS_WAITING_SESSIONS). It is
-    // judged again from the period after the answer; a command that never ends holds it for a bounded time only.
-    if (this.running > 0 && this.server.now() - this.runningSince < MAX_WAITING_HOLD_MS) return
+    // A peer whose command still runs here waits for its answer: silent, not gone (KEEPS_WAITING_SESSIONS); a
+    // command that never ends holds it for a bounded time only.
+    const held = this.running > 0 && this.server.now() - this.runningSince < MAX_WAITING_HOLD_MS
+    // After an answer, a peer that probed seldom while it waited may not have it yet (a busy broker or client
+    // delivers late): judged at the third tick after it, on whether it was heard since (two periods at least).
+    if (held || this.sparedTicks > 0) {
+      if (!held) this.sparedTicks--
+      this.transport.ping()
+      return
+    }
     if (!this.alive) {
       this.transport.terminate()
       return
@@ -239,7 +250,10 @@ export class Connection {
     try {
       await this.carryOut(admitted)
     } finally {
-      this.running--
+      if (--this.running === 0) {
+        this.alive = false
+        this.sparedTicks = ANSWER_SPARED_TICKS
+      }
     }
   }
 
