@@ -143,7 +143,8 @@ export class Connection {
     // command that never ends holds it for a bounded time only.
     const held = this.running > 0 && this.server.now() - this.runningSince < MAX_WAITING_HOLD_MS
     // After an answer, a peer that probed seldom while it waited may not have it yet (a busy broker or client
-    // delivers late): judged at the third tick after it, on whether it was heard since (two periods at least).
+    // delivers late): judged at the third tick after the last one, on whether it was heard since (two periods
+    // at least; ticks of a saturated loop do not count).
     if (held || this.sparedTicks > 0) {
       if (!held) this.sparedTicks--
       this.transport.ping()
@@ -250,10 +251,9 @@ export class Connection {
     try {
       await this.carryOut(admitted)
     } finally {
-      if (--this.running === 0) {
-        this.alive = false
-        this.sparedTicks = ANSWER_SPARED_TICKS
-      }
+      this.running--
+      this.alive = false
+      this.sparedTicks = ANSWER_SPARED_TICKS
     }
   }
 

@@ -420,7 +420,8 @@ export class Session {
       const now = Date.now()
       const waiting = this.dialer.shared && this.waitsOnKeepingNode()
       // A node carrying out our command is silent meanwhile, and it is probed seldom: it is gone once a probe
-      // went unanswered for as long as a silent node would be.
+      // went unanswered for as long as a silent node would be (each command sent meanwhile puts the next probe
+      // off; a node that died under a stream of commands is found by their timeouts).
       const silentSince = waiting ? (this.unansweredSince > this.heardAt ? this.unansweredSince : now) : this.heardAt
       if (now - silentSince >= patience) {
         link.terminate()
