@@ -5,6 +5,7 @@ import mqtt, {type IClientOptions, type MqttClient} from 'mqtt'
 import {afterAll, beforeAll} from 'vitest'
 import {serverMissing} from '../../bench/servers.js'
 import {type BrokerOptions, startBroker} from '../../src/broker/broker.js'
+import type {StartNodeServerOptions} from '../../src/runtime/serve.js'
 import {until} from '../runtime/helpers.js'
 import {startTestNode, type TestNode} from '../server/helpers.js'
 
@@ -69,14 +70,14 @@ export async function qos1RoundTrip(url: string, topic: string, message: string,
 }
 
 /**
- * An embedded broker and one test node on it (no WebSocket listener), started before the suite's tests
- * and stopped after them; read `broker` and `test` inside the tests.
+ * An embedded broker and one test node on it (no WebSocket listener; `node` adds to its options), started
+ * before the suite's tests and stopped after them; read `broker` and `test` inside the tests.
  */
-export function nodeOnEmbeddedBroker(): {readonly broker: TestBroker; readonly test: TestNode} {
+export function nodeOnEmbeddedBroker(node: Partial<StartNodeServerOptions> = {}): {readonly broker: TestBroker; readonly test: TestNode} {
   const fixture = {} as {broker: TestBroker; test: TestNode}
   beforeAll(async () => {
     fixture.broker = await startEmbeddedBroker()
-    fixture.test = await startTestNode({broker: {url: fixture.broker.url}, listen: false})
+    fixture.test = await startTestNode({broker: {url: fixture.broker.url}, listen: false, ...node})
     await until(() => fixture.test.node.broker?.connected, 10_000, 'the node on the broker')
   })
   afterAll(async () => {

@@ -6,9 +6,8 @@ import type {PipelineConfig} from '../../src/protocol/pipeline.js'
 import {encodeCommand} from '../../src/protocol/wire.js'
 import {LoopWatch} from '../../src/runtime/server.js'
 import {Session} from '../../src/session/index.js'
-import {startEmbeddedBroker, type TestBroker} from '../broker/helpers.js'
+import {nodeOnEmbeddedBroker} from '../broker/helpers.js'
 import {until} from '../runtime/helpers.js'
-import {startTestNode, type TestNode} from '../server/helpers.js'
 
 // A node whose input backs up (a flood on its config topic, or more work than its CPU has) reads its peers'
 // messages late. While it is that busy, it must not take their silence for absence: at 10,000 simulated nodes
@@ -30,48 +29,36 @@ describe('LoopWatch: was the event loop saturated since the last look', () => {
 
 describe('a node too busy to read its input', () => {
   const FLOOD = 10_000
-  let broker: TestBroker
-  let test: TestNode
+  // liveness judged every 200 ms: a session unheard for two periods is forgotten
+  const fixture = nodeOnEmbeddedBroker({pingIntervalMs: 200})
 
-  beforeAll(async () => {
-    broker = await startEmbeddedBroker()
-    // liveness judged every 200 ms: a session unheard for two periods is forgotten
-    test = await startTestNode({broker: {url: broker.url}, pingIntervalMs: 200})
-    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
-  })
-
-  afterAll(async () => {
-    await test?.dispose()
-    await broker?.stop()
-  })
-
-  const open = (pingIntervalMs: number) => Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 20_000, pingIntervalMs})
+  const open = (pingIntervalMs: number) => Session.connect({url: fixture.broker.url, broker: {url: fixture.broker.url}, nodeAddress: fixture.test.node.address, identity: fixture.test.client, connectTimeoutMs: 20_000, pingIntervalMs})
 
   it('keeps a working session through a flood of signed probes from a stranger, and forgets the silent ones after', {timeout: 120_000}, async () => {
     const talker = await open(100) // probes every 100 ms: never silent for two of the node's periods
     const quiet = await open(60_000) // says nothing after its first command
     try {
       await Promise.all([talker.state(), quiet.state()])
-      const front = test.node.broker!
+      const front = fixture.test.node.broker!
       const before = front.stats.received
       // which housekeeping ticks found the node saturated (and so judged nobody)
       const looks = vi.spyOn(LoopWatch.prototype, 'saturated')
       // the backlog: validly signed probes of a stranger, each checked (its signature) and answered by the node
       const stranger = generateIdentity()
-      const flood = mqttConnect(broker.url, {protocolVersion: 4, clientId: 'flooder'})
+      const flood = mqttConnect(fixture.broker.url, {protocolVersion: 4, clientId: 'flooder'})
       await new Promise<void>((resolve) => flood.once('connect', () => resolve()))
-      const text = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: test.node.address, INITIATOR_ID: 'flood', SESSION_ID: 'flood', TIME: formatTime()}, stranger).text
-      for (let i = 0; i < FLOOD; i++) flood.publish(`naeural/${test.node.address}/config`, text, {qos: 0})
+      const text = encodeCommand({ACTION: 'R1_PING', PAYLOAD: null, EE_DEST: fixture.test.node.address, INITIATOR_ID: 'flood', SESSION_ID: 'flood', TIME: formatTime()}, stranger).text
+      for (let i = 0; i < FLOOD; i++) flood.publish(`naeural/${fixture.test.node.address}/config`, text, {qos: 0})
       await until(() => front.stats.received - before >= FLOOD || undefined, 100_000, 'the node through the backlog')
       flood.end(true)
       const busyTicks = looks.mock.results.filter((r) => r.value === true).length
       looks.mockRestore()
       // the talker's session is the one it had (a new hello would have ended it as 1012, started afresh)
-      expect((await talker.state()).ADDRESS).toBe(test.node.address)
+      expect((await talker.state()).ADDRESS).toBe(fixture.test.node.address)
       expect(busyTicks).toBeGreaterThan(0) // housekeeping found the node saturated at least once meanwhile, and the talker was kept
       // once the node can listen again, the quiet session is forgotten as before (the stranger's too)
       await until(() => front.connectionCount === 1 || undefined, 10_000, 'the silent sessions forgotten')
-      expect((await talker.state()).ADDRESS).toBe(test.node.address)
+      expect((await talker.state()).ADDRESS).toBe(fixture.test.node.address)
     } finally {
       await talker.close()
       await quiet.close()
@@ -85,26 +72,20 @@ describe('a node too busy to read its input', () => {
 // through a broker each probe is a signed command the node reads and answers, and at thousands of nodes the
 // probes of sessions waiting on a busy fleet were much of its work.
 describe('a node carrying out a long command', () => {
-  let broker: TestBroker
-  let test: TestNode
+  // liveness judged every 1.5 s: a session unheard through a whole period is forgotten
+  const fixture = nodeOnEmbeddedBroker({pingIntervalMs: 1500})
   const seen: Array<{topic: string; text: string}> = []
   let sniffer: ReturnType<typeof mqttConnect>
 
   beforeAll(async () => {
-    broker = await startEmbeddedBroker()
-    // liveness judged every 1.5 s: a session unheard through a whole period is forgotten
-    test = await startTestNode({broker: {url: broker.url}, pingIntervalMs: 1500})
-    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
-    sniffer = mqttConnect(broker.url, {protocolVersion: 4, clientId: 'sniffer'})
+    sniffer = mqttConnect(fixture.broker.url, {protocolVersion: 4, clientId: 'sniffer'})
     await new Promise<void>((resolve) => sniffer.once('connect', () => resolve()))
-    await sniffer.subscribeAsync(`naeural/${test.node.address}/config`)
+    await sniffer.subscribeAsync(`naeural/${fixture.test.node.address}/config`)
     sniffer.on('message', (topic, payload) => seen.push({topic, text: payload.toString()}))
   })
 
-  afterAll(async () => {
+  afterAll(() => {
     sniffer?.end(true)
-    await test?.dispose()
-    await broker?.stop()
   })
 
   /** One instance whose code never returns: it cannot answer the question before an update (the node waits 5 s for it). */
@@ -119,11 +100,11 @@ describe('a node carrying out a long command', () => {
     // every 2.5 to 3 s: longer than the node's period (a node that judged the session by its silence alone
     // would forget it mid-wait), and than the session's own patience (2 s: gone when silent that long), which
     // now runs from a probe left unanswered.
-    const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 2000, pingIntervalMs: 1000})
+    const session = await Session.connect({url: fixture.broker.url, broker: {url: fixture.broker.url}, nodeAddress: fixture.test.node.address, identity: fixture.test.client, connectTimeoutMs: 2000, pingIntervalMs: 1000})
     try {
       expect(session.nodeFeatures).toContain(FEATURE_KEEPS_WAITING_SESSIONS)
       await session.send('UPDATE_CONFIG', stuck('stuck'), {timeoutMs: 10_000})
-      await until(() => test.node.core.instance('stuck', 'CUSTOM_EXEC_01', 'loop')?.status === 'running' || undefined, 10_000, 'the stuck instance running')
+      await until(() => fixture.test.node.core.instance('stuck', 'CUSTOM_EXEC_01', 'loop')?.status === 'running' || undefined, 10_000, 'the stuck instance running')
       const sessionId = session.sessionId
       const pings = () => seen.filter((m) => m.text.includes('"ACTION":"R1_PING"') && m.text.includes(sessionId)).length
       const before = pings()
@@ -145,19 +126,7 @@ describe('a node carrying out a long command', () => {
 
 describe('a node after its answer', () => {
   const period = 3000
-  let broker: TestBroker
-  let test: TestNode
-
-  beforeAll(async () => {
-    broker = await startEmbeddedBroker()
-    test = await startTestNode({broker: {url: broker.url}, pingIntervalMs: period})
-    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
-  })
-
-  afterAll(async () => {
-    await test?.dispose()
-    await broker?.stop()
-  })
+  const fixture = nodeOnEmbeddedBroker({pingIntervalMs: period})
 
   it('gives the session two periods to be heard from again (it may get the answer late)', async () => {
     // Three silent sessions (no probe in a minute), each asking once and again one and a half periods after
@@ -168,12 +137,12 @@ describe('a node after its answer', () => {
       await Promise.all(
         [0, 1, 2].map(async (i) => {
           await new Promise((resolve) => setTimeout(resolve, (i * period) / 3))
-          const session = await Session.connect({url: broker.url, broker: {url: broker.url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 5000, pingIntervalMs: 60_000})
+          const session = await Session.connect({url: fixture.broker.url, broker: {url: fixture.broker.url}, nodeAddress: fixture.test.node.address, identity: fixture.test.client, connectTimeoutMs: 5000, pingIntervalMs: 60_000})
           sessions.push(session)
           const id = session.sessionId
           await session.state()
           await new Promise((resolve) => setTimeout(resolve, period * 1.5))
-          expect((await session.state()).ADDRESS).toBe(test.node.address)
+          expect((await session.state()).ADDRESS).toBe(fixture.test.node.address)
           // answered on the session it opened: not forgotten and started afresh (that closes it as 1012)
           expect(session.sessionId).toBe(id)
         }),
