@@ -100,10 +100,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
    */
   protected async finishFleet<R extends FleetResult>(what: string, result: R, lines: (color: ChalkInstance) => string[] | string): Promise<R> {
     if (!this.jsonEnabled()) {
-      const [{out, err}, {failureText}, {failureOf}] = await Promise.all([import('./ui/colors.js'), import('./deploy/render.js'), import('./fleet/result.js')])
+      const [{out, err}, {failureText}, {failureOf, statusCounts}] = await Promise.all([import('./ui/colors.js'), import('./deploy/render.js'), import('./fleet/result.js')])
       const text = lines(out)
       const body = typeof text === 'string' ? text : text.join('\n') + '\n'
-      process.stdout.write(body)
+      // a report of several targets ends with how many ended how (not under a file written to stdout)
+      const counts = body && result.targets.length > 1 ? '\n' + out.dim(`${result.targets.length} targets: ${statusCounts(result.targets.map((t) => t.status))}`) + '\n' : ''
+      process.stdout.write(body + counts)
       const failure = failureOf(what, result.targets, result.exitCode)
       if (failure) process.stderr.write(failureText(failure, err))
     }

@@ -1,9 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import type {ChalkInstance} from 'chalk'
 import {BaseCommand, fleetFlags} from '../base-command.js'
-import type {DeployResult, DeployStep} from '../deploy/run.js'
+import type {DeployResult, DeployStep, TargetResult} from '../deploy/run.js'
 import type {Target} from '../deploy/targets.js'
-import type {TargetStatus} from '../fleet/result.js'
 import type {RolloutOutput} from '../fleet/rollout-run.js'
 import type {ConfigOverride} from '../manifest/environments.js'
 
@@ -72,7 +71,8 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       message: f.message,
       secrets,
       signal: this.signal,
-      onStep: (target: Target, step: DeployStep, detail?: string) => (step === 'done' ? !f.atomic && progress.finish(target, detail as TargetStatus) : progress.step(target, step, detail)),
+      onStep: (target: Target, step: DeployStep, detail?: string) => progress.step(target, step, detail),
+      onDone: (target: Target, result: TargetResult) => !f.atomic && progress.finish(target, result.status, result.error?.split('\n')[0]),
     }
     const render = await import('../deploy/render.js')
     let report: {what: string; result: DeployResult | RolloutOutput; lines: (out: ChalkInstance) => string[]}

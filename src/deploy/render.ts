@@ -2,6 +2,7 @@ import type {ChalkInstance} from 'chalk'
 import {escapeControl, escapeControlKeepLines} from '../ui/escape.js'
 import type {InstancePlan, KeyChange, PipelinePlan, TargetPlan} from './plan.js'
 import {formatBytes} from '../ui/bytes.js'
+import {MAX_TARGET_LINES} from '../fleet/result.js'
 
 /** Human renderings of deploy plans and per-target results (stdout; `--json` returns the data instead). */
 
@@ -175,12 +176,45 @@ export function renderPlanOf(t: {target: string; url: string; status: string; er
   return [head, ...(t.plan ? renderPlan(t.plan, color) : [color.red(`  ${t.status}: ${escapeControl(t.error ?? '')}`)]), ...secrets]
 }
 
-/** `r1 status`: one block per target, a node that did not answer as its status and error. */
-export function renderStatusReport(targets: ReadonlyArray<{target: string; status: string; url: string; error?: string; result?: Parameters<typeof renderNodeStatus>[1]}>, color: ChalkInstance): string {
+type StatusOfTarget = {target: string; status: string; url: string; error?: string; result?: Parameters<typeof renderNodeStatus>[1]}
+
+/** `r1 status`: one block per target, a node that did not answer as its status and error; past MAX_TARGET_LINES targets, one row each. */
+export function renderStatusReport(targets: readonly StatusOfTarget[], color: ChalkInstance): string {
+  if (targets.length > MAX_TARGET_LINES) return renderStatusTable(targets, color).join('\n') + '\n'
   const blocks = targets.map((t) =>
     t.result ? renderNodeStatus(t.target, t.result, color).join('\n') : `${color.bold(escapeControl(t.target))} ${color.red(t.status)}  ${escapeControl(t.url)}\n  ${escapeControl(t.error ?? '')}`,
   )
   return blocks.join('\n\n') + '\n'
+}
+
+/** How many instances are in each status ("4 running, 1 error"). */
+function instanceCounts(pipelines: NonNullable<StatusOfTarget['result']>['pipelines']): string {
+  const counts = new Map<string, number>()
+  for (const p of pipelines) for (const i of p.instances) counts.set(i.status, (counts.get(i.status) ?? 0) + 1)
+  return [...counts].map(([status, n]) => `${n} ${status}`).join(', ') || 'none'
+}
+
+/** What needs a look on a node: why it did not answer, a warning, an instance's last error. */
+function statusDetail(t: StatusOfTarget): string {
+  const s = t.result
+  const failing = s?.pipelines.flatMap((p) => p.instances.filter((i) => i.lastError && i.status !== 'running').map((i) => `${i.signature}/${i.instanceId}: ${i.lastError}`))[0]
+  const detail = t.error ?? s?.warnings?.[0] ?? (s?.restricted && `${s.pipelinesHidden ? 'pipelines hidden' : 'from the heartbeat only'}: ${s.restricted}`) ?? failing ?? ''
+  const line = detail.split('\n')[0]
+  return line.length > 100 ? line.slice(0, 99) + '…' : line
+}
+
+/** A fleet's status, one row per node; `r1 status --target <name>` shows one node's pipelines and instances. */
+function renderStatusTable(targets: readonly StatusOfTarget[], color: ChalkInstance): string[] {
+  const rows = targets.map((t) => {
+    const s = t.result
+    const state = s ? 'online' : t.status
+    if (!s) return [t.target, state, '-', '-', '-', '-', '-', statusDetail(t)]
+    return [t.target, state, s.version ?? '-', duration(s.uptime), s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`, formatBytes(s.memory?.process), s.pipelinesHidden ? 'hidden' : instanceCounts(s.pipelines), statusDetail(t)]
+  })
+  const lines = table(['TARGET', 'STATE', 'VERSION', 'UPTIME', 'CPU', 'MEMORY', 'INSTANCES', 'DETAIL'], rows, color, (row, col, text) =>
+    col === 1 ? (rows[row][1] === 'online' ? color.green(text) : color.red(text)) : col === 7 ? color.yellow(text) : text,
+  )
+  return [...lines, color.dim('One node in full: r1 status --target <name>')]
 }
 
 /** `r1 node info`: the address first (what to pin), then what else the hello says, and the target line to paste. */

@@ -24,7 +24,7 @@ import {formatBytes} from '../ui/bytes.js'
  * fails after that.
  */
 
-export type DeployStep = 'queued' | 'connecting' | 'planning' | 'uploading' | 'applying' | 'confirming' | 'rolling back' | 'done'
+export type DeployStep = 'queued' | 'connecting' | 'planning' | 'uploading' | 'applying' | 'confirming' | 'rolling back'
 
 export interface DeployOptions {
   targets: Target[]
@@ -43,6 +43,8 @@ export interface DeployOptions {
   /** Upload attempts per bundle when the connection drops (default 4). */
   uploadAttempts?: number
   onStep?: (target: Target, step: DeployStep, detail?: string) => void
+  /** A target ended (again, after a rollback): its status and error are final. */
+  onDone?: (target: Target, result: TargetResult) => void
   /** A target is about to be sent its commands (`applied` set, link open): a rollout starts watching its health here. */
   onApplying?: (attempt: Attempt) => void
   /** Each link also streams its node's heartbeats (a rollout's health watch reads them). */
@@ -119,7 +121,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       await closeAttempts(prepared)
       const names = unready.map((a) => a.target.name).join(', ')
       for (const a of prepared.filter((p) => !unready.includes(p))) Object.assign(a.result, skippedResult(`not applied: ${names} could not be reached or read (--atomic applies only when every target can)`))
-      for (const a of prepared) options.onStep?.(a.target, 'done', a.result.status)
+      for (const a of prepared) options.onDone?.(a.target, a.result)
       const targets = prepared.map((a) => a.result)
       return {ok: false, exitCode: exitCodeFor(targets), targets}
     }
@@ -301,7 +303,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
   } finally {
     result.timings.total = performance.now() - attempt.startedAt
     roundTimings(result.timings)
-    if (ended) step('done', result.status)
+    if (ended) options.onDone?.(target, result)
   }
 }
 
@@ -420,7 +422,7 @@ export async function rollBack(attempt: Attempt, options: DeployOptions, waitTim
   } catch (error) {
     result.rollback = {ok: false, error: error instanceof Error ? error.message : String(error)}
   } finally {
-    options.onStep?.(target, 'done', result.status)
+    options.onDone?.(target, result)
   }
 }
 

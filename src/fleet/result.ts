@@ -46,7 +46,28 @@ export interface FleetResult<R extends NodeOutcome = NodeOutcome> {
   targets: R[]
 }
 
+/**
+ * Past this many targets, human reports stop giving each its own lines: a fleet's status is a row per
+ * node, its progress one line, its failure summary the first ones and a count (a thousand blocks, a
+ * thousand progress lines, fit no terminal; `--json` and the per-target table list them all).
+ */
+export const MAX_TARGET_LINES = 20
+
 const FAILED_STATUSES = new Set<TargetStatus>(['failed', 'invalid', 'rejected', 'timeout', 'unreachable', 'rolled-back', 'rollback-failed', 'untouched', 'skipped'])
+
+/**
+ * How many targets ended each way, successes first and the most common first ("998 deployed, 2
+ * unreachable"), then how many of `total` are still going.
+ */
+export function statusCounts(statuses: readonly TargetStatus[], total = statuses.length): string {
+  const counts = new Map<TargetStatus, number>()
+  for (const s of statuses) counts.set(s, (counts.get(s) ?? 0) + 1)
+  const parts = [...counts]
+    .sort(([a, m], [b, n]) => Number(isFailure(a)) - Number(isFailure(b)) || n - m)
+    .map(([status, n]) => `${n} ${status}`)
+  if (total > statuses.length) parts.push(`${total - statuses.length} in progress`)
+  return parts.join(', ')
+}
 
 /** Statuses that stand for another target's failure, not one of their own. */
 const CONSEQUENCES = new Set<TargetStatus>(['skipped', 'untouched'])
@@ -106,7 +127,8 @@ export function failureOf<R extends {status: TargetStatus; target: string; error
   const code = exitCode
   if (code === ExitCode.OK) return undefined
   const failed = results.filter((r) => isFailure(r.status)).sort((a, b) => Number(CONSEQUENCES.has(a.status)) - Number(CONSEQUENCES.has(b.status)))
-  const lines = failed.map((r) => `${r.target}: ${r.status}${r.error ? ` — ${r.error}` : ''}`)
+  const lines = failed.slice(0, MAX_TARGET_LINES).map((r) => `${r.target}: ${r.status}${r.error ? ` — ${r.error}` : ''}`)
+  if (failed.length > MAX_TARGET_LINES) lines.push(`… and ${failed.length - MAX_TARGET_LINES} more (${statusCounts(failed.slice(MAX_TARGET_LINES).map((r) => r.status))}; each is in the table above, and in --json)`)
   return new R1Error(`${what} failed on ${failed.length} of ${results.length} target${results.length === 1 ? '' : 's'}:\n  ${lines.join('\n  ')}`, code, {
     code: code === ExitCode.PARTIAL ? 'PARTIAL_FAILURE' : `TARGET_${failed[0].status.toUpperCase().replaceAll('-', '_')}`,
     // the first failure's own hint (a rejection's is by its reason), else one by status

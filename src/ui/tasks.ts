@@ -7,9 +7,14 @@ export interface TaskOptions {
   exitOnError?: boolean
 }
 
-/** listr2 on stderr: silent under `--json`, the simple renderer without a TTY or in CI. */
+/** Whether progress is written as plain lines (no TTY, CI, a dumb terminal) rather than redrawn. */
+export function plainProgress(): boolean {
+  return !process.stderr.isTTY || Boolean(process.env.CI) || process.env.TERM === 'dumb'
+}
+
+/** listr2 on stderr: silent under `--json`, the simple renderer when progress is plain. */
 export function tasks<Ctx extends object>(list: ListrTask<Ctx>[], options: TaskOptions = {}): Listr<Ctx> {
-  const plain = !process.stderr.isTTY || Boolean(process.env.CI) || process.env.TERM === 'dumb'
+  const plain = plainProgress()
   // listr2 renderers write to stdout unless their logger's process output says otherwise
   const logger = () => new ListrLogger({useIcons: true, processOutput: new ProcessOutput(process.stderr, process.stderr)})
   return new Listr<Ctx>(list, {

@@ -1,8 +1,9 @@
 import {Chalk} from 'chalk'
 import {describe, expect, it} from 'vitest'
-import {failureText, ms, renderDeploySummary, renderNodeStatus, renderRollout, renderRolloutList, renderRolloutRecord, renderTargetResults, table} from '../../src/deploy/render.js'
+import {failureText, ms, renderDeploySummary, renderNodeStatus, renderStatusReport, renderRollout, renderRolloutList, renderRolloutRecord, renderTargetResults, table} from '../../src/deploy/render.js'
 import {parseParams} from '../../src/deploy/manage.js'
 import {R1Error} from '../../src/errors.js'
+import {MAX_TARGET_LINES, statusCounts} from '../../src/fleet/result.js'
 
 const plain = new Chalk({level: 0})
 
@@ -25,6 +26,33 @@ describe('deploy rendering', () => {
     expect(lines[2]).toMatch(/^edge-b\s+unreachable\s+-\s+-\s+-\s+-\s+3ms\s+connect ECONNREFUSED$/)
     expect(lines[3]).toContain('rolled back')
     expect(ms(undefined)).toBe('-')
+  })
+
+  it('counts how targets ended: successes first, the most common first, then those still going', () => {
+    expect(statusCounts(['unreachable', 'deployed', 'timeout', 'deployed', 'unreachable', 'unreachable'])).toBe('2 deployed, 3 unreachable, 1 timeout')
+    expect(statusCounts(['ok', 'unchanged', 'ok'], 10)).toBe('2 ok, 1 unchanged, 7 in progress')
+    expect(statusCounts([], 1000)).toBe('1000 in progress')
+  })
+
+  it('reports a fleet past MAX_TARGET_LINES targets one row per node, with what needs a look', () => {
+    const node = {address: '0xai_x', alias: 'r1-x', version: '0.1.0', uptime: 65, cpu: 7.6, memory: {process: 90 * 1024 * 1024}}
+    const instance = {signature: 'S', instanceId: 'i1', status: 'running'}
+    const targets = Array.from({length: MAX_TARGET_LINES - 2}, (_, i) => ({target: `edge-${i}`, status: 'ok', url: 'mqtt://b', result: {...node, pipelines: [{name: 'p', type: 'Void', instances: [instance]}]}}))
+    const fleet = [
+      ...targets,
+      {target: 'broken', status: 'ok', url: 'mqtt://b', result: {...node, pipelines: [{name: 'p', type: 'Void', instances: [instance, {...instance, instanceId: 'i2', status: 'error', lastError: 'Error: boom\n  at x'}]}]}},
+      {target: 'hidden', status: 'rejected', url: 'mqtt://b', error: 'not allowed', result: {...node, pipelines: [], pipelinesHidden: true, restricted: 'not on the allow-list'}},
+      {target: 'gone', status: 'unreachable', url: 'mqtt://b', error: 'no heartbeat\nand no reply'},
+    ]
+    expect(renderStatusReport(fleet.slice(0, MAX_TARGET_LINES), plain)).toContain('edge-0 online')
+    const lines = renderStatusReport(fleet, plain).trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^TARGET\s+STATE\s+VERSION\s+UPTIME\s+CPU\s+MEMORY\s+INSTANCES\s+DETAIL$/)
+    expect(lines).toHaveLength(fleet.length + 2)
+    expect(lines[1]).toMatch(/^edge-0\s+online\s+0\.1\.0\s+1m5s\s+8%\s+90 MiB\s+1 running$/)
+    expect(lines.find((l) => l.startsWith('broken'))).toMatch(/1 running, 1 error\s+S\/i2: Error: boom$/)
+    expect(lines.find((l) => l.startsWith('hidden'))).toMatch(/online .*hidden\s+not allowed$/)
+    expect(lines.find((l) => l.startsWith('gone'))).toMatch(/^gone\s+unreachable(\s+-){5}\s+no heartbeat$/)
+    expect(lines.at(-1)).toBe('One node in full: r1 status --target <name>')
   })
 
   it('shows a node with its instances and their last errors', () => {

@@ -112,11 +112,11 @@ describe('deploy()', () => {
     const [a, b] = [await node(), await node()]
     const targets = [targetOf(a, 'a'), targetOf(b, 'b')]
     const steps: string[] = []
-    const first = await deploy({targets, project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000, onStep: (t, s) => steps.push(`${t.name}:${s}`)})
+    const first = await deploy({targets, project: {pipelines: project.pipelines, bundles: project.bundles}, connect, waitTimeoutMs: 30_000, onStep: (t, s) => steps.push(`${t.name}:${s}`), onDone: (t, r) => steps.push(`${t.name}:${r.status}`)})
     expect(first.exitCode).toBe(0)
     expect(first.targets.map((t) => t.status)).toEqual(['deployed', 'deployed'])
     expect(first.targets[0].uploaded).toEqual([...project.bundles.keys()])
-    expect(steps).toEqual(expect.arrayContaining(['a:connecting', 'a:uploading', 'a:confirming', 'b:done']))
+    expect(steps).toEqual(expect.arrayContaining(['a:connecting', 'a:uploading', 'a:confirming', 'b:deployed']))
     expect(a.core.state()[0].instances[0].status).toBe('running')
 
     const again = await deploy({targets, project: {pipelines: project.pipelines, bundles: project.bundles}, connect})

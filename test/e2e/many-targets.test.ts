@@ -1,5 +1,6 @@
 // A fleet command with many targets in flight at once: each waits on Ctrl-C's signal, which must not read as a
-// leak; and many deploys of one config racing to one node are each confirmed.
+// leak; and many deploys of one config racing to one node are each confirmed. Past 20 targets, progress and
+// status are one line for the fleet and one row per node.
 import {appendFileSync, cpSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -8,9 +9,10 @@ import {type NodeProcess, cliIdentity, r1, startNode, tempRoot} from '../deploy/
 
 const root = tempRoot('r1-e2e-many-')
 let node: NodeProcess | undefined
+let fleetNode: NodeProcess | undefined
 
 afterAll(async () => {
-  await node?.stop()
+  await Promise.all([node?.stop(), fleetNode?.stop()])
   root.dispose()
 })
 
@@ -26,3 +28,34 @@ it('a deploy to 12 targets at once (one node under 12 names, racing) is confirme
   expect(result.json.targets).toHaveLength(12)
   expect(result.stderr).not.toContain('MaxListenersExceededWarning')
 }, 60_000)
+
+it('past 20 targets, a deploy shows one progress line for the fleet with each failure, and status one row per node; both end with the counts', async () => {
+  const {env, address} = await cliIdentity(root.dir, 'fleet-cli')
+  const dead = (await cliIdentity(root.dir, 'dead')).address
+  fleetNode = await startNode({dataDir: join(root.dir, 'fleet-node'), allow: [address]})
+  const project = join(root.dir, 'fleet-project')
+  cpSync(fileURLToPath(new URL('../fixtures/projects/basic', import.meta.url)), project, {recursive: true})
+  const names = Array.from({length: 24}, (_, i) => `  name-${i}: { url: "${fleetNode!.url}/name-${i}", address: "${fleetNode!.address}" }\n`)
+  const deadOnes = ['dead-a', 'dead-b'].map((name) => `  ${name}: { url: "ws://127.0.0.1:9/${name}", address: "${dead}" }\n`)
+  appendFileSync(join(project, 'config.yaml'), `targets:\n${[...names, ...deadOnes].join('')}`)
+  const flags = ['--all', '--max-concurrent', '26', '--connect-timeout', '5', '--wait-timeout', '30', '--dir', project]
+
+  const deployed = await r1(['deploy', ...flags], {env})
+  expect(deployed.exitCode, deployed.stdout + deployed.stderr).toBe(6)
+  // stderr: the fleet line as it started and as it ended, and a line for each failure; no line per target
+  expect(deployed.stderr).toContain('26 targets: 26 in progress')
+  expect(deployed.stderr).toContain('26 targets: 24 deployed, 2 unreachable')
+  for (const name of ['dead-a', 'dead-b']) expect(deployed.stderr.match(new RegExp(`^.*${name}: unreachable — .*$`, 'gm'))).toHaveLength(2) // as it came, and in the closing report
+  expect(deployed.stderr).not.toMatch(/name-\d+: (queued|deployed)/)
+  // stdout: the per-target table, then the counts
+  expect(deployed.stdout).toMatch(/^name-23\s+deployed\s/m)
+  expect(deployed.stdout.trimEnd().split('\n').at(-1)).toBe('26 targets: 24 deployed, 2 unreachable')
+
+  const status = await r1(['status', ...flags], {env})
+  expect(status.exitCode, status.stdout + status.stderr).toBe(6)
+  const lines = status.stdout.trimEnd().split('\n')
+  expect(lines[0]).toMatch(/^TARGET\s+STATE\s+VERSION/)
+  expect(lines.filter((l) => /^name-\d+\s+online\s.*\s1 running$/.test(l))).toHaveLength(24)
+  expect(lines.filter((l) => /^dead-[ab]\s+unreachable\s/.test(l))).toHaveLength(2)
+  expect(lines.at(-1)).toBe('26 targets: 24 ok, 2 unreachable')
+}, 90_000)

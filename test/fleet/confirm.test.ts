@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 import {ConfirmationTracker} from '../../src/fleet/confirm.js'
 import {pool} from '../../src/fleet/engine.js'
-import {exitCodeFor, failureOf} from '../../src/fleet/result.js'
+import {MAX_TARGET_LINES, type TargetStatus, exitCodeFor, failureOf} from '../../src/fleet/result.js'
 import type {HeartbeatEvent, NotificationEvent} from '../../src/protocol/events.js'
 
 let seq = 0
@@ -108,6 +108,14 @@ describe('exit codes over targets', () => {
     expect(error.exitCode).toBe(6)
     expect(error.message).toContain('b: unreachable — connect ECONNREFUSED')
     expect(failureOf('Deploy', [{target: 'a', status: 'deployed'}])).toBeUndefined()
+  })
+
+  it('failureOf names the first MAX_TARGET_LINES failed targets of a fleet, then counts the rest', () => {
+    const fleet = Array.from({length: 1000}, (_, i) => ({target: `edge-${i}`, status: (i % 100 === 99 ? 'timeout' : 'unreachable') as TargetStatus, error: 'no reply'}))
+    const lines = failureOf('Deploy', fleet)!.message.split('\n')
+    expect(lines[0]).toBe('Deploy failed on 1000 of 1000 targets:')
+    expect(lines.slice(1, -1)).toEqual(fleet.slice(0, MAX_TARGET_LINES).map((t) => `  ${t.target}: unreachable — no reply`))
+    expect(lines.at(-1)).toBe(`  … and ${1000 - MAX_TARGET_LINES} more (970 unreachable, 10 timeout; each is in the table above, and in --json)`)
   })
 })
 
