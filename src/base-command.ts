@@ -38,7 +38,7 @@ export const targetFlags = {
 /** Target flags plus the fan-out and confirmation limits: every fleet command (deploy, status, command, restart, rollback, pipelines …). */
 export const fleetFlags = {
   ...targetFlags,
-  'max-concurrent': Flags.integer({description: 'Targets handled at once', default: 8, min: 1}),
+  'max-concurrent': Flags.integer({description: 'Targets handled at once (default 8, or 256 when every target is reached through a broker)', min: 1}),
   'wait-timeout': Flags.integer({description: 'Seconds to wait for the node to confirm', default: 60, min: 1}),
 }
 

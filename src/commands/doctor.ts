@@ -17,7 +17,7 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
 
   static override flags = {
     ...targetFlags,
-    'max-concurrent': Flags.integer({description: 'Targets checked at once', default: 8, min: 1}),
+    'max-concurrent': Flags.integer({description: 'Targets checked at once (default 8, or 256 when every target is reached through a broker)', min: 1}),
     strict: Flags.boolean({description: 'Fail (exit 1) on warnings too'}),
   }
 

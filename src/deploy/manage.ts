@@ -321,7 +321,7 @@ async function confirmOne<A extends Action>(link: NodeLink, action: A, payload: 
 /** The target and session flags every managing command takes. */
 export interface ManageFlags extends BrokerSelection {
   dir: string
-  'max-concurrent': number
+  'max-concurrent'?: number
   'connect-timeout': number
   'wait-timeout': number
   ca?: string

@@ -7,7 +7,7 @@ import {secretNames} from '../protocol/secret-refs.js'
 import {bundleChunkBase64} from '../session/index.js'
 import {type SecretsFile, sealedFor} from '../secrets/store.js'
 import type {Expectation} from '../fleet/confirm.js'
-import {type ConfirmedCommand, type Connect, type NodeLink, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
+import {type ConfirmedCommand, type Connect, type NodeLink, concurrencyFor, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
 import {type NodeOutcome, type TargetStatus, exitCodeFor, hintOfError, isFailure, statusOfError} from '../fleet/result.js'
 import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
 import type {Target} from './targets.js'
@@ -111,7 +111,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const waitTimeoutMs = options.waitTimeoutMs ?? 60_000
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
-  const limit = options.maxConcurrent ?? 8
+  const limit = concurrencyFor(options.targets, options.maxConcurrent)
   let attempts: Attempt[]
   if (options.atomic && !options.dryRun) {
     // every target must answer before anything is applied anywhere: a node that is down costs nothing
@@ -143,7 +143,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     await pool(
       // A rejected command changed nothing; everything else that was sent is undone.
       attempts.filter((a) => a.applied.length > 0 && a.result.status !== 'rejected'),
-      options.maxConcurrent ?? 8,
+      limit,
       (a) => rollBack(a, options, waitTimeoutMs),
     )
   }
@@ -160,7 +160,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
 export async function deployOpen(targets: Target[], options: DeployOptions): Promise<Attempt[]> {
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
-  const attempts = await pool(targets, options.maxConcurrent ?? 8, async (target) => {
+  const attempts = await pool(targets, concurrencyFor(targets, options.maxConcurrent), async (target) => {
     const attempt = await deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'all')
     // Nothing comes back to this target: its session ends now, not after the slowest target (no keepalive probes and held state meanwhile)
     await attempt.link?.close().catch(() => undefined)
@@ -184,7 +184,7 @@ export async function deployOpen(targets: Target[], options: DeployOptions): Pro
 export async function prepareTargets(targets: Target[], options: DeployOptions): Promise<Attempt[]> {
   const project = Promise.resolve(options.project)
   project.catch(() => undefined) // awaited below; a build error ends the whole deploy
-  const prepared = await pool(targets, options.maxConcurrent ?? 8, (target) => deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'prepare'))
+  const prepared = await pool(targets, concurrencyFor(targets, options.maxConcurrent), (target) => deployTarget(newAttempt(target), options, project, options.waitTimeoutMs ?? 60_000, 'prepare'))
   try {
     await project
   } catch (error) {
@@ -197,7 +197,7 @@ export async function prepareTargets(targets: Target[], options: DeployOptions):
 /** Uploads, applies and confirms on prepared targets that are ready; the others keep their failure. */
 export async function applyPrepared(attempts: Attempt[], options: DeployOptions): Promise<Attempt[]> {
   const project = Promise.resolve(options.project)
-  return pool(attempts, options.maxConcurrent ?? 8, (attempt) => (attempt.ready ? deployTarget(attempt, options, project, options.waitTimeoutMs ?? 60_000, 'apply') : Promise.resolve(attempt)))
+  return pool(attempts, concurrencyFor(attempts.map((a) => a.target), options.maxConcurrent), (attempt) => (attempt.ready ? deployTarget(attempt, options, project, options.waitTimeoutMs ?? 60_000, 'apply') : Promise.resolve(attempt)))
 }
 
 export async function closeAttempts(attempts: readonly Attempt[]): Promise<void> {

@@ -4,7 +4,7 @@ import {readCa} from '../deploy/link.js'
 import {projectTargets, selectTargets} from '../deploy/project.js'
 import {type Target, resolveTargets} from '../deploy/targets.js'
 import {ExitCode, type R1Error, exitCodeOf} from '../errors.js'
-import {pool} from '../fleet/engine.js'
+import {concurrencyFor, pool} from '../fleet/engine.js'
 import {type ValidationResult, validateProject} from '../manifest/validate.js'
 import {cliKeyPath, readIdentity} from '../protocol/identity.js'
 import {type CheckResult, type DoctorReport, doctorReport} from './checks.js'
@@ -59,7 +59,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     }
   }
   const shared = options.caFile ? await readCa(options.caFile) : undefined
-  const perTarget = await pool(targets, options.maxConcurrent ?? 8, async (target) =>
+  const perTarget = await pool(targets, concurrencyFor(targets, options.maxConcurrent), async (target) =>
     checkNode(target, {identity, ca: shared ?? (target.ca ? await readCa(target.ca) : undefined), connectTimeoutMs: options.connectTimeoutMs}),
   )
   return doctorReport([...checks, ...perTarget.flat()], options.strict)

@@ -1,6 +1,6 @@
 import {type Attempt, type DeployOptions, type DeployResult, type TargetResult, applyPrepared, closeAttempts, deploy, prepareTargets, rollBack} from '../deploy/run.js'
 import {ExitCode} from '../errors.js'
-import {pool} from './engine.js'
+import {concurrencyFor, pool} from './engine.js'
 import {type HealthReport, HealthWatch} from './health.js'
 import {exitCodeFor, isFailure} from './result.js'
 import {type FailureBudget, type WaveStep, allowedFailures, planWaves} from './waves.js'
@@ -146,7 +146,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     const touched = attempts.filter((a) => a.applied.length > 0 && a.result.status !== 'rejected')
     if (rollBackNow && touched.length > 0) {
       options.onProgress?.({kind: 'rollback', targets: touched.map((a) => a.target.name)})
-      await pool(touched, options.maxConcurrent ?? 8, (a) => rollBack(a, options, options.waitTimeoutMs ?? 60_000))
+      await pool(touched, concurrencyFor(touched.map((a) => a.target), options.maxConcurrent), (a) => rollBack(a, options, options.waitTimeoutMs ?? 60_000))
     }
     const rolledBackAt = Date.now()
 

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import {ConfirmationTracker} from '../../src/fleet/confirm.js'
-import {pool} from '../../src/fleet/engine.js'
+import {BROKER_CONCURRENCY, DIRECT_CONCURRENCY, concurrencyFor, pool} from '../../src/fleet/engine.js'
 import {MAX_TARGET_LINES, type TargetStatus, exitCodeFor, failureOf} from '../../src/fleet/result.js'
 import type {HeartbeatEvent, NotificationEvent} from '../../src/protocol/events.js'
 
@@ -120,6 +120,16 @@ describe('exit codes over targets', () => {
 })
 
 describe('pool', () => {
+  it('fans out to 256 targets at once by default when all are behind a broker, else 8; --max-concurrent wins', () => {
+    const broker = {broker: {url: 'mqtt://127.0.0.1:1883'}}
+    expect(concurrencyFor([broker, broker], undefined)).toBe(BROKER_CONCURRENCY)
+    expect(BROKER_CONCURRENCY).toBe(256)
+    expect(concurrencyFor([broker, {}], undefined)).toBe(DIRECT_CONCURRENCY)
+    expect(DIRECT_CONCURRENCY).toBe(8)
+    expect(concurrencyFor([], undefined)).toBe(DIRECT_CONCURRENCY)
+    expect(concurrencyFor([broker], 3)).toBe(3)
+  })
+
   it('never runs more than the limit at once and keeps the order', async () => {
     let running = 0
     let peak = 0
