@@ -1,5 +1,5 @@
 import type {MqttClient} from 'mqtt'
-import {ExitCode, R1Error} from '../errors.js'
+import {ExitCode, R1Error, exitCodeOf} from '../errors.js'
 import {frameRoute, openFrame} from '../protocol/broker-frames.js'
 import type {Identity} from '../protocol/identity.js'
 import {type Topics, topics} from '../protocol/topics.js'
@@ -17,6 +17,11 @@ import type {FrameLink, LinkDialer, LinkHandlers} from './link.js'
 
 export class BrokerHub {
   private static readonly hubs = new Map<string, BrokerHub>()
+  /**
+   * A broker that could not be reached, by hub key, until when: the sessions that come next (a fleet's
+   * later targets) are told at once instead of each waiting out a connect timeout of its own.
+   */
+  private static readonly unreachable = new Map<string, {until: number; error: unknown}>()
   readonly topics: Topics
   private client?: MqttClient
   private readonly links = new Map<string, BrokerLink>()
@@ -40,6 +45,9 @@ export class BrokerHub {
   /** The hub for this broker and identity (connected within `connectTimeoutMs`, else exit 7); `release` it when done. */
   static async acquire(config: BrokerConfig, identity: Identity, connectTimeoutMs: number): Promise<BrokerHub> {
     const key = `${config.url}|${topicRoot(config)}|${config.user ?? ''}|${identity.address}`
+    const failed = BrokerHub.unreachable.get(key)
+    if (failed && failed.until > Date.now()) throw failed.error
+    BrokerHub.unreachable.delete(key)
     let hub = BrokerHub.hubs.get(key)
     if (!hub) {
       hub = new BrokerHub(key, config, identity)
@@ -50,6 +58,8 @@ export class BrokerHub {
       await hub.connect(connectTimeoutMs)
     } catch (error) {
       hub.release()
+      // remembered for as long again: a broker back by then is tried afresh
+      if (exitCodeOf(error) === ExitCode.UNREACHABLE) BrokerHub.unreachable.set(key, {until: Date.now() + connectTimeoutMs, error})
       throw error
     }
     return hub

@@ -321,6 +321,7 @@ export class Session {
     return new Promise<void>((resolve, reject) => {
       let settled = false
       let link: FrameLink | undefined
+      let timer: NodeJS.Timeout | undefined
       const fail = (error: R1Error) => {
         if (settled) return
         settled = true
@@ -328,10 +329,16 @@ export class Session {
         link?.terminate()
         reject(error)
       }
-      const timer = setTimeout(
-        () => fail(unreachable(`Timed out after ${connectTimeoutMs} ms ${this.options.broker ? `waiting for the node ${this.nodeAddress} on the broker ${url}: no heartbeat and no reply` : `connecting to ${url}`}`, this.options.broker ? 'Check that the node is running with --broker on this broker (and the same topic root).' : undefined)),
-        connectTimeoutMs,
-      )
+      const arm = () => {
+        clearTimeout(timer)
+        timer = setTimeout(
+          () => fail(unreachable(`Timed out after ${connectTimeoutMs} ms ${this.options.broker ? `waiting for the node ${this.nodeAddress} on the broker ${url}: no heartbeat and no reply` : `connecting to ${url}`}`, this.options.broker ? 'Check that the node is running with --broker on this broker (and the same topic root).' : undefined)),
+          connectTimeoutMs,
+        )
+      }
+      // Through a broker the wait for the node starts once the broker is reached (the link is created):
+      // until then the broker connection's own wait, as long, says what is wrong (refused, no route, bad password).
+      if (!this.options.broker) arm()
       const onHello = (text: string) => {
         const signed = decodeSigned(text)
         if (signed.ok && signed.sender !== this.nodeAddress) {
@@ -372,7 +379,10 @@ export class Session {
         if (frame.ok) for (const item of frame.items) if (item !== hello) this.route(item)
       }
       const handlers = {
-        created: (created: FrameLink) => (link = created),
+        created: (created: FrameLink) => {
+          link = created
+          if (this.options.broker && !settled) arm()
+        },
         frame: (text: string) => (settled ? this.onFrame(text) : onHello(text)),
         closed: (code: number, reason: string) => (settled ? this.onClose(link!, code, reason) : fail(unreachable(`${url} closed the connection (${code}${reason ? ` ${reason}` : ''})`))),
         alive: () => (this.heardAt = Date.now()),
