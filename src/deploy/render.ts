@@ -176,7 +176,7 @@ export function renderPlanOf(t: {target: string; url: string; status: string; er
   return [head, ...(t.plan ? renderPlan(t.plan, color) : [color.red(`  ${t.status}: ${escapeControl(t.error ?? '')}`)]), ...secrets]
 }
 
-type StatusOfTarget = {target: string; status: string; url: string; error?: string; result?: Parameters<typeof renderNodeStatus>[1]}
+type StatusOfTarget = {target: string; status: string; url: string; address?: string; error?: string; result?: Parameters<typeof renderNodeStatus>[1]}
 
 /** `r1 status`: one block per target, a node that did not answer as its status and error; past MAX_TARGET_LINES targets, one row each. */
 export function renderStatusReport(targets: readonly StatusOfTarget[], color: ChalkInstance): string {
@@ -208,13 +208,13 @@ function renderStatusTable(targets: readonly StatusOfTarget[], color: ChalkInsta
   const rows = targets.map((t) => {
     const s = t.result
     const state = s ? 'online' : t.status
-    if (!s) return [t.target, state, '-', '-', '-', '-', '-', statusDetail(t)]
-    return [t.target, state, s.version ?? '-', duration(s.uptime), s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`, formatBytes(s.memory?.process), s.pipelinesHidden ? 'hidden' : instanceCounts(s.pipelines), statusDetail(t)]
+    if (!s) return [t.target, state, '-', '-', '-', '-', '-', t.address ?? '-', statusDetail(t)]
+    return [t.target, state, s.version ?? '-', duration(s.uptime), s.cpu === undefined ? '-' : `${Math.round(s.cpu)}%`, formatBytes(s.memory?.process), s.pipelinesHidden ? 'hidden' : instanceCounts(s.pipelines), s.address, statusDetail(t)]
   })
-  const lines = table(['TARGET', 'STATE', 'VERSION', 'UPTIME', 'CPU', 'MEMORY', 'INSTANCES', 'DETAIL'], rows, color, (row, col, text) =>
-    col === 1 ? (rows[row][1] === 'online' ? color.green(text) : color.red(text)) : col === 7 ? color.yellow(text) : text,
+  const lines = table(['TARGET', 'STATE', 'VERSION', 'UPTIME', 'CPU', 'MEMORY', 'INSTANCES', 'ADDRESS', 'DETAIL'], rows, color, (row, col, text) =>
+    col === 1 ? (rows[row][1] === 'online' ? color.green(text) : color.red(text)) : col === 8 ? color.yellow(text) : text,
   )
-  return [...lines, color.dim('One node in full: r1 status --target <name>')]
+  return [...lines, color.dim('One node in full: r1 status --target <name>, or --address <0xai_…> with --broker')]
 }
 
 /** `r1 node info`: the address first (what to pin), then what else the hello says, and the target line to paste. */

@@ -42,17 +42,17 @@ describe('deploy rendering', () => {
       ...targets,
       {target: 'broken', status: 'ok', url: 'mqtt://b', result: {...node, pipelines: [{name: 'p', type: 'Void', instances: [instance, {...instance, instanceId: 'i2', status: 'error', lastError: 'Error: boom\n  at x'}]}]}},
       {target: 'hidden', status: 'rejected', url: 'mqtt://b', error: 'not allowed', result: {...node, pipelines: [], pipelinesHidden: true, restricted: 'not on the allow-list'}},
-      {target: 'gone', status: 'unreachable', url: 'mqtt://b', error: 'no heartbeat\nand no reply'},
+      {target: 'gone', status: 'unreachable', url: 'mqtt://b', address: '0xai_gone', error: 'no heartbeat\nand no reply'},
     ]
     expect(renderStatusReport(fleet.slice(0, MAX_TARGET_LINES), plain)).toContain('edge-0 online')
     const lines = renderStatusReport(fleet, plain).trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^TARGET\s+STATE\s+VERSION\s+UPTIME\s+CPU\s+MEMORY\s+INSTANCES\s+DETAIL$/)
+    expect(lines[0]).toMatch(/^TARGET\s+STATE\s+VERSION\s+UPTIME\s+CPU\s+MEMORY\s+INSTANCES\s+ADDRESS\s+DETAIL$/)
     expect(lines).toHaveLength(fleet.length + 2)
-    expect(lines[1]).toMatch(/^edge-0\s+online\s+0\.1\.0\s+1m5s\s+8%\s+90 MiB\s+1 running$/)
-    expect(lines.find((l) => l.startsWith('broken'))).toMatch(/1 running, 1 error\s+S\/i2: Error: boom$/)
-    expect(lines.find((l) => l.startsWith('hidden'))).toMatch(/online .*hidden\s+not allowed$/)
-    expect(lines.find((l) => l.startsWith('gone'))).toMatch(/^gone\s+unreachable(\s+-){5}\s+no heartbeat$/)
-    expect(lines.at(-1)).toBe('One node in full: r1 status --target <name>')
+    expect(lines[1]).toMatch(/^edge-0\s+online\s+0\.1\.0\s+1m5s\s+8%\s+90 MiB\s+1 running\s+0xai_x$/)
+    expect(lines.find((l) => l.startsWith('broken'))).toMatch(/1 running, 1 error\s+0xai_x\s+S\/i2: Error: boom$/)
+    expect(lines.find((l) => l.startsWith('hidden'))).toMatch(/online .*hidden\s+0xai_x\s+not allowed$/)
+    expect(lines.find((l) => l.startsWith('gone'))).toMatch(/^gone\s+unreachable(\s+-){5}\s+0xai_gone\s+no heartbeat$/)
+    expect(lines.at(-1)).toBe('One node in full: r1 status --target <name>, or --address <0xai_…> with --broker')
   })
 
   it('shows a node with its instances and their last errors', () => {

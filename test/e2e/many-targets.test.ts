@@ -55,7 +55,7 @@ it('past 20 targets, a deploy shows one progress line for the fleet with each fa
   expect(status.exitCode, status.stdout + status.stderr).toBe(6)
   const lines = status.stdout.trimEnd().split('\n')
   expect(lines[0]).toMatch(/^TARGET\s+STATE\s+VERSION/)
-  expect(lines.filter((l) => /^name-\d+\s+online\s.*\s1 running$/.test(l))).toHaveLength(24)
+  expect(lines.filter((l) => /^name-\d+\s+online\s.*\s1 running\s+0xai_\S+$/.test(l))).toHaveLength(24)
   expect(lines.filter((l) => /^dead-[ab]\s+unreachable\s/.test(l))).toHaveLength(2)
   expect(lines.at(-1)).toBe('26 targets: 24 ok, 2 unreachable')
 }, 90_000)
