@@ -244,10 +244,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
       const missing = state.MISSING_BUNDLES ?? (await link.missingBundles([...(await project).bundles.keys()])) // a node from before BUNDLES in R1_STATE
       const {pipelines} = await project
       // every secret the pipelines refer to must be set for this target (exit 3 naming the command that sets it)
-      const secretSets = pipelines
-        .map((p) => ({name: p.NAME, names: secretNames(p.PLUGINS)}))
-        .filter((p) => p.names.length > 0)
-        .map((p) => ({name: p.name, sealed: sealedFor(options.secrets ?? {version: 1, targets: {}}, {name: target.name, address: target.address}, p.names)}))
+      const secretSets = pipelinesWithSecrets(pipelines).map((p) => ({name: p.name, sealed: sealedFor(options.secrets ?? {version: 1, targets: {}}, {name: target.name, address: target.address}, p.names)}))
       if (secretSets.length > 0) result.secrets = Object.fromEntries(secretSets.map((s) => [s.name, Object.keys(s.sealed)]))
       attempt.secretSets = secretSets
       const plan = planTarget(pipelines, state.PIPELINES, missing)
@@ -305,6 +302,15 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     roundTimings(result.timings)
     if (ended) options.onDone?.(target, result)
   }
+}
+
+/** The secret names each pipeline refers to, found once per project rather than once per target. */
+const secretsOfPipelines = new WeakMap<readonly PipelineConfig[], Array<{name: string; names: string[]}>>()
+
+function pipelinesWithSecrets(pipelines: readonly PipelineConfig[]): Array<{name: string; names: string[]}> {
+  let found = secretsOfPipelines.get(pipelines)
+  if (!found) secretsOfPipelines.set(pipelines, (found = pipelines.map((p) => ({name: p.NAME, names: secretNames(p.PLUGINS)})).filter((p) => p.names.length > 0)))
+  return found
 }
 
 /** The command's payload with the deploy message (R1_MESSAGE), which the node keeps with the version it makes, not in the config. */
