@@ -103,9 +103,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       const [{out, err}, {failureText}, {failureOf, statusCounts}] = await Promise.all([import('./ui/colors.js'), import('./deploy/render.js'), import('./fleet/result.js')])
       const text = lines(out)
       const body = typeof text === 'string' ? text : text.join('\n') + '\n'
-      // a report of several targets ends with how many ended how (not under a file written to stdout)
-      const counts = body && result.targets.length > 1 ? '\n' + out.dim(`${result.targets.length} targets: ${statusCounts(result.targets.map((t) => t.status))}`) + '\n' : ''
-      process.stdout.write(body + counts)
+      process.stdout.write(body)
+      // a report of several targets ends with how many ended how (stderr: stdout is the report a script may read)
+      if (result.targets.length > 1) process.stderr.write(err.dim(`${result.targets.length} targets: ${statusCounts(result.targets.map((t) => t.status))}`) + '\n')
       const failure = failureOf(what, result.targets, result.exitCode)
       if (failure) process.stderr.write(failureText(failure, err))
     }

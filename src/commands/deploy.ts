@@ -76,16 +76,21 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     }
     const render = await import('../deploy/render.js')
     let report: {what: string; result: DeployResult | RolloutOutput; lines: (out: ChalkInstance) => string[]}
-    if (steps) {
-      this.handlesInterrupt = true // Ctrl-C stops starting waves, then asks or rolls back
-      const {runRollout} = await import('../fleet/rollout-run.js')
-      const rolled = await runRollout({...options, steps, soakMs: waves.parseDuration(f.soak ?? '60s'), maxFailed: waves.parseMaxFailed(f['max-failed'] ?? '0')}, {projectDir: project.dir, json, progress})
-      report = {what: 'Rollout', result: rolled, lines: (out) => render.renderRollout(rolled, out)}
-    } else {
-      const deployed = await deploy(options)
-      await progress.close(deployed.targets)
-      const dryRun = f['dry-run']
-      report = {what: dryRun ? 'Planning' : 'Deploy', result: deployed, lines: (out) => (dryRun ? deployed.targets.flatMap((t) => render.renderPlanOf(t, out)) : render.renderDeploySummary(deployed.targets, out))}
+    try {
+      if (steps) {
+        this.handlesInterrupt = true // Ctrl-C stops starting waves, then asks or rolls back
+        const {runRollout} = await import('../fleet/rollout-run.js')
+        const rolled = await runRollout({...options, steps, soakMs: waves.parseDuration(f.soak ?? '60s'), maxFailed: waves.parseMaxFailed(f['max-failed'] ?? '0')}, {projectDir: project.dir, json, progress})
+        report = {what: 'Rollout', result: rolled, lines: (out) => render.renderRollout(rolled, out)}
+      } else {
+        const deployed = await deploy(options)
+        await progress.close(deployed.targets)
+        const dryRun = f['dry-run']
+        report = {what: dryRun ? 'Planning' : 'Deploy', result: deployed, lines: (out) => (dryRun ? deployed.targets.flatMap((t) => render.renderPlanOf(t, out)) : render.renderDeploySummary(deployed.targets, out))}
+      }
+    } catch (error) {
+      await progress.close([]) // a build error, say: the lines still going end, so nothing keeps the process
+      throw error
     }
     const environment = f.env === undefined ? undefined : {name: f.env, overrides: (await built.catch(() => undefined))?.overrides ?? []}
     const output: DeployOutput = environment ? {...report.result, environment} : report.result

@@ -1,5 +1,5 @@
 import {plainProgress, tasks} from '../ui/tasks.js'
-import {MAX_TARGET_LINES, isFailure, statusCounts, type TargetStatus} from '../fleet/result.js'
+import {CONSEQUENCES, MAX_TARGET_LINES, isFailure, outcomeLine, statusCounts, type TargetStatus} from '../fleet/result.js'
 import type {Target} from './targets.js'
 
 /** Without a terminal, the fleet line's counts are written this often while targets are still going. */
@@ -9,9 +9,18 @@ const FAILURE_LINES = 10
 
 export interface TargetProgress {
   step(target: Target, step: string, detail?: string): void
+  /** A target ended; a later call (a rollback, the final results) updates it. */
   finish(target: Target, status: TargetStatus, detail?: string): void
-  /** Resolves once the progress is drawn in its final state. */
+  /** Resolves once the progress is drawn in its final state; with no results (the command failed before any), the targets not ended are skipped. */
   close(results: ReadonlyArray<{target: string; status: TargetStatus; error?: string}>): Promise<void>
+}
+
+interface Lines {
+  running: Promise<void>
+  step: TargetProgress['step']
+  finish: TargetProgress['finish']
+  /** Ends every line still going (a rollout's targets may end twice: the line waits for its close). */
+  end(): void
 }
 
 /**
@@ -19,16 +28,17 @@ export interface TargetProgress {
  * MAX_TARGET_LINES one for the fleet, with its counts and a line per failure as it comes (what a CI log wants).
  */
 export function targetProgress(targets: Target[], options: {json?: boolean}): TargetProgress {
-  const progress: {running: Promise<void>; step: TargetProgress['step']; finish: TargetProgress['finish']; end?: () => void} = targets.length > MAX_TARGET_LINES ? fleetLine(targets, options) : targetLines(targets, options)
+  const lines = targets.length > MAX_TARGET_LINES ? fleetLine(targets, options) : targetLines(targets, options)
   return {
-    ...progress,
+    step: lines.step,
+    finish: lines.finish,
     async close(results) {
       for (const r of results) {
         const t = targets.find((x) => x.name === r.target)
-        if (t) progress.finish(t, r.status, r.error?.split('\n')[0])
+        if (t) lines.finish(t, r.status, r.error?.split('\n')[0])
       }
-      progress.end?.()
-      await progress.running
+      lines.end()
+      await lines.running
     },
   }
 }
@@ -40,12 +50,8 @@ interface Line {
   finished?: {status: TargetStatus; detail?: string}
 }
 
-function outcome(target: Target, status: TargetStatus, detail: string | undefined): string {
-  return `${target.name}: ${status}${detail ? ` — ${detail}` : ''}`
-}
-
 /** One listr2 line per target showing its current step; `step()` may come before listr started the line: the latest title is applied when it does. */
-function targetLines(targets: Target[], options: {json?: boolean}) {
+function targetLines(targets: Target[], options: {json?: boolean}): Lines {
   const lines = new Map<string, Line>(targets.map((t) => [t.name, {title: `${t.name}: queued`}]))
   const list = tasks(
     targets.map((t) => ({
@@ -55,41 +61,48 @@ function targetLines(targets: Target[], options: {json?: boolean}) {
         line.set = (title) => (task.title = title)
         task.title = line.title
         const {status, detail} = line.finished ?? (await new Promise<{status: TargetStatus; detail?: string}>((resolve) => (line.done = (status, detail) => resolve({status, detail}))))
-        task.title = outcome(t, status, detail)
+        task.title = outcomeLine(t.name, status, detail)
         if (isFailure(status)) throw new Error(task.title)
       },
     })),
     {json: options.json, concurrent: true, exitOnError: false},
   )
+  const finish = (target: Target, status: TargetStatus, detail?: string) => {
+    const line = lines.get(target.name)
+    if (!line || line.finished) return
+    line.finished = {status, detail}
+    line.done?.(status, detail)
+  }
   return {
     running: list.run().then(
       () => undefined,
       () => undefined,
     ),
-    step(target: Target, step: string, detail?: string) {
+    step(target, step, detail) {
       const line = lines.get(target.name)
       if (!line || line.finished) return
       line.title = `${target.name}: ${step}${detail ? ` (${detail})` : ''}`
       line.set?.(line.title)
     },
-    finish(target: Target, status: TargetStatus, detail?: string) {
-      const line = lines.get(target.name)
-      if (!line || line.finished) return
-      line.finished = {status, detail}
-      line.done?.(status, detail)
-    },
+    finish,
+    end: () => targets.forEach((t) => finish(t, 'skipped')),
   }
 }
 
-/** One listr2 line for the whole fleet: how many targets ended how, and a line per failure as it comes. */
-function fleetLine(targets: Target[], options: {json?: boolean}) {
+/**
+ * One listr2 line for the whole fleet: how many targets ended how, and a line per failure as it comes
+ * (the first MAX_TARGET_LINES; targets skipped or never reached because of another's failure are only counted).
+ */
+function fleetLine(targets: Target[], options: {json?: boolean}): Lines {
   const names = new Set(targets.map((t) => t.name))
   const finished = new Map<string, TargetStatus>()
-  const failures: string[] = []
+  const shown = new Set<string>()
+  const queued: string[] = []
   let task: {title: string; output: string} | undefined
   let allDone!: () => void
   const over = new Promise<void>((resolve) => (allDone = resolve))
   const title = () => `${targets.length} targets: ${statusCounts([...finished.values()], targets.length)}`
+  const say = (line: string) => (task ? (task.output = line) : queued.push(line))
   const list = tasks(
     [
       {
@@ -97,12 +110,12 @@ function fleetLine(targets: Target[], options: {json?: boolean}) {
         rendererOptions: {outputBar: FAILURE_LINES, persistentOutput: true},
         task: async (_ctx: object, t: {title: string; output: string}) => {
           task = t
-          for (const line of failures) t.output = line
-          const timer = plainProgress() ? setInterval(() => (t.output = title()), PLAIN_COUNTS_EVERY_MS) : undefined
+          for (const line of queued.splice(0)) t.output = line
+          const timer = plainProgress() ? setInterval(() => (t.output = title()), PLAIN_COUNTS_EVERY_MS).unref() : undefined
           await over
           clearInterval(timer)
           t.title = title()
-          if (failures.length > 0) throw new Error(t.title)
+          if ([...finished.values()].some(isFailure)) throw new Error(t.title)
         },
       },
     ],
@@ -114,17 +127,19 @@ function fleetLine(targets: Target[], options: {json?: boolean}) {
       () => undefined,
     ),
     step() {}, // a fleet's steps are its counts
-    /** Ends the line even if some target never finished (it is counted as still going). */
-    end: () => allDone(),
-    finish(target: Target, status: TargetStatus, detail?: string) {
-      if (!names.has(target.name) || finished.has(target.name)) return
+    finish(target, status, detail) {
+      if (!names.has(target.name) || finished.get(target.name) === status) return
       finished.set(target.name, status)
-      if (isFailure(status)) {
-        failures.push(outcome(target, status, detail))
-        if (task) task.output = failures.at(-1)!
+      if (isFailure(status) && !CONSEQUENCES.has(status) && !shown.has(target.name)) {
+        shown.add(target.name)
+        if (shown.size <= MAX_TARGET_LINES) say(outcomeLine(target.name, status, detail))
+        else if (shown.size === MAX_TARGET_LINES + 1) say(`… more failures: every target is in the report that follows`)
       }
       if (task) task.title = title()
-      if (finished.size === names.size) allDone()
+    },
+    end() {
+      for (const t of targets) if (!finished.has(t.name)) finished.set(t.name, 'skipped')
+      allDone()
     },
   }
 }

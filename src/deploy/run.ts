@@ -7,7 +7,7 @@ import {secretNames} from '../protocol/secret-refs.js'
 import {bundleChunkBase64} from '../session/index.js'
 import {type SecretsFile, sealedFor} from '../secrets/store.js'
 import type {Expectation} from '../fleet/confirm.js'
-import {type ConfirmedCommand, type Connect, type NodeLink, concurrencyFor, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
+import {type ConfirmedCommand, type Connect, type NodeLink, DIRECT_CONCURRENCY, concurrencyFor, limiter, pool, sendAndConfirm, verdictError} from '../fleet/engine.js'
 import {type NodeOutcome, type TargetStatus, exitCodeFor, hintOfError, isFailure, statusOfError} from '../fleet/result.js'
 import {type PipelinePlan, type TargetPlan, planTarget} from './plan.js'
 import type {Target} from './targets.js'
@@ -276,7 +276,7 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     const toUpload = (attempt.missing ?? []).filter((hash) => needed.has(hash))
     const payloads = changing.map((p) => withMessage(p.command!, options.message))
     const inline = inlined(attempt.link!, changing, payloads, toUpload, bundles)
-    if (!inline) result.uploaded = await upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
+    if (!inline) result.uploaded = await uploadSlot(options)(() => upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail)))
     result.timings.upload = lap()
 
     step('applying')
@@ -304,10 +304,23 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
   }
 }
 
-/** The secret names each pipeline refers to, found once per project rather than once per target. */
-const secretsOfPipelines = new WeakMap<readonly PipelineConfig[], Array<{name: string; names: string[]}>>()
+/**
+ * A deploy's bundle uploads run DIRECT_CONCURRENCY at once, whatever its fan-out: each carries a bundle's
+ * bytes, and through a broker every target's share the one connection (256 uploads of a large bundle
+ * would each wait behind the others' bytes, past their answers' timeouts on a slow link).
+ */
+const uploadSlots = new WeakMap<DeployOptions, ReturnType<typeof limiter>>()
 
-function pipelinesWithSecrets(pipelines: readonly PipelineConfig[]): Array<{name: string; names: string[]}> {
+function uploadSlot(options: DeployOptions): ReturnType<typeof limiter> {
+  let slot = uploadSlots.get(options)
+  if (!slot) uploadSlots.set(options, (slot = limiter(DIRECT_CONCURRENCY)))
+  return slot
+}
+
+/** The secret names each pipeline refers to, found once per project rather than once per target. */
+const secretsOfPipelines = new WeakMap<readonly PipelineConfig[], ReadonlyArray<{name: string; names: string[]}>>()
+
+function pipelinesWithSecrets(pipelines: readonly PipelineConfig[]): ReadonlyArray<{name: string; names: string[]}> {
   let found = secretsOfPipelines.get(pipelines)
   if (!found) secretsOfPipelines.set(pipelines, (found = pipelines.map((p) => ({name: p.NAME, names: secretNames(p.PLUGINS)})).filter((p) => p.names.length > 0)))
   return found

@@ -98,6 +98,24 @@ export function concurrencyFor(targets: ReadonlyArray<Pick<Target, 'broker'>>, r
   return requested ?? (targets.length > 0 && targets.every((t) => t.broker) ? BROKER_CONCURRENCY : DIRECT_CONCURRENCY)
 }
 
+/** At most `limit` of the calls given to it run at once; the others wait their turn, in order. */
+export function limiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0
+  const waiting: Array<() => void> = []
+  return async (fn) => {
+    // a slot freed is handed to the next in line, so a caller arriving meanwhile cannot take it too
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve))
+    else running++
+    try {
+      return await fn()
+    } finally {
+      const next = waiting.shift()
+      if (next) next()
+      else running--
+    }
+  }
+}
+
 /** Runs `fn` over items with at most `limit` at once, keeping the results in item order. */
 export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length)

@@ -63,14 +63,14 @@ export function statusCounts(statuses: readonly TargetStatus[], total = statuses
   const counts = new Map<TargetStatus, number>()
   for (const s of statuses) counts.set(s, (counts.get(s) ?? 0) + 1)
   const parts = [...counts]
-    .sort(([a, m], [b, n]) => Number(isFailure(a)) - Number(isFailure(b)) || n - m)
+    .sort(([a, m], [b, n]) => Number(isFailure(a)) - Number(isFailure(b)) || n - m || (a < b ? -1 : 1))
     .map(([status, n]) => `${n} ${status}`)
   if (total > statuses.length) parts.push(`${total - statuses.length} in progress`)
   return parts.join(', ')
 }
 
 /** Statuses that stand for another target's failure, not one of their own. */
-const CONSEQUENCES = new Set<TargetStatus>(['skipped', 'untouched'])
+export const CONSEQUENCES: ReadonlySet<TargetStatus> = new Set<TargetStatus>(['skipped', 'untouched'])
 
 export function isFailure(status: TargetStatus): boolean {
   return FAILED_STATUSES.has(status)
@@ -122,13 +122,18 @@ export function fleetResult<R extends NodeOutcome>(targets: R[]): FleetResult<R>
   return {ok: exitCode === ExitCode.OK, exitCode, targets}
 }
 
+/** One target's outcome on one line: `edge-a: unreachable — why`. */
+export function outcomeLine(target: string, status: TargetStatus, error?: string): string {
+  return `${target}: ${status}${error ? ` — ${error}` : ''}`
+}
+
 /** The error a failed fleet command ends with (its results are in `details`); undefined when all went well. */
 export function failureOf<R extends {status: TargetStatus; target: string; error?: string; hint?: string}>(what: string, results: R[], exitCode = exitCodeFor(results)): R1Error | undefined {
   const code = exitCode
   if (code === ExitCode.OK) return undefined
   const failed = results.filter((r) => isFailure(r.status)).sort((a, b) => Number(CONSEQUENCES.has(a.status)) - Number(CONSEQUENCES.has(b.status)))
-  const lines = failed.slice(0, MAX_TARGET_LINES).map((r) => `${r.target}: ${r.status}${r.error ? ` — ${r.error}` : ''}`)
-  if (failed.length > MAX_TARGET_LINES) lines.push(`… and ${failed.length - MAX_TARGET_LINES} more (${statusCounts(failed.slice(MAX_TARGET_LINES).map((r) => r.status))}; each is in the table above, and in --json)`)
+  const lines = failed.slice(0, MAX_TARGET_LINES).map((r) => outcomeLine(r.target, r.status, r.error))
+  if (failed.length > MAX_TARGET_LINES) lines.push(`… and ${failed.length - MAX_TARGET_LINES} more (${statusCounts(failed.slice(MAX_TARGET_LINES).map((r) => r.status))}; each is listed above, and in --json)`)
   return new R1Error(`${what} failed on ${failed.length} of ${results.length} target${results.length === 1 ? '' : 's'}:\n  ${lines.join('\n  ')}`, code, {
     code: code === ExitCode.PARTIAL ? 'PARTIAL_FAILURE' : `TARGET_${failed[0].status.toUpperCase().replaceAll('-', '_')}`,
     // the first failure's own hint (a rejection's is by its reason), else one by status

@@ -1,4 +1,4 @@
-import type {targetProgress} from '../deploy/progress.js'
+import type {TargetProgress} from '../deploy/progress.js'
 import {cliKeyPath, requireIdentity} from '../protocol/identity.js'
 import {escapeControl} from '../ui/escape.js'
 import {canPrompt} from '../ui/prompts.js'
@@ -13,7 +13,7 @@ import {type RolloutEvent, type RolloutOptions, type RolloutResult, rollout} fro
 export interface RolloutIo {
   projectDir: string
   json: boolean
-  progress: ReturnType<typeof targetProgress>
+  progress: TargetProgress
 }
 
 /** A rollout's result with its id in the history (absent for --dry-run) or why it could not be recorded. */

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import {ConfirmationTracker} from '../../src/fleet/confirm.js'
-import {BROKER_CONCURRENCY, DIRECT_CONCURRENCY, concurrencyFor, pool} from '../../src/fleet/engine.js'
+import {BROKER_CONCURRENCY, DIRECT_CONCURRENCY, concurrencyFor, limiter, pool} from '../../src/fleet/engine.js'
 import {MAX_TARGET_LINES, type TargetStatus, exitCodeFor, failureOf} from '../../src/fleet/result.js'
 import type {HeartbeatEvent, NotificationEvent} from '../../src/protocol/events.js'
 
@@ -115,11 +115,43 @@ describe('exit codes over targets', () => {
     const lines = failureOf('Deploy', fleet)!.message.split('\n')
     expect(lines[0]).toBe('Deploy failed on 1000 of 1000 targets:')
     expect(lines.slice(1, -1)).toEqual(fleet.slice(0, MAX_TARGET_LINES).map((t) => `  ${t.target}: unreachable — no reply`))
-    expect(lines.at(-1)).toBe(`  … and ${1000 - MAX_TARGET_LINES} more (970 unreachable, 10 timeout; each is in the table above, and in --json)`)
+    expect(lines.at(-1)).toBe(`  … and ${1000 - MAX_TARGET_LINES} more (970 unreachable, 10 timeout; each is listed above, and in --json)`)
   })
 })
 
 describe('pool', () => {
+  it('a limiter runs at most its limit at once, in the order called', async () => {
+    const limit = limiter(2)
+    let running = 0
+    let most = 0
+    const order: number[] = []
+    const gates = Array.from({length: 5}, () => {
+      let resolve!: () => void
+      return {promise: new Promise<void>((r) => (resolve = r)), resolve: () => resolve()}
+    })
+    const calls = gates.map((gate, i) =>
+      limit(async () => {
+        order.push(i)
+        most = Math.max(most, ++running)
+        await gate.promise
+        running--
+        return i
+      }),
+    )
+    gates[0]!.resolve()
+    await Promise.resolve()
+    const late = limit(async () => {
+      order.push(9)
+      most = Math.max(most, ++running)
+      running--
+      return 9
+    })
+    for (const gate of gates) gate.resolve()
+    expect(await Promise.all([...calls, late])).toEqual([0, 1, 2, 3, 4, 9])
+    expect(order).toEqual([0, 1, 2, 3, 4, 9])
+    expect(most).toBe(2)
+  })
+
   it('fans out to 256 targets at once by default when all are behind a broker, else 8; --max-concurrent wins', () => {
     const broker = {broker: {url: 'mqtt://127.0.0.1:1883'}}
     expect(concurrencyFor([broker, broker], undefined)).toBe(BROKER_CONCURRENCY)

@@ -22,15 +22,17 @@ export default class R1fsAdd extends BaseCommand<typeof R1fsAdd> {
   static override flags = {...fleetFlags, ...secretFlags, filename: Flags.string({description: 'The name to store it under (default: the file name)'})}
 
   public async run() {
-    const [{manage}, {localFile, r1fsAdd}, {readSecretFrom}, {renderValueResults}] = await Promise.all([
+    const [{manage}, {localFile, r1fsAdd}, {readSecretFrom}, {renderValueResults}, {DIRECT_CONCURRENCY}] = await Promise.all([
       import('../../deploy/manage.js'),
       import('../../deploy/services.js'),
       import('../../secrets/input.js'),
       import('../../deploy/render.js'),
+      import('../../fleet/engine.js'),
     ])
     const secret = await readSecretFrom(this.flags, {json: this.jsonEnabled(), signal: this.signal})
     const file = await localFile(this.args.file, this.flags.filename)
-    const result = await manage(this.flags, this.signal, (link) => r1fsAdd(link, file, secret))
+    // each target gets the whole file: as many at once as direct targets, even through a broker (they share its connection)
+    const result = await manage({...this.flags, 'max-concurrent': this.flags['max-concurrent'] ?? DIRECT_CONCURRENCY}, this.signal, (link) => r1fsAdd(link, file, secret))
     return this.finishFleet(`Adding ${file.filename}`, result, (out) => renderValueResults(result.targets, (r) => r.cid, out, (r) => r.cid))
   }
 }

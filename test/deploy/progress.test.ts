@@ -1,0 +1,47 @@
+// Fleet progress on stderr without a terminal (the plain renderer): past 20 targets one line for the fleet,
+// a line per failure (the first 20; targets skipped because of another's failure only counted), later
+// outcomes (a rollback) counted, and a close with no results (the command failed first) ends every line.
+import {afterEach, beforeEach, expect, it} from 'vitest'
+import {targetProgress} from '../../src/deploy/progress.js'
+import type {Target} from '../../src/deploy/targets.js'
+
+let written: string[] = []
+const write = process.stderr.write
+beforeEach(() => {
+  written = []
+  process.stderr.write = ((chunk: string | Uint8Array) => written.push(String(chunk)) > 0) as typeof process.stderr.write
+})
+afterEach(() => {
+  process.stderr.write = write
+})
+
+const fleet = (n: number): Target[] => Array.from({length: n}, (_, i) => ({name: `edge-${i}`, url: 'mqtt://b', address: `0xai_${i}`}))
+const text = () => written.join('')
+
+it('past 20 targets: one line for the fleet, its failures as they come (the first 20), its final counts from the results', async () => {
+  const targets = fleet(60)
+  const progress = targetProgress(targets, {})
+  for (const t of targets.slice(0, 10)) progress.finish(t, 'deployed')
+  progress.finish(targets[0]!, 'rolled-back', 'health check failed') // a later outcome of the same target
+  for (const t of targets.slice(10, 35)) progress.finish(t, 'unreachable', 'no reply')
+  progress.step(targets[40]!, 'uploading') // steps are not lines of their own
+  await progress.close([...targets.slice(35).map((t) => ({target: t.name, status: 'skipped' as const, error: 'not attempted'}))])
+  const lines = text().trimEnd().split('\n')
+  expect(lines[0]).toContain('60 targets: 60 in progress')
+  expect(lines.filter((l) => /edge-\d+: unreachable — no reply$/.test(l))).toHaveLength(19) // 20 with the rollback
+  expect(text()).toContain('… more failures: every target is in the report that follows')
+  expect(text()).toContain('edge-0: rolled-back — health check failed')
+  expect(text()).not.toMatch(/edge-\d+: (skipped|deployed)/)
+  expect(text()).not.toContain('uploading')
+  expect(lines.at(-1)).toContain('60 targets: 9 deployed, 25 skipped, 25 unreachable, 1 rolled-back')
+})
+
+it('a close with no results (the command failed before any) ends the lines still going, in both forms', async () => {
+  for (const n of [3, 30]) {
+    const targets = fleet(n)
+    const progress = targetProgress(targets, {})
+    progress.finish(targets[0]!, 'deployed')
+    await progress.close([])
+    expect(text()).toMatch(n > 20 ? new RegExp(`${n} targets: 1 deployed, ${n - 1} skipped`) : /edge-2: skipped/)
+  }
+})
