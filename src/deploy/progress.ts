@@ -91,7 +91,7 @@ function targetLines(targets: Target[], options: {json?: boolean}): Lines {
 
 /**
  * One listr2 line for the whole fleet: how many targets ended how, and a line per failure as it comes
- * (the first MAX_TARGET_LINES; targets skipped or never reached because of another's failure are only counted).
+ * (the first MAX_TARGET_LINES; targets skipped, never reached or rolled back because of another's failure are only counted).
  */
 function fleetLine(targets: Target[], options: {json?: boolean}): Lines {
   const names = new Set(targets.map((t) => t.name))
@@ -130,10 +130,12 @@ function fleetLine(targets: Target[], options: {json?: boolean}): Lines {
     finish(target, status, detail) {
       if (!names.has(target.name) || finished.get(target.name) === status) return
       finished.set(target.name, status)
-      if (isFailure(status) && !CONSEQUENCES.has(status) && !shown.has(target.name)) {
+      // a target put back with no error of its own was rolled back for another's failure: counted, not shown
+      const own = isFailure(status) && !CONSEQUENCES.has(status) && !(status === 'rolled-back' && !detail)
+      if (own && !shown.has(target.name)) {
         shown.add(target.name)
         if (shown.size <= MAX_TARGET_LINES) say(outcomeLine(target.name, status, detail))
-        else if (shown.size === MAX_TARGET_LINES + 1) say(`… more failures: every target is in the report that follows`)
+        else if (shown.size === MAX_TARGET_LINES + 1) say('… more failures (counted on this line)')
       }
       if (task) task.title = title()
     },

@@ -309,11 +309,12 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
  * bytes, and through a broker every target's share the one connection (256 uploads of a large bundle
  * would each wait behind the others' bytes, past their answers' timeouts on a slow link).
  */
-const uploadSlots = new WeakMap<DeployOptions, ReturnType<typeof limiter>>()
+const uploadSlots = new WeakMap<Connect, ReturnType<typeof limiter>>()
 
+/** The upload slots of one deploy (keyed by its connector, the same through every wave of a rollout). */
 function uploadSlot(options: DeployOptions): ReturnType<typeof limiter> {
-  let slot = uploadSlots.get(options)
-  if (!slot) uploadSlots.set(options, (slot = limiter(DIRECT_CONCURRENCY)))
+  let slot = uploadSlots.get(options.connect)
+  if (!slot) uploadSlots.set(options.connect, (slot = limiter(DIRECT_CONCURRENCY)))
   return slot
 }
 

@@ -19,8 +19,8 @@ export class BrokerHub {
   private static readonly hubs = new Map<string, BrokerHub>()
   /**
    * A broker that could not be reached, by hub key, until when: the sessions that come next (a fleet's
-   * later targets) are told at once instead of each waiting out a connect timeout of its own. Not while a
-   * hub for it is still held (it reconnects by itself, and a session joins its wait).
+   * later targets) are told at once instead of each waiting out a connect timeout of its own. Not once a
+   * hub for it is connected again (forgotten then).
    */
   private static readonly unreachable = new Map<string, {until: number; error: unknown}>()
   readonly topics: Topics
@@ -47,7 +47,7 @@ export class BrokerHub {
   static async acquire(config: BrokerConfig, identity: Identity, connectTimeoutMs: number): Promise<BrokerHub> {
     const key = `${config.url}|${topicRoot(config)}|${config.user ?? ''}|${identity.address}`
     const failed = BrokerHub.unreachable.get(key)
-    if (failed && failed.until > Date.now() && !BrokerHub.hubs.has(key)) throw failed.error
+    if (failed && failed.until > Date.now() && !BrokerHub.hubs.get(key)?.connected) throw failed.error
     BrokerHub.unreachable.delete(key)
     let hub = BrokerHub.hubs.get(key)
     if (!hub) {

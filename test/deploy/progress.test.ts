@@ -29,7 +29,7 @@ it('past 20 targets: one line for the fleet, its failures as they come (the firs
   const lines = text().trimEnd().split('\n')
   expect(lines[0]).toContain('60 targets: 60 in progress')
   expect(lines.filter((l) => /edge-\d+: unreachable — no reply$/.test(l))).toHaveLength(19) // 20 with the rollback
-  expect(text()).toContain('… more failures: every target is in the report that follows')
+  expect(text()).toContain('… more failures (counted on this line)')
   expect(text()).toContain('edge-0: rolled-back — health check failed')
   expect(text()).not.toMatch(/edge-\d+: (skipped|deployed)/)
   expect(text()).not.toContain('uploading')
@@ -44,4 +44,16 @@ it('a close with no results (the command failed before any) ends the lines still
     await progress.close([])
     expect(text()).toMatch(n > 20 ? new RegExp(`${n} targets: 1 deployed, ${n - 1} skipped`) : /edge-2: skipped/)
   }
+})
+
+it('the fleet line waits for its close: outcomes after every target ended (a rollout rolling back) still count', async () => {
+  const targets = fleet(25)
+  const progress = targetProgress(targets, {})
+  for (const t of targets) progress.finish(t, 'deployed')
+  progress.finish(targets[3]!, 'rolled-back', 'health check failed: crashed')
+  for (const t of targets.filter((_, i) => i !== 3)) progress.finish(t, 'rolled-back') // put back for edge-3's failure
+  await progress.close([])
+  expect(text()).toContain('edge-3: rolled-back — health check failed: crashed')
+  expect(text()).not.toMatch(/edge-(?!3:)\d+: rolled-back/)
+  expect(text().trimEnd().split('\n').at(-1)).toContain('25 targets: 25 rolled-back')
 })

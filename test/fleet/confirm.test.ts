@@ -150,6 +150,10 @@ describe('pool', () => {
     expect(await Promise.all([...calls, late])).toEqual([0, 1, 2, 3, 4, 9])
     expect(order).toEqual([0, 1, 2, 3, 4, 9])
     expect(most).toBe(2)
+    // a call that throws frees its slot
+    await expect(limit(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
+    await expect(limit(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
+    expect(await Promise.all([limit(async () => 'a'), limit(async () => 'b'), limit(async () => 'c')])).toEqual(['a', 'b', 'c'])
   })
 
   it('fans out to 256 targets at once by default when all are behind a broker, else 8; --max-concurrent wins', () => {
