@@ -276,7 +276,9 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
     const toUpload = (attempt.missing ?? []).filter((hash) => needed.has(hash))
     const payloads = changing.map((p) => withMessage(p.command!, options.message))
     const inline = inlined(attempt.link!, changing, payloads, toUpload, bundles)
-    if (!inline) result.uploaded = await uploadSlot(options)(() => upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail)))
+    const uploading = () => upload(attempt, target, toUpload, bundles, options, (detail) => step('uploading', detail))
+    // a direct target uploads on a connection of its own; through a broker the uploads share one
+    if (!inline) result.uploaded = await (target.broker ? uploadSlot(options)(uploading) : uploading())
     result.timings.upload = lap()
 
     step('applying')
@@ -305,8 +307,8 @@ async function deployTarget(attempt: Attempt, options: DeployOptions, project: P
 }
 
 /**
- * A deploy's bundle uploads run DIRECT_CONCURRENCY at once, whatever its fan-out: each carries a bundle's
- * bytes, and through a broker every target's share the one connection (256 uploads of a large bundle
+ * A deploy's bundle uploads through a broker run DIRECT_CONCURRENCY at once, whatever its fan-out: each
+ * carries a bundle's bytes, and every target's share the one connection (256 uploads of a large bundle
  * would each wait behind the others' bytes, past their answers' timeouts on a slow link).
  */
 const uploadSlots = new WeakMap<Connect, ReturnType<typeof limiter>>()
