@@ -102,6 +102,9 @@ export class Connection {
   private readonly confirmations = new Map<string, Array<{event: object; json: Buffer}>>()
   private confirmationBytes = 0
   private disposed = false
+  /** The hello this connection opened with, and the EE_HASH of the first command it got (a broker session's greeting). */
+  private readonly hello: Hello
+  private greetingHash?: string
 
   constructor(
     private readonly server: NodeServer,
@@ -117,7 +120,7 @@ export class Connection {
       if (!server.slots.isAuthenticated(this)) this.terminate(1008, `no command from an allow-listed sender within ${Math.round(server.authGraceMs / 1000)} s`)
     }, server.authGraceMs)
     this.graceTimer.unref()
-    const hello: Hello = {
+    this.hello = {
       EE_EVENT_TYPE: 'R1_HELLO',
       EE_PAYLOAD_PATH: [server.core.alias, null, null, null],
       // the clock commands' TIME is checked against: clients measure their skew from it
@@ -130,7 +133,7 @@ export class Connection {
       // bundles inline only where the core stores bundles
       FEATURES: [FEATURE_PIPELINE_FAILURES, FEATURE_KEEPS_WAITING_SESSIONS, ...(server.queries.putBundle ? [FEATURE_INLINE_BUNDLES] : [])],
     }
-    this.enqueue(hello)
+    this.enqueue(this.hello)
   }
 
   /** The peer answered a liveness probe. */
@@ -234,6 +237,11 @@ export class Connection {
       isAllowed: (sender) => server.options.allowList.has(sender),
       remember: (sender, hash, expires) => replay.check(sender, hash, expires),
     }, verified)
+    // The greeting again (a public probe runs again, a command is a replay): its client never had the hello, lost
+    // with its answer or with a broker that restarted, and cannot open the session without it. The same hello,
+    // which a client that has it already takes unchanged.
+    if ((admitted.ok || admitted.reason === 'REPLAY') && admitted.hash === this.greetingHash) this.enqueue(this.hello)
+    if (admitted.ok) this.greetingHash ??= admitted.hash
     if (!admitted.ok) {
       // the same command again, on a connection that may have lost its answer or confirmations: those again (while
       // it still runs, the confirmations so far: the answer is on its way); it never runs twice

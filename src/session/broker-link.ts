@@ -15,6 +15,14 @@ import type {FrameLink, LinkDialer, LinkHandlers} from './link.js'
  * reconnects and resumes).
  */
 
+/**
+ * The waits between sends again after a reconnection (BrokerLink.sendAgain): a node reconnects with its own
+ * back-off, and what reaches the broker before the node subscribed again goes nowhere.
+ */
+const SEND_AGAIN_WAITS_MS = [1000, 2000, 4000, 8000, 16_000]
+/** How long after a reconnection what is sent is sent again while unanswered (the waits above). */
+const SEND_AGAIN_WINDOW_MS = SEND_AGAIN_WAITS_MS.reduce((a, b) => a + b)
+
 export class BrokerHub {
   private static readonly hubs = new Map<string, BrokerHub>()
   /**
@@ -34,6 +42,10 @@ export class BrokerHub {
   private drop?: {at: number; reason: string}
   /** The last error mqtt.js reported since the connection was made: the reason of a drop that follows it. */
   private lastError?: string
+  private connectedBefore = false
+  /** When the connection came back after its last drop (0: never dropped). */
+  private backAt = 0
+  private connectTimeoutMs = 10_000
 
   private constructor(
     private readonly key: string,
@@ -67,6 +79,7 @@ export class BrokerHub {
   }
 
   private connect(timeoutMs: number): Promise<void> {
+    this.connectTimeoutMs = timeoutMs
     this.ready ??= (async () => {
       const targeted = this.topics.targeted(this.identity.address)
       this.client = await dialBroker(this.config, {
@@ -77,6 +90,12 @@ export class BrokerHub {
           BrokerHub.unreachable.delete(this.key)
           this.drop = undefined
           this.lastError = undefined
+          // connected again: what was on its way may have been lost with the broker (one that restarted forgets it)
+          if (this.connectedBefore) {
+            this.backAt = Date.now()
+            for (const link of this.links.values()) link.sendAgain(true)
+          }
+          this.connectedBefore = true
         },
         // an error (keepalive timeout, reset, …) comes before the close it causes; some errors close nothing
         onOffline: (error) => {
@@ -86,15 +105,26 @@ export class BrokerHub {
       })
       this.client.subscribe(targeted, {qos: 1})
     })()
-    return this.ready.then(() => {
-      if (this.client!.connected) return
-      // one wait (two listeners on the client) for every session dialling while it connects, not one each
-      return (this.connecting ??= waitConnected(this.client!, this.config.url, timeoutMs).finally(() => (this.connecting = undefined)))
-    })
+    return this.ready.then(() => (this.client!.connected ? undefined : this.whenConnected(timeoutMs)))
+  }
+
+  /** One wait (two listeners on the client) for every session dialling or sending while it connects, not one each. */
+  private whenConnected(timeoutMs: number): Promise<void> {
+    return (this.connecting ??= waitConnected(this.client!, this.config.url, timeoutMs).finally(() => (this.connecting = undefined)))
   }
 
   get connected(): boolean {
     return this.client?.connected ?? false
+  }
+
+  /** Dropped less than a connect timeout ago: the client is reconnecting by itself, and what is sent meanwhile waits for it. */
+  get resuming(): boolean {
+    return !this.connected && this.drop !== undefined && Date.now() - this.drop.at < this.connectTimeoutMs
+  }
+
+  /** Connected again after a drop, recently enough that a node may not be back on the broker yet. */
+  get recentlyBack(): boolean {
+    return this.backAt > 0 && Date.now() - this.backAt < SEND_AGAIN_WINDOW_MS
   }
 
   /** ` since <time> (<why>)` while the connection is down after a drop; '' otherwise. */
@@ -108,8 +138,16 @@ export class BrokerHub {
     this.client?.end(true)
   }
 
-  /** Publishes a command to a node's config topic (QoS 1); refused at once while the broker is away, so nothing is delivered behind the caller's back later. */
-  async command(nodeAddress: string, text: string): Promise<void> {
+  /**
+   * Publishes a command to a node's config topic (QoS 1). While the client reconnects after a drop, it waits for the
+   * connection (within a connect timeout of the drop), and publishes then only if `wanted` still; otherwise it is
+   * refused at once, so that nothing is delivered behind the caller's back later.
+   */
+  async command(nodeAddress: string, text: string, wanted: () => boolean = () => true): Promise<void> {
+    if (this.resuming) {
+      await this.whenConnected(this.drop!.at + this.connectTimeoutMs - Date.now()).catch(() => undefined)
+      if (!wanted()) return
+    }
     if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}${this.dropped()}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
     await publish(this.client, this.topics.config(nodeAddress), text)
   }
@@ -149,6 +187,11 @@ export class BrokerHub {
 class BrokerLink implements FrameLink {
   private lastFrame = 0
   private firstFrameData?: string
+  /** The first command sent, which opens the session on the node (asking for its hello). */
+  private greeting?: string
+  private againTimer?: NodeJS.Timeout
+  /** True while sendAgain sends (what it sends does not start another round). */
+  private resending = false
   private ended = false
 
   constructor(
@@ -160,7 +203,7 @@ class BrokerLink implements FrameLink {
   ) {}
 
   get open(): boolean {
-    return !this.ended && this.hub.connected
+    return !this.ended && (this.hub.connected || this.hub.resuming)
   }
 
   receive(data: string): void {
@@ -189,7 +232,46 @@ class BrokerLink implements FrameLink {
 
   send(text: string): Promise<void> {
     if (this.ended) return Promise.reject(new R1Error(`The session with ${this.nodeAddress} on ${this.hub.config.url} is closed`, ExitCode.UNREACHABLE, {code: 'NODE_UNREACHABLE'}))
-    return this.hub.command(this.nodeAddress, text)
+    this.greeting ??= text
+    // soon after a reconnection the node may not be back yet: sent again while unanswered
+    if (!this.resending && this.againTimer === undefined && this.hub.recentlyBack) this.sendAgain(false)
+    return this.hub.command(this.nodeAddress, text, () => !this.ended)
+  }
+
+  /**
+   * What this session sent may have been lost with the broker (the hub is connected again after a drop, `now`), or
+   * may reach the broker before the node is back on it. Before the node's first frame, the greeting again (the node
+   * answers it, with its hello, whether it had it or not); after, as for frames seen missing: the session sends
+   * again what has no answer, and a subscription resumes from its last seq. The node runs nothing twice. Then
+   * again after each of SEND_AGAIN_WAITS_MS while something still waits.
+   */
+  sendAgain(now: boolean): void {
+    clearTimeout(this.againTimer)
+    this.againTimer = undefined
+    let round = 0
+    const again = () => {
+      if (this.ended) return
+      let waiting = this.greeting !== undefined
+      this.resending = true
+      try {
+        if (this.lastFrame > 0) waiting = this.handlers.lost()
+        else if (waiting) this.hub.command(this.nodeAddress, this.greeting!, () => !this.ended).catch(() => undefined)
+      } finally {
+        this.resending = false
+      }
+      next(waiting)
+    }
+    const next = (waiting: boolean) => {
+      const wait = SEND_AGAIN_WAITS_MS[round++]
+      if (!waiting || wait === undefined) {
+        this.againTimer = undefined
+        return
+      }
+      this.againTimer = setTimeout(again, wait)
+      this.againTimer.unref()
+    }
+    if (now) again()
+    else next(true)
   }
 
   ping(): void {
@@ -212,6 +294,7 @@ class BrokerLink implements FrameLink {
   private end(code?: number, reason?: string): void {
     if (this.ended) return
     this.ended = true
+    clearTimeout(this.againTimer)
     this.hub.unregister(this)
     this.hub.release()
     if (code !== undefined) this.handlers.closed(code, reason ?? '')

@@ -17,8 +17,11 @@ export interface LinkHandlers {
   closed(code: number, reason: string): void
   /** The node answered a liveness probe (or sent anything). */
   alive(): void
-  /** Frames went missing on the way (a broker dropped some): a subscription resumes from its last seq. */
-  lost(): void
+  /**
+   * Frames went missing on the way (a broker dropped some): what has no answer is sent again, and a subscription
+   * resumes from its last seq. Returns whether a command was sent again.
+   */
+  lost(): boolean
 }
 
 export interface FrameLink {

@@ -459,16 +459,18 @@ export class Session {
    * The link lost frames (a broker dropped some): a subscription resumes from its last seq, and
    * what arrives of the old stream until the node answers is dropped (it would skip the lost events).
    */
-  private onFramesLost(): void {
+  /** Returns whether anything was sent again (a command still waits for its answer or confirmations). */
+  private onFramesLost(): boolean {
     // A lost frame may have held a command's answer or its confirmations: the same signed command again makes the
     // node send them again (it does not run twice); what was not lost arrives twice, and the copy changes nothing.
     const now = Date.now()
     for (const [hash, {until}] of this.confirming) if (until < now) this.confirming.delete(hash)
     const pending = [...this.pending.values()].filter((p) => !p.reply || now - p.signedAt < SEND_AGAIN_WITHIN_MS).map((p) => p.text)
-    for (const text of new Set([...pending, ...[...this.confirming.values()].map((c) => c.text)])) void this.sendText(text).catch(() => undefined)
+    const again = new Set([...pending, ...[...this.confirming.values()].map((c) => c.text)])
+    for (const text of again) void this.sendText(text).catch(() => undefined)
     const sub = this.subscription
-    if (!sub || sub.done || sub.resyncHash !== undefined || this.paused) return
-    this.resumeFromJournal(sub)
+    if (sub && !sub.done && sub.resyncHash === undefined && !this.paused) this.resumeFromJournal(sub)
+    return again.size > 0
   }
 
   /**

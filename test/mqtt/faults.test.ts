@@ -43,7 +43,7 @@ afterAll(async () => {
 })
 
 describe.sequential('faults through a broker', () => {
-  it('a broker restarted mid-deploy: every target ends confirmed or reported, never hung; nodes and clients reconnect', async () => {
+  it('a broker restarted mid-deploy: every target is confirmed, never hung; nodes and clients reconnect', async () => {
     writeTargets(['a', 'b'])
     const deploy = execa(process.execPath, [bin, 'deploy', '--dir', project, '--all', '--json', '--wait-timeout', '20'], {env: {NO_COLOR: '1', CI: '1', ...env}, reject: false, stdin: 'ignore', timeout: 90_000})
     await new Promise((r) => setTimeout(r, 1200))
@@ -51,8 +51,9 @@ describe.sequential('faults through a broker', () => {
     const result = await deploy
     expect(result.timedOut).toBe(false)
     const json = JSON.parse(result.stdout)
-    for (const target of json.targets) expect(['deployed', 'unreachable', 'timeout']).toContain(target.status)
-    expect([0, 5, 6, 7]).toContain(result.exitCode)
+    // what the restart lost is sent again once the client and the node are back: every target is confirmed
+    expect(json.targets.map((t: {status: string}) => t.status)).toEqual(['deployed', 'deployed'])
+    expect(result.exitCode, result.stderr).toBe(0)
     // the nodes came back by themselves; a new deploy confirms on both
     const again = await r1(['deploy', '--dir', project, '--all', '--json'], {env, timeoutMs: 90_000})
     expect(again.exitCode, again.stderr + again.stdout).toBe(0)

@@ -1,0 +1,191 @@
+// A broker that restarts with messages on their way, in process (aedes, closed and started again on the same
+// port; it forgets everything it held, as Mosquitto without persistence does). Found with 1,000 simulated nodes:
+// a deploy whose greeting (the session's first command, which asks the node for its hello) went down with the
+// broker waited out its timeout, though the node and the client were both back within a second. Now the
+// client sends again, once connected again, what has no answer: the greeting, which the node answers with its
+// hello whether it had it or not, or a command of an open session, which it runs once; again while the node may
+// not be back on the broker yet. What a session sends while its client reconnects waits for the connection.
+import {once} from 'node:events'
+import {type AddressInfo, createServer, type Server} from 'node:net'
+import {Aedes} from 'aedes'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {NotificationCode} from '../../src/protocol/codes.js'
+import {Session} from '../../src/session/index.js'
+import {until} from '../runtime/helpers.js'
+import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
+
+/** What the broker does to the next message of a kind: lose it (after acknowledging it) and then restart. */
+type Loss = 'to-node' | 'to-client'
+
+describe('a broker restarted while messages were on their way', () => {
+  let aedes: Aedes
+  let server: Server
+  let port: number
+  let url: string
+  let test: TestNode
+  let lose: Loss | undefined
+  const lost: string[] = []
+  /** Until when the restarted broker refuses the node (a node that reconnects later than the client). */
+  let refuseNodeUntil = 0
+
+  const listen = async (at: number) => {
+    aedes = await Aedes.createBroker({
+      authenticate(client, _user, _password, done) {
+        if (client.id.startsWith('r1n') && Date.now() < refuseNodeUntil) done(Object.assign(new Error('not yet'), {returnCode: 3}), false)
+        else done(null, true)
+      },
+      authorizeForward(_client, packet) {
+        const text = packet.payload.toString()
+        const toNode = packet.topic.endsWith('/config') && !text.includes('"ACTION":"R1_PING"')
+        const toClient = packet.topic === `naeural/${test.client.address}/payloads`
+        if ((lose === 'to-node' && toNode) || (lose === 'to-client' && toClient)) {
+          lost.push(packet.topic)
+          lose = undefined
+          return null
+        }
+        return packet
+      },
+    })
+    server = createServer((socket) => aedes.handle(socket))
+    server.listen(at, '127.0.0.1')
+    await once(server, 'listening')
+    return (server.address() as AddressInfo).port
+  }
+
+  /** Stops the broker, closing every connection (what it held is gone). */
+  const stop = async () => {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  /** Waits for the loss, then stops the broker and starts it again on the same port. */
+  const restartAfterLoss = async () => {
+    await until(() => lost.length > 0, 10_000, 'the lost message')
+    await stop()
+    await listen(port)
+  }
+
+  beforeAll(async () => {
+    port = await listen(0)
+    url = `mqtt://127.0.0.1:${port}`
+    test = await startTestNode({broker: {url}, listen: false})
+    await until(() => test.node.broker?.connected, 10_000, 'the node on the broker')
+  })
+
+  afterEach(async () => {
+    lose = undefined
+    lost.length = 0
+    refuseNodeUntil = 0
+    // every test leaves the node connected
+    await until(() => test.node.broker?.connected, 20_000, 'the node back on the broker')
+  })
+
+  afterAll(async () => {
+    await test?.dispose()
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    server?.close()
+  })
+
+  // the session would give the node up after 10 s without its hello: the restart takes a second or two
+  const connect = () => Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 10_000, greetWithFirstCommand: true})
+
+  it('a greeting lost on its way to the node is sent again, and the session opens', async () => {
+    const session = await connect()
+    try {
+      lose = 'to-node'
+      const state = session.state({}, {timeoutMs: 30_000})
+      await restartAfterLoss()
+      expect((await state).ADDRESS).toBe(test.node.address)
+      expect(lost).toHaveLength(1)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it("a greeting whose answer (with the node's hello) was lost is answered again with the hello", async () => {
+    const session = await connect()
+    try {
+      lose = 'to-client'
+      const state = session.state({}, {timeoutMs: 30_000})
+      await restartAfterLoss()
+      expect((await state).ADDRESS).toBe(test.node.address)
+      expect(session.alias).toBe(test.node.alias)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it('a greeting sent again before the node is back on the broker is sent again until it is', async () => {
+    const session = await connect()
+    try {
+      lose = 'to-node'
+      // the restarted broker refuses the node for 2.5 s: the client is back first, and what it sends at once goes nowhere
+      refuseNodeUntil = Number.POSITIVE_INFINITY
+      const state = session.state({}, {timeoutMs: 30_000})
+      await restartAfterLoss()
+      refuseNodeUntil = Date.now() + 2500
+      expect((await state).ADDRESS).toBe(test.node.address)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it("an open session's change lost on its way to the node is sent again, confirmed, and applied once", async () => {
+    const session = await connect()
+    try {
+      await session.state()
+      lose = 'to-node'
+      const sent = session.send('UPDATE_CONFIG', execPipeline('restart-change'), {
+        timeoutMs: 30_000,
+        expect: [
+          {code: NotificationCode.PIPELINE_OK, pipeline: 'restart-change'},
+          {code: NotificationCode.PLUGIN_CONFIG_OK, pipeline: 'restart-change', signature: 'CUSTOM_EXEC_01', instance: 'exec-1'},
+        ],
+      })
+      await restartAfterLoss()
+      const {notifications} = await sent
+      expect(notifications.some((n) => n.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK)).toBe(true)
+      const state = await session.state()
+      expect(state.VERSIONS['restart-change']).toHaveLength(1)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it('a command sent while the broker is away waits for the client to reconnect, and is answered', async () => {
+    const session = await connect()
+    try {
+      await session.state()
+      await stop()
+      await new Promise((resolve) => setTimeout(resolve, 200)) // the client sees its connection close
+      const state = session.state({}, {timeoutMs: 30_000})
+      state.catch(() => undefined) // awaited below
+      await new Promise((resolve) => setTimeout(resolve, 800))
+      await listen(port)
+      expect((await state).ADDRESS).toBe(test.node.address)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it('a session opened after the client is back but before the node is opens once the node is back', async () => {
+    const first = await connect()
+    try {
+      await first.state()
+      refuseNodeUntil = Number.POSITIVE_INFINITY
+      await stop()
+      await listen(port)
+      // the client (its connection shared by both sessions) is back; the node is refused for 2.5 s more
+      await until(() => first.connected && !test.node.broker?.connected, 10_000, 'the client back without the node')
+      refuseNodeUntil = Date.now() + 2500
+      const second = await connect()
+      try {
+        expect((await second.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address)
+      } finally {
+        await second.close()
+      }
+    } finally {
+      await first.close()
+    }
+  })
+})
