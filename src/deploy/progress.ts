@@ -1,4 +1,4 @@
-import {plainProgress, tasks} from '../ui/tasks.js'
+import {plainProgress, plainTaskLine, tasks} from '../ui/tasks.js'
 import {CONSEQUENCES, MAX_TARGET_LINES, isFailure, outcomeLine, statusCounts, type TargetStatus} from '../fleet/result.js'
 import type {Target} from './targets.js'
 
@@ -9,7 +9,7 @@ const FAILURE_LINES = 10
 
 export interface TargetProgress {
   step(target: Target, step: string, detail?: string): void
-  /** A target ended; a later call (a rollback, the final results) updates it. */
+  /** A target ended; a later call with another status (a rollback, the final results) updates it. */
   finish(target: Target, status: TargetStatus, detail?: string): void
   /** Resolves once the progress is drawn in its final state; with no results (the command failed before any), the targets not ended are skipped. */
   close(results: ReadonlyArray<{target: string; status: TargetStatus; error?: string}>): Promise<void>
@@ -46,8 +46,10 @@ export function targetProgress(targets: Target[], options: {json?: boolean}): Ta
 interface Line {
   title: string
   set?: (title: string) => void
-  done?: (status: TargetStatus, detail?: string) => void
+  done?: () => void
   finished?: {status: TargetStatus; detail?: string}
+  /** The line shows its outcome (a later one, a rollback, is drawn over it or written after it). */
+  ended?: boolean
 }
 
 /** One listr2 line per target showing its current step; `step()` may come before listr started the line: the latest title is applied when it does. */
@@ -60,8 +62,10 @@ function targetLines(targets: Target[], options: {json?: boolean}): Lines {
         const line = lines.get(t.name)!
         line.set = (title) => (task.title = title)
         task.title = line.title
-        const {status, detail} = line.finished ?? (await new Promise<{status: TargetStatus; detail?: string}>((resolve) => (line.done = (status, detail) => resolve({status, detail}))))
+        if (!line.finished) await new Promise<void>((resolve) => (line.done = resolve))
+        const {status, detail} = line.finished!
         task.title = outcomeLine(t.name, status, detail)
+        line.ended = true
         if (isFailure(status)) throw new Error(task.title)
       },
     })),
@@ -69,9 +73,16 @@ function targetLines(targets: Target[], options: {json?: boolean}): Lines {
   )
   const finish = (target: Target, status: TargetStatus, detail?: string) => {
     const line = lines.get(target.name)
-    if (!line || line.finished) return
+    if (!line || line.finished?.status === status) return
+    const later = line.finished !== undefined
     line.finished = {status, detail}
-    line.done?.(status, detail)
+    if (!later) line.done?.()
+    else if (line.ended && !options.json) {
+      // a later outcome (a target put back): redrawn over the line on a terminal, a line of its own in a log
+      const title = outcomeLine(target.name, status, detail)
+      if (plainProgress()) plainTaskLine(isFailure(status), title)
+      else line.set?.(title)
+    }
   }
   return {
     running: list.run().then(
@@ -85,7 +96,7 @@ function targetLines(targets: Target[], options: {json?: boolean}): Lines {
       line.set?.(line.title)
     },
     finish,
-    end: () => targets.forEach((t) => finish(t, 'skipped')),
+    end: () => targets.forEach((t) => lines.get(t.name)!.finished ?? finish(t, 'skipped')),
   }
 }
 

@@ -1,4 +1,4 @@
-import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
+import {LISTR_LOGGER_STYLE, Listr, ListrLogger, ListrLogLevels, ProcessOutput, type ListrTask} from 'listr2'
 
 export interface TaskOptions {
   /** Under `--json` progress is silent. */
@@ -12,11 +12,17 @@ export function plainProgress(): boolean {
   return !process.stderr.isTTY || Boolean(process.env.CI) || process.env.TERM === 'dumb'
 }
 
+// listr2 renderers write to stdout unless their logger's process output says otherwise
+const logger = (style?: typeof LISTR_LOGGER_STYLE) => new ListrLogger({useIcons: true, ...style, processOutput: new ProcessOutput(process.stderr, process.stderr)})
+
+/** A line as the plain renderer writes a task's end (its icon, then `text`): what a line already ended can no longer say. */
+export function plainTaskLine(failed: boolean, text: string): void {
+  logger(LISTR_LOGGER_STYLE).log(failed ? ListrLogLevels.FAILED : ListrLogLevels.COMPLETED, text)
+}
+
 /** listr2 on stderr: silent under `--json`, the simple renderer when progress is plain. */
 export function tasks<Ctx extends object>(list: ListrTask<Ctx>[], options: TaskOptions = {}): Listr<Ctx> {
   const plain = plainProgress()
-  // listr2 renderers write to stdout unless their logger's process output says otherwise
-  const logger = () => new ListrLogger({useIcons: true, processOutput: new ProcessOutput(process.stderr, process.stderr)})
   return new Listr<Ctx>(list, {
     concurrent: options.concurrent ?? false,
     exitOnError: options.exitOnError ?? true,

@@ -1,9 +1,11 @@
 // Fleet progress on stderr without a terminal (the plain renderer): past 20 targets one line for the fleet,
 // a line per failure (the first 20; targets skipped because of another's failure only counted), later
-// outcomes (a rollback) counted, and a close with no results (the command failed first) ends every line.
+// outcomes (a rollback) counted, and a close with no results (the command failed first) ends every line. Up to 20
+// targets, a line each, and a later outcome (a target put back) a line of its own.
 import {afterEach, beforeEach, expect, it} from 'vitest'
 import {targetProgress} from '../../src/deploy/progress.js'
 import type {Target} from '../../src/deploy/targets.js'
+import {until} from '../runtime/helpers.js'
 
 let written: string[] = []
 const write = process.stderr.write
@@ -56,4 +58,26 @@ it('the fleet line waits for its close: outcomes after every target ended (a rol
   expect(text()).toContain('edge-3: rolled-back — health check failed: crashed')
   expect(text()).not.toMatch(/edge-(?!3:)\d+: rolled-back/)
   expect(text().trimEnd().split('\n').at(-1)).toContain('25 targets: 25 rolled-back')
+})
+
+it('up to 20 targets: a line each, and a target put back after its outcome gets a line saying so', async () => {
+  const targets = fleet(3)
+  const progress = targetProgress(targets, {})
+  progress.finish(targets[0]!, 'deployed')
+  progress.finish(targets[1]!, 'deployed')
+  progress.finish(targets[2]!, 'failed', 'health check failed: crashed')
+  await until(() => /edge-0: deployed[^]*edge-1: deployed/.test(text()), 5000, 'the lines showing their outcomes')
+  progress.finish(targets[0]!, 'rolled-back') // put back for edge-2's failure
+  await progress.close([
+    {target: 'edge-0', status: 'rolled-back'},
+    {target: 'edge-1', status: 'rolled-back'},
+    {target: 'edge-2', status: 'failed', error: 'health check failed: crashed'},
+  ])
+  const lines = text().trimEnd().split('\n')
+  for (const name of ['edge-0', 'edge-1']) {
+    expect(lines.findIndex((l) => l.includes(`${name}: deployed`))).toBeLessThan(lines.findIndex((l) => l.includes(`${name}: rolled-back`)))
+    expect(lines.filter((l) => l.includes(`${name}: rolled-back`))).toHaveLength(1)
+  }
+  expect(lines.filter((l) => l.includes('edge-2: failed'))).toHaveLength(1)
+  expect(text()).not.toContain('skipped')
 })
