@@ -37,7 +37,8 @@ export class BrokerHub {
   private readonly heartbeatListeners = new Set<(text: string) => void>()
   private refs = 0
   private ready?: Promise<void>
-  private connecting?: Promise<void>
+  /** The one wait for the connection of the sessions dialling, and of those sending while it reconnects. */
+  private readonly waits: {dialling?: Promise<void>; resuming?: Promise<void>} = {}
   /** Why and when the connection last dropped (reported to commands refused meanwhile); cleared on reconnection. */
   private drop?: {at: number; reason: string}
   /** The last error mqtt.js reported since the connection was made: the reason of a drop that follows it. */
@@ -105,12 +106,12 @@ export class BrokerHub {
       })
       this.client.subscribe(targeted, {qos: 1})
     })()
-    return this.ready.then(() => (this.client!.connected ? undefined : this.whenConnected(timeoutMs)))
+    return this.ready.then(() => (this.client!.connected ? undefined : this.whenConnected('dialling', timeoutMs)))
   }
 
-  /** One wait (two listeners on the client) for every session dialling or sending while it connects, not one each. */
-  private whenConnected(timeoutMs: number): Promise<void> {
-    return (this.connecting ??= waitConnected(this.client!, this.config.url, timeoutMs).finally(() => (this.connecting = undefined)))
+  /** One wait (two listeners on the client) for every session dialling, or sending while it reconnects, not one each. */
+  private whenConnected(why: 'dialling' | 'resuming', timeoutMs: number): Promise<void> {
+    return (this.waits[why] ??= waitConnected(this.client!, this.config.url, timeoutMs).finally(() => (this.waits[why] = undefined)))
   }
 
   get connected(): boolean {
@@ -145,7 +146,7 @@ export class BrokerHub {
    */
   async command(nodeAddress: string, text: string, wanted: () => boolean = () => true): Promise<void> {
     if (this.resuming) {
-      await this.whenConnected(this.drop!.at + this.connectTimeoutMs - Date.now()).catch(() => undefined)
+      await this.whenConnected('resuming', this.drop!.at + this.connectTimeoutMs - Date.now()).catch(() => undefined)
       if (!wanted()) return
     }
     if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}${this.dropped()}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
@@ -190,6 +191,8 @@ class BrokerLink implements FrameLink {
   /** The first command sent, which opens the session on the node (asking for its hello). */
   private greeting?: string
   private againTimer?: NodeJS.Timeout
+  /** Sends the greeting once more halfway through the wait for the node's first frame (see send). */
+  private greetingTimer?: NodeJS.Timeout
   /** True while sendAgain sends (what it sends does not start another round). */
   private resending = false
   private ended = false
@@ -200,10 +203,16 @@ class BrokerLink implements FrameLink {
     readonly sessionId: string,
     private readonly handlers: LinkHandlers,
     private readonly probe: (link: FrameLink) => Promise<void>,
+    /** How long the session waits for the node's first frame (its connect timeout). */
+    private readonly nodeWaitMs: number,
   ) {}
 
   get open(): boolean {
-    return !this.ended && (this.hub.connected || this.hub.resuming)
+    return !this.ended && this.hub.connected
+  }
+
+  get resuming(): boolean {
+    return !this.ended && this.hub.resuming
   }
 
   receive(data: string): void {
@@ -215,13 +224,15 @@ class BrokerLink implements FrameLink {
       return // not sealed by this node to this client: someone else's noise
     }
     const {frameSeq, frame} = opened
-    if (frameSeq === 1 && this.firstFrameData !== undefined && data !== this.firstFrameData) {
+    // (the first frame seen may be a later one that carried the hello again, frame 1 having been lost)
+    if (frameSeq === 1 && this.lastFrame > 0 && data !== this.firstFrameData) {
       // the node opened this session afresh (it restarted, or forgot an idle session): start over
       this.end(1012, 'the node started this session afresh')
       return
     }
     if (frameSeq <= this.lastFrame) return // a QoS 1 duplicate
     if (frameSeq === 1) this.firstFrameData = data
+    clearTimeout(this.greetingTimer)
     const missing = frameSeq > this.lastFrame + 1
     this.lastFrame = frameSeq
     this.handlers.alive()
@@ -230,20 +241,27 @@ class BrokerLink implements FrameLink {
     this.handlers.frame(frame)
   }
 
-  send(text: string): Promise<void> {
+  send(text: string, wanted: () => boolean = () => true): Promise<void> {
     if (this.ended) return Promise.reject(new R1Error(`The session with ${this.nodeAddress} on ${this.hub.config.url} is closed`, ExitCode.UNREACHABLE, {code: 'NODE_UNREACHABLE'}))
-    this.greeting ??= text
+    if (this.greeting === undefined) {
+      this.greeting = text
+      // Unanswered halfway through the session's wait for its node: sent once more. It or its answer may have been
+      // lost (a broker over its queue limit), or it reached the broker before the node (a broker restarted just
+      // before this client connected, the node not back yet): nothing here tells those from a slow node.
+      this.greetingTimer = setTimeout(() => this.lastFrame === 0 && !this.ended && this.hub.command(this.nodeAddress, text, () => !this.ended).catch(() => undefined), this.nodeWaitMs / 2)
+      this.greetingTimer.unref()
+    }
     // soon after a reconnection the node may not be back yet: sent again while unanswered
     if (!this.resending && this.againTimer === undefined && this.hub.recentlyBack) this.sendAgain(false)
-    return this.hub.command(this.nodeAddress, text, () => !this.ended)
+    return this.hub.command(this.nodeAddress, text, () => !this.ended && wanted())
   }
 
   /**
    * What this session sent may have been lost with the broker (the hub is connected again after a drop, `now`), or
    * may reach the broker before the node is back on it. Before the node's first frame, the greeting again (the node
-   * answers it, with its hello, whether it had it or not); after, as for frames seen missing: the session sends
-   * again what has no answer, and a subscription resumes from its last seq. The node runs nothing twice. Then
-   * again after each of SEND_AGAIN_WAITS_MS while something still waits.
+   * answers it, with its hello, whether it had it or not); after, what the session still awaits an answer to (a
+   * frame the node sent meanwhile and the broker lost shows as a gap in the next one). The node runs nothing twice.
+   * Then again after each of SEND_AGAIN_WAITS_MS while something still waits.
    */
   sendAgain(now: boolean): void {
     clearTimeout(this.againTimer)
@@ -254,7 +272,7 @@ class BrokerLink implements FrameLink {
       let waiting = this.greeting !== undefined
       this.resending = true
       try {
-        if (this.lastFrame > 0) waiting = this.handlers.lost()
+        if (this.lastFrame > 0) waiting = this.handlers.resend()
         else if (waiting) this.hub.command(this.nodeAddress, this.greeting!, () => !this.ended).catch(() => undefined)
       } finally {
         this.resending = false
@@ -263,7 +281,7 @@ class BrokerLink implements FrameLink {
     }
     const next = (waiting: boolean) => {
       const wait = SEND_AGAIN_WAITS_MS[round++]
-      if (!waiting || wait === undefined) {
+      if (!waiting || wait === undefined || this.ended) {
         this.againTimer = undefined
         return
       }
@@ -295,6 +313,7 @@ class BrokerLink implements FrameLink {
     if (this.ended) return
     this.ended = true
     clearTimeout(this.againTimer)
+    clearTimeout(this.greetingTimer)
     this.hub.unregister(this)
     this.hub.release()
     if (code !== undefined) this.handlers.closed(code, reason ?? '')
@@ -311,7 +330,7 @@ export function brokerDialer(config: BrokerConfig, nodeAddress: string, identity
     shared: true,
     dial: async (handlers, probe) => {
       const hub = await BrokerHub.acquire(config, identity, options.connectTimeoutMs)
-      const link = new BrokerLink(hub, nodeAddress, options.newSessionId(), handlers, probe)
+      const link = new BrokerLink(hub, nodeAddress, options.newSessionId(), handlers, probe, options.connectTimeoutMs)
       hub.register(link)
       handlers.created(link)
       try {

@@ -17,16 +17,18 @@ export interface LinkHandlers {
   closed(code: number, reason: string): void
   /** The node answered a liveness probe (or sent anything). */
   alive(): void
-  /**
-   * Frames went missing on the way (a broker dropped some): what has no answer is sent again, and a subscription
-   * resumes from its last seq. Returns whether a command was sent again.
-   */
-  lost(): boolean
+  /** Frames went missing on the way (a broker dropped some): what has no answer is sent again, and a subscription resumes from its last seq. */
+  lost(): void
+  /** What was sent may have been lost (a broker that restarted): what has no answer is sent again. Returns whether anything was. */
+  resend(): boolean
 }
 
 export interface FrameLink {
   readonly open: boolean
-  send(text: string): Promise<void>
+  /** Not open, but reconnecting by itself (a broker client soon after a drop): what is sent meanwhile waits for it. */
+  readonly resuming?: boolean
+  /** Sends a frame; one that waits for a reconnection is sent then only if `wanted` still says so. */
+  send(text: string, wanted?: () => boolean): Promise<void>
   /** A liveness probe; `alive` follows when answered. */
   ping(): void
   /** Stops reading (back-pressure while the subscriber is slow); `resume` reads again. */

@@ -387,6 +387,7 @@ export class Session {
         closed: (code: number, reason: string) => (settled ? this.onClose(link!, code, reason) : fail(unreachable(`${url} closed the connection (${code}${reason ? ` ${reason}` : ''})`))),
         alive: () => (this.heardAt = Date.now()),
         lost: () => this.onFramesLost(),
+        resend: () => this.resendUnanswered(),
       }
       // the greeting is sent once, as the first probe; later probes (keepalive) are R1_PINGs
       const probe = (probing: FrameLink) => {
@@ -459,17 +460,23 @@ export class Session {
    * The link lost frames (a broker dropped some): a subscription resumes from its last seq, and
    * what arrives of the old stream until the node answers is dropped (it would skip the lost events).
    */
-  /** Returns whether anything was sent again (a command still waits for its answer or confirmations). */
-  private onFramesLost(): boolean {
+  private onFramesLost(): void {
+    this.resendUnanswered()
+    const sub = this.subscription
+    if (!sub || sub.done || sub.resyncHash !== undefined || this.paused) return
+    this.resumeFromJournal(sub)
+  }
+
+  /** Sends again every command still waiting for its answer or confirmations; returns whether there was one. */
+  private resendUnanswered(): boolean {
     // A lost frame may have held a command's answer or its confirmations: the same signed command again makes the
     // node send them again (it does not run twice); what was not lost arrives twice, and the copy changes nothing.
     const now = Date.now()
     for (const [hash, {until}] of this.confirming) if (until < now) this.confirming.delete(hash)
-    const pending = [...this.pending.values()].filter((p) => !p.reply || now - p.signedAt < SEND_AGAIN_WITHIN_MS).map((p) => p.text)
-    const again = new Set([...pending, ...[...this.confirming.values()].map((c) => c.text)])
-    for (const text of again) void this.sendText(text).catch(() => undefined)
-    const sub = this.subscription
-    if (sub && !sub.done && sub.resyncHash === undefined && !this.paused) this.resumeFromJournal(sub)
+    const again = new Map<string, string>()
+    for (const p of this.pending.values()) if (!p.reply || now - p.signedAt < SEND_AGAIN_WITHIN_MS) again.set(p.hash, p.text)
+    for (const [hash, {text}] of this.confirming) again.set(hash, text)
+    for (const [hash, text] of again) void this.sendText(text, hash).catch(() => undefined)
     return again.size > 0
   }
 
@@ -760,7 +767,7 @@ export class Session {
       () => undefined,
     )
     try {
-      await Promise.race([this.transmit(encoded.text), over])
+      await Promise.race([this.transmit(encoded.text, encoded.hash), over])
     } catch (error) {
       this.fail(pending, error as Error)
     }
@@ -782,22 +789,23 @@ export class Session {
     }
   }
 
-  /** Sends a signed command; the first one of a session that greets with it opens the session. */
-  private transmit(text: string): Promise<void> {
+  /** Sends a signed command (`hash`: one whose answer is awaited); the first one of a session that greets with it opens the session. */
+  private transmit(text: string, hash?: string): Promise<void> {
     if (this.greets) {
       this.greets = false
       this.sentAt = Date.now()
       this.opening = this.open(text)
       return this.opening
     }
-    return this.opening ? this.opening.then(() => this.sendText(text)) : this.sendText(text)
+    return this.opening ? this.opening.then(() => this.sendText(text, hash)) : this.sendText(text, hash)
   }
 
-  private sendText(text: string): Promise<void> {
+  /** Sends on the link; one held for a reconnection goes out then only while this session still awaits its answer (`hash`). */
+  private sendText(text: string, hash?: string): Promise<void> {
     const link = this.link
-    if (!link?.open) return Promise.reject(unreachable(`Not connected to ${this.url}${this.lastClose ? `: the last connection closed with ${this.lastClose}` : ''}`))
+    if (!link || (!link.open && !link.resuming)) return Promise.reject(unreachable(`Not connected to ${this.url}${this.lastClose ? `: the last connection closed with ${this.lastClose}` : ''}`))
     this.sentAt = Date.now()
-    return link.send(text)
+    return link.send(text, () => !this.closed && (hash === undefined || this.pending.has(hash) || this.confirming.has(hash)))
   }
 
   /** Sends a query and resolves with its RESULT (checked against the action's result schema). */

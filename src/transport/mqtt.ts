@@ -136,10 +136,16 @@ export function waitConnected(client: MqttClient, url: string, timeoutMs: number
       clearTimeout(timer)
       client.off('connect', onConnect)
       client.off('error', onError)
+      client.off('end', onEnd)
     }
     const onConnect = () => {
       done()
       resolve()
+    }
+    // ended by its owner (a hub no session holds any more): nothing to wait for
+    const onEnd = () => {
+      done()
+      reject(brokerUnreachable(url, timeoutMs, lastError))
     }
     const timer = setTimeout(() => {
       done()
@@ -147,6 +153,7 @@ export function waitConnected(client: MqttClient, url: string, timeoutMs: number
     }, timeoutMs)
     client.on('connect', onConnect)
     client.on('error', onError)
+    client.on('end', onEnd)
   })
 }
 

@@ -4,7 +4,9 @@
 // broker waited out its timeout, though the node and the client were both back within a second. Now the
 // client sends again, once connected again, what has no answer: the greeting, which the node answers with its
 // hello whether it had it or not, or a command of an open session, which it runs once; again while the node may
-// not be back on the broker yet. What a session sends while its client reconnects waits for the connection.
+// not be back on the broker yet. What a session sends while its client reconnects waits for the connection. A
+// greeting unanswered halfway through the session's wait is sent once more (a client that connected to a broker
+// just restarted cannot tell).
 import {once} from 'node:events'
 import {type AddressInfo, createServer, type Server} from 'node:net'
 import {Aedes} from 'aedes'
@@ -157,7 +159,7 @@ describe('a broker restarted while messages were on their way', () => {
     try {
       await session.state()
       await stop()
-      await new Promise((resolve) => setTimeout(resolve, 200)) // the client sees its connection close
+      await until(() => !session.connected, 10_000, 'the client to see its connection close')
       const state = session.state({}, {timeoutMs: 30_000})
       state.catch(() => undefined) // awaited below
       await new Promise((resolve) => setTimeout(resolve, 800))
@@ -186,6 +188,39 @@ describe('a broker restarted while messages were on their way', () => {
       }
     } finally {
       await first.close()
+    }
+  })
+
+  it('a change its caller gave up on while the client reconnects is not sent once it is back', async () => {
+    const session = await connect()
+    try {
+      await session.state()
+      await stop()
+      await until(() => !session.connected, 10_000, 'the client to see its connection close')
+      await expect(session.send('UPDATE_CONFIG', execPipeline('given-up'), {timeoutMs: 300})).rejects.toMatchObject({exitCode: 5})
+      await listen(port)
+      await until(() => session.connected, 10_000, 'the client back')
+      // answered after what the client sent once back, and after its first round of sending again
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const state = await session.state({}, {timeoutMs: 30_000})
+      expect(state.PIPELINES.map((p) => p.NAME)).not.toContain('given-up')
+    } finally {
+      await session.close()
+    }
+  })
+
+  it('a client that first connects after a restart, before the node is back, sends its greeting once more halfway through its wait', async () => {
+    refuseNodeUntil = Number.POSITIVE_INFINITY
+    await stop()
+    await listen(port)
+    await until(() => !test.node.broker?.connected, 10_000, 'the node refused')
+    refuseNodeUntil = Date.now() + 2500
+    // no session of this client is open: its connection is new, and sees no restart
+    const session = await connect()
+    try {
+      expect((await session.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address)
+    } finally {
+      await session.close()
     }
   })
 })
