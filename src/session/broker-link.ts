@@ -20,6 +20,8 @@ import type {FrameLink, LinkDialer, LinkHandlers} from './link.js'
  * back-off, and what reaches the broker before the node subscribed again goes nowhere.
  */
 const SEND_AGAIN_WAITS_MS = [1000, 2000, 4000, 8000, 16_000]
+/** mqtt.js's error for a publish taken out of its store (BrokerHub.takeBackUnacknowledged). */
+const TAKEN_BACK = 'Message removed'
 /** How long after a reconnection what is sent is sent again while unanswered (the waits above). */
 const SEND_AGAIN_WINDOW_MS = SEND_AGAIN_WAITS_MS.reduce((a, b) => a + b)
 
@@ -101,7 +103,10 @@ export class BrokerHub {
         // an error (keepalive timeout, reset, …) comes before the close it causes; some errors close nothing
         onOffline: (error) => {
           if (error) this.lastError = error.message
-          else this.drop ??= {at: Date.now(), reason: this.lastError ?? 'closed by the broker or the network'}
+          else {
+            this.drop ??= {at: Date.now(), reason: this.lastError ?? 'closed by the broker or the network'}
+            this.takeBackUnacknowledged()
+          }
         },
       })
       this.client.subscribe(targeted, {qos: 1})
@@ -142,7 +147,8 @@ export class BrokerHub {
   /**
    * Publishes a command to a node's config topic (QoS 1). While the client reconnects after a drop, it waits for the
    * connection (within a connect timeout of the drop), and publishes then only if `wanted` still; otherwise it is
-   * refused at once, so that nothing is delivered behind the caller's back later.
+   * refused at once, so that nothing is delivered behind the caller's back later. So is one the broker had not
+   * acknowledged when the connection dropped (taken back then).
    */
   async command(nodeAddress: string, text: string, wanted: () => boolean = () => true): Promise<void> {
     if (this.resuming) {
@@ -150,7 +156,23 @@ export class BrokerHub {
       if (!wanted()) return
     }
     if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}${this.dropped()}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
-    await publish(this.client, this.topics.config(nodeAddress), text)
+    try {
+      await publish(this.client, this.topics.config(nodeAddress), text)
+    } catch (error) {
+      if ((error as Error).message !== TAKEN_BACK) throw error
+      return this.command(nodeAddress, text, wanted)
+    }
+  }
+
+  /**
+   * mqtt.js sends the publishes the broker had not acknowledged again when it reconnects, whoever still waits for
+   * them (a caller may have timed out meanwhile): taken back at the drop, each fails with TAKEN_BACK, and its
+   * command waits for the connection as one sent while reconnecting does.
+   */
+  private takeBackUnacknowledged(): void {
+    const client = this.client
+    if (!client) return
+    for (const [id, entry] of Object.entries(client.outgoing)) if (!entry.volatile) client.removeOutgoingMessage(Number(id))
   }
 
   /** Every public heartbeat text heard on `<root>/ctrl` from now on; returns the function that stops listening. */

@@ -137,6 +137,8 @@ const CONFIRMING = 64
  * (5 minutes by default) its TIME would be refused, not answered again.
  */
 const SEND_AGAIN_WITHIN_MS = 4 * 60_000
+/** How long closing a broker session waits for its R1_UNSUBSCRIBE to reach the broker. */
+const UNSUBSCRIBE_WAIT_MS = 2000
 /** Seqs of the command notifications a session heard lately: one sent again with its answer is heard once. */
 const HEARD_CONFIRMATIONS = 1024
 /**
@@ -922,7 +924,13 @@ export class Session {
     if (this.closed) return
     // Through a broker no socket closes on the node's side: stop its streams now rather than when it drops the
     // idle session (a session that never subscribed has none: the node forgets it when the probes stop).
-    if (this.dialer.shared && this.connected && this.subscribed) await this.post('R1_UNSUBSCRIBE', null).catch(() => undefined)
+    if (this.dialer.shared && this.connected && this.subscribed) {
+      // not for longer than a moment: the broker may be going away, and the node forgets an idle session anyway
+      let timer: NodeJS.Timeout | undefined
+      const moment = new Promise<void>((resolve) => (timer = setTimeout(resolve, UNSUBSCRIBE_WAIT_MS)))
+      await Promise.race([this.post('R1_UNSUBSCRIBE', null).catch(() => undefined), moment])
+      clearTimeout(timer)
+    }
     this.closed = true
     clearInterval(this.pingTimer)
     clearTimeout(this.lostTimer)

@@ -29,12 +29,23 @@ describe('a broker restarted while messages were on their way', () => {
   const lost: string[] = []
   /** Until when the restarted broker refuses the node (a node that reconnects later than the client). */
   let refuseNodeUntil = 0
+  /** Clients wait to be let in until the node is connected (what they send then reaches it). */
+  let clientsAfterNode = false
+  /** Commands to the node are held unacknowledged (and never forwarded) while set. */
+  let holdCommands = false
+  /** The node subscribed to its commands on this broker (since its last start). */
+  let nodeSubscribed = false
 
   const listen = async (at: number) => {
     aedes = await Aedes.createBroker({
       authenticate(client, _user, _password, done) {
         if (client.id.startsWith('r1n') && Date.now() < refuseNodeUntil) done(Object.assign(new Error('not yet'), {returnCode: 3}), false)
-        else done(null, true)
+        else if (client.id.startsWith('r1c') && clientsAfterNode) {
+          const wait = setInterval(() => nodeSubscribed && (clearInterval(wait), done(null, true)), 20)
+        } else done(null, true)
+      },
+      authorizePublish(_client, packet, done) {
+        if (!(holdCommands && packet.topic.endsWith('/config') && !packet.payload.toString().includes('"ACTION":"R1_PING"'))) done(null)
       },
       authorizeForward(_client, packet) {
         const text = packet.payload.toString()
@@ -47,6 +58,10 @@ describe('a broker restarted while messages were on their way', () => {
         }
         return packet
       },
+    })
+    nodeSubscribed = false
+    aedes.on('subscribe', (_subscriptions, client) => {
+      if (client?.id.startsWith('r1n')) nodeSubscribed = true
     })
     server = createServer((socket) => aedes.handle(socket))
     server.listen(at, '127.0.0.1')
@@ -78,6 +93,8 @@ describe('a broker restarted while messages were on their way', () => {
     lose = undefined
     lost.length = 0
     refuseNodeUntil = 0
+    clientsAfterNode = false
+    holdCommands = false
     // every test leaves the node connected
     await until(() => test.node.broker?.connected, 20_000, 'the node back on the broker')
   })
@@ -198,6 +215,7 @@ describe('a broker restarted while messages were on their way', () => {
       await stop()
       await until(() => !session.connected, 10_000, 'the client to see its connection close')
       await expect(session.send('UPDATE_CONFIG', execPipeline('given-up'), {timeoutMs: 300})).rejects.toMatchObject({exitCode: 5})
+      clientsAfterNode = true // what the client would send once back reaches the node
       await listen(port)
       await until(() => session.connected, 10_000, 'the client back')
       // answered after what the client sent once back, and after its first round of sending again
@@ -215,10 +233,33 @@ describe('a broker restarted while messages were on their way', () => {
     await listen(port)
     await until(() => !test.node.broker?.connected, 10_000, 'the node refused')
     refuseNodeUntil = Date.now() + 2500
-    // no session of this client is open: its connection is new, and sees no restart
-    const session = await connect()
+    // no session of this client is open: its connection is new, and sees no restart; it waits 20 s for the node,
+    // and sends its greeting once more at 10 s, the node back by then
+    const session = await Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 20_000, greetWithFirstCommand: true})
     try {
       expect((await session.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it('a change the broker had not acknowledged when it went away, its caller gone by the time it is back, is not sent', async () => {
+    const session = await connect()
+    try {
+      await session.state()
+      holdCommands = true
+      const sent = session.send('UPDATE_CONFIG', execPipeline('unacknowledged'), {timeoutMs: 1500})
+      sent.catch(() => undefined) // awaited below
+      await new Promise((resolve) => setTimeout(resolve, 300)) // on its way, held by the broker
+      await stop()
+      await expect(sent).rejects.toMatchObject({exitCode: 5})
+      holdCommands = false
+      clientsAfterNode = true
+      await listen(port)
+      await until(() => session.connected, 10_000, 'the client back')
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const state = await session.state({}, {timeoutMs: 30_000})
+      expect(state.PIPELINES.map((p) => p.NAME)).not.toContain('unacknowledged')
     } finally {
       await session.close()
     }
