@@ -106,37 +106,38 @@ describe('a broker restarted while messages were on their way', () => {
   })
 
   // the session would give the node up after 10 s without its hello: the restart takes a second or two
-  const connect = () => Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 10_000, greetWithFirstCommand: true})
+  const connect = (connectTimeoutMs = 10_000) => Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs, greetWithFirstCommand: true})
 
-  it('a greeting lost on its way to the node is sent again, and the session opens', async () => {
-    const session = await connect()
+  /** `body` with a session, closed after it. */
+  const withSession = async (body: (session: Session) => Promise<void>, connectTimeoutMs?: number) => {
+    const session = await connect(connectTimeoutMs)
     try {
+      await body(session)
+    } finally {
+      await session.close()
+    }
+  }
+
+  it('a greeting lost on its way to the node is sent again, and the session opens', () =>
+    withSession(async (session) => {
       lose = 'to-node'
       const state = session.state({}, {timeoutMs: 30_000})
       await restartAfterLoss()
       expect((await state).ADDRESS).toBe(test.node.address)
       expect(lost).toHaveLength(1)
-    } finally {
-      await session.close()
-    }
-  })
+    }))
 
-  it("a greeting whose answer (with the node's hello) was lost is answered again with the hello", async () => {
-    const session = await connect()
-    try {
+  it("a greeting whose answer (with the node's hello) was lost is answered again with the hello", () =>
+    withSession(async (session) => {
       lose = 'to-client'
       const state = session.state({}, {timeoutMs: 30_000})
       await restartAfterLoss()
       expect((await state).ADDRESS).toBe(test.node.address)
       expect(session.alias).toBe(test.node.alias)
-    } finally {
-      await session.close()
-    }
-  })
+    }))
 
-  it('a greeting sent again before the node is back on the broker is sent again until it is', async () => {
-    const session = await connect()
-    try {
+  it('a greeting sent again before the node is back on the broker is sent again until it is', () =>
+    withSession(async (session) => {
       lose = 'to-node'
       // the restarted broker refuses the node for 2.5 s: the client is back first, and what it sends at once goes nowhere
       refuseNodeUntil = Number.POSITIVE_INFINITY
@@ -144,14 +145,10 @@ describe('a broker restarted while messages were on their way', () => {
       await restartAfterLoss()
       refuseNodeUntil = Date.now() + 2500
       expect((await state).ADDRESS).toBe(test.node.address)
-    } finally {
-      await session.close()
-    }
-  })
+    }))
 
-  it("an open session's change lost on its way to the node is sent again, confirmed, and applied once", async () => {
-    const session = await connect()
-    try {
+  it("an open session's change lost on its way to the node is sent again, confirmed, and applied once", () =>
+    withSession(async (session) => {
       await session.state()
       lose = 'to-node'
       const sent = session.send('UPDATE_CONFIG', execPipeline('restart-change'), {
@@ -166,14 +163,10 @@ describe('a broker restarted while messages were on their way', () => {
       expect(notifications.some((n) => n.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK)).toBe(true)
       const state = await session.state()
       expect(state.VERSIONS['restart-change']).toHaveLength(1)
-    } finally {
-      await session.close()
-    }
-  })
+    }))
 
-  it('a command sent while the broker is away waits for the client to reconnect, and is answered', async () => {
-    const session = await connect()
-    try {
+  it('a command sent while the broker is away waits for the client to reconnect, and is answered', () =>
+    withSession(async (session) => {
       await session.state()
       await stop()
       await until(() => !session.connected, 10_000, 'the client to see its connection close')
@@ -182,14 +175,10 @@ describe('a broker restarted while messages were on their way', () => {
       await new Promise((resolve) => setTimeout(resolve, 800))
       await listen(port)
       expect((await state).ADDRESS).toBe(test.node.address)
-    } finally {
-      await session.close()
-    }
-  })
+    }))
 
   it('a session opened after the client is back but before the node is opens once the node is back', async () => {
-    const first = await connect()
-    try {
+    await withSession(async (first) => {
       await first.state()
       refuseNodeUntil = Number.POSITIVE_INFINITY
       await stop()
@@ -197,20 +186,12 @@ describe('a broker restarted while messages were on their way', () => {
       // the client (its connection shared by both sessions) is back; the node is refused for 2.5 s more
       await until(() => first.connected && !test.node.broker?.connected, 10_000, 'the client back without the node')
       refuseNodeUntil = Date.now() + 2500
-      const second = await connect()
-      try {
-        expect((await second.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address)
-      } finally {
-        await second.close()
-      }
-    } finally {
-      await first.close()
-    }
+      await withSession(async (second) => expect((await second.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address))
+    })
   })
 
-  it('a change its caller gave up on while the client reconnects is not sent once it is back', async () => {
-    const session = await connect()
-    try {
+  it('a change its caller gave up on while the client reconnects is not sent once it is back', () =>
+    withSession(async (session) => {
       await session.state()
       await stop()
       await until(() => !session.connected, 10_000, 'the client to see its connection close')
@@ -222,10 +203,7 @@ describe('a broker restarted while messages were on their way', () => {
       await new Promise((resolve) => setTimeout(resolve, 1500))
       const state = await session.state({}, {timeoutMs: 30_000})
       expect(state.PIPELINES.map((p) => p.NAME)).not.toContain('given-up')
-    } finally {
-      await session.close()
-    }
-  })
+    }))
 
   it('a client that first connects after a restart, before the node is back, sends its greeting once more halfway through its wait', async () => {
     refuseNodeUntil = Number.POSITIVE_INFINITY
@@ -235,17 +213,11 @@ describe('a broker restarted while messages were on their way', () => {
     refuseNodeUntil = Date.now() + 2500
     // no session of this client is open: its connection is new, and sees no restart; it waits 20 s for the node,
     // and sends its greeting once more at 10 s, the node back by then
-    const session = await Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs: 20_000, greetWithFirstCommand: true})
-    try {
-      expect((await session.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address)
-    } finally {
-      await session.close()
-    }
+    await withSession(async (session) => expect((await session.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address), 20_000)
   })
 
-  it('a change the broker had not acknowledged when it went away, its caller gone by the time it is back, is not sent', async () => {
-    const session = await connect()
-    try {
+  it('a change the broker had not acknowledged when it went away, its caller gone by the time it is back, is not sent', () =>
+    withSession(async (session) => {
       await session.state()
       holdCommands = true
       const sent = session.send('UPDATE_CONFIG', execPipeline('unacknowledged'), {timeoutMs: 1500})
@@ -260,8 +232,5 @@ describe('a broker restarted while messages were on their way', () => {
       await new Promise((resolve) => setTimeout(resolve, 1500))
       const state = await session.state({}, {timeoutMs: 30_000})
       expect(state.PIPELINES.map((p) => p.NAME)).not.toContain('unacknowledged')
-    } finally {
-      await session.close()
-    }
-  })
+    }))
 })
