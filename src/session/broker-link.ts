@@ -237,6 +237,10 @@ class BrokerLink implements FrameLink {
     return !this.ended && this.hub.resuming
   }
 
+  get down(): string | undefined {
+    return this.hub.connected ? undefined : `no connection to the broker${this.hub.dropped()}`
+  }
+
   receive(data: string): void {
     if (this.ended) return
     let opened: {frameSeq: number; frame: string}

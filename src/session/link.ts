@@ -27,6 +27,8 @@ export interface FrameLink {
   readonly open: boolean
   /** Not open, but reconnecting by itself (a broker client soon after a drop): what is sent meanwhile waits for it. */
   readonly resuming?: boolean
+  /** Why it is not open, when it knows (a broker connection lost since …). */
+  readonly down?: string
   /** Sends a frame; one that waits for a reconnection is sent then only if `wanted` still says so. */
   send(text: string, wanted?: () => boolean): Promise<void>
   /** A liveness probe; `alive` follows when answered. */

@@ -805,7 +805,10 @@ export class Session {
   /** Sends on the link; one held for a reconnection goes out then only while this session still awaits its answer (`hash`). */
   private sendText(text: string, hash?: string): Promise<void> {
     const link = this.link
-    if (!link || (!link.open && !link.resuming)) return Promise.reject(unreachable(`Not connected to ${this.url}${this.lastClose ? `: the last connection closed with ${this.lastClose}` : ''}`))
+    if (!link || (!link.open && !link.resuming)) {
+      const why = this.lastClose ? `: the last connection closed with ${this.lastClose}` : link?.down ? `: ${link.down}` : ''
+      return Promise.reject(unreachable(`Not connected to ${this.url}${why}`))
+    }
     this.sentAt = Date.now()
     return link.send(text, () => !this.closed && (hash === undefined || this.pending.has(hash) || this.confirming.has(hash)))
   }
