@@ -237,11 +237,13 @@ export class Connection {
       isAllowed: (sender) => server.options.allowList.has(sender),
       remember: (sender, hash, expires) => replay.check(sender, hash, expires),
     }, verified)
-    // The greeting again (a public probe runs again, a command is a replay): its client never had the hello, lost
-    // with its answer or with a broker that restarted, and cannot open the session without it. The same hello,
-    // which a client that has it already takes unchanged.
-    if ((admitted.ok || admitted.reason === 'REPLAY') && admitted.hash === this.greetingHash) this.enqueue(this.hello)
-    if (admitted.ok) this.greetingHash ??= admitted.hash
+    // The greeting again (a public probe runs again, a command is a replay or refused again): its client never had
+    // the hello, lost with its answer or with a broker that restarted, and cannot open the session without it, nor
+    // read the refusal. The same hello, which a client that has it already takes unchanged.
+    if (admitted.hash !== null) {
+      if (admitted.hash === this.greetingHash) this.enqueue(this.hello)
+      this.greetingHash ??= admitted.hash
+    }
     if (!admitted.ok) {
       // the same command again, on a connection that may have lost its answer or confirmations: those again (while
       // it still runs, the confirmations so far: the answer is on its way); it never runs twice

@@ -282,6 +282,13 @@ class BrokerLink implements FrameLink {
     return this.hub.command(this.nodeAddress, text, () => !this.ended && wanted())
   }
 
+  /** The hello-less frame seen is set aside: the greeting again, now and after each of SEND_AGAIN_WAITS_MS until a frame comes with the hello. */
+  greetAgain(): void {
+    if (this.ended) return
+    this.lastFrame = 0
+    this.sendAgain(true)
+  }
+
   /**
    * What this session sent may have been lost with the broker (the hub is connected again after a drop, `now`), or
    * may reach the broker before the node is back on it. Before the node's first frame, the greeting again (the node

@@ -31,6 +31,11 @@ export interface FrameLink {
   readonly down?: string
   /** Sends a frame; one that waits for a reconnection is sent then only if `wanted` still says so. */
   send(text: string, wanted?: () => boolean): Promise<void>
+  /**
+   * A frame came from the node before the one with its hello, which was lost on the way (a broker dropped it):
+   * the session's greeting again, until the node answers it with its hello (links that can lose frames only).
+   */
+  greetAgain?(): void
   /** A liveness probe; `alive` follows when answered. */
   ping(): void
   /** Stops reading (back-pressure while the subscriber is slow); `resume` reads again. */

@@ -324,6 +324,8 @@ export class Session {
       let settled = false
       let link: FrameLink | undefined
       let timer: NodeJS.Timeout | undefined
+      /** A frame came without the hello (the one with it lost on the broker), and the greeting went again. */
+      let helloMissed = false
       const fail = (error: R1Error) => {
         if (settled) return
         settled = true
@@ -334,7 +336,7 @@ export class Session {
       const arm = () => {
         clearTimeout(timer)
         timer = setTimeout(
-          () => fail(unreachable(`Timed out after ${connectTimeoutMs} ms ${this.options.broker ? `waiting for the node ${this.nodeAddress} on the broker ${url}: no heartbeat and no reply` : `connecting to ${url}`}`, this.options.broker ? 'Check that the node is running with --broker on this broker (and the same topic root).' : undefined)),
+          () => fail(unreachable(`Timed out after ${connectTimeoutMs} ms ${this.options.broker ? `waiting for the node ${this.nodeAddress} on the broker ${url}: ${helloMissed ? 'its frames came, but never the one with its hello' : 'no heartbeat and no reply'}` : `connecting to ${url}`}`, this.options.broker ? 'Check that the node is running with --broker on this broker (and the same topic root).' : undefined)),
           connectTimeoutMs,
         )
       }
@@ -360,6 +362,12 @@ export class Session {
         const frame = decodeNodeFrame(text, this.nodeAddress, signed.ok ? {verified: signed, wireTexts: this.options.wireTexts} : {}) // its signature checked once
         const hello = frame.ok ? frame.items.find((i): i is Hello => i.EE_EVENT_TYPE === 'R1_HELLO') : undefined
         if (!hello) {
+          // through a broker, the frame with the hello may have been lost and this be a later one: asked for again
+          if (frame.ok && link?.greetAgain) {
+            helloMissed = true
+            link.greetAgain()
+            return
+          }
           fail(
             new R1Error(`The node at ${url} sent no valid signed hello: ${frame.ok ? 'no R1_HELLO' : frame.reason}`, ExitCode.UNREACHABLE, {
               code: 'NODE_ADDRESS_MISMATCH',

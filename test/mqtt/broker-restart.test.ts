@@ -6,12 +6,14 @@
 // hello whether it had it or not, or a command of an open session, which it runs once; again while the node may
 // not be back on the broker yet. What a session sends while its client reconnects waits for the connection. A
 // greeting unanswered halfway through the session's wait is sent once more (a client that connected to a broker
-// just restarted cannot tell).
+// just restarted cannot tell). Last, the same first frame lost without a restart (a broker over its queue limit
+// drops a message): a hello that went alone, or with a refusal.
 import {once} from 'node:events'
 import {type AddressInfo, createServer, type Server} from 'node:net'
 import {Aedes} from 'aedes'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {NotificationCode} from '../../src/protocol/codes.js'
+import {generateIdentity, type Identity} from '../../src/protocol/identity.js'
 import {Session} from '../../src/session/index.js'
 import {until} from '../runtime/helpers.js'
 import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
@@ -19,7 +21,7 @@ import {execPipeline, startTestNode, type TestNode} from '../server/helpers.js'
 /** What the broker does to the next message of a kind: lose it (after acknowledging it) and then restart. */
 type Loss = 'to-node' | 'to-client'
 
-describe('a broker restarted while messages were on their way', () => {
+describe('a broker that restarts, or loses one message, with messages on their way', () => {
   let aedes: Aedes
   let server: Server
   let port: number
@@ -50,7 +52,7 @@ describe('a broker restarted while messages were on their way', () => {
       authorizeForward(_client, packet) {
         const text = packet.payload.toString()
         const toNode = packet.topic.endsWith('/config') && !text.includes('"ACTION":"R1_PING"')
-        const toClient = packet.topic === `naeural/${test.client.address}/payloads`
+        const toClient = /^naeural\/[^/]+\/payloads$/.test(packet.topic) // any client's targeted topic
         if ((lose === 'to-node' && toNode) || (lose === 'to-client' && toClient)) {
           lost.push(packet.topic)
           lose = undefined
@@ -106,11 +108,11 @@ describe('a broker restarted while messages were on their way', () => {
   })
 
   // the session would give the node up after 10 s without its hello: the restart takes a second or two
-  const connect = (connectTimeoutMs = 10_000) => Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity: test.client, connectTimeoutMs, greetWithFirstCommand: true})
+  const connect = (connectTimeoutMs = 10_000, identity = test.client) => Session.connect({url, broker: {url}, nodeAddress: test.node.address, identity, connectTimeoutMs, greetWithFirstCommand: true})
 
   /** `body` with a session, closed after it. */
-  const withSession = async (body: (session: Session) => Promise<void>, connectTimeoutMs?: number) => {
-    const session = await connect(connectTimeoutMs)
+  const withSession = async (body: (session: Session) => Promise<void>, connectTimeoutMs?: number, identity?: Identity) => {
+    const session = await connect(connectTimeoutMs, identity)
     try {
       await body(session)
     } finally {
@@ -233,4 +235,30 @@ describe('a broker restarted while messages were on their way', () => {
       const state = await session.state({}, {timeoutMs: 30_000})
       expect(state.PIPELINES.map((p) => p.NAME)).not.toContain('unacknowledged')
     }))
+
+  // Lost without a restart: a broker over its queue limit drops one message
+  it("a first frame holding only the node's hello, lost, is asked for again when the answer's frame comes without it", () =>
+    withSession(async (session) => {
+      lose = 'to-client' // the hello goes out alone: the change's answer is not ready at once
+      const {notifications} = await session.send('UPDATE_CONFIG', execPipeline('hello-lost'), {
+        timeoutMs: 30_000,
+        expect: [{code: NotificationCode.PLUGIN_CONFIG_OK, pipeline: 'hello-lost', signature: 'CUSTOM_EXEC_01', instance: 'exec-1'}],
+      })
+      expect(lost).toHaveLength(1)
+      expect(notifications.some((n) => n.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK)).toBe(true)
+      expect(session.alias).toBe(test.node.alias)
+      expect((await session.state()).VERSIONS['hello-lost']).toHaveLength(1)
+    }))
+
+  it('a refused greeting whose answer was lost is refused again with the hello, and the client reads why', () =>
+    withSession(
+      async (session) => {
+        lose = 'to-client'
+        // a key the node does not allow: its R1_STATE is refused, with the hello, in one frame, which is lost
+        await expect(session.state({}, {timeoutMs: 30_000})).rejects.toMatchObject({exitCode: 4, code: 'REJECTED_NOT_ALLOWED'})
+        expect(lost).toHaveLength(1)
+      },
+      4000,
+      generateIdentity(),
+    ))
 })
