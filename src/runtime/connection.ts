@@ -239,8 +239,9 @@ export class Connection {
     }, verified)
     // The greeting again (a public probe runs again, a command is a replay or refused again): its client never had
     // the hello, lost with its answer or with a broker that restarted, and cannot open the session without it, nor
-    // read the refusal. The same hello, which a client that has it already takes unchanged.
-    if (admitted.hash !== null) {
+    // read the refusal. The same hello, which a client that has it already takes unchanged. (A lossy transport's
+    // sender is verified before its connection exists: the hash is its own.)
+    if (this.transport.lossy && admitted.hash !== null) {
       if (admitted.hash === this.greetingHash) this.enqueue(this.hello)
       this.greetingHash ??= admitted.hash
     }

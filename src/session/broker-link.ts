@@ -217,6 +217,8 @@ class BrokerLink implements FrameLink {
   private greetingTimer?: NodeJS.Timeout
   /** True while sendAgain sends (what it sends does not start another round). */
   private resending = false
+  /** The sends again run for a hello lost on its way (greetAgain): they end once a frame is taken with it. */
+  private againForHello = false
   private ended = false
 
   constructor(
@@ -282,11 +284,17 @@ class BrokerLink implements FrameLink {
     return this.hub.command(this.nodeAddress, text, () => !this.ended && wanted())
   }
 
-  /** The hello-less frame seen is set aside: the greeting again, now and after each of SEND_AGAIN_WAITS_MS until a frame comes with the hello. */
+  /**
+   * The hello-less frame seen is set aside (the session takes none before the hello): the greeting again, now and
+   * after each of SEND_AGAIN_WAITS_MS until a frame comes with the hello. More hello-less frames (the rest of what
+   * answered the greeting, or QoS 1 copies) wait for that schedule; they do not send the greeting again each.
+   */
   greetAgain(): void {
     if (this.ended) return
     this.lastFrame = 0
+    if (this.againTimer !== undefined) return
     this.sendAgain(true)
+    this.againForHello = this.againTimer !== undefined
   }
 
   /**
@@ -299,9 +307,15 @@ class BrokerLink implements FrameLink {
   sendAgain(now: boolean): void {
     clearTimeout(this.againTimer)
     this.againTimer = undefined
+    this.againForHello = false
     let round = 0
     const again = () => {
-      if (this.ended) return
+      this.againTimer = undefined
+      // a frame was taken since greetAgain (a hello-less one would have set lastFrame back to 0): the hello came
+      if (this.ended || (this.againForHello && this.lastFrame > 0)) {
+        this.againForHello = false
+        return
+      }
       let waiting = this.greeting !== undefined
       this.resending = true
       try {

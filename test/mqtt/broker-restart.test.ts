@@ -12,6 +12,7 @@ import {once} from 'node:events'
 import {type AddressInfo, createServer, type Server} from 'node:net'
 import {Aedes} from 'aedes'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {frameRoute, openFrame} from '../../src/protocol/broker-frames.js'
 import {NotificationCode} from '../../src/protocol/codes.js'
 import {generateIdentity, type Identity} from '../../src/protocol/identity.js'
 import {Session} from '../../src/session/index.js'
@@ -29,6 +30,12 @@ describe('a broker that restarts, or loses one message, with messages on their w
   let test: TestNode
   let lose: Loss | undefined
   const lost: string[] = []
+  /** What a lost message to this test's client held: the node's signed frame, opened. */
+  const lostFrames: string[] = []
+  /** Commands (not probes) the broker forwarded to the node. */
+  let forwardedToNode = 0
+  /** The next message to a client after a loss goes twice (a QoS 1 copy). */
+  let copyAfterLoss = false
   /** Until when the restarted broker refuses the node (a node that reconnects later than the client). */
   let refuseNodeUntil = 0
   /** Clients wait to be let in until the node is connected (what they send then reaches it). */
@@ -55,8 +62,16 @@ describe('a broker that restarts, or loses one message, with messages on their w
         const toClient = /^naeural\/[^/]+\/payloads$/.test(packet.topic) // any client's targeted topic
         if ((lose === 'to-node' && toNode) || (lose === 'to-client' && toClient)) {
           lost.push(packet.topic)
+          const route = packet.topic === `naeural/${test.client.address}/payloads` ? frameRoute(text) : undefined
+          if (route) lostFrames.push(openFrame(route.data, test.node.address, test.client).frame)
           lose = undefined
           return null
+        }
+        if (toNode) forwardedToNode++
+        if (toClient && copyAfterLoss && lost.length > 0) {
+          copyAfterLoss = false
+          const copy = {cmd: 'publish' as const, topic: packet.topic, payload: packet.payload, qos: 1 as const, retain: false, dup: false}
+          setImmediate(() => aedes.publish(copy, () => undefined))
         }
         return packet
       },
@@ -94,6 +109,9 @@ describe('a broker that restarts, or loses one message, with messages on their w
   afterEach(async () => {
     lose = undefined
     lost.length = 0
+    lostFrames.length = 0
+    forwardedToNode = 0
+    copyAfterLoss = false
     refuseNodeUntil = 0
     clientsAfterNode = false
     holdCommands = false
@@ -240,13 +258,20 @@ describe('a broker that restarts, or loses one message, with messages on their w
   it("a first frame holding only the node's hello, lost, is asked for again when the answer's frame comes without it", () =>
     withSession(async (session) => {
       lose = 'to-client' // the hello goes out alone: the change's answer is not ready at once
+      copyAfterLoss = true // and the frame after it comes twice
       const {notifications} = await session.send('UPDATE_CONFIG', execPipeline('hello-lost'), {
         timeoutMs: 30_000,
         expect: [{code: NotificationCode.PLUGIN_CONFIG_OK, pipeline: 'hello-lost', signature: 'CUSTOM_EXEC_01', instance: 'exec-1'}],
       })
-      expect(lost).toHaveLength(1)
+      expect(lostFrames).toHaveLength(1)
+      expect(lostFrames[0]).toContain('"R1_HELLO"')
+      expect(lostFrames[0]).not.toContain('"R1_REPLY"')
       expect(notifications.some((n) => n.NOTIFICATION_CODE === NotificationCode.PLUGIN_CONFIG_OK)).toBe(true)
       expect(session.alias).toBe(test.node.alias)
+      // past the schedule's first two rounds: the greeting went twice (the second at the hello-less frame), however
+      // many hello-less frames came, and not again once the hello came
+      await new Promise((resolve) => setTimeout(resolve, 3500))
+      expect(forwardedToNode).toBe(2)
       expect((await session.state()).VERSIONS['hello-lost']).toHaveLength(1)
     }))
 
