@@ -24,6 +24,8 @@ const SEND_AGAIN_WAITS_MS = [1000, 2000, 4000, 8000, 16_000]
 const TAKEN_BACK = 'Message removed'
 /** How long after a reconnection what is sent is sent again while unanswered (the waits above). */
 const SEND_AGAIN_WINDOW_MS = SEND_AGAIN_WAITS_MS.reduce((a, b) => a + b)
+/** How long a connection remembers that the broker lost frames meant for it (BrokerHub.noteLoss). */
+const LOSS_MEMORY_MS = 60_000
 
 export class BrokerHub {
   private static readonly hubs = new Map<string, BrokerHub>()
@@ -48,6 +50,8 @@ export class BrokerHub {
   private connectedBefore = false
   /** When the connection came back after its last drop (0: never dropped). */
   private backAt = 0
+  /** When a session on this connection last found frames of its node missing, and how many since LOSS_MEMORY_MS before. */
+  private losses = {at: 0, count: 0}
   private connectTimeoutMs = 10_000
 
   private constructor(
@@ -133,6 +137,18 @@ export class BrokerHub {
     return this.backAt > 0 && Date.now() - this.backAt < SEND_AGAIN_WINDOW_MS
   }
 
+  /** A session found `count` frames of its node missing (lost by the broker on their way here). */
+  noteLoss(count: number): void {
+    const now = Date.now()
+    if (now - this.losses.at > LOSS_MEMORY_MS) this.losses.count = 0
+    this.losses = {at: now, count: this.losses.count + count}
+  }
+
+  /** How many frames meant for this client the broker lost lately (0: none in the last LOSS_MEMORY_MS). */
+  get recentLosses(): number {
+    return Date.now() - this.losses.at <= LOSS_MEMORY_MS ? this.losses.count : 0
+  }
+
   /** ` since <time> (<why>)` while the connection is down after a drop; '' otherwise. */
   dropped(): string {
     return this.drop ? ` since ${new Date(this.drop.at).toISOString()} (${this.drop.reason})` : ''
@@ -209,6 +225,8 @@ export class BrokerHub {
 
 class BrokerLink implements FrameLink {
   private lastFrame = 0
+  /** The last frame set aside for want of the hello (greetAgain): not lost, though the hello's frame comes after a gap. */
+  private setAsideUpTo = 0
   private firstFrameData?: string
   /** The first command sent, which opens the session on the node (asking for its hello). */
   private greeting?: string
@@ -243,6 +261,11 @@ class BrokerLink implements FrameLink {
     return this.hub.connected ? undefined : `no connection to the broker${this.hub.dropped()}`
   }
 
+  get losses(): string | undefined {
+    const count = this.hub.recentLosses
+    return count > 0 ? `the broker lost ${count} frame${count === 1 ? '' : 's'} meant for this client in the last minute` : undefined
+  }
+
   receive(data: string): void {
     if (this.ended) return
     let opened: {frameSeq: number; frame: string}
@@ -262,6 +285,9 @@ class BrokerLink implements FrameLink {
     if (frameSeq === 1) this.firstFrameData = data
     clearTimeout(this.greetingTimer)
     const missing = frameSeq > this.lastFrame + 1
+    // lost by the broker: never seen, not even set aside before the hello
+    const lost = frameSeq - Math.max(this.lastFrame, this.setAsideUpTo) - 1
+    if (lost > 0) this.hub.noteLoss(lost)
     this.lastFrame = frameSeq
     this.handlers.alive()
     // first: the stream items of this frame come after the lost ones, and must not be taken as next
@@ -275,9 +301,17 @@ class BrokerLink implements FrameLink {
       this.greeting = text
       // Unanswered halfway through the session's wait for its node: sent once more. It or its answer may have been
       // lost (a broker over its queue limit), or it reached the broker before the node (a broker restarted just
-      // before this client connected, the node not back yet): nothing here tells those from a slow node.
-      this.greetingTimer = setTimeout(() => this.lastFrame === 0 && !this.ended && this.hub.command(this.nodeAddress, text, () => !this.ended).catch(() => undefined), this.nodeWaitMs / 2)
-      this.greetingTimer.unref()
+      // before this client connected, the node not back yet): nothing here tells those from a slow node. Then, on a
+      // connection whose broker has been losing frames, once more at three quarters.
+      const greetAt = (share: number, then?: () => void) => {
+        this.greetingTimer = setTimeout(() => {
+          if (this.lastFrame > 0 || this.ended) return
+          this.hub.command(this.nodeAddress, text, () => !this.ended).catch(() => undefined)
+          then?.()
+        }, this.nodeWaitMs * share)
+        this.greetingTimer.unref()
+      }
+      greetAt(1 / 2, () => this.hub.recentLosses > 0 && greetAt(1 / 4))
     }
     // soon after a reconnection the node may not be back yet: sent again while unanswered
     if (!this.resending && this.againTimer === undefined && this.hub.recentlyBack) this.sendAgain(false)
@@ -291,6 +325,7 @@ class BrokerLink implements FrameLink {
    */
   greetAgain(): void {
     if (this.ended) return
+    this.setAsideUpTo = Math.max(this.setAsideUpTo, this.lastFrame)
     this.lastFrame = 0
     if (this.againTimer !== undefined) return
     this.sendAgain(true)

@@ -29,6 +29,8 @@ export interface FrameLink {
   readonly resuming?: boolean
   /** Why it is not open, when it knows (a broker connection lost since …). */
   readonly down?: string
+  /** Frames the medium lost on their way here lately, when it can lose some (a broker over its queue limit). */
+  readonly losses?: string
   /** Sends a frame; one that waits for a reconnection is sent then only if `wanted` still says so. */
   send(text: string, wanted?: () => boolean): Promise<void>
   /**

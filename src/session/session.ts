@@ -335,10 +335,19 @@ export class Session {
       }
       const arm = () => {
         clearTimeout(timer)
-        timer = setTimeout(
-          () => fail(unreachable(`Timed out after ${connectTimeoutMs} ms ${this.options.broker ? `waiting for the node ${this.nodeAddress} on the broker ${url}: ${helloMissed ? 'its frames came, but never the one with its hello' : 'no heartbeat and no reply'}` : `connecting to ${url}`}`, this.options.broker ? 'Check that the node is running with --broker on this broker (and the same topic root).' : undefined)),
-          connectTimeoutMs,
-        )
+        timer = setTimeout(() => {
+          if (!this.options.broker) return fail(unreachable(`Timed out after ${connectTimeoutMs} ms connecting to ${url}`))
+          const losses = link?.losses
+          const why = `${helloMissed ? 'its frames came, but never the one with its hello' : 'no heartbeat and no reply'}${losses ? ` (${losses})` : ''}`
+          fail(
+            unreachable(
+              `Timed out after ${connectTimeoutMs} ms waiting for the node ${this.nodeAddress} on the broker ${url}: ${why}`,
+              losses
+                ? 'The broker drops messages: give it no queue limit (Mosquitto: max_queued_messages 0; see "Brokers" in the README), or raise --connect-timeout.'
+                : 'Check that the node is running with --broker on this broker (and the same topic root).',
+            ),
+          )
+        }, connectTimeoutMs)
       }
       // Through a broker the wait for the node starts once the broker is reached (the link is created):
       // until then the broker connection's own wait, as long, says what is wrong (refused, no route, bad password).

@@ -7,7 +7,8 @@
 // not be back on the broker yet. What a session sends while its client reconnects waits for the connection. A
 // greeting unanswered halfway through the session's wait is sent once more (a client that connected to a broker
 // just restarted cannot tell). Last, the same first frame lost without a restart (a broker over its queue limit
-// drops a message): a hello that went alone, or with a refusal.
+// drops a message): a hello that went alone, or with a refusal, or a greeting's answers lost again and again on
+// a client that has seen the broker lose frames.
 import {once} from 'node:events'
 import {type AddressInfo, createServer, type Server} from 'node:net'
 import {Aedes} from 'aedes'
@@ -29,6 +30,8 @@ describe('a broker that restarts, or loses one message, with messages on their w
   let url: string
   let test: TestNode
   let lose: Loss | undefined
+  /** How many messages of that kind it loses in a row. */
+  let loseTimes = 1
   const lost: string[] = []
   /** What a lost message to this test's client held: the node's signed frame, opened. */
   const lostFrames: string[] = []
@@ -36,6 +39,9 @@ describe('a broker that restarts, or loses one message, with messages on their w
   let forwardedToNode = 0
   /** The next message to a client after a loss goes twice (a QoS 1 copy). */
   let copyAfterLoss = false
+  /** The SESSION_ID of each lost message to a client; messages of `spareSession` are never lost. */
+  const lostSessions: string[] = []
+  let spareSession: string | undefined
   /** Until when the restarted broker refuses the node (a node that reconnects later than the client). */
   let refuseNodeUntil = 0
   /** Clients wait to be let in until the node is connected (what they send then reaches it). */
@@ -59,12 +65,13 @@ describe('a broker that restarts, or loses one message, with messages on their w
       authorizeForward(_client, packet) {
         const text = packet.payload.toString()
         const toNode = packet.topic.endsWith('/config') && !text.includes('"ACTION":"R1_PING"')
-        const toClient = /^naeural\/[^/]+\/payloads$/.test(packet.topic) // any client's targeted topic
+        const route = /^naeural\/[^/]+\/payloads$/.test(packet.topic) ? frameRoute(text) : undefined // any client's targeted topic
+        const toClient = route !== undefined && route.sessionId !== spareSession
         if ((lose === 'to-node' && toNode) || (lose === 'to-client' && toClient)) {
           lost.push(packet.topic)
-          const route = packet.topic === `naeural/${test.client.address}/payloads` ? frameRoute(text) : undefined
-          if (route) lostFrames.push(openFrame(route.data, test.node.address, test.client).frame)
-          lose = undefined
+          if (packet.topic === `naeural/${test.client.address}/payloads`) lostFrames.push(openFrame(route!.data, test.node.address, test.client).frame)
+          if (route) lostSessions.push(route.sessionId)
+          if (--loseTimes <= 0) lose = undefined
           return null
         }
         if (toNode) forwardedToNode++
@@ -108,8 +115,11 @@ describe('a broker that restarts, or loses one message, with messages on their w
 
   afterEach(async () => {
     lose = undefined
+    loseTimes = 1
     lost.length = 0
     lostFrames.length = 0
+    lostSessions.length = 0
+    spareSession = undefined
     forwardedToNode = 0
     copyAfterLoss = false
     refuseNodeUntil = 0
@@ -286,4 +296,26 @@ describe('a broker that restarts, or loses one message, with messages on their w
       4000,
       generateIdentity(),
     ))
+
+  it('on a client whose broker has been losing frames, a greeting still unanswered is sent once more at three quarters of its wait, and a timeout says frames were lost', () =>
+    // a first session's hello is lost: this client's connection now knows that the broker loses frames
+    withSession(async (first) => {
+      lose = 'to-client'
+      await first.send('UPDATE_CONFIG', execPipeline('losing'), {timeoutMs: 30_000, expect: [{code: NotificationCode.PIPELINE_OK, pipeline: 'losing'}]})
+      spareSession = lostSessions[0] // from now on, only the next sessions' messages are lost
+      // a second session's greeting is answered twice into the void: at once, and when sent again halfway (2 s)
+      lose = 'to-client'
+      loseTimes = 2
+      await withSession(async (second) => expect((await second.state({}, {timeoutMs: 30_000})).ADDRESS).toBe(test.node.address), 4000)
+      expect(lost).toHaveLength(3)
+      // a third one's answers are all lost: it gives up after its wait, and says what the broker did
+      lose = 'to-client'
+      loseTimes = 10
+      await withSession(async (third) => {
+        const error = await third.state({}, {timeoutMs: 30_000}).catch((caught: unknown) => caught)
+        expect(error).toMatchObject({exitCode: 7, message: expect.stringMatching(/no heartbeat and no reply \(the broker lost \d+ frames? meant for this client in the last minute\)/)})
+        expect((error as {hint?: string}).hint).toMatch(/The broker drops messages/)
+      }, 4000)
+      expect(lost.length).toBeGreaterThanOrEqual(6) // what answered the greeting, and its copies halfway and at three quarters
+    }))
 })
