@@ -24,7 +24,7 @@ const SEND_AGAIN_WAITS_MS = [1000, 2000, 4000, 8000, 16_000]
 const TAKEN_BACK = 'Message removed'
 /** How long after a reconnection what is sent is sent again while unanswered (the waits above). */
 const SEND_AGAIN_WINDOW_MS = SEND_AGAIN_WAITS_MS.reduce((a, b) => a + b)
-/** How long a connection remembers that the broker lost frames meant for it (BrokerHub.noteLoss). */
+/** How long after the last frame found missing a connection still takes its broker for one that loses frames (BrokerHub.noteLoss). */
 const LOSS_MEMORY_MS = 60_000
 
 export class BrokerHub {
@@ -50,8 +50,11 @@ export class BrokerHub {
   private connectedBefore = false
   /** When the connection came back after its last drop (0: never dropped). */
   private backAt = 0
-  /** When a session on this connection last found frames of its node missing, and how many since LOSS_MEMORY_MS before. */
-  private losses = {at: 0, count: 0}
+  /**
+   * Frames of their nodes that sessions on this connection found missing: how many, since when, and when last. A run
+   * of them ends once none was found for LOSS_MEMORY_MS.
+   */
+  private losses = {since: 0, at: 0, count: 0}
   private connectTimeoutMs = 10_000
 
   private constructor(
@@ -140,13 +143,12 @@ export class BrokerHub {
   /** A session found `count` frames of its node missing (lost by the broker on their way here). */
   noteLoss(count: number): void {
     const now = Date.now()
-    if (now - this.losses.at > LOSS_MEMORY_MS) this.losses.count = 0
-    this.losses = {at: now, count: this.losses.count + count}
+    this.losses = now - this.losses.at > LOSS_MEMORY_MS ? {since: now, at: now, count} : {...this.losses, at: now, count: this.losses.count + count}
   }
 
-  /** How many frames meant for this client the broker lost lately (0: none in the last LOSS_MEMORY_MS). */
-  get recentLosses(): number {
-    return Date.now() - this.losses.at <= LOSS_MEMORY_MS ? this.losses.count : 0
+  /** The frames found missing in the current run (the last one less than LOSS_MEMORY_MS ago), and since when; undefined when none. */
+  get recentLosses(): {count: number; since: number} | undefined {
+    return Date.now() - this.losses.at <= LOSS_MEMORY_MS ? this.losses : undefined
   }
 
   /** ` since <time> (<why>)` while the connection is down after a drop; '' otherwise. */
@@ -231,7 +233,7 @@ class BrokerLink implements FrameLink {
   /** The first command sent, which opens the session on the node (asking for its hello). */
   private greeting?: string
   private againTimer?: NodeJS.Timeout
-  /** Sends the greeting once more halfway through the wait for the node's first frame (see send). */
+  /** Sends the greeting once more halfway through the wait for the node's first frame, and at three quarters on a lossy broker (see send). */
   private greetingTimer?: NodeJS.Timeout
   /** True while sendAgain sends (what it sends does not start another round). */
   private resending = false
@@ -262,8 +264,9 @@ class BrokerLink implements FrameLink {
   }
 
   get losses(): string | undefined {
-    const count = this.hub.recentLosses
-    return count > 0 ? `the broker lost ${count} frame${count === 1 ? '' : 's'} meant for this client in the last minute` : undefined
+    const losses = this.hub.recentLosses
+    if (!losses) return undefined
+    return `${losses.count} frame${losses.count === 1 ? '' : 's'} meant for this client went missing on the broker since ${new Date(losses.since).toISOString()}`
   }
 
   receive(data: string): void {
@@ -311,7 +314,7 @@ class BrokerLink implements FrameLink {
         }, this.nodeWaitMs * share)
         this.greetingTimer.unref()
       }
-      greetAt(1 / 2, () => this.hub.recentLosses > 0 && greetAt(1 / 4))
+      greetAt(1 / 2, () => this.hub.recentLosses && greetAt(1 / 4))
     }
     // soon after a reconnection the node may not be back yet: sent again while unanswered
     if (!this.resending && this.againTimer === undefined && this.hub.recentlyBack) this.sendAgain(false)

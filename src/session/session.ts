@@ -342,9 +342,7 @@ export class Session {
           fail(
             unreachable(
               `Timed out after ${connectTimeoutMs} ms waiting for the node ${this.nodeAddress} on the broker ${url}: ${why}`,
-              losses
-                ? 'The broker drops messages: give it no queue limit (Mosquitto: max_queued_messages 0; see "Brokers" in the README), or raise --connect-timeout.'
-                : 'Check that the node is running with --broker on this broker (and the same topic root).',
+              `Check that the node is running with --broker on this broker (and the same topic root).${losses ? ' The broker has also been losing messages: give it no queue limit (Mosquitto: max_queued_messages 0; see "Brokers" in the README).' : ''}`,
             ),
           )
         }, connectTimeoutMs)
