@@ -330,9 +330,7 @@ class BrokerLink implements FrameLink {
     if (this.ended) return
     this.setAsideUpTo = Math.max(this.setAsideUpTo, this.lastFrame)
     this.lastFrame = 0
-    if (this.againTimer !== undefined) return
-    this.sendAgain(true)
-    this.againForHello = this.againTimer !== undefined
+    if (this.againTimer === undefined) this.sendAgain(true, true)
   }
 
   /**
@@ -340,12 +338,13 @@ class BrokerLink implements FrameLink {
    * may reach the broker before the node is back on it. Before the node's first frame, the greeting again (the node
    * answers it, with its hello, whether it had it or not); after, what the session still awaits an answer to (a
    * frame the node sent meanwhile and the broker lost shows as a gap in the next one). The node runs nothing twice.
-   * Then again after each of SEND_AGAIN_WAITS_MS while something still waits.
+   * Then again after each of SEND_AGAIN_WAITS_MS while something still waits; `forHello`: only until a frame comes with
+   * the hello (greetAgain).
    */
-  sendAgain(now: boolean): void {
+  sendAgain(now: boolean, forHello = false): void {
     clearTimeout(this.againTimer)
     this.againTimer = undefined
-    this.againForHello = false
+    this.againForHello = forHello
     let round = 0
     const again = () => {
       this.againTimer = undefined
@@ -366,10 +365,7 @@ class BrokerLink implements FrameLink {
     }
     const next = (waiting: boolean) => {
       const wait = SEND_AGAIN_WAITS_MS[round++]
-      if (!waiting || wait === undefined || this.ended) {
-        this.againTimer = undefined
-        return
-      }
+      if (!waiting || wait === undefined || this.ended) return
       this.againTimer = setTimeout(again, wait)
       this.againTimer.unref()
     }
