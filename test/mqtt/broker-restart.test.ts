@@ -297,6 +297,16 @@ describe('a broker that restarts, or loses one message, with messages on their w
       generateIdentity(),
     ))
 
+  it('on a client that has seen no frame lost, a greeting unanswered is sent once more halfway through its wait, not at three quarters, and a timeout names no loss', () =>
+    withSession(async (session) => {
+      lose = 'to-node' // every greeting is lost on its way: no frame comes, so no gap is ever seen
+      loseTimes = 10
+      const error = await session.state({}, {timeoutMs: 30_000}).catch((caught: unknown) => caught)
+      expect(error).toMatchObject({exitCode: 7, message: expect.stringMatching(/no heartbeat and no reply$/)})
+      expect((error as {hint?: string}).hint).not.toMatch(/losing messages/)
+      expect(lost).toHaveLength(2) // the greeting, and its copy halfway
+    }, 4000))
+
   it('on a client whose broker has been losing frames, a greeting still unanswered is sent once more at three quarters of its wait, and a timeout says frames were lost', () =>
     // a first session's hello is lost: this client's connection now knows that the broker loses frames
     withSession(async (first) => {
