@@ -51,6 +51,11 @@ export class BrokerHub {
   /** When the connection came back after its last drop (0: never dropped). */
   private backAt = 0
   /**
+   * What the sessions sent again as the connection came back, until the end of that turn: a command that waited for
+   * the connection (sent while it was down) and was sent again so is not sent a second time when its wait ends.
+   */
+  private sentOnReconnection?: Set<string>
+  /**
    * Frames of their nodes that sessions on this connection found missing: how many, since when, and when last. A run
    * of them ends once none was found for LOSS_MEMORY_MS.
    */
@@ -103,7 +108,10 @@ export class BrokerHub {
           // connected again: what was on its way may have been lost with the broker (one that restarted forgets it)
           if (this.connectedBefore) {
             this.backAt = Date.now()
+            const sent = (this.sentOnReconnection = new Set())
             for (const link of this.links.values()) link.sendAgain(true)
+            // the waits for the connection end within this turn (their listener comes after this one)
+            setImmediate(() => this.sentOnReconnection === sent && (this.sentOnReconnection = undefined))
           }
           this.connectedBefore = true
         },
@@ -171,9 +179,10 @@ export class BrokerHub {
   async command(nodeAddress: string, text: string, wanted: () => boolean = () => true): Promise<void> {
     if (this.resuming) {
       await this.whenConnected('resuming', this.drop!.at + this.connectTimeoutMs - Date.now()).catch(() => undefined)
-      if (!wanted()) return
+      if (!wanted() || this.sentOnReconnection?.has(text)) return
     }
     if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}${this.dropped()}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
+    this.sentOnReconnection?.add(text)
     try {
       await publish(this.client, this.topics.config(nodeAddress), text)
     } catch (error) {
