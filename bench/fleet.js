@@ -161,7 +161,7 @@ async function simulatedFleet(broker, count, dir) {
     const status = confirmed(await timedCli(['status', ...all], env), count, ['ok'])
     const deploy = confirmed(await timedCli(['deploy', ...all], env), count, ['deployed'])
     // the everyday deploy: the plugin changed, so a new bundle goes to every node and every instance is replaced
-    appendFileSync(join(project, 'src', 'plugin.ts'), '\nglobalThis.r1BenchChange = 1 // changed for the update deploy\n')
+    appendFileSync(join(project, 'src', 'plugin.ts'), '\nexport const r1BenchChange = 1 // changed for the update deploy\n')
     const update = confirmed(await timedCli(['deploy', ...all], env), count, ['deployed'])
     const command = confirmed(await timedCli(['command', 'readings', 'sensor-1', 'BENCH', ...all], env), count, ['ok'])
     return {started: startedMs, status, deploy, update, command, nodesCpu: nodesCpu() - nodesCpuBefore}

@@ -67,7 +67,7 @@ export async function bundleEntry(entry: string, options: {projectDir?: string} 
       platform: 'node',
       target: 'node20',
       // stacks on the node map to the plugin's own files and lines; the sources' text is not shipped (half the
-      // bundle), so a change to comments alone that moves no line is no new bundle
+      // bundle), so a change to ordinary comments that moves no code is no new bundle
       sourcemap: 'inline',
       sourcesContent: false,
       metafile: true,

@@ -51,10 +51,11 @@ export class BrokerHub {
   /** When the connection came back after its last drop (0: never dropped). */
   private backAt = 0
   /**
-   * What the sessions sent again as the connection came back, until the end of that turn: a command that waited for
-   * the connection (sent while it was down) and was sent again so is not sent a second time when its wait ends.
+   * What the sessions sent again as the connection came back, until the end of that turn, and those sends: a command
+   * that waited for the connection (sent while it was down) and was sent again so is not sent a second time when its
+   * wait ends, and gets that send's outcome.
    */
-  private sentOnReconnection?: Set<string>
+  private sentOnReconnection?: Map<string, Promise<void>>
   /**
    * Frames of their nodes that sessions on this connection found missing: how many, since when, and when last. A run
    * of them ends once none was found for LOSS_MEMORY_MS.
@@ -108,7 +109,7 @@ export class BrokerHub {
           // connected again: what was on its way may have been lost with the broker (one that restarted forgets it)
           if (this.connectedBefore) {
             this.backAt = Date.now()
-            const sent = (this.sentOnReconnection = new Set())
+            const sent = (this.sentOnReconnection = new Map())
             for (const link of this.links.values()) link.sendAgain(true)
             // the waits for the connection end within this turn (their listener comes after this one)
             setImmediate(() => this.sentOnReconnection === sent && (this.sentOnReconnection = undefined))
@@ -179,12 +180,20 @@ export class BrokerHub {
   async command(nodeAddress: string, text: string, wanted: () => boolean = () => true): Promise<void> {
     if (this.resuming) {
       await this.whenConnected('resuming', this.drop!.at + this.connectTimeoutMs - Date.now()).catch(() => undefined)
-      if (!wanted() || this.sentOnReconnection?.has(text)) return
+      if (!wanted()) return
+      // sent again as the connection came back: that send's outcome is this one's
+      const sent = this.sentOnReconnection?.get(text)
+      if (sent) return sent
     }
     if (!this.client?.connected) throw new R1Error(`Not connected to the broker ${this.config.url}${this.dropped()}`, ExitCode.UNREACHABLE, {code: 'BROKER_UNREACHABLE', hint: 'Check that the broker is running; the client reconnects by itself.'})
-    this.sentOnReconnection?.add(text)
+    const sending = this.publishCommand(this.client, nodeAddress, text, wanted)
+    this.sentOnReconnection?.set(text, sending)
+    return sending
+  }
+
+  private async publishCommand(client: MqttClient, nodeAddress: string, text: string, wanted: () => boolean): Promise<void> {
     try {
-      await publish(this.client, this.topics.config(nodeAddress), text)
+      await publish(client, this.topics.config(nodeAddress), text)
     } catch (error) {
       if ((error as Error).message !== TAKEN_BACK) throw error
       return this.command(nodeAddress, text, wanted)
